@@ -1,0 +1,123 @@
+"""The `gotong` command."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import secrets
+import signal
+import sys
+from pathlib import Path
+
+from aiohttp import web
+
+from gotong.bot.app import open_services, prepare_database
+from gotong.bot.config import Config, ConfigError, load_config
+from gotong.bot.console import run_console
+from gotong.bot.logs import setup_logging
+from gotong.bot.telegram import TelegramChannel
+from gotong.bot.web import create_web_app
+from gotong.models.db import create_engine
+
+log = logging.getLogger("gotong")
+
+NEW_CONFIG = """\
+# Gotong configuration. Every key is documented in config.example.toml.
+# Any key can be overridden by an environment variable GOTONG_<SECTION>__<KEY>.
+
+[privacy]
+# Secret key of the NIK hash. Keep it; changing it hides earlier duplicates.
+nik_hash_key = "{nik_key}"
+
+[telegram]
+# Bot token from @BotFather. Without it, `gotong run` starts a chat in this terminal.
+token = ""
+webhook_secret = "{webhook_secret}"
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="gotong", description="Community aid chatbot")
+    parser.add_argument("--config", type=Path, help="TOML file (default: ./config.toml)")
+    commands = parser.add_subparsers(dest="command", required=True)
+    init = commands.add_parser("init", help="write a config.toml with fresh secrets")
+    init.add_argument("--path", type=Path, default=Path("config.toml"))
+    db = commands.add_parser("db", help="database")
+    db.add_argument("action", choices=["upgrade"])
+    commands.add_parser("run", help="run the bot (a console chat without a token)")
+    chat = commands.add_parser("chat", help="chat with the bot in this terminal")
+    chat.add_argument("--language", choices=["id", "en"])
+    args = parser.parse_args(argv)
+
+    if args.command == "init":
+        return init_config(args.path)
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"gotong: configuration error: {exc}", file=sys.stderr)
+        return 2
+    setup_logging(config.logging.level)
+    if args.command == "db":
+        asyncio.run(upgrade_database(config))
+        print("database is up to date")
+        return 0
+    if args.command == "chat" or not config.telegram.token:
+        if args.command == "run":
+            print("No Telegram token is configured, so Gotong runs as a chat in this terminal.\n"
+                  "To run the Telegram bot, set telegram.token in config.toml (or the\n"
+                  "GOTONG_TELEGRAM__TOKEN environment variable) to the token @BotFather\n"
+                  "gave you. Type /help for help; end with Ctrl-D.\n")
+        asyncio.run(chat_in_terminal(config, getattr(args, "language", None)))
+        return 0
+    asyncio.run(run_bot(config))
+    return 0
+
+
+def init_config(path: Path) -> int:
+    if path.exists():
+        print(f"{path} exists; leaving it as it is")
+        return 0
+    path.write_text(NEW_CONFIG.format(nik_key=secrets.token_urlsafe(48),
+                                      webhook_secret=secrets.token_urlsafe(32)))
+    print(f"wrote {path} with fresh secrets")
+    return 0
+
+
+async def upgrade_database(config: Config) -> None:
+    engine = create_engine(config.database.url)
+    try:
+        await prepare_database(engine, config.areas.provinces)
+    finally:
+        await engine.dispose()
+
+
+async def chat_in_terminal(config: Config, language: str | None) -> None:
+    services = await open_services(config)
+    try:
+        await run_console(services.conversations, language=language)
+    finally:
+        await services.close()
+
+
+async def run_bot(config: Config) -> None:
+    services = await open_services(config)
+    telegram = TelegramChannel(config.telegram, services.conversations, services.sessions)
+    runner = web.AppRunner(create_web_app(telegram), access_log=None)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await runner.setup()
+        await web.TCPSite(runner, config.web.host, config.web.port).start()
+        await telegram.start()
+        log.info("gotong is running (%s mode) on http://%s:%d", config.telegram.mode,
+                 config.web.host, config.web.port)
+        await stop.wait()
+    finally:
+        await telegram.stop()
+        await runner.cleanup()
+        await services.close()
+
+

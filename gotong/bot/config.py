@@ -1,0 +1,245 @@
+"""Configuration: a TOML file, overridden by GOTONG_<SECTION>__<KEY> environment variables.
+
+Loaded once at start-up, validated into frozen dataclasses and passed down. A bad value
+stops start-up with a `ConfigError` that names the key.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Literal
+
+ENV_PREFIX = "GOTONG_"
+LANGUAGES = ("id", "en")
+DEFAULT_CONFIG_FILE = "config.toml"
+
+_SECRET_TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing or wrong; the message names the key."""
+
+
+@dataclass(frozen=True)
+class DatabaseConfig:
+    url: str = "sqlite+aiosqlite:///data/gotong.sqlite3"
+    echo: bool = False
+
+
+@dataclass(frozen=True)
+class TelegramConfig:
+    token: str = ""
+    api_base_url: str = "https://api.telegram.org/bot"
+    api_file_url: str = "https://api.telegram.org/file/bot"
+    mode: Literal["polling", "webhook"] = "polling"
+    webhook_url: str = ""
+    webhook_secret: str = ""
+    # Updates of one chat are handled in order; this many chats at once.
+    max_concurrent_chats: int = 64
+
+
+@dataclass(frozen=True)
+class WebConfig:
+    host: str = "127.0.0.1"
+    port: int = 8080
+
+
+@dataclass(frozen=True)
+class I18nConfig:
+    default_language: str = "id"
+    timezone: str = "Asia/Jakarta"
+
+
+@dataclass(frozen=True)
+class PrivacyConfig:
+    # Key of the HMAC that stores a NIK without keeping it in clear.
+    nik_hash_key: str = ""
+
+
+@dataclass(frozen=True)
+class AreasConfig:
+    # Provinces whose kota/kabupaten, kecamatan and kelurahan people may choose.
+    provinces: tuple[str, ...] = ("DKI Jakarta",)
+
+
+@dataclass(frozen=True)
+class DialogsConfig:
+    # After this long away, the next message greets the person and repeats the question
+    # instead of being taken as the answer to it.
+    resume_after_minutes: int = 60
+    max_invalid_attempts: int = 3
+    max_text_length: int = 1000
+    page_size: int = 8
+
+
+@dataclass(frozen=True)
+class RequestsConfig:
+    # A request is "recent" for duplicate checks this many days after it closed.
+    duplicate_window_days: int = 90
+
+
+@dataclass(frozen=True)
+class LoggingConfig:
+    level: str = "INFO"
+
+
+@dataclass(frozen=True)
+class Config:
+    database: DatabaseConfig = field(default_factory=DatabaseConfig)
+    telegram: TelegramConfig = field(default_factory=TelegramConfig)
+    web: WebConfig = field(default_factory=WebConfig)
+    i18n: I18nConfig = field(default_factory=I18nConfig)
+    privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
+    areas: AreasConfig = field(default_factory=AreasConfig)
+    dialogs: DialogsConfig = field(default_factory=DialogsConfig)
+    requests: RequestsConfig = field(default_factory=RequestsConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+
+    @property
+    def nik_key(self) -> bytes:
+        return self.privacy.nik_hash_key.encode()
+
+
+def load_config(path: Path | None = None, environ: Mapping[str, str] | None = None) -> Config:
+    """Read the TOML file (if any), apply environment overrides and validate."""
+    environ = os.environ if environ is None else environ
+    if path is None:
+        env_path = environ.get(ENV_PREFIX + "CONFIG")
+        if env_path:
+            path = Path(env_path)
+        elif Path(DEFAULT_CONFIG_FILE).exists():
+            path = Path(DEFAULT_CONFIG_FILE)
+    raw: dict[str, Any] = {}
+    if path is not None:
+        try:
+            with path.open("rb") as fh:
+                raw = tomllib.load(fh)
+        except FileNotFoundError as exc:
+            raise ConfigError(f"config file {path} does not exist") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+    _apply_environment(raw, environ)
+    config = _build(raw)
+    validate(config)
+    return config
+
+
+def _apply_environment(raw: dict[str, Any], environ: Mapping[str, str]) -> None:
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX) or "__" not in name:
+            continue
+        section, _, key = name[len(ENV_PREFIX) :].lower().partition("__")
+        raw.setdefault(section, {})
+        if not isinstance(raw[section], dict):
+            raise ConfigError(f"{section} must be a table")
+        raw[section][key] = value
+
+
+def _build(raw: Mapping[str, Any]) -> Config:
+    sections: dict[str, Any] = {}
+    known = {f.name: f for f in fields(Config)}
+    for section, values in raw.items():
+        if section not in known:
+            raise ConfigError(f"unknown config section [{section}]")
+        if not isinstance(values, dict):
+            raise ConfigError(f"[{section}] must be a table")
+        section_type = known[section].default_factory()  # type: ignore[misc]
+        sections[section] = _build_section(section, type(section_type), values)
+    return Config(**sections)
+
+
+def _build_section(section: str, cls: type[Any], values: Mapping[str, Any]) -> Any:
+    defaults = cls()
+    kwargs: dict[str, Any] = {}
+    known = {f.name for f in fields(cls)}
+    for key, value in values.items():
+        if key not in known:
+            raise ConfigError(f"unknown config key {section}.{key}")
+        kwargs[key] = _coerce(f"{section}.{key}", getattr(defaults, key), value)
+    return cls(**kwargs)
+
+
+def _coerce(name: str, default: Any, value: Any) -> Any:
+    """Coerce TOML or environment values to the type of the default."""
+    if isinstance(default, bool):
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on"):
+            return True
+        if isinstance(value, str) and value.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"{name} must be true or false, not {value!r}")
+    if isinstance(default, int):
+        try:
+            return int(value)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"{name} must be a whole number, not {value!r}") from exc
+    if isinstance(default, tuple):
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return tuple(value)
+        raise ConfigError(f"{name} must be a list of strings")
+    if not isinstance(value, str):
+        raise ConfigError(f"{name} must be a string, not {value!r}")
+    return value
+
+
+def validate(config: Config) -> None:
+    """Check values that types alone cannot; raise ConfigError naming the key."""
+    url = config.database.url
+    if not url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+        raise ConfigError(
+            "database.url must start with sqlite+aiosqlite:// or postgresql+asyncpg://"
+        )
+    tg = config.telegram
+    if tg.mode not in ("polling", "webhook"):
+        raise ConfigError("telegram.mode must be 'polling' or 'webhook'")
+    if tg.token and not re.fullmatch(r"\d+:[A-Za-z0-9_-]+", tg.token):
+        raise ConfigError("telegram.token does not look like a bot token (123456:ABC-...)")
+    if not tg.api_base_url.startswith(("http://", "https://")):
+        raise ConfigError("telegram.api_base_url must be an http(s) URL")
+    if tg.mode == "webhook" and tg.token:
+        if not tg.webhook_url.startswith("https://"):
+            raise ConfigError("telegram.webhook_url must be an https:// URL in webhook mode")
+        if not _SECRET_TOKEN.fullmatch(tg.webhook_secret):
+            raise ConfigError(
+                "telegram.webhook_secret must be 1-256 characters of A-Z, a-z, 0-9, _ and -"
+            )
+    if tg.max_concurrent_chats < 1:
+        raise ConfigError("telegram.max_concurrent_chats must be at least 1")
+    if not 0 < config.web.port < 65536:
+        raise ConfigError("web.port must be between 1 and 65535")
+    if config.i18n.default_language not in LANGUAGES:
+        raise ConfigError(f"i18n.default_language must be one of {', '.join(LANGUAGES)}")
+    try:
+        from zoneinfo import ZoneInfo
+
+        ZoneInfo(config.i18n.timezone)
+    except Exception as exc:
+        raise ConfigError(f"i18n.timezone {config.i18n.timezone!r} is not a time zone") from exc
+    if len(config.privacy.nik_hash_key) < 32:
+        raise ConfigError(
+            "privacy.nik_hash_key must be a secret of at least 32 characters "
+            "(run `gotong init` to generate one)"
+        )
+    if not config.areas.provinces:
+        raise ConfigError("areas.provinces must name at least one province")
+    d = config.dialogs
+    if d.resume_after_minutes < 1:
+        raise ConfigError("dialogs.resume_after_minutes must be at least 1")
+    if d.max_invalid_attempts < 1:
+        raise ConfigError("dialogs.max_invalid_attempts must be at least 1")
+    if not 50 <= d.max_text_length <= 4000:
+        raise ConfigError("dialogs.max_text_length must be between 50 and 4000")
+    if not 3 <= d.page_size <= 20:
+        raise ConfigError("dialogs.page_size must be between 3 and 20")
+    if config.requests.duplicate_window_days < 0:
+        raise ConfigError("requests.duplicate_window_days must not be negative")
+    if config.logging.level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ConfigError("logging.level must be DEBUG, INFO, WARNING or ERROR")

@@ -1,0 +1,328 @@
+"""The Telegram channel, on python-telegram-bot.
+
+A thin adapter: it turns a PTB `Update` into an `Incoming`, hands it to the
+conversations, and renders each `Reply` as a Telegram message with an inline keyboard
+(or a reply keyboard asking for the phone). In webhook mode our aiohttp app owns HTTP
+and the Application, built without an Updater, takes verified updates on its queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import traceback
+from collections.abc import Awaitable, Sequence
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from telegram import (
+    BotCommand,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    KeyboardButton,
+    Message,
+    ReplyKeyboardMarkup,
+    ReplyKeyboardRemove,
+    Update,
+)
+from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
+from telegram.ext import Application, BaseUpdateProcessor, ContextTypes, TypeHandler
+
+from gotong.bot.config import TelegramConfig
+from gotong.handlers.conversations import Conversations
+from gotong.handlers.messages import Hint, Incoming, Kind, Option, Reply
+from gotong.models.base import utcnow
+from gotong.models.inbound import store_inbound, unprocessed_payloads
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "telegram"
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+MAX_TEXT = 4096
+MAX_CALLBACK_DATA = 64
+ALLOWED_UPDATES = ["message", "callback_query"]
+# Labels this short fit two to a row on a phone.
+SHORT_LABEL = 18
+
+
+class ChatOrderedProcessor(BaseUpdateProcessor):
+    """Processes updates of different chats concurrently and of one chat in order."""
+
+    def __init__(self, max_concurrent_updates: int) -> None:
+        super().__init__(max_concurrent_updates=max_concurrent_updates)
+        self._locks: dict[int, asyncio.Lock] = {}
+        self._waiting: dict[int, int] = {}
+
+    async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
+        chat = update.effective_chat if isinstance(update, Update) else None
+        if chat is None:
+            await coroutine
+            return
+        lock = self._locks.setdefault(chat.id, asyncio.Lock())
+        self._waiting[chat.id] = self._waiting.get(chat.id, 0) + 1
+        try:
+            async with lock:
+                await coroutine
+        finally:
+            self._waiting[chat.id] -= 1
+            if not self._waiting[chat.id]:
+                # Forget idle chats so that the table does not grow with every user.
+                del self._waiting[chat.id]
+                del self._locks[chat.id]
+
+    async def initialize(self) -> None:
+        pass
+
+    async def shutdown(self) -> None:
+        pass
+
+
+def to_incoming(update: Update) -> Incoming | None:
+    """The channel-agnostic form of an update, or None for updates we do not handle."""
+    user = update.effective_user
+    chat = update.effective_chat
+    if user is None or chat is None or chat.type != "private":
+        return None
+    base: dict[str, Any] = {
+        "channel": CHANNEL, "chat_id": str(chat.id), "language_hint": user.language_code,
+        "external_id": str(update.update_id),
+    }
+    query = update.callback_query
+    if query is not None:
+        context, separator, option = (query.data or "").partition("|")
+        if not separator:
+            context, option = "", ""
+        return Incoming(kind=Kind.CHOICE, context=context, option=option, **base)
+    message = update.message
+    if message is None:
+        return None
+    if message.text is not None:
+        text = message.text
+        if text.startswith("/"):
+            word, _, args = text[1:].partition(" ")
+            command = word.split("@", 1)[0].lower()
+            return Incoming(kind=Kind.COMMAND, command=command, args=args.strip(),
+                            text=text, **base)
+        return Incoming(kind=Kind.TEXT, text=text, **base)
+    if message.contact is not None:
+        return Incoming(kind=Kind.CONTACT, phone=message.contact.phone_number,
+                        phone_is_own=message.contact.user_id == user.id, **base)
+    if message.location is not None:
+        return Incoming(kind=Kind.LOCATION, latitude=message.location.latitude,
+                        longitude=message.location.longitude, **base)
+    if message.photo:
+        return Incoming(kind=Kind.PHOTO, media_id=message.photo[-1].file_id,
+                        text=message.caption or "", **base)
+    if message.sticker is not None:
+        return Incoming(kind=Kind.STICKER, **base)
+    if message.voice is not None or message.audio is not None or message.video_note is not None:
+        return Incoming(kind=Kind.VOICE, **base)
+    return Incoming(kind=Kind.OTHER, **base)
+
+
+def _button_label(option: Option, multi: bool) -> str:
+    label = f"{option.number}. {option.label}" if option.number is not None else option.label
+    if multi:
+        label = ("✅ " if option.selected else "▫️ ") + label
+    return label
+
+
+def _button(reply: Reply, option: Option, multi: bool = False) -> InlineKeyboardButton:
+    data = f"{reply.context}|{option.id}"
+    if len(data.encode()) > MAX_CALLBACK_DATA:
+        raise ValueError(f"callback data over {MAX_CALLBACK_DATA} bytes: {reply.context}")
+    return InlineKeyboardButton(_button_label(option, multi), callback_data=data)
+
+
+def render_markup(reply: Reply) -> InlineKeyboardMarkup | ReplyKeyboardMarkup | \
+        ReplyKeyboardRemove | None:
+    if reply.hint == Hint.CONTACT:
+        return ReplyKeyboardMarkup(
+            [[KeyboardButton(reply.contact_label or "", request_contact=True)]],
+            resize_keyboard=True, one_time_keyboard=True,
+        )
+    if reply.options or reply.controls:
+        multi = reply.hint == Hint.MULTI
+        buttons = [_button(reply, o, multi) for o in reply.options]
+        short = all(len(b.text) <= SHORT_LABEL for b in buttons)
+        width = 2 if short else 1
+        rows = [buttons[i : i + width] for i in range(0, len(buttons), width)]
+        controls = [_button(reply, c) for c in reply.controls]
+        rows.extend(controls[i : i + 3] for i in range(0, len(controls), 3))
+        return InlineKeyboardMarkup(rows)
+    if reply.remove_keyboard:
+        return ReplyKeyboardRemove()
+    return None
+
+
+def split_text(text: str, limit: int = MAX_TEXT) -> list[str]:
+    """Cut text into messages Telegram accepts, at line breaks where possible."""
+    chunks = []
+    while len(text) > limit:
+        cut = text.rfind("\n", 0, limit)
+        if cut <= 0:
+            cut = limit
+        chunks.append(text[:cut])
+        text = text[cut:].lstrip("\n")
+    chunks.append(text)
+    return chunks
+
+
+class TelegramChannel:
+    def __init__(
+        self,
+        config: TelegramConfig,
+        conversations: Conversations,
+        sessions: async_sessionmaker[AsyncSession],
+        *,
+        webhook: bool | None = None,
+    ) -> None:
+        self.config = config
+        self._conversations = conversations
+        self._sessions = sessions
+        self.webhook = config.mode == "webhook" if webhook is None else webhook
+        builder = (
+            Application.builder()
+            .token(config.token)
+            .base_url(config.api_base_url)
+            .base_file_url(config.api_file_url)
+            .concurrent_updates(ChatOrderedProcessor(config.max_concurrent_chats))
+        )
+        if self.webhook:
+            builder = builder.updater(None)
+        self.application = builder.build()
+        self.application.add_handler(TypeHandler(Update, self._on_update))
+        self.application.add_error_handler(self._on_error)
+
+    # --- life cycle -----------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Connect, publish the command menus, and start taking updates."""
+        app = self.application
+        await app.initialize()
+        await self.set_commands()
+        await app.start()
+        if self.webhook:
+            await app.bot.set_webhook(
+                self.config.webhook_url, secret_token=self.config.webhook_secret,
+                allowed_updates=ALLOWED_UPDATES,
+            )
+            await self.resume_stored_updates()
+        else:
+            assert app.updater is not None
+            await app.updater.start_polling(allowed_updates=ALLOWED_UPDATES)
+
+    async def stop(self) -> None:
+        app = self.application
+        if app.updater is not None and app.updater.running:
+            await app.updater.stop()
+        if app.running:
+            await app.stop()
+        await app.shutdown()
+
+    async def set_commands(self) -> None:
+        bot = self.application.bot
+        for language in self._conversations.catalog.languages:
+            commands = [BotCommand(name, text)
+                        for name, text in self._conversations.command_menu(language)]
+            await bot.set_my_commands(commands, language_code=language)
+        default = self._conversations.command_menu("id")
+        await bot.set_my_commands([BotCommand(name, text) for name, text in default])
+
+    # --- webhook --------------------------------------------------------------------
+
+    def secret_matches(self, given: str | None) -> bool:
+        expected = self.config.webhook_secret
+        return bool(expected) and given is not None and hmac.compare_digest(
+            given.encode(), expected.encode()
+        )
+
+    async def accept_webhook(self, payload: dict[str, Any]) -> bool:
+        """Store a verified webhook update and queue it; False for a replay.
+
+        The update is committed before Telegram gets its 200, so that a crash between
+        the two loses nothing: stored updates are processed again at start.
+        """
+        update = Update.de_json(payload, self.application.bot)
+        async with self._sessions() as session, session.begin():
+            stored = await store_inbound(session, CHANNEL, str(update.update_id), payload,
+                                         utcnow())
+        if stored:
+            await self.application.update_queue.put(update)
+        return stored
+
+    async def resume_stored_updates(self) -> int:
+        async with self._sessions() as session:
+            payloads = await unprocessed_payloads(session, CHANNEL)
+        for payload in payloads:
+            await self.application.update_queue.put(
+                Update.de_json(payload, self.application.bot)
+            )
+        if payloads:
+            log.info("resumed %d stored telegram updates", len(payloads))
+        return len(payloads)
+
+    # --- handling -------------------------------------------------------------------
+
+    async def _on_update(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        query = update.callback_query
+        if query is not None:
+            try:
+                await query.answer()
+            except TelegramError as exc:
+                log.warning("could not answer a callback query: %s", type(exc).__name__)
+        incoming = to_incoming(update)
+        if incoming is None:
+            return
+        replies = await self._conversations.handle(incoming)
+        message = query.message if query is not None else None
+        edit_id = message.message_id if isinstance(message, Message) else None
+        await self.send(int(incoming.chat_id), replies, edit_message_id=edit_id)
+
+    async def send(self, chat_id: int, replies: Sequence[Reply],
+                   edit_message_id: int | None = None) -> None:
+        for reply in replies:
+            if reply.edit and edit_message_id is not None and await self._edit(
+                chat_id, edit_message_id, reply
+            ):
+                continue
+            chunks = split_text(reply.text)
+            markup = render_markup(reply)
+            for i, chunk in enumerate(chunks):
+                last = i == len(chunks) - 1
+                await self._send_message(chat_id, chunk, markup if last else None)
+
+    async def _edit(self, chat_id: int, message_id: int, reply: Reply) -> bool:
+        markup = render_markup(reply)
+        if not isinstance(markup, InlineKeyboardMarkup) and markup is not None:
+            return False
+        try:
+            await self.application.bot.edit_message_text(
+                reply.text[:MAX_TEXT], chat_id=chat_id, message_id=message_id,
+                reply_markup=markup,
+            )
+        except BadRequest as exc:
+            if "not modified" in str(exc).lower():
+                return True
+            return False
+        return True
+
+    async def _send_message(self, chat_id: int, text: str, markup: Any) -> None:
+        bot = self.application.bot
+        try:
+            await bot.send_message(chat_id, text, reply_markup=markup)
+        except RetryAfter as exc:
+            delay = exc.retry_after
+            seconds = delay if isinstance(delay, int | float) else delay.total_seconds()
+            await asyncio.sleep(min(seconds, 30))
+            await bot.send_message(chat_id, text, reply_markup=markup)
+        except Forbidden:
+            log.info("a telegram chat blocked the bot; reply dropped")
+
+    async def _on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+        # Only the error's type: the update itself holds personal data.
+        error = context.error
+        frames = "".join(traceback.format_tb(error.__traceback__)) if error else ""
+        log.error("error while handling a telegram update: %s\n%s", type(error).__name__,
+                  frames)

@@ -1,0 +1,56 @@
+"""The aiohttp application: Telegram webhook and health check."""
+
+from __future__ import annotations
+
+import json
+import logging
+from urllib.parse import urlsplit
+
+from aiohttp import web
+
+from gotong.bot.telegram import SECRET_HEADER, TelegramChannel
+
+log = logging.getLogger(__name__)
+
+TELEGRAM_CHANNEL = web.AppKey("telegram_channel", TelegramChannel)
+WEBHOOK_PATH = "/telegram/webhook"
+# Telegram updates are small; anything bigger is not from Telegram.
+MAX_BODY = 1024 * 1024
+
+
+async def health(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def telegram_webhook(request: web.Request) -> web.Response:
+    channel = request.app[TELEGRAM_CHANNEL]
+    if not channel.secret_matches(request.headers.get(SECRET_HEADER)):
+        log.warning("refused a telegram webhook call without the right secret")
+        raise web.HTTPForbidden()
+    body = await request.read()
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        raise web.HTTPBadRequest(text="not JSON") from None
+    if not isinstance(payload, dict) or not isinstance(payload.get("update_id"), int):
+        raise web.HTTPBadRequest(text="not a Telegram update")
+    try:
+        await channel.accept_webhook(payload)
+    except (ValueError, TypeError, KeyError):
+        raise web.HTTPBadRequest(text="malformed update") from None
+    return web.json_response({"ok": True})
+
+
+def webhook_path(webhook_url: str) -> str:
+    """The path Telegram posts to: that of the public webhook URL (a proxy in front of
+    us may map the host, not the path)."""
+    return urlsplit(webhook_url).path or WEBHOOK_PATH
+
+
+def create_web_app(telegram: TelegramChannel | None = None) -> web.Application:
+    app = web.Application(client_max_size=MAX_BODY)
+    app.router.add_get("/healthz", health)
+    if telegram is not None and telegram.webhook:
+        app[TELEGRAM_CHANNEL] = telegram
+        app.router.add_post(webhook_path(telegram.config.webhook_url), telegram_webhook)
+    return app

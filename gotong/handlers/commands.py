@@ -1,0 +1,64 @@
+"""Global commands, their aliases in each language, and the main menu."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gotong.handlers.messages import Hint, Option, Reply
+from gotong.handlers.turn import Turn
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    # Aliases per language; the first is the one shown in that language's menu.
+    aliases: dict[str, tuple[str, ...]]
+    description: str  # catalog key
+    in_menu: bool = True
+
+
+COMMANDS: tuple[Command, ...] = (
+    Command("start", {"id": ("start", "mulai"), "en": ("start",)}, "command.start", False),
+    Command("menu", {"id": ("menu",), "en": ("menu",)}, "command.menu"),
+    Command("request", {"id": ("minta", "minta_bantuan"), "en": ("request",)},
+            "command.request"),
+    Command("status", {"id": ("status",), "en": ("status",)}, "command.status"),
+    Command("language", {"id": ("bahasa",), "en": ("language",)}, "command.language"),
+    Command("cancel", {"id": ("batal",), "en": ("cancel",)}, "command.cancel"),
+    Command("back", {"id": ("kembali",), "en": ("back",)}, "command.back"),
+    Command("help", {"id": ("bantuan",), "en": ("help",)}, "command.help"),
+)
+
+_BY_ALIAS = {alias: c.name for c in COMMANDS for names in c.aliases.values() for alias in names}
+
+
+def resolve_command(word: str) -> str | None:
+    """The command a typed /word names, in any language (or None)."""
+    return _BY_ALIAS.get(word.lower())
+
+
+def command_menu(turn_language: str) -> list[tuple[str, str]]:
+    """(command, description key) pairs for a language's command menu."""
+    return [(c.aliases[turn_language][0], c.description) for c in COMMANDS if c.in_menu]
+
+
+MENU_CONTEXT = "menu"
+MENU_ITEMS = ("request", "donate", "volunteer", "status", "language", "help")
+LANGUAGE_CONTEXT = "lang"
+LANGUAGE_NAMES = {"id": "Bahasa Indonesia", "en": "English"}
+
+
+def menu_reply(turn: Turn, prefix: str | None = None) -> Reply:
+    text = turn.t("menu.title")
+    if prefix:
+        text = f"{prefix}\n\n{text}"
+    options = tuple(Option(item, turn.t(f"menu.{item}"), number=i + 1)
+                    for i, item in enumerate(MENU_ITEMS))
+    return Reply(text=text, options=options, hint=Hint.SINGLE, context=MENU_CONTEXT)
+
+
+def language_reply(turn: Turn) -> Reply:
+    options = tuple(Option(code, name, number=i + 1)
+                    for i, (code, name) in enumerate(LANGUAGE_NAMES.items()))
+    return Reply(text=turn.t("language.choose"), options=options, hint=Hint.SINGLE,
+                 context=LANGUAGE_CONTEXT)

@@ -1,0 +1,231 @@
+"""One unit of work per inbound update, and the routing of an update to its handler.
+
+For each update, in one transaction: record its platform id (a replay is dropped), load
+the contact and conversation, run the step, write the conversation and whatever the
+step changed; commit. The caller then sends the replies.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm.exc import StaleDataError
+
+from gotong.handlers import forms
+from gotong.handlers.catalog import Catalog
+from gotong.handlers.commands import (
+    LANGUAGE_CONTEXT,
+    LANGUAGE_NAMES,
+    MENU_CONTEXT,
+    MENU_ITEMS,
+    command_menu,
+    language_reply,
+    menu_reply,
+    resolve_command,
+)
+from gotong.handlers.forms import Form, match_choice
+from gotong.handlers.household import HOUSEHOLD_REQUEST
+from gotong.handlers.messages import Incoming, Kind, Reply
+from gotong.handlers.status import status_replies
+from gotong.handlers.turn import HandlerSettings, Turn
+from gotong.models.area import AreaDirectory
+from gotong.models.base import utcnow
+from gotong.models.contact import get_or_create_contact
+from gotong.models.conversation import get_or_create_conversation
+from gotong.models.inbound import claim_inbound
+
+log = logging.getLogger(__name__)
+
+FORMS: dict[str, Form] = {form.name: form for form in (HOUSEHOLD_REQUEST,)}
+LANGUAGE_OVERLAY = "language"
+MAX_ATTEMPTS = 3
+
+
+class Conversations:
+    """The channel-agnostic entry point: an `Incoming` in, the replies to send out."""
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        catalog: Catalog,
+        areas: AreaDirectory,
+        settings: HandlerSettings,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self._sessions = sessions
+        self.catalog = catalog
+        self._areas = areas
+        self._settings = settings
+        self._clock = clock
+
+    async def handle(self, incoming: Incoming) -> list[Reply]:
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            try:
+                return await self._handle_once(incoming)
+            except (StaleDataError, IntegrityError):
+                # Another process handled an update of the same chat at the same moment
+                # (or recorded the same update): run the step again on the fresh state.
+                if attempt == MAX_ATTEMPTS:
+                    raise
+                log.info("conversation changed concurrently; retrying the update")
+        raise AssertionError("unreachable")
+
+    async def _handle_once(self, incoming: Incoming) -> list[Reply]:
+        now = self._clock()
+        async with self._sessions() as session, session.begin():
+            if incoming.external_id is not None and not await claim_inbound(
+                session, incoming.channel, incoming.external_id, now
+            ):
+                log.info("dropped a replayed %s update", incoming.channel)
+                return []
+            contact, created = await get_or_create_contact(
+                session, incoming.channel, incoming.chat_id, self._first_language(incoming), now
+            )
+            conversation = await get_or_create_conversation(session, contact.id)
+            turn = Turn(session=session, contact=contact, conversation=conversation,
+                        incoming=incoming, catalog=self.catalog, areas=self._areas,
+                        settings=self._settings, now=now, first_contact=created)
+            replies = await route(turn)
+            conversation.updated_at = now
+        return replies
+
+    def _first_language(self, incoming: Incoming) -> str:
+        hint = (incoming.language_hint or "").lower()[:2]
+        # The app's language decides the first welcome: English only when it is English.
+        return "en" if hint == "en" else self._settings.default_language
+
+    def command_menu(self, language: str) -> list[tuple[str, str]]:
+        return [(name, self.catalog.text(language, key)) for name, key in command_menu(language)]
+
+
+async def route(turn: Turn) -> list[Reply]:
+    incoming = turn.incoming
+    conversation = turn.conversation
+    form = FORMS.get(conversation.dialog or "")
+    if conversation.dialog and form is None:
+        conversation.reset()  # a dialog this version no longer has
+    if incoming.kind == Kind.TEXT and len(incoming.text) > turn.settings.max_text_length:
+        return [_current(turn, form, turn.t("input.too_long",
+                                            max=turn.settings.max_text_length))]
+    if incoming.kind == Kind.COMMAND:
+        return await _on_command(turn, form)
+    if incoming.kind == Kind.CHOICE and incoming.context == MENU_CONTEXT:
+        return await _on_menu(turn, form, incoming.option or "")
+    if incoming.kind == Kind.CHOICE and incoming.context == LANGUAGE_CONTEXT:
+        return _set_language(turn, form, incoming.option or "")
+    if conversation.scratch.get("overlay") == LANGUAGE_OVERLAY:
+        scratch = dict(conversation.scratch)
+        scratch.pop("overlay")
+        conversation.scratch = scratch
+        code = _typed_language(turn, incoming)
+        if code is not None:
+            return _set_language(turn, form, code)
+    if turn.first_contact:
+        return [_welcome(turn)]
+    if form is not None:
+        away = turn.now - conversation.updated_at
+        tapped_current = (incoming.kind == Kind.CHOICE
+                          and incoming.context == form.context(conversation.step or ""))
+        if away > turn.settings.resume_after and not tapped_current:
+            # After a long pause the message is a greeting, not an answer to a question
+            # the person may have forgotten: show the question again.
+            return [forms.question(turn, form, prefix=turn.t("dialog.welcome_back"))]
+        return await forms.step(turn, form)
+    if incoming.kind == Kind.TEXT:
+        choices = [forms.Choice(item, f"menu.{item}") for item in MENU_ITEMS]
+        item = match_choice(turn, incoming.text, choices)
+        if item is not None:
+            return await _on_menu(turn, form, item)
+    if incoming.kind == Kind.CHOICE:
+        return [menu_reply(turn, prefix=turn.t("button.stale"))]
+    return [menu_reply(turn, prefix=turn.t("menu.unknown"))]
+
+
+def _welcome(turn: Turn) -> Reply:
+    return menu_reply(turn, prefix=turn.t("welcome"))
+
+
+def _current(turn: Turn, form: Form | None, prefix: str | None = None) -> Reply:
+    """Ask the current question again, or show the menu when there is none."""
+    if form is not None:
+        return forms.question(turn, form, prefix=prefix)
+    return menu_reply(turn, prefix=prefix)
+
+
+async def _on_command(turn: Turn, form: Form | None) -> list[Reply]:
+    incoming = turn.incoming
+    command = resolve_command(incoming.command or "")
+    conversation = turn.conversation
+    if command == "start":
+        if form is not None:
+            return [forms.question(turn, form, prefix=turn.t("dialog.continue"))]
+        return [_welcome(turn)]
+    if command == "menu":
+        prefix = turn.t("menu.draft_kept") if form is not None else None
+        return [menu_reply(turn, prefix=prefix)]
+    if command == "request":
+        return await _on_menu(turn, form, "request")
+    if command == "status":
+        replies = await status_replies(turn)
+        return replies + ([forms.question(turn, form)] if form is not None else [])
+    if command == "language":
+        code = incoming.args.strip().lower()
+        if code in LANGUAGE_NAMES:
+            return _set_language(turn, form, code)
+        return _ask_language(turn)
+    if command == "cancel":
+        if form is None:
+            return [menu_reply(turn, prefix=turn.t("dialog.nothing_to_cancel"))]
+        conversation.reset()
+        return [Reply(text=turn.t("dialog.cancelled"), remove_keyboard=True), menu_reply(turn)]
+    if command == "back":
+        if form is None:
+            return [menu_reply(turn)]
+        return forms.go_back(turn, form)
+    if command == "help":
+        return [Reply(text=turn.t("help.text")), _current(turn, form)]
+    return [_current(turn, form, turn.t("command.unknown",
+                                         command="/" + (incoming.command or "")[:32]))]
+
+
+async def _on_menu(turn: Turn, form: Form | None, item: str) -> list[Reply]:
+    if item == "request":
+        if form is HOUSEHOLD_REQUEST:
+            return [forms.question(turn, form, prefix=turn.t("dialog.continue"))]
+        return await forms.begin(turn, HOUSEHOLD_REQUEST)
+    if item in ("donate", "volunteer"):
+        return [_current(turn, form, turn.t("menu.coming_soon"))]
+    if item == "status":
+        replies = await status_replies(turn)
+        return replies + [_current(turn, form)]
+    if item == "language":
+        return _ask_language(turn)
+    if item == "help":
+        return [Reply(text=turn.t("help.text")), _current(turn, form)]
+    return [menu_reply(turn, prefix=turn.t("button.invalid"))]
+
+
+def _ask_language(turn: Turn) -> list[Reply]:
+    turn.conversation.scratch = {**turn.conversation.scratch, "overlay": LANGUAGE_OVERLAY}
+    return [language_reply(turn)]
+
+
+def _typed_language(turn: Turn, incoming: Incoming) -> str | None:
+    if incoming.kind != Kind.TEXT:
+        return None
+    choices = [forms.Choice(code, label=name) for code, name in LANGUAGE_NAMES.items()]
+    return match_choice(turn, incoming.text, choices)
+
+
+def _set_language(turn: Turn, form: Form | None, code: str) -> list[Reply]:
+    if code not in LANGUAGE_NAMES:
+        return [_current(turn, form, turn.t("button.invalid"))]
+    turn.contact.language = code
+    scratch = dict(turn.conversation.scratch)
+    scratch.pop("overlay", None)
+    turn.conversation.scratch = scratch
+    return [_current(turn, form, turn.t("language.changed"))]

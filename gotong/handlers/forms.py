@@ -1,0 +1,492 @@
+"""The dialog engine: forms declared as data, and the behaviour every form shares.
+
+A `Form` is a list of `Field`s. The engine always asks the first field that applies
+(`when`) and has no answer yet, so editing a field from the summary, going back, or
+resuming after a restart is the same operation: remove answers, ask what is missing.
+Every question gets the same handling: typed numbers and labels for options, a
+specific hint and the same question on a wrong answer, back, skip for optional fields,
+and paging of long option lists.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import re
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from gotong.handlers.messages import Hint, Kind, Option, Reply
+from gotong.handlers.turn import Turn
+from gotong.handlers.validators import Invalid
+
+SUMMARY = "summary"
+HISTORY = "_history"  # answers key: the keys each accepted step set, newest last
+
+# Control ids in button data; none of them can be a field option id.
+PREV_PAGE = "<"
+NEXT_PAGE = ">"
+BACK = "back"
+SKIP = "skip"
+DONE = "done"
+SUBMIT = "submit"
+EDIT_PREFIX = "edit:"
+
+
+class FieldKind(enum.StrEnum):
+    TEXT = "text"
+    CHOICE = "choice"
+    MULTI = "multi"
+    PHONE = "phone"
+
+
+@dataclass(frozen=True)
+class Choice:
+    id: str
+    label_key: str | None = None  # catalog key, or
+    label: str | None = None  # a literal such as an area's name
+
+    def render(self, turn: Turn) -> str:
+        if self.label_key is not None:
+            return turn.t(self.label_key)
+        return self.label or self.id
+
+
+@dataclass(frozen=True)
+class Accept:
+    """Answers to store; a value of None removes that answer."""
+
+    values: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Stop:
+    """End the dialog without submitting, saying why."""
+
+    message: str
+
+
+Parsed = Accept | Invalid | Stop
+Answers = Mapping[str, Any]
+TextParser = Callable[[Turn, str, Answers], Parsed]
+ChoiceHandler = Callable[[Turn, str, Answers], Parsed]
+Choices = Callable[[Turn, Answers], Sequence[Choice]]
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    kind: FieldKind
+    prompt: str
+    label: str = ""  # catalog key of the field's name in the summary
+    parse_text: TextParser | None = None
+    choices: Choices | Sequence[Choice] = ()
+    on_choice: ChoiceHandler | None = None
+    optional: bool = False
+    when: Callable[[Answers], bool] | None = None
+    # How the answer reads in the summary; fields without it are not listed there.
+    show: Callable[[Turn, Answers], str] | None = None
+    # Answers that depend on this one and are asked again when it is edited.
+    clears: tuple[str, ...] = ()
+    # MULTI: options that cannot be combined with others ("none of these").
+    exclusive: frozenset[str] = frozenset()
+    min_selected: int = 0
+    max_length: int | None = None
+    prompt_params: Callable[[Turn, Answers], Mapping[str, object]] | None = None
+
+    def applies(self, answers: Answers) -> bool:
+        return self.when is None or self.when(answers)
+
+    def resolve_choices(self, turn: Turn, answers: Answers) -> Sequence[Choice]:
+        return self.choices(turn, answers) if callable(self.choices) else self.choices
+
+
+@dataclass(frozen=True)
+class Form:
+    name: str
+    code: str  # short, for button data
+    fields: tuple[Field, ...]
+    summary_title: str
+    submit: Callable[[Turn, Answers], Awaitable[list[Reply]]]
+    # Runs before the form starts; replies instead of starting (e.g. an open request).
+    precheck: Callable[[Turn], Awaitable[list[Reply] | None]] | None = None
+
+    def field(self, name: str | None) -> Field | None:
+        return next((f for f in self.fields if f.name == name), None)
+
+    def next_field(self, answers: Answers) -> Field | None:
+        return next((f for f in self.fields if f.applies(answers) and f.name not in answers),
+                    None)
+
+    def context(self, step: str) -> str:
+        return f"{self.code}.{step}"
+
+    def valid_state(self, step: str | None, answers: Answers) -> bool:
+        """A stored state the engine can continue from."""
+        if step != SUMMARY and self.field(step) is None:
+            return False
+        known = {f.name for f in self.fields} | {HISTORY}
+        return all(key in known for key in answers)
+
+
+# --- running a form -----------------------------------------------------------------
+
+
+async def begin(turn: Turn, form: Form) -> list[Reply]:
+    if form.precheck is not None:
+        replies = await form.precheck(turn)
+        if replies is not None:
+            return replies
+    conversation = turn.conversation
+    conversation.reset()
+    conversation.dialog = form.name
+    return ask_next(turn, form)
+
+
+def ask_next(turn: Turn, form: Form, prefix: str | None = None) -> list[Reply]:
+    """Move to the first unanswered field (or the summary) and ask it."""
+    conversation = turn.conversation
+    field = form.next_field(conversation.answers)
+    conversation.step = field.name if field else SUMMARY
+    conversation.scratch = {}
+    return [question(turn, form, prefix=prefix)]
+
+
+def question(turn: Turn, form: Form, prefix: str | None = None, edit: bool = False) -> Reply:
+    """The current question, as it would be asked now (after a page turn, say)."""
+    step = turn.conversation.step or SUMMARY
+    field = form.field(step)
+    reply = _summary(turn, form) if field is None else _render_field(turn, form, field)
+    if prefix:
+        reply = _with_prefix(reply, prefix)
+    if edit:
+        reply = _replace(reply, edit=True)
+    return reply
+
+
+def _render_field(turn: Turn, form: Form, field: Field) -> Reply:
+    answers = turn.conversation.answers
+    params = dict(field.prompt_params(turn, answers)) if field.prompt_params else {}
+    text = turn.t(field.prompt, **params)
+    context = form.context(field.name)
+    controls: list[Option] = []
+    if field.optional:
+        controls.append(Option(SKIP, turn.t("control.skip")))
+    if answers.get(HISTORY):
+        controls.append(Option(BACK, turn.t("control.back")))
+    if field.kind == FieldKind.PHONE:
+        # A reply keyboard carries the "share my number" button; it cannot share a
+        # message with inline buttons, so back and skip are typed here.
+        return Reply(text=text, hint=Hint.CONTACT, context=context,
+                     contact_label=turn.t("control.share_phone"))
+    if field.kind == FieldKind.TEXT:
+        return Reply(text=text, controls=tuple(controls), context=context)
+    choices = field.resolve_choices(turn, answers)
+    size = turn.settings.page_size
+    pages = max(1, -(-len(choices) // size))
+    page = min(int(turn.conversation.scratch.get("page", 0)), pages - 1)
+    selected = set(turn.conversation.scratch.get("selected", ()))
+    options = tuple(
+        Option(c.id, c.render(turn), number=i + 1, selected=c.id in selected)
+        for i, c in enumerate(choices)
+    )[page * size : (page + 1) * size]
+    paging: list[Option] = []
+    if page > 0:
+        paging.append(Option(f"{PREV_PAGE}{page - 1}", turn.t("control.prev")))
+    if page < pages - 1:
+        paging.append(Option(f"{NEXT_PAGE}{page + 1}", turn.t("control.next")))
+    if field.kind == FieldKind.MULTI:
+        controls.insert(0, Option(DONE, turn.t("control.done")))
+        hint = Hint.MULTI
+    else:
+        hint = Hint.SINGLE
+    if pages > 1:
+        text = f"{text}\n{turn.t('control.page', page=page + 1, pages=pages)}"
+    return Reply(text=text, options=options, controls=tuple(paging + controls), hint=hint,
+                 context=context, page=page, pages=pages)
+
+
+def _summary_choices(turn: Turn, form: Form) -> list[Choice]:
+    answers = turn.conversation.answers
+    choices = [Choice(SUBMIT, "summary.submit")]
+    for field in form.fields:
+        if field.show is not None and field.applies(answers) and field.name in answers:
+            choices.append(Choice(EDIT_PREFIX + field.name,
+                                  label=turn.t("summary.edit", field=turn.t(field.label))))
+    return choices
+
+
+def _summary(turn: Turn, form: Form) -> Reply:
+    answers = turn.conversation.answers
+    lines = [turn.t(form.summary_title)]
+    for field in form.fields:
+        if field.show is not None and field.applies(answers) and field.name in answers:
+            lines.append(f"• {turn.t(field.label)}: {field.show(turn, answers)}")
+    lines.append("")
+    lines.append(turn.t("summary.prompt"))
+    options = tuple(Option(c.id, c.render(turn), number=i + 1)
+                    for i, c in enumerate(_summary_choices(turn, form)))
+    return Reply(text="\n".join(lines), options=options, hint=Hint.SINGLE,
+                 context=form.context(SUMMARY))
+
+
+def _with_prefix(reply: Reply, prefix: str) -> Reply:
+    return _replace(reply, text=f"{prefix}\n\n{reply.text}")
+
+
+def _replace(reply: Reply, **changes: Any) -> Reply:
+    return dataclasses.replace(reply, **changes)
+
+
+# --- handling an answer -------------------------------------------------------------
+
+
+async def step(turn: Turn, form: Form) -> list[Reply]:
+    """Handle the incoming update as the answer to the current step."""
+    conversation = turn.conversation
+    if not form.valid_state(conversation.step, conversation.answers):
+        # A state this version of the form cannot continue from: start the form over
+        # rather than guess.
+        conversation.answers = {}
+        return ask_next(turn, form, prefix=turn.t("dialog.restarted"))
+    incoming = turn.incoming
+    step_name = conversation.step or SUMMARY
+    if incoming.kind == Kind.CHOICE:
+        if incoming.context != form.context(step_name):
+            return [question(turn, form, prefix=turn.t("button.stale"))]
+        return await _on_button(turn, form, incoming.option or "")
+    if incoming.kind == Kind.TEXT:
+        return await _on_text(turn, form, incoming.text.strip())
+    field = form.field(step_name)
+    if incoming.kind == Kind.CONTACT and field is not None and field.kind == FieldKind.PHONE:
+        return await _apply(turn, form, field, _shared_phone(turn, field))
+    return [question(turn, form, prefix=turn.t(f"reask.{incoming.kind.value}"))]
+
+
+def _shared_phone(turn: Turn, field: Field) -> Parsed:
+    assert field.parse_text is not None
+    phone = turn.incoming.phone or ""
+    parsed = field.parse_text(turn, phone, turn.conversation.answers)
+    if isinstance(parsed, Accept) and turn.incoming.phone_is_own:
+        turn.contact.verified_phone = parsed.values.get(field.name)
+    return parsed
+
+
+async def _on_button(turn: Turn, form: Form, option: str) -> list[Reply]:
+    conversation = turn.conversation
+    step_name = conversation.step or SUMMARY
+    field = form.field(step_name)
+    if option == BACK:
+        return go_back(turn, form)
+    if field is None:
+        return await _on_summary(turn, form, option)
+    if option.startswith((PREV_PAGE, NEXT_PAGE)) and option[1:].isdigit():
+        conversation.scratch = {**conversation.scratch, "page": int(option[1:])}
+        return [question(turn, form, edit=True)]
+    if option == SKIP and field.optional:
+        return await _apply(turn, form, field, Accept({field.name: ""}))
+    choice_ids = [c.id for c in field.resolve_choices(turn, conversation.answers)]
+    if field.kind == FieldKind.MULTI:
+        if option == DONE:
+            selected = list(conversation.scratch.get("selected", ()))
+            return await _apply(turn, form, field, _multi_answer(field, selected, choice_ids))
+        if option in choice_ids:
+            selected = _toggle(field, list(conversation.scratch.get("selected", ())), option)
+            conversation.scratch = {**conversation.scratch, "selected": selected}
+            return [question(turn, form, edit=True)]
+    elif option in choice_ids:
+        return await _apply(turn, form, field, _choose(turn, field, option))
+    # Button data that names no option of this question was not made by us.
+    return [question(turn, form, prefix=turn.t("button.invalid"))]
+
+
+async def _on_text(turn: Turn, form: Form, text: str) -> list[Reply]:
+    conversation = turn.conversation
+    field = form.field(conversation.step)
+    if not text:
+        return [question(turn, form, prefix=turn.t("reask.empty"))]
+    word = _control_word(turn, text)
+    if word == BACK:
+        return go_back(turn, form)
+    if field is None:
+        choices = _summary_choices(turn, form)
+        match = match_choice(turn, text, choices)
+        if match is None:
+            return await _apply(turn, form, None, Invalid("invalid.choice", {"max": len(choices)}))
+        return await _on_summary(turn, form, match)
+    if field.max_length is not None and len(text) > field.max_length:
+        return await _apply(turn, form, field,
+                            Invalid("invalid.text.too_long", {"max": field.max_length}))
+    if word == SKIP and field.optional:
+        return await _apply(turn, form, field, Accept({field.name: ""}))
+    answers = conversation.answers
+    if field.kind in (FieldKind.TEXT, FieldKind.PHONE):
+        assert field.parse_text is not None
+        return await _apply(turn, form, field, field.parse_text(turn, text, answers))
+    choices = field.resolve_choices(turn, answers)
+    if word in (NEXT_PAGE, PREV_PAGE):
+        page = int(conversation.scratch.get("page", 0)) + (1 if word == NEXT_PAGE else -1)
+        pages = max(1, -(-len(choices) // turn.settings.page_size))
+        conversation.scratch = {**conversation.scratch, "page": max(0, min(page, pages - 1))}
+        return [question(turn, form)]
+    if field.kind == FieldKind.MULTI:
+        if word == DONE:
+            selected = list(conversation.scratch.get("selected", ()))
+            return await _apply(turn, form, field,
+                                _multi_answer(field, selected, [c.id for c in choices]))
+        return await _apply(turn, form, field, _parse_multi(turn, field, text, choices))
+    match = match_choice(turn, text, choices)
+    if match is not None:
+        return await _apply(turn, form, field, _choose(turn, field, match))
+    if field.parse_text is not None:
+        return await _apply(turn, form, field, field.parse_text(turn, text, answers))
+    return await _apply(turn, form, field, Invalid("invalid.choice", {"max": len(choices)}))
+
+
+async def _on_summary(turn: Turn, form: Form, option: str) -> list[Reply]:
+    conversation = turn.conversation
+    if option == SUBMIT:
+        answers = {k: v for k, v in conversation.answers.items() if k != HISTORY}
+        applicable = {f.name for f in form.fields if f.applies(answers)}
+        replies = await form.submit(turn, {k: v for k, v in answers.items() if k in applicable})
+        conversation.reset()
+        return replies
+    field = form.field(option.removeprefix(EDIT_PREFIX)) if option.startswith(EDIT_PREFIX) else None
+    if field is None or field.show is None:
+        return [question(turn, form, prefix=turn.t("button.invalid"))]
+    answers = dict(conversation.answers)
+    for name in (field.name, *field.clears):
+        answers.pop(name, None)
+    conversation.answers = answers
+    return ask_next(turn, form)
+
+
+def go_back(turn: Turn, form: Form) -> list[Reply]:
+    conversation = turn.conversation
+    answers = dict(conversation.answers)
+    history: list[list[str]] = list(answers.get(HISTORY, []))
+    if not history:
+        return [question(turn, form, prefix=turn.t("control.back_none"))]
+    for key in history.pop():
+        answers.pop(key, None)
+    answers[HISTORY] = history
+    conversation.answers = answers
+    return ask_next(turn, form)
+
+
+async def _apply(turn: Turn, form: Form, field: Field | None, parsed: Parsed) -> list[Reply]:
+    conversation = turn.conversation
+    if isinstance(parsed, Stop):
+        conversation.reset()
+        return [Reply(text=turn.t(parsed.message), remove_keyboard=True)]
+    if isinstance(parsed, Invalid):
+        conversation.invalid_attempts += 1
+        hint = turn.t(parsed.reason, **parsed.params)
+        if conversation.invalid_attempts >= turn.settings.max_invalid_attempts:
+            conversation.invalid_attempts = 0
+            hint = f"{hint}\n\n{turn.t('dialog.stuck')}"
+        return [question(turn, form, prefix=hint)]
+    answers = dict(conversation.answers)
+    set_keys = []
+    for key, value in parsed.values.items():
+        if value is None:
+            answers.pop(key, None)
+        else:
+            answers[key] = value
+            set_keys.append(key)
+    if set_keys:
+        answers[HISTORY] = [*answers.get(HISTORY, []), set_keys]
+    conversation.answers = answers
+    conversation.invalid_attempts = 0
+    replies: list[Reply] = []
+    if field is not None and field.kind == FieldKind.PHONE:
+        # The "share my number" keyboard has served its purpose.
+        replies.append(Reply(text=turn.t("phone.saved"), remove_keyboard=True))
+    replies.extend(ask_next(turn, form))
+    return replies
+
+
+def _choose(turn: Turn, field: Field, option: str) -> Parsed:
+    if field.on_choice is not None:
+        return field.on_choice(turn, option, turn.conversation.answers)
+    return Accept({field.name: option})
+
+
+def _toggle(field: Field, selected: list[str], option: str) -> list[str]:
+    if option in selected:
+        return [s for s in selected if s != option]
+    if option in field.exclusive:
+        return [option]
+    return [*(s for s in selected if s not in field.exclusive), option]
+
+
+def _multi_answer(field: Field, selected: list[str], choice_ids: Sequence[str]) -> Parsed:
+    ordered = [c for c in choice_ids if c in selected]
+    if len(ordered) < field.min_selected:
+        return Invalid("invalid.multi.empty", {"min": field.min_selected})
+    if len(ordered) > 1 and any(c in field.exclusive for c in ordered):
+        return Invalid("invalid.multi.exclusive")
+    return Accept({field.name: ordered})
+
+
+def _parse_multi(turn: Turn, field: Field, text: str, choices: Sequence[Choice]) -> Parsed:
+    parts = re.split(r"[,;/\n]+", text)
+    if len(parts) == 1 and re.fullmatch(r"[\d\s.]+", text):
+        parts = re.split(r"[\s.]+", text)
+    selected: list[str] = []
+    for part in (p.strip() for p in parts):
+        if not part:
+            continue
+        match = match_choice(turn, part, choices)
+        if match is None:
+            return Invalid("invalid.multi.unknown", {"item": part[:40], "max": len(choices)})
+        if match not in selected:
+            selected.append(match)
+    return _multi_answer(field, selected, [c.id for c in choices])
+
+
+# --- matching what people type ------------------------------------------------------
+
+
+def _fold(text: str) -> str:
+    return " ".join(re.sub(r"[^\w]+", " ", text.casefold()).split())
+
+
+def match_choice(turn: Turn, text: str, choices: Sequence[Choice]) -> str | None:
+    """The option a typed answer names: its number, its label, or a unique part of it."""
+    wanted = _fold(text)
+    if not wanted:
+        return None
+    if wanted.isdigit():
+        index = int(wanted) - 1
+        return choices[index].id if 0 <= index < len(choices) else None
+    labels = [(c.id, _fold(c.render(turn))) for c in choices]
+    exact = [cid for cid, label in labels if label == wanted or _fold(cid) == wanted]
+    if len(exact) == 1:
+        return exact[0]
+    if len(wanted) >= 3:
+        partial = [cid for cid, label in labels if f" {wanted} " in f" {label} "]
+        if len(partial) == 1:
+            return partial[0]
+    return None
+
+
+def _control_word(turn: Turn, text: str) -> str | None:
+    """A typed control (back, skip, done, next, previous) in either language."""
+    folded = _fold(text)
+    if not folded:
+        return None
+    for control, key in ((BACK, "words.back"), (SKIP, "words.skip"), (DONE, "words.done"),
+                         (NEXT_PAGE, "words.next"), (PREV_PAGE, "words.prev")):
+        for language in turn.catalog.languages:
+            words = turn.catalog.text(language, key).split("|")
+            if folded in (_fold(w) for w in words):
+                return control
+    if text.strip() == "-":
+        return SKIP
+    if text.strip() in (">", ">>"):
+        return NEXT_PAGE
+    if text.strip() in ("<", "<<"):
+        return PREV_PAGE
+    return None

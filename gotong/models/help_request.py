@@ -1,0 +1,218 @@
+"""A household's request for aid, its status history, and the operations that change it."""
+
+from __future__ import annotations
+
+import enum
+import re
+import secrets
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import JSON, ForeignKey, String, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped, mapped_column, relationship, selectinload
+
+from gotong.models.base import Base, utcnow
+from gotong.models.nik import ProtectedNik
+
+
+class RequestStatus(enum.StrEnum):
+    SUBMITTED = "submitted"
+    VERIFIED = "verified"
+    REJECTED = "rejected"
+    ALLOCATED = "allocated"
+    OUT_FOR_DELIVERY = "out_for_delivery"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+    CLOSED = "closed"
+    CANCELLED = "cancelled"
+
+
+OPEN_STATUSES = (
+    RequestStatus.SUBMITTED,
+    RequestStatus.VERIFIED,
+    RequestStatus.ALLOCATED,
+    RequestStatus.OUT_FOR_DELIVERY,
+    RequestStatus.FAILED,
+)
+
+VULNERABILITIES = ("elderly", "disability", "pregnant", "under_five", "chronic", "lost_income")
+NEEDS = ("food", "hygiene", "medicine", "baby", "other")
+
+# No 0/O, 1/I/L or U/V pairs that are misread when a code is spoken or handwritten.
+REFERENCE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTWXYZ"
+REFERENCE_PREFIX = "GT-"
+REFERENCE_LENGTH = 5
+
+
+def new_reference() -> str:
+    return REFERENCE_PREFIX + "".join(
+        secrets.choice(REFERENCE_ALPHABET) for _ in range(REFERENCE_LENGTH)
+    )
+
+
+class HelpRequest(Base):
+    __tablename__ = "help_request"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    reference: Mapped[str] = mapped_column(String(12), unique=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contact.id"), index=True)
+    status: Mapped[str] = mapped_column(String(20), index=True)
+    head_name: Mapped[str] = mapped_column(String(100))
+    phone: Mapped[str] = mapped_column(String(20), index=True)
+    nik_hash: Mapped[str | None] = mapped_column(String(64), index=True)
+    nik_last4: Mapped[str | None] = mapped_column(String(4))
+    village_id: Mapped[int] = mapped_column(ForeignKey("area.id"), index=True)
+    street: Mapped[str] = mapped_column(String(200))
+    rt: Mapped[str] = mapped_column(String(3))
+    rw: Mapped[str] = mapped_column(String(3))
+    household_size: Mapped[int]
+    vulnerabilities: Mapped[list[str]] = mapped_column(JSON, default=list)
+    needs: Mapped[list[str]] = mapped_column(JSON, default=list)
+    needs_other: Mapped[str | None] = mapped_column(String(200))
+    # Normalised head name + address, to spot the same household registered twice.
+    identity_key: Mapped[str] = mapped_column(String(400), index=True)
+    duplicate_of_id: Mapped[int | None] = mapped_column(ForeignKey("help_request.id"))
+    duplicate_reasons: Mapped[list[str]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    events: Mapped[list[RequestEvent]] = relationship(
+        back_populates="request", order_by="RequestEvent.id", cascade="all, delete-orphan"
+    )
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in OPEN_STATUSES
+
+
+class RequestEvent(Base):
+    """One status change of a request: who made it and when."""
+
+    __tablename__ = "request_event"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    request_id: Mapped[int] = mapped_column(ForeignKey("help_request.id", ondelete="CASCADE"),
+                                            index=True)
+    status: Mapped[str] = mapped_column(String(20))
+    actor_contact_id: Mapped[int | None] = mapped_column(ForeignKey("contact.id"))
+    note: Mapped[str | None] = mapped_column(String(200))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    request: Mapped[HelpRequest] = relationship(back_populates="events")
+
+
+@dataclass(frozen=True)
+class NewRequest:
+    head_name: str
+    phone: str
+    nik: ProtectedNik | None
+    village_id: int
+    street: str
+    rt: str
+    rw: str
+    household_size: int
+    vulnerabilities: Sequence[str]
+    needs: Sequence[str]
+    needs_other: str | None
+
+
+def identity_key(head_name: str, village_id: int, street: str, rt: str, rw: str) -> str:
+    """Name and address reduced to letters and digits, so spacing, case, accents and
+    punctuation do not hide a second registration of the same household."""
+
+    def fold(text: str) -> str:
+        text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+        text = re.sub(r"\b(jalan|jln|jl|gang|gg|nomor|no)\b\.?", " ", text.casefold())
+        return re.sub(r"[^a-z0-9]", "", text)
+
+    return f"{fold(head_name)}|{village_id}|{fold(street)}|{int(rt)}|{int(rw)}"
+
+
+async def open_request_of(session: AsyncSession, contact_id: int) -> HelpRequest | None:
+    return await session.scalar(
+        select(HelpRequest)
+        .where(HelpRequest.contact_id == contact_id, HelpRequest.status.in_(OPEN_STATUSES))
+        .order_by(HelpRequest.id.desc())
+        .limit(1)
+    )
+
+
+async def requests_of(session: AsyncSession, contact_id: int) -> Sequence[HelpRequest]:
+    result = await session.scalars(
+        select(HelpRequest)
+        .where(HelpRequest.contact_id == contact_id)
+        .options(selectinload(HelpRequest.events))
+        .order_by(HelpRequest.id.desc())
+    )
+    return result.all()
+
+
+async def find_duplicate(
+    session: AsyncSession, *, contact_id: int, nik_hash: str | None, phone: str,
+    identity: str, now: datetime, window: timedelta,
+) -> tuple[HelpRequest | None, list[str]]:
+    """Another household's open or recent request that looks like the same household."""
+    same = [HelpRequest.phone == phone, HelpRequest.identity_key == identity]
+    if nik_hash is not None:
+        same.append(HelpRequest.nik_hash == nik_hash)
+    candidates = (await session.scalars(
+        select(HelpRequest)
+        .where(HelpRequest.contact_id != contact_id, or_(*same),
+               or_(HelpRequest.status.in_(OPEN_STATUSES), HelpRequest.updated_at >= now - window))
+        .order_by(HelpRequest.id)
+    )).all()
+    for other in candidates:
+        reasons = []
+        if nik_hash is not None and other.nik_hash == nik_hash:
+            reasons.append("nik")
+        if other.phone == phone:
+            reasons.append("phone")
+        if other.identity_key == identity:
+            reasons.append("name_address")
+        if reasons:
+            return other, reasons
+    return None, []
+
+
+async def submit_request(
+    session: AsyncSession, contact_id: int, new: NewRequest, *, now: datetime,
+    duplicate_window: timedelta,
+) -> HelpRequest:
+    """Store a submitted request with its first event; flag a possible duplicate."""
+    protected = new.nik
+    nik_hash = protected.hash if protected else None
+    identity = identity_key(new.head_name, new.village_id, new.street, new.rt, new.rw)
+    duplicate, reasons = await find_duplicate(
+        session, contact_id=contact_id, nik_hash=nik_hash, phone=new.phone, identity=identity,
+        now=now, window=duplicate_window,
+    )
+    reference = await _unused_reference(session)
+    request = HelpRequest(
+        reference=reference, contact_id=contact_id, status=RequestStatus.SUBMITTED,
+        head_name=new.head_name, phone=new.phone, nik_hash=nik_hash,
+        nik_last4=protected.last4 if protected else None, village_id=new.village_id,
+        street=new.street, rt=new.rt, rw=new.rw, household_size=new.household_size,
+        vulnerabilities=list(new.vulnerabilities), needs=list(new.needs),
+        needs_other=new.needs_other, identity_key=identity,
+        duplicate_of_id=duplicate.id if duplicate else None, duplicate_reasons=reasons,
+        created_at=now, updated_at=now,
+    )
+    request.events.append(RequestEvent(status=RequestStatus.SUBMITTED,
+                                       actor_contact_id=contact_id, at=now))
+    session.add(request)
+    await session.flush()
+    return request
+
+
+async def _unused_reference(session: AsyncSession) -> str:
+    while True:
+        reference = new_reference()
+        taken = await session.scalar(
+            select(HelpRequest.id).where(HelpRequest.reference == reference)
+        )
+        if taken is None:
+            return reference
+

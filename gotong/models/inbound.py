@@ -1,0 +1,83 @@
+"""Inbound updates, recorded once by their platform id.
+
+The record is the de-duplication point (a replayed update finds its row and is dropped)
+and, for webhooks, the durable queue: an update is stored before the platform gets its
+200, and one that was stored but not processed is processed after a restart.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, String, UniqueConstraint, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped, mapped_column
+
+from gotong.models.base import Base, utcnow
+
+
+class InboundUpdate(Base):
+    __tablename__ = "inbound_update"
+    __table_args__ = (UniqueConstraint("channel", "external_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    external_id: Mapped[str] = mapped_column(String(128))
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    processed_at: Mapped[datetime | None] = mapped_column(index=True)
+    # The raw update, kept only until it is processed (it holds personal data).
+    payload: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+async def store_inbound(
+    session: AsyncSession, channel: str, external_id: str, payload: dict[str, Any] | None,
+    now: datetime,
+) -> bool:
+    """Record an update before it is processed; False when it was already recorded."""
+    try:
+        async with session.begin_nested():
+            session.add(InboundUpdate(channel=channel, external_id=external_id,
+                                      payload=payload, received_at=now))
+    except IntegrityError:
+        return False
+    return True
+
+
+async def claim_inbound(
+    session: AsyncSession, channel: str, external_id: str, now: datetime
+) -> bool:
+    """Mark an update processed within the caller's unit of work.
+
+    Returns False when it was processed before (a replay); the caller then drops it.
+    """
+    result = await session.execute(
+        update(InboundUpdate)
+        .where(InboundUpdate.channel == channel, InboundUpdate.external_id == external_id,
+               InboundUpdate.processed_at.is_(None))
+        .values(processed_at=now, payload=None)
+    )
+    if result.rowcount:  # type: ignore[attr-defined]
+        return True
+    exists = await session.scalar(
+        select(InboundUpdate.id).where(InboundUpdate.channel == channel,
+                                       InboundUpdate.external_id == external_id)
+    )
+    if exists is not None:
+        return False
+    session.add(InboundUpdate(channel=channel, external_id=external_id, received_at=now,
+                              processed_at=now))
+    await session.flush()
+    return True
+
+
+async def unprocessed_payloads(session: AsyncSession, channel: str) -> list[dict[str, Any]]:
+    """Stored updates that were never processed, oldest first (after a crash)."""
+    rows = await session.scalars(
+        select(InboundUpdate.payload)
+        .where(InboundUpdate.channel == channel, InboundUpdate.processed_at.is_(None),
+               InboundUpdate.payload.is_not(None))
+        .order_by(InboundUpdate.id)
+    )
+    return [p for p in rows if p is not None]
