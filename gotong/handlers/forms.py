@@ -111,6 +111,8 @@ class Form:
     submit: Callable[[Turn, Answers], Awaitable[list[Reply]]]
     # Runs before the form starts; replies instead of starting (e.g. an open request).
     precheck: Callable[[Turn], Awaitable[list[Reply] | None]] | None = None
+    # Answers keys that are not fields: state between questions (e.g. candidates).
+    state_keys: frozenset[str] = frozenset()
 
     def field(self, name: str | None) -> Field | None:
         return next((f for f in self.fields if f.name == name), None)
@@ -126,7 +128,7 @@ class Form:
         """A stored state the engine can continue from."""
         if step != SUMMARY and self.field(step) is None:
             return False
-        known = {f.name for f in self.fields} | {HISTORY}
+        known = {f.name for f in self.fields} | {HISTORY} | self.state_keys
         return all(key in known for key in answers)
 
 
@@ -474,6 +476,8 @@ def match_choice(turn: Turn, text: str, choices: Sequence[Choice]) -> str | None
 
 def _control_word(turn: Turn, text: str) -> str | None:
     """A typed control (back, skip, done, next, previous) in either language."""
+    if text.strip() == "-":
+        return SKIP
     folded = _fold(text)
     if not folded:
         return None
@@ -483,8 +487,6 @@ def _control_word(turn: Turn, text: str) -> str | None:
             words = turn.catalog.text(language, key).split("|")
             if folded in (_fold(w) for w in words):
                 return control
-    if text.strip() == "-":
-        return SKIP
     if text.strip() in (">", ">>"):
         return NEXT_PAGE
     if text.strip() in ("<", "<<"):

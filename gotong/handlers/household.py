@@ -190,6 +190,7 @@ HOUSEHOLD_REQUEST = Form(
     summary_title="household.summary_title",
     submit=_submit,
     precheck=_precheck,
+    state_keys=frozenset({"area_candidates"}),
     fields=(
         Field("consent", FieldKind.CHOICE, "household.consent",
               choices=(Choice("yes", "household.consent_yes"),
