@@ -105,6 +105,13 @@ class Config:
         return self.privacy.nik_hash_key.encode()
 
 
+_SECTION_TYPES: dict[str, type[Any]] = {
+    "database": DatabaseConfig, "telegram": TelegramConfig, "web": WebConfig,
+    "i18n": I18nConfig, "privacy": PrivacyConfig, "areas": AreasConfig,
+    "dialogs": DialogsConfig, "requests": RequestsConfig, "logging": LoggingConfig,
+}
+
+
 def load_config(path: Path | None = None, environ: Mapping[str, str] | None = None) -> Config:
     """Read the TOML file (if any), apply environment overrides and validate."""
     environ = os.environ if environ is None else environ
@@ -142,14 +149,12 @@ def _apply_environment(raw: dict[str, Any], environ: Mapping[str, str]) -> None:
 
 def _build(raw: Mapping[str, Any]) -> Config:
     sections: dict[str, Any] = {}
-    known = {f.name: f for f in fields(Config)}
     for section, values in raw.items():
-        if section not in known:
+        if section not in _SECTION_TYPES:
             raise ConfigError(f"unknown config section [{section}]")
         if not isinstance(values, dict):
             raise ConfigError(f"[{section}] must be a table")
-        section_type = known[section].default_factory()  # type: ignore[misc]
-        sections[section] = _build_section(section, type(section_type), values)
+        sections[section] = _build_section(section, _SECTION_TYPES[section], values)
     return Config(**sections)
 
 

@@ -303,9 +303,8 @@ class TelegramChannel:
                 reply_markup=markup,
             )
         except BadRequest as exc:
-            if "not modified" in str(exc).lower():
-                return True
-            return False
+            # Tapping the same toggle twice quickly redraws an identical message.
+            return "not modified" in str(exc).lower()
         return True
 
     async def _send_message(self, chat_id: int, text: str, markup: Any) -> None:

@@ -201,7 +201,7 @@ async def _on_menu(turn: Turn, form: Form | None, item: str) -> list[Reply]:
         return [_current(turn, form, turn.t("menu.coming_soon"))]
     if item == "status":
         replies = await status_replies(turn)
-        return replies + [_current(turn, form)]
+        return [*replies, _current(turn, form)]
     if item == "language":
         return _ask_language(turn)
     if item == "help":

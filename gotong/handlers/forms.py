@@ -312,10 +312,11 @@ async def _on_text(turn: Turn, form: Form, text: str) -> list[Reply]:
     if word == BACK:
         return go_back(turn, form)
     if field is None:
-        choices = _summary_choices(turn, form)
-        match = match_choice(turn, text, choices)
+        summary_choices = _summary_choices(turn, form)
+        match = match_choice(turn, text, summary_choices)
         if match is None:
-            return await _apply(turn, form, None, Invalid("invalid.choice", {"max": len(choices)}))
+            return await _apply(turn, form, None,
+                                Invalid("invalid.choice", {"max": len(summary_choices)}))
         return await _on_summary(turn, form, match)
     if field.max_length is not None and len(text) > field.max_length:
         return await _apply(turn, form, field,
@@ -433,7 +434,7 @@ def _multi_answer(field: Field, selected: list[str], choice_ids: Sequence[str]) 
 
 
 def _parse_multi(turn: Turn, field: Field, text: str, choices: Sequence[Choice]) -> Parsed:
-    parts = re.split(r"[,;/\n]+", text)
+    parts: Sequence[str] = re.split(r"[,;/\n]+", text)
     if len(parts) == 1 and re.fullmatch(r"[\d\s.]+", text):
         parts = re.split(r"[\s.]+", text)
     selected: list[str] = []

@@ -30,7 +30,7 @@ class Conversation(Base):
     # Optimistic lock: two processes handling the same chat cannot both commit.
     version: Mapped[int] = mapped_column(default=1)
 
-    __mapper_args__ = {"version_id_col": version}
+    __mapper_args__ = {"version_id_col": version}  # noqa: RUF012  (SQLAlchemy reads it)
 
     def reset(self) -> None:
         self.dialog = None
