@@ -42,8 +42,13 @@ SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 MAX_TEXT = 4096
 MAX_CALLBACK_DATA = 64
 ALLOWED_UPDATES = ["message", "callback_query"]
+WAIT_HANDLED_SECONDS = 10
 # Labels this short fit two to a row on a phone.
 SHORT_LABEL = 18
+
+
+class MalformedUpdate(ValueError):
+    """A webhook payload that does not parse as a Telegram update."""
 
 
 class ChatOrderedProcessor(BaseUpdateProcessor):
@@ -192,6 +197,9 @@ class TelegramChannel:
         if self.webhook:
             builder = builder.updater(None)
         self.application = builder.build()
+        # Updates handled so far, for the health endpoint and for waiting on the bot.
+        self.handled_updates = 0
+        self._handled = asyncio.Condition()
         self.application.add_handler(TypeHandler(Update, self._on_update))
         self.application.add_error_handler(self._on_error)
 
@@ -212,6 +220,7 @@ class TelegramChannel:
         else:
             assert app.updater is not None
             await app.updater.start_polling(allowed_updates=ALLOWED_UPDATES)
+        log.info("telegram channel started (%s)", "webhook" if self.webhook else "polling")
 
     async def stop(self) -> None:
         app = self.application
@@ -244,7 +253,11 @@ class TelegramChannel:
         The update is committed before Telegram gets its 200, so that a crash between
         the two loses nothing: stored updates are processed again at start.
         """
-        update = Update.de_json(payload, self.application.bot)
+        try:
+            update = Update.de_json(payload, self.application.bot)
+        except Exception as exc:
+            # Whatever the library makes of a malformed payload, it is not an update.
+            raise MalformedUpdate(type(exc).__name__) from exc
         async with self._sessions() as session, session.begin():
             stored = await store_inbound(session, CHANNEL, str(update.update_id), payload,
                                          utcnow())
@@ -266,6 +279,19 @@ class TelegramChannel:
     # --- handling -------------------------------------------------------------------
 
     async def _on_update(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        try:
+            await self._handle_update(update)
+        finally:
+            async with self._handled:
+                self.handled_updates += 1
+                self._handled.notify_all()
+
+    async def wait_handled(self, count: int) -> None:
+        """Wait until `count` updates have been handled (replies sent) in all."""
+        async with asyncio.timeout(WAIT_HANDLED_SECONDS), self._handled:
+            await self._handled.wait_for(lambda: self.handled_updates >= count)
+
+    async def _handle_update(self, update: Update) -> None:
         query = update.callback_query
         if query is not None:
             try:

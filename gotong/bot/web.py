@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from gotong.bot.telegram import SECRET_HEADER, TelegramChannel
+from gotong.bot.telegram import SECRET_HEADER, MalformedUpdate, TelegramChannel
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ async def telegram_webhook(request: web.Request) -> web.Response:
         raise web.HTTPBadRequest(text="not a Telegram update")
     try:
         await channel.accept_webhook(payload)
-    except (ValueError, TypeError, KeyError):
+    except MalformedUpdate:
         raise web.HTTPBadRequest(text="malformed update") from None
     return web.json_response({"ok": True})
 

@@ -89,8 +89,13 @@ class Conversations:
             turn = Turn(session=session, contact=contact, conversation=conversation,
                         incoming=incoming, catalog=self.catalog, areas=self._areas,
                         settings=self._settings, now=now, first_contact=created)
+            step_before = conversation.step
             replies = await route(turn)
             conversation.updated_at = now
+        # Kinds and steps only: what people wrote never goes into the logs.
+        log.debug("%s %s update at %s/%s -> %s/%s, %d replies", incoming.channel,
+                  incoming.kind.value, conversation.dialog or "-", step_before or "-",
+                  conversation.dialog or "-", conversation.step or "-", len(replies))
         return replies
 
     def _first_language(self, incoming: Incoming) -> str:
@@ -206,7 +211,7 @@ async def _on_menu(turn: Turn, form: Form | None, item: str) -> list[Reply]:
         return _ask_language(turn)
     if item == "help":
         return [Reply(text=turn.t("help.text")), _current(turn, form)]
-    return [menu_reply(turn, prefix=turn.t("button.invalid"))]
+    return [_current(turn, form, turn.t("button.invalid"))]
 
 
 def _ask_language(turn: Turn) -> list[Reply]:

@@ -283,12 +283,14 @@ async def _on_button(turn: Turn, form: Form, option: str) -> list[Reply]:
         return go_back(turn, form)
     if field is None:
         return await _on_summary(turn, form, option)
-    if option.startswith((PREV_PAGE, NEXT_PAGE)) and option[1:].isdigit():
+    choice_ids = [c.id for c in field.resolve_choices(turn, conversation.answers)]
+    pages = -(-len(choice_ids) // turn.settings.page_size)
+    if option.startswith((PREV_PAGE, NEXT_PAGE)) and option[1:].isdigit() \
+            and int(option[1:]) < pages:
         conversation.scratch = {**conversation.scratch, "page": int(option[1:])}
         return [question(turn, form, edit=True)]
     if option == SKIP and field.optional:
         return await _apply(turn, form, field, Accept({field.name: ""}))
-    choice_ids = [c.id for c in field.resolve_choices(turn, conversation.answers)]
     if field.kind == FieldKind.MULTI:
         if option == DONE:
             selected = list(conversation.scratch.get("selected", ()))

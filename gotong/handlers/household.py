@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import date
 from zoneinfo import ZoneInfo
 
@@ -27,6 +28,8 @@ from gotong.models.help_request import (
     submit_request,
 )
 from gotong.models.nik import ProtectedNik, mask_nik, protect_nik
+
+log = logging.getLogger(__name__)
 
 NONE_OF_THESE = "none"
 MAX_CANDIDATES = 5
@@ -180,6 +183,8 @@ async def _submit(turn: Turn, answers: Answers) -> list[Reply]:
         turn.session, turn.contact.id, new, now=turn.now,
         duplicate_window=turn.settings.duplicate_window,
     )
+    log.info("household request %s submitted%s", request.reference,
+             " (possible duplicate)" if request.duplicate_of_id else "")
     return [Reply(text=turn.t("household.submitted", reference=request.reference,
                               status=turn.t(f"status.{request.status}")))]
 
