@@ -3,13 +3,17 @@ talking HTTP to the fake Bot API, in polling and in webhook mode."""
 
 from __future__ import annotations
 
+import itertools
 import logging
 import re
 from collections.abc import AsyncIterator
 from dataclasses import replace
+from typing import Any
 
 import aiohttp
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from aiohttp.test_utils import TestServer
 from sqlalchemy import func, select
 
@@ -23,6 +27,7 @@ from gotong.models.help_request import HelpRequest
 from gotong.models.inbound import InboundUpdate
 from tests.bot.telegram_harness import Person, TelegramBotUnderTest
 from tests.fakes.telegram_api import FakeTelegramAPI, post_webhook
+from tests.fakes.telegram_updates import TgUser, UpdateFactory
 
 WEBHOOK_SECRET = "s3cret_token-for-tests"
 WEBHOOK_URL = "https://gotong.example.org/telegram/webhook"
@@ -356,3 +361,45 @@ async def test_stored_but_unprocessed_updates_are_processed_at_start(
     finally:
         await channel.stop()
         await services.close()
+
+
+# --- arbitrary updates through the real library -------------------------------------
+
+_fuzz_users = itertools.count(5000)
+
+
+@st.composite
+def telegram_updates(draw: st.DrawFn, factory: UpdateFactory, user: TgUser,
+                     message_id: int) -> dict[str, Any]:
+    kind = draw(st.sampled_from(["text", "command", "callback", "contact", "photo", "sticker",
+                                 "voice", "location", "document"]))
+    if kind == "text":
+        return factory.text(user, draw(st.text(min_size=1, max_size=300).filter(str.strip)))
+    if kind == "command":
+        return factory.text(user, "/" + draw(st.text(alphabet="abcdefghijklmnopqrstuvwxyz_",
+                                                     min_size=1, max_size=12)))
+    if kind == "callback":
+        data = draw(st.text(min_size=1, max_size=64).filter(lambda d: len(d.encode()) <= 64))
+        return factory.callback(user, data, message_id)
+    if kind == "contact":
+        return factory.contact(user, draw(st.text(alphabet="+0123456789 -", min_size=1,
+                                                  max_size=16)), own=draw(st.booleans()))
+    if kind == "location":
+        return factory.location(user, draw(st.floats(-90, 90)), draw(st.floats(-180, 180)))
+    return {"photo": factory.photo, "sticker": factory.sticker, "voice": factory.voice,
+            "document": factory.document}[kind](user)
+
+
+@settings(max_examples=25, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(data=st.data())
+async def test_arbitrary_telegram_updates_are_all_answered(bot: TelegramBotUnderTest,
+                                                           data: st.DataObject) -> None:
+    person = bot.person(next(_fuzz_users), language="en")
+    await person.say("/start")
+    await person.tap("Request help")
+    for _ in range(data.draw(st.integers(1, 4))):
+        update = data.draw(telegram_updates(bot.factory, person.user, person.last.message_id))
+        sent = await person.send(update)
+        edited = person.last.edits > 0 and "callback_query" in update
+        assert sent or edited, update
