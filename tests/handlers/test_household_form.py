@@ -443,3 +443,16 @@ async def test_replayed_update_is_processed_once(services: Services) -> None:
     assert await chat.handle(update) == []
     async with services.sessions() as session:
         assert await session.scalar(select(func.count()).select_from(Conversation)) == 1
+
+
+async def test_many_chats_register_at_the_same_time(services: Services) -> None:
+    import asyncio
+
+    chats = [Chat(services.conversations, chat_id=f"crowd-{i}") for i in range(12)]
+    await asyncio.gather(*(register(chat, phone=f"08129999{i:04d}", nik="skip",
+                                    name=f"Warga {chr(65 + i)}") for i, chat in
+                           enumerate(chats)))
+    requests = await stored_requests(services)
+    assert len(requests) == 12
+    assert len({r.reference for r in requests}) == 12
+    assert all("Reference: GT-" in chat.last.text for chat in chats)
