@@ -3,10 +3,21 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import date
 from zoneinfo import ZoneInfo
 
-from gotong.handlers.forms import Accept, Answers, Choice, Field, FieldKind, Form, Parsed, Stop
+from gotong.handlers.forms import (
+    Accept,
+    Answers,
+    Choice,
+    Choices,
+    Field,
+    FieldKind,
+    Form,
+    Parsed,
+    Stop,
+)
 from gotong.handlers.messages import Reply
 from gotong.handlers.turn import Turn
 from gotong.handlers.validators import (
@@ -100,7 +111,7 @@ def _regencies(turn: Turn, answers: Answers) -> list[Choice]:
     return [Choice(str(a.id), label=a.name) for a in turn.areas.regencies()]
 
 
-def _children_of(parent: str) -> object:
+def _children_of(parent: str) -> Choices:
     def choices(turn: Turn, answers: Answers) -> list[Choice]:
         parent_id = answers.get(parent)
         if parent_id is None:
@@ -150,7 +161,7 @@ VULNERABLE_CHOICES = _labels("vulnerable", [*VULNERABILITIES, NONE_OF_THESE])
 NEEDS_CHOICES = _labels("need", list(NEEDS))
 
 
-def _show_choices(name: str, prefix: str) -> object:
+def _show_choices(name: str, prefix: str) -> Callable[[Turn, Answers], str]:
     def show(turn: Turn, answers: Answers) -> str:
         return ", ".join(turn.t(f"{prefix}.{v}") for v in answers.get(name, []))
 
@@ -217,11 +228,11 @@ HOUSEHOLD_REQUEST = Form(
               choices=_candidates, on_choice=_on_candidate,
               when=lambda a: "area_candidates" in a and "kelurahan" not in a),
         Field("kecamatan", FieldKind.CHOICE, "household.kecamatan",
-              choices=_children_of("kota"), parse_text=_parse_area_text,  # type: ignore[arg-type]
+              choices=_children_of("kota"), parse_text=_parse_area_text,
               when=lambda a: "kota" in a, clears=("kelurahan",),
               prompt_params=lambda t, a: {"kota": _area_name(t, a, "kota")}),
         Field("kelurahan", FieldKind.CHOICE, "household.kelurahan",
-              choices=_children_of("kecamatan"), parse_text=_parse_area_text,  # type: ignore[arg-type]
+              choices=_children_of("kecamatan"), parse_text=_parse_area_text,
               when=lambda a: "kecamatan" in a,
               prompt_params=lambda t, a: {"kecamatan": _area_name(t, a, "kecamatan")}),
         Field("address", FieldKind.TEXT, "household.address", label="field.address",
@@ -231,10 +242,10 @@ HOUSEHOLD_REQUEST = Form(
               show=lambda t, a: str(a["size"])),
         Field("vulnerable", FieldKind.MULTI, "household.vulnerable", label="field.vulnerable",
               choices=VULNERABLE_CHOICES, exclusive=frozenset({NONE_OF_THESE}), min_selected=1,
-              show=_show_choices("vulnerable", "vulnerable")),  # type: ignore[arg-type]
+              show=_show_choices("vulnerable", "vulnerable")),
         Field("needs", FieldKind.MULTI, "household.needs", label="field.needs",
               choices=NEEDS_CHOICES, min_selected=1, clears=("needs_other",),
-              show=_show_choices("needs", "need")),  # type: ignore[arg-type]
+              show=_show_choices("needs", "need")),
         Field("needs_other", FieldKind.TEXT, "household.needs_other", label="field.needs_other",
               parse_text=lambda t, s, a: _value(parse_short_text(s, NEEDS_OTHER_MAX),
                                                 "needs_other"),

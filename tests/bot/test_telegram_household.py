@@ -12,9 +12,9 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp.test_utils import TestServer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from aiohttp.test_utils import TestServer
 from sqlalchemy import func, select
 
 from gotong.bot.app import Services, open_services

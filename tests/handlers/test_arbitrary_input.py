@@ -66,8 +66,9 @@ def incoming_updates(draw: st.DrawFn) -> dict[str, object]:
         fields["args"] = draw(st.one_of(st.just(""), st.sampled_from(["en", "id"]),
                                         st.text(max_size=20)))
     elif kind == Kind.CHOICE:
-        fields["context"] = draw(st.one_of(st.none(), st.sampled_from(
-            ["@current", "menu", "lang", "hh.name", "hh.summary", "hh.kota"]), st.text(max_size=30)))
+        contexts = ["@current", "menu", "lang", "hh.name", "hh.summary", "hh.kota"]
+        fields["context"] = draw(st.one_of(st.none(), st.sampled_from(contexts),
+                                           st.text(max_size=30)))
         fields["option"] = draw(st.one_of(st.none(), options))
     elif kind == Kind.CONTACT:
         fields["phone"] = draw(st.one_of(st.sampled_from(["+6281234567890", "6281234567890"]),
