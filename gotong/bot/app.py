@@ -17,6 +17,10 @@ from gotong.models.area import AreaDirectory, load_areas
 from gotong.models.db import create_engine, create_session_factory
 
 
+class NotReady(RuntimeError):
+    """The database is not ready for the configuration (not migrated, areas missing)."""
+
+
 def handler_settings(config: Config) -> HandlerSettings:
     d = config.dialogs
     return HandlerSettings(
@@ -70,6 +74,11 @@ async def open_services(config: Config, *, migrate: bool | None = None,
         sessions = create_session_factory(engine)
         async with sessions() as session:
             areas = await AreaDirectory.load(session, config.areas.provinces)
+        if not areas.regencies():
+            raise NotReady(
+                f"the database has no areas of {', '.join(config.areas.provinces)}: "
+                "run `gotong db upgrade` first"
+            )
     except BaseException:
         await engine.dispose()
         raise

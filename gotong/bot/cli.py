@@ -11,8 +11,9 @@ import sys
 from pathlib import Path
 
 from aiohttp import web
+from sqlalchemy.exc import DBAPIError
 
-from gotong.bot.app import open_services, prepare_database
+from gotong.bot.app import NotReady, open_services, prepare_database
 from gotong.bot.config import Config, ConfigError, load_config
 from gotong.bot.console import run_console
 from gotong.bot.logs import setup_logging
@@ -58,6 +59,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"gotong: configuration error: {exc}", file=sys.stderr)
         return 2
     setup_logging(config.logging.level)
+    try:
+        return _run_command(args, config)
+    except KeyboardInterrupt:
+        return 130
+    except (NotReady, DBAPIError, OSError) as exc:
+        print(f"gotong: {exc}", file=sys.stderr)
+        return 1
+
+
+def _run_command(args: argparse.Namespace, config: Config) -> int:
     if args.command == "db":
         asyncio.run(upgrade_database(config))
         print("database is up to date")
