@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import secrets
 import signal
 import sys
@@ -89,8 +90,11 @@ def init_config(path: Path) -> int:
     if path.exists():
         print(f"{path} exists; leaving it as it is")
         return 0
-    path.write_text(NEW_CONFIG.format(nik_key=secrets.token_urlsafe(48),
-                                      webhook_secret=secrets.token_urlsafe(32)))
+    text = NEW_CONFIG.format(nik_key=secrets.token_urlsafe(48),
+                             webhook_secret=secrets.token_urlsafe(32))
+    # The file holds secrets: readable by its owner only.
+    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as fh:
+        fh.write(text)
     print(f"wrote {path} with fresh secrets")
     return 0
 

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
+from gotong.models.area import UnknownProvince, find_province
+
 ENV_PREFIX = "GOTONG_"
 LANGUAGES = ("id", "en")
 DEFAULT_CONFIG_FILE = "config.toml"
@@ -128,6 +130,8 @@ def load_config(path: Path | None = None, environ: Mapping[str, str] | None = No
                 raw = tomllib.load(fh)
         except FileNotFoundError as exc:
             raise ConfigError(f"config file {path} does not exist") from exc
+        except OSError as exc:
+            raise ConfigError(f"config file {path} cannot be read: {exc.strerror}") from exc
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
     _apply_environment(raw, environ)
@@ -180,10 +184,12 @@ def _coerce(name: str, default: Any, value: Any) -> Any:
             return False
         raise ConfigError(f"{name} must be true or false, not {value!r}")
     if isinstance(default, int):
-        try:
+        # TOML floats and booleans are not whole numbers, whatever int() makes of them.
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d+\s*", value):
             return int(value)
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(f"{name} must be a whole number, not {value!r}") from exc
+        raise ConfigError(f"{name} must be a whole number, not {value!r}")
     if isinstance(default, tuple):
         if isinstance(value, str):
             return tuple(part.strip() for part in value.split(",") if part.strip())
@@ -235,6 +241,14 @@ def validate(config: Config) -> None:
         )
     if not config.areas.provinces:
         raise ConfigError("areas.provinces must name at least one province")
+    for province in config.areas.provinces:
+        try:
+            find_province(province)
+        except UnknownProvince:
+            raise ConfigError(
+                f"areas.provinces: {province!r} is not a province of Indonesia "
+                "(give its name, e.g. \"DKI Jakarta\", or its code, e.g. \"31\")"
+            ) from None
     d = config.dialogs
     if d.resume_after_minutes < 1:
         raise ConfigError("dialogs.resume_after_minutes must be at least 1")

@@ -46,7 +46,9 @@ async def run_console(
 ) -> None:
     """Read lines until end of input; print every reply."""
     loop = asyncio.get_running_loop()
-    await _show(await conversations.handle(to_incoming("/start", chat_id, language)), write)
+    # A language asked for on the command line wins over the one the chat had.
+    first = f"/language {language}" if language else "/start"
+    await _show(await conversations.handle(to_incoming(first, chat_id, language)), write)
     while True:
         line = await loop.run_in_executor(None, stdin.readline)
         if not line:

@@ -233,4 +233,6 @@ def _set_language(turn: Turn, form: Form | None, code: str) -> list[Reply]:
     scratch = dict(turn.conversation.scratch)
     scratch.pop("overlay", None)
     turn.conversation.scratch = scratch
+    if turn.first_contact:
+        return [_welcome(turn)]
     return [_current(turn, form, turn.t("language.changed"))]

@@ -140,10 +140,12 @@ async def load_areas(session: AsyncSession, provinces: Sequence[str]) -> int:
     """Copy the provinces' areas into the database if missing; return rows added."""
     existing = set((await session.scalars(select(Area.id))).all())
     added = 0
-    for name in provinces:
-        rows = [r for r in _source_rows(find_province(name)) if r["id"] not in existing]
+    # One province may be named twice (by name and by code): load it once.
+    for province in {find_province(name).code: find_province(name) for name in provinces}.values():
+        rows = [r for r in _source_rows(province) if r["id"] not in existing]
         # Parents come before children in the source order, so foreign keys hold.
         session.add_all(Area(**row) for row in rows)
+        existing.update(int(str(r["id"])) for r in rows)
         added += len(rows)
         await session.flush()
     return added

@@ -305,6 +305,10 @@ INVALID: list[tuple[str, str, dict[str, str], str]] = [
     ("unknown key in env", "", {"GOTONG_WEB__PORTS": "80"}, "web.ports"),
     ("section not a table", "web = 8080\n", {}, "web"),
     ("section not a table with env", "web = 8080\n", {"GOTONG_WEB__PORT": "80"}, "web"),
+    ("port a float", "[web]\nport = 8080.9\n", {}, "web.port"),
+    ("port a boolean", "[web]\nport = true\n", {}, "web.port"),
+    ("page size a float", "[dialogs]\npage_size = 5.5\n", {}, "dialogs.page_size"),
+    ("unknown province", '[areas]\nprovinces = ["Atlantis"]\n', {}, "areas.provinces"),
 ]
 
 
@@ -342,6 +346,12 @@ def test_missing_file_names_the_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="does not exist") as raised:
         load_config(path, {KEY_ENV: KEY})
     assert str(path) in str(raised.value)
+
+
+def test_directory_instead_of_a_file_names_the_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as raised:
+        load_config(tmp_path, {KEY_ENV: KEY})
+    assert str(tmp_path) in str(raised.value)
 
 
 def test_missing_file_named_by_gotong_config(tmp_path: Path) -> None:

@@ -1,0 +1,170 @@
+"""The Alembic migrations build exactly the schema the models describe, on SQLite and
+PostgreSQL, starting from an empty database."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, inspect, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from gotong.bot.migrate import alembic_config, upgrade
+from gotong.models import all_models  # noqa: F401  (registers every table)
+from gotong.models.base import Base
+from gotong.models.db import create_engine
+from tests.conftest import BACKENDS, PG_ENV
+
+TABLES = {"area", "contact", "conversation", "help_request", "request_event", "inbound_update"}
+
+
+async def _admin(server: str, statement: str) -> None:
+    engine = create_engine(server)
+    try:
+        async with engine.connect() as conn:
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
+            await conn.execute(text(statement))
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture(params=BACKENDS)
+async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+    """An engine on an empty database of this test alone."""
+    if request.param == "sqlite":
+        engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'fresh.sqlite3'}")
+        try:
+            yield engine
+        finally:
+            await engine.dispose()
+        return
+    base = os.environ.get(PG_ENV)
+    if not base:
+        pytest.skip(f"{PG_ENV} is not set")
+    server = make_url(base).set(drivername="postgresql+asyncpg")
+    server_url = server.render_as_string(hide_password=False)
+    name = f"gotong_migrations_{uuid.uuid4().hex[:12]}"
+    await _admin(server_url, f'CREATE DATABASE "{name}"')
+    try:
+        engine = create_engine(server.set(database=name).render_as_string(hide_password=False))
+        try:
+            yield engine
+        finally:
+            await engine.dispose()
+    finally:
+        await _admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def head() -> str | None:
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+async def downgrade(engine: AsyncEngine, revision: str = "base") -> None:
+    def run(connection: Connection) -> None:
+        config = alembic_config()
+        config.attributes["connection"] = connection
+        command.downgrade(config, revision)
+
+    async with engine.begin() as connection:
+        await connection.run_sync(run)
+
+
+async def differences(engine: AsyncEngine) -> list[Any]:
+    """What autogenerate would put in a new migration: nothing when the schema is right."""
+
+    def compare(connection: Connection) -> list[Any]:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        return list(compare_metadata(context, Base.metadata))
+
+    async with engine.connect() as connection:
+        return await connection.run_sync(compare)
+
+
+async def current_revision(engine: AsyncEngine) -> str | None:
+    def current(connection: Connection) -> str | None:
+        return MigrationContext.configure(connection).get_current_revision()
+
+    async with engine.connect() as connection:
+        return await connection.run_sync(current)
+
+
+async def table_names(engine: AsyncEngine) -> set[str]:
+    async with engine.connect() as connection:
+        return set(await connection.run_sync(lambda c: inspect(c).get_table_names()))
+
+
+def test_one_head_and_a_linear_history() -> None:
+    script = ScriptDirectory.from_config(alembic_config())
+    assert len(script.get_heads()) == 1
+    assert len(script.get_bases()) == 1
+    revisions = list(script.walk_revisions())
+    assert all(r.down_revision is None or isinstance(r.down_revision, str) for r in revisions)
+
+
+def test_models_know_every_table() -> None:
+    assert set(Base.metadata.tables) == TABLES
+
+
+async def test_empty_database_has_no_revision(engine: AsyncEngine) -> None:
+    assert await current_revision(engine) is None
+    assert await table_names(engine) == set()
+
+
+async def test_upgrade_builds_the_schema_of_the_models(engine: AsyncEngine) -> None:
+    await upgrade(engine)
+    assert await table_names(engine) == TABLES | {"alembic_version"}
+    assert await current_revision(engine) == head()
+    assert await differences(engine) == []
+
+
+async def test_upgrade_twice_is_harmless(engine: AsyncEngine) -> None:
+    await upgrade(engine)
+    async with engine.begin() as connection:
+        await connection.execute(text(
+            "INSERT INTO area (id, level, parent_id, name, code) "
+            "VALUES (1000031, 'province', NULL, 'DKI Jakarta', '31')"))
+    await upgrade(engine)
+    assert await current_revision(engine) == head()
+    assert await differences(engine) == []
+    async with engine.connect() as connection:
+        names = (await connection.execute(text("SELECT name FROM area"))).scalars().all()
+    assert names == ["DKI Jakarta"]
+
+
+async def test_downgrade_to_base_and_upgrade_again(engine: AsyncEngine) -> None:
+    await upgrade(engine)
+    await downgrade(engine, "base")
+    assert await current_revision(engine) is None
+    assert await table_names(engine) <= {"alembic_version"}
+    await upgrade(engine)
+    assert await current_revision(engine) == head()
+    assert await table_names(engine) == TABLES | {"alembic_version"}
+    assert await differences(engine) == []
+
+
+async def test_upgrade_to_each_revision_in_turn(engine: AsyncEngine) -> None:
+    script = ScriptDirectory.from_config(alembic_config())
+    revisions = [r.revision for r in reversed(list(script.walk_revisions()))]
+    for revision in revisions:
+        await upgrade(engine, revision)
+        assert await current_revision(engine) == revision
+    assert await differences(engine) == []
+
+
+async def test_the_comparison_sees_a_schema_that_drifted(engine: AsyncEngine) -> None:
+    # Guards the tests above against comparing nothing with nothing.
+    await upgrade(engine)
+    async with engine.begin() as connection:
+        await connection.execute(text("DROP INDEX ix_area_code"))
+    drift = await differences(engine)
+    assert [(d[0], d[1].name) for d in drift if isinstance(d, tuple)] == [
+        ("add_index", "ix_area_code")]
