@@ -2,9 +2,11 @@
 
 Both bots poll their own, identical :class:`~tests.fakes.telegram_api.FakeTelegramAPI` in this
 process and get exactly the same update dicts: every chat registers a household (12 updates:
-texts and button taps).  All updates of a round are pushed at once, interleaving the chats, and
-the time from the first push until every update was answered is measured.  The sides run
-alternately; the median round of each side is reported::
+texts and button taps).  One registration is first made update by update on Gotong's side to
+learn which of its messages each tap is made on, so that every callback query names a message
+the bot really sent in that chat.  All updates of a round are then pushed at once, interleaving
+the chats, and the time from the first push until every update was answered is measured.  After
+a warm-up round on each side, the sides run alternately; the median round of each is reported::
 
     .venv/bin/python benchmarks/inbound.py [--updates N] [--chats C] [--rounds R]
 
@@ -20,28 +22,27 @@ import os
 # PTB 22 gives RetryAfter.retry_after as a timedelta only when asked to (and warns otherwise).
 os.environ["PTB_TIMEDELTA"] = "true"
 
-import argparse  # noqa: E402
-import asyncio  # noqa: E402
-import contextlib  # noqa: E402
-import gc  # noqa: E402
-import logging  # noqa: E402
-import statistics  # noqa: E402
-import sys  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-import warnings  # noqa: E402
-from collections.abc import Sequence  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Any  # noqa: E402
+import argparse
+import asyncio
+import contextlib
+import gc
+import logging
+import statistics
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))  # the fakes live in the tests package
+# The project root, for the fakes in the tests package.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sqlalchemy import func, select  # noqa: E402
-from telegram import Update  # noqa: E402
-from telegram.ext import (  # noqa: E402
+from sqlalchemy import func, select
+from telegram import Update
+from telegram.ext import (
     Application,
     CallbackQueryHandler,
     ContextTypes,
@@ -49,19 +50,19 @@ from telegram.ext import (  # noqa: E402
     filters,
 )
 
-from gotong.bot.app import Services, open_services  # noqa: E402
-from gotong.bot.config import (  # noqa: E402
+from gotong.bot.app import Services, open_services
+from gotong.bot.config import (
     Config,
     DatabaseConfig,
     PrivacyConfig,
     TelegramConfig,
     validate,
 )
-from gotong.bot.logs import quiet_third_party  # noqa: E402
-from gotong.bot.telegram import TelegramChannel  # noqa: E402
-from gotong.models.help_request import REFERENCE_PREFIX, HelpRequest  # noqa: E402
-from tests.fakes.telegram_api import FakeTelegramAPI, SentMessage  # noqa: E402
-from tests.fakes.telegram_updates import TgUser, UpdateFactory  # noqa: E402
+from gotong.bot.logs import quiet_third_party
+from gotong.bot.telegram import TelegramChannel
+from gotong.models.help_request import REFERENCE_PREFIX, HelpRequest
+from tests.fakes.telegram_api import FakeTelegramAPI, SentMessage
+from tests.fakes.telegram_updates import TgUser, UpdateFactory
 
 JSONDict = dict[str, Any]
 
@@ -69,7 +70,7 @@ NIK_KEY = "benchmark-nik-hash-key-" + "k" * 32
 # Longest wait for one round before it counts as failed (an update was never answered).
 ROUND_TIMEOUT = 120.0
 NAMES = ("Siti Aminah", "Budi Santoso", "Dewi Lestari", "Agus Salim", "Rina Wulandari",
-         "Joko Widodo", "Sri Mulyani", "Eko Prasetyo")
+         "Wahyu Hidayat", "Nur Aini", "Eko Prasetyo")
 
 
 @dataclass(frozen=True)
@@ -237,8 +238,10 @@ class EchoSide:
         self._count()
 
     async def _on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+        # Done with, unsuccessfully: the round ends and its check fails.
         self.errors += 1
         logging.getLogger("benchmark.echo").error("echo bot failed: %r", context.error)
+        self._count()
 
     async def wait_handled(self, target: int) -> None:
         self._target = target
@@ -414,7 +417,11 @@ async def benchmark(settings: Settings) -> dict[str, list[float]]:
     logging.getLogger().addHandler(errors)
     factory = UpdateFactory()
     ids = UserIds()
-    log = (lambda text: print(text, file=sys.stderr)) if settings.verbose else (lambda _: None)
+
+    def log(text: str) -> None:
+        if settings.verbose:
+            print(text, file=sys.stderr)
+
     times: dict[str, list[float]] = {"echo": [], "gotong": []}
 
     with tempfile.TemporaryDirectory(prefix="gotong-bench-") as tmp:
