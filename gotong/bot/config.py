@@ -42,7 +42,7 @@ class TelegramConfig:
     webhook_url: str = ""
     webhook_secret: str = ""
     # Updates of one chat are handled in order; this many chats at once.
-    max_concurrent_chats: int = 64
+    max_concurrent_chats: int = 16
 
 
 @dataclass(frozen=True)

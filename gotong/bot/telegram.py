@@ -43,6 +43,8 @@ MAX_TEXT = 4096
 MAX_CALLBACK_DATA = 64
 ALLOWED_UPDATES = ["message", "callback_query"]
 WAIT_HANDLED_SECONDS = 10
+HTTP_CONNECTIONS = 8
+HTTP_POOL_TIMEOUT = 30.0
 # Labels this short fit two to a row on a phone.
 SHORT_LABEL = 18
 
@@ -193,6 +195,11 @@ class TelegramChannel:
             .base_url(config.api_base_url)
             .base_file_url(config.api_file_url)
             .concurrent_updates(ChatOrderedProcessor(config.max_concurrent_chats))
+            # A small pool of kept-alive connections serves many chats: the HTTP client's
+            # cost per request grows with the number of open connections, and Telegram's
+            # limits allow only about 30 messages a second anyway.
+            .connection_pool_size(HTTP_CONNECTIONS)
+            .pool_timeout(HTTP_POOL_TIMEOUT)
         )
         if self.webhook:
             builder = builder.updater(None)

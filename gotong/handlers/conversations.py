@@ -8,6 +8,7 @@ step changed; commit. The caller then sends the replies.
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from collections.abc import Callable
 from datetime import datetime
 
@@ -34,8 +35,12 @@ from gotong.handlers.status import status_replies
 from gotong.handlers.turn import HandlerSettings, Turn
 from gotong.models.area import AreaDirectory
 from gotong.models.base import utcnow
-from gotong.models.contact import get_or_create_contact
-from gotong.models.conversation import get_or_create_conversation
+from gotong.models.contact import Contact, get_or_create_contact, save_contact
+from gotong.models.conversation import (
+    Conversation,
+    get_or_create_conversation,
+    save_conversation,
+)
 from gotong.models.inbound import claim_inbound
 
 log = logging.getLogger(__name__)
@@ -43,6 +48,8 @@ log = logging.getLogger(__name__)
 FORMS: dict[str, Form] = {form.name: form for form in (HOUSEHOLD_REQUEST,)}
 LANGUAGE_OVERLAY = "language"
 MAX_ATTEMPTS = 3
+# Chats whose state is kept in memory between updates (least recently active dropped).
+STATE_CACHE_SIZE = 10_000
 
 
 class Conversations:
@@ -61,37 +68,75 @@ class Conversations:
         self._areas = areas
         self._settings = settings
         self._clock = clock
+        self._states: OrderedDict[tuple[str, str], tuple[Contact, Conversation]] = \
+            OrderedDict()
 
     async def handle(self, incoming: Incoming) -> list[Reply]:
+        key = (incoming.channel, incoming.chat_id)
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:
                 return await self._handle_once(incoming)
             except (StaleDataError, IntegrityError):
                 # Another process handled an update of the same chat at the same moment
                 # (or recorded the same update): run the step again on the fresh state.
+                self._states.pop(key, None)
                 if attempt == MAX_ATTEMPTS:
                     raise
                 log.info("conversation changed concurrently; retrying the update")
+            except BaseException:
+                self._states.pop(key, None)
+                raise
         raise AssertionError("unreachable")
+
+    async def _load_state(self, session: AsyncSession, incoming: Incoming, now: datetime
+                          ) -> tuple[Contact, Conversation, bool]:
+        """The chat's contact and conversation, and whether the contact is new.
+
+        Kept between updates: the conversation's version makes the UPDATE at commit fail
+        if another process changed the chat meanwhile, and the update is then run again
+        on freshly loaded state. So the hot path reads nothing before the step.
+        """
+        key = (incoming.channel, incoming.chat_id)
+        cached = self._states.get(key)
+        if cached is not None:
+            self._states.move_to_end(key)
+            contact, conversation = cached
+            return contact, conversation, False
+        contact, created = await get_or_create_contact(
+            session, incoming.channel, incoming.chat_id, self._first_language(incoming), now
+        )
+        conversation = await get_or_create_conversation(session, contact.id)
+        # Written by save_conversation and save_contact, not by the session's flush.
+        session.expunge(contact)
+        session.expunge(conversation)
+        return contact, conversation, created
+
+    def _keep_state(self, contact: Contact, conversation: Conversation) -> None:
+        self._states[(contact.channel, contact.chat_id)] = (contact, conversation)
+        if len(self._states) > STATE_CACHE_SIZE:
+            self._states.popitem(last=False)
 
     async def _handle_once(self, incoming: Incoming) -> list[Reply]:
         now = self._clock()
         async with self._sessions() as session, session.begin():
+            connection = await session.connection()
             if incoming.external_id is not None and not await claim_inbound(
-                session, incoming.channel, incoming.external_id, now
+                connection, incoming.channel, incoming.external_id, now
             ):
                 log.info("dropped a replayed %s update", incoming.channel)
                 return []
-            contact, created = await get_or_create_contact(
-                session, incoming.channel, incoming.chat_id, self._first_language(incoming), now
-            )
-            conversation = await get_or_create_conversation(session, contact.id)
+            contact, conversation, created = await self._load_state(session, incoming, now)
+            contact_before = (contact.language, contact.verified_phone)
             turn = Turn(session=session, contact=contact, conversation=conversation,
                         incoming=incoming, catalog=self.catalog, areas=self._areas,
                         settings=self._settings, now=now, first_contact=created)
             step_before = conversation.step
             replies = await route(turn)
             conversation.updated_at = now
+            await save_conversation(connection, conversation)
+            if (contact.language, contact.verified_phone) != contact_before:
+                await save_contact(connection, contact)
+        self._keep_state(contact, conversation)
         # Kinds and steps only: what people wrote never goes into the logs.
         log.debug("%s %s update at %s/%s -> %s/%s, %d replies", incoming.channel,
                   incoming.kind.value, conversation.dialog or "-", step_before or "-",

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import String, UniqueConstraint, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import String, UniqueConstraint, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from gotong.models.base import Base, utcnow
@@ -22,7 +22,14 @@ class Contact(Base):
     # Set only from a phone the platform vouches for (Telegram's shared contact).
     verified_phone: Mapped[str | None] = mapped_column(String(20))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+async def save_contact(connection: AsyncConnection, contact: Contact) -> None:
+    """Write what a conversation can change of a contact read earlier."""
+    await connection.execute(
+        update(Contact).where(Contact.id == contact.id)
+        .values(language=contact.language, verified_phone=contact.verified_phone)
+    )
 
 
 async def get_or_create_contact(
@@ -33,10 +40,8 @@ async def get_or_create_contact(
         select(Contact).where(Contact.channel == channel, Contact.chat_id == chat_id)
     )
     if contact is not None:
-        contact.last_seen_at = now
         return contact, False
-    contact = Contact(channel=channel, chat_id=chat_id, language=language, created_at=now,
-                      last_seen_at=now)
+    contact = Contact(channel=channel, chat_id=chat_id, language=language, created_at=now)
     session.add(contact)
     await session.flush()
     return contact, True

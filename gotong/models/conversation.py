@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, String, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import JSON, ForeignKey, String, bindparam, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm.exc import StaleDataError
 
 from gotong.models.base import Base, utcnow
 
@@ -38,6 +39,35 @@ class Conversation(Base):
         self.answers = {}
         self.scratch = {}
         self.invalid_attempts = 0
+
+
+_SAVE = (
+    update(Conversation.__table__)  # type: ignore[arg-type]
+    .where(Conversation.__table__.c.id == bindparam("row_id"),
+           Conversation.__table__.c.version == bindparam("row_version"))
+    .values(dialog=bindparam("dialog"), step=bindparam("step"), answers=bindparam("answers"),
+            scratch=bindparam("scratch"), invalid_attempts=bindparam("invalid_attempts"),
+            reminded_at=bindparam("reminded_at"), updated_at=bindparam("updated_at"),
+            version=bindparam("row_version") + 1)
+)
+
+
+async def save_conversation(connection: AsyncConnection, conversation: Conversation) -> None:
+    """Write a conversation read earlier, unless someone changed it since.
+
+    One prepared UPDATE guarded by the version; when another process wrote the row first,
+    StaleDataError tells the caller to run the update again on the row as it is now.
+    """
+    result = await connection.execute(_SAVE, {
+        "row_id": conversation.id, "row_version": conversation.version,
+        "dialog": conversation.dialog, "step": conversation.step,
+        "answers": conversation.answers, "scratch": conversation.scratch,
+        "invalid_attempts": conversation.invalid_attempts,
+        "reminded_at": conversation.reminded_at, "updated_at": conversation.updated_at,
+    })
+    if result.rowcount != 1:
+        raise StaleDataError(f"conversation {conversation.id} changed concurrently")
+    conversation.version += 1
 
 
 async def get_or_create_conversation(session: AsyncSession, contact_id: int) -> Conversation:

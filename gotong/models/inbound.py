@@ -8,14 +8,16 @@ and, for webhooks, the durable queue: an update is stored before the platform ge
 from __future__ import annotations
 
 from datetime import datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import JSON, String, UniqueConstraint, select, update
+from sqlalchemy import JSON, String, UniqueConstraint, bindparam, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from gotong.models.base import Base, utcnow
+from gotong.models.base import Base, UTCDateTime, utcnow
 
 
 class InboundUpdate(Base):
@@ -46,30 +48,37 @@ async def store_inbound(
 
 
 async def claim_inbound(
-    session: AsyncSession, channel: str, external_id: str, now: datetime
+    connection: AsyncConnection, channel: str, external_id: str, now: datetime
 ) -> bool:
     """Mark an update processed within the caller's unit of work.
 
     Returns False when it was processed before (a replay); the caller then drops it.
+    One statement on every update: insert the record, or, for one stored by the webhook
+    and not yet processed, mark it processed; a processed record matches neither.
     """
-    result = await session.execute(
-        update(InboundUpdate)
-        .where(InboundUpdate.channel == channel, InboundUpdate.external_id == external_id,
-               InboundUpdate.processed_at.is_(None))
-        .values(processed_at=now, payload=None)
+    statement = _claim_statement(connection.dialect.name)
+    result = await connection.execute(
+        statement, {"channel": channel, "external_id": external_id, "now": now}
     )
-    if result.rowcount:  # type: ignore[attr-defined]
-        return True
-    exists = await session.scalar(
-        select(InboundUpdate.id).where(InboundUpdate.channel == channel,
-                                       InboundUpdate.external_id == external_id)
+    return result.first() is not None
+
+
+@cache
+def _claim_statement(dialect: str) -> Any:
+    # Built once per dialect: constructing the statement costs more than running it.
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    now = bindparam("now", type_=UTCDateTime())
+    return (
+        insert(InboundUpdate)
+        .values(channel=bindparam("channel"), external_id=bindparam("external_id"),
+                received_at=now, processed_at=now)
+        .on_conflict_do_update(
+            index_elements=[InboundUpdate.channel, InboundUpdate.external_id],
+            set_={"processed_at": now, "payload": None},
+            where=InboundUpdate.processed_at.is_(None),
+        )
+        .returning(InboundUpdate.id)
     )
-    if exists is not None:
-        return False
-    session.add(InboundUpdate(channel=channel, external_id=external_id, received_at=now,
-                              processed_at=now))
-    await session.flush()
-    return True
 
 
 async def unprocessed_payloads(session: AsyncSession, channel: str) -> list[dict[str, Any]]:

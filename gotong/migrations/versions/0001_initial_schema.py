@@ -44,7 +44,6 @@ def upgrade() -> None:
         sa.Column("language", sa.String(length=5), nullable=False),
         sa.Column("verified_phone", sa.String(length=20), nullable=True),
         sa.Column("created_at", gotong.models.base.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("last_seen_at", gotong.models.base.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_contact")),
         sa.UniqueConstraint("channel", "chat_id", name=op.f("uq_contact_channel_chat_id")),
     )
