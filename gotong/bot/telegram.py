@@ -30,6 +30,7 @@ from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
 from telegram.ext import Application, BaseUpdateProcessor, ContextTypes, TypeHandler
 
 from gotong.bot.config import TelegramConfig
+from gotong.bot.http import AiohttpRequest
 from gotong.handlers.conversations import Conversations
 from gotong.handlers.messages import Hint, Incoming, Kind, Option, Reply
 from gotong.models.base import utcnow
@@ -44,7 +45,6 @@ MAX_CALLBACK_DATA = 64
 ALLOWED_UPDATES = ["message", "callback_query"]
 WAIT_HANDLED_SECONDS = 10
 HTTP_CONNECTIONS = 8
-HTTP_POOL_TIMEOUT = 30.0
 # Labels this short fit two to a row on a phone.
 SHORT_LABEL = 18
 
@@ -195,11 +195,10 @@ class TelegramChannel:
             .base_url(config.api_base_url)
             .base_file_url(config.api_file_url)
             .concurrent_updates(ChatOrderedProcessor(config.max_concurrent_chats))
-            # A small pool of kept-alive connections serves many chats: the HTTP client's
-            # cost per request grows with the number of open connections, and Telegram's
-            # limits allow only about 30 messages a second anyway.
-            .connection_pool_size(HTTP_CONNECTIONS)
-            .pool_timeout(HTTP_POOL_TIMEOUT)
+            # A small pool of kept-alive connections serves many chats; Telegram's limits
+            # allow only about 30 messages a second anyway.
+            .request(AiohttpRequest(HTTP_CONNECTIONS))
+            .get_updates_request(AiohttpRequest(1))
         )
         if self.webhook:
             builder = builder.updater(None)

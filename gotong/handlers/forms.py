@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from gotong.handlers.catalog import Catalog
 from gotong.handlers.messages import Hint, Kind, Option, Reply
 from gotong.handlers.turn import Turn
 from gotong.handlers.validators import Invalid
@@ -477,21 +479,27 @@ def match_choice(turn: Turn, text: str, choices: Sequence[Choice]) -> str | None
     return None
 
 
+_CONTROL_KEYS = ((BACK, "words.back"), (SKIP, "words.skip"), (DONE, "words.done"),
+                 (NEXT_PAGE, "words.next"), (PREV_PAGE, "words.prev"))
+_CONTROL_SYMBOLS = {"-": SKIP, ">": NEXT_PAGE, ">>": NEXT_PAGE, "<": PREV_PAGE,
+                    "<<": PREV_PAGE}
+
+
+@functools.lru_cache(maxsize=8)
+def _control_words(catalog: Catalog) -> dict[str, str]:
+    """Typed word -> control, in every language of the catalog (read once)."""
+    words: dict[str, str] = {}
+    for control, key in _CONTROL_KEYS:
+        for language in catalog.languages:
+            for word in catalog.text(language, key).split("|"):
+                words.setdefault(_fold(word), control)
+    return words
+
+
 def _control_word(turn: Turn, text: str) -> str | None:
     """A typed control (back, skip, done, next, previous) in either language."""
-    if text.strip() == "-":
-        return SKIP
+    stripped = text.strip()
+    if stripped in _CONTROL_SYMBOLS:
+        return _CONTROL_SYMBOLS[stripped]
     folded = _fold(text)
-    if not folded:
-        return None
-    for control, key in ((BACK, "words.back"), (SKIP, "words.skip"), (DONE, "words.done"),
-                         (NEXT_PAGE, "words.next"), (PREV_PAGE, "words.prev")):
-        for language in turn.catalog.languages:
-            words = turn.catalog.text(language, key).split("|")
-            if folded in (_fold(w) for w in words):
-                return control
-    if text.strip() in (">", ">>"):
-        return NEXT_PAGE
-    if text.strip() in ("<", "<<"):
-        return PREV_PAGE
-    return None
+    return _control_words(turn.catalog).get(folded) if folded else None

@@ -14,6 +14,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+SQLITE_CONNECTIONS = 2
+
 
 def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
     """Create the engine; SQLite gets WAL, foreign keys and a busy timeout."""
@@ -25,6 +27,14 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
         kwargs["connect_args"] = {"timeout": 30}
+        # Every unit of work ends in COMMIT or ROLLBACK; the pool's own rollback on
+        # return would only cost another trip to the database thread.
+        kwargs["pool_reset_on_return"] = None
+        # SQLite has one writer at a time, and each connection has a thread of its own:
+        # a few connections serve every unit of work without threads fighting for the GIL.
+        kwargs["pool_size"] = SQLITE_CONNECTIONS
+        kwargs["max_overflow"] = 0
+        kwargs["pool_timeout"] = 60
     else:
         kwargs["pool_pre_ping"] = True
     engine = create_async_engine(url, **kwargs)
