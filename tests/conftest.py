@@ -60,6 +60,17 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+async def run_admin(server: str, statement: str) -> None:
+    """Run a statement outside any transaction (CREATE/DROP DATABASE) on a server."""
+    engine = create_engine(server)
+    try:
+        async with engine.connect() as conn:
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
+            await conn.execute(text(statement))
+    finally:
+        await engine.dispose()
+
+
 @pytest.fixture(scope="session")
 def postgres_database() -> Iterator[str]:
     """A PostgreSQL database of this test run alone, dropped at the end."""
@@ -69,14 +80,8 @@ def postgres_database() -> Iterator[str]:
     server = make_url(base).set(drivername="postgresql+asyncpg")
     name = f"gotong_test_{uuid.uuid4().hex[:12]}"
 
-    async def admin(statement: str) -> None:
-        engine = create_engine(server.render_as_string(hide_password=False))
-        try:
-            async with engine.connect() as conn:
-                await conn.execution_options(isolation_level="AUTOCOMMIT")
-                await conn.execute(text(statement))
-        finally:
-            await engine.dispose()
+    def admin(statement: str) -> Coroutine[Any, Any, None]:
+        return run_admin(server.render_as_string(hide_password=False), statement)
 
     _run_aside(lambda: admin(f'CREATE DATABASE "{name}"'))
     url = server.set(database=name).render_as_string(hide_password=False)

@@ -22,19 +22,9 @@ from gotong.bot.migrate import alembic_config, upgrade
 from gotong.models import all_models  # noqa: F401  (registers every table)
 from gotong.models.base import Base
 from gotong.models.db import create_engine
-from tests.conftest import BACKENDS, PG_ENV
+from tests.conftest import BACKENDS, PG_ENV, run_admin
 
 TABLES = {"area", "contact", "conversation", "help_request", "request_event", "inbound_update"}
-
-
-async def _admin(server: str, statement: str) -> None:
-    engine = create_engine(server)
-    try:
-        async with engine.connect() as conn:
-            await conn.execution_options(isolation_level="AUTOCOMMIT")
-            await conn.execute(text(statement))
-    finally:
-        await engine.dispose()
 
 
 @pytest.fixture(params=BACKENDS)
@@ -53,7 +43,7 @@ async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
     server = make_url(base).set(drivername="postgresql+asyncpg")
     server_url = server.render_as_string(hide_password=False)
     name = f"gotong_migrations_{uuid.uuid4().hex[:12]}"
-    await _admin(server_url, f'CREATE DATABASE "{name}"')
+    await run_admin(server_url, f'CREATE DATABASE "{name}"')
     try:
         engine = create_engine(server.set(database=name).render_as_string(hide_password=False))
         try:
@@ -61,7 +51,7 @@ async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
         finally:
             await engine.dispose()
     finally:
-        await _admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await run_admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def head() -> str | None:
