@@ -13,7 +13,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
 from gotong.handlers import forms
@@ -32,7 +32,7 @@ from gotong.handlers.forms import Form, match_choice
 from gotong.handlers.household import HOUSEHOLD_REQUEST
 from gotong.handlers.messages import Incoming, Kind, Reply
 from gotong.handlers.status import status_replies
-from gotong.handlers.turn import HandlerSettings, Turn
+from gotong.handlers.turn import HandlerSettings, Turn, UnitOfWork
 from gotong.models.area import AreaDirectory
 from gotong.models.base import utcnow
 from gotong.models.contact import Contact, get_or_create_contact, save_contact
@@ -64,6 +64,7 @@ class Conversations:
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self._sessions = sessions
+        self._engine: AsyncEngine = sessions.kw["bind"]
         self.catalog = catalog
         self._areas = areas
         self._settings = settings
@@ -88,7 +89,7 @@ class Conversations:
                 raise
         raise AssertionError("unreachable")
 
-    async def _load_state(self, session: AsyncSession, incoming: Incoming, now: datetime
+    async def _load_state(self, work: UnitOfWork, incoming: Incoming, now: datetime
                           ) -> tuple[Contact, Conversation, bool]:
         """The chat's contact and conversation, and whether the contact is new.
 
@@ -102,6 +103,7 @@ class Conversations:
             self._states.move_to_end(key)
             contact, conversation = cached
             return contact, conversation, False
+        session = work.session
         contact, created = await get_or_create_contact(
             session, incoming.channel, incoming.chat_id, self._first_language(incoming), now
         )
@@ -118,24 +120,33 @@ class Conversations:
 
     async def _handle_once(self, incoming: Incoming) -> list[Reply]:
         now = self._clock()
-        async with self._sessions() as session, session.begin():
-            connection = await session.connection()
-            if incoming.external_id is not None and not await claim_inbound(
-                connection, incoming.channel, incoming.external_id, now
-            ):
-                log.info("dropped a replayed %s update", incoming.channel)
-                return []
-            contact, conversation, created = await self._load_state(session, incoming, now)
-            contact_before = (contact.language, contact.verified_phone)
-            turn = Turn(session=session, contact=contact, conversation=conversation,
-                        incoming=incoming, catalog=self.catalog, areas=self._areas,
-                        settings=self._settings, now=now, first_contact=created)
-            step_before = conversation.step
-            replies = await route(turn)
-            conversation.updated_at = now
-            await save_conversation(connection, conversation)
-            if (contact.language, contact.verified_phone) != contact_before:
-                await save_contact(connection, contact)
+        async with self._engine.connect() as connection, connection.begin():
+            work = UnitOfWork(connection)
+            try:
+                return await self._run(work, incoming, now)
+            finally:
+                await work.close()
+
+    async def _run(self, work: UnitOfWork, incoming: Incoming, now: datetime) -> list[Reply]:
+        connection = work.connection
+        if incoming.external_id is not None and not await claim_inbound(
+            connection, incoming.channel, incoming.external_id, now
+        ):
+            log.info("dropped a replayed %s update", incoming.channel)
+            return []
+        contact, conversation, created = await self._load_state(work, incoming, now)
+        contact_before = (contact.language, contact.verified_phone)
+        turn = Turn(work=work, contact=contact, conversation=conversation,
+                    incoming=incoming, catalog=self.catalog, areas=self._areas,
+                    settings=self._settings, now=now, first_contact=created)
+        step_before = conversation.step
+        replies = await route(turn)
+        conversation.updated_at = now
+        await work.flush()
+        await save_conversation(connection, conversation)
+        if (contact.language, contact.verified_phone) != contact_before:
+            await save_contact(connection, contact)
+        # Kept even though the commit is still to come: any failure evicts it (handle).
         self._keep_state(contact, conversation)
         # Kinds and steps only: what people wrote never goes into the logs.
         log.debug("%s %s update at %s/%s -> %s/%s, %d replies", incoming.channel,

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_datetime
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from gotong.handlers.catalog import Catalog
 from gotong.handlers.messages import Incoming, Reply
@@ -30,9 +30,39 @@ class HandlerSettings:
     duplicate_window: timedelta = timedelta(days=90)
 
 
+class UnitOfWork:
+    """The transaction of one update: a connection, and an ORM session on it when needed.
+
+    Most updates only move a conversation along, which takes two prepared statements on
+    the connection; the session is opened the first time a handler asks for it.
+    """
+
+    def __init__(self, connection: AsyncConnection) -> None:
+        self.connection = connection
+        self._session: AsyncSession | None = None
+
+    @property
+    def session(self) -> AsyncSession:
+        if self._session is None:
+            # Joins the connection's transaction; the caller commits or rolls it back.
+            self._session = AsyncSession(bind=self.connection, expire_on_commit=False,
+                                         join_transaction_mode="rollback_only")
+        return self._session
+
+    async def flush(self) -> None:
+        """Write what the session holds; the transaction itself is the caller's."""
+        if self._session is not None:
+            await self._session.flush()
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
 @dataclass
 class Turn:
-    session: AsyncSession
+    work: UnitOfWork
     contact: Contact
     conversation: Conversation
     incoming: Incoming
@@ -42,6 +72,10 @@ class Turn:
     now: datetime
     first_contact: bool = False
     replies: list[Reply] = field(default_factory=list)
+
+    @property
+    def session(self) -> AsyncSession:
+        return self.work.session
 
     @property
     def language(self) -> str:
