@@ -456,3 +456,24 @@ async def test_many_chats_register_at_the_same_time(services: Services) -> None:
     assert len(requests) == 12
     assert len({r.reference for r in requests}) == 12
     assert all("Reference: GT-" in chat.last.text for chat in chats)
+
+
+async def test_two_processes_on_one_chat_never_work_on_stale_state(services: Services) -> None:
+    """Each process keeps chat state in memory; the version makes a stale copy harmless."""
+    settings = services.conversations._settings
+    first = Conversations(services.sessions, services.catalog, services.areas, settings)
+    second = Conversations(services.sessions, services.catalog, services.areas, settings)
+    chat_a, chat_b = Chat(first, chat_id="shared"), Chat(second, chat_id="shared")
+    await start_request(chat_a)
+    assert chat_a.last.context == "hh.name"
+    await chat_b.say("Budi Santoso")  # the second process reads the chat fresh
+    assert chat_b.last.context == "hh.phone"
+    # The first process still holds the chat at the name question; its write is refused
+    # and the update runs again on the chat as it is now.
+    await chat_a.say("081298765432")
+    assert chat_a.last.context == "hh.nik"
+    async with services.sessions() as session:
+        conversation = await session.scalar(select(Conversation))
+    assert conversation is not None
+    assert conversation.answers["name"] == "Budi Santoso"
+    assert conversation.answers["phone"] == "+6281298765432"
