@@ -63,7 +63,6 @@ class Conversations:
         settings: HandlerSettings,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
-        self._sessions = sessions
         self._engine: AsyncEngine = sessions.kw["bind"]
         self.catalog = catalog
         self._areas = areas

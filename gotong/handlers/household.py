@@ -98,11 +98,15 @@ def _parse_area_text(turn: Turn, text: str, answers: Answers) -> Parsed:
         places = areas.by_postal_code(query)
         if not places:
             return Invalid("invalid.area.postal_unknown", {"code": query})
+        certain = True
     else:
-        places = areas.exact_village(query) or areas.search_villages(query, MAX_CANDIDATES)
+        places = areas.exact_village(query)
+        # A name typed exactly is taken; a close one is asked about ("did you mean").
+        certain = bool(places)
+        places = places or areas.search_villages(query, MAX_CANDIDATES)
         if not places:
             return Invalid("invalid.area.not_found")
-    if len(places) == 1 and (query.isdigit() or areas.exact_village(query)):
+    if len(places) == 1 and certain:
         return _place_answers(places[0])
     return Accept({"area_candidates": [p.village_id for p in places[:10]]})
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -10,7 +10,7 @@ from babel.dates import format_datetime
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from gotong.handlers.catalog import Catalog
-from gotong.handlers.messages import Incoming, Reply
+from gotong.handlers.messages import Incoming
 from gotong.models.area import AreaDirectory
 from gotong.models.contact import Contact
 from gotong.models.conversation import Conversation
@@ -71,7 +71,6 @@ class Turn:
     settings: HandlerSettings
     now: datetime
     first_contact: bool = False
-    replies: list[Reply] = field(default_factory=list)
 
     @property
     def session(self) -> AsyncSession:
