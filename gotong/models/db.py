@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-SQLITE_CONNECTIONS = 2
+SQLITE_CONNECTIONS = 1
 
 
 def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
