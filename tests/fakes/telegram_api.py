@@ -38,7 +38,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 import aiohttp
 from aiohttp import web
@@ -77,6 +77,7 @@ _POLL_TERMINATED = (
 )
 
 # Token shape Telegram recognises: a wrong but well formed token gets 401, anything else 404.
+_T = TypeVar("_T")
 _TOKEN_SHAPE = re.compile(r"^\d+:[A-Za-z0-9_-]+$")
 _SECRET_TOKEN_SHAPE = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 _COMMAND_SHAPE = re.compile(r"^[a-z0-9_]{1,32}$")
@@ -494,6 +495,22 @@ class FakeTelegramAPI:
         wanted = method.lower()
         return [params for name, params in self.calls if name.lower() == wanted]
 
+    async def _wait_until(
+        self,
+        ready: Callable[[], _T | None],
+        timeout: float,  # noqa: ASYNC109 - a deadline for the wait, not for an I/O call
+    ) -> _T | None:
+        """What ``ready`` returns once it returns something, or None after ``timeout``."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            result = ready()
+            if result is not None:
+                return result
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                return None
+            await self._changed.wait(remaining)
+
     async def wait_for_messages(
         self,
         chat_id: int,
@@ -504,18 +521,17 @@ class FakeTelegramAPI:
 
         Raises ``AssertionError`` listing what the chat has if that does not happen in time.
         """
-        deadline = asyncio.get_running_loop().time() + timeout
-        while True:
-            messages = self.messages(chat_id)
-            if len(messages) >= count:
-                return messages
-            remaining = deadline - asyncio.get_running_loop().time()
-            if remaining <= 0:
-                raise AssertionError(
-                    f"expected at least {count} message(s) in chat {chat_id} within "
-                    f"{timeout}s, got {len(messages)}: {[m.text for m in messages]!r}"
-                )
-            await self._changed.wait(remaining)
+        messages = await self._wait_until(
+            lambda: self.messages(chat_id) if len(self.messages(chat_id)) >= count else None,
+            timeout,
+        )
+        if messages is None:
+            got = self.messages(chat_id)
+            raise AssertionError(
+                f"expected at least {count} message(s) in chat {chat_id} within "
+                f"{timeout}s, got {len(got)}: {[m.text for m in got]!r}"
+            )
+        return messages
 
     async def wait_for_calls(
         self,
@@ -527,19 +543,18 @@ class FakeTelegramAPI:
 
         Raises ``AssertionError`` listing the calls seen if that does not happen in time.
         """
-        deadline = asyncio.get_running_loop().time() + timeout
-        while True:
+        calls = await self._wait_until(
+            lambda: self.calls_to(method) if len(self.calls_to(method)) >= count else None,
+            timeout,
+        )
+        if calls is None:
             calls = self.calls_to(method)
-            if len(calls) >= count:
-                return calls
-            remaining = deadline - asyncio.get_running_loop().time()
-            if remaining <= 0:
-                raise AssertionError(
-                    f"expected at least {count} call(s) of {method} within {timeout}s, "
-                    f"got {len(calls)}: {calls!r}; all methods called: "
-                    f"{[name for name, _ in self.calls]!r}"
-                )
-            await self._changed.wait(remaining)
+            raise AssertionError(
+                f"expected at least {count} call(s) of {method} within {timeout}s, "
+                f"got {len(calls)}: {calls!r}; all methods called: "
+                f"{[name for name, _ in self.calls]!r}"
+            )
+        return calls
 
     def fail_next(
         self,
