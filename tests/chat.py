@@ -32,6 +32,11 @@ class Chat:
     async def say(self, text: str) -> list[Reply]:
         return await self.handle(to_incoming(text, self.chat_id, self.language))
 
+    async def say_all(self, *texts: str) -> None:
+        """Answer several questions in a row by typing."""
+        for text in texts:
+            await self.say(text)
+
     async def tap(self, option: str, context: str | None = None) -> list[Reply]:
         """Tap a button of the last question (or of the given context)."""
         context = context if context is not None else self.last.context

@@ -32,8 +32,7 @@ async def register(chat: Chat, *, name: str = "Siti Aminah", phone: str = "0812 
                    address: str = "Jl. Melati No. 5 RT 03 RW 05") -> list[str]:
     """Answer every question by typing; return the texts of all replies."""
     await start_request(chat)
-    for answer in (name, phone, nik, area, address, "4", "1,4", "1"):
-        await chat.say(answer)
+    await chat.say_all(name, phone, nik, area, address, "4", "1,4", "1")
     assert chat.last.context == "hh.summary", chat.last.text
     await chat.say("1")
     return [r.text for r in chat.replies]
@@ -69,15 +68,13 @@ async def test_full_registration_by_typing(services: Services) -> None:
 async def test_the_nik_is_never_stored_in_clear(services: Services) -> None:
     chat = Chat(services.conversations)
     await start_request(chat)
-    for answer in ("Siti Aminah", "0812 3456 7890", NIK):
-        await chat.say(answer)
+    await chat.say_all("Siti Aminah", "0812 3456 7890", NIK)
     async with services.sessions() as session:
         conversation = await session.scalar(select(Conversation))
     assert conversation is not None
     assert NIK not in str(conversation.answers)
     await chat.say("12930")
-    for answer in ("Jl. Melati No. 5 RT 03 RW 05", "4", "1", "1", "1"):
-        await chat.say(answer)
+    await chat.say_all("Jl. Melati No. 5 RT 03 RW 05", "4", "1", "1", "1")
     async with services.sessions() as session:
         rows = (await session.execute(select(HelpRequest.__table__))).all()
     assert rows and all(NIK not in str(row) for row in rows)
@@ -86,8 +83,7 @@ async def test_the_nik_is_never_stored_in_clear(services: Services) -> None:
 async def test_area_by_menus_with_paging(services: Services) -> None:
     chat = Chat(services.conversations)
     await start_request(chat)
-    for answer in ("Budi Santoso", "081298765432", "skip"):
-        await chat.say(answer)
+    await chat.say_all("Budi Santoso", "081298765432", "skip")
     assert chat.last.context == "hh.kota"
     await chat.tap(chat.option_id("Jakarta Timur"))
     assert chat.last.context == "hh.kecamatan"
@@ -106,8 +102,7 @@ async def test_area_by_menus_with_paging(services: Services) -> None:
 async def test_typed_number_counts_across_pages(services: Services) -> None:
     chat = Chat(services.conversations)
     await start_request(chat)
-    for answer in ("Budi Santoso", "081298765432", "-"):
-        await chat.say(answer)
+    await chat.say_all("Budi Santoso", "081298765432", "-")
     await chat.say("Jakarta Timur")
     assert chat.last.context == "hh.kecamatan"
     numbers = [o.number for o in chat.last.options]
@@ -119,8 +114,7 @@ async def test_typed_number_counts_across_pages(services: Services) -> None:
 async def test_fuzzy_kelurahan_name_asks_did_you_mean(services: Services) -> None:
     chat = Chat(services.conversations)
     await start_request(chat)
-    for answer in ("Budi Santoso", "081298765432", "skip", "karet semangi"):
-        await chat.say(answer)
+    await chat.say_all("Budi Santoso", "081298765432", "skip", "karet semangi")
     assert chat.last.context == "hh.area_pick"
     assert "Did you mean" in chat.last.text
     await chat.tap(chat.option_id("Karet Semanggi"))
@@ -130,8 +124,7 @@ async def test_fuzzy_kelurahan_name_asks_did_you_mean(services: Services) -> Non
 async def test_none_of_these_goes_back_to_the_area_question(services: Services) -> None:
     chat = Chat(services.conversations)
     await start_request(chat)
-    for answer in ("Budi Santoso", "081298765432", "skip", "karet semangi"):
-        await chat.say(answer)
+    await chat.say_all("Budi Santoso", "081298765432", "skip", "karet semangi")
     await chat.tap("none")
     assert chat.last.context == "hh.kota"
 
@@ -139,8 +132,7 @@ async def test_none_of_these_goes_back_to_the_area_question(services: Services) 
 async def test_unknown_place_gets_a_specific_hint(services: Services) -> None:
     chat = Chat(services.conversations)
     await start_request(chat)
-    for answer in ("Budi Santoso", "081298765432", "skip", "99999"):
-        await chat.say(answer)
+    await chat.say_all("Budi Santoso", "081298765432", "skip", "99999")
     assert "postal code 99999" in chat.last.text and chat.last.context == "hh.kota"
     await chat.say("qqqqzzzz")
     assert "could not find that place" in chat.last.text
@@ -149,8 +141,7 @@ async def test_unknown_place_gets_a_specific_hint(services: Services) -> None:
 async def test_postal_code_shared_by_several_kelurahan_asks_which(services: Services) -> None:
     chat = Chat(services.conversations)
     await start_request(chat)
-    for answer in ("Budi Santoso", "081298765432", "skip", "11730"):
-        await chat.say(answer)
+    await chat.say_all("Budi Santoso", "081298765432", "skip", "11730")
     assert chat.last.context == "hh.area_pick"
     labels = [o.label for o in chat.last.options]
     assert any("Cengkareng Barat" in label for label in labels)
@@ -173,9 +164,8 @@ async def test_back_goes_one_question_back(services: Services) -> None:
 async def test_edit_from_summary_returns_to_summary(services: Services) -> None:
     chat = Chat(services.conversations)
     await start_request(chat)
-    for answer in ("Siti Aminah", "0812 3456 7890", NIK, "12930",
-                   "Jl. Melati No. 5 RT 03 RW 05", "4", "1,4", "1"):
-        await chat.say(answer)
+    await chat.say_all("Siti Aminah", "0812 3456 7890", NIK, "12930",
+                   "Jl. Melati No. 5 RT 03 RW 05", "4", "1,4", "1")
     assert chat.last.context == "hh.summary"
     await chat.tap("edit:phone")
     assert chat.last.context == "hh.phone"
@@ -196,9 +186,8 @@ async def test_edit_from_summary_returns_to_summary(services: Services) -> None:
 async def test_multi_select_by_buttons_and_exclusive_none(services: Services) -> None:
     chat = Chat(services.conversations)
     await start_request(chat)
-    for answer in ("Siti Aminah", "0812 3456 7890", "skip", "12930",
-                   "Jl. Melati No. 5 RT 03 RW 05", "4"):
-        await chat.say(answer)
+    await chat.say_all("Siti Aminah", "0812 3456 7890", "skip", "12930",
+                   "Jl. Melati No. 5 RT 03 RW 05", "4")
     assert chat.last.context == "hh.vulnerable"
     await chat.tap("elderly")
     await chat.tap("pregnant")
@@ -224,9 +213,8 @@ async def test_multi_select_by_buttons_and_exclusive_none(services: Services) ->
 async def test_combining_none_with_others_by_typing_is_refused(services: Services) -> None:
     chat = Chat(services.conversations)
     await start_request(chat)
-    for answer in ("Siti Aminah", "0812 3456 7890", "skip", "12930",
-                   "Jl. Melati No. 5 RT 03 RW 05", "4", "1,7"):
-        await chat.say(answer)
+    await chat.say_all("Siti Aminah", "0812 3456 7890", "skip", "12930",
+                   "Jl. Melati No. 5 RT 03 RW 05", "4", "1,7")
     assert "cannot be combined" in chat.last.text
     await chat.say("1,9")
     assert 'option "9"' in chat.last.text
