@@ -79,7 +79,8 @@ async def register_in_indonesian(person: Person) -> None:
     await person.tap("Ya, saya setuju")
     assert "nama lengkap kepala keluarga" in person.last.text
     await person.say("Siti Aminah")
-    assert person.last.reply_keyboard() == [{"text": "Kirim nomor saya", "request_contact": True}]
+    assert person.last.reply_keyboard() == [{"text": "📱 Kirim nomor saya",
+                                             "request_contact": True}]
     replies = await person.share_contact("+62 812-3456-7890")
     assert replies[0].reply_markup == {"remove_keyboard": True}
     assert "NIK" in person.last.text

@@ -290,7 +290,7 @@ async def test_shared_contact_answers_the_phone_question(services: Services) -> 
     chat = Chat(services.conversations)
     await start_request(chat)
     await chat.say("Budi Santoso")
-    assert chat.last.contact_label == "Share my number"
+    assert chat.last.contact_label == "📱 Share my number"
     await chat.send_kind(Kind.CONTACT, phone="6281298765432", phone_is_own=True)
     assert chat.replies[-2].remove_keyboard
     assert chat.last.context == "hh.nik"
