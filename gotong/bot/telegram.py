@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from telegram import (
     BotCommand,
+    BotCommandScopeChat,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
     KeyboardButton,
@@ -315,6 +316,8 @@ class TelegramChannel:
     async def send(self, chat_id: int, replies: Sequence[Reply],
                    edit_message_id: int | None = None) -> None:
         for reply in replies:
+            if reply.language_chosen is not None:
+                await self._set_chat_commands(chat_id, reply.language_chosen)
             if reply.edit and edit_message_id is not None and await self._edit(
                 chat_id, edit_message_id, reply
             ):
@@ -324,6 +327,16 @@ class TelegramChannel:
             for i, chunk in enumerate(chunks):
                 last = i == len(chunks) - 1
                 await self._send_message(chat_id, chunk, markup if last else None)
+
+    async def _set_chat_commands(self, chat_id: int, language: str) -> None:
+        """The command menu of one chat, in the language the person chose."""
+        commands = [BotCommand(name, text)
+                    for name, text in self._conversations.command_menu(language)]
+        try:
+            await self.application.bot.set_my_commands(
+                commands, scope=BotCommandScopeChat(chat_id))
+        except TelegramError as exc:
+            log.warning("could not set a chat's commands: %s", type(exc).__name__)
 
     async def _edit(self, chat_id: int, message_id: int, reply: Reply) -> bool:
         markup = render_markup(reply)

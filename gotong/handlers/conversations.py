@@ -7,6 +7,7 @@ step changed; commit. The caller then sends the replies.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections import OrderedDict
 from collections.abc import Callable
@@ -288,6 +289,6 @@ def _set_language(turn: Turn, form: Form | None, code: str) -> list[Reply]:
     scratch = dict(turn.conversation.scratch)
     scratch.pop("overlay", None)
     turn.conversation.scratch = scratch
-    if turn.first_contact:
-        return [_welcome(turn)]
-    return [_current(turn, form, turn.t("language.changed"))]
+    reply = _welcome(turn) if turn.first_contact else \
+        _current(turn, form, turn.t("language.changed"))
+    return [dataclasses.replace(reply, language_chosen=code)]

@@ -80,4 +80,7 @@ class Reply:
     edit: bool = False
     page: int = 0
     pages: int = 1
+    # Set when the person chose this language: channels with a per-chat command menu
+    # show it in that language from now on.
+    language_chosen: str | None = None
     extra: dict[str, str] = field(default_factory=dict)

@@ -404,3 +404,18 @@ async def test_arbitrary_telegram_updates_are_all_answered(bot: TelegramBotUnder
         sent = await person.send(update)
         edited = person.last.edits > 0 and "callback_query" in update
         assert sent or edited, update
+
+
+async def test_choosing_a_language_sets_the_chats_command_menu(
+    bot: TelegramBotUnderTest,
+) -> None:
+    person = bot.person(1010, language="id")
+    await person.say("/start")
+    assert ("chat:1010", "") not in bot.fake.commands
+    await person.say("/language")
+    await person.tap("English")
+    commands = [c["command"] for c in bot.fake.commands[("chat:1010", "")]]
+    assert commands[:3] == ["menu", "request", "status"] and "help" in commands
+    await person.say("/bahasa id")
+    commands = [c["command"] for c in bot.fake.commands[("chat:1010", "")]]
+    assert "minta" in commands and "bantuan" in commands
