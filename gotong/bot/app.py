@@ -83,5 +83,5 @@ async def open_services(config: Config, *, migrate: bool | None = None,
         await engine.dispose()
         raise
     catalog = catalog or Catalog.load()
-    conversations = Conversations(sessions, catalog, areas, handler_settings(config))
+    conversations = Conversations(engine, catalog, areas, handler_settings(config))
     return Services(config, engine, sessions, catalog, areas, conversations)

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm.exc import StaleDataError
 
 from gotong.handlers import forms
@@ -58,13 +58,13 @@ class Conversations:
 
     def __init__(
         self,
-        sessions: async_sessionmaker[AsyncSession],
+        engine: AsyncEngine,
         catalog: Catalog,
         areas: AreaDirectory,
         settings: HandlerSettings,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
-        self._engine: AsyncEngine = sessions.kw["bind"]
+        self._engine = engine
         self.catalog = catalog
         self._areas = areas
         self._settings = settings

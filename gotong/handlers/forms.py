@@ -188,7 +188,7 @@ def _render_field(turn: Turn, form: Form, field: Field) -> Reply:
         return Reply(text=text, controls=tuple(controls), context=context)
     choices = field.resolve_choices(turn, answers)
     size = turn.settings.page_size
-    pages = max(1, -(-len(choices) // size))
+    pages = _page_count(turn, len(choices))
     page = min(int(turn.conversation.scratch.get("page", 0)), pages - 1)
     selected = set(turn.conversation.scratch.get("selected", ()))
     options = tuple(
@@ -209,6 +209,10 @@ def _render_field(turn: Turn, form: Form, field: Field) -> Reply:
         text = f"{text}\n{turn.t('control.page', page=page + 1, pages=pages)}"
     return Reply(text=text, options=options, controls=tuple(paging + controls), hint=hint,
                  context=context, page=page, pages=pages)
+
+
+def _page_count(turn: Turn, options: int) -> int:
+    return max(1, -(-options // turn.settings.page_size))
 
 
 def _summary_choices(turn: Turn, form: Form) -> list[Choice]:
@@ -286,7 +290,7 @@ async def _on_button(turn: Turn, form: Form, option: str) -> list[Reply]:
     if field is None:
         return await _on_summary(turn, form, option)
     choice_ids = [c.id for c in field.resolve_choices(turn, conversation.answers)]
-    pages = -(-len(choice_ids) // turn.settings.page_size)
+    pages = _page_count(turn, len(choice_ids))
     if option.startswith((PREV_PAGE, NEXT_PAGE)) and option[1:].isdigit() \
             and int(option[1:]) < pages:
         conversation.scratch = {**conversation.scratch, "page": int(option[1:])}
@@ -334,7 +338,7 @@ async def _on_text(turn: Turn, form: Form, text: str) -> list[Reply]:
     choices = field.resolve_choices(turn, answers)
     if word in (NEXT_PAGE, PREV_PAGE):
         page = int(conversation.scratch.get("page", 0)) + (1 if word == NEXT_PAGE else -1)
-        pages = max(1, -(-len(choices) // turn.settings.page_size))
+        pages = _page_count(turn, len(choices))
         conversation.scratch = {**conversation.scratch, "page": max(0, min(page, pages - 1))}
         return [question(turn, form)]
     if field.kind == FieldKind.MULTI:

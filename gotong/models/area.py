@@ -13,6 +13,7 @@ import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from rapidfuzz import fuzz, process, utils
 from sqlalchemy import ForeignKey, String, select
@@ -110,7 +111,7 @@ class Area(Base):
     code: Mapped[str | None] = mapped_column(String(10), index=True)
 
 
-def _source_rows(province: Province) -> Iterable[dict[str, object]]:
+def _source_rows(province: Province) -> Iterable[dict[str, Any]]:
     from areaid import buka_data
 
     for prov in buka_data(province.source):
@@ -141,11 +142,12 @@ async def load_areas(session: AsyncSession, provinces: Sequence[str]) -> int:
     existing = set((await session.scalars(select(Area.id))).all())
     added = 0
     # One province may be named twice (by name and by code): load it once.
-    for province in {find_province(name).code: find_province(name) for name in provinces}.values():
+    in_scope = {p.code: p for p in map(find_province, provinces)}
+    for province in in_scope.values():
         rows = [r for r in _source_rows(province) if r["id"] not in existing]
         # Parents come before children in the source order, so foreign keys hold.
         session.add_all(Area(**row) for row in rows)
-        existing.update(int(str(r["id"])) for r in rows)
+        existing.update(r["id"] for r in rows)
         added += len(rows)
         await session.flush()
     return added

@@ -32,7 +32,8 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
         # return would only cost another trip to the database thread.
         kwargs["pool_reset_on_return"] = None
         # SQLite has one writer at a time, and each connection has a thread of its own:
-        # a few connections serve every unit of work without threads fighting for the GIL.
+        # units of work queue for one connection instead of sleeping in SQLite's busy
+        # handler, and no threads fight for the GIL.
         kwargs["pool_size"] = SQLITE_CONNECTIONS
         kwargs["max_overflow"] = 0
         kwargs["pool_timeout"] = 60

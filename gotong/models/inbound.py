@@ -13,7 +13,6 @@ from typing import Any
 
 from sqlalchemy import JSON, String, UniqueConstraint, bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -38,13 +37,20 @@ async def store_inbound(
     now: datetime,
 ) -> bool:
     """Record an update before it is processed; False when it was already recorded."""
-    try:
-        async with session.begin_nested():
-            session.add(InboundUpdate(channel=channel, external_id=external_id,
-                                      payload=payload, received_at=now))
-    except IntegrityError:
-        return False
-    return True
+    insert = _insert_for(session.get_bind().dialect.name)
+    result = await session.execute(
+        insert(InboundUpdate)
+        .values(channel=channel, external_id=external_id, payload=payload, received_at=now)
+        .on_conflict_do_nothing(index_elements=[InboundUpdate.channel,
+                                                InboundUpdate.external_id])
+        .returning(InboundUpdate.id)
+    )
+    return result.first() is not None
+
+
+def _insert_for(dialect: str) -> Any:
+    """The INSERT with ON CONFLICT of the database in use."""
+    return postgresql.insert if dialect == "postgresql" else sqlite.insert
 
 
 async def claim_inbound(
@@ -66,7 +72,7 @@ async def claim_inbound(
 @cache
 def _claim_statement(dialect: str) -> Any:
     # Built once per dialect: constructing the statement costs more than running it.
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    insert = _insert_for(dialect)
     now = bindparam("now", type_=UTCDateTime())
     return (
         insert(InboundUpdate)

@@ -394,7 +394,7 @@ async def test_status_shows_history_with_times(services: Services) -> None:
 
 async def test_a_day_away_resumes_at_the_same_question(services: Services) -> None:
     now = [datetime(2026, 11, 27, 8, 0, tzinfo=UTC)]
-    conversations = Conversations(services.sessions, services.catalog, services.areas,
+    conversations = Conversations(services.engine, services.catalog, services.areas,
                                   services.conversations._settings, clock=lambda: now[0])
     chat = Chat(conversations)
     await start_request(chat)
@@ -449,8 +449,8 @@ async def test_many_chats_register_at_the_same_time(services: Services) -> None:
 async def test_two_processes_on_one_chat_never_work_on_stale_state(services: Services) -> None:
     """Each process keeps chat state in memory; the version makes a stale copy harmless."""
     settings = services.conversations._settings
-    first = Conversations(services.sessions, services.catalog, services.areas, settings)
-    second = Conversations(services.sessions, services.catalog, services.areas, settings)
+    first = Conversations(services.engine, services.catalog, services.areas, settings)
+    second = Conversations(services.engine, services.catalog, services.areas, settings)
     chat_a, chat_b = Chat(first, chat_id="shared"), Chat(second, chat_id="shared")
     await start_request(chat_a)
     assert chat_a.last.context == "hh.name"

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
@@ -18,7 +17,7 @@ from sqlalchemy import Connection, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gotong.bot.migrate import alembic_config, upgrade
+from gotong.bot.migrate import alembic_config, downgrade, upgrade
 from gotong.models import all_models  # noqa: F401  (registers every table)
 from gotong.models.base import Base
 from gotong.models.db import create_engine
@@ -56,16 +55,6 @@ async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
 
 def head() -> str | None:
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
-
-
-async def downgrade(engine: AsyncEngine, revision: str = "base") -> None:
-    def run(connection: Connection) -> None:
-        config = alembic_config()
-        config.attributes["connection"] = connection
-        command.downgrade(config, revision)
-
-    async with engine.begin() as connection:
-        await connection.run_sync(run)
 
 
 async def differences(engine: AsyncEngine) -> list[Any]:
