@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import logging
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
@@ -24,7 +26,14 @@ from telegram import (
     Update,
 )
 from telegram.constants import ParseMode
-from telegram.error import BadRequest, Conflict, EndPointNotFound, Forbidden, RetryAfter
+from telegram.error import (
+    BadRequest,
+    Conflict,
+    EndPointNotFound,
+    Forbidden,
+    NetworkError,
+    RetryAfter,
+)
 from telegram.ext import (
     Application,
     ApplicationBuilder,
@@ -39,6 +48,7 @@ from telegram.request._requestparameter import RequestParameter
 from tests.fakes.telegram_api import (
     FakeTelegramAPI,
     UploadedFile,
+    _RateWindow,
     decode_form_value,
     post_webhook,
 )
@@ -48,6 +58,7 @@ AnyApp = Application[Any, Any, Any, Any, Any, Any]
 
 SITI = TgUser(id=111, first_name="Siti", language_code="id", username="siti")
 JOHN = TgUser(id=222, first_name="John", language_code="en")
+GROUP_ID = -100123
 
 
 @pytest.fixture
@@ -88,6 +99,13 @@ async def _raw_call(fake: FakeTelegramAPI, path: str, **kwargs: Any) -> tuple[in
         session.post(f"http://127.0.0.1:{fake.port}{path}", **kwargs) as response,
     ):
         return response.status, await response.json()
+
+
+async def _send(fake: FakeTelegramAPI, chat_id: int, text: str = "halo") -> tuple[int, Any]:
+    """``sendMessage`` without PTB; returns the HTTP status and the JSON body."""
+    return await _raw_call(
+        fake, f"/bot{fake.token}/sendMessage", json={"chat_id": chat_id, "text": text}
+    )
 
 
 # ---------------------------------------------------------------------- basics
@@ -344,6 +362,252 @@ async def test_rate_limits_answer_429(
     await app.bot.send_message(JOHN.id, "b")
     with pytest.raises(RetryAfter):
         await app.bot.send_message(SITI.id, "c")
+
+
+# ---------------------------------------------------------------------- flood limits
+
+
+def test_rate_window_capacity_and_window() -> None:
+    per_chat = _RateWindow.from_rate(1.0)
+    assert (per_chat.capacity, per_chat.window) == (1, 1.0)
+    per_chat.hit(100.0)
+    assert per_chat.retry_after(100.999) == 1  # less than 1.0 s after the accepted one
+    assert per_chat.retry_after(101.0) is None
+
+    overall = _RateWindow.from_rate(30.0)
+    assert (overall.capacity, overall.window) == (30, 1.0)
+    group = _RateWindow.from_rate(20.0, 60.0)
+    assert (group.capacity, group.window) == (20, 60.0)
+    for second in range(20):
+        group.hit(float(second))
+    assert group.retry_after(30.0) == 30  # the first hit leaves the window at 60 s
+    assert group.retry_after(60.0) is None
+    slow = _RateWindow.from_rate(0.5)
+    assert (slow.capacity, slow.window) == (1, 2.0)
+
+    window = _RateWindow(3, 10.0)
+    for at in (0.0, 1.0, 2.0):
+        assert window.retry_after(at) is None
+        window.hit(at)
+    assert window.retry_after(9.5) == 1
+    with pytest.raises(ValueError):
+        _RateWindow(0, 1.0)
+    with pytest.raises(ValueError):
+        _RateWindow.from_rate(0.0)
+
+
+async def test_per_chat_violations_are_counted(fake: FakeTelegramAPI) -> None:
+    fake.enforce_rate_limits(per_chat_per_second=1.0, overall_per_second=None)
+    assert (fake.rate_limit_violations, fake.violations_by_chat) == (0, {})
+
+    assert (await _send(fake, SITI.id, "satu"))[0] == 200
+    for text in ("dua", "tiga"):
+        status, body = await _send(fake, SITI.id, text)
+        assert status == 429
+        assert body["parameters"] == {"retry_after": 1}
+        assert body["description"] == "Too Many Requests: retry after 1"
+    assert (await _send(fake, JOHN.id, "other chat"))[0] == 200
+    status, _ = await _send(fake, JOHN.id, "again")
+    assert status == 429
+
+    assert fake.rate_limit_violations == 3
+    assert fake.violations_by_chat == {SITI.id: 2, JOHN.id: 1}
+    assert fake.texts(SITI.id) == ["satu"]
+    assert len(fake.calls_to("sendMessage")) == 5  # refused calls are recorded too
+
+
+async def test_overall_violations_are_counted_and_reset(fake: FakeTelegramAPI) -> None:
+    fake.enforce_rate_limits(per_chat_per_second=None, overall_per_second=2.0)
+    assert (await _send(fake, SITI.id))[0] == 200
+    assert (await _send(fake, JOHN.id))[0] == 200
+    assert (await _send(fake, 333))[0] == 429
+    assert (await _send(fake, SITI.id))[0] == 429
+    assert fake.rate_limit_violations == 2
+    assert fake.violations_by_chat == {333: 1, SITI.id: 1}
+
+    fake.enforce_rate_limits(per_chat_per_second=None, overall_per_second=2.0)
+    assert (fake.rate_limit_violations, fake.violations_by_chat) == (0, {})
+    assert (await _send(fake, 333))[0] == 200  # the windows were reset too
+
+
+async def test_injected_failures_are_not_violations(fake: FakeTelegramAPI) -> None:
+    fake.enforce_rate_limits()
+    fake.fail_next(
+        "sendMessage", error_code=429, description="Too Many Requests: retry after 5", retry_after=5
+    )
+    status, body = await _send(fake, SITI.id)
+    assert (status, body["parameters"]) == (429, {"retry_after": 5})
+    assert (fake.rate_limit_violations, fake.violations_by_chat) == (0, {})
+
+    assert (await _send(fake, SITI.id))[0] == 200  # the injected refusal used no quota
+    assert (await _send(fake, SITI.id))[0] == 429
+    assert (fake.rate_limit_violations, fake.violations_by_chat) == (1, {SITI.id: 1})
+
+
+async def test_group_window_replaces_the_per_chat_limit(fake: FakeTelegramAPI) -> None:
+    fake.enforce_rate_limits(
+        per_chat_per_second=1.0, overall_per_second=None, per_group_per_minute=3
+    )
+    for number in range(3):  # faster than 1/s: the per-chat limit is for private chats
+        assert (await _send(fake, GROUP_ID, f"pesan {number}"))[0] == 200
+    status, body = await _send(fake, GROUP_ID, "pesan 3")
+    assert status == 429
+    assert 59 <= body["parameters"]["retry_after"] <= 60  # until the first one is 60 s old
+    assert (await _send(fake, -42, "another group"))[0] == 200
+
+    assert (await _send(fake, SITI.id))[0] == 200
+    assert (await _send(fake, SITI.id))[0] == 429
+    assert fake.violations_by_chat == {GROUP_ID: 1, SITI.id: 1}
+    assert fake.texts(GROUP_ID) == ["pesan 0", "pesan 1", "pesan 2"]
+
+    fake.enforce_rate_limits(per_chat_per_second=1.0, overall_per_second=None)
+    for _ in range(3):  # the default group limit is 20 per minute
+        assert (await _send(fake, GROUP_ID))[0] == 200
+
+    fake.enforce_rate_limits(overall_per_second=3.0, per_group_per_minute=None)
+    for _ in range(3):  # no group limit, but the overall limit still counts group messages
+        assert (await _send(fake, GROUP_ID))[0] == 200
+    assert (await _send(fake, GROUP_ID))[0] == 429
+
+
+async def test_call_times_measure_the_wait_after_a_429(
+    app: AnyApp, fake: FakeTelegramAPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PTB_TIMEDELTA", "true")  # see test_fail_next_429_raises_retry_after
+    fake.fail_next("sendMessage", error_code=429, description="Too Many Requests", retry_after=1)
+    with pytest.raises(RetryAfter):
+        await app.bot.send_message(SITI.id, "halo")
+    refused_at = fake.call_times[-1]
+    await asyncio.sleep(0.05)
+    await app.bot.send_message(SITI.id, "halo")
+    (message,) = fake.messages(SITI.id)
+    assert message.sent_at - refused_at >= 0.05
+
+
+# ---------------------------------------------------------------------- timing and connections
+
+
+async def test_call_times_and_sent_at(app: AnyApp, fake: FakeTelegramAPI) -> None:
+    before = time.monotonic()
+    await app.bot.send_message(SITI.id, "satu")
+    await app.bot.send_chat_action(SITI.id, "typing")
+    await app.bot.send_message(JOHN.id, "dua")
+    after = time.monotonic()
+
+    assert len(fake.call_times) == len(fake.calls)
+    assert fake.call_times == sorted(fake.call_times)
+    assert before <= fake.call_times[-3] and fake.call_times[-1] <= after
+    first, second = fake.all_messages()
+    assert fake.call_times[-3] <= first.sent_at <= fake.call_times[-2]
+    assert fake.call_times[-1] <= second.sent_at <= after
+
+
+async def test_all_messages_in_acceptance_order(app: AnyApp, fake: FakeTelegramAPI) -> None:
+    assert fake.all_messages() == []
+    sent = await app.bot.send_message(SITI.id, "a")
+    await app.bot.send_message(JOHN.id, "b")
+    await app.bot.send_message(GROUP_ID, "c")
+    await app.bot.send_message(SITI.id, "d")
+    await app.bot.delete_message(SITI.id, sent.message_id)
+    await app.bot.edit_message_text("b!", chat_id=JOHN.id, message_id=1)
+
+    assert [(m.chat_id, m.text, m.deleted) for m in fake.all_messages()] == [
+        (SITI.id, "a", True),
+        (JOHN.id, "b!", False),
+        (GROUP_ID, "c", False),
+        (SITI.id, "d", False),
+    ]
+    assert fake.all_messages()[0] is fake.messages(SITI.id)[0]
+
+
+async def test_fail_next_server_errors(app: AnyApp, fake: FakeTelegramAPI) -> None:
+    fake.fail_next("sendMessage", error_code=502, description="Bad Gateway")
+    fake.fail_next("getMe", error_code=500, description="Internal Server Error")
+    status, body = await _send(fake, SITI.id)
+    assert (status, body) == (502, {"ok": False, "error_code": 502, "description": "Bad Gateway"})
+    status, body = await _raw_call(fake, f"/bot{fake.token}/getMe")
+    assert (status, body["error_code"], body["description"]) == (500, 500, "Internal Server Error")
+
+    fake.fail_next("sendMessage", error_code=500, description="Internal Server Error", times=2)
+    for _ in range(2):
+        with pytest.raises(NetworkError, match="Internal Server Error"):
+            await app.bot.send_message(SITI.id, "halo")
+    await app.bot.send_message(SITI.id, "halo")
+    assert fake.texts(SITI.id) == ["halo"]
+    assert fake.rate_limit_violations == 0
+
+
+async def test_reset_connection_next_drops_the_connection(
+    fake: FakeTelegramAPI, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="aiohttp")
+    fake.reset_connection_next("sendMessage")
+    with pytest.raises((aiohttp.ServerDisconnectedError, aiohttp.ClientOSError)):
+        await _send(fake, SITI.id, "lost")
+    status, _ = await _send(fake, SITI.id, "arrives")
+    assert status == 200
+
+    assert [params["text"] for params in fake.calls_to("sendMessage")] == ["lost", "arrives"]
+    assert fake.texts(SITI.id) == ["arrives"]
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
+
+
+async def test_reset_connection_next_through_ptb(app: AnyApp, fake: FakeTelegramAPI) -> None:
+    fake.reset_connection_next("sendMessage", times=2, chat_id=JOHN.id)
+    await app.bot.send_message(SITI.id, "not affected")
+    for _ in range(2):
+        with pytest.raises(NetworkError):
+            await app.bot.send_message(JOHN.id, "lost")
+    await app.bot.send_message(JOHN.id, "arrives")
+    assert fake.texts(JOHN.id) == ["arrives"]
+    assert fake.texts(SITI.id) == ["not affected"]
+    assert len(fake.calls_to("sendMessage")) == 4
+
+
+async def test_reset_connection_and_failures_keep_their_order(fake: FakeTelegramAPI) -> None:
+    fake.fail_next("sendMessage", error_code=403, description="Forbidden: bot was blocked")
+    fake.reset_connection_next("sendMessage")
+    assert (await _send(fake, SITI.id))[0] == 403
+    with pytest.raises((aiohttp.ServerDisconnectedError, aiohttp.ClientOSError)):
+        await _send(fake, SITI.id)
+    assert (await _send(fake, SITI.id))[0] == 200
+    with pytest.raises(ValueError):
+        fake.reset_connection_next("sendMessage", times=0)
+
+
+async def test_response_delay_keeps_the_request_in_flight(
+    app: AnyApp, fake: FakeTelegramAPI
+) -> None:
+    fake.response_delay = 0.2
+    started = time.monotonic()
+    sending = asyncio.create_task(app.bot.send_message(SITI.id, "pelan"))
+    (message,) = await fake.wait_for_messages(SITI.id, 1, timeout=1)
+    assert not sending.done()  # delivered, but not answered yet
+    answered = await asyncio.wait_for(sending, 1)
+    assert answered.text == "pelan"
+    assert time.monotonic() - started >= 0.2
+    assert message.sent_at - started < 0.2
+
+    fake.response_delay = 0.0
+    started = time.monotonic()
+    await app.bot.send_chat_action(SITI.id, "typing")  # only sendMessage is delayed anyway
+    await app.bot.send_message(SITI.id, "cepat")
+    assert time.monotonic() - started < 0.2
+
+
+async def test_response_delay_message_counts_when_the_client_gives_up(
+    fake: FakeTelegramAPI,
+) -> None:
+    fake.response_delay = 5.0
+    sending = asyncio.create_task(_send(fake, SITI.id, "terkirim"))
+    await fake.wait_for_messages(SITI.id, 1, timeout=1)
+    sending.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await sending
+    assert fake.texts(SITI.id) == ["terkirim"]
+
+    fake.response_delay = 0.0
+    assert (await _send(fake, SITI.id, "lagi"))[0] == 200
 
 
 # ---------------------------------------------------------------------- commands and webhook

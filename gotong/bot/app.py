@@ -9,7 +9,9 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from gotong.bot.config import Config
+from gotong.bot.dispatcher import DispatchSettings
 from gotong.bot.migrate import upgrade
+from gotong.bot.ratelimit import Limits
 from gotong.handlers.catalog import Catalog
 from gotong.handlers.conversations import Conversations
 from gotong.handlers.turn import HandlerSettings
@@ -32,7 +34,27 @@ def handler_settings(config: Config) -> HandlerSettings:
         max_text_length=d.max_text_length,
         page_size=d.page_size,
         duplicate_window=timedelta(days=config.requests.duplicate_window_days),
+        reply_lease=timedelta(seconds=config.notifications.lease_seconds),
     )
+
+
+def dispatch_settings(config: Config) -> DispatchSettings:
+    n = config.notifications
+    return DispatchSettings(
+        max_attempts=n.max_attempts,
+        retry_base=timedelta(seconds=n.retry_base_seconds),
+        retry_max=timedelta(seconds=n.retry_max_seconds),
+        poll=timedelta(seconds=n.poll_seconds),
+        lease=timedelta(seconds=n.lease_seconds),
+        reminder_after=timedelta(hours=n.reminder_after_hours),
+    )
+
+
+def telegram_limits(config: Config) -> Limits:
+    tg = config.telegram
+    return Limits(per_second=tg.messages_per_second,
+                  per_chat_per_second=tg.chat_messages_per_second,
+                  per_group_per_minute=tg.group_messages_per_minute)
 
 
 @dataclass

@@ -14,9 +14,18 @@ from pathlib import Path
 from aiohttp import web
 from sqlalchemy.exc import DBAPIError
 
-from gotong.bot.app import NotReady, open_services, prepare_database
+from gotong.bot.app import (
+    NotReady,
+    Services,
+    dispatch_settings,
+    open_services,
+    prepare_database,
+    telegram_limits,
+)
+from gotong.bot.broadcast import add_broadcast_parser, run_broadcast
 from gotong.bot.config import Config, ConfigError, load_config
 from gotong.bot.console import run_console
+from gotong.bot.dispatcher import Dispatcher
 from gotong.bot.logs import setup_logging
 from gotong.bot.telegram import TelegramChannel
 from gotong.bot.web import create_web_app
@@ -50,6 +59,11 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("run", help="run the bot (a console chat without a token)")
     chat = commands.add_parser("chat", help="chat with the bot in this terminal")
     chat.add_argument("--language", choices=["id", "en"])
+    dispatch = commands.add_parser(
+        "dispatch", help="send notifications only (beside `gotong run` processes)")
+    dispatch.add_argument("--until-idle", action="store_true",
+                          help="stop when nothing is left to send")
+    add_broadcast_parser(commands)
     args = parser.parse_args(argv)
 
     if args.command == "init":
@@ -70,6 +84,15 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run_command(args: argparse.Namespace, config: Config) -> int:
+    if args.command == "broadcast":
+        return asyncio.run(run_broadcast(config, args))
+    if args.command == "dispatch":
+        if not config.telegram.token:
+            print("gotong: nothing to dispatch to: no chat channel is configured "
+                  "(set telegram.token)", file=sys.stderr)
+            return 2
+        asyncio.run(run_dispatcher(config, until_idle=args.until_idle))
+        return 0
     if args.command == "db":
         asyncio.run(upgrade_database(config))
         print("database is up to date")
@@ -115,24 +138,61 @@ async def chat_in_terminal(config: Config, language: str | None) -> None:
         await services.close()
 
 
-async def run_bot(config: Config) -> None:
-    services = await open_services(config)
-    telegram = TelegramChannel(config.telegram, services.conversations, services.sessions)
-    runner = web.AppRunner(create_web_app(telegram), access_log=None)
+def _stop_on_signals() -> asyncio.Event:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+def _dispatcher(services: Services, telegram: TelegramChannel) -> Dispatcher:
+    config = services.config
+    dispatcher = Dispatcher(services.engine, services.catalog, {telegram.channel: telegram},
+                            {telegram.channel: telegram_limits(config)},
+                            dispatch_settings(config))
+    telegram.outbox = dispatcher
+    services.conversations.on_outbox = dispatcher.wake
+    return dispatcher
+
+
+async def run_bot(config: Config) -> None:
+    services = await open_services(config)
+    telegram = TelegramChannel(config.telegram, services.conversations, services.sessions)
+    dispatcher = _dispatcher(services, telegram)
+    runner = web.AppRunner(create_web_app(telegram), access_log=None)
+    stop = _stop_on_signals()
+    # Stopped after the channel, so that replies still being sent are settled.
+    dispatcher_stop = asyncio.Event()
+    dispatching: asyncio.Task[None] | None = None
     try:
         await runner.setup()
         await web.TCPSite(runner, config.web.host, config.web.port).start()
         await telegram.start()
+        dispatching = asyncio.create_task(dispatcher.run(dispatcher_stop))
         log.info("gotong is running (%s mode) on http://%s:%d", config.telegram.mode,
                  config.web.host, config.web.port)
         await stop.wait()
     finally:
         await telegram.stop()
+        dispatcher_stop.set()
+        if dispatching is not None:
+            await dispatching
         await runner.cleanup()
         await services.close()
 
 
+async def run_dispatcher(config: Config, *, until_idle: bool = False) -> None:
+    services = await open_services(config)
+    telegram = TelegramChannel(config.telegram, services.conversations, services.sessions)
+    dispatcher = _dispatcher(services, telegram)
+    stop = _stop_on_signals()
+    try:
+        await telegram.open_for_sending()
+        if until_idle:
+            await dispatcher.run_until_idle()
+        else:
+            await dispatcher.run(stop)
+    finally:
+        await telegram.stop()
+        await services.close()

@@ -43,6 +43,11 @@ class TelegramConfig:
     webhook_secret: str = ""
     # Updates of one chat are handled in order; this many chats at once.
     max_concurrent_chats: int = 16
+    # Telegram's flood limits, which the dispatcher keeps to: messages a second in all,
+    # a second to one person, and a minute to one group.
+    messages_per_second: float = 30.0
+    chat_messages_per_second: float = 1.0
+    group_messages_per_minute: float = 20.0
 
 
 @dataclass(frozen=True)
@@ -86,6 +91,21 @@ class RequestsConfig:
 
 
 @dataclass(frozen=True)
+class NotificationsConfig:
+    # A message that keeps failing (network, server errors) is given up after this many
+    # attempts, retried after about retry_base_seconds, doubling up to retry_max_seconds.
+    max_attempts: int = 8
+    retry_base_seconds: float = 2.0
+    retry_max_seconds: float = 600.0
+    # Rows written by other processes (a broadcast) are found within this time.
+    poll_seconds: float = 2.0
+    # A message being sent by a process that died is sent again after this long.
+    lease_seconds: float = 60.0
+    # An unfinished registration gets one reminder after this long.
+    reminder_after_hours: float = 24.0
+
+
+@dataclass(frozen=True)
 class LoggingConfig:
     level: str = "INFO"
 
@@ -100,6 +120,7 @@ class Config:
     areas: AreasConfig = field(default_factory=AreasConfig)
     dialogs: DialogsConfig = field(default_factory=DialogsConfig)
     requests: RequestsConfig = field(default_factory=RequestsConfig)
+    notifications: NotificationsConfig = field(default_factory=NotificationsConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
 
     @property
@@ -110,7 +131,8 @@ class Config:
 _SECTION_TYPES: dict[str, type[Any]] = {
     "database": DatabaseConfig, "telegram": TelegramConfig, "web": WebConfig,
     "i18n": I18nConfig, "privacy": PrivacyConfig, "areas": AreasConfig,
-    "dialogs": DialogsConfig, "requests": RequestsConfig, "logging": LoggingConfig,
+    "dialogs": DialogsConfig, "requests": RequestsConfig,
+    "notifications": NotificationsConfig, "logging": LoggingConfig,
 }
 
 
@@ -190,6 +212,15 @@ def _coerce(name: str, default: Any, value: Any) -> Any:
         if isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d+\s*", value):
             return int(value)
         raise ConfigError(f"{name} must be a whole number, not {value!r}")
+    if isinstance(default, float):
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        raise ConfigError(f"{name} must be a number, not {value!r}")
     if isinstance(default, tuple):
         if isinstance(value, str):
             return tuple(part.strip() for part in value.split(",") if part.strip())
@@ -260,5 +291,19 @@ def validate(config: Config) -> None:
         raise ConfigError("dialogs.page_size must be between 3 and 20")
     if config.requests.duplicate_window_days < 0:
         raise ConfigError("requests.duplicate_window_days must not be negative")
+    for key in ("messages_per_second", "chat_messages_per_second",
+                "group_messages_per_minute"):
+        if not 0 < getattr(tg, key) <= 10_000:
+            raise ConfigError(f"telegram.{key} must be above 0 (and at most 10000)")
+    n = config.notifications
+    if n.max_attempts < 1:
+        raise ConfigError("notifications.max_attempts must be at least 1")
+    for key in ("retry_base_seconds", "retry_max_seconds", "poll_seconds", "lease_seconds",
+                "reminder_after_hours"):
+        if not 0 < getattr(n, key) < 1e7:
+            raise ConfigError(f"notifications.{key} must be above 0")
+    if n.retry_max_seconds < n.retry_base_seconds:
+        raise ConfigError("notifications.retry_max_seconds must not be below "
+                          "notifications.retry_base_seconds")
     if config.logging.level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ConfigError("logging.level must be DEBUG, INFO, WARNING or ERROR")

@@ -27,10 +27,20 @@ from telegram import (
     ReplyKeyboardRemove,
     Update,
 )
-from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
+from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError, TimedOut
 from telegram.ext import Application, BaseUpdateProcessor, ContextTypes, TypeHandler
 
 from gotong.bot.config import TelegramConfig
+from gotong.bot.delivery import (
+    Delivered,
+    DeliveryError,
+    Done,
+    Pace,
+    ReplyOutbox,
+    RetryLater,
+    Undeliverable,
+    Unreachable,
+)
 from gotong.bot.http import AiohttpRequest
 from gotong.handlers.conversations import Conversations
 from gotong.handlers.messages import Hint, Incoming, Kind, Option, Reply
@@ -177,7 +187,29 @@ def split_text(text: str, limit: int = MAX_TEXT) -> list[str]:
     return chunks
 
 
+def _delivery_error(exc: TelegramError, sent: int) -> DeliveryError:
+    """What a Bot API error means for the message (only the error's kind is kept: the
+    description can quote what was sent)."""
+    if isinstance(exc, RetryAfter):
+        delay = exc.retry_after
+        seconds = delay if isinstance(delay, int | float) else delay.total_seconds()
+        return RetryLater("flood control (429)", sent, retry_after=float(seconds))
+    if isinstance(exc, Forbidden):
+        return Unreachable("blocked by the person (403)", sent)
+    if isinstance(exc, BadRequest):
+        if "chat not found" in str(exc).lower():
+            return Unreachable("chat not found (400)", sent)
+        return Undeliverable(f"refused by Telegram (400): {str(exc)[:80]}", sent)
+    if isinstance(exc, TimedOut):
+        return RetryLater("timed out", sent)
+    if isinstance(exc, NetworkError):
+        return RetryLater(f"network or server error: {str(exc)[:80]}", sent)
+    return RetryLater(f"telegram error: {type(exc).__name__}", sent)
+
+
 class TelegramChannel:
+    channel = CHANNEL
+
     def __init__(
         self,
         config: TelegramConfig,
@@ -185,11 +217,14 @@ class TelegramChannel:
         sessions: async_sessionmaker[AsyncSession],
         *,
         webhook: bool | None = None,
+        outbox: ReplyOutbox | None = None,
     ) -> None:
         self.config = config
         self._conversations = conversations
         self._sessions = sessions
         self.webhook = config.mode == "webhook" if webhook is None else webhook
+        # Where replies are settled; without it a reply that fails to send is dropped.
+        self.outbox = outbox
         builder = (
             Application.builder()
             .token(config.token)
@@ -228,6 +263,10 @@ class TelegramChannel:
             assert app.updater is not None
             await app.updater.start_polling(allowed_updates=ALLOWED_UPDATES)
         log.info("telegram channel started (%s)", "webhook" if self.webhook else "polling")
+
+    async def open_for_sending(self) -> None:
+        """Connect for sending only (a dispatcher process): no updates are taken."""
+        await self.application.initialize()
 
     async def stop(self) -> None:
         app = self.application
@@ -308,25 +347,66 @@ class TelegramChannel:
         incoming = to_incoming(update)
         if incoming is None:
             return
-        replies = await self._conversations.handle(incoming)
         message = query.message if query is not None else None
         edit_id = message.message_id if isinstance(message, Message) else None
-        await self.send(int(incoming.chat_id), replies, edit_message_id=edit_id)
+        outbox = self.outbox
+        handled = await self._conversations.handle_update(
+            incoming, keep_reply=outbox is not None, edit_message_id=edit_id)
+        if not handled.replies:
+            return
+        pace = outbox.pace_reply(CHANNEL, incoming.chat_id) if outbox is not None else None
+        try:
+            delivered = await self.deliver(incoming.chat_id, handled.replies,
+                                           edit_message_id=edit_id, pace=pace)
+        except DeliveryError as exc:
+            log.info("a reply could not be sent now (%s)", exc.reason)
+            if outbox is not None and handled.reply_id is not None:
+                outbox.settle_reply(handled.reply_id, handled.contact_id, CHANNEL, exc)
+            return
+        if outbox is not None and handled.reply_id is not None:
+            outbox.settle_reply(handled.reply_id, handled.contact_id, CHANNEL, delivered)
 
-    async def send(self, chat_id: int, replies: Sequence[Reply],
-                   edit_message_id: int | None = None) -> None:
+    async def deliver(self, chat_id: str, replies: Sequence[Reply], *, skip: int = 0,
+                      edit_message_id: int | None = None,
+                      pace: tuple[Pace, Done] | None = None) -> Delivered:
+        """Send each reply (an edit, or one message per 4096 characters), from the
+        `skip`th message on; raise a DeliveryError that says how many went out."""
+        chat = int(chat_id)
+        part = 0
+        last_id: str | None = None
         for reply in replies:
-            if reply.language_chosen is not None:
-                await self._set_chat_commands(chat_id, reply.language_chosen)
-            if reply.edit and edit_message_id is not None and await self._edit(
-                chat_id, edit_message_id, reply
-            ):
-                continue
-            chunks = split_text(reply.text)
+            if reply.language_chosen is not None and part >= skip:
+                await self._set_chat_commands(chat, reply.language_chosen)
+            if reply.edit and edit_message_id is not None:
+                texts = [reply.text[:MAX_TEXT]]
+            else:
+                texts = split_text(reply.text)
             markup = render_markup(reply)
-            for i, chunk in enumerate(chunks):
-                last = i == len(chunks) - 1
-                await self._send_message(chat_id, chunk, markup if last else None)
+            for i, text in enumerate(texts):
+                if part >= skip:
+                    last = i == len(texts) - 1
+                    try:
+                        last_id = await self._send_one(
+                            chat, text, markup if last else None,
+                            edit_message_id if reply.edit else None, pace)
+                    except TelegramError as exc:
+                        raise _delivery_error(exc, part - skip) from None
+                part += 1
+        return Delivered(last_id, part)
+
+    async def _send_one(self, chat_id: int, text: str, markup: Any, edit_message_id: int | None,
+                        pace: tuple[Pace, Done] | None) -> str | None:
+        if pace is not None:
+            await pace[0]()
+        try:
+            if edit_message_id is not None and await self._edit(chat_id, edit_message_id,
+                                                                 text, markup):
+                return str(edit_message_id)
+            sent = await self.application.bot.send_message(chat_id, text, reply_markup=markup)
+            return str(sent.message_id)
+        finally:
+            if pace is not None:
+                pace[1]()
 
     async def _set_chat_commands(self, chat_id: int, language: str) -> None:
         """The command menu of one chat, in the language the person chose."""
@@ -338,31 +418,18 @@ class TelegramChannel:
         except TelegramError as exc:
             log.warning("could not set a chat's commands: %s", type(exc).__name__)
 
-    async def _edit(self, chat_id: int, message_id: int, reply: Reply) -> bool:
-        markup = render_markup(reply)
+    async def _edit(self, chat_id: int, message_id: int, text: str, markup: Any) -> bool:
+        """Redraw a message in place; False when it cannot be (a new one is sent)."""
         if not isinstance(markup, InlineKeyboardMarkup) and markup is not None:
             return False
         try:
             await self.application.bot.edit_message_text(
-                reply.text[:MAX_TEXT], chat_id=chat_id, message_id=message_id,
-                reply_markup=markup,
+                text, chat_id=chat_id, message_id=message_id, reply_markup=markup,
             )
         except BadRequest as exc:
             # Tapping the same toggle twice quickly redraws an identical message.
             return "not modified" in str(exc).lower()
         return True
-
-    async def _send_message(self, chat_id: int, text: str, markup: Any) -> None:
-        bot = self.application.bot
-        try:
-            await bot.send_message(chat_id, text, reply_markup=markup)
-        except RetryAfter as exc:
-            delay = exc.retry_after
-            seconds = delay if isinstance(delay, int | float) else delay.total_seconds()
-            await asyncio.sleep(min(seconds, 30))
-            await bot.send_message(chat_id, text, reply_markup=markup)
-        except Forbidden:
-            log.info("a telegram chat blocked the bot; reply dropped")
 
     async def _on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         # Only the error's type: the update itself holds personal data.

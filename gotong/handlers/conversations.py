@@ -11,13 +11,14 @@ import dataclasses
 import logging
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm.exc import StaleDataError
 
-from gotong.handlers import forms
+from gotong.handlers import forms, status
 from gotong.handlers.catalog import Catalog
 from gotong.handlers.commands import (
     LANGUAGE_CONTEXT,
@@ -32,7 +33,7 @@ from gotong.handlers.commands import (
 from gotong.handlers.forms import Form, match_choice
 from gotong.handlers.household import HOUSEHOLD_REQUEST
 from gotong.handlers.messages import Incoming, Kind, Reply
-from gotong.handlers.status import status_replies
+from gotong.handlers.notices import replies_to_body
 from gotong.handlers.turn import HandlerSettings, Turn, UnitOfWork
 from gotong.models.area import AreaDirectory
 from gotong.models.base import utcnow
@@ -43,6 +44,7 @@ from gotong.models.conversation import (
     save_conversation,
 )
 from gotong.models.inbound import claim_inbound
+from gotong.models.outbox import enqueue_reply
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +53,16 @@ LANGUAGE_OVERLAY = "language"
 MAX_ATTEMPTS = 3
 # Chats whose state is kept in memory between updates (least recently active dropped).
 STATE_CACHE_SIZE = 10_000
+
+
+@dataclass
+class Handled:
+    """The outcome of one update: the replies, and the outbox row that holds them."""
+
+    replies: list[Reply]
+    contact_id: int
+    reply_id: int | None = None
+    wrote_outbox: bool = False
 
 
 class Conversations:
@@ -69,14 +81,28 @@ class Conversations:
         self._areas = areas
         self._settings = settings
         self._clock = clock
+        # Called after a commit that wrote outbox rows: wakes a dispatcher in this process.
+        self.on_outbox: Callable[[], None] | None = None
         self._states: OrderedDict[tuple[str, str], tuple[Contact, Conversation]] = \
             OrderedDict()
 
     async def handle(self, incoming: Incoming) -> list[Reply]:
+        """The replies to an update, for channels that print them at once (the console)."""
+        return (await self.handle_update(incoming)).replies
+
+    async def handle_update(self, incoming: Incoming, *, keep_reply: bool = False,
+                            edit_message_id: int | None = None) -> Handled:
+        """Run the update's unit of work.
+
+        With `keep_reply` the replies are also written to the outbox in the same
+        transaction, as being sent by the caller; the caller settles that row once it
+        has sent them (or failed to), and if the process dies first, the dispatcher
+        sends them.
+        """
         key = (incoming.channel, incoming.chat_id)
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:
-                return await self._handle_once(incoming)
+                handled = await self._handle_once(incoming, keep_reply, edit_message_id)
             except (StaleDataError, IntegrityError):
                 # Another process handled an update of the same chat at the same moment
                 # (or recorded the same update): run the step again on the fresh state.
@@ -84,9 +110,13 @@ class Conversations:
                 if attempt == MAX_ATTEMPTS:
                     raise
                 log.info("conversation changed concurrently; retrying the update")
+                continue
             except BaseException:
                 self._states.pop(key, None)
                 raise
+            if handled.wrote_outbox and self.on_outbox is not None:
+                self.on_outbox()
+            return handled
         raise AssertionError("unreachable")
 
     async def _load_state(self, work: UnitOfWork, incoming: Incoming, now: datetime
@@ -118,24 +148,31 @@ class Conversations:
         if len(self._states) > STATE_CACHE_SIZE:
             self._states.popitem(last=False)
 
-    async def _handle_once(self, incoming: Incoming) -> list[Reply]:
+    async def _handle_once(self, incoming: Incoming, keep_reply: bool,
+                           edit_message_id: int | None) -> Handled:
         now = self._clock()
         async with self._engine.connect() as connection, connection.begin():
             work = UnitOfWork(connection)
             try:
-                return await self._run(work, incoming, now)
+                handled = await self._run(work, incoming, now)
+                if keep_reply and handled.replies:
+                    body = replies_to_body(handled.replies, edit_message_id)
+                    handled.reply_id = await enqueue_reply(
+                        connection, handled.contact_id, body, now, self._settings.reply_lease)
+                handled.wrote_outbox = work.wrote_outbox
+                return handled
             finally:
                 await work.close()
 
-    async def _run(self, work: UnitOfWork, incoming: Incoming, now: datetime) -> list[Reply]:
+    async def _run(self, work: UnitOfWork, incoming: Incoming, now: datetime) -> Handled:
         connection = work.connection
         if incoming.external_id is not None and not await claim_inbound(
             connection, incoming.channel, incoming.external_id, now
         ):
             log.info("dropped a replayed %s update", incoming.channel)
-            return []
+            return Handled([], contact_id=0)
         contact, conversation, created = await self._load_state(work, incoming, now)
-        contact_before = (contact.language, contact.verified_phone)
+        contact_before = (contact.language, contact.verified_phone, contact.opted_out_at)
         turn = Turn(work=work, contact=contact, conversation=conversation,
                     incoming=incoming, catalog=self.catalog, areas=self._areas,
                     settings=self._settings, now=now, first_contact=created)
@@ -144,7 +181,7 @@ class Conversations:
         conversation.updated_at = now
         await work.flush()
         await save_conversation(connection, conversation)
-        if (contact.language, contact.verified_phone) != contact_before:
+        if (contact.language, contact.verified_phone, contact.opted_out_at) != contact_before:
             await save_contact(connection, contact)
         # Kept even though the commit is still to come: any failure evicts it (handle).
         self._keep_state(contact, conversation)
@@ -152,7 +189,7 @@ class Conversations:
         log.debug("%s %s update at %s/%s -> %s/%s, %d replies", incoming.channel,
                   incoming.kind.value, conversation.dialog or "-", step_before or "-",
                   conversation.dialog or "-", conversation.step or "-", len(replies))
-        return replies
+        return Handled(replies, contact_id=contact.id)
 
     def _first_language(self, incoming: Incoming) -> str:
         hint = (incoming.language_hint or "").lower()[:2]
@@ -178,6 +215,22 @@ async def route(turn: Turn) -> list[Reply]:
         return await _on_menu(turn, form, incoming.option or "")
     if incoming.kind == Kind.CHOICE and incoming.context == LANGUAGE_CONTEXT:
         return _set_language(turn, form, incoming.option or "")
+    if incoming.kind == Kind.CHOICE and incoming.context == status.REQUEST_CONTEXT:
+        action, _, reference = (incoming.option or "").partition(":")
+        if action == status.CANCEL and reference:
+            return await status.ask_cancel(turn, reference)
+        return [_current(turn, form, turn.t("button.invalid"))]
+    if conversation.scratch.get("overlay") == status.CONFIRM_OVERLAY:
+        answer = status.confirmation_answer(turn, incoming)
+        if answer is not None:
+            replies = await status.confirm_cancel(turn, incoming, answer)
+            return [*replies, _current(turn, form)]
+        scratch = dict(conversation.scratch)
+        scratch.pop("overlay")
+        scratch.pop("reference", None)
+        conversation.scratch = scratch
+    elif incoming.kind == Kind.CHOICE and incoming.context == status.CONFIRM_CONTEXT:
+        return [_current(turn, form, turn.t("button.stale"))]
     if conversation.scratch.get("overlay") == LANGUAGE_OVERLAY:
         scratch = dict(conversation.scratch)
         scratch.pop("overlay")
@@ -222,16 +275,26 @@ async def _on_command(turn: Turn, form: Form | None) -> list[Reply]:
     command = resolve_command(incoming.command or "")
     conversation = turn.conversation
     if command == "start":
+        resumed = turn.contact.opted_out_at is not None
+        turn.contact.opted_out_at = None
+        prefix = turn.t("notifications.resumed") if resumed else None
         if form is not None:
-            return [forms.question(turn, form, prefix=turn.t("dialog.continue"))]
-        return [_welcome(turn)]
+            prefix = "\n\n".join(filter(None, (prefix, turn.t("dialog.continue"))))
+            return [forms.question(turn, form, prefix=prefix)]
+        return [menu_reply(turn, prefix=prefix or turn.t("welcome"))]
+    if command == "stop":
+        if turn.contact.opted_out_at is None:
+            turn.contact.opted_out_at = turn.now
+        return [Reply(text=turn.t("notifications.stopped")), _current(turn, form)]
+    if command == "cancel_request":
+        return [*await status.ask_cancel(turn), *([forms.question(turn, form)] if form else [])]
     if command == "menu":
         prefix = turn.t("menu.draft_kept") if form is not None else None
         return [menu_reply(turn, prefix=prefix)]
     if command == "request":
         return await _on_menu(turn, form, "request")
     if command == "status":
-        replies = await status_replies(turn)
+        replies = await status.status_replies(turn)
         return replies + ([forms.question(turn, form)] if form is not None else [])
     if command == "language":
         code = incoming.args.strip().lower()
@@ -261,7 +324,7 @@ async def _on_menu(turn: Turn, form: Form | None, item: str) -> list[Reply]:
     if item in ("donate", "volunteer"):
         return [_current(turn, form, turn.t("menu.coming_soon"))]
     if item == "status":
-        replies = await status_replies(turn)
+        replies = await status.status_replies(turn)
         return [*replies, _current(turn, form)]
     if item == "language":
         return _ask_language(turn)

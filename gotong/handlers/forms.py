@@ -115,6 +115,9 @@ class Form:
     precheck: Callable[[Turn], Awaitable[list[Reply] | None]] | None = None
     # Answers keys that are not fields: state between questions (e.g. candidates).
     state_keys: frozenset[str] = frozenset()
+    # The main menu item that starts or resumes the form; left unfinished, the person is
+    # reminded once with a button to it.
+    menu_item: str | None = None
 
     def field(self, name: str | None) -> Field | None:
         return next((f for f in self.fields if f.name == name), None)

@@ -19,6 +19,7 @@ from gotong.handlers.forms import (
     Stop,
 )
 from gotong.handlers.messages import Reply
+from gotong.handlers.notices import notice_reply
 from gotong.handlers.turn import Turn
 from gotong.handlers.validators import (
     Invalid,
@@ -194,14 +195,13 @@ async def _submit(turn: Turn, answers: Answers) -> list[Reply]:
         rw=address["rw"], household_size=int(answers["size"]), vulnerabilities=vulnerable,
         needs=list(answers["needs"]), needs_other=answers.get("needs_other") or None,
     )
-    request = await submit_request(
+    request, notices = await submit_request(
         turn.session, turn.contact.id, new, now=turn.now,
         duplicate_window=turn.settings.duplicate_window,
     )
     log.info("household request %s submitted%s", request.reference,
              " (possible duplicate)" if request.duplicate_of_id else "")
-    return [Reply(text=turn.t("household.submitted", reference=request.reference,
-                              status=turn.t(f"status.{request.status}")))]
+    return [notice_reply(turn.catalog, turn.language, n) for n in notices]
 
 
 HOUSEHOLD_REQUEST = Form(
@@ -211,6 +211,7 @@ HOUSEHOLD_REQUEST = Form(
     submit=_submit,
     precheck=_precheck,
     state_keys=frozenset({"area_candidates"}),
+    menu_item="request",
     fields=(
         Field("consent", FieldKind.CHOICE, "household.consent",
               choices=(Choice("yes", "household.consent_yes"),

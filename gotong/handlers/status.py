@@ -1,10 +1,28 @@
-"""/status: a person's requests with their current status and history."""
+"""/status: a person's requests as a short timeline; and taking an open request back."""
 
 from __future__ import annotations
 
-from gotong.handlers.messages import Reply
+from gotong.handlers.forms import Choice, match_choice
+from gotong.handlers.messages import Hint, Incoming, Kind, Option, Reply
+from gotong.handlers.notices import notice_reply
 from gotong.handlers.turn import Turn
-from gotong.models.help_request import requests_of
+from gotong.models.help_request import (
+    CANCELLABLE_STATUSES,
+    NotAllowed,
+    cancel_request,
+    open_request_of,
+    request_of,
+    requests_of,
+)
+
+# Button contexts: the "cancel this request" button under the status, and its confirmation.
+REQUEST_CONTEXT = "req"
+CONFIRM_CONTEXT = "reqc"
+CANCEL = "cancel"
+YES = "yes"
+NO = "no"
+# Scratch key of the confirmation that waits for a typed or tapped answer.
+CONFIRM_OVERLAY = "cancel_request"
 
 
 async def status_replies(turn: Turn) -> list[Reply]:
@@ -21,4 +39,55 @@ async def status_replies(turn: Turn) -> list[Reply]:
             for event in request.events
         )
         blocks.append("\n".join(lines))
-    return [Reply(text="\n\n".join(blocks))]
+    cancellable = next((r for r in requests if r.status in CANCELLABLE_STATUSES), None)
+    if cancellable is None:
+        return [Reply(text="\n\n".join(blocks))]
+    option = Option(f"{CANCEL}:{cancellable.reference}", turn.t("status.cancel_button"))
+    return [Reply(text="\n\n".join(blocks), options=(option,), hint=Hint.SINGLE,
+                  context=REQUEST_CONTEXT)]
+
+
+async def ask_cancel(turn: Turn, reference: str | None = None) -> list[Reply]:
+    """Ask to confirm taking back the person's open request (or the one tapped)."""
+    if reference is None:
+        request = await open_request_of(turn.session, turn.contact.id)
+    else:
+        request = await request_of(turn.session, turn.contact.id, reference)
+    if request is None or request.status not in CANCELLABLE_STATUSES:
+        return [Reply(text=turn.t("status.nothing_to_cancel"))]
+    turn.conversation.scratch = {**turn.conversation.scratch, "overlay": CONFIRM_OVERLAY,
+                                 "reference": request.reference}
+    options = (Option(f"{YES}:{request.reference}", turn.t("status.cancel_yes"), number=1),
+               Option(NO, turn.t("status.cancel_no"), number=2))
+    return [Reply(text=turn.t("status.cancel_confirm", reference=request.reference),
+                  options=options, hint=Hint.SINGLE, context=CONFIRM_CONTEXT)]
+
+
+def confirmation_answer(turn: Turn, incoming: Incoming) -> str | None:
+    """YES or NO when the update answers the pending confirmation, else None."""
+    if incoming.kind == Kind.CHOICE and incoming.context == CONFIRM_CONTEXT:
+        return YES if (incoming.option or "").startswith(f"{YES}:") else NO
+    if incoming.kind == Kind.TEXT:
+        choices = [Choice(YES, "status.cancel_yes"), Choice(NO, "status.cancel_no")]
+        return match_choice(turn, incoming.text, choices)
+    return None
+
+
+async def confirm_cancel(turn: Turn, incoming: Incoming, answer: str) -> list[Reply]:
+    scratch = dict(turn.conversation.scratch)
+    scratch.pop("overlay", None)
+    reference = str(scratch.pop("reference", ""))
+    turn.conversation.scratch = scratch
+    if answer != YES:
+        return [Reply(text=turn.t("status.cancel_kept"))]
+    tapped = (incoming.option or "").partition(":")[2] if incoming.kind == Kind.CHOICE \
+        else reference
+    request = await request_of(turn.session, turn.contact.id, tapped)
+    if request is None or tapped != reference:
+        # A button of an older question, or data that was never ours.
+        return [Reply(text=turn.t("button.stale"))]
+    try:
+        notices = await cancel_request(turn.session, request, turn.contact.id, turn.now)
+    except NotAllowed:
+        return [Reply(text=turn.t("status.nothing_to_cancel"))]
+    return [notice_reply(turn.catalog, turn.language, n) for n in notices]

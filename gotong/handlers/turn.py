@@ -14,6 +14,7 @@ from gotong.handlers.messages import Incoming
 from gotong.models.area import AreaDirectory
 from gotong.models.contact import Contact
 from gotong.models.conversation import Conversation
+from gotong.models.outbox import OUTBOX_WRITTEN
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,8 @@ class HandlerSettings:
     max_text_length: int = 1000
     page_size: int = 8
     duplicate_window: timedelta = timedelta(days=90)
+    # How long a direct reply is this process's to send before the dispatcher sends it.
+    reply_lease: timedelta = timedelta(seconds=30)
 
 
 class UnitOfWork:
@@ -53,6 +56,11 @@ class UnitOfWork:
         """Write what the session holds; the transaction itself is the caller's."""
         if self._session is not None:
             await self._session.flush()
+
+    @property
+    def wrote_outbox(self) -> bool:
+        """Whether the unit of work added outbox rows (for the dispatcher to wake)."""
+        return self._session is not None and bool(self._session.info.get(OUTBOX_WRITTEN))
 
     async def close(self) -> None:
         if self._session is not None:

@@ -1,9 +1,14 @@
 """Imports every model module, so that the metadata knows every table."""
 
 from gotong.models.area import Area
-from gotong.models.contact import Contact
+from gotong.models.broadcast import Broadcast
+from gotong.models.contact import Contact, ContactRole
 from gotong.models.conversation import Conversation
 from gotong.models.help_request import HelpRequest, RequestEvent
 from gotong.models.inbound import InboundUpdate
+from gotong.models.outbox import OutboxMessage
 
-__all__ = ["Area", "Contact", "Conversation", "HelpRequest", "InboundUpdate", "RequestEvent"]
+__all__ = [
+    "Area", "Broadcast", "Contact", "ContactRole", "Conversation", "HelpRequest",
+    "InboundUpdate", "OutboxMessage", "RequestEvent",
+]

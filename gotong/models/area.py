@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -256,3 +256,38 @@ class AreaDirectory:
         places = (self.place(self._village_ids[i])
                   for i, name in enumerate(self._village_names) if name == query)
         return [p for p in places if p is not None]
+
+    def named(self, level: AreaLevel, name: str, within: Collection[int] = ()
+              ) -> list[AreaEntry]:
+        """Areas of a level in scope called `name` (with or without "Kota",
+        "Kabupaten", "Kecamatan", "Kelurahan"), inside the areas `within` if given."""
+        wanted = _fold_area_name(name)
+        parents = list(within) or [r.id for r in self._regencies]
+        if level == AreaLevel.REGENCY:
+            candidates = [r for r in self._regencies if not within or r.id in within]
+        elif level == AreaLevel.DISTRICT:
+            candidates = [d for p in parents for d in self._descendants(p, AreaLevel.DISTRICT)]
+        else:
+            candidates = [v for p in parents for v in self._descendants(p, AreaLevel.VILLAGE)]
+        return [c for c in candidates if _fold_area_name(c.name) == wanted]
+
+    def villages_under(self, area_ids: Iterable[int]) -> set[int]:
+        """Every kelurahan in the given areas (a kota, a kecamatan or a kelurahan)."""
+        return {v.id for area_id in area_ids
+                for v in self._descendants(area_id, AreaLevel.VILLAGE)}
+
+    def _descendants(self, area_id: int, level: AreaLevel) -> list[AreaEntry]:
+        entry = self._by_id.get(area_id)
+        if entry is None:
+            return []
+        if entry.level == level:
+            return [entry]
+        return [d for child in self._children.get(area_id, ())
+                for d in self._descendants(child.id, level)]
+
+
+_AREA_PREFIX = re.compile(r"^(kota|kabupaten|kab\.?|kecamatan|kec\.?|kelurahan|kel\.?|desa)\s+")
+
+
+def _fold_area_name(name: str) -> str:
+    return _AREA_PREFIX.sub("", " ".join(name.casefold().split()))

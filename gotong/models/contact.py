@@ -1,10 +1,12 @@
-"""A chat with a person on one channel: their language and verified phone."""
+"""A chat with a person on one channel: their language, verified phone, roles, and
+whether they can and want to be written to."""
 
 from __future__ import annotations
 
+import enum
 from datetime import datetime
 
-from sqlalchemy import String, UniqueConstraint, select, update
+from sqlalchemy import ForeignKey, String, UniqueConstraint, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -22,13 +24,47 @@ class Contact(Base):
     # Set only from a phone the platform vouches for (Telegram's shared contact).
     verified_phone: Mapped[str | None] = mapped_column(String(20))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Set by /stop: no reminders or broadcasts; status changes of their own aid still come.
+    opted_out_at: Mapped[datetime | None]
+    # Set when the platform refused a message because the person blocked the bot or left;
+    # nothing more is sent until they write again (their conversation is newer than this).
+    unreachable_at: Mapped[datetime | None]
+
+
+class Role(enum.StrEnum):
+    HOUSEHOLD = "household"
+    DONOR = "donor"
+    VOLUNTEER = "volunteer"
+    STAFF = "staff"
+
+
+class ContactRole(Base):
+    """A role a contact holds, granted by what they did (a request) or an invite."""
+
+    __tablename__ = "contact_role"
+    __table_args__ = (UniqueConstraint("contact_id", "role"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contact.id", ondelete="CASCADE"))
+    role: Mapped[str] = mapped_column(String(16), index=True)
+    granted_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+async def grant_role(session: AsyncSession, contact_id: int, role: Role, now: datetime) -> None:
+    held = await session.scalar(
+        select(ContactRole.id).where(ContactRole.contact_id == contact_id,
+                                     ContactRole.role == role)
+    )
+    if held is None:
+        session.add(ContactRole(contact_id=contact_id, role=role, granted_at=now))
 
 
 async def save_contact(connection: AsyncConnection, contact: Contact) -> None:
     """Write what a conversation can change of a contact read earlier."""
     await connection.execute(
         update(Contact).where(Contact.id == contact.id)
-        .values(language=contact.language, verified_phone=contact.verified_phone)
+        .values(language=contact.language, verified_phone=contact.verified_phone,
+                opted_out_at=contact.opted_out_at)
     )
 
 

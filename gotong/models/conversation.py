@@ -39,6 +39,8 @@ class Conversation(Base):
         self.answers = {}
         self.scratch = {}
         self.invalid_attempts = 0
+        # A new dialog may be reminded of once more.
+        self.reminded_at = None
 
 
 _SAVE = (

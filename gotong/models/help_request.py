@@ -15,7 +15,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column, relationship, selectinload
 
 from gotong.models.base import Base, utcnow
+from gotong.models.contact import Role, grant_role
 from gotong.models.nik import ProtectedNik
+from gotong.models.notifications import Event, Subject, announce
+from gotong.models.outbox import Notice
 
 
 class RequestStatus(enum.StrEnum):
@@ -29,6 +32,9 @@ class RequestStatus(enum.StrEnum):
     CLOSED = "closed"
     CANCELLED = "cancelled"
 
+
+# What a household can still take back: nothing has been allocated to it yet.
+CANCELLABLE_STATUSES = (RequestStatus.SUBMITTED, RequestStatus.VERIFIED)
 
 OPEN_STATUSES = (
     RequestStatus.SUBMITTED,
@@ -177,11 +183,18 @@ async def find_duplicate(
     return None, []
 
 
+class NotAllowed(Exception):
+    """The person may not make this change (not theirs, or too late)."""
+
+
 async def submit_request(
     session: AsyncSession, contact_id: int, new: NewRequest, *, now: datetime,
     duplicate_window: timedelta,
-) -> HelpRequest:
-    """Store a submitted request with its first event; flag a possible duplicate."""
+) -> tuple[HelpRequest, list[Notice]]:
+    """Store a submitted request with its first event; flag a possible duplicate.
+
+    Returns the request and what the household is told of it.
+    """
     protected = new.nik
     nik_hash = protected.hash if protected else None
     identity = identity_key(new.head_name, new.village_id, new.street, new.rt, new.rw)
@@ -204,7 +217,33 @@ async def submit_request(
                                        actor_contact_id=contact_id, at=now))
     session.add(request)
     await session.flush()
-    return request
+    await grant_role(session, contact_id, Role.HOUSEHOLD, now)
+    notices = await announce(session, Event.REQUEST_SUBMITTED, Subject(request=request), now,
+                             actor_contact_id=contact_id)
+    return request, notices
+
+
+async def request_of(session: AsyncSession, contact_id: int, reference: str
+                     ) -> HelpRequest | None:
+    """A request by its reference, only if it is this contact's."""
+    return await session.scalar(
+        select(HelpRequest).where(HelpRequest.reference == reference,
+                                  HelpRequest.contact_id == contact_id)
+    )
+
+
+async def cancel_request(session: AsyncSession, request: HelpRequest, actor_contact_id: int,
+                         now: datetime) -> list[Notice]:
+    """The household takes its request back; returns what the household is told."""
+    if request.contact_id != actor_contact_id or request.status not in CANCELLABLE_STATUSES:
+        raise NotAllowed(request.status)
+    request.status = RequestStatus.CANCELLED
+    request.updated_at = now
+    session.add(RequestEvent(request_id=request.id, status=RequestStatus.CANCELLED,
+                             actor_contact_id=actor_contact_id, at=now))
+    await session.flush()
+    return await announce(session, Event.REQUEST_CANCELLED, Subject(request=request), now,
+                          actor_contact_id=actor_contact_id)
 
 
 async def _unused_reference(session: AsyncSession) -> str:

@@ -22,6 +22,12 @@ Implemented methods: getMe, getUpdates, sendMessage, editMessageText, editMessag
 deleteMessage, answerCallbackQuery, sendChatAction, setMyCommands, getMyCommands,
 deleteMyCommands, setWebhook, deleteWebhook, getWebhookInfo.  More can be plugged in with
 :meth:`FakeTelegramAPI.add_method`.  Anything else answers ``404 Not Found: method not found``.
+
+Misbehaviour can be switched on per test: error answers (:meth:`FakeTelegramAPI.fail_next`),
+connections dropped without an answer (:meth:`FakeTelegramAPI.reset_connection_next`), slow
+``sendMessage`` answers (:attr:`FakeTelegramAPI.response_delay`) and Telegram's flood limits
+(:meth:`FakeTelegramAPI.enforce_rate_limits`, refusals counted in
+:attr:`FakeTelegramAPI.rate_limit_violations`).
 """
 
 from __future__ import annotations
@@ -85,8 +91,13 @@ _COMMAND_SHAPE = re.compile(r"^[a-z0-9_]{1,32}$")
 # Update types Telegram does not deliver unless they are listed in ``allowed_updates``.
 _OPT_IN_UPDATE_TYPES = frozenset({"chat_member", "message_reaction", "message_reaction_count"})
 
-# Sending methods subject to :meth:`FakeTelegramAPI.enforce_rate_limits`.
+# Sending methods subject to :meth:`FakeTelegramAPI.enforce_rate_limits` and
+# :attr:`FakeTelegramAPI.response_delay`.
 _RATE_LIMITED_METHODS = frozenset({"sendmessage"})
+_DELAYED_METHODS = _RATE_LIMITED_METHODS
+
+# Length of the sliding window of the per-group limit.
+_GROUP_WINDOW_SECONDS = 60.0
 
 # Tags Telegram's HTML parse mode understands; anything else is refused.
 _HTML_TAGS = frozenset(
@@ -167,6 +178,8 @@ class SentMessage:
     ``parse_mode`` was used).  ``reply_markup`` is the parsed markup: an ``inline_keyboard``
     (replaced or removed by edits, like Telegram does) or a ``keyboard`` / ``remove_keyboard`` /
     ``force_reply`` object.  Deleted messages stay in the list with ``deleted=True``.
+    ``sent_at`` is the :func:`time.monotonic` time the fake accepted the message (the time the
+    flood limits were checked against).
     """
 
     chat_id: int
@@ -178,6 +191,7 @@ class SentMessage:
     date: int = 0
     deleted: bool = False
     params: JSONDict = field(default_factory=dict)  # decoded parameters of the sendMessage call
+    sent_at: float = 0.0
 
     def inline_keyboard(self) -> JSONDict | None:
         """The inline keyboard markup attached to the message, if any."""
@@ -216,7 +230,7 @@ class SentMessage:
 @dataclass
 class _FailureRule:
     method: str  # lower case
-    error: FakeApiError
+    error: FakeApiError | None  # None: drop the connection without answering
     times: int
     chat_id: int | None
 
@@ -240,14 +254,36 @@ class _Notifier:
 
 
 class _RateWindow:
-    """Sliding-window limiter: at most ``floor(rate * window)`` hits per ``window`` seconds."""
+    """Sliding-window limiter: at most ``capacity`` hits in any ``window`` seconds.
 
-    def __init__(self, per_second: float) -> None:
-        if per_second <= 0:
-            raise ValueError("rate must be positive")
-        self.window = max(1.0, 1.0 / per_second)
-        self.capacity = max(1, math.floor(per_second * self.window))
+    A hit is allowed once the hit ``capacity`` places before it is at least ``window`` seconds
+    old (with capacity 1 and window 1.0, hits must be at least 1.0 s apart).
+    """
+
+    def __init__(self, capacity: int, window: float) -> None:
+        if capacity < 1:
+            raise ValueError("capacity must be at least 1")
+        if window <= 0:
+            raise ValueError("window must be positive")
+        self.capacity = capacity
+        self.window = window
         self._hits: deque[float] = deque()
+
+    @classmethod
+    def from_rate(cls, rate: float, period: float = 1.0) -> _RateWindow:
+        """A window allowing ``rate`` hits per ``period`` seconds.
+
+        Rates of at least one hit per period give a window of ``period`` and a capacity of
+        ``floor(rate)`` (30/s -> 30 hits in any second, 20/min -> 20 hits in any 60 s).
+        Smaller rates stretch the window to hold one hit (0.5/s -> 1 hit in any 2 s).
+        """
+        if rate <= 0:
+            raise ValueError("rate must be positive")
+        if period <= 0:
+            raise ValueError("period must be positive")
+        if rate >= 1:
+            return cls(math.floor(rate), period)
+        return cls(1, period / rate)
 
     def retry_after(self, now: float) -> int | None:
         """Seconds to wait if one more hit now would exceed the limit, else ``None``."""
@@ -338,10 +374,13 @@ class FakeTelegramAPI:
     """A fake Telegram Bot API server for the real python-telegram-bot to talk to.
 
     Everything the bot does is recorded: :attr:`calls` (every request with decoded
-    parameters), the messages per chat (:meth:`messages`, :meth:`texts`), :attr:`commands`,
-    :attr:`webhook` and :attr:`callback_answers`.  Updates for the bot are queued with
-    :meth:`push_update` and served to ``getUpdates``.  Errors can be injected with
-    :meth:`fail_next` and flood limits switched on with :meth:`enforce_rate_limits`.
+    parameters) with their arrival times in :attr:`call_times`, the messages per chat
+    (:meth:`messages`, :meth:`texts`) and across chats (:meth:`all_messages`),
+    :attr:`commands`, :attr:`webhook` and :attr:`callback_answers`.  Updates for the bot are
+    queued with :meth:`push_update` and served to ``getUpdates``.  Errors can be injected with
+    :meth:`fail_next`, dropped connections with :meth:`reset_connection_next`, slow answers
+    with :attr:`response_delay`, and flood limits switched on with :meth:`enforce_rate_limits`
+    (refusals are counted in :attr:`rate_limit_violations` and :attr:`violations_by_chat`).
     """
 
     def __init__(
@@ -358,11 +397,20 @@ class FakeTelegramAPI:
         self.first_name = first_name
 
         self.calls: list[tuple[str, JSONDict]] = []
+        #: :func:`time.monotonic` arrival time of each entry of :attr:`calls`.
+        self.call_times: list[float] = []
+        #: Seconds every ``sendMessage`` waits before it is answered (0: answer at once).
+        self.response_delay: float = 0.0
+        #: ``sendMessage`` calls refused with 429 because a flood limit was exceeded.
+        self.rate_limit_violations = 0
+        #: :attr:`rate_limit_violations` per chat id of the refused call.
+        self.violations_by_chat: dict[int, int] = {}
         self.commands: dict[tuple[str, str], list[JSONDict]] = {}
         self.webhook: JSONDict | None = None
         self.callback_answers: list[JSONDict] = []
 
         self._messages: dict[int, list[SentMessage]] = {}
+        self._all_messages: list[SentMessage] = []
         self._incoming_message_ids: dict[int, set[int]] = {}
         self._users: dict[int, JSONDict] = {}
         self._open_callback_queries: set[str] = set()
@@ -373,6 +421,8 @@ class FakeTelegramAPI:
         self._failures: list[_FailureRule] = []
         self._chat_rate: float | None = None
         self._chat_windows: dict[int, _RateWindow] = {}
+        self._group_rate: float | None = None
+        self._group_windows: dict[int, _RateWindow] = {}
         self._overall_window: _RateWindow | None = None
 
         self._updates_changed = _Notifier()
@@ -480,6 +530,10 @@ class FakeTelegramAPI:
         """Messages the bot sent to ``chat_id``, in the order sent (deleted ones included)."""
         return list(self._messages.get(chat_id, []))
 
+    def all_messages(self) -> list[SentMessage]:
+        """Messages the bot sent to any chat, in the order the fake accepted them."""
+        return list(self._all_messages)
+
     def texts(self, chat_id: int) -> list[str]:
         """Current texts of :meth:`messages`."""
         return [message.text for message in self.messages(chat_id)]
@@ -571,29 +625,61 @@ class FakeTelegramAPI:
         ``error_code`` is also the HTTP status (429 -> PTB ``RetryAfter`` when ``retry_after``
         is given, 403 -> ``Forbidden``, 400 -> ``BadRequest``...).  With ``chat_id`` only calls
         for that chat fail.  Rules are used in the order they were added and work for any
-        method name, including ones the fake does not implement.
+        method name, including ones the fake does not implement.  5xx codes work too (e.g.
+        ``502 Bad Gateway``): the answer has that HTTP status and the usual JSON error body.
+        Injected errors are not counted in :attr:`rate_limit_violations`.
         """
         if times < 1:
             raise ValueError("times must be at least 1")
         error = FakeApiError(error_code, description, retry_after=retry_after)
         self._failures.append(_FailureRule(method.lower(), error, times, chat_id))
 
+    def reset_connection_next(
+        self, method: str, *, times: int = 1, chat_id: int | None = None
+    ) -> None:
+        """Drop the connection of the next ``times`` calls of ``method`` without answering.
+
+        The TCP connection is closed as soon as the request is read, so the client sees the
+        server disconnect (aiohttp ``ServerDisconnectedError``, PTB ``NetworkError``).  Such
+        calls are recorded in :attr:`calls` but have no effect (no message is sent).  With
+        ``chat_id`` only calls for that chat are dropped.  These rules share their order with
+        :meth:`fail_next`: the first matching rule added is used first.
+        """
+        if times < 1:
+            raise ValueError("times must be at least 1")
+        self._failures.append(_FailureRule(method.lower(), None, times, chat_id))
+
     def enforce_rate_limits(
         self,
         *,
         per_chat_per_second: float | None = 1.0,
         overall_per_second: float | None = 30.0,
+        per_group_per_minute: float | None = 20.0,
     ) -> None:
         """Answer sends over Telegram's flood limits with 429 and ``retry_after``.
 
-        Off by default.  Limits are sliding windows over ``sendMessage`` calls; ``None``
-        switches a limit off.  Calling this resets the windows.
+        Off by default.  Limits are sliding windows over accepted ``sendMessage`` calls:
+
+        * ``per_chat_per_second`` for each private chat (positive chat id); with the default
+          1.0 a message less than 1.0 s after the previous accepted one in that chat is refused;
+        * ``per_group_per_minute`` for each group (negative chat id) over 60 s windows, used
+          for groups instead of the per-chat limit;
+        * ``overall_per_second`` across all chats (``floor(rate)`` messages in any second).
+
+        ``None`` switches a limit off.  ``retry_after`` is the whole number of seconds (at least
+        1) until the refused message would fit.  Each refusal adds one to
+        :attr:`rate_limit_violations` and to the chat's :attr:`violations_by_chat`.  Calling
+        this resets the windows and the violation counts.
         """
         self._chat_rate = per_chat_per_second
         self._chat_windows = {}
+        self._group_rate = per_group_per_minute
+        self._group_windows = {}
         self._overall_window = (
-            _RateWindow(overall_per_second) if overall_per_second is not None else None
+            _RateWindow.from_rate(overall_per_second) if overall_per_second is not None else None
         )
+        self.rate_limit_violations = 0
+        self.violations_by_chat = {}
 
     def add_method(self, name: str, handler: MethodHandler) -> None:
         """Serve (or override) a Bot API method: ``handler(params)`` returns the ``result``.
@@ -620,16 +706,37 @@ class FakeTelegramAPI:
         except FakeApiError as error:
             return self._error_response(error)
         self.calls.append((method, params))
+        self.call_times.append(time.monotonic())
         self._changed.notify()
         try:
-            self._raise_injected_failure(method, params)
+            rule = self._take_failure_rule(method, params)
+            if rule is not None and rule.error is None:
+                return self._drop_connection(request)
+            if rule is not None and rule.error is not None:
+                raise rule.error
             handler = self._methods.get(method.lower())
             if handler is None:
                 raise FakeApiError(404, "Not Found: method not found")
             result = await handler(params)
         except FakeApiError as error:
-            return self._error_response(error)
-        return web.json_response({"ok": True, "result": result})
+            response = self._error_response(error)
+        else:
+            response = web.json_response({"ok": True, "result": result})
+        if self.response_delay > 0 and method.lower() in _DELAYED_METHODS:
+            await asyncio.sleep(self.response_delay)
+        return response
+
+    @staticmethod
+    def _drop_connection(request: web.Request) -> web.Response:
+        """Close the request's connection at once; the returned response is never sent.
+
+        aiohttp fails to write it to the closed transport and treats that as the client
+        having gone away (no error is logged, nothing is raised).
+        """
+        transport = request.transport
+        if transport is not None:
+            transport.abort()
+        return web.Response(status=204)
 
     @staticmethod
     def _error_response(error: FakeApiError) -> web.Response:
@@ -664,7 +771,8 @@ class FakeTelegramAPI:
                 params[name] = decode_form_value(name, text)
         return params
 
-    def _raise_injected_failure(self, method: str, params: JSONDict) -> None:
+    def _take_failure_rule(self, method: str, params: JSONDict) -> _FailureRule | None:
+        """Use up one time of the first rule matching this call, if any, and return it."""
         wanted = method.lower()
         for rule in self._failures:
             if rule.method != wanted:
@@ -674,7 +782,8 @@ class FakeTelegramAPI:
             rule.times -= 1
             if rule.times == 0:
                 self._failures.remove(rule)
-            raise rule.error
+            return rule
+        return None
 
     # ------------------------------------------------------------------ bookkeeping
 
@@ -745,20 +854,34 @@ class FakeTelegramAPI:
             raise _bad_request("message can't be edited")
         raise _bad_request(not_found)
 
-    def _check_rate_limits(self, method: str, chat_id: int) -> None:
-        if method.lower() not in _RATE_LIMITED_METHODS:
-            return
-        now = time.monotonic()
+    def _rate_windows(self, chat_id: int) -> list[_RateWindow]:
+        """The flood-limit windows a message to ``chat_id`` has to fit in."""
         windows: list[_RateWindow] = []
-        if self._chat_rate is not None:
+        if chat_id < 0:
+            if self._group_rate is not None:
+                if chat_id not in self._group_windows:
+                    self._group_windows[chat_id] = _RateWindow.from_rate(
+                        self._group_rate, _GROUP_WINDOW_SECONDS
+                    )
+                windows.append(self._group_windows[chat_id])
+        elif self._chat_rate is not None:
             if chat_id not in self._chat_windows:
-                self._chat_windows[chat_id] = _RateWindow(self._chat_rate)
+                self._chat_windows[chat_id] = _RateWindow.from_rate(self._chat_rate)
             windows.append(self._chat_windows[chat_id])
         if self._overall_window is not None:
             windows.append(self._overall_window)
+        return windows
+
+    def _check_rate_limits(self, method: str, chat_id: int, now: float) -> None:
+        """Refuse a call over a flood limit with 429 (counting the violation) or record it."""
+        if method.lower() not in _RATE_LIMITED_METHODS:
+            return
+        windows = self._rate_windows(chat_id)
         waits = [w for w in (window.retry_after(now) for window in windows) if w is not None]
         if waits:
             retry_after = max(waits)
+            self.rate_limit_violations += 1
+            self.violations_by_chat[chat_id] = self.violations_by_chat.get(chat_id, 0) + 1
             raise FakeApiError(
                 429, f"Too Many Requests: retry after {retry_after}", retry_after=retry_after
             )
@@ -824,7 +947,8 @@ class FakeTelegramAPI:
         chat_id = _chat_id(params)
         text, parse_mode = _message_text(params)
         markup = _check_reply_markup(params.get("reply_markup"))
-        self._check_rate_limits("sendMessage", chat_id)
+        now = time.monotonic()
+        self._check_rate_limits("sendMessage", chat_id, now)
         chat_messages = self._messages.setdefault(chat_id, [])
         message = SentMessage(
             chat_id=chat_id,
@@ -834,8 +958,10 @@ class FakeTelegramAPI:
             parse_mode=parse_mode,
             date=int(time.time()),
             params=params,
+            sent_at=now,
         )
         chat_messages.append(message)
+        self._all_messages.append(message)
         self._changed.notify()
         return self._message_json(message)
 

@@ -18,7 +18,11 @@ from gotong.handlers.household import NONE_OF_THESE
 from gotong.handlers.messages import Kind
 from gotong.models.help_request import NEEDS, VULNERABILITIES, RequestStatus
 
-HANDLERS_DIR = Path(__file__).resolve().parents[2] / "gotong" / "handlers"
+PACKAGE_DIR = Path(__file__).resolve().parents[2] / "gotong"
+HANDLERS_DIR = PACKAGE_DIR / "handlers"
+# Modules outside the handlers that name what people are told (the notification rules).
+MESSAGE_MODULES = (PACKAGE_DIR / "models" / "notifications.py",
+                   PACKAGE_DIR / "models" / "broadcast.py")
 KEY = re.compile(r"^[a-z_]+(\.[a-z_]+)+$")
 PREFIX = re.compile(r"^[a-z_]+(\.[a-z_]+)*\.$")
 
@@ -46,8 +50,8 @@ def all_entries(catalog: Catalog) -> Iterator[tuple[str, str, str]]:
 
 
 def handler_sources() -> list[tuple[Path, ast.Module]]:
-    paths = sorted(HANDLERS_DIR.glob("*.py"))
-    assert paths
+    paths = [*sorted(HANDLERS_DIR.glob("*.py")), *MESSAGE_MODULES]
+    assert all(path.exists() for path in paths)
     return [(path, ast.parse(path.read_text(), str(path))) for path in paths]
 
 

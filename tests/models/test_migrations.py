@@ -23,7 +23,8 @@ from gotong.models.base import Base
 from gotong.models.db import create_engine
 from tests.conftest import BACKENDS, PG_ENV, run_admin
 
-TABLES = {"area", "contact", "conversation", "help_request", "request_event", "inbound_update"}
+TABLES = {"area", "contact", "contact_role", "conversation", "help_request", "request_event",
+          "inbound_update", "outbox_message", "broadcast"}
 
 
 @pytest.fixture(params=BACKENDS)

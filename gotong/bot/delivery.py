@@ -1,0 +1,68 @@
+"""What a channel can send, and how sending can fail, in terms every channel shares."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from gotong.handlers.messages import Reply
+
+# Waits for a slot under the platform's limits before each message, and frees it after.
+Pace = Callable[[], Awaitable[None]]
+Done = Callable[[], None]
+
+
+class DeliveryError(Exception):
+    """Sending failed after `sent` messages of the row had gone out."""
+
+    def __init__(self, reason: str, sent: int = 0) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.sent = sent
+
+
+class RetryLater(DeliveryError):
+    """A network error, a server error, or flood control: try again later."""
+
+    def __init__(self, reason: str, sent: int = 0, retry_after: float | None = None) -> None:
+        super().__init__(reason, sent)
+        self.retry_after = retry_after
+
+
+class Unreachable(DeliveryError):
+    """The person blocked the bot or no longer exists on the platform."""
+
+
+class Undeliverable(DeliveryError):
+    """The platform refuses this message for good (it would refuse it again)."""
+
+
+@dataclass(frozen=True)
+class Delivered:
+    message_id: str | None
+    parts_sent: int
+
+
+class Sender(Protocol):
+    """A channel, as the dispatcher sees it."""
+
+    channel: str
+
+    async def deliver(self, chat_id: str, replies: Sequence[Reply], *, skip: int = 0,
+                      edit_message_id: int | None = None,
+                      pace: tuple[Pace, Done] | None = None) -> Delivered:
+        """Send the replies' messages from the `skip`th on; raise a DeliveryError."""
+        ...
+
+
+class ReplyOutbox(Protocol):
+    """Where a channel settles the outbox row of a direct reply it sent itself."""
+
+    def pace_reply(self, channel: str, chat_id: str) -> tuple[Pace, Done]:
+        """Slot-keeping for a reply: within the channel's overall limit."""
+        ...
+
+    def settle_reply(self, row_id: int, contact_id: int, channel: str,
+                     outcome: Delivered | DeliveryError) -> None:
+        ...

@@ -1,0 +1,273 @@
+"""The dispatcher: sends the outbox, in order per chat, within each platform's limits.
+
+It claims rows that are due and first in line for their chat, sends each through its
+channel (waiting for a slot under the channel's limits, best priority first), and writes
+what became of them in small batches. Transient failures are retried with exponential
+back-off and jitter, or after the platform's "retry after"; a row that fails too often
+is marked failed with the reason; a person who blocked the bot is marked unreachable.
+
+It wakes at once when this process commits outbox rows, and otherwise polls: rows
+written by another process (a broadcast from the command line, say) are found within
+`poll_seconds`. It also writes the reminders of unfinished registrations.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import random
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from gotong.bot.delivery import (
+    Delivered,
+    DeliveryError,
+    Done,
+    Pace,
+    RetryLater,
+    Sender,
+    Unreachable,
+)
+from gotong.bot.ratelimit import Limiter, Limits
+from gotong.handlers.catalog import Catalog
+from gotong.handlers.conversations import FORMS
+from gotong.handlers.notices import claimed_replies
+from gotong.models.base import utcnow
+from gotong.models.outbox import Claimed, Outcome, Result, claim, next_due_at, record
+from gotong.models.reminders import queue_reminders
+
+log = logging.getLogger(__name__)
+
+# Results are written at least this often while sends are in flight.
+FLUSH_SECONDS = 0.05
+FLUSH_BATCH = 200
+# Rows claimed ahead of sending: this many seconds' worth at the channel's rate.
+HORIZON_SECONDS = 2.0
+MIN_HORIZON = 16
+# Direct replies are answered before any notification.
+REPLY_PRIORITY = (-1, 0)
+
+
+@dataclass(frozen=True)
+class DispatchSettings:
+    max_attempts: int = 8
+    retry_base: timedelta = timedelta(seconds=2)
+    retry_max: timedelta = timedelta(minutes=10)
+    poll: timedelta = timedelta(seconds=2)
+    lease: timedelta = timedelta(seconds=60)
+    reminder_after: timedelta = timedelta(hours=24)
+    reminder_check: timedelta = timedelta(minutes=1)
+
+
+def backoff(attempts: int, settings: DispatchSettings) -> timedelta:
+    """Exponential back-off with jitter: about base * 2^(attempts-1), capped."""
+    ceiling = min(settings.retry_max.total_seconds(),
+                  settings.retry_base.total_seconds() * 2 ** max(attempts - 1, 0))
+    # Jitter spreads the retries of many rows that failed together (an outage).
+    return timedelta(seconds=ceiling * random.uniform(0.5, 1.0))
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        catalog: Catalog,
+        senders: Mapping[str, Sender],
+        limits: Mapping[str, Limits],
+        settings: DispatchSettings,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self._engine = engine
+        self._catalog = catalog
+        self._senders = dict(senders)
+        self._limiters = {channel: Limiter(limits[channel]) for channel in senders}
+        self._settings = settings
+        self._clock = clock
+        self._channels = sorted(senders)
+        self._wake = asyncio.Event()
+        self._changed = asyncio.Event()
+        self._results: list[Result] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+        rate = max(lim.per_second for lim in limits.values()) if limits else 30.0
+        self._horizon = max(MIN_HORIZON, math.ceil(rate * HORIZON_SECONDS))
+        self._next_reminders: datetime | None = None
+        # Dialogs that may be reminded of, and the menu item that resumes each.
+        self._dialogs = {form.name: form.menu_item for form in FORMS.values()
+                         if form.menu_item is not None}
+        self.sent = 0  # rows sent by this dispatcher, for progress and tests
+
+    # --- what other parts of the process call -----------------------------------------
+
+    def wake(self) -> None:
+        """Rows were committed: look for them now rather than at the next poll."""
+        self._wake.set()
+
+    def pace_reply(self, channel: str, chat_id: str) -> tuple[Pace, Done]:
+        limiter = self._limiters.get(channel)
+
+        async def acquire() -> None:
+            if limiter is not None:
+                await limiter.acquire(chat_id, REPLY_PRIORITY, paced=False)
+
+        def release() -> None:
+            if limiter is not None:
+                limiter.release(chat_id, paced=False)
+
+        return acquire, release
+
+    def settle_reply(self, row_id: int, contact_id: int, channel: str,
+                     outcome: Delivered | DeliveryError) -> None:
+        """A channel sent (or failed to send) a direct reply; write it with the rest."""
+        self._results.append(self._result(row_id, contact_id, channel, 0, 0, outcome))
+        self._changed.set()
+
+    # --- the loop ---------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Dispatch until `stop` is set; then finish what is in flight."""
+        log.info("dispatcher started (%s)", ", ".join(self._channels))
+        stopping = asyncio.create_task(stop.wait())
+        try:
+            while not stop.is_set():
+                try:
+                    await self._step()
+                except Exception as exc:
+                    # A database hiccup must not end notifications for good.
+                    log.error("dispatcher step failed: %s", type(exc).__name__)
+                    await asyncio.sleep(self._settings.poll.total_seconds())
+                await self._wait(stopping)
+        finally:
+            stopping.cancel()
+            if self._tasks:
+                await asyncio.gather(*self._tasks, return_exceptions=True)
+            await self._flush()
+            log.info("dispatcher stopped")
+
+    async def run_until_idle(self) -> None:
+        """Send until no row waits any more, retries included (for `gotong dispatch
+        --until-idle` and tests)."""
+        while True:
+            await self._step()
+            if not self._tasks and not self._results and await self._next_due() is None:
+                return
+            await self._wait(None)
+
+    async def _wait(self, stopping: asyncio.Task[bool] | None) -> None:
+        timeout = self._settings.poll.total_seconds()
+        if self._tasks or self._results:
+            # Busy: write results and claim more a few times a second, not per message.
+            timeout = FLUSH_SECONDS
+        else:
+            due = await self._next_due()
+            if due is not None:
+                timeout = min(timeout, max(0.0, (due - self._clock()).total_seconds()))
+        waits: list[asyncio.Task[bool]] = [asyncio.create_task(self._wake.wait()),
+                                           asyncio.create_task(self._changed.wait())]
+        if stopping is not None:
+            waits.append(stopping)
+        try:
+            await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in waits[:2]:
+                task.cancel()
+
+    async def _next_due(self) -> datetime | None:
+        async with self._engine.connect() as connection:
+            return await next_due_at(connection, self._channels)
+
+    async def _step(self) -> int:
+        """Write results, queue reminders when due, claim and start rows; rows claimed."""
+        self._wake.clear()
+        self._changed.clear()
+        await self._flush()
+        await self._remind()
+        room = self._horizon - len(self._tasks)
+        if room <= 0:
+            return 0
+        now = self._clock()
+        async with self._engine.connect() as connection, connection.begin():
+            rows, skipped = await claim(connection, self._channels, now, room,
+                                        self._settings.lease)
+        if skipped:
+            log.info("skipped %d outbox rows (opted out or unreachable)", skipped)
+        for row in rows:
+            task = asyncio.create_task(self._send(row))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return len(rows) + skipped
+
+    async def _remind(self) -> None:
+        now = self._clock()
+        if self._next_reminders is not None and now < self._next_reminders:
+            return
+        self._next_reminders = now + self._settings.reminder_check
+        async with AsyncSession(self._engine, expire_on_commit=False) as session, \
+                session.begin():
+            queued = await queue_reminders(session, self._channels, self._dialogs, now,
+                                           self._settings.reminder_after)
+        if queued:
+            log.info("queued %d reminders", queued)
+            self._wake.set()
+
+    async def _flush(self) -> None:
+        while self._results:
+            batch, self._results = self._results[:FLUSH_BATCH], self._results[FLUSH_BATCH:]
+            async with self._engine.connect() as connection, connection.begin():
+                await record(connection, batch)
+
+    # --- sending one row --------------------------------------------------------------
+
+    async def _send(self, row: Claimed) -> None:
+        sender = self._senders[row.channel]
+        limiter = self._limiters[row.channel]
+        priority = (row.priority, row.id)
+
+        async def acquire() -> None:
+            await limiter.acquire(row.chat_id, priority)
+
+        def release() -> None:
+            limiter.release(row.chat_id)
+
+        outcome: Delivered | DeliveryError
+        try:
+            replies, edit = claimed_replies(self._catalog, row)
+            outcome = await sender.deliver(row.chat_id, replies, skip=row.parts_sent,
+                                           edit_message_id=edit, pace=(acquire, release))
+        except DeliveryError as exc:
+            outcome = exc
+        except Exception as exc:
+            # A bug in rendering or sending: keep the row, retry it, and say so.
+            log.exception("unexpected error while sending outbox row %d", row.id)
+            outcome = RetryLater(f"unexpected {type(exc).__name__}")
+        if isinstance(outcome, RetryLater) and outcome.retry_after:
+            limiter.pause(outcome.retry_after)
+        if isinstance(outcome, Delivered):
+            self.sent += 1
+        self._results.append(self._result(row.id, row.contact_id, row.channel, row.attempts,
+                                          row.parts_sent, outcome))
+
+    def _result(self, row_id: int, contact_id: int, channel: str, attempts: int,
+                parts_sent: int, outcome: Delivered | DeliveryError) -> Result:
+        now = self._clock()
+        if isinstance(outcome, Delivered):
+            return Result(row_id, Outcome.SENT, now, platform_message_id=outcome.message_id,
+                          parts_sent=parts_sent + outcome.parts_sent)
+        parts = parts_sent + outcome.sent
+        if isinstance(outcome, Unreachable):
+            log.info("a %s contact is unreachable: %s", channel, outcome.reason)
+            return Result(row_id, Outcome.UNREACHABLE, now, error=outcome.reason,
+                          parts_sent=parts, contact_id=contact_id)
+        attempts += 1
+        if isinstance(outcome, RetryLater) and attempts < self._settings.max_attempts:
+            wait = timedelta(seconds=outcome.retry_after) if outcome.retry_after \
+                else backoff(attempts, self._settings)
+            return Result(row_id, Outcome.RETRY, now, error=outcome.reason,
+                          next_attempt_at=now + wait, parts_sent=parts)
+        log.warning("outbox row %d failed after %d attempts: %s", row_id, attempts,
+                    outcome.reason)
+        return Result(row_id, Outcome.FAILED, now, error=outcome.reason, parts_sent=parts)
+

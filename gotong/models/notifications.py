@@ -1,0 +1,113 @@
+"""Who hears what when aid moves: the table of PRODUCT.md as data.
+
+Every domain operation that changes the state of aid calls `announce` with what happened.
+The rule for that event names the audiences (the household, later the donors, volunteers
+and staff concerned) and the message each one gets. Each recipient gets an outbox row in
+the same transaction, except the person who made the change: they are answering the bot
+right now, so their message comes back to be part of the direct reply.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gotong.models.outbox import Notice, Purpose, enqueue
+
+if TYPE_CHECKING:
+    from gotong.models.help_request import HelpRequest
+
+
+class Event(enum.StrEnum):
+    REQUEST_SUBMITTED = "request_submitted"
+    REQUEST_CANCELLED = "request_cancelled"
+    DIALOG_UNFINISHED = "dialog_unfinished"
+
+
+@dataclass(frozen=True)
+class Subject:
+    """What an event is about: the request, or for a reminder only the person."""
+
+    request: HelpRequest | None = None
+    contact_id: int | None = None
+    params: Mapping[str, Any] | None = None
+    # For a reminder: the main menu item that resumes the dialog.
+    menu_item: str | None = None
+
+
+Recipients = Callable[[AsyncSession, Subject], Awaitable[list[int]]]
+
+
+Actions = Callable[[Subject], tuple[tuple[str, str, str], ...]]
+
+
+def no_actions(subject: Subject) -> tuple[tuple[str, str, str], ...]:
+    return ()
+
+
+def resume_action(subject: Subject) -> tuple[tuple[str, str, str], ...]:
+    """A button to the menu item that takes the person back to their dialog."""
+    return (("menu", subject.menu_item, "notice.continue"),) if subject.menu_item else ()
+
+
+@dataclass(frozen=True)
+class Audience:
+    recipients: Recipients
+    key: str
+    purpose: Purpose = Purpose.STATUS
+    actions: Actions = no_actions
+
+    @property
+    def essential(self) -> bool:
+        return self.purpose <= Purpose.STATUS
+
+
+async def household(session: AsyncSession, subject: Subject) -> list[int]:
+    """The person whose request it is (or who the reminder is for)."""
+    if subject.request is not None:
+        return [subject.request.contact_id]
+    return [subject.contact_id] if subject.contact_id is not None else []
+
+
+def _request_params(subject: Subject) -> dict[str, Any]:
+    params: dict[str, Any] = dict(subject.params or {})
+    request = subject.request
+    if request is not None:
+        params.setdefault("reference", request.reference)
+        params.setdefault("status", {"key": f"status.{request.status}"})
+    return params
+
+
+RULES: dict[Event, tuple[Audience, ...]] = {
+    Event.REQUEST_SUBMITTED: (Audience(household, "notice.request_submitted"),),
+    Event.REQUEST_CANCELLED: (Audience(household, "notice.request_cancelled"),),
+    Event.DIALOG_UNFINISHED: (
+        Audience(household, "notice.dialog_unfinished", Purpose.REMINDER,
+                 actions=resume_action),
+    ),
+}
+
+
+async def announce(session: AsyncSession, event: Event, subject: Subject, now: datetime,
+                   actor_contact_id: int | None = None) -> list[Notice]:
+    """Write an outbox row for each person who hears of the event, except the actor.
+
+    Returns the notices meant for the actor, for their direct reply.
+    """
+    for_actor: list[Notice] = []
+    params = _request_params(subject)
+    for audience in RULES[event]:
+        for contact_id in await audience.recipients(session, subject):
+            notice = Notice(contact_id=contact_id, key=audience.key, params=params,
+                            purpose=audience.purpose, essential=audience.essential,
+                            actions=audience.actions(subject))
+            if contact_id == actor_contact_id:
+                for_actor.append(notice)
+            else:
+                enqueue(session, notice, now)
+    return for_actor
