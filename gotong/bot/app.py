@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from gotong.bot.config import Config
-from gotong.bot.dispatcher import DispatchSettings
+from gotong.bot.dispatcher import Dispatcher, DispatchSettings
 from gotong.bot.migrate import upgrade
 from gotong.bot.ratelimit import Limits
+from gotong.bot.telegram import TelegramChannel
 from gotong.handlers.catalog import Catalog
 from gotong.handlers.conversations import Conversations
 from gotong.handlers.turn import HandlerSettings
 from gotong.models.area import AreaDirectory, load_areas
+from gotong.models.base import utcnow
 from gotong.models.db import create_engine, create_session_factory
 
 
@@ -107,3 +110,15 @@ async def open_services(config: Config, *, migrate: bool | None = None,
     catalog = catalog or Catalog.load()
     conversations = Conversations(engine, catalog, areas, handler_settings(config))
     return Services(config, engine, sessions, catalog, areas, conversations)
+
+
+def attach_dispatcher(services: Services, telegram: TelegramChannel,
+                      clock: Callable[[], datetime] = utcnow) -> Dispatcher:
+    """The dispatcher of a process, sending through its channel and settling its replies."""
+    config = services.config
+    dispatcher = Dispatcher(services.engine, services.catalog, {telegram.channel: telegram},
+                            {telegram.channel: telegram_limits(config)},
+                            dispatch_settings(config), clock=clock)
+    telegram.outbox = dispatcher
+    services.conversations.on_outbox = dispatcher.wake
+    return dispatcher

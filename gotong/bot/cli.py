@@ -14,18 +14,10 @@ from pathlib import Path
 from aiohttp import web
 from sqlalchemy.exc import DBAPIError
 
-from gotong.bot.app import (
-    NotReady,
-    Services,
-    dispatch_settings,
-    open_services,
-    prepare_database,
-    telegram_limits,
-)
+from gotong.bot.app import NotReady, attach_dispatcher, open_services, prepare_database
 from gotong.bot.broadcast import add_broadcast_parser, run_broadcast
 from gotong.bot.config import Config, ConfigError, load_config
 from gotong.bot.console import run_console
-from gotong.bot.dispatcher import Dispatcher
 from gotong.bot.logs import setup_logging
 from gotong.bot.telegram import TelegramChannel
 from gotong.bot.web import create_web_app
@@ -146,20 +138,10 @@ def _stop_on_signals() -> asyncio.Event:
     return stop
 
 
-def _dispatcher(services: Services, telegram: TelegramChannel) -> Dispatcher:
-    config = services.config
-    dispatcher = Dispatcher(services.engine, services.catalog, {telegram.channel: telegram},
-                            {telegram.channel: telegram_limits(config)},
-                            dispatch_settings(config))
-    telegram.outbox = dispatcher
-    services.conversations.on_outbox = dispatcher.wake
-    return dispatcher
-
-
 async def run_bot(config: Config) -> None:
     services = await open_services(config)
     telegram = TelegramChannel(config.telegram, services.conversations, services.sessions)
-    dispatcher = _dispatcher(services, telegram)
+    dispatcher = attach_dispatcher(services, telegram)
     runner = web.AppRunner(create_web_app(telegram), access_log=None)
     stop = _stop_on_signals()
     # Stopped after the channel, so that replies still being sent are settled.
@@ -185,7 +167,7 @@ async def run_bot(config: Config) -> None:
 async def run_dispatcher(config: Config, *, until_idle: bool = False) -> None:
     services = await open_services(config)
     telegram = TelegramChannel(config.telegram, services.conversations, services.sessions)
-    dispatcher = _dispatcher(services, telegram)
+    dispatcher = attach_dispatcher(services, telegram)
     stop = _stop_on_signals()
     try:
         await telegram.open_for_sending()

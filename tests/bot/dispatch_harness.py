@@ -1,0 +1,107 @@
+"""The notification dispatcher of a real Telegram channel, sending to the fake Bot API,
+and helpers to fill the outbox directly."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, insert, select
+
+from gotong.bot.app import Services, attach_dispatcher
+from gotong.bot.config import Config
+from gotong.bot.dispatcher import Dispatcher
+from gotong.bot.telegram import TelegramChannel
+from gotong.models.base import utcnow
+from gotong.models.contact import Contact
+from gotong.models.outbox import Notice, OutboxMessage, Purpose, enqueue
+from tests.fakes.telegram_api import FakeTelegramAPI
+
+# Notices carry a reference that tells them apart; this finds it in a sent text.
+REFERENCE = re.compile(r"GT-(\d{6})")
+
+
+def dispatch_config(config: Config, fake: FakeTelegramAPI, *, messages_per_second: float = 30.0,
+                    chat_messages_per_second: float = 1.0, **notifications: Any) -> Config:
+    return replace(
+        config,
+        telegram=replace(config.telegram, token=fake.token, api_base_url=fake.base_url,
+                         api_file_url=fake.base_file_url,
+                         messages_per_second=messages_per_second,
+                         chat_messages_per_second=chat_messages_per_second),
+        notifications=replace(config.notifications, **notifications),
+    )
+
+
+class DispatchUnderTest:
+    """A Telegram channel that sends only, with its dispatcher running in the background."""
+
+    def __init__(self, services: Services, config: Config,
+                 clock: Callable[[], datetime] = utcnow) -> None:
+        self.services = services
+        self.channel = TelegramChannel(config.telegram, services.conversations,
+                                       services.sessions)
+        self.dispatcher: Dispatcher = attach_dispatcher(
+            replace(services, config=config), self.channel, clock=clock)
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self, *, receive: bool = False) -> None:
+        if receive:
+            await self.channel.start()
+        else:
+            await self.channel.open_for_sending()
+        self._task = asyncio.create_task(self.dispatcher.run(self._stop))
+
+    async def stop(self) -> None:
+        await self.channel.stop()
+        self._stop.set()
+        if self._task is not None:
+            await self._task
+
+
+async def add_contacts(services: Services, chat_ids: Sequence[int], *, language: str = "id"
+                       ) -> list[int]:
+    async with services.sessions() as session, session.begin():
+        result = await session.execute(
+            insert(Contact).returning(Contact.id),
+            [{"channel": "telegram", "chat_id": str(c), "language": language,
+              "created_at": utcnow()} for c in chat_ids],
+        )
+        return list(result.scalars().all())
+
+
+def numbered_notice(contact_id: int, number: int, purpose: Purpose = Purpose.STATUS
+                    ) -> Notice:
+    """A status notice whose text carries GT-<number>, to follow it to the chat."""
+    return Notice(contact_id=contact_id, key="notice.request_cancelled",
+                  params={"reference": f"GT-{number:06d}"}, purpose=purpose,
+                  essential=purpose <= Purpose.STATUS)
+
+
+async def queue(services: Services, notices: Sequence[Notice]) -> None:
+    async with services.sessions() as session, session.begin():
+        now = utcnow()
+        for notice in notices:
+            enqueue(session, notice, now)
+
+
+async def statuses(services: Services) -> dict[str, int]:
+    async with services.sessions() as session:
+        rows = await session.execute(
+            select(OutboxMessage.status, func.count()).group_by(OutboxMessage.status))
+        return {status: count for status, count in rows.all()}
+
+
+async def wait_settled(services: Services, within: float = 60.0) -> dict[str, int]:
+    """Wait until no row is pending or being sent; the counts by status."""
+    async with asyncio.timeout(within):
+        while True:
+            counts = await statuses(services)
+            if not counts.get("pending") and not counts.get("sending"):
+                return counts
+            await asyncio.sleep(0.05)
