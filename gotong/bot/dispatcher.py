@@ -205,13 +205,18 @@ class Dispatcher:
         if self._next_reminders is not None and now < self._next_reminders:
             return
         self._next_reminders = now + self._settings.reminder_check
+        await self.queue_reminders()
+
+    async def queue_reminders(self) -> int:
+        """Write the reminders that are due now (the loop does so every minute)."""
         async with AsyncSession(self._engine, expire_on_commit=False) as session, \
                 session.begin():
-            queued = await queue_reminders(session, self._channels, self._dialogs, now,
-                                           self._settings.reminder_after)
+            queued = await queue_reminders(session, self._channels, self._dialogs,
+                                           self._clock(), self._settings.reminder_after)
         if queued:
             log.info("queued %d reminders", queued)
             self._wake.set()
+        return queued
 
     async def _flush(self) -> None:
         while self._results:
