@@ -40,7 +40,7 @@ webhook_secret = "{webhook_secret}"
 """
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gotong", description="Community aid chatbot")
     parser.add_argument("--config", type=Path, help="TOML file (default: ./config.toml)")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -56,7 +56,11 @@ def main(argv: list[str] | None = None) -> int:
     dispatch.add_argument("--until-idle", action="store_true",
                           help="stop when nothing is left to send")
     add_broadcast_parser(commands)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
 
     if args.command == "init":
         return init_config(args.path)

@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import JSON, Text, and_, func, insert, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, aliased, mapped_column
 
 from gotong.models.base import Base, UTCDateTime, utcnow
 from gotong.models.contact import Contact, ContactRole, Role
@@ -54,12 +54,13 @@ def _recipients_query(audience: Audience) -> Any:
         )
     if audience.villages is not None:
         # A household's area is that of its latest request.
-        latest = (select(func.max(HelpRequest.id)).where(HelpRequest.contact_id == Contact.id)
-                  .scalar_subquery())
+        newer = aliased(HelpRequest)
+        latest = (select(func.max(newer.id)).where(newer.contact_id == Contact.id)
+                  .correlate(Contact).scalar_subquery())
         query = query.where(
             select(HelpRequest.id).where(and_(HelpRequest.id == latest,
                                               HelpRequest.village_id.in_(audience.villages)))
-            .exists()
+            .correlate(Contact).exists()
         )
     if audience.language is not None:
         query = query.where(Contact.language == audience.language)
