@@ -309,6 +309,22 @@ INVALID: list[tuple[str, str, dict[str, str], str]] = [
     ("port a boolean", "[web]\nport = true\n", {}, "web.port"),
     ("page size a float", "[dialogs]\npage_size = 5.5\n", {}, "dialogs.page_size"),
     ("unknown province", '[areas]\nprovinces = ["Atlantis"]\n', {}, "areas.provinces"),
+    ("rate zero", "[telegram]\nmessages_per_second = 0\n", {}, "telegram.messages_per_second"),
+    ("rate not a number", "", {"GOTONG_TELEGRAM__CHAT_MESSAGES_PER_SECOND": "fast"},
+     "telegram.chat_messages_per_second"),
+    ("rate a boolean", "[telegram]\ngroup_messages_per_minute = true\n", {},
+     "telegram.group_messages_per_minute"),
+    ("rate infinite", "", {"GOTONG_TELEGRAM__MESSAGES_PER_SECOND": "inf"},
+     "telegram.messages_per_second"),
+    ("no attempts", "[notifications]\nmax_attempts = 0\n", {}, "notifications.max_attempts"),
+    ("negative lease", "", {"GOTONG_NOTIFICATIONS__LEASE_SECONDS": "-1"},
+     "notifications.lease_seconds"),
+    ("nan poll", "", {"GOTONG_NOTIFICATIONS__POLL_SECONDS": "nan"},
+     "notifications.poll_seconds"),
+    ("retry max below base", "[notifications]\nretry_base_seconds = 10\nretry_max_seconds = 5\n",
+     {}, "notifications.retry_max_seconds"),
+    ("reminder never", "[notifications]\nreminder_after_hours = 0\n", {},
+     "notifications.reminder_after_hours"),
 ]
 
 
@@ -320,6 +336,14 @@ def test_invalid_value_names_the_key(
     with pytest.raises(ConfigError) as raised:
         load(tmp_path, text, **env)
     assert key in str(raised.value)
+
+
+def test_numbers_of_the_notification_settings(tmp_path: Path) -> None:
+    config = load(tmp_path, "[telegram]\nmessages_per_second = 25\n",
+                  GOTONG_NOTIFICATIONS__LEASE_SECONDS="2.5")
+    assert config.telegram.messages_per_second == 25.0
+    assert config.notifications.lease_seconds == 2.5
+    assert config.notifications.reminder_after_hours == 24.0
 
 
 def test_valid_webhook_settings(tmp_path: Path) -> None:
