@@ -14,19 +14,29 @@ Done = Callable[[], None]
 
 
 class DeliveryError(Exception):
-    """Sending failed after `sent` messages of the row had gone out."""
+    """Sending failed after `sent` messages of the row had gone out.
 
-    def __init__(self, reason: str, sent: int = 0) -> None:
+    `reason` names the kind of failure and may be logged; `detail` is the platform's own
+    description, which can quote what was sent, and is kept only with the outbox row.
+    """
+
+    def __init__(self, reason: str, sent: int = 0, detail: str = "") -> None:
         super().__init__(reason)
         self.reason = reason
         self.sent = sent
+        self.detail = detail
+
+    @property
+    def description(self) -> str:
+        return f"{self.reason}: {self.detail}" if self.detail else self.reason
 
 
 class RetryLater(DeliveryError):
     """A network error, a server error, or flood control: try again later."""
 
-    def __init__(self, reason: str, sent: int = 0, retry_after: float | None = None) -> None:
-        super().__init__(reason, sent)
+    def __init__(self, reason: str, sent: int = 0, detail: str = "",
+                 retry_after: float | None = None) -> None:
+        super().__init__(reason, sent, detail)
         self.retry_after = retry_after
 
 

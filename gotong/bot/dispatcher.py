@@ -264,15 +264,16 @@ class Dispatcher:
         parts = parts_sent + outcome.sent
         if isinstance(outcome, Unreachable):
             log.info("a %s contact is unreachable: %s", channel, outcome.reason)
-            return Result(row_id, Outcome.UNREACHABLE, now, error=outcome.reason,
+            return Result(row_id, Outcome.UNREACHABLE, now, error=outcome.description,
                           parts_sent=parts, contact_id=contact_id)
         attempts += 1
         if isinstance(outcome, RetryLater) and attempts < self._settings.max_attempts:
             wait = timedelta(seconds=outcome.retry_after) if outcome.retry_after \
                 else backoff(attempts, self._settings)
-            return Result(row_id, Outcome.RETRY, now, error=outcome.reason,
+            return Result(row_id, Outcome.RETRY, now, error=outcome.description,
                           next_attempt_at=now + wait, parts_sent=parts)
         log.warning("outbox row %d failed after %d attempts: %s", row_id, attempts,
                     outcome.reason)
-        return Result(row_id, Outcome.FAILED, now, error=outcome.reason, parts_sent=parts)
+        return Result(row_id, Outcome.FAILED, now, error=outcome.description,
+                      parts_sent=parts)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+import re
 import traceback
 from collections.abc import Awaitable, Sequence
 from typing import Any
@@ -187,9 +188,16 @@ def split_text(text: str, limit: int = MAX_TEXT) -> list[str]:
     return chunks
 
 
+def _reason(exc: TelegramError) -> str:
+    """An error's text fit for logs and the outbox: a URL in it would carry the token."""
+    return _URL.sub("<url>", str(exc))[:80]
+
+
+_URL = re.compile(r"\S+://\S+")
+
+
 def _delivery_error(exc: TelegramError, sent: int) -> DeliveryError:
-    """What a Bot API error means for the message (only the error's kind is kept: the
-    description can quote what was sent)."""
+    """What a Bot API error means for the message."""
     if isinstance(exc, RetryAfter):
         delay = exc.retry_after
         seconds = delay if isinstance(delay, int | float) else delay.total_seconds()
@@ -199,11 +207,11 @@ def _delivery_error(exc: TelegramError, sent: int) -> DeliveryError:
     if isinstance(exc, BadRequest):
         if "chat not found" in str(exc).lower():
             return Unreachable("chat not found (400)", sent)
-        return Undeliverable(f"refused by Telegram (400): {str(exc)[:80]}", sent)
+        return Undeliverable("refused by Telegram (400)", sent, _reason(exc))
     if isinstance(exc, TimedOut):
         return RetryLater("timed out", sent)
     if isinstance(exc, NetworkError):
-        return RetryLater(f"network or server error: {str(exc)[:80]}", sent)
+        return RetryLater("network or server error", sent, _reason(exc))
     return RetryLater(f"telegram error: {type(exc).__name__}", sent)
 
 

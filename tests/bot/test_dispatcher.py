@@ -4,6 +4,7 @@ which enforces Telegram's flood limits and counts every violation."""
 from __future__ import annotations
 
 import itertools
+import logging
 from collections.abc import AsyncIterator
 
 import pytest
@@ -221,3 +222,30 @@ async def test_each_row_records_the_message_id_telegram_gave(
     for row in await rows(services):
         [message] = fake.messages(chats[contacts.index(row.contact_id)])
         assert (row.status, row.platform_message_id) == ("sent", str(message.message_id))
+
+
+async def test_the_logs_of_dispatching_hold_no_personal_data_or_token(
+        config: Config, services: Services, fake: FakeTelegramAPI,
+        caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    chats = [CHAT_BASE + 60 + i for i in range(3)]
+    contacts = await add_contacts(services, chats)
+    fake.fail_next("sendMessage", error_code=403, description="Forbidden: bot was blocked",
+                   chat_id=chats[0])
+    fake.fail_next("sendMessage", error_code=500, description="Internal Server Error",
+                   chat_id=chats[1])
+    fake.fail_next("sendMessage", error_code=400, description="Bad Request: message is too "
+                   f"long for chat {chats[2]}", chat_id=chats[2])
+    await queue(services, [numbered_notice(c, 424242) for c in contacts])
+    cfg = dispatch_config(config, fake, retry_base_seconds=0.05, retry_max_seconds=0.1)
+    dispatch = await running(services, cfg)
+    try:
+        assert await wait_settled(services) == {"failed": 2, "sent": 1}
+    finally:
+        await dispatch.stop()
+    logged = caplog.text
+    assert "unreachable" in logged and "failed after" in logged
+    for secret in [fake.token, "424242", *map(str, chats)]:
+        assert secret not in logged
+    for row in await rows(services):
+        assert fake.token not in (row.last_error or "")
