@@ -37,7 +37,15 @@ from gotong.handlers.catalog import Catalog
 from gotong.handlers.conversations import FORMS
 from gotong.handlers.notices import claimed_replies
 from gotong.models.base import utcnow
-from gotong.models.outbox import Claimed, Outcome, Result, claim, next_due_at, record
+from gotong.models.outbox import (
+    Claimed,
+    Outcome,
+    Result,
+    claim,
+    extend_leases,
+    next_due_at,
+    record,
+)
 from gotong.models.reminders import queue_reminders
 
 log = logging.getLogger(__name__)
@@ -92,6 +100,8 @@ class Dispatcher:
         self._changed = asyncio.Event()
         self._results: list[Result] = []
         self._tasks: set[asyncio.Task[None]] = set()
+        # Rows this process has claimed and not yet settled, with their lease's end.
+        self._held: dict[int, datetime] = {}
         rate = max(lim.per_second for lim in limits.values()) if limits else 30.0
         self._horizon = max(MIN_HORIZON, math.ceil(rate * HORIZON_SECONDS))
         self._next_reminders: datetime | None = None
@@ -185,6 +195,7 @@ class Dispatcher:
         self._changed.clear()
         await self._flush()
         await self._remind()
+        await self._renew_leases()
         room = self._horizon - len(self._tasks)
         if room <= 0:
             return 0
@@ -195,10 +206,27 @@ class Dispatcher:
         if skipped:
             log.info("skipped %d outbox rows (opted out or unreachable)", skipped)
         for row in rows:
+            if row.id in self._held:
+                continue  # still ours: its lease ran out only while the loop was held up
+            self._held[row.id] = now + self._settings.lease
             task = asyncio.create_task(self._send(row))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         return len(rows) + skipped
+
+    async def _renew_leases(self) -> None:
+        """Keep the rows this process holds (waiting for a slot, say a long "retry
+        after") from looking abandoned to other dispatchers, or to our own claims."""
+        now = self._clock()
+        due = [row_id for row_id, until in self._held.items()
+               if until - now < self._settings.lease / 2]
+        if not due:
+            return
+        until = now + self._settings.lease
+        async with self._engine.connect() as connection, connection.begin():
+            await extend_leases(connection, due, until)
+        for row_id in due:
+            self._held[row_id] = until
 
     async def _remind(self) -> None:
         now = self._clock()
@@ -223,6 +251,8 @@ class Dispatcher:
             batch, self._results = self._results[:FLUSH_BATCH], self._results[FLUSH_BATCH:]
             async with self._engine.connect() as connection, connection.begin():
                 await record(connection, batch)
+            for result in batch:
+                self._held.pop(result.row_id, None)
 
     # --- sending one row --------------------------------------------------------------
 

@@ -33,7 +33,6 @@ from sqlalchemy import (
     insert,
     or_,
     select,
-    tuple_,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
@@ -202,7 +201,10 @@ async def claim(connection: AsyncConnection, channels: Sequence[str], now: datet
     blocked = exists().where(
         earlier.contact_id == OutboxMessage.contact_id,
         earlier.status.in_(UNSETTLED),
-        tuple_(earlier.priority, earlier.id) < tuple_(OutboxMessage.priority, OutboxMessage.id),
+        # Written out rather than as a row comparison, which SQLite would answer by
+        # scanning every earlier pending row instead of the contact's index.
+        or_(earlier.priority < OutboxMessage.priority,
+            and_(earlier.priority == OutboxMessage.priority, earlier.id < OutboxMessage.id)),
     )
     m, c = OutboxMessage, Contact
     query = (
@@ -343,6 +345,16 @@ async def mark_unreachable(connection: AsyncConnection, contact_id: int, now: da
         .where(OutboxMessage.contact_id == contact_id,
                OutboxMessage.status == OutboxStatus.PENDING)
         .values(status=OutboxStatus.SKIPPED, last_error="unreachable")
+    )
+
+
+async def extend_leases(connection: AsyncConnection, row_ids: Sequence[int],
+                        until: datetime) -> None:
+    """The process holding these rows is alive and still means to send them."""
+    await connection.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id.in_(row_ids), OutboxMessage.status == OutboxStatus.SENDING)
+        .values(lease_until=until)
     )
 
 

@@ -249,3 +249,23 @@ async def test_the_logs_of_dispatching_hold_no_personal_data_or_token(
         assert secret not in logged
     for row in await rows(services):
         assert fake.token not in (row.last_error or "")
+
+
+async def test_rows_waiting_longer_than_their_lease_are_still_sent_once(
+        config: Config, services: Services, fake: FakeTelegramAPI) -> None:
+    # A 429 pauses the channel for longer than a lease: the rows waiting for a slot keep
+    # their leases and are not taken again, by this process or another.
+    chats = [CHAT_BASE + 70 + i for i in range(6)]
+    contacts = await add_contacts(services, chats)
+    fake.fail_next("sendMessage", error_code=429, description="Too Many Requests: retry after 3",
+                   retry_after=3, chat_id=chats[0])
+    await queue(services, [numbered_notice(c, i) for i, c in enumerate(contacts)])
+    cfg = dispatch_config(config, fake, messages_per_second=1, lease_seconds=1.0,
+                          poll_seconds=0.1)
+    dispatch = await running(services, cfg)
+    try:
+        assert await wait_settled(services, within=30) == {"sent": 6}
+    finally:
+        await dispatch.stop()
+    for i, chat in enumerate(chats):
+        assert references(fake, chat) == [i]
