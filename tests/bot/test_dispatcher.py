@@ -3,6 +3,7 @@ which enforces Telegram's flood limits and counts every violation."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
 from collections.abc import AsyncIterator
@@ -260,7 +261,7 @@ async def test_rows_waiting_longer_than_their_lease_are_still_sent_once(
     fake.fail_next("sendMessage", error_code=429, description="Too Many Requests: retry after 3",
                    retry_after=3, chat_id=chats[0])
     await queue(services, [numbered_notice(c, i) for i, c in enumerate(contacts)])
-    cfg = dispatch_config(config, fake, messages_per_second=1, lease_seconds=1.0,
+    cfg = dispatch_config(config, fake, messages_per_second=2, lease_seconds=1.0,
                           poll_seconds=0.1)
     dispatch = await running(services, cfg)
     try:
@@ -269,3 +270,19 @@ async def test_rows_waiting_longer_than_their_lease_are_still_sent_once(
         await dispatch.stop()
     for i, chat in enumerate(chats):
         assert references(fake, chat) == [i]
+
+
+async def test_rows_committed_in_this_process_are_sent_without_waiting_for_a_poll(
+        config: Config, services: Services, fake: FakeTelegramAPI) -> None:
+    chat = CHAT_BASE + 80
+    [contact] = await add_contacts(services, [chat])
+    dispatch = await running(services, dispatch_config(config, fake, poll_seconds=60))
+    try:
+        await asyncio.sleep(0.2)  # the dispatcher found nothing and sleeps until its poll
+        await queue(services, [numbered_notice(contact, 1)])
+        await asyncio.sleep(0.3)
+        assert fake.messages(chat) == []  # written elsewhere: found at the next poll only
+        dispatch.dispatcher.wake()  # what a commit in this process does
+        await fake.wait_for_messages(chat, 1, timeout=2)
+    finally:
+        await dispatch.stop()

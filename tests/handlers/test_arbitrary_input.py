@@ -52,7 +52,8 @@ texts = st.one_of(
 )
 options = st.one_of(st.text(max_size=70), st.sampled_from(
     [">1", "<0", ">99", "back", "skip", "done", "submit", "edit:name", "edit:zzz", "yes", "no",
-     "none", "request", "donate", "en", "id", "4025240", "9999999"]))
+     "none", "request", "donate", "en", "id", "4025240", "9999999", "cancel:GT-22222",
+     "cancel:", "yes:GT-22222", "yes:"]))
 
 
 @st.composite
@@ -66,7 +67,8 @@ def incoming_updates(draw: st.DrawFn) -> dict[str, object]:
         fields["args"] = draw(st.one_of(st.just(""), st.sampled_from(["en", "id"]),
                                         st.text(max_size=20)))
     elif kind == Kind.CHOICE:
-        contexts = ["@current", "menu", "lang", "hh.name", "hh.summary", "hh.kota"]
+        contexts = ["@current", "menu", "lang", "hh.name", "hh.summary", "hh.kota", "req",
+                    "reqc"]
         fields["context"] = draw(st.one_of(st.none(), st.sampled_from(contexts),
                                            st.text(max_size=30)))
         fields["option"] = draw(st.one_of(st.none(), options))
