@@ -50,7 +50,7 @@ from telegram.ext import (
     filters,
 )
 
-from gotong.bot.app import Services, open_services
+from gotong.bot.app import Services, attach_dispatcher, open_services
 from gotong.bot.config import (
     Config,
     DatabaseConfig,
@@ -266,7 +266,9 @@ class EchoSide:
 
 
 class GotongSide:
-    """Gotong's TelegramChannel in polling mode, on its own migrated SQLite file."""
+    """Gotong's TelegramChannel in polling mode with its notification dispatcher, as
+    `gotong run` wires them (every answer is also an outbox row), on its own migrated
+    SQLite file."""
 
     name = "gotong"
 
@@ -275,6 +277,9 @@ class GotongSide:
         self.services = services
         self.channel = TelegramChannel(services.config.telegram, services.conversations,
                                        services.sessions)
+        self.dispatcher = attach_dispatcher(services, self.channel)
+        self._stop_dispatcher = asyncio.Event()
+        self._dispatching: asyncio.Task[None] | None = None
         self.template: Template | None = None
         self.registered = 0
 
@@ -284,9 +289,13 @@ class GotongSide:
 
     async def start(self) -> None:
         await self.channel.start()
+        self._dispatching = asyncio.create_task(self.dispatcher.run(self._stop_dispatcher))
 
     async def stop(self) -> None:
         await self.channel.stop()
+        self._stop_dispatcher.set()
+        if self._dispatching is not None:
+            await self._dispatching
 
     async def wait_handled(self, target: int) -> None:
         # wait_handled gives up after a few seconds; large rounds may take longer.
@@ -401,12 +410,18 @@ class UserIds:
         return users
 
 
+UNLIMITED = 10_000.0
+
+
 def gotong_config(fake: FakeTelegramAPI, database: Path) -> Config:
     config = Config(
         database=DatabaseConfig(url=f"sqlite+aiosqlite:///{database}"),
         privacy=PrivacyConfig(nik_hash_key=NIK_KEY),
+        # The fake Bot API has no flood limit here, and the echo bot keeps to none: neither
+        # does Gotong (its default keeps to Telegram's 30 messages a second).
         telegram=TelegramConfig(token=fake.token, api_base_url=fake.base_url,
-                                api_file_url=fake.base_file_url),
+                                api_file_url=fake.base_file_url,
+                                messages_per_second=UNLIMITED),
     )
     validate(config)
     return config

@@ -17,6 +17,7 @@ import asyncio
 import logging
 import math
 import random
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -100,6 +101,9 @@ class Dispatcher:
         self._changed = asyncio.Event()
         self._results: list[Result] = []
         self._tasks: set[asyncio.Task[None]] = set()
+        # When to claim next while idle, and when results were last written.
+        self._look_at = clock()
+        self._flushed_at = 0.0
         # Rows this process has claimed and not yet settled, with their lease's end.
         self._held: dict[int, datetime] = {}
         rate = max(lim.per_second for lim in limits.values()) if limits else 30.0
@@ -161,48 +165,58 @@ class Dispatcher:
         """Send until no row waits any more, retries included (for `gotong dispatch
         --until-idle` and tests)."""
         while True:
+            self._wake.set()
             await self._step()
             if not self._tasks and not self._results and await self._next_due() is None:
                 return
             await self._wait(None)
 
     async def _wait(self, stopping: asyncio.Task[bool] | None) -> None:
-        timeout = self._settings.poll.total_seconds()
-        if self._tasks or self._results:
+        """Sleep until there is something to do: rows committed here, results to write,
+        sends in flight, or the next poll or retry."""
+        if self._tasks:
             # Busy: write results and claim more a few times a second, not per message.
             timeout = FLUSH_SECONDS
+        elif self._results:
+            timeout = max(0.0, FLUSH_SECONDS - (time.monotonic() - self._flushed_at))
         else:
-            due = await self._next_due()
-            if due is not None:
-                timeout = min(timeout, max(0.0, (due - self._clock()).total_seconds()))
-        waits: list[asyncio.Task[bool]] = [asyncio.create_task(self._wake.wait()),
-                                           asyncio.create_task(self._changed.wait())]
-        if stopping is not None:
-            waits.append(stopping)
+            timeout = max(0.0, (self._look_at - self._clock()).total_seconds())
+        waits: list[asyncio.Task[bool]] = [asyncio.create_task(self._wake.wait())]
+        if not self._results:
+            waits.append(asyncio.create_task(self._changed.wait()))
         try:
-            await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait([*waits, *([stopping] if stopping else [])], timeout=timeout,
+                               return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for task in waits[:2]:
+            for task in waits:
                 task.cancel()
+        if self._changed.is_set() and not self._wake.is_set():
+            # A reply was settled: gather the others that follow it into one write.
+            await asyncio.sleep(max(0.0, FLUSH_SECONDS - (time.monotonic() - self._flushed_at)))
 
     async def _next_due(self) -> datetime | None:
         async with self._engine.connect() as connection:
             return await next_due_at(connection, self._channels)
 
     async def _step(self) -> int:
-        """Write results, queue reminders when due, claim and start rows; rows claimed."""
+        """Write results; and when woken, busy or due, queue reminders, claim and start
+        rows. Returns the rows claimed or skipped."""
+        now = self._clock()
+        look = self._wake.is_set() or bool(self._tasks) or now >= self._look_at
         self._wake.clear()
         self._changed.clear()
         await self._flush()
+        if not look:
+            return 0
         await self._remind()
         await self._renew_leases()
         room = self._horizon - len(self._tasks)
-        if room <= 0:
-            return 0
-        now = self._clock()
-        async with self._engine.connect() as connection, connection.begin():
-            rows, skipped = await claim(connection, self._channels, now, room,
-                                        self._settings.lease)
+        rows: list[Claimed] = []
+        skipped = 0
+        if room > 0:
+            async with self._engine.connect() as connection, connection.begin():
+                rows, skipped = await claim(connection, self._channels, now, room,
+                                            self._settings.lease)
         if skipped:
             log.info("skipped %d outbox rows (opted out or unreachable)", skipped)
         for row in rows:
@@ -212,6 +226,12 @@ class Dispatcher:
             task = asyncio.create_task(self._send(row))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+        if not self._tasks:
+            # Idle: look again at the next poll, or when a retry or a lease falls due.
+            due = await self._next_due()
+            self._look_at = now + self._settings.poll
+            if due is not None:
+                self._look_at = max(now, min(self._look_at, due))
         return len(rows) + skipped
 
     async def _renew_leases(self) -> None:
@@ -247,6 +267,7 @@ class Dispatcher:
         return queued
 
     async def _flush(self) -> None:
+        self._flushed_at = time.monotonic()
         while self._results:
             batch, self._results = self._results[:FLUSH_BATCH], self._results[FLUSH_BATCH:]
             async with self._engine.connect() as connection, connection.begin():

@@ -111,6 +111,8 @@ class Limiter:
         `paced=False` (answers to a person who is writing right now) waits for the
         overall limit only: a short burst of replies in one chat is allowed.
         """
+        if not self._waiters and self._free(chat_id, paced):
+            return  # nobody waits and there is room: no need to queue
         future = asyncio.get_running_loop().create_future()
         heapq.heappush(self._waiters,
                        _Waiter(priority, next(self._seq), chat_id, paced, future))
@@ -124,6 +126,19 @@ class Limiter:
                 self._waiters = [w for w in self._waiters if w.future is not future]
                 heapq.heapify(self._waiters)
             raise
+
+    def _free(self, chat_id: str, paced: bool) -> bool:
+        """Take a slot at once if every window has room now."""
+        now = self._clock()
+        if now < self._paused_until or self._overall.delay(now) != 0.0:
+            return False
+        if paced:
+            window = self._chat_window(chat_id)
+            if window.delay(now) != 0.0:
+                return False
+            window.start()
+        self._overall.start()
+        return True
 
     def release(self, chat_id: str, *, paced: bool = True) -> None:
         """The message's request has ended (answered or failed)."""

@@ -59,11 +59,34 @@ def replies_from_body(body: Mapping[str, Any]) -> list[Reply]:
     return [_reply_from_json(r) for r in body.get("replies", ())]
 
 
+_REPLY_FIELDS = tuple((f.name, f.default) for f in dataclasses.fields(Reply)
+                      if f.name not in ("text", "options", "controls", "extra"))
+
+
 def _reply_to_json(reply: Reply) -> dict[str, Any]:
-    # Fields left at their defaults are left out: most replies are a text and options.
-    blank = dataclasses.asdict(Reply(text=""))
-    return {k: v for k, v in dataclasses.asdict(reply).items()
-            if k == "text" or v != blank[k]}
+    # Written on every update: fields at their defaults are left out, by hand (asdict
+    # deep-copies every option).
+    data: dict[str, Any] = {"text": reply.text}
+    for name, default in _REPLY_FIELDS:
+        value = getattr(reply, name)
+        if value != default:
+            data[name] = value
+    for name in ("options", "controls"):
+        options = getattr(reply, name)
+        if options:
+            data[name] = [_option_to_json(o) for o in options]
+    if reply.extra:
+        data["extra"] = dict(reply.extra)
+    return data
+
+
+def _option_to_json(option: Option) -> dict[str, Any]:
+    data: dict[str, Any] = {"id": option.id, "label": option.label}
+    if option.number is not None:
+        data["number"] = option.number
+    if option.selected:
+        data["selected"] = True
+    return data
 
 
 def _reply_from_json(data: Mapping[str, Any]) -> Reply:
