@@ -136,6 +136,9 @@ class Dispatcher:
     def settle_reply(self, row_id: int, contact_id: int, channel: str,
                      outcome: Delivered | DeliveryError) -> None:
         """A channel sent (or failed to send) a direct reply; write it with the rest."""
+        limiter = self._limiters.get(channel)
+        if isinstance(outcome, RetryLater) and outcome.retry_after and limiter is not None:
+            limiter.pause(outcome.retry_after)
         self._results.append(self._result(row_id, contact_id, channel, 0, 0, outcome))
         self._changed.set()
 

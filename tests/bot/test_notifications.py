@@ -297,3 +297,17 @@ async def test_a_reply_whose_process_died_before_sending_is_sent_after_its_lease
     [welcome] = await bot.fake.wait_for_messages(7031, 1)
     assert "Hello! I am Gotong" in welcome.text
     assert (await wait_settled(services)) == {"sent": 1}
+
+
+async def test_a_reply_refused_with_429_is_sent_after_the_wait(
+        bot: TelegramBotUnderTest, services: Services) -> None:
+    person = bot.person(7032)
+    bot.fake.fail_next("sendMessage", error_code=429, description="Too Many Requests",
+                       retry_after=1, chat_id=person.user.id)
+    await bot.push(bot.factory.text(person.user, "/start"))
+    [welcome] = await bot.fake.wait_for_messages(person.user.id, 1)
+    assert "Halo! Saya Gotong" in welcome.text
+    sends = [t for (method, params), t in zip(bot.fake.calls, bot.fake.call_times, strict=True)
+             if method == "sendMessage" and params.get("chat_id") == person.user.id]
+    assert len(sends) == 2 and sends[1] - sends[0] >= 1.0
+    assert (await wait_settled(services)) == {"sent": 1}
