@@ -50,6 +50,7 @@ def dispatch_settings(config: Config) -> DispatchSettings:
         poll=timedelta(seconds=n.poll_seconds),
         lease=timedelta(seconds=n.lease_seconds),
         reminder_after=timedelta(hours=n.reminder_after_hours),
+        keep=timedelta(days=n.keep_days),
     )
 
 

@@ -103,6 +103,8 @@ class NotificationsConfig:
     lease_seconds: float = 60.0
     # An unfinished registration gets one reminder after this long.
     reminder_after_hours: float = 24.0
+    # Sent, failed and skipped messages are forgotten after this many days.
+    keep_days: int = 30
 
 
 @dataclass(frozen=True)
@@ -302,6 +304,8 @@ def validate(config: Config) -> None:
                 "reminder_after_hours"):
         if not 0 < getattr(n, key) < 1e7:
             raise ConfigError(f"notifications.{key} must be above 0")
+    if n.keep_days < 1:
+        raise ConfigError("notifications.keep_days must be at least 1")
     if n.retry_max_seconds < n.retry_base_seconds:
         raise ConfigError("notifications.retry_max_seconds must not be below "
                           "notifications.retry_base_seconds")

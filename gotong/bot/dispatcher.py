@@ -45,6 +45,7 @@ from gotong.models.outbox import (
     claim,
     extend_leases,
     next_due_at,
+    prune,
     record,
 )
 from gotong.models.reminders import queue_reminders
@@ -70,6 +71,7 @@ class DispatchSettings:
     lease: timedelta = timedelta(seconds=60)
     reminder_after: timedelta = timedelta(hours=24)
     reminder_check: timedelta = timedelta(minutes=1)
+    keep: timedelta = timedelta(days=30)
 
 
 def backoff(attempts: int, settings: DispatchSettings) -> timedelta:
@@ -211,7 +213,7 @@ class Dispatcher:
         await self._flush()
         if not look:
             return 0
-        await self._remind()
+        await self._housekeeping()
         await self._renew_leases()
         room = self._horizon - len(self._tasks)
         rows: list[Claimed] = []
@@ -251,12 +253,17 @@ class Dispatcher:
         for row_id in due:
             self._held[row_id] = until
 
-    async def _remind(self) -> None:
+    async def _housekeeping(self) -> None:
+        """Every minute: queue the reminders that are due, and forget old settled rows."""
         now = self._clock()
         if self._next_reminders is not None and now < self._next_reminders:
             return
         self._next_reminders = now + self._settings.reminder_check
         await self.queue_reminders()
+        async with self._engine.connect() as connection, connection.begin():
+            pruned = await prune(connection, now - self._settings.keep)
+        if pruned:
+            log.info("forgot %d settled outbox rows", pruned)
 
     async def queue_reminders(self) -> int:
         """Write the reminders that are due now (the loop does so every minute)."""

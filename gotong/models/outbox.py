@@ -28,9 +28,11 @@ from sqlalchemy import (
     String,
     and_,
     bindparam,
+    delete,
     exists,
     func,
     insert,
+    null,
     or_,
     select,
     update,
@@ -85,6 +87,7 @@ class OutboxMessage(Base):
     # Buttons under the message: [[context, option id, label key], ...].
     actions: Mapped[list[list[str]]] = mapped_column(JSON, default=list)
     # A direct reply, already rendered: the serialized replies and the message to edit.
+    # Cleared once settled: it can hold what the person wrote (a summary, say).
     body: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     broadcast_id: Mapped[int | None] = mapped_column(
         ForeignKey("broadcast.id", ondelete="CASCADE"), index=True)
@@ -260,7 +263,8 @@ _TABLE = OutboxMessage.__table__
 _SKIP = (
     update(_TABLE)  # type: ignore[arg-type]
     .where(_TABLE.c.id == bindparam("row_id"))
-    .values(status=OutboxStatus.SKIPPED, last_error=bindparam("reason"), lease_until=None)
+    .values(status=OutboxStatus.SKIPPED, last_error=bindparam("reason"), lease_until=None,
+            body=null())
 )
 
 
@@ -291,20 +295,23 @@ _SETTLE_SENT = (
     .where(_TABLE.c.id == bindparam("row_id"), _TABLE.c.status == OutboxStatus.SENDING)
     .values(status=OutboxStatus.SENT, platform_message_id=bindparam("b_message_id"),
             sent_at=bindparam("b_at", type_=UTCDateTime()), lease_until=None,
-            attempts=_TABLE.c.attempts + 1, parts_sent=bindparam("b_parts_sent"))
+            attempts=_TABLE.c.attempts + 1, parts_sent=bindparam("b_parts_sent"),
+            body=null())
 )
 _SETTLE_RETRY = (
     update(_TABLE)  # type: ignore[arg-type]
     .where(_TABLE.c.id == bindparam("row_id"), _TABLE.c.status == OutboxStatus.SENDING)
     .values(status=OutboxStatus.PENDING, lease_until=None, attempts=_TABLE.c.attempts + 1,
             next_attempt_at=bindparam("b_next_attempt_at", type_=UTCDateTime()),
-            last_error=bindparam("b_error"), parts_sent=bindparam("b_parts_sent"))
+            last_error=bindparam("b_error"), parts_sent=bindparam("b_parts_sent"),
+            body=null())
 )
 _SETTLE_FAILED = (
     update(_TABLE)  # type: ignore[arg-type]
     .where(_TABLE.c.id == bindparam("row_id"), _TABLE.c.status == OutboxStatus.SENDING)
     .values(status=OutboxStatus.FAILED, lease_until=None, attempts=_TABLE.c.attempts + 1,
-            last_error=bindparam("b_error"), parts_sent=bindparam("b_parts_sent"))
+            last_error=bindparam("b_error"), parts_sent=bindparam("b_parts_sent"),
+            body=null())
 )
 
 
@@ -344,7 +351,7 @@ async def mark_unreachable(connection: AsyncConnection, contact_id: int, now: da
         update(OutboxMessage)
         .where(OutboxMessage.contact_id == contact_id,
                OutboxMessage.status == OutboxStatus.PENDING)
-        .values(status=OutboxStatus.SKIPPED, last_error="unreachable")
+        .values(status=OutboxStatus.SKIPPED, last_error="unreachable", body=null())
     )
 
 
@@ -356,6 +363,15 @@ async def extend_leases(connection: AsyncConnection, row_ids: Sequence[int],
         .where(OutboxMessage.id.in_(row_ids), OutboxMessage.status == OutboxStatus.SENDING)
         .values(lease_until=until)
     )
+
+
+async def prune(connection: AsyncConnection, before: datetime) -> int:
+    """Forget settled rows written before `before` (they name who was told what)."""
+    result = await connection.execute(
+        delete(OutboxMessage)
+        .where(OutboxMessage.status.not_in(UNSETTLED), OutboxMessage.created_at < before)
+    )
+    return max(result.rowcount or 0, 0)
 
 
 async def next_due_at(connection: AsyncConnection, channels: Sequence[str]) -> datetime | None:

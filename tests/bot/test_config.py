@@ -325,6 +325,7 @@ INVALID: list[tuple[str, str, dict[str, str], str]] = [
      {}, "notifications.retry_max_seconds"),
     ("reminder never", "[notifications]\nreminder_after_hours = 0\n", {},
      "notifications.reminder_after_hours"),
+    ("keep no days", "", {"GOTONG_NOTIFICATIONS__KEEP_DAYS": "0"}, "notifications.keep_days"),
 ]
 
 

@@ -311,3 +311,25 @@ async def test_a_reply_refused_with_429_is_sent_after_the_wait(
              if method == "sendMessage" and params.get("chat_id") == person.user.id]
     assert len(sends) == 2 and sends[1] - sends[0] >= 1.0
     assert (await wait_settled(services)) == {"sent": 1}
+
+
+async def test_what_was_said_is_cleared_once_sent_and_rows_are_forgotten_later(
+        bot: TelegramBotUnderTest, dispatch: DispatchUnderTest, services: Services,
+        clock: Clock) -> None:
+    person = bot.person(7033)
+    await person.say("/start")
+    await person.say("Siti Aminah, Jl. Melati 5")  # not understood: the menu again
+    assert await wait_settled(services) == {"sent": 2}
+    async with services.sessions() as session:
+        bodies = (await session.scalars(select(OutboxMessage.body))).all()
+    assert list(bodies) == [None, None]
+    # A pending row is kept however old it is; settled ones go after keep_days.
+    clock.offset += timedelta(days=31)
+    dispatch.dispatcher.wake()
+    async with asyncio.timeout(5):
+        while True:
+            async with services.sessions() as session:
+                left = (await session.scalars(select(OutboxMessage.id))).all()
+            if not left:
+                break
+            await asyncio.sleep(0.05)
