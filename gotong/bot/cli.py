@@ -22,6 +22,7 @@ from gotong.bot.logs import setup_logging
 from gotong.bot.telegram import TelegramChannel
 from gotong.bot.web import create_web_app
 from gotong.models.db import create_engine
+from gotong.models.outbox import OutboxStatus, latest_failures, status_counts
 
 log = logging.getLogger("gotong")
 
@@ -55,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
         "dispatch", help="send notifications only (beside `gotong run` processes)")
     dispatch.add_argument("--until-idle", action="store_true",
                           help="stop when nothing is left to send")
+    commands.add_parser("outbox", help="how many notifications are waiting, sent, failed")
     add_broadcast_parser(commands)
     return parser
 
@@ -82,6 +84,9 @@ def main(argv: list[str] | None = None) -> int:
 def _run_command(args: argparse.Namespace, config: Config) -> int:
     if args.command == "broadcast":
         return asyncio.run(run_broadcast(config, args))
+    if args.command == "outbox":
+        asyncio.run(print_outbox(config))
+        return 0
     if args.command == "dispatch":
         if not config.telegram.token:
             print("gotong: nothing to dispatch to: no chat channel is configured "
@@ -166,6 +171,24 @@ async def run_bot(config: Config) -> None:
             await dispatching
         await runner.cleanup()
         await services.close()
+
+
+async def print_outbox(config: Config) -> None:
+    """Counts by status, and the latest messages given up on with the reason."""
+    services = await open_services(config)
+    try:
+        async with services.sessions() as session:
+            counts = await status_counts(session)
+            failures = await latest_failures(session)
+    finally:
+        await services.close()
+    for status in OutboxStatus:
+        print(f"{status.value:>9}: {counts.get(status.value, 0)}")
+    if failures:
+        print("latest failures:")
+    for row in failures:
+        print(f"  #{row.id} {row.created_at:%Y-%m-%d %H:%M} UTC, {row.attempts} attempts: "
+              f"{row.last_error}")
 
 
 async def run_dispatcher(config: Config, *, until_idle: bool = False) -> None:

@@ -390,3 +390,12 @@ async def status_counts(session: AsyncSession, broadcast_id: int | None = None
     if broadcast_id is not None:
         query = query.where(OutboxMessage.broadcast_id == broadcast_id)
     return {status: count for status, count in (await session.execute(query)).all()}
+
+
+async def latest_failures(session: AsyncSession, limit: int = 10) -> list[OutboxMessage]:
+    """The most recent rows given up on, newest first (for the operator)."""
+    result = await session.scalars(
+        select(OutboxMessage).where(OutboxMessage.status == OutboxStatus.FAILED)
+        .order_by(OutboxMessage.id.desc()).limit(limit)
+    )
+    return list(result.all())

@@ -201,3 +201,36 @@ def test_config_option_names_the_file(tmp_path: Path) -> None:
     missing = gotong("--config", "absent.toml", "run", cwd=tmp_path, env=with_key())
     assert missing.returncode == 2
     assert "absent.toml" in missing.stderr
+
+
+# --- gotong broadcast / outbox ------------------------------------------------------------
+
+
+def test_operator_commands_for_notifications(tmp_path: Path) -> None:
+    path = tmp_path / "gotong.sqlite3"
+    env = with_key(GOTONG_DATABASE__URL=f"sqlite+aiosqlite:///{path}")
+    assert gotong("db", "upgrade", cwd=tmp_path, env=env).returncode == 0
+    with sqlite3.connect(path) as db:
+        db.execute("INSERT INTO contact (id, channel, chat_id, language, created_at) "
+                   "VALUES (1, 'telegram', '42', 'id', '2026-11-01 10:00:00')")
+        db.execute("INSERT INTO outbox_message (contact_id, priority, essential, message_key, "
+                   "params, actions, status, attempts, parts_sent, next_attempt_at, "
+                   "created_at, last_error) VALUES (1, 1, 1, 'notice.request_cancelled', "
+                   "'{}', '[]', 'failed', 8, 0, '2026-11-01 10:00:00', "
+                   "'2026-11-01 10:00:00', 'network or server error: Bad Gateway')")
+    db.close()
+    message = tmp_path / "message.txt"
+    message.write_text("Posko buka besok.\n", encoding="utf-8")
+    dry = gotong("broadcast", "--message-file", str(message), "--kota", "Jakarta Barat",
+                 "--dry-run", cwd=tmp_path, env=env)
+    assert dry.returncode == 0, dry.stderr
+    assert dry.stdout.startswith("0 recipients (kota: Jakarta Barat;")
+    unknown = gotong("broadcast", "--message-file", str(message), "--role", "donor",
+                     "--kota", "Atlantis", cwd=tmp_path, env=env)
+    assert unknown.returncode == 2
+    assert "no kota/kabupaten called 'Atlantis'" in unknown.stderr
+    report = gotong("outbox", cwd=tmp_path, env=env)
+    assert report.returncode == 0, report.stderr
+    assert "   failed: 1" in report.stdout and "  pending: 0" in report.stdout
+    assert "#1 2026-11-01 10:00 UTC, 8 attempts: network or server error: Bad Gateway" in \
+        report.stdout
