@@ -50,8 +50,10 @@ class Undeliverable(DeliveryError):
 
 @dataclass(frozen=True)
 class Delivered:
+    """Every message of the row went out; the platform's id of the last one."""
+
     message_id: str | None
-    parts_sent: int
+    parts_sent: int  # messages of the row in all, those of earlier attempts included
 
 
 class Sender(Protocol):

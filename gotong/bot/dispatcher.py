@@ -114,7 +114,6 @@ class Dispatcher:
         # Dialogs that may be reminded of, and the menu item that resumes each.
         self._dialogs = {form.name: form.menu_item for form in FORMS.values()
                          if form.menu_item is not None}
-        self.sent = 0  # rows sent by this dispatcher, for progress and tests
 
     # --- what other parts of the process call -----------------------------------------
 
@@ -311,8 +310,6 @@ class Dispatcher:
             outcome = RetryLater(f"unexpected {type(exc).__name__}")
         if isinstance(outcome, RetryLater) and outcome.retry_after:
             limiter.pause(outcome.retry_after)
-        if isinstance(outcome, Delivered):
-            self.sent += 1
         self._results.append(self._result(row.id, row.contact_id, row.channel, row.attempts,
                                           row.parts_sent, outcome))
 
@@ -321,7 +318,7 @@ class Dispatcher:
         now = self._clock()
         if isinstance(outcome, Delivered):
             return Result(row_id, Outcome.SENT, now, platform_message_id=outcome.message_id,
-                          parts_sent=parts_sent + outcome.parts_sent)
+                          parts_sent=outcome.parts_sent)
         parts = parts_sent + outcome.sent
         if isinstance(outcome, Unreachable):
             log.info("a %s contact is unreachable: %s", channel, outcome.reason)

@@ -303,8 +303,7 @@ _SETTLE_RETRY = (
     .where(_TABLE.c.id == bindparam("row_id"), _TABLE.c.status == OutboxStatus.SENDING)
     .values(status=OutboxStatus.PENDING, lease_until=None, attempts=_TABLE.c.attempts + 1,
             next_attempt_at=bindparam("b_next_attempt_at", type_=UTCDateTime()),
-            last_error=bindparam("b_error"), parts_sent=bindparam("b_parts_sent"),
-            body=null())
+            last_error=bindparam("b_error"), parts_sent=bindparam("b_parts_sent"))
 )
 _SETTLE_FAILED = (
     update(_TABLE)  # type: ignore[arg-type]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -26,7 +27,7 @@ from tests.bot.dispatch_harness import (
     wait_settled,
 )
 from tests.bot.telegram_harness import Person, TelegramBotUnderTest
-from tests.fakes.telegram_api import FakeTelegramAPI
+from tests.fakes.telegram_api import FakeApiError, FakeTelegramAPI
 
 
 class Clock:
@@ -333,3 +334,30 @@ async def test_what_was_said_is_cleared_once_sent_and_rows_are_forgotten_later(
             if not left:
                 break
             await asyncio.sleep(0.05)
+
+
+async def test_a_retried_reply_sends_only_the_messages_that_did_not_go_out(
+        bot: TelegramBotUnderTest, services: Services) -> None:
+    person = bot.person(7034)
+    await person.say("/start")
+    # /help answers with two messages; the second one fails once.
+    send = bot.fake._methods["sendmessage"]
+    calls = 0
+
+    async def second_fails(params: dict[str, Any]) -> dict[str, Any]:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise FakeApiError(502, "Bad Gateway")
+        return await send(params)
+
+    bot.fake.add_method("sendMessage", second_fails)
+    before = len(person.messages)
+    await bot.push(bot.factory.text(person.user, "/bantuan"))
+    await bot.fake.wait_for_messages(person.user.id, before + 2)
+    assert await wait_settled(services) == {"sent": 2}
+    help_text, menu = person.messages[before:]
+    assert "Perintah:" in help_text.text and "Apa yang ingin Anda lakukan?" in menu.text
+    async with services.sessions() as session:
+        row = await session.scalar(select(OutboxMessage).order_by(OutboxMessage.id.desc()))
+    assert row is not None and (row.attempts, row.parts_sent) == (2, 2)
