@@ -12,7 +12,8 @@ from typing import Any, TextIO
 
 from gotong.bot.app import open_services
 from gotong.bot.config import LANGUAGES, Config
-from gotong.models.area import AreaDirectory, AreaLevel
+from gotong.bot.operator import OperatorError, add_area_options, resolve_areas
+from gotong.models.area import AreaDirectory
 from gotong.models.base import utcnow
 from gotong.models.broadcast import Audience, count_recipients, create_broadcast
 from gotong.models.contact import Role
@@ -26,10 +27,6 @@ STALL_SECONDS = 30.0
 BAR_WIDTH = 30
 
 
-class BroadcastError(ValueError):
-    """The operator's command cannot be carried out as given."""
-
-
 def add_broadcast_parser(commands: Any) -> None:
     parser = commands.add_parser(
         "broadcast", help="send an announcement to many people",
@@ -39,9 +36,7 @@ def add_broadcast_parser(commands: Any) -> None:
     parser.add_argument("--message-file", type=Path, required=True,
                         help="UTF-8 text file with the message")
     parser.add_argument("--role", choices=[r.value for r in Role])
-    for level in ("kota", "kecamatan", "kelurahan"):
-        parser.add_argument(f"--{level}", action="append", default=[], metavar="NAME",
-                            help=f"only people in this {level} (repeatable)")
+    add_area_options(parser, "only people in")
     parser.add_argument("--language", choices=LANGUAGES,
                         help="only people who chose this language")
     parser.add_argument("--dry-run", action="store_true",
@@ -53,44 +48,20 @@ def add_broadcast_parser(commands: Any) -> None:
 
 def resolve_villages(areas: AreaDirectory, kota: list[str], kecamatan: list[str],
                      kelurahan: list[str]) -> set[int] | None:
-    """The kelurahan the area options name, or None when none was given.
-
-    The most specific level given is the filter; the levels above it only say where to
-    look up its names (two kecamatan can share a name).
-    """
-    within: list[int] = []
-    chosen: list[int] = []
-    for level, names in ((AreaLevel.REGENCY, kota), (AreaLevel.DISTRICT, kecamatan),
-                         (AreaLevel.VILLAGE, kelurahan)):
-        if not names:
-            continue
-        found: list[int] = []
-        for name in names:
-            matches = areas.named(level, name, within)
-            if not matches:
-                raise BroadcastError(f"no {_LEVEL_NAMES[level]} called {name!r} in scope")
-            if len(matches) > 1:
-                raise BroadcastError(
-                    f"{len(matches)} areas are called {name!r}: name the "
-                    f"{'kota' if level == AreaLevel.DISTRICT else 'kecamatan'} too")
-            found.append(matches[0].id)
-        within = chosen = found
+    """The kelurahan the area options name, or None when none was given."""
+    chosen = resolve_areas(areas, kota, kecamatan, kelurahan)
     return areas.villages_under(chosen) if chosen else None
-
-
-_LEVEL_NAMES = {AreaLevel.REGENCY: "kota/kabupaten", AreaLevel.DISTRICT: "kecamatan",
-                AreaLevel.VILLAGE: "kelurahan"}
 
 
 def read_message(path: Path) -> str:
     try:
         text = path.read_text(encoding="utf-8").strip()
     except (OSError, UnicodeDecodeError) as exc:
-        raise BroadcastError(f"cannot read {path}: {exc}") from exc
+        raise OperatorError(f"cannot read {path}: {exc}") from exc
     if not text:
-        raise BroadcastError(f"{path} is empty")
+        raise OperatorError(f"{path} is empty")
     if len(text) > MAX_BROADCAST_CHARS:
-        raise BroadcastError(f"the message has {len(text)} characters; keep it under "
+        raise OperatorError(f"the message has {len(text)} characters; keep it under "
                              f"{MAX_BROADCAST_CHARS}")
     return text
 
@@ -127,7 +98,7 @@ async def run_broadcast(config: Config, args: argparse.Namespace,
             return 0
         await show_progress(services.sessions, broadcast.id, broadcast.recipients, out)
         return 0
-    except BroadcastError as exc:
+    except OperatorError as exc:
         print(f"gotong: {exc}", file=sys.stderr)
         return 2
     finally:

@@ -14,6 +14,7 @@ from pathlib import Path
 from aiohttp import web
 from sqlalchemy.exc import DBAPIError
 
+from gotong.bot.admin import add_admin_parsers, run_admin
 from gotong.bot.app import NotReady, attach_dispatcher, open_services, prepare_database
 from gotong.bot.broadcast import add_broadcast_parser, run_broadcast
 from gotong.bot.config import Config, ConfigError, load_config
@@ -58,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
                           help="stop when nothing is left to send")
     commands.add_parser("outbox", help="how many notifications are waiting, sent, failed")
     add_broadcast_parser(commands)
+    add_admin_parsers(commands)
     return parser
 
 
@@ -84,6 +86,8 @@ def main(argv: list[str] | None = None) -> int:
 def _run_command(args: argparse.Namespace, config: Config) -> int:
     if args.command == "broadcast":
         return asyncio.run(run_broadcast(config, args))
+    if args.command in ("aggregator", "invite", "audit"):
+        return asyncio.run(run_admin(config, args))
     if args.command == "outbox":
         asyncio.run(print_outbox(config))
         return 0

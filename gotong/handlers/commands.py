@@ -30,6 +30,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("cancel", {"id": ("batal",), "en": ("cancel",)}, "command.cancel"),
     Command("back", {"id": ("kembali",), "en": ("back",)}, "command.back"),
     Command("help", {"id": ("bantuan",), "en": ("help",)}, "command.help"),
+    Command("join", {"id": ("gabung",), "en": ("join",)}, "command.join", False),
 )
 
 _BY_ALIAS = {alias: c.name for c in COMMANDS for names in c.aliases.values() for alias in names}

@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm.exc import StaleDataError
 
-from gotong.handlers import forms, status
+from gotong.handlers import forms, staff, status
 from gotong.handlers.catalog import Catalog
 from gotong.handlers.commands import (
     LANGUAGE_CONTEXT,
@@ -286,6 +286,8 @@ async def _on_command(turn: Turn, form: Form | None) -> list[Reply]:
         if turn.contact.opted_out_at is None:
             turn.contact.opted_out_at = turn.now
         return [Reply(text=turn.t("notifications.stopped")), _current(turn, form)]
+    if command == "join":
+        return [*await staff.join(turn, incoming.args), _current(turn, form)]
     if command == "cancel_request":
         return [*await status.ask_cancel(turn), *([forms.question(turn, form)] if form else [])]
     if command == "menu":

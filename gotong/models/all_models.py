@@ -1,6 +1,8 @@
 """Imports every model module, so that the metadata knows every table."""
 
+from gotong.models.aggregator import Aggregator, AggregatorArea, Invite, StaffMember
 from gotong.models.area import Area
+from gotong.models.audit import AuditEntry
 from gotong.models.broadcast import Broadcast
 from gotong.models.contact import Contact, ContactRole
 from gotong.models.conversation import Conversation
@@ -9,6 +11,18 @@ from gotong.models.inbound import InboundUpdate
 from gotong.models.outbox import OutboxMessage
 
 __all__ = [
-    "Area", "Broadcast", "Contact", "ContactRole", "Conversation", "HelpRequest",
-    "InboundUpdate", "OutboxMessage", "RequestEvent",
+    "Aggregator",
+    "AggregatorArea",
+    "Area",
+    "AuditEntry",
+    "Broadcast",
+    "Contact",
+    "ContactRole",
+    "Conversation",
+    "HelpRequest",
+    "InboundUpdate",
+    "Invite",
+    "OutboxMessage",
+    "RequestEvent",
+    "StaffMember",
 ]

@@ -24,7 +24,8 @@ from gotong.models.db import create_engine
 from tests.conftest import BACKENDS, PG_ENV, run_admin
 
 TABLES = {"area", "contact", "contact_role", "conversation", "help_request", "request_event",
-          "inbound_update", "outbox_message", "broadcast"}
+          "inbound_update", "outbox_message", "broadcast", "aggregator", "aggregator_area",
+          "staff_member", "invite", "audit_entry"}
 
 
 @pytest.fixture(params=BACKENDS)
