@@ -31,6 +31,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("back", {"id": ("kembali",), "en": ("back",)}, "command.back"),
     Command("help", {"id": ("bantuan",), "en": ("help",)}, "command.help"),
     Command("join", {"id": ("gabung",), "en": ("join",)}, "command.join", False),
+    Command("queue", {"id": ("antrian",), "en": ("queue",)}, "command.queue", False),
 )
 
 _BY_ALIAS = {alias: c.name for c in COMMANDS for names in c.aliases.values() for alias in names}

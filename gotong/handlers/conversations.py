@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm.exc import StaleDataError
 
-from gotong.handlers import forms, staff, status
+from gotong.handlers import forms, queue, staff, status
 from gotong.handlers.catalog import Catalog
 from gotong.handlers.commands import (
     LANGUAGE_CONTEXT,
@@ -220,6 +220,18 @@ async def route(turn: Turn) -> list[Reply]:
         if action == status.CANCEL and reference:
             return await status.ask_cancel(turn, reference)
         return [_current(turn, form, turn.t("button.invalid"))]
+    if incoming.kind == Kind.CHOICE and incoming.context == queue.QUEUE_CONTEXT:
+        return await queue.on_queue_button(turn, incoming.option or "")
+    if conversation.scratch.get("overlay") == queue.REASON_OVERLAY:
+        replies = await queue.on_reason(turn, incoming)
+        if replies is not None:
+            return replies
+        scratch = dict(conversation.scratch)
+        scratch.pop("overlay")
+        scratch.pop("request", None)
+        conversation.scratch = scratch
+    elif incoming.kind == Kind.CHOICE and incoming.context == queue.REASON_CONTEXT:
+        return [_current(turn, form, turn.t("button.stale"))]
     if conversation.scratch.get("overlay") == status.CONFIRM_OVERLAY:
         answer = status.confirmation_answer(turn, incoming)
         if answer is not None:
@@ -286,6 +298,8 @@ async def _on_command(turn: Turn, form: Form | None) -> list[Reply]:
         if turn.contact.opted_out_at is None:
             turn.contact.opted_out_at = turn.now
         return [Reply(text=turn.t("notifications.stopped")), _current(turn, form)]
+    if command == "queue":
+        return await queue.show_queue(turn)
     if command == "join":
         return [*await staff.join(turn, incoming.args), _current(turn, form)]
     if command == "cancel_request":

@@ -6,11 +6,11 @@ import enum
 import re
 import secrets
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import JSON, ForeignKey, String, or_, select
+from sqlalchemy import JSON, ForeignKey, Index, String, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column, relationship, selectinload
 
@@ -19,6 +19,7 @@ from gotong.models.contact import Role, grant_role
 from gotong.models.nik import ProtectedNik
 from gotong.models.notifications import Event, Subject, announce
 from gotong.models.outbox import Notice
+from gotong.models.priority import queue_rank
 
 
 class RequestStatus(enum.StrEnum):
@@ -82,6 +83,8 @@ class HelpRequest(Base):
     identity_key: Mapped[str] = mapped_column(String(400), index=True)
     duplicate_of_id: Mapped[int | None] = mapped_column(ForeignKey("help_request.id"))
     duplicate_reasons: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # Orders the verification queue like the priority score (models/priority.py).
+    queue_rank: Mapped[float] = mapped_column(default=0.0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -92,6 +95,10 @@ class HelpRequest(Base):
     @property
     def is_open(self) -> bool:
         return self.status in OPEN_STATUSES
+
+
+Index("ix_help_request_queue", HelpRequest.status, HelpRequest.queue_rank.desc(),
+      HelpRequest.id)
 
 
 class RequestEvent(Base):
@@ -211,6 +218,7 @@ async def submit_request(
         vulnerabilities=list(new.vulnerabilities), needs=list(new.needs),
         needs_other=new.needs_other, identity_key=identity,
         duplicate_of_id=duplicate.id if duplicate else None, duplicate_reasons=reasons,
+        queue_rank=queue_rank(new.household_size, new.vulnerabilities, now),
         created_at=now, updated_at=now,
     )
     request.events.append(RequestEvent(status=RequestStatus.SUBMITTED,
@@ -255,3 +263,57 @@ async def _unused_reference(session: AsyncSession) -> str:
         if taken is None:
             return reference
 
+
+
+# Reasons staff can pick when rejecting; anything else is typed.
+REJECT_REASONS = ("outside_area", "incomplete", "not_eligible", "unreachable")
+
+
+async def queue_of(session: AsyncSession, village_ids: Collection[int], limit: int = 1
+                   ) -> list[HelpRequest]:
+    """Submitted requests in these kelurahan, highest priority first."""
+    if not village_ids:
+        return []
+    result = await session.scalars(
+        select(HelpRequest)
+        .where(HelpRequest.status == RequestStatus.SUBMITTED,
+               HelpRequest.village_id.in_(list(village_ids)))
+        .order_by(HelpRequest.queue_rank.desc(), HelpRequest.id)
+        .limit(limit))
+    return list(result.all())
+
+
+async def _review(session: AsyncSession, request: HelpRequest, status: RequestStatus,
+                  event: Event, staff_contact_id: int, now: datetime, note: str | None,
+                  params: dict[str, object] | None = None) -> list[Notice]:
+    if request.status != RequestStatus.SUBMITTED:
+        raise NotAllowed(request.status)
+    request.status = status
+    request.updated_at = now
+    session.add(RequestEvent(request_id=request.id, status=status,
+                             actor_contact_id=staff_contact_id, note=note, at=now))
+    await session.flush()
+    return await announce(session, event, Subject(request=request, params=params), now,
+                          actor_contact_id=staff_contact_id)
+
+
+async def verify_request(session: AsyncSession, request: HelpRequest, staff_contact_id: int,
+                         now: datetime) -> list[Notice]:
+    return await _review(session, request, RequestStatus.VERIFIED, Event.REQUEST_VERIFIED,
+                         staff_contact_id, now, None)
+
+
+async def reject_request(session: AsyncSession, request: HelpRequest, staff_contact_id: int,
+                         reason: str, now: datetime) -> list[Notice]:
+    """Reject with a listed reason (its id) or one staff typed."""
+    shown: object = {"key": f"reject.{reason}"} if reason in REJECT_REASONS else reason
+    return await _review(session, request, RequestStatus.REJECTED, Event.REQUEST_REJECTED,
+                         staff_contact_id, now, reason[:200], {"reason": shown})
+
+
+async def mark_duplicate(session: AsyncSession, request: HelpRequest, of: HelpRequest,
+                         staff_contact_id: int, now: datetime) -> list[Notice]:
+    request.duplicate_of_id = of.id
+    return await _review(session, request, RequestStatus.REJECTED, Event.REQUEST_REJECTED,
+                         staff_contact_id, now, f"duplicate of {of.reference}",
+                         {"reason": {"key": "reject.duplicate"}})

@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 class Event(enum.StrEnum):
     REQUEST_SUBMITTED = "request_submitted"
     REQUEST_CANCELLED = "request_cancelled"
+    REQUEST_VERIFIED = "request_verified"
+    REQUEST_REJECTED = "request_rejected"
     DIALOG_UNFINISHED = "dialog_unfinished"
 
 
@@ -86,6 +88,8 @@ def _request_params(subject: Subject) -> dict[str, Any]:
 RULES: dict[Event, tuple[Audience, ...]] = {
     Event.REQUEST_SUBMITTED: (Audience(household, "notice.request_submitted"),),
     Event.REQUEST_CANCELLED: (Audience(household, "notice.request_cancelled"),),
+    Event.REQUEST_VERIFIED: (Audience(household, "notice.request_verified"),),
+    Event.REQUEST_REJECTED: (Audience(household, "notice.request_rejected"),),
     Event.DIALOG_UNFINISHED: (
         Audience(household, "notice.dialog_unfinished", Purpose.REMINDER,
                  actions=resume_action),

@@ -16,7 +16,8 @@ from gotong.handlers.catalog import LOCALES_DIR, Catalog, MissingMessage, placeh
 from gotong.handlers.commands import LANGUAGE_NAMES, MENU_ITEMS
 from gotong.handlers.household import NONE_OF_THESE
 from gotong.handlers.messages import Kind
-from gotong.models.help_request import NEEDS, VULNERABILITIES, RequestStatus
+from gotong.models.help_request import NEEDS, REJECT_REASONS, VULNERABILITIES, RequestStatus
+from gotong.models.priority import VULNERABILITY_WEIGHTS
 
 PACKAGE_DIR = Path(__file__).resolve().parents[2] / "gotong"
 HANDLERS_DIR = PACKAGE_DIR / "handlers"
@@ -33,6 +34,10 @@ DYNAMIC: dict[str, list[str]] = {
     "menu.": list(MENU_ITEMS),
     "vulnerable.": [*VULNERABILITIES, NONE_OF_THESE],
     "need.": list(NEEDS),
+    "duplicate.": ["nik", "phone", "name_address"],
+    "queue.": [f"{action}_done" for action in ("verify", "reject", "duplicate")],
+    "reject.": [*REJECT_REASONS, "duplicate"],
+    "score.": ["household_size", *VULNERABILITY_WEIGHTS, "days_waiting"],
 }
 DYNAMIC_KEYS = sorted(prefix + suffix for prefix, suffixes in DYNAMIC.items()
                       for suffix in suffixes)

@@ -1,8 +1,8 @@
-"""aggregators, staff, invites, audit log
+"""aggregators, staff, invites, audit log, queue rank
 
 Revision ID: 0003
 Revises: 0002
-Create Date: 2026-11-28 02:55:15.843960
+Create Date: 2026-11-28 02:59:55.572351
 """
 
 from __future__ import annotations
@@ -138,8 +138,22 @@ def upgrade() -> None:
             batch_op.f("ix_staff_member_contact_id"), ["contact_id"], unique=False
         )
 
+    with op.batch_alter_table("help_request", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("queue_rank", sa.Double(), server_default="0", nullable=False)
+        )
+        batch_op.create_index(
+            "ix_help_request_queue",
+            ["status", sa.literal_column("queue_rank DESC"), "id"],
+            unique=False,
+        )
+
 
 def downgrade() -> None:
+    with op.batch_alter_table("help_request", schema=None) as batch_op:
+        batch_op.drop_index("ix_help_request_queue")
+        batch_op.drop_column("queue_rank")
+
     with op.batch_alter_table("staff_member", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_staff_member_contact_id"))
         batch_op.drop_index(batch_op.f("ix_staff_member_aggregator_id"))

@@ -1,0 +1,180 @@
+"""/queue: staff verify the submitted requests of their aggregator's areas, highest
+priority first, one at a time; or reject them with a reason, or mark a duplicate.
+
+Every action is checked on the server: the person must be staff of an aggregator that
+covers the request's kelurahan, and the request must still wait for verification. A
+refusal is answered and written to the audit log.
+"""
+
+from __future__ import annotations
+
+from gotong.handlers.forms import Choice, match_choice
+from gotong.handlers.messages import Hint, Incoming, Kind, Option, Reply
+from gotong.handlers.turn import Turn
+from gotong.models.aggregator import get_aggregator, staff_aggregators
+from gotong.models.audit import audit
+from gotong.models.help_request import (
+    REJECT_REASONS,
+    HelpRequest,
+    NotAllowed,
+    RequestStatus,
+    mark_duplicate,
+    queue_of,
+    reject_request,
+    verify_request,
+)
+from gotong.models.priority import score_parts
+
+QUEUE_CONTEXT = "q"
+REASON_CONTEXT = "qr"
+VERIFY, REJECT, DUPLICATE, OTHER = "v", "r", "d", "other"
+# Scratch key of a rejection waiting for its typed reason.
+REASON_OVERLAY = "reject_reason"
+MAX_REASON = 200
+
+
+async def _coverage(turn: Turn) -> tuple[list[int], set[int]]:
+    """The person's aggregators and the kelurahan they cover (empty: not staff)."""
+    aggregators = await staff_aggregators(turn.session, turn.contact.id)
+    if not aggregators:
+        return [], set()
+    area_ids = [a.area_id for aggregator_id in aggregators
+                for a in (await get_aggregator(turn.session, aggregator_id)).areas]
+    return aggregators, turn.areas.villages_under(area_ids)
+
+
+def _refuse(turn: Turn, action: str, outcome: str, key: str,
+            aggregator_id: int | None = None) -> list[Reply]:
+    audit(turn.session, turn.now, action, outcome, contact_id=turn.contact.id,
+          aggregator_id=aggregator_id)
+    return [Reply(text=turn.t(key))]
+
+
+async def show_queue(turn: Turn, prefix: str | None = None) -> list[Reply]:
+    aggregators, villages = await _coverage(turn)
+    if not aggregators:
+        return _refuse(turn, "queue", "not staff", "staff.only")
+    waiting = await queue_of(turn.session, villages)
+    if not waiting:
+        text = turn.t("queue.empty")
+        return [Reply(text=f"{prefix}\n\n{text}" if prefix else text)]
+    return [await _card(turn, waiting[0], prefix)]
+
+
+async def _card(turn: Turn, request: HelpRequest, prefix: str | None) -> Reply:
+    place = turn.areas.place(request.village_id)
+    parts = score_parts(request.household_size, request.vulnerabilities, request.created_at,
+                        turn.now)
+    lines = [
+        turn.t("queue.card", reference=request.reference, name=request.head_name,
+               phone=request.phone, nik=f"…{request.nik_last4}" if request.nik_last4 else "-",
+               street=request.street, rt=request.rt, rw=request.rw,
+               place=place.display() if place else "", size=request.household_size,
+               vulnerable=", ".join(turn.t(f"vulnerable.{v}") for v in request.vulnerabilities)
+               or "-",
+               needs=", ".join(turn.t(f"need.{n}") for n in request.needs)),
+        turn.t("queue.score", score=f"{sum(parts.values()):g}",
+               parts=", ".join(f"{turn.t(f'score.{k}')} {v:g}" for k, v in parts.items() if v)),
+    ]
+    options = [Option(f"{VERIFY}:{request.id}", turn.t("queue.verify"), number=1),
+               Option(f"{REJECT}:{request.id}", turn.t("queue.reject"), number=2)]
+    if request.duplicate_of_id is not None:
+        other = await turn.session.get(HelpRequest, request.duplicate_of_id)
+        if other is not None:
+            other_place = turn.areas.place(other.village_id)
+            lines.append(turn.t(
+                "queue.duplicate", reference=other.reference, name=other.head_name,
+                street=other.street, rt=other.rt, rw=other.rw,
+                place=other_place.display() if other_place else "",
+                status=turn.t(f"status.{other.status}"),
+                reasons=", ".join(turn.t(f"duplicate.{r}") for r in request.duplicate_reasons)))
+            options.append(Option(f"{DUPLICATE}:{request.id}", turn.t("queue.mark_duplicate"),
+                                  number=3))
+    text = "\n\n".join(lines)
+    return Reply(text=f"{prefix}\n\n{text}" if prefix else text, options=tuple(options),
+                 hint=Hint.SINGLE, context=QUEUE_CONTEXT)
+
+
+async def _authorized(turn: Turn, request_id: str, action: str
+                      ) -> tuple[HelpRequest | None, list[Reply]]:
+    """The request, if this person may act on it now; else the refusal to send."""
+    aggregators, villages = await _coverage(turn)
+    if not aggregators:
+        return None, _refuse(turn, action, "not staff", "staff.only")
+    request = await turn.session.get(HelpRequest, int(request_id)) \
+        if request_id.isdigit() else None
+    if request is None or request.village_id not in villages:
+        return None, _refuse(turn, action, "outside area", "queue.not_yours", aggregators[0])
+    if request.status != RequestStatus.SUBMITTED:
+        return None, [Reply(text=turn.t("queue.already_done", reference=request.reference))]
+    return request, []
+
+
+def _done(turn: Turn, action: str, request: HelpRequest) -> str:
+    """Audit a done action; the confirmation for staff (the household hears it through
+    the outbox)."""
+    audit(turn.session, turn.now, action, "done", contact_id=turn.contact.id,
+          detail=request.reference)
+    return turn.t(f"queue.{action}_done", reference=request.reference)
+
+
+async def on_queue_button(turn: Turn, option: str) -> list[Reply]:
+    action, _, request_id = option.partition(":")
+    if action not in (VERIFY, REJECT, DUPLICATE):
+        return [Reply(text=turn.t("button.invalid"))]
+    request, refusal = await _authorized(turn, request_id, _ACTIONS[action])
+    if request is None:
+        return refusal
+    if action == VERIFY:
+        await verify_request(turn.session, request, turn.contact.id, turn.now)
+        return await show_queue(turn, _done(turn, "verify", request))
+    if action == DUPLICATE:
+        other = await turn.session.get(HelpRequest, request.duplicate_of_id or 0)
+        if other is None:
+            return [Reply(text=turn.t("button.invalid"))]
+        await mark_duplicate(turn.session, request, other, turn.contact.id, turn.now)
+        return await show_queue(turn, _done(turn, "duplicate", request))
+    turn.conversation.scratch = {**turn.conversation.scratch, "overlay": REASON_OVERLAY,
+                                 "request": request.id}
+    options = [Option(f"{r}:{request.id}", turn.t(f"reject.{r}"), number=i + 1)
+               for i, r in enumerate(REJECT_REASONS)]
+    options.append(Option(f"{OTHER}:{request.id}", turn.t("queue.reason_other"),
+                          number=len(options) + 1))
+    return [Reply(text=turn.t("queue.reason", reference=request.reference),
+                  options=tuple(options), hint=Hint.SINGLE, context=REASON_CONTEXT)]
+
+
+_ACTIONS = {VERIFY: "verify", REJECT: "reject", DUPLICATE: "duplicate"}
+
+
+async def on_reason(turn: Turn, incoming: Incoming) -> list[Reply] | None:
+    """The answer to "why reject?": a listed reason, or typed text; None if it is not."""
+    scratch = dict(turn.conversation.scratch)
+    request_id = str(scratch.get("request", ""))
+    reason: str | None = None
+    if incoming.kind == Kind.CHOICE and incoming.context == REASON_CONTEXT:
+        reason, _, tapped = (incoming.option or "").partition(":")
+        if tapped != request_id:
+            return [Reply(text=turn.t("button.stale"))]
+        if reason == OTHER:
+            return [Reply(text=turn.t("queue.reason_type"))]
+        if reason not in REJECT_REASONS:
+            return [Reply(text=turn.t("button.invalid"))]
+    elif incoming.kind == Kind.TEXT:
+        choices = [Choice(r, f"reject.{r}") for r in REJECT_REASONS]
+        reason = match_choice(turn, incoming.text, choices) or " ".join(incoming.text.split())
+        reason = reason[:MAX_REASON]
+    if not reason:
+        return None
+    scratch.pop("overlay", None)
+    scratch.pop("request", None)
+    turn.conversation.scratch = scratch
+    request, refusal = await _authorized(turn, request_id, "reject")
+    if request is None:
+        return refusal
+    try:
+        await reject_request(turn.session, request, turn.contact.id, reason, turn.now)
+    except NotAllowed:
+        return [Reply(text=turn.t("queue.already_done", reference=request.reference))]
+    return await show_queue(turn, _done(turn, "reject", request))
+
