@@ -8,7 +8,8 @@ score = 2 x (people in the household, at most 10)
 A household that has received no aid yet is ahead of any that has (issue 5 records
 deliveries). The days-waiting part grows alike for everyone, so the order it gives is
 the order of `rank = score_without_waiting - created_day`: that rank is fixed at submit
-time and indexed, so the queue is one index scan at any size.
+time and indexed, so the queue is one index scan at any size. (The rank counts waiting
+time exactly; the score shown to staff counts whole days.)
 """
 
 from __future__ import annotations
