@@ -50,6 +50,8 @@ log = logging.getLogger(__name__)
 
 FORMS: dict[str, Form] = {form.name: form for form in (HOUSEHOLD_REQUEST,)}
 LANGUAGE_OVERLAY = "language"
+# Scratch keys of the questions asked outside forms (language, confirmation, reason).
+OVERLAY_KEYS = frozenset({"overlay", "reference", "request"})
 MAX_ATTEMPTS = 3
 # Chats whose state is kept in memory between updates (least recently active dropped).
 STATE_CACHE_SIZE = 10_000
@@ -286,6 +288,11 @@ async def _on_command(turn: Turn, form: Form | None) -> list[Reply]:
     incoming = turn.incoming
     command = resolve_command(incoming.command or "")
     conversation = turn.conversation
+    # A command leaves any question asked outside a form (a reason, a confirmation): what
+    # is typed next must not be taken as its answer.
+    if conversation.scratch.get("overlay"):
+        conversation.scratch = {k: v for k, v in conversation.scratch.items()
+                                if k not in OVERLAY_KEYS}
     if command == "start":
         resumed = turn.contact.opted_out_at is not None
         turn.contact.opted_out_at = None

@@ -195,3 +195,16 @@ async def test_people_who_may_not_act_are_refused_and_audited(
     assert ("queue", "not staff") in outcomes and ("verify", "not staff") in outcomes
     assert outcomes.count(("verify", "outside area")) == 2
     assert await status_of(services, waiting.request) == "verified"
+
+
+async def test_a_command_ends_the_question_for_a_reason(
+        config: Config, services: Services, bot: TelegramBotUnderTest) -> None:
+    staff = bot.person(9400)
+    await staff_of(config, staff, "Jakarta Selatan")
+    waiting = await household(services, bot.person(9401), "Jakarta Selatan", 3, [],
+                              "+6281200000031")
+    await staff.say("/antrian")
+    await staff.tap("Tolak")
+    await staff.say("/menu")
+    await staff.say("halo")  # not a reason any more
+    assert await status_of(services, waiting.request) == "submitted"
