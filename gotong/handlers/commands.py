@@ -22,6 +22,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("menu", {"id": ("menu",), "en": ("menu",)}, "command.menu"),
     Command("request", {"id": ("minta", "minta_bantuan"), "en": ("request",)},
             "command.request"),
+    Command("donate", {"id": ("donasi",), "en": ("donate",)}, "command.donate"),
     Command("status", {"id": ("status",), "en": ("status",)}, "command.status"),
     Command("cancel_request", {"id": ("batalkan_permintaan",), "en": ("cancel_request",)},
             "command.cancel_request"),

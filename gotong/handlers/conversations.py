@@ -30,6 +30,7 @@ from gotong.handlers.commands import (
     menu_reply,
     resolve_command,
 )
+from gotong.handlers.donor import DONOR_PLEDGE
 from gotong.handlers.forms import Form, match_choice
 from gotong.handlers.household import HOUSEHOLD_REQUEST
 from gotong.handlers.messages import Incoming, Kind, Reply
@@ -48,7 +49,7 @@ from gotong.models.outbox import enqueue_reply
 
 log = logging.getLogger(__name__)
 
-FORMS: dict[str, Form] = {form.name: form for form in (HOUSEHOLD_REQUEST,)}
+FORMS: dict[str, Form] = {form.name: form for form in (HOUSEHOLD_REQUEST, DONOR_PLEDGE)}
 LANGUAGE_OVERLAY = "language"
 # Scratch keys of the questions asked outside forms (language, confirmation, reason).
 OVERLAY_KEYS = frozenset({"overlay", "reference", "request"})
@@ -208,6 +209,8 @@ async def route(turn: Turn) -> list[Reply]:
     form = FORMS.get(conversation.dialog or "")
     if conversation.dialog and form is None:
         conversation.reset()  # a dialog this version no longer has
+    if form is not None:
+        await forms.prepare(turn, form)
     if incoming.kind == Kind.TEXT and len(incoming.text) > turn.settings.max_text_length:
         return [_current(turn, form, turn.t("input.too_long",
                                             max=turn.settings.max_text_length))]
@@ -314,8 +317,8 @@ async def _on_command(turn: Turn, form: Form | None) -> list[Reply]:
     if command == "menu":
         prefix = turn.t("menu.draft_kept") if form is not None else None
         return [menu_reply(turn, prefix=prefix)]
-    if command == "request":
-        return await _on_menu(turn, form, "request")
+    if command in ("request", "donate"):
+        return await _on_menu(turn, form, command)
     if command == "status":
         replies = await status.status_replies(turn)
         return replies + ([forms.question(turn, form)] if form is not None else [])
@@ -344,7 +347,11 @@ async def _on_menu(turn: Turn, form: Form | None, item: str) -> list[Reply]:
         if form is HOUSEHOLD_REQUEST:
             return [forms.question(turn, form, prefix=turn.t("dialog.continue"))]
         return await forms.begin(turn, HOUSEHOLD_REQUEST)
-    if item in ("donate", "volunteer"):
+    if item == "donate":
+        if form is DONOR_PLEDGE:
+            return [forms.question(turn, form, prefix=turn.t("dialog.continue"))]
+        return await forms.begin(turn, DONOR_PLEDGE)
+    if item == "volunteer":
         return [_current(turn, form, turn.t("menu.coming_soon"))]
     if item == "status":
         replies = await status.status_replies(turn)

@@ -118,6 +118,10 @@ class Form:
     # The main menu item that starts or resumes the form; left unfinished, the person is
     # reminded once with a button to it.
     menu_item: str | None = None
+    # Reads what the form's options need from the database into `turn.loaded`, before
+    # the form handles or shows anything in an update (option lists are computed
+    # synchronously).
+    prepare: Callable[[Turn], Awaitable[None]] | None = None
 
     def field(self, name: str | None) -> Field | None:
         return next((f for f in self.fields if f.name == name), None)
@@ -140,7 +144,13 @@ class Form:
 # --- running a form -----------------------------------------------------------------
 
 
+async def prepare(turn: Turn, form: Form) -> None:
+    if form.prepare is not None:
+        await form.prepare(turn)
+
+
 async def begin(turn: Turn, form: Form) -> list[Reply]:
+    await prepare(turn, form)
     if form.precheck is not None:
         replies = await form.precheck(turn)
         if replies is not None:

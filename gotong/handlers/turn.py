@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_datetime
@@ -79,6 +80,8 @@ class Turn:
     settings: HandlerSettings
     now: datetime
     first_contact: bool = False
+    # What a form read for this update before computing its options (Form.prepare).
+    loaded: dict[str, Any] = field(default_factory=dict)
 
     @property
     def session(self) -> AsyncSession:

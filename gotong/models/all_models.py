@@ -9,6 +9,7 @@ from gotong.models.conversation import Conversation
 from gotong.models.help_request import HelpRequest, RequestEvent
 from gotong.models.inbound import InboundUpdate
 from gotong.models.outbox import OutboxMessage
+from gotong.models.pledge import Pledge
 
 __all__ = [
     "Aggregator",
@@ -23,6 +24,7 @@ __all__ = [
     "InboundUpdate",
     "Invite",
     "OutboxMessage",
+    "Pledge",
     "RequestEvent",
     "StaffMember",
 ]

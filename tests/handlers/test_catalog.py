@@ -17,6 +17,7 @@ from gotong.handlers.commands import LANGUAGE_NAMES, MENU_ITEMS
 from gotong.handlers.household import NONE_OF_THESE
 from gotong.handlers.messages import Kind
 from gotong.models.help_request import NEEDS, REJECT_REASONS, VULNERABILITIES, RequestStatus
+from gotong.models.pledge import CATEGORIES
 from gotong.models.priority import VULNERABILITY_WEIGHTS
 
 PACKAGE_DIR = Path(__file__).resolve().parents[2] / "gotong"
@@ -38,6 +39,9 @@ DYNAMIC: dict[str, list[str]] = {
     "queue.": [f"{action}_done" for action in ("verify", "reject", "duplicate")],
     "reject.": [*REJECT_REASONS, "duplicate"],
     "score.": ["household_size", *VULNERABILITY_WEIGHTS, "days_waiting"],
+    "category.": list(CATEGORIES),
+    "unit.": list(CATEGORIES),
+    "donor.": ["individual", "organisation", "drop", "pickup"],
 }
 DYNAMIC_KEYS = sorted(prefix + suffix for prefix, suffixes in DYNAMIC.items()
                       for suffix in suffixes)

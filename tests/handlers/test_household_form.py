@@ -406,13 +406,13 @@ async def test_a_day_away_resumes_at_the_same_question(services: Services) -> No
     assert chat.last.context == "hh.nik"
 
 
-async def test_other_menu_items_say_they_are_coming(services: Services) -> None:
+async def test_volunteering_says_it_is_coming(services: Services) -> None:
     chat = Chat(services.conversations)
     await chat.say("/start")
     assert "Hello! I am Gotong" in chat.last.text
     assert [o.id for o in chat.last.options] == ["request", "donate", "volunteer", "status",
                                                   "language", "help"]
-    await chat.tap("donate")
+    await chat.tap("volunteer")
     assert "coming soon" in chat.last.text
     await chat.say("3")
     assert "coming soon" in chat.last.text

@@ -25,7 +25,7 @@ from tests.conftest import BACKENDS, PG_ENV, run_admin
 
 TABLES = {"area", "contact", "contact_role", "conversation", "help_request", "request_event",
           "inbound_update", "outbox_message", "broadcast", "aggregator", "aggregator_area",
-          "staff_member", "invite", "audit_entry"}
+          "staff_member", "invite", "audit_entry", "pledge"}
 
 
 @pytest.fixture(params=BACKENDS)

@@ -1,8 +1,8 @@
-"""aggregators, staff, invites, audit log, queue rank
+"""aggregators staff invites audit queue pledges
 
 Revision ID: 0003
 Revises: 0002
-Create Date: 2026-11-28 02:59:55.572351
+Create Date: 2026-11-28 03:14:24.212041
 """
 
 from __future__ import annotations
@@ -108,6 +108,44 @@ def upgrade() -> None:
         )
 
     op.create_table(
+        "pledge",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("code", sa.String(length=12), nullable=False),
+        sa.Column("contact_id", sa.Integer(), nullable=False),
+        sa.Column("aggregator_id", sa.Integer(), nullable=False),
+        sa.Column("status", sa.String(length=12), nullable=False),
+        sa.Column("organisation", sa.Boolean(), nullable=False),
+        sa.Column("donor_name", sa.String(length=120), nullable=False),
+        sa.Column("phone", sa.String(length=20), nullable=False),
+        sa.Column("category", sa.String(length=16), nullable=False),
+        sa.Column("quantity", sa.BigInteger(), nullable=False),
+        sa.Column("received_quantity", sa.BigInteger(), nullable=True),
+        sa.Column("target_area_id", sa.Integer(), nullable=True),
+        sa.Column("handover", sa.String(length=8), nullable=False),
+        sa.Column("pickup_address", sa.String(length=300), nullable=True),
+        sa.Column("pickup_window", sa.String(length=120), nullable=True),
+        sa.Column("created_at", gotong.models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", gotong.models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["aggregator_id"], ["aggregator.id"], name=op.f("fk_pledge_aggregator_id_aggregator")
+        ),
+        sa.ForeignKeyConstraint(
+            ["contact_id"], ["contact.id"], name=op.f("fk_pledge_contact_id_contact")
+        ),
+        sa.ForeignKeyConstraint(
+            ["target_area_id"], ["area.id"], name=op.f("fk_pledge_target_area_id_area")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_pledge")),
+        sa.UniqueConstraint("code", name=op.f("uq_pledge_code")),
+    )
+    with op.batch_alter_table("pledge", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_pledge_aggregator_id"), ["aggregator_id"], unique=False
+        )
+        batch_op.create_index(batch_op.f("ix_pledge_contact_id"), ["contact_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_pledge_status"), ["status"], unique=False)
+
+    op.create_table(
         "staff_member",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("contact_id", sa.Integer(), nullable=False),
@@ -159,6 +197,12 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_staff_member_aggregator_id"))
 
     op.drop_table("staff_member")
+    with op.batch_alter_table("pledge", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_pledge_status"))
+        batch_op.drop_index(batch_op.f("ix_pledge_contact_id"))
+        batch_op.drop_index(batch_op.f("ix_pledge_aggregator_id"))
+
+    op.drop_table("pledge")
     with op.batch_alter_table("invite", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_invite_aggregator_id"))
 

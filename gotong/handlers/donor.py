@@ -1,0 +1,262 @@
+"""The donor's pledge: who gives, what and how much, for which area, through which
+aggregator, and how it is handed over; then a pledge code."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+
+from gotong.handlers.forms import (
+    Accept,
+    Answers,
+    Choice,
+    ChoiceHandler,
+    Field,
+    FieldKind,
+    Form,
+    Parsed,
+)
+from gotong.handlers.messages import Reply
+from gotong.handlers.turn import Turn
+from gotong.handlers.validators import Invalid, parse_person_name, parse_phone, parse_short_text
+from gotong.models.aggregator import AggregatorArea
+from gotong.models.help_request import HelpRequest, RequestStatus
+from gotong.models.pledge import (
+    CATEGORIES,
+    Handover,
+    NewPledge,
+    aggregators_covering,
+    create_pledge,
+    max_quantity,
+)
+
+log = logging.getLogger(__name__)
+
+ANYWHERE = "any"
+WHOLE_KOTA = "all"
+CHOOSE_FOR_ME = "auto"
+LOADED = "aggregators"  # turn.loaded key: the aggregators and what they cover
+
+
+@dataclass(frozen=True)
+class Covering:
+    id: int
+    name: str
+    posko_address: str
+    posko_hours: str
+    villages: frozenset[int]
+
+
+async def _prepare(turn: Turn) -> None:
+    """Aggregators change only by the operator's hand; read them for each update."""
+    aggregators = await aggregators_covering(turn.session, None)
+    rows = (await turn.session.execute(
+        select(AggregatorArea.aggregator_id, AggregatorArea.area_id))).all()
+    covered: dict[int, list[int]] = {}
+    for aggregator_id, area_id in rows:
+        covered.setdefault(aggregator_id, []).append(area_id)
+    turn.loaded[LOADED] = [
+        Covering(a.id, a.name, a.posko_address, a.posko_hours,
+                 frozenset(turn.areas.villages_under(covered.get(a.id, ()))))
+        for a in aggregators]
+
+
+def _target_area(answers: Answers) -> int | None:
+    """The kecamatan or kota the donor chose, or None for anywhere."""
+    kecamatan = answers.get("kecamatan")
+    if kecamatan not in (None, WHOLE_KOTA):
+        return int(kecamatan)
+    target = answers.get("target")
+    return None if target in (None, ANYWHERE) else int(target)
+
+
+def _target_villages(turn: Turn, answers: Answers) -> Collection[int] | None:
+    area = _target_area(answers)
+    return None if area is None else turn.areas.villages_under([area])
+
+
+def _covering(turn: Turn, answers: Answers) -> list[Covering]:
+    villages = _target_villages(turn, answers)
+    everyone: list[Covering] = turn.loaded.get(LOADED, [])
+    if villages is None:
+        return everyone
+    return [a for a in everyone if a.villages & set(villages)]
+
+
+# --- parsers and choices --------------------------------------------------------------
+
+
+def _parse_name(turn: Turn, text: str, answers: Answers) -> Parsed:
+    name = parse_short_text(text, 120) if answers.get("kind") == "organisation" \
+        else parse_person_name(text)
+    return name if isinstance(name, Invalid) else Accept({"name": name})
+
+
+def _parse_quantity(turn: Turn, text: str, answers: Answers) -> Parsed:
+    digits = re.sub(r"[.,\s]|^rp\.?", "", text.strip().lower())
+    limit = max_quantity(answers.get("category", ""))
+    if not digits.isdigit() or int(digits) < 1:
+        return Invalid("invalid.quantity", {})
+    if int(digits) > limit:
+        return Invalid("invalid.quantity_too_big", {"max": f"{limit:,}".replace(",", ".")})
+    return Accept({"quantity": int(digits)})
+
+
+def _targets(turn: Turn, answers: Answers) -> list[Choice]:
+    return [Choice(ANYWHERE, "donor.anywhere"),
+            *(Choice(str(a.id), label=a.name) for a in turn.areas.regencies())]
+
+
+def _kecamatan(turn: Turn, answers: Answers) -> list[Choice]:
+    kota = answers.get("target")
+    if kota in (None, ANYWHERE):
+        return []
+    return [Choice(WHOLE_KOTA, "donor.whole_kota"),
+            *(Choice(str(a.id), label=a.name) for a in turn.areas.children(int(kota)))]
+
+
+def _on_target(field: str) -> ChoiceHandler:
+    def on_choice(turn: Turn, option: str, answers: Answers) -> Parsed:
+        chosen = {**answers, field: option}
+        if not _covering(turn, chosen):
+            return Invalid("donor.no_aggregator", {})
+        return Accept({field: option})
+
+    return on_choice
+
+
+def _aggregators(turn: Turn, answers: Answers) -> list[Choice]:
+    choices = [Choice(str(a.id), label=a.name) for a in _covering(turn, answers)]
+    return [*choices, Choice(CHOOSE_FOR_ME, "donor.choose_for_me")] if len(choices) > 1 \
+        else choices
+
+
+Show = Callable[[Turn, Answers], str]
+
+
+def _show(name: str) -> Show:
+    return lambda turn, answers: str(answers[name])
+
+
+def _show_choice(name: str, prefix: str) -> Show:
+    return lambda turn, answers: turn.t(f"{prefix}.{answers[name]}")
+
+
+def _parse_phone(turn: Turn, text: str, answers: Answers) -> Parsed:
+    phone = parse_phone(text)
+    return phone if isinstance(phone, Invalid) else Accept({"phone": phone})
+
+
+def _show_target(turn: Turn, answers: Answers) -> str:
+    area = _target_area(answers)
+    if area is None:
+        return turn.t("donor.anywhere")
+    entry = turn.areas.get(area)
+    return entry.name if entry else "-"
+
+
+def _show_aggregator(turn: Turn, answers: Answers) -> str:
+    if answers.get("aggregator") == CHOOSE_FOR_ME:
+        return turn.t("donor.choose_for_me")
+    return next((a.name for a in turn.loaded.get(LOADED, [])
+                 if str(a.id) == answers.get("aggregator")), "-")
+
+
+# --- submit ---------------------------------------------------------------------------
+
+
+async def _choose_for_me(turn: Turn, candidates: list[Covering]) -> Covering:
+    """The covering aggregator with the most verified households waiting."""
+    best, most = candidates[0], -1
+    for candidate in candidates:
+        waiting = int(await turn.session.scalar(
+            select(func.count()).select_from(HelpRequest)
+            .where(HelpRequest.status == RequestStatus.VERIFIED,
+                   HelpRequest.village_id.in_(list(candidate.villages)))) or 0) \
+            if candidate.villages else 0
+        if waiting > most:
+            best, most = candidate, waiting
+    return best
+
+
+async def _submit(turn: Turn, answers: Answers) -> list[Reply]:
+    candidates = _covering(turn, answers)
+    chosen = answers["aggregator"]
+    aggregator = await _choose_for_me(turn, candidates) if chosen == CHOOSE_FOR_ME else \
+        next((a for a in candidates if str(a.id) == chosen), None)
+    if aggregator is None:
+        # Its coverage changed while the donor was answering.
+        return [Reply(text=turn.t("donor.no_aggregator"))]
+    handover = Handover(answers["handover"])
+    pledge = await create_pledge(turn.session, turn.contact.id, NewPledge(
+        organisation=answers["kind"] == "organisation", donor_name=answers["name"],
+        phone=answers["phone"], category=answers["category"], quantity=answers["quantity"],
+        target_area_id=_target_area(answers),
+        aggregator_id=aggregator.id, handover=handover,
+        pickup_address=answers.get("pickup_address"),
+        pickup_window=answers.get("pickup_window")), turn.now)
+    log.info("pledge %s made to aggregator %d", pledge.code, aggregator.id)
+    how = turn.t("donor.drop_at", address=aggregator.posko_address,
+                 hours=aggregator.posko_hours or "-") if handover == Handover.DROP \
+        else turn.t("donor.will_pick_up")
+    return [Reply(text=turn.t("donor.pledged", code=pledge.code, aggregator=aggregator.name,
+                              how=how))]
+
+
+DONOR_PLEDGE = Form(
+    name="donor_pledge",
+    code="dn",
+    summary_title="donor.summary_title",
+    submit=_submit,
+    prepare=_prepare,
+    menu_item="donate",
+    fields=(
+        Field("kind", FieldKind.CHOICE, "donor.kind", label="field.donor_kind",
+              choices=(Choice("individual", "donor.individual"),
+                       Choice("organisation", "donor.organisation")),
+              show=_show_choice("kind", "donor")),
+        Field("name", FieldKind.TEXT, "donor.name", label="field.donor_name",
+              parse_text=_parse_name, show=_show("name")),
+        Field("phone", FieldKind.PHONE, "donor.phone", label="field.phone",
+              parse_text=_parse_phone, show=_show("phone")),
+        Field("category", FieldKind.CHOICE, "donor.category", label="field.category",
+              choices=tuple(Choice(c, f"category.{c}") for c in CATEGORIES),
+              clears=("quantity",),
+              show=_show_choice("category", "category")),
+        Field("quantity", FieldKind.TEXT, "donor.quantity", label="field.quantity",
+              parse_text=_parse_quantity, show=_show("quantity"),
+              prompt_params=lambda t, a: {"unit": t.t(f"unit.{a.get('category', 'money')}")}),
+        Field("target", FieldKind.CHOICE, "donor.target", label="field.target",
+              choices=_targets, on_choice=_on_target("target"),
+              clears=("kecamatan", "aggregator"), show=_show_target),
+        Field("kecamatan", FieldKind.CHOICE, "donor.kecamatan", choices=_kecamatan,
+              on_choice=_on_target("kecamatan"),
+              when=lambda a: a.get("target") not in (None, ANYWHERE), clears=("aggregator",)),
+        Field("aggregator", FieldKind.CHOICE, "donor.aggregator", label="field.aggregator",
+              choices=_aggregators, show=_show_aggregator),
+        Field("handover", FieldKind.CHOICE, "donor.handover", label="field.handover",
+              choices=(Choice(Handover.DROP, "donor.drop"),
+                       Choice(Handover.PICKUP, "donor.pickup")),
+              clears=("pickup_address", "pickup_window"),
+              show=_show_choice("handover", "donor")),
+        Field("pickup_address", FieldKind.TEXT, "donor.pickup_address",
+              label="field.pickup_address",
+              parse_text=lambda t, s, a: _text("pickup_address", s, 300),
+              when=lambda a: a.get("handover") == Handover.PICKUP,
+              show=_show("pickup_address")),
+        Field("pickup_window", FieldKind.TEXT, "donor.pickup_window",
+              label="field.pickup_window",
+              parse_text=lambda t, s, a: _text("pickup_window", s, 120),
+              when=lambda a: a.get("handover") == Handover.PICKUP,
+              show=_show("pickup_window")),
+    ),
+)
+
+
+def _text(name: str, text: str, limit: int) -> Parsed:
+    value = parse_short_text(text, limit)
+    return value if isinstance(value, Invalid) else Accept({name: value})
