@@ -147,9 +147,10 @@ async def test_full_registration_in_english(bot: TelegramBotUnderTest,
 
 async def test_command_menus_are_set_per_language(bot: TelegramBotUnderTest) -> None:
     commands = bot.fake.commands
-    assert [c["command"] for c in commands[("default", "id")]][:3] == ["menu", "minta", "status"]
-    assert [c["command"] for c in commands[("default", "en")]][:3] == ["menu", "request",
-                                                                         "status"]
+    assert [c["command"] for c in commands[("default", "id")]][:4] == ["menu", "minta",
+                                                                         "donasi", "status"]
+    assert [c["command"] for c in commands[("default", "en")]][:4] == ["menu", "request",
+                                                                         "donate", "status"]
     assert ("default", "") in commands
 
 
