@@ -416,7 +416,7 @@ async def test_choosing_a_language_sets_the_chats_command_menu(
     await person.say("/language")
     await person.tap("English")
     commands = [c["command"] for c in bot.fake.commands[("chat:1010", "")]]
-    assert commands[:3] == ["menu", "request", "status"] and "help" in commands
+    assert commands[:3] == ["menu", "request", "donate"] and "help" in commands
     await person.say("/bahasa id")
     commands = [c["command"] for c in bot.fake.commands[("chat:1010", "")]]
     assert "minta" in commands and "bantuan" in commands
