@@ -231,10 +231,7 @@ async def route(turn: Turn) -> list[Reply]:
         replies = await queue.on_reason(turn, incoming)
         if replies is not None:
             return replies
-        scratch = dict(conversation.scratch)
-        scratch.pop("overlay")
-        scratch.pop("request", None)
-        conversation.scratch = scratch
+        _end_overlay(conversation)
     elif incoming.kind == Kind.CHOICE and incoming.context == queue.REASON_CONTEXT:
         return [_current(turn, form, turn.t("button.stale"))]
     if conversation.scratch.get("overlay") == status.CONFIRM_OVERLAY:
@@ -242,16 +239,11 @@ async def route(turn: Turn) -> list[Reply]:
         if answer is not None:
             replies = await status.confirm_cancel(turn, incoming, answer)
             return [*replies, _current(turn, form)]
-        scratch = dict(conversation.scratch)
-        scratch.pop("overlay")
-        scratch.pop("reference", None)
-        conversation.scratch = scratch
+        _end_overlay(conversation)
     elif incoming.kind == Kind.CHOICE and incoming.context == status.CONFIRM_CONTEXT:
         return [_current(turn, form, turn.t("button.stale"))]
     if conversation.scratch.get("overlay") == LANGUAGE_OVERLAY:
-        scratch = dict(conversation.scratch)
-        scratch.pop("overlay")
-        conversation.scratch = scratch
+        _end_overlay(conversation)
         code = _typed_language(turn, incoming)
         if code is not None:
             return _set_language(turn, form, code)
@@ -276,6 +268,13 @@ async def route(turn: Turn) -> list[Reply]:
     return [menu_reply(turn, prefix=turn.t("menu.unknown"))]
 
 
+def _end_overlay(conversation: Conversation) -> None:
+    """Forget a question asked outside a form (language, confirmation, reason)."""
+    if conversation.scratch.get("overlay"):
+        conversation.scratch = {k: v for k, v in conversation.scratch.items()
+                                if k not in OVERLAY_KEYS}
+
+
 def _welcome(turn: Turn) -> Reply:
     return menu_reply(turn, prefix=turn.t("welcome"))
 
@@ -293,9 +292,7 @@ async def _on_command(turn: Turn, form: Form | None) -> list[Reply]:
     conversation = turn.conversation
     # A command leaves any question asked outside a form (a reason, a confirmation): what
     # is typed next must not be taken as its answer.
-    if conversation.scratch.get("overlay"):
-        conversation.scratch = {k: v for k, v in conversation.scratch.items()
-                                if k not in OVERLAY_KEYS}
+    _end_overlay(conversation)
     if command == "start":
         resumed = turn.contact.opted_out_at is not None
         turn.contact.opted_out_at = None
@@ -379,9 +376,7 @@ def _set_language(turn: Turn, form: Form | None, code: str) -> list[Reply]:
     if code not in LANGUAGE_NAMES:
         return [_current(turn, form, turn.t("button.invalid"))]
     turn.contact.language = code
-    scratch = dict(turn.conversation.scratch)
-    scratch.pop("overlay", None)
-    turn.conversation.scratch = scratch
+    _end_overlay(turn.conversation)
     reply = _welcome(turn) if turn.first_contact else \
         _current(turn, form, turn.t("language.changed"))
     return [dataclasses.replace(reply, language_chosen=code)]
