@@ -38,6 +38,8 @@ def handler_settings(config: Config) -> HandlerSettings:
         page_size=d.page_size,
         duplicate_window=timedelta(days=config.requests.duplicate_window_days),
         reply_lease=timedelta(seconds=config.notifications.lease_seconds),
+        cooldown=timedelta(days=config.aid.cooldown_days),
+        allocation_size=config.aid.allocation_size,
     )
 
 
@@ -51,6 +53,7 @@ def dispatch_settings(config: Config) -> DispatchSettings:
         lease=timedelta(seconds=n.lease_seconds),
         reminder_after=timedelta(hours=n.reminder_after_hours),
         keep=timedelta(days=n.keep_days),
+        digest_interval=timedelta(minutes=n.digest_minutes),
     )
 
 

@@ -91,6 +91,14 @@ class RequestsConfig:
 
 
 @dataclass(frozen=True)
+class AidConfig:
+    # A household served by any aggregator is not proposed again for this many days.
+    cooldown_days: int = 14
+    # Households proposed at once by /allocate.
+    allocation_size: int = 10
+
+
+@dataclass(frozen=True)
 class NotificationsConfig:
     # A message that keeps failing (network, server errors) is given up after this many
     # attempts, retried after about retry_base_seconds, doubling up to retry_max_seconds.
@@ -105,6 +113,9 @@ class NotificationsConfig:
     reminder_after_hours: float = 24.0
     # Sent, failed and skipped messages are forgotten after this many days.
     keep_days: int = 30
+    # News that comes often (a donor's pledge progress, new requests for staff) is sent at
+    # most once per this many minutes per person and topic.
+    digest_minutes: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -122,6 +133,7 @@ class Config:
     areas: AreasConfig = field(default_factory=AreasConfig)
     dialogs: DialogsConfig = field(default_factory=DialogsConfig)
     requests: RequestsConfig = field(default_factory=RequestsConfig)
+    aid: AidConfig = field(default_factory=AidConfig)
     notifications: NotificationsConfig = field(default_factory=NotificationsConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
 
@@ -133,7 +145,7 @@ class Config:
 _SECTION_TYPES: dict[str, type[Any]] = {
     "database": DatabaseConfig, "telegram": TelegramConfig, "web": WebConfig,
     "i18n": I18nConfig, "privacy": PrivacyConfig, "areas": AreasConfig,
-    "dialogs": DialogsConfig, "requests": RequestsConfig,
+    "dialogs": DialogsConfig, "requests": RequestsConfig, "aid": AidConfig,
     "notifications": NotificationsConfig, "logging": LoggingConfig,
 }
 
@@ -300,8 +312,12 @@ def validate(config: Config) -> None:
     n = config.notifications
     if n.max_attempts < 1:
         raise ConfigError("notifications.max_attempts must be at least 1")
+    if config.aid.cooldown_days < 0:
+        raise ConfigError("aid.cooldown_days must not be negative")
+    if not 1 <= config.aid.allocation_size <= 50:
+        raise ConfigError("aid.allocation_size must be between 1 and 50")
     for key in ("retry_base_seconds", "retry_max_seconds", "poll_seconds", "lease_seconds",
-                "reminder_after_hours"):
+                "reminder_after_hours", "digest_minutes"):
         if not 0 < getattr(n, key) < 1e7:
             raise ConfigError(f"notifications.{key} must be above 0")
     if n.keep_days < 1:

@@ -38,6 +38,7 @@ from gotong.handlers.catalog import Catalog
 from gotong.handlers.conversations import FORMS
 from gotong.handlers.notices import claimed_replies
 from gotong.models.base import utcnow
+from gotong.models.digest import send_digests
 from gotong.models.outbox import (
     Claimed,
     Outcome,
@@ -72,6 +73,7 @@ class DispatchSettings:
     reminder_after: timedelta = timedelta(hours=24)
     reminder_check: timedelta = timedelta(minutes=1)
     keep: timedelta = timedelta(days=30)
+    digest_interval: timedelta = timedelta(hours=1)
 
 
 def backoff(attempts: int, settings: DispatchSettings) -> timedelta:
@@ -253,12 +255,14 @@ class Dispatcher:
             self._held[row_id] = until
 
     async def _housekeeping(self) -> None:
-        """Every minute: queue the reminders that are due, and forget old settled rows."""
+        """Every minute: queue the reminders and digests that are due, and forget old
+        settled rows."""
         now = self._clock()
         if self._next_reminders is not None and now < self._next_reminders:
             return
         self._next_reminders = now + self._settings.reminder_check
         await self.queue_reminders()
+        await self.queue_digests()
         async with self._engine.connect() as connection, connection.begin():
             pruned = await prune(connection, now - self._settings.keep)
         if pruned:
@@ -272,6 +276,17 @@ class Dispatcher:
                                            self._clock(), self._settings.reminder_after)
         if queued:
             log.info("queued %d reminders", queued)
+            self._wake.set()
+        return queued
+
+    async def queue_digests(self) -> int:
+        """Write the digests that are due now (the loop does so every minute)."""
+        async with AsyncSession(self._engine, expire_on_commit=False) as session, \
+                session.begin():
+            queued = await send_digests(session, self._clock(),
+                                        self._settings.digest_interval)
+        if queued:
+            log.info("queued %d digests", queued)
             self._wake.set()
         return queued
 

@@ -180,6 +180,18 @@ async def redeem_invite(session: AsyncSession, code: str, role: InviteRole, cont
     return await get_aggregator(session, invite.aggregator_id)
 
 
+async def covered_areas(session: AsyncSession, aggregator_ids: Sequence[int] | None = None
+                        ) -> dict[int, list[int]]:
+    """The areas each aggregator covers (of these aggregators, or all)."""
+    query = select(AggregatorArea.aggregator_id, AggregatorArea.area_id)
+    if aggregator_ids is not None:
+        query = query.where(AggregatorArea.aggregator_id.in_(aggregator_ids))
+    covered: dict[int, list[int]] = {}
+    for aggregator_id, area_id in (await session.execute(query)).all():
+        covered.setdefault(aggregator_id, []).append(area_id)
+    return covered
+
+
 async def staff_aggregators(session: AsyncSession, contact_id: int) -> list[int]:
     result = await session.scalars(
         select(StaffMember.aggregator_id).where(StaffMember.contact_id == contact_id))

@@ -6,10 +6,13 @@ from gotong.models.audit import AuditEntry
 from gotong.models.broadcast import Broadcast
 from gotong.models.contact import Contact, ContactRole
 from gotong.models.conversation import Conversation
+from gotong.models.delivery import Delivery, DeliverySource
+from gotong.models.digest import Digest
 from gotong.models.help_request import HelpRequest, RequestEvent
 from gotong.models.inbound import InboundUpdate
 from gotong.models.outbox import OutboxMessage
 from gotong.models.pledge import Pledge
+from gotong.models.stock import StockItem
 
 __all__ = [
     "Aggregator",
@@ -20,6 +23,9 @@ __all__ = [
     "Contact",
     "ContactRole",
     "Conversation",
+    "Delivery",
+    "DeliverySource",
+    "Digest",
     "HelpRequest",
     "InboundUpdate",
     "Invite",
@@ -27,4 +33,5 @@ __all__ = [
     "Pledge",
     "RequestEvent",
     "StaffMember",
+    "StockItem",
 ]

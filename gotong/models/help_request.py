@@ -10,12 +10,13 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import JSON, ForeignKey, Index, String, or_, select
+from sqlalchemy import JSON, ForeignKey, Index, String, false, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column, relationship, selectinload
 
 from gotong.models.base import Base, utcnow
 from gotong.models.contact import Role, grant_role
+from gotong.models.delivery import SERVING_STATUSES, Delivery
 from gotong.models.nik import ProtectedNik
 from gotong.models.notifications import Event, Subject, announce
 from gotong.models.outbox import Notice
@@ -83,6 +84,8 @@ class HelpRequest(Base):
     identity_key: Mapped[str] = mapped_column(String(400), index=True)
     duplicate_of_id: Mapped[int | None] = mapped_column(ForeignKey("help_request.id"))
     duplicate_reasons: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # Whether the same household was allocated aid before (a part of the priority score).
+    served_before: Mapped[bool] = mapped_column(default=False, server_default=false())
     # Orders the verification queue like the priority score (models/priority.py).
     queue_rank: Mapped[float] = mapped_column(default=0.0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -190,6 +193,32 @@ async def find_duplicate(
     return None, []
 
 
+async def served_since(session: AsyncSession, requests: Sequence[HelpRequest],
+                       since: datetime | None = None) -> set[int]:
+    """Ids of these requests whose household (the same NIK hash, phone, or name and
+    address) was allocated aid since then (ever, for None), by any aggregator."""
+    if not requests:
+        return set()
+    phones = {r.phone for r in requests}
+    identities = {r.identity_key for r in requests}
+    hashes = {r.nik_hash for r in requests if r.nik_hash}
+    same = [HelpRequest.phone.in_(phones), HelpRequest.identity_key.in_(identities)]
+    if hashes:
+        same.append(HelpRequest.nik_hash.in_(hashes))
+    query = (select(HelpRequest.phone, HelpRequest.identity_key, HelpRequest.nik_hash)
+             .join(Delivery, Delivery.request_id == HelpRequest.id)
+             .where(or_(*same), Delivery.status.in_(SERVING_STATUSES)))
+    if since is not None:
+        query = query.where(Delivery.created_at >= since)
+    served = (await session.execute(query)).all()
+    served_phones = {row.phone for row in served}
+    served_identities = {row.identity_key for row in served}
+    served_hashes = {row.nik_hash for row in served if row.nik_hash}
+    return {r.id for r in requests
+            if r.phone in served_phones or r.identity_key in served_identities
+            or (r.nik_hash is not None and r.nik_hash in served_hashes)}
+
+
 class NotAllowed(Exception):
     """The person may not make this change (not theirs, or too late)."""
 
@@ -218,9 +247,11 @@ async def submit_request(
         vulnerabilities=list(new.vulnerabilities), needs=list(new.needs),
         needs_other=new.needs_other, identity_key=identity,
         duplicate_of_id=duplicate.id if duplicate else None, duplicate_reasons=reasons,
-        queue_rank=queue_rank(new.household_size, new.vulnerabilities, now),
         created_at=now, updated_at=now,
     )
+    request.served_before = bool(await served_since(session, [request]))
+    request.queue_rank = queue_rank(new.household_size, new.vulnerabilities, now,
+                                    request.served_before)
     request.events.append(RequestEvent(status=RequestStatus.SUBMITTED,
                                        actor_contact_id=contact_id, at=now))
     session.add(request)
@@ -299,6 +330,10 @@ async def _review(session: AsyncSession, request: HelpRequest, status: RequestSt
 
 async def verify_request(session: AsyncSession, request: HelpRequest, staff_contact_id: int,
                          now: datetime) -> list[Notice]:
+    # The household may have been served through another request since it asked.
+    request.served_before = bool(await served_since(session, [request]))
+    request.queue_rank = queue_rank(request.household_size, request.vulnerabilities,
+                                    request.created_at, request.served_before)
     return await _review(session, request, RequestStatus.VERIFIED, Event.REQUEST_VERIFIED,
                          staff_contact_id, now, None)
 

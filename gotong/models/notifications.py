@@ -15,12 +15,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
+from gotong.models.aggregator import AggregatorArea, StaffMember
+from gotong.models.area import Area
+from gotong.models.digest import note_change
 from gotong.models.outbox import Notice, Purpose, enqueue
 
 if TYPE_CHECKING:
     from gotong.models.help_request import HelpRequest
+    from gotong.models.pledge import Pledge
 
 
 class Event(enum.StrEnum):
@@ -28,14 +34,18 @@ class Event(enum.StrEnum):
     REQUEST_CANCELLED = "request_cancelled"
     REQUEST_VERIFIED = "request_verified"
     REQUEST_REJECTED = "request_rejected"
+    REQUEST_ALLOCATED = "request_allocated"
+    PLEDGE_RECEIVED = "pledge_received"
+    PLEDGE_PROGRESS = "pledge_progress"
     DIALOG_UNFINISHED = "dialog_unfinished"
 
 
 @dataclass(frozen=True)
 class Subject:
-    """What an event is about: the request, or for a reminder only the person."""
+    """What an event is about: a request, a pledge, or for a reminder only the person."""
 
     request: HelpRequest | None = None
+    pledge: Pledge | None = None
     contact_id: int | None = None
     params: Mapping[str, Any] | None = None
     # For a reminder: the main menu item that resumes the dialog.
@@ -63,6 +73,9 @@ class Audience:
     key: str
     purpose: Purpose = Purpose.STATUS
     actions: Actions = no_actions
+    # News that comes often goes into a digest of this topic (models/digest.py), sent at
+    # most once per interval, instead of a message each time.
+    digest: Callable[[Subject], str] | None = None
 
     @property
     def essential(self) -> bool:
@@ -76,20 +89,63 @@ async def household(session: AsyncSession, subject: Subject) -> list[int]:
     return [subject.contact_id] if subject.contact_id is not None else []
 
 
-def _request_params(subject: Subject) -> dict[str, Any]:
+async def donor(session: AsyncSession, subject: Subject) -> list[int]:
+    """The person who made the pledge."""
+    return [subject.pledge.contact_id] if subject.pledge is not None else []
+
+
+async def staff_covering(session: AsyncSession, subject: Subject) -> list[int]:
+    """Staff of the aggregators covering the request's kelurahan (or its kecamatan or
+    kota)."""
+    if subject.request is None:
+        return []
+    village, district = aliased(Area), aliased(Area)
+    ancestors = (select(village.id, district.id, district.parent_id)
+                 .join(district, district.id == village.parent_id)
+                 .where(village.id == subject.request.village_id))
+    row = (await session.execute(ancestors)).first()
+    area_ids = [a for a in (row or (subject.request.village_id,)) if a is not None]
+    result = await session.scalars(
+        select(StaffMember.contact_id).distinct()
+        .join(AggregatorArea, AggregatorArea.aggregator_id == StaffMember.aggregator_id)
+        .where(AggregatorArea.area_id.in_(area_ids)))
+    return sorted(result.all())
+
+
+def queue_topic(subject: Subject) -> str:
+    return "queue"
+
+
+def pledge_topic(subject: Subject) -> str:
+    return f"pledge:{subject.pledge.id if subject.pledge else 0}"
+
+
+def _params(subject: Subject) -> dict[str, Any]:
     params: dict[str, Any] = dict(subject.params or {})
     request = subject.request
     if request is not None:
         params.setdefault("reference", request.reference)
         params.setdefault("status", {"key": f"status.{request.status}"})
+    pledge = subject.pledge
+    if pledge is not None:
+        params.setdefault("code", pledge.code)
+        params.setdefault("category", {"key": f"category.{pledge.category}"})
+        params.setdefault("pledged", pledge.quantity)
+        params.setdefault("received", pledge.received_quantity or 0)
     return params
 
 
 RULES: dict[Event, tuple[Audience, ...]] = {
-    Event.REQUEST_SUBMITTED: (Audience(household, "notice.request_submitted"),),
+    Event.REQUEST_SUBMITTED: (
+        Audience(household, "notice.request_submitted"),
+        Audience(staff_covering, "notice.queue_new", digest=queue_topic),
+    ),
     Event.REQUEST_CANCELLED: (Audience(household, "notice.request_cancelled"),),
     Event.REQUEST_VERIFIED: (Audience(household, "notice.request_verified"),),
     Event.REQUEST_REJECTED: (Audience(household, "notice.request_rejected"),),
+    Event.REQUEST_ALLOCATED: (Audience(household, "notice.request_allocated"),),
+    Event.PLEDGE_RECEIVED: (Audience(donor, "notice.pledge_received"),),
+    Event.PLEDGE_PROGRESS: (Audience(donor, "notice.pledge_progress", digest=pledge_topic),),
     Event.DIALOG_UNFINISHED: (
         Audience(household, "notice.dialog_unfinished", Purpose.REMINDER,
                  actions=resume_action),
@@ -104,7 +160,7 @@ async def announce(session: AsyncSession, event: Event, subject: Subject, now: d
     Returns the notices meant for the actor, for their direct reply.
     """
     for_actor: list[Notice] = []
-    params = _request_params(subject)
+    params = _params(subject)
     for audience in RULES[event]:
         for contact_id in await audience.recipients(session, subject):
             notice = Notice(contact_id=contact_id, key=audience.key, params=params,
@@ -112,6 +168,9 @@ async def announce(session: AsyncSession, event: Event, subject: Subject, now: d
                             actions=audience.actions(subject))
             if contact_id == actor_contact_id:
                 for_actor.append(notice)
+            elif audience.digest is not None:
+                await note_change(session, contact_id, audience.digest(subject), audience.key,
+                                  params, audience.essential, now)
             else:
                 enqueue(session, notice, now)
     return for_actor

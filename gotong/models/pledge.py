@@ -49,6 +49,9 @@ class Pledge(Base):
     category: Mapped[str] = mapped_column(String(16))
     quantity: Mapped[int] = mapped_column(BigInteger)
     received_quantity: Mapped[int | None] = mapped_column(BigInteger)
+    # Of the received quantity: how much went to households, and how much reached them.
+    allocated_quantity: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    delivered_quantity: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     # Where the donor wants it to go: a kota or kecamatan, or anywhere (None).
     target_area_id: Mapped[int | None] = mapped_column(ForeignKey("area.id"))
     handover: Mapped[str] = mapped_column(String(8))

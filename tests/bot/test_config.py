@@ -326,6 +326,12 @@ INVALID: list[tuple[str, str, dict[str, str], str]] = [
     ("reminder never", "[notifications]\nreminder_after_hours = 0\n", {},
      "notifications.reminder_after_hours"),
     ("keep no days", "", {"GOTONG_NOTIFICATIONS__KEEP_DAYS": "0"}, "notifications.keep_days"),
+    ("digest never", "[notifications]\ndigest_minutes = 0\n", {},
+     "notifications.digest_minutes"),
+    ("negative cool-down", "[aid]\ncooldown_days = -1\n", {}, "aid.cooldown_days"),
+    ("no households proposed", "", {"GOTONG_AID__ALLOCATION_SIZE": "0"},
+     "aid.allocation_size"),
+    ("too many proposed", "[aid]\nallocation_size = 51\n", {}, "aid.allocation_size"),
 ]
 
 

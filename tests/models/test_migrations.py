@@ -25,7 +25,8 @@ from tests.conftest import BACKENDS, PG_ENV, run_admin
 
 TABLES = {"area", "contact", "contact_role", "conversation", "help_request", "request_event",
           "inbound_update", "outbox_message", "broadcast", "aggregator", "aggregator_area",
-          "staff_member", "invite", "audit_entry", "pledge"}
+          "staff_member", "invite", "audit_entry", "pledge", "digest", "stock_item", "delivery",
+          "delivery_source"}
 
 
 @pytest.fixture(params=BACKENDS)
