@@ -33,6 +33,10 @@ COMMANDS: tuple[Command, ...] = (
     Command("help", {"id": ("bantuan",), "en": ("help",)}, "command.help"),
     Command("join", {"id": ("gabung",), "en": ("join",)}, "command.join", False),
     Command("queue", {"id": ("antrian",), "en": ("queue",)}, "command.queue", False),
+    Command("incoming", {"id": ("donasi_masuk",), "en": ("incoming",)}, "command.incoming",
+            False),
+    Command("stock", {"id": ("stok",), "en": ("stock",)}, "command.stock", False),
+    Command("allocate", {"id": ("alokasi",), "en": ("allocate",)}, "command.allocate", False),
 )
 
 _BY_ALIAS = {alias: c.name for c in COMMANDS for names in c.aliases.values() for alias in names}

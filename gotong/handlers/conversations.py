@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm.exc import StaleDataError
 
-from gotong.handlers import forms, queue, staff, status
+from gotong.handlers import allocate, forms, queue, staff, status, stock
 from gotong.handlers.catalog import Catalog
 from gotong.handlers.commands import (
     LANGUAGE_CONTEXT,
@@ -51,8 +51,31 @@ log = logging.getLogger(__name__)
 
 FORMS: dict[str, Form] = {form.name: form for form in (HOUSEHOLD_REQUEST, DONOR_PLEDGE)}
 LANGUAGE_OVERLAY = "language"
-# Scratch keys of the questions asked outside forms (language, confirmation, reason).
-OVERLAY_KEYS = frozenset({"overlay", "reference", "request"})
+# Scratch keys of the questions asked outside forms (language, confirmation, reason,
+# quantity counted, allocation).
+OVERLAY_KEYS = frozenset({"overlay", "reference", "request", "pledge", "al"})
+ButtonHandler = Callable[[Turn, str], Awaitable[list[Reply]]]
+AnswerHandler = Callable[[Turn, Incoming], Awaitable[list[Reply] | None]]
+# Buttons of staff screens, by context: each handler checks the person's role itself.
+STAFF_BUTTONS: dict[str, ButtonHandler] = {
+    queue.QUEUE_CONTEXT: queue.on_queue_button,
+    stock.INCOMING_CONTEXT: stock.on_incoming_button,
+    allocate.CONTEXT: allocate.on_button,
+}
+# Questions of staff screens answered by typing, by overlay; a handler returns None when
+# the message is not an answer, which ends the question. The context is that of the
+# question's own buttons, stale once the question has ended.
+STAFF_QUESTIONS: dict[str, tuple[AnswerHandler, str]] = {
+    queue.REASON_OVERLAY: (queue.on_reason, queue.REASON_CONTEXT),
+    stock.COUNT_OVERLAY: (stock.on_count, stock.COUNT_CONTEXT),
+    allocate.OVERLAY: (allocate.on_text, allocate.CONTEXT),
+}
+STAFF_COMMANDS: dict[str, Callable[[Turn], Awaitable[list[Reply]]]] = {
+    "queue": queue.show_queue,
+    "incoming": stock.show_incoming,
+    "stock": stock.show_stock,
+    "allocate": allocate.start,
+}
 MAX_ATTEMPTS = 3
 # Chats whose state is kept in memory between updates (least recently active dropped).
 STATE_CACHE_SIZE = 10_000
@@ -225,14 +248,16 @@ async def route(turn: Turn) -> list[Reply]:
         if action == status.CANCEL and reference:
             return await status.ask_cancel(turn, reference)
         return [_current(turn, form, turn.t("button.invalid"))]
-    if incoming.kind == Kind.CHOICE and incoming.context == queue.QUEUE_CONTEXT:
-        return await queue.on_queue_button(turn, incoming.option or "")
-    if conversation.scratch.get("overlay") == queue.REASON_OVERLAY:
-        replies = await queue.on_reason(turn, incoming)
+    question = STAFF_QUESTIONS.get(str(conversation.scratch.get("overlay")))
+    if question is not None:
+        replies = await question[0](turn, incoming)
         if replies is not None:
             return replies
         _end_overlay(conversation)
-    elif incoming.kind == Kind.CHOICE and incoming.context == queue.REASON_CONTEXT:
+    if incoming.kind == Kind.CHOICE and incoming.context in STAFF_BUTTONS:
+        return await STAFF_BUTTONS[incoming.context](turn, incoming.option or "")
+    if incoming.kind == Kind.CHOICE and any(
+            incoming.context == context for _, context in STAFF_QUESTIONS.values()):
         return [_current(turn, form, turn.t("button.stale"))]
     if conversation.scratch.get("overlay") == status.CONFIRM_OVERLAY:
         answer = status.confirmation_answer(turn, incoming)
@@ -305,8 +330,8 @@ async def _on_command(turn: Turn, form: Form | None) -> list[Reply]:
         if turn.contact.opted_out_at is None:
             turn.contact.opted_out_at = turn.now
         return [Reply(text=turn.t("notifications.stopped")), _current(turn, form)]
-    if command == "queue":
-        return await queue.show_queue(turn)
+    if command in STAFF_COMMANDS:
+        return await STAFF_COMMANDS[command](turn)
     if command == "join":
         return [*await staff.join(turn, incoming.args), _current(turn, form)]
     if command == "cancel_request":

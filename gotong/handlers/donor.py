@@ -4,7 +4,6 @@ aggregator, and how it is handed over; then a pledge code."""
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
@@ -22,8 +21,14 @@ from gotong.handlers.forms import (
 )
 from gotong.handlers.messages import Reply
 from gotong.handlers.turn import Turn
-from gotong.handlers.validators import Invalid, parse_person_name, parse_phone, parse_short_text
-from gotong.models.aggregator import AggregatorArea
+from gotong.handlers.validators import (
+    Invalid,
+    parse_person_name,
+    parse_phone,
+    parse_quantity,
+    parse_short_text,
+)
+from gotong.models.aggregator import covered_areas
 from gotong.models.help_request import HelpRequest, RequestStatus
 from gotong.models.pledge import (
     CATEGORIES,
@@ -33,6 +38,7 @@ from gotong.models.pledge import (
     create_pledge,
     max_quantity,
 )
+from gotong.models.stock import stock_of
 
 log = logging.getLogger(__name__)
 
@@ -54,11 +60,7 @@ class Covering:
 async def _prepare(turn: Turn) -> None:
     """Aggregators change only by the operator's hand; read them for each update."""
     aggregators = await aggregators_covering(turn.session, None)
-    rows = (await turn.session.execute(
-        select(AggregatorArea.aggregator_id, AggregatorArea.area_id))).all()
-    covered: dict[int, list[int]] = {}
-    for aggregator_id, area_id in rows:
-        covered.setdefault(aggregator_id, []).append(area_id)
+    covered = await covered_areas(turn.session)
     turn.loaded[LOADED] = [
         Covering(a.id, a.name, a.posko_address, a.posko_hours,
                  frozenset(turn.areas.villages_under(covered.get(a.id, ()))))
@@ -97,13 +99,8 @@ def _parse_name(turn: Turn, text: str, answers: Answers) -> Parsed:
 
 
 def _parse_quantity(turn: Turn, text: str, answers: Answers) -> Parsed:
-    digits = re.sub(r"[.,\s]|^rp\.?", "", text.strip().lower())
-    limit = max_quantity(answers.get("category", ""))
-    if not digits.isdigit() or int(digits) < 1:
-        return Invalid("invalid.quantity", {})
-    if int(digits) > limit:
-        return Invalid("invalid.quantity_too_big", {"max": f"{limit:,}".replace(",", ".")})
-    return Accept({"quantity": int(digits)})
+    quantity = parse_quantity(text, max_quantity(answers.get("category", "")))
+    return quantity if isinstance(quantity, Invalid) else Accept({"quantity": quantity})
 
 
 def _targets(turn: Turn, answers: Answers) -> list[Choice]:
@@ -169,24 +166,30 @@ def _show_aggregator(turn: Turn, answers: Answers) -> str:
 # --- submit ---------------------------------------------------------------------------
 
 
-async def _choose_for_me(turn: Turn, candidates: list[Covering]) -> Covering:
-    """The covering aggregator with the most verified households waiting."""
-    best, most = candidates[0], -1
+async def _choose_for_me(turn: Turn, candidates: list[Covering], answers: Answers
+                         ) -> Covering:
+    """The covering aggregator with the most verified households of the target area
+    waiting per unit of stock of the category given."""
+    target = _target_villages(turn, answers)
+    best, most = candidates[0], -1.0
     for candidate in candidates:
+        villages = candidate.villages if target is None else candidate.villages & set(target)
         waiting = int(await turn.session.scalar(
             select(func.count()).select_from(HelpRequest)
             .where(HelpRequest.status == RequestStatus.VERIFIED,
-                   HelpRequest.village_id.in_(list(candidate.villages)))) or 0) \
-            if candidate.villages else 0
-        if waiting > most:
-            best, most = candidate, waiting
+                   HelpRequest.village_id.in_(list(villages)))) or 0) if villages else 0
+        stock = (await stock_of(turn.session, [candidate.id])).get(answers["category"], 0)
+        # Stock of one unit or none counts alike, so that no stock is no division by zero.
+        need = waiting / max(stock, 1)
+        if need > most:
+            best, most = candidate, need
     return best
 
 
 async def _submit(turn: Turn, answers: Answers) -> list[Reply]:
     candidates = _covering(turn, answers)
     chosen = answers["aggregator"]
-    aggregator = await _choose_for_me(turn, candidates) if chosen == CHOOSE_FOR_ME else \
+    aggregator = await _choose_for_me(turn, candidates, answers) if chosen == CHOOSE_FOR_ME else \
         next((a for a in candidates if str(a.id) == chosen), None)
     if aggregator is None:
         # Its coverage changed while the donor was answering.

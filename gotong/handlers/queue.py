@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from gotong.handlers.forms import Choice, match_choice
 from gotong.handlers.messages import Hint, Incoming, Kind, Option, Reply
+from gotong.handlers.staff import coverage, not_staff, refuse
 from gotong.handlers.turn import Turn
-from gotong.models.aggregator import get_aggregator, staff_aggregators
 from gotong.models.audit import audit
 from gotong.models.help_request import (
     REJECT_REASONS,
@@ -33,28 +33,11 @@ REASON_OVERLAY = "reject_reason"
 MAX_REASON = 200
 
 
-async def _coverage(turn: Turn) -> tuple[list[int], set[int]]:
-    """The person's aggregators and the kelurahan they cover (empty: not staff)."""
-    aggregators = await staff_aggregators(turn.session, turn.contact.id)
-    if not aggregators:
-        return [], set()
-    area_ids = [a.area_id for aggregator_id in aggregators
-                for a in (await get_aggregator(turn.session, aggregator_id)).areas]
-    return aggregators, turn.areas.villages_under(area_ids)
-
-
-def _refuse(turn: Turn, action: str, outcome: str, key: str,
-            aggregator_id: int | None = None) -> list[Reply]:
-    audit(turn.session, turn.now, action, outcome, contact_id=turn.contact.id,
-          aggregator_id=aggregator_id)
-    return [Reply(text=turn.t(key))]
-
-
 async def show_queue(turn: Turn, prefix: str | None = None) -> list[Reply]:
-    aggregators, villages = await _coverage(turn)
-    if not aggregators:
-        return _refuse(turn, "queue", "not staff", "staff.only")
-    waiting = await queue_of(turn.session, villages)
+    staff = await coverage(turn)
+    if not staff.is_staff:
+        return not_staff(turn, "queue")
+    waiting = await queue_of(turn.session, staff.villages)
     if not waiting:
         text = turn.t("queue.empty")
         return [Reply(text=f"{prefix}\n\n{text}" if prefix else text)]
@@ -64,7 +47,7 @@ async def show_queue(turn: Turn, prefix: str | None = None) -> list[Reply]:
 async def _card(turn: Turn, request: HelpRequest, prefix: str | None) -> Reply:
     place = turn.areas.place(request.village_id)
     parts = score_parts(request.household_size, request.vulnerabilities, request.created_at,
-                        turn.now)
+                        turn.now, request.served_before)
     lines = [
         turn.t("queue.card", reference=request.reference, name=request.head_name,
                phone=request.phone, nik=f"…{request.nik_last4}" if request.nik_last4 else "-",
@@ -98,13 +81,14 @@ async def _card(turn: Turn, request: HelpRequest, prefix: str | None) -> Reply:
 async def _authorized(turn: Turn, request_id: str, action: str
                       ) -> tuple[HelpRequest | None, list[Reply]]:
     """The request, if this person may act on it now; else the refusal to send."""
-    aggregators, villages = await _coverage(turn)
-    if not aggregators:
-        return None, _refuse(turn, action, "not staff", "staff.only")
+    staff = await coverage(turn)
+    if not staff.is_staff:
+        return None, not_staff(turn, action)
     request = await turn.session.get(HelpRequest, int(request_id)) \
         if request_id.isdigit() else None
-    if request is None or request.village_id not in villages:
-        return None, _refuse(turn, action, "outside area", "queue.not_yours", aggregators[0])
+    if request is None or request.village_id not in staff.villages:
+        return None, refuse(turn, action, "outside area", "queue.not_yours",
+                            staff.aggregator_ids[0])
     if request.status != RequestStatus.SUBMITTED:
         return None, [Reply(text=turn.t("queue.already_done", reference=request.reference))]
     return request, []

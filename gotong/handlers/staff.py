@@ -1,13 +1,15 @@
-"""Aggregator staff: joining with an invite code."""
+"""Aggregator staff: joining with an invite code, and what every staff action checks
+first: who the person is staff of, and which kelurahan that covers."""
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import timedelta
 
 from gotong.handlers.messages import Reply
 from gotong.handlers.turn import Turn
-from gotong.models.aggregator import InviteRole, redeem_invite
+from gotong.models.aggregator import InviteRole, covered_areas, redeem_invite, staff_aggregators
 from gotong.models.audit import audit, count_since
 
 log = logging.getLogger(__name__)
@@ -39,3 +41,36 @@ async def join(turn: Turn, code: str) -> list[Reply]:
     audit(session, turn.now, JOIN, "done", contact_id=contact.id, aggregator_id=aggregator.id)
     log.info("a contact joined aggregator %d as staff", aggregator.id)
     return [Reply(text=turn.t("staff.joined", name=aggregator.name))]
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """The aggregators a person is staff of, and the kelurahan they cover."""
+
+    aggregator_ids: list[int]
+    villages: set[int]
+
+    @property
+    def is_staff(self) -> bool:
+        return bool(self.aggregator_ids)
+
+
+async def coverage(turn: Turn) -> Coverage:
+    aggregator_ids = await staff_aggregators(turn.session, turn.contact.id)
+    if not aggregator_ids:
+        return Coverage([], set())
+    covered = await covered_areas(turn.session, aggregator_ids)
+    return Coverage(aggregator_ids, turn.areas.villages_under(
+        [area for areas in covered.values() for area in areas]))
+
+
+def refuse(turn: Turn, action: str, outcome: str, key: str,
+           aggregator_id: int | None = None) -> list[Reply]:
+    """Refuse a staff action with a message, and write the attempt to the audit log."""
+    audit(turn.session, turn.now, action, outcome, contact_id=turn.contact.id,
+          aggregator_id=aggregator_id)
+    return [Reply(text=turn.t(key))]
+
+
+def not_staff(turn: Turn, action: str) -> list[Reply]:
+    return refuse(turn, action, "not staff", "staff.only")

@@ -1,4 +1,5 @@
-"""/status: a person's requests as a short timeline; and taking an open request back."""
+"""/status: a person's requests as a short timeline and their pledges with what became of
+them; and taking back an open request or a pledge not yet received."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from gotong.handlers.forms import Choice, match_choice
 from gotong.handlers.messages import Hint, Incoming, Kind, Option, Reply
 from gotong.handlers.notices import notice_reply
 from gotong.handlers.turn import Turn
+from gotong.models.allocation import pledge_progress
 from gotong.models.help_request import (
     CANCELLABLE_STATUSES,
     NotAllowed,
@@ -14,6 +16,8 @@ from gotong.models.help_request import (
     request_of,
     requests_of,
 )
+from gotong.models.pledge import CODE_PREFIX, Pledge, PledgeStatus, pledges_of
+from gotong.models.stock import cancel_pledge
 
 # Button contexts: the "cancel this request" button under the status, and its confirmation.
 REQUEST_CONTEXT = "req"
@@ -27,8 +31,12 @@ CONFIRM_OVERLAY = "cancel_request"
 
 async def status_replies(turn: Turn) -> list[Reply]:
     requests = await requests_of(turn.session, turn.contact.id)
-    if not requests:
+    pledges = await pledges_of(turn.session, turn.contact.id)
+    if not requests and not pledges:
         return [Reply(text=turn.t("status.none"))]
+    replies = [await _pledge_status(turn, pledges)] if pledges else []
+    if not requests:
+        return replies
     blocks = []
     for request in requests:
         lines = [turn.t("status.request", reference=request.reference,
@@ -41,14 +49,39 @@ async def status_replies(turn: Turn) -> list[Reply]:
         blocks.append("\n".join(lines))
     cancellable = next((r for r in requests if r.status in CANCELLABLE_STATUSES), None)
     if cancellable is None:
-        return [Reply(text="\n\n".join(blocks))]
+        return [Reply(text="\n\n".join(blocks)), *replies]
     option = Option(f"{CANCEL}:{cancellable.reference}", turn.t("status.cancel_button"))
     return [Reply(text="\n\n".join(blocks), options=(option,), hint=Hint.SINGLE,
-                  context=REQUEST_CONTEXT)]
+                  context=REQUEST_CONTEXT), *replies]
+
+
+async def _pledge_status(turn: Turn, pledges: list[Pledge]) -> Reply:
+    """Each pledge and how far it went: counts and kelurahan, never who received it."""
+    blocks = []
+    for pledge in pledges:
+        progress = await pledge_progress(turn.session, turn.areas, pledge)
+        what = turn.t("stock.quantity", quantity=f"{pledge.quantity:,}".replace(",", "."),
+                      unit=turn.t(f"unit.{pledge.category}"))
+        lines = [turn.t("status.pledge", code=pledge.code, what=what,
+                        category=turn.t(f"category.{pledge.category}"),
+                        status=turn.t(f"pledge.{pledge.status}"))]
+        if pledge.status == PledgeStatus.RECEIVED:
+            lines.append(turn.t("status.pledge_progress", **progress))
+        blocks.append("\n".join(lines))
+    options = tuple(Option(f"{CANCEL}:{p.code}", turn.t("status.cancel_pledge", code=p.code),
+                           number=i + 1)
+                    for i, p in enumerate(p for p in pledges
+                                          if p.status == PledgeStatus.PLEDGED))
+    return Reply(text="\n\n".join(blocks), options=options,
+                 hint=Hint.SINGLE if options else Hint.NONE,
+                 context=REQUEST_CONTEXT if options else None)
 
 
 async def ask_cancel(turn: Turn, reference: str | None = None) -> list[Reply]:
-    """Ask to confirm taking back the person's open request (or the one tapped)."""
+    """Ask to confirm taking back the person's open request (or the request or pledge
+    tapped)."""
+    if reference is not None and reference.startswith(CODE_PREFIX):
+        return await _ask_cancel_pledge(turn, reference)
     if reference is None:
         request = await open_request_of(turn.session, turn.contact.id)
     else:
@@ -60,6 +93,19 @@ async def ask_cancel(turn: Turn, reference: str | None = None) -> list[Reply]:
     options = (Option(f"{YES}:{request.reference}", turn.t("status.cancel_yes"), number=1),
                Option(NO, turn.t("status.cancel_no"), number=2))
     return [Reply(text=turn.t("status.cancel_confirm", reference=request.reference),
+                  options=options, hint=Hint.SINGLE, context=CONFIRM_CONTEXT)]
+
+
+async def _ask_cancel_pledge(turn: Turn, code: str) -> list[Reply]:
+    pledge = next((p for p in await pledges_of(turn.session, turn.contact.id)
+                   if p.code == code), None)
+    if pledge is None or pledge.status != PledgeStatus.PLEDGED:
+        return [Reply(text=turn.t("status.pledge_not_cancellable"))]
+    turn.conversation.scratch = {**turn.conversation.scratch, "overlay": CONFIRM_OVERLAY,
+                                 "reference": pledge.code}
+    options = (Option(f"{YES}:{pledge.code}", turn.t("status.cancel_yes"), number=1),
+               Option(NO, turn.t("status.cancel_no"), number=2))
+    return [Reply(text=turn.t("status.cancel_pledge_confirm", code=pledge.code),
                   options=options, hint=Hint.SINGLE, context=CONFIRM_CONTEXT)]
 
 
@@ -82,6 +128,8 @@ async def confirm_cancel(turn: Turn, incoming: Incoming, answer: str) -> list[Re
         return [Reply(text=turn.t("status.cancel_kept"))]
     tapped = (incoming.option or "").partition(":")[2] if incoming.kind == Kind.CHOICE \
         else reference
+    if tapped.startswith(CODE_PREFIX):
+        return await _cancel_pledge(turn, tapped, reference)
     request = await request_of(turn.session, turn.contact.id, tapped)
     if request is None or tapped != reference:
         # A button of an older question, or data that was never ours.
@@ -91,3 +139,15 @@ async def confirm_cancel(turn: Turn, incoming: Incoming, answer: str) -> list[Re
     except NotAllowed:
         return [Reply(text=turn.t("status.nothing_to_cancel"))]
     return [notice_reply(turn.catalog, turn.language, n) for n in notices]
+
+
+async def _cancel_pledge(turn: Turn, tapped: str, code: str) -> list[Reply]:
+    pledge = next((p for p in await pledges_of(turn.session, turn.contact.id)
+                   if p.code == tapped), None)
+    if pledge is None or tapped != code:
+        return [Reply(text=turn.t("button.stale"))]
+    try:
+        await cancel_pledge(turn.session, pledge, turn.contact.id, turn.now)
+    except NotAllowed:
+        return [Reply(text=turn.t("status.pledge_not_cancellable"))]
+    return [Reply(text=turn.t("status.pledge_cancelled", code=pledge.code))]

@@ -32,6 +32,8 @@ class HandlerSettings:
     duplicate_window: timedelta = timedelta(days=90)
     # How long a direct reply is this process's to send before the dispatcher sends it.
     reply_lease: timedelta = timedelta(seconds=30)
+    cooldown: timedelta = timedelta(days=14)
+    allocation_size: int = 10
 
 
 class UnitOfWork:

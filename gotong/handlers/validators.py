@@ -36,6 +36,7 @@ __all__ = [
     "parse_nik",
     "parse_person_name",
     "parse_phone",
+    "parse_quantity",
     "parse_short_text",
     "parse_street_address",
 ]
@@ -85,6 +86,19 @@ def parse_int_in_range(text: str, low: int, high: int) -> int | Invalid:
     if not low <= value <= high:
         return out_of_range
     return value
+
+
+def parse_quantity(text: str, limit: int) -> int | Invalid:
+    """A count of items or an amount of rupiah: "1.000", "1,000", "Rp 50.000", "10".
+
+    Keys: ``invalid.quantity``; ``invalid.quantity_too_big`` {max}.
+    """
+    digits = re.sub(r"[.,\s]|^rp\.?", "", text.strip().lower())
+    if not _is_ascii_digits(digits) or int(digits) < 1:
+        return Invalid("invalid.quantity")
+    if len(digits) > 18 or int(digits) > limit:
+        return Invalid("invalid.quantity_too_big", {"max": f"{limit:,}".replace(",", ".")})
+    return int(digits)
 
 
 HOUSEHOLD_SIZE_MIN = 1

@@ -116,7 +116,8 @@ async def test_staff_verify_and_reject_by_priority_and_households_hear_it(
     [card] = await staff.say("/antrian")
     assert card.text.startswith(f"{large.request.reference} menunggu verifikasi")
     assert "Kepala keluarga: Budi" in card.text and "Telepon: +6281200000002" in card.text
-    assert "Prioritas 32: jumlah orang 12, lansia 10, disabilitas 10" in card.text
+    assert ("Prioritas 47: jumlah orang 12, lansia 10, disabilitas 10, "
+            "belum pernah dibantu 15") in card.text
     replies = await staff.tap("Verifikasi")
     assert f"{large.request.reference} sudah diverifikasi" in replies[0].text
     assert replies[0].text.count("menunggu verifikasi") == 1  # the next card: the small one

@@ -17,7 +17,7 @@ from gotong.handlers.commands import LANGUAGE_NAMES, MENU_ITEMS
 from gotong.handlers.household import NONE_OF_THESE
 from gotong.handlers.messages import Kind
 from gotong.models.help_request import NEEDS, REJECT_REASONS, VULNERABILITIES, RequestStatus
-from gotong.models.pledge import CATEGORIES
+from gotong.models.pledge import CATEGORIES, PledgeStatus
 from gotong.models.priority import VULNERABILITY_WEIGHTS
 
 PACKAGE_DIR = Path(__file__).resolve().parents[2] / "gotong"
@@ -38,7 +38,9 @@ DYNAMIC: dict[str, list[str]] = {
     "duplicate.": ["nik", "phone", "name_address"],
     "queue.": [f"{action}_done" for action in ("verify", "reject", "duplicate")],
     "reject.": [*REJECT_REASONS, "duplicate"],
-    "score.": ["household_size", *VULNERABILITY_WEIGHTS, "days_waiting"],
+    "score.": ["household_size", *VULNERABILITY_WEIGHTS, "days_waiting", "no_aid_yet"],
+    "allocate.refused.": ["taken", "cooldown", "no_stock", "no_stock_for_area"],
+    "pledge.": [s.value for s in PledgeStatus],
     "category.": list(CATEGORIES),
     "unit.": list(CATEGORIES),
     "donor.": ["individual", "organisation", "drop", "pickup"],

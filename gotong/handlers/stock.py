@@ -1,0 +1,139 @@
+"""/incoming: staff receive donors' pledges into stock, counting what arrived; /stock:
+what the aggregator holds per category.
+
+A pledge is received by tapping it and then typing (or tapping) the quantity counted,
+which may differ from the pledge. Every step checks on the server that the person is
+staff of the pledge's aggregator and that the pledge still waits.
+"""
+
+from __future__ import annotations
+
+from gotong.handlers.messages import Hint, Incoming, Kind, Option, Reply
+from gotong.handlers.staff import coverage, not_staff, refuse
+from gotong.handlers.turn import Turn
+from gotong.handlers.validators import Invalid, parse_quantity
+from gotong.models.audit import audit
+from gotong.models.help_request import NotAllowed
+from gotong.models.pledge import CATEGORIES, Handover, Pledge, PledgeStatus, max_quantity
+from gotong.models.stock import incoming_pledges, receive_pledge, stock_of
+
+INCOMING_CONTEXT = "inc"
+COUNT_CONTEXT = "incq"
+# Scratch key of a pledge waiting for the quantity counted.
+COUNT_OVERLAY = "count"
+RECEIVE = "p"
+AS_PLEDGED = "all"
+
+
+def _quantity(turn: Turn, category: str, quantity: int) -> str:
+    amount = f"{quantity:,}".replace(",", ".")
+    return turn.t("stock.quantity", quantity=amount, unit=turn.t(f"unit.{category}"))
+
+
+def _pledge_line(turn: Turn, pledge: Pledge) -> str:
+    handover = turn.t("incoming.drop") if pledge.handover == Handover.DROP else turn.t(
+        "incoming.pickup", address=pledge.pickup_address or "",
+        window=pledge.pickup_window or "")
+    return turn.t("incoming.pledge", code=pledge.code,
+                  category=turn.t(f"category.{pledge.category}"),
+                  quantity=_quantity(turn, pledge.category, pledge.quantity),
+                  donor=pledge.donor_name, phone=pledge.phone, handover=handover)
+
+
+async def show_incoming(turn: Turn, prefix: str | None = None) -> list[Reply]:
+    staff = await coverage(turn)
+    if not staff.is_staff:
+        return not_staff(turn, "incoming")
+    pledges = await incoming_pledges(turn.session, staff.aggregator_ids,
+                                     turn.settings.page_size)
+    head = [prefix] if prefix else []
+    if not pledges:
+        return [Reply(text="\n\n".join([*head, turn.t("incoming.none")]))]
+    lines = [turn.t("incoming.title"), *(f"{i + 1}. {_pledge_line(turn, p)}"
+                                         for i, p in enumerate(pledges))]
+    options = tuple(Option(f"{RECEIVE}:{p.id}", turn.t("incoming.receive", code=p.code),
+                           number=i + 1) for i, p in enumerate(pledges))
+    return [Reply(text="\n\n".join([*head, "\n".join(lines)]), options=options,
+                  hint=Hint.SINGLE, context=INCOMING_CONTEXT)]
+
+
+async def _authorized(turn: Turn, pledge_id: object, action: str
+                      ) -> tuple[Pledge | None, list[Reply]]:
+    """The pledge, if this person may receive it now; else the refusal to send."""
+    staff = await coverage(turn)
+    if not staff.is_staff:
+        return None, not_staff(turn, action)
+    text = str(pledge_id)
+    pledge = await turn.session.get(Pledge, int(text)) if text.isdigit() else None
+    if pledge is None or pledge.aggregator_id not in staff.aggregator_ids:
+        return None, refuse(turn, action, "not their aggregator", "incoming.not_yours",
+                            staff.aggregator_ids[0])
+    if pledge.status != PledgeStatus.PLEDGED:
+        return None, [Reply(text=turn.t("incoming.already_done", code=pledge.code))]
+    return pledge, []
+
+
+async def on_incoming_button(turn: Turn, option: str) -> list[Reply]:
+    """A pledge tapped in the incoming list: ask how much arrived."""
+    action, _, pledge_id = option.partition(":")
+    if action != RECEIVE:
+        return [Reply(text=turn.t("button.invalid"))]
+    pledge, refusal = await _authorized(turn, pledge_id, "receive")
+    if pledge is None:
+        return refusal
+    turn.conversation.scratch = {**turn.conversation.scratch, "overlay": COUNT_OVERLAY,
+                                 "pledge": pledge.id}
+    quick = Option(f"{AS_PLEDGED}:{pledge.id}", turn.t(
+        "incoming.as_pledged", quantity=_quantity(turn, pledge.category, pledge.quantity)),
+        number=1)
+    return [Reply(text=turn.t("incoming.count", code=pledge.code,
+                              quantity=_quantity(turn, pledge.category, pledge.quantity)),
+                  options=(quick,), hint=Hint.SINGLE, context=COUNT_CONTEXT)]
+
+
+async def on_count(turn: Turn, incoming: Incoming) -> list[Reply] | None:
+    """The answer to "how much arrived?"; None if the message is not one."""
+    scratch = dict(turn.conversation.scratch)
+    pledge_id = scratch.get("pledge")
+    if incoming.kind == Kind.CHOICE and incoming.context == COUNT_CONTEXT:
+        action, _, tapped = (incoming.option or "").partition(":")
+        if action != AS_PLEDGED or tapped != str(pledge_id):
+            return [Reply(text=turn.t("button.stale"))]
+    elif incoming.kind != Kind.TEXT:
+        return None
+    pledge, refusal = await _authorized(turn, pledge_id, "receive")
+    if pledge is None:
+        _forget(turn)
+        return refusal
+    counted = pledge.quantity
+    if incoming.kind == Kind.TEXT:
+        parsed = parse_quantity(incoming.text, max_quantity(pledge.category))
+        if isinstance(parsed, Invalid):
+            return [Reply(text=turn.t(parsed.reason, **parsed.params))]
+        counted = parsed
+    _forget(turn)
+    try:
+        await receive_pledge(turn.session, pledge, counted, turn.contact.id, turn.now)
+    except NotAllowed:
+        return [Reply(text=turn.t("incoming.already_done", code=pledge.code))]
+    audit(turn.session, turn.now, "receive", "done", contact_id=turn.contact.id,
+          aggregator_id=pledge.aggregator_id, detail=f"{pledge.code} {counted}")
+    done = turn.t("incoming.received", code=pledge.code,
+                  quantity=_quantity(turn, pledge.category, counted))
+    return await show_incoming(turn, prefix=done)
+
+
+def _forget(turn: Turn) -> None:
+    turn.conversation.scratch = {k: v for k, v in turn.conversation.scratch.items()
+                                 if k not in ("overlay", "pledge")}
+
+
+async def show_stock(turn: Turn) -> list[Reply]:
+    staff = await coverage(turn)
+    if not staff.is_staff:
+        return not_staff(turn, "stock")
+    stock = await stock_of(turn.session, staff.aggregator_ids)
+    lines = [turn.t("stock.title")]
+    lines += [f"- {turn.t(f'category.{c}')}: {_quantity(turn, c, stock.get(c, 0))}"
+              for c in CATEGORIES]
+    return [Reply(text="\n".join(lines))]
