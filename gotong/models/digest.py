@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, String, UniqueConstraint, or_, select
+from sqlalchemy import JSON, ForeignKey, Index, String, UniqueConstraint, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -56,6 +56,13 @@ async def note_change(session: AsyncSession, contact_id: int, topic: str, key: s
         return
     digest.message_key, digest.params, digest.essential = key, dict(params), essential
     digest.changed_at = digest.changed_at or now
+
+
+async def drop_pending(session: AsyncSession, contact_id: int, topic: str) -> None:
+    """Forget news of a topic not yet sent (a final message has made it moot)."""
+    await session.execute(
+        update(Digest).where(Digest.contact_id == contact_id, Digest.topic == topic)
+        .values(changed_at=None).execution_options(synchronize_session=False))
 
 
 async def send_digests(session: AsyncSession, now: datetime, interval: timedelta) -> int:

@@ -37,6 +37,8 @@ class Event(enum.StrEnum):
     REQUEST_ALLOCATED = "request_allocated"
     PLEDGE_RECEIVED = "pledge_received"
     PLEDGE_PROGRESS = "pledge_progress"
+    REQUEST_DELIVERED = "request_delivered"
+    PLEDGE_COMPLETED = "pledge_completed"
     DIALOG_UNFINISHED = "dialog_unfinished"
 
 
@@ -146,6 +148,8 @@ RULES: dict[Event, tuple[Audience, ...]] = {
     Event.REQUEST_ALLOCATED: (Audience(household, "notice.request_allocated"),),
     Event.PLEDGE_RECEIVED: (Audience(donor, "notice.pledge_received"),),
     Event.PLEDGE_PROGRESS: (Audience(donor, "notice.pledge_progress", digest=pledge_topic),),
+    Event.REQUEST_DELIVERED: (Audience(household, "notice.request_delivered"),),
+    Event.PLEDGE_COMPLETED: (Audience(donor, "notice.pledge_completed"),),
     Event.DIALOG_UNFINISHED: (
         Audience(household, "notice.dialog_unfinished", Purpose.REMINDER,
                  actions=resume_action),

@@ -15,6 +15,7 @@ from gotong.models.area import AreaLevel
 from gotong.models.db import create_engine, create_session_factory
 from gotong.models.delivery import Delivery, DeliverySource
 from gotong.models.digest import Digest, send_digests
+from gotong.models.fulfilment import mark_delivered
 from gotong.models.help_request import NotAllowed, RequestStatus
 from gotong.models.outbox import OutboxMessage
 from gotong.models.pledge import Pledge, PledgeStatus
@@ -223,3 +224,49 @@ async def test_a_pledge_is_received_once_and_only_its_donor_cancels_it(
     assert [p.status for p in await world.pledges([received, waiting])] == [
         PledgeStatus.RECEIVED, PledgeStatus.CANCELLED]
     assert await world.stock(aggregator) == 4
+
+
+async def test_the_donor_hears_all_delivered_when_the_last_unit_arrives(
+        services: Services) -> None:
+    world = AidWorld(services)
+    aggregator = await world.aggregator(TIMUR)
+    village = world.village(TIMUR)
+    households = [await world.household(village) for _ in range(2)]
+    pledge = await world.pledge(aggregator, 2, received=2)
+    outcome = await _allocate(world, aggregator, households)
+    deliveries = [d.id for d in outcome.deliveries]
+
+    async def keys() -> list[str]:
+        async with services.sessions() as session:
+            return [m.message_key or "" for m in (await session.scalars(
+                select(OutboxMessage).order_by(OutboxMessage.id))).all()]
+
+    before = await keys()
+    async with services.sessions() as session, session.begin():
+        await mark_delivered(session, services.areas, deliveries[0], world.staff_id,
+                             world.now)
+    assert (await keys())[len(before):] == ["notice.request_delivered"]
+    async with services.sessions() as session, session.begin():
+        await mark_delivered(session, services.areas, deliveries[1], world.staff_id,
+                             world.now)
+        with pytest.raises(NotAllowed):
+            await mark_delivered(session, services.areas, deliveries[1], world.staff_id,
+                                 world.now)
+    assert (await keys())[len(before) + 1:] == ["notice.request_delivered",
+                                                "notice.pledge_completed"]
+    async with services.sessions() as session:
+        completed = await session.scalar(select(OutboxMessage).where(
+            OutboxMessage.message_key == "notice.pledge_completed"))
+    assert completed is not None
+    place = services.areas.get(village)
+    assert place is not None
+    assert (completed.params["delivered"], completed.params["households"],
+            completed.params["kelurahan"]) == (2, 2, place.name)
+    # The progress news still waiting for its interval is not sent after "all delivered".
+    async with services.sessions() as session, session.begin():
+        assert await send_digests(session, world.now + timedelta(days=1),
+                                  timedelta(hours=1)) == 0
+    [done] = await world.pledges([pledge])
+    assert (done.received_quantity, done.allocated_quantity, done.delivered_quantity) == (
+        2, 2, 2)
+    assert await world.statuses(households) == ["delivered", "delivered"]
