@@ -1,5 +1,5 @@
 """The operator's commands for aggregators: `gotong aggregator add|list|edit`,
-`gotong invite staff` and `gotong audit`."""
+`gotong invite staff`, `gotong audit` and `gotong export`."""
 
 from __future__ import annotations
 
@@ -7,10 +7,12 @@ import argparse
 import re
 import sys
 from datetime import timedelta
+from pathlib import Path
 from typing import Any, TextIO
 
 from gotong.bot.app import Services, open_services
 from gotong.bot.config import Config
+from gotong.bot.export import FORMATS, KINDS, export_csv, output_file
 from gotong.bot.operator import OperatorError, add_area_options, resolve_areas
 from gotong.models.aggregator import (
     Aggregator,
@@ -24,6 +26,9 @@ from gotong.models.aggregator import (
 )
 from gotong.models.audit import recent_entries
 from gotong.models.base import utcnow
+
+# The top-level commands `run_admin` carries out.
+ADMIN_COMMANDS = ("aggregator", "invite", "audit", "export")
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([dhm])\s*$")
 _UNITS = {"d": "days", "h": "hours", "m": "minutes"}
@@ -69,6 +74,14 @@ def add_admin_parsers(commands: Any) -> None:
     log.add_argument("--aggregator", type=int, metavar="ID")
     log.add_argument("--limit", type=positive, default=50)
 
+    export = commands.add_parser("export", help="an aggregator's requests, pledges or "
+                                 "deliveries for reports, without personal data")
+    export.add_argument("what", choices=KINDS)
+    export.add_argument("--aggregator", type=int, required=True, metavar="ID")
+    export.add_argument("--format", choices=FORMATS, default=FORMATS[0])
+    export.add_argument("--output", type=Path, metavar="FILE",
+                        help="write to this file (default: standard output)")
+
 
 async def run_admin(config: Config, args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     services = await open_services(config)
@@ -77,6 +90,8 @@ async def run_admin(config: Config, args: argparse.Namespace, out: TextIO = sys.
             await _aggregator(services, args, out)
         elif args.command == "invite":
             await _invite(services, args, out)
+        elif args.command == "export":
+            await _export(services, args, out)
         else:
             await _audit(services, args, out)
         return 0
@@ -161,3 +176,13 @@ async def _audit(services: Services, args: argparse.Namespace, out: TextIO) -> N
         detail = f" ({entry.detail})" if entry.detail else ""
         print(f"{entry.at:%Y-%m-%d %H:%M:%S} contact {entry.contact_id or '-'}{where}: "
               f"{entry.action}: {entry.outcome}{detail}", file=out)
+
+
+async def _export(services: Services, args: argparse.Namespace, out: TextIO) -> None:
+    if args.output is None:
+        await export_csv(services, args.what, args.aggregator, out)
+        return
+    with output_file(args.output) as fh:
+        count = await export_csv(services, args.what, args.aggregator, fh)
+    print(f"wrote {count} {args.what} of aggregator {args.aggregator} to {args.output}",
+          file=out)

@@ -14,7 +14,7 @@ from pathlib import Path
 from aiohttp import web
 from sqlalchemy.exc import DBAPIError
 
-from gotong.bot.admin import add_admin_parsers, run_admin
+from gotong.bot.admin import ADMIN_COMMANDS, add_admin_parsers, run_admin
 from gotong.bot.app import NotReady, attach_dispatcher, open_services, prepare_database
 from gotong.bot.broadcast import add_broadcast_parser, run_broadcast
 from gotong.bot.config import Config, ConfigError, load_config
@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
 def _run_command(args: argparse.Namespace, config: Config) -> int:
     if args.command == "broadcast":
         return asyncio.run(run_broadcast(config, args))
-    if args.command in ("aggregator", "invite", "audit"):
+    if args.command in ADMIN_COMMANDS:
         return asyncio.run(run_admin(config, args))
     if args.command == "outbox":
         asyncio.run(print_outbox(config))

@@ -234,3 +234,19 @@ def test_operator_commands_for_notifications(tmp_path: Path) -> None:
     assert "   failed: 1" in report.stdout and "  pending: 0" in report.stdout
     assert "#1 2026-11-01 10:00 UTC, 8 attempts: network or server error: Bad Gateway" in \
         report.stdout
+
+
+def test_operator_exports_from_the_command_line(tmp_path: Path) -> None:
+    path = tmp_path / "gotong.sqlite3"
+    env = with_key(GOTONG_DATABASE__URL=f"sqlite+aiosqlite:///{path}")
+    assert gotong("db", "upgrade", cwd=tmp_path, env=env).returncode == 0
+    added = gotong("aggregator", "add", "--name", "Posko Tebet", "--posko", "Jl. Tebet 1",
+                   "--kota", "Jakarta Selatan", cwd=tmp_path, env=env)
+    assert added.returncode == 0, added.stderr
+    report = gotong("export", "requests", "--aggregator", "1", cwd=tmp_path, env=env)
+    assert report.returncode == 0, report.stderr
+    assert report.stdout.startswith("reference,status,")
+    assert report.stdout.count("\n") == 1  # the header, and no request yet
+    unknown = gotong("export", "pledges", "--aggregator", "9", cwd=tmp_path, env=env)
+    assert unknown.returncode == 2
+    assert "there is no aggregator 9" in unknown.stderr
