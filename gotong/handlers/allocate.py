@@ -141,7 +141,8 @@ async def _proposal(turn: Turn, state: dict[str, Any], prefix: str | None = None
     category, per = state["category"], state["per"]
     in_stock = (await stock_of(turn.session, [state["aggregator"]])).get(category, 0)
     room = min(turn.settings.allocation_size, in_stock // per)
-    added = [r for r in [await turn.session.get(HelpRequest, int(i)) for i in state["added"]]
+    added = [r for r in [await turn.session.get(HelpRequest, int(i)) for i in state["added"]
+                         if i not in state["skipped"]]
              if r is not None and r.status == RequestStatus.VERIFIED][:room]
     skip = {int(i) for i in state["skipped"]} | {r.id for r in added}
     ordered = await propose(turn.session, await _villages(turn, state["aggregator"]),
@@ -215,7 +216,8 @@ async def on_text(turn: Turn, incoming: Incoming) -> list[Reply] | None:
               aggregator_id=state["aggregator"], detail=f"{reference}: {reason}")
         state = {**state, "skipped": {**state["skipped"], request_id: reason}}
         return await _proposal(turn, state, turn.t("allocate.skipped", reference=reference))
-    state = {**state, "added": {request_id: reason, **state["added"]}}
+    state = {**state, "added": {request_id: reason, **state["added"]},
+             "skipped": {k: v for k, v in state["skipped"].items() if k != request_id}}
     return await _proposal(turn, state, turn.t("allocate.added", reference=reference))
 
 
