@@ -17,6 +17,7 @@ from sqlalchemy import select
 
 from gotong.handlers.messages import Hint, Incoming, Kind, Option, Reply
 from gotong.handlers.staff import coverage, not_staff, refuse
+from gotong.handlers.stock import quantity_text
 from gotong.handlers.turn import Turn
 from gotong.handlers.validators import Invalid, parse_quantity, parse_short_text
 from gotong.models.aggregator import covered_areas, get_aggregator
@@ -49,11 +50,6 @@ def _end(turn: Turn) -> None:
                                  if k not in ("overlay", "al")}
 
 
-def _amount(turn: Turn, category: str, quantity: int) -> str:
-    return turn.t("stock.quantity", quantity=f"{quantity:,}".replace(",", "."),
-                  unit=turn.t(f"unit.{category}"))
-
-
 async def start(turn: Turn) -> list[Reply]:
     staff = await coverage(turn)
     if not staff.is_staff:
@@ -66,7 +62,7 @@ async def start(turn: Turn) -> list[Reply]:
         for category in CATEGORIES:
             if stock.get(category, 0) > 0:
                 label = turn.t(f"category.{category}") + \
-                    f" ({_amount(turn, category, stock[category])})"
+                    f" ({quantity_text(turn, category, stock[category])})"
                 options.append(Option(f"{CATEGORY}:{aggregator_id}:{category}",
                                       f"{name}: {label}" if name else label,
                                       number=len(options) + 1))
@@ -153,16 +149,16 @@ async def _proposal(turn: Turn, state: dict[str, Any], prefix: str | None = None
     head = [prefix] if prefix else []
     if not households:
         key = "allocate.nobody" if room else "allocate.too_little"
-        return [Reply(text="\n\n".join([*head, turn.t(key, stock=_amount(
+        return [Reply(text="\n\n".join([*head, turn.t(key, stock=quantity_text(
             turn, category, in_stock))]), options=(
                 Option(f"{ADD}:", turn.t("allocate.add"), number=1),
                 Option(f"{STOP}:", turn.t("allocate.stop"), number=2)),
             hint=Hint.SINGLE, context=CONTEXT)]
     cooling = await served_since(turn.session, added, turn.now - turn.settings.cooldown)
     lines = [turn.t("allocate.proposal", count=len(households),
-                    each=_amount(turn, category, per),
-                    total=_amount(turn, category, per * len(households)),
-                    stock=_amount(turn, category, in_stock))]
+                    each=quantity_text(turn, category, per),
+                    total=quantity_text(turn, category, per * len(households)),
+                    stock=quantity_text(turn, category, in_stock))]
     for i, request in enumerate(households):
         lines.append(f"{i + 1}. {_household_line(turn, request)}")
         if request.id in cooling:
@@ -272,9 +268,9 @@ async def _confirm(turn: Turn, state: dict[str, Any]) -> list[Reply]:
         request = await turn.session.get(HelpRequest, request_id)
         references[request_id] = request.reference if request else "?"
     lines = [turn.t("allocate.done", count=len(outcome.deliveries),
-                    each=_amount(turn, category, state["per"]))]
+                    each=quantity_text(turn, category, state["per"]))]
     lines += [turn.t(f"allocate.refused.{why}", reference=references[request_id])
               for request_id, why in outcome.refused]
     left = (await stock_of(turn.session, [aggregator_id])).get(category, 0)
-    lines.append(turn.t("allocate.stock_left", stock=_amount(turn, category, left)))
+    lines.append(turn.t("allocate.stock_left", stock=quantity_text(turn, category, left)))
     return [Reply(text="\n".join(lines))]

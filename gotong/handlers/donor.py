@@ -20,6 +20,7 @@ from gotong.handlers.forms import (
     Parsed,
 )
 from gotong.handlers.messages import Reply
+from gotong.handlers.stock import quantity_text
 from gotong.handlers.turn import Turn
 from gotong.handlers.validators import (
     Invalid,
@@ -231,7 +232,8 @@ DONOR_PLEDGE = Form(
               clears=("quantity",),
               show=_show_choice("category", "category")),
         Field("quantity", FieldKind.TEXT, "donor.quantity", label="field.quantity",
-              parse_text=_parse_quantity, show=_show("quantity"),
+              parse_text=_parse_quantity,
+              show=lambda t, a: quantity_text(t, a.get("category", "money"), a["quantity"]),
               prompt_params=lambda t, a: {"unit": t.t(f"unit.{a.get('category', 'money')}")}),
         Field("target", FieldKind.CHOICE, "donor.target", label="field.target",
               choices=_targets, on_choice=_on_target("target"),

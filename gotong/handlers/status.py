@@ -6,6 +6,7 @@ from __future__ import annotations
 from gotong.handlers.forms import Choice, match_choice
 from gotong.handlers.messages import Hint, Incoming, Kind, Option, Reply
 from gotong.handlers.notices import notice_reply
+from gotong.handlers.stock import quantity_text
 from gotong.handlers.turn import Turn
 from gotong.models.allocation import pledge_progress
 from gotong.models.help_request import (
@@ -60,8 +61,7 @@ async def _pledge_status(turn: Turn, pledges: list[Pledge]) -> Reply:
     blocks = []
     for pledge in pledges:
         progress = await pledge_progress(turn.session, turn.areas, pledge)
-        what = turn.t("stock.quantity", quantity=f"{pledge.quantity:,}".replace(",", "."),
-                      unit=turn.t(f"unit.{pledge.category}"))
+        what = quantity_text(turn, pledge.category, pledge.quantity)
         lines = [turn.t("status.pledge", code=pledge.code, what=what,
                         category=turn.t(f"category.{pledge.category}"),
                         status=turn.t(f"pledge.{pledge.status}"))]

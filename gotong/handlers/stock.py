@@ -25,7 +25,8 @@ RECEIVE = "p"
 AS_PLEDGED = "all"
 
 
-def _quantity(turn: Turn, category: str, quantity: int) -> str:
+def quantity_text(turn: Turn, category: str, quantity: int) -> str:
+    """"1.000 packages", "50.000 rupiah": thousands marked the Indonesian way."""
     amount = f"{quantity:,}".replace(",", ".")
     return turn.t("stock.quantity", quantity=amount, unit=turn.t(f"unit.{category}"))
 
@@ -36,7 +37,7 @@ def _pledge_line(turn: Turn, pledge: Pledge) -> str:
         window=pledge.pickup_window or "")
     return turn.t("incoming.pledge", code=pledge.code,
                   category=turn.t(f"category.{pledge.category}"),
-                  quantity=_quantity(turn, pledge.category, pledge.quantity),
+                  quantity=quantity_text(turn, pledge.category, pledge.quantity),
                   donor=pledge.donor_name, phone=pledge.phone, handover=handover)
 
 
@@ -84,10 +85,10 @@ async def on_incoming_button(turn: Turn, option: str) -> list[Reply]:
     turn.conversation.scratch = {**turn.conversation.scratch, "overlay": COUNT_OVERLAY,
                                  "pledge": pledge.id}
     quick = Option(f"{AS_PLEDGED}:{pledge.id}", turn.t(
-        "incoming.as_pledged", quantity=_quantity(turn, pledge.category, pledge.quantity)),
+        "incoming.as_pledged", quantity=quantity_text(turn, pledge.category, pledge.quantity)),
         number=1)
     return [Reply(text=turn.t("incoming.count", code=pledge.code,
-                              quantity=_quantity(turn, pledge.category, pledge.quantity)),
+                              quantity=quantity_text(turn, pledge.category, pledge.quantity)),
                   options=(quick,), hint=Hint.SINGLE, context=COUNT_CONTEXT)]
 
 
@@ -119,7 +120,7 @@ async def on_count(turn: Turn, incoming: Incoming) -> list[Reply] | None:
     audit(turn.session, turn.now, "receive", "done", contact_id=turn.contact.id,
           aggregator_id=pledge.aggregator_id, detail=f"{pledge.code} {counted}")
     done = turn.t("incoming.received", code=pledge.code,
-                  quantity=_quantity(turn, pledge.category, counted))
+                  quantity=quantity_text(turn, pledge.category, counted))
     return await show_incoming(turn, prefix=done)
 
 
@@ -134,6 +135,6 @@ async def show_stock(turn: Turn) -> list[Reply]:
         return not_staff(turn, "stock")
     stock = await stock_of(turn.session, staff.aggregator_ids)
     lines = [turn.t("stock.title")]
-    lines += [f"- {turn.t(f'category.{c}')}: {_quantity(turn, c, stock.get(c, 0))}"
+    lines += [f"- {turn.t(f'category.{c}')}: {quantity_text(turn, c, stock.get(c, 0))}"
               for c in CATEGORIES]
     return [Reply(text="\n".join(lines))]

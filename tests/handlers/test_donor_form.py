@@ -51,7 +51,7 @@ async def test_a_pledge_to_the_aggregator_of_a_kota(services: Services) -> None:
     await chat.tap("drop")
     summary = chat.last.text
     assert "Please check your pledge" in summary and "Staple food packages" in summary
-    assert "1000" in summary and "Kota Jakarta Selatan" in summary
+    assert "1.000 packages" in summary and "Kota Jakarta Selatan" in summary
     await chat.tap("submit")
     reply = chat.last.text
     code = re.search(r"Pledge code: (GP-[2-9A-Z]{5})", reply)
