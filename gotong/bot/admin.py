@@ -14,6 +14,7 @@ from gotong.bot.app import Services, open_services
 from gotong.bot.config import Config
 from gotong.bot.export import FORMATS, KINDS, export_csv, output_file
 from gotong.bot.operator import OperatorError, add_area_options, resolve_areas
+from gotong.handlers.validators import parse_id
 from gotong.models.aggregator import (
     Aggregator,
     InviteRole,
@@ -43,9 +44,10 @@ def duration(text: str) -> timedelta:
 
 
 def positive(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
+    value = parse_id(text)
+    if value is None:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number above 0")
-    return int(text)
+    return value
 
 
 def add_admin_parsers(commands: Any) -> None:

@@ -19,7 +19,7 @@ from gotong.handlers.messages import Hint, Incoming, Kind, Option, Reply
 from gotong.handlers.staff import coverage, not_staff, refuse
 from gotong.handlers.stock import quantity_text
 from gotong.handlers.turn import Turn
-from gotong.handlers.validators import Invalid, parse_quantity, parse_short_text
+from gotong.handlers.validators import Invalid, parse_id, parse_quantity, parse_short_text
 from gotong.models.aggregator import covered_areas, get_aggregator
 from gotong.models.allocation import Pick, allocate, propose
 from gotong.models.audit import audit
@@ -105,12 +105,12 @@ async def _chose_category(turn: Turn, rest: str) -> list[Reply]:
     if not staff.is_staff:
         return not_staff(turn, "allocate")
     aggregator, _, category = rest.partition(":")
-    if not aggregator.isdigit() or int(aggregator) not in staff.aggregator_ids:
+    if parse_id(aggregator) not in staff.aggregator_ids:
         return refuse(turn, "allocate", "not their aggregator", "allocate.not_yours",
                       staff.aggregator_ids[0])
     if category not in CATEGORIES:
         return [Reply(text=turn.t("button.invalid"))]
-    state = {"aggregator": int(aggregator), "category": category}
+    state = {"aggregator": parse_id(aggregator), "category": category}
     _keep(turn, state)
     options = () if category == "money" else tuple(
         Option(f"{PER}:{n}", str(n), number=i + 1) for i, n in enumerate(QUICK_QUANTITIES))

@@ -21,7 +21,7 @@ from typing import Any
 from gotong.handlers.catalog import Catalog
 from gotong.handlers.messages import Hint, Kind, Option, Reply
 from gotong.handlers.turn import Turn
-from gotong.handlers.validators import Invalid
+from gotong.handlers.validators import Invalid, small_number
 
 SUMMARY = "summary"
 HISTORY = "_history"  # answers key: the keys each accepted step set, newest last
@@ -304,9 +304,9 @@ async def _on_button(turn: Turn, form: Form, option: str) -> list[Reply]:
         return await _on_summary(turn, form, option)
     choice_ids = [c.id for c in field.resolve_choices(turn, conversation.answers)]
     pages = _page_count(turn, len(choice_ids))
-    if option.startswith((PREV_PAGE, NEXT_PAGE)) and option[1:].isdigit() \
-            and int(option[1:]) < pages:
-        conversation.scratch = {**conversation.scratch, "page": int(option[1:])}
+    page = small_number(option[1:]) if option.startswith((PREV_PAGE, NEXT_PAGE)) else None
+    if page is not None and page < pages:
+        conversation.scratch = {**conversation.scratch, "page": page}
         return [question(turn, form, edit=True)]
     if option == SKIP and field.optional:
         return await _apply(turn, form, field, Accept({field.name: ""}))
@@ -482,8 +482,9 @@ def match_choice(turn: Turn, text: str, choices: Sequence[Choice]) -> str | None
     wanted = _fold(text)
     if not wanted:
         return None
-    if wanted.isdigit():
-        index = int(wanted) - 1
+    number = small_number(wanted)
+    if number is not None:
+        index = number - 1
         return choices[index].id if 0 <= index < len(choices) else None
     labels = [(c.id, _fold(c.render(turn))) for c in choices]
     exact = [cid for cid, label in labels if label == wanted or _fold(cid) == wanted]

@@ -25,11 +25,13 @@ from gotong.handlers.validators import (
     Invalid,
     StreetAddress,
     parse_household_size,
+    parse_id,
     parse_nik,
     parse_person_name,
     parse_phone,
     parse_short_text,
     parse_street_address,
+    small_number,
 )
 from gotong.models.area import Place
 from gotong.models.help_request import (
@@ -95,7 +97,7 @@ def _parse_area_text(turn: Turn, text: str, answers: Answers) -> Parsed:
     """A postal code or a kelurahan name typed instead of choosing from the menus."""
     areas = turn.areas
     query = text.strip()
-    if query.isdigit() and len(query) == 5:
+    if len(query) == 5 and small_number(query) is not None:
         places = areas.by_postal_code(query)
         if not places:
             return Invalid("invalid.area.postal_unknown", {"code": query})
@@ -133,7 +135,8 @@ def _candidates(turn: Turn, answers: Answers) -> list[Choice]:
 
 
 def _on_candidate(turn: Turn, option: str, answers: Answers) -> Parsed:
-    place = turn.areas.place(int(option)) if option.isdigit() else None
+    village_id = parse_id(option)
+    place = turn.areas.place(village_id) if village_id is not None else None
     if place is None:
         return Accept({"area_candidates": None})
     return _place_answers(place)

@@ -12,6 +12,7 @@ from gotong.handlers.forms import Choice, match_choice
 from gotong.handlers.messages import Hint, Incoming, Kind, Option, Reply
 from gotong.handlers.staff import coverage, not_staff, refuse
 from gotong.handlers.turn import Turn
+from gotong.handlers.validators import parse_id
 from gotong.models.audit import audit
 from gotong.models.help_request import (
     REJECT_REASONS,
@@ -84,8 +85,8 @@ async def _authorized(turn: Turn, request_id: str, action: str
     staff = await coverage(turn)
     if not staff.is_staff:
         return None, not_staff(turn, action)
-    request = await turn.session.get(HelpRequest, int(request_id)) \
-        if request_id.isdigit() else None
+    request_key = parse_id(request_id)
+    request = await turn.session.get(HelpRequest, request_key) if request_key else None
     if request is None or request.village_id not in staff.villages:
         return None, refuse(turn, action, "outside area", "queue.not_yours",
                             staff.aggregator_ids[0])

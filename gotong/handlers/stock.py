@@ -11,7 +11,7 @@ from __future__ import annotations
 from gotong.handlers.messages import Hint, Incoming, Kind, Option, Reply
 from gotong.handlers.staff import coverage, not_staff, refuse
 from gotong.handlers.turn import Turn
-from gotong.handlers.validators import Invalid, parse_quantity
+from gotong.handlers.validators import Invalid, parse_id, parse_quantity
 from gotong.models.audit import audit
 from gotong.models.help_request import NotAllowed
 from gotong.models.pledge import CATEGORIES, Handover, Pledge, PledgeStatus, max_quantity
@@ -64,8 +64,8 @@ async def _authorized(turn: Turn, pledge_id: object, action: str
     staff = await coverage(turn)
     if not staff.is_staff:
         return None, not_staff(turn, action)
-    text = str(pledge_id)
-    pledge = await turn.session.get(Pledge, int(text)) if text.isdigit() else None
+    pledge_key = parse_id(str(pledge_id))
+    pledge = await turn.session.get(Pledge, pledge_key) if pledge_key else None
     if pledge is None or pledge.aggregator_id not in staff.aggregator_ids:
         return None, refuse(turn, action, "not their aggregator", "incoming.not_yours",
                             staff.aggregator_ids[0])

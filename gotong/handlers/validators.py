@@ -32,6 +32,7 @@ __all__ = [
     "StreetAddress",
     "nik_birth_date",
     "parse_household_size",
+    "parse_id",
     "parse_int_in_range",
     "parse_nik",
     "parse_person_name",
@@ -39,6 +40,7 @@ __all__ = [
     "parse_quantity",
     "parse_short_text",
     "parse_street_address",
+    "small_number",
 ]
 
 
@@ -65,6 +67,24 @@ def _is_ascii_digits(text: str) -> bool:
 
 
 # --------------------------------------------------------------------------- numbers
+
+# The largest id a database integer column holds: a larger one cannot name a row.
+MAX_ID = 2**31 - 1
+
+
+def parse_id(text: str) -> int | None:
+    """A row id carried in button data, or None when the data cannot be one (tampered,
+    superscript digits, too large for the column)."""
+    if not _is_ascii_digits(text) or len(text) > 10:
+        return None
+    value = int(text)
+    return value if 0 < value <= MAX_ID else None
+
+
+def small_number(text: str) -> int | None:
+    """A short run of ASCII digits (an option or page number), or None."""
+    return int(text) if _is_ascii_digits(text) and len(text) <= 6 else None
+
 
 _SIGNED_INTEGER = re.compile(r"[+-]?[0-9]+")
 

@@ -14,12 +14,14 @@ from gotong.handlers.validators import (
     StreetAddress,
     nik_birth_date,
     parse_household_size,
+    parse_id,
     parse_int_in_range,
     parse_nik,
     parse_person_name,
     parse_phone,
     parse_short_text,
     parse_street_address,
+    small_number,
 )
 
 # No example database on disk (the tree is shared) and no deadline: the first
@@ -562,3 +564,16 @@ def test_parse_person_name_is_idempotent(text: str) -> None:
         assert result == result.strip()
         assert "  " not in result
         assert parse_person_name(result) == result
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("12", 12), ("2147483647", 2**31 - 1), ("2147483648", None), ("0", None), ("", None),
+    ("²", None), ("١٢", None), ("-3", None), ("12a", None), ("99999999999999999999", None)])
+def test_ids_in_button_data(text: str, expected: int | None) -> None:
+    assert parse_id(text) == expected
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("3", 3), ("003", 3), ("²", None), ("1234567", None), ("", None), ("½", None)])
+def test_option_and_page_numbers(text: str, expected: int | None) -> None:
+    assert small_number(text) == expected
