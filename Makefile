@@ -35,6 +35,7 @@ pytest: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/inbound.py
 	$(BIN)/python benchmarks/fanout.py
+	$(BIN)/python benchmarks/allocation.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -19,7 +19,7 @@ from gotong.handlers.conversations import Conversations
 from gotong.handlers.turn import HandlerSettings
 from gotong.models.area import AreaDirectory, load_areas
 from gotong.models.base import utcnow
-from gotong.models.db import create_engine, create_session_factory
+from gotong.models.db import create_engine, create_session_factory, refresh_statistics
 
 
 class NotReady(RuntimeError):
@@ -87,6 +87,7 @@ async def prepare_database(engine: AsyncEngine, provinces: tuple[str, ...]) -> N
     sessions = create_session_factory(engine)
     async with sessions() as session, session.begin():
         await load_areas(session, provinces)
+    await refresh_statistics(engine)
 
 
 async def open_services(config: Config, *, migrate: bool | None = None,

@@ -38,6 +38,7 @@ from gotong.handlers.catalog import Catalog
 from gotong.handlers.conversations import FORMS
 from gotong.handlers.notices import claimed_replies
 from gotong.models.base import utcnow
+from gotong.models.db import refresh_statistics
 from gotong.models.digest import send_digests
 from gotong.models.outbox import (
     Claimed,
@@ -61,6 +62,7 @@ HORIZON_SECONDS = 2.0
 MIN_HORIZON = 16
 # Direct replies are answered before any notification.
 REPLY_PRIORITY = (-1, 0)
+STATISTICS_EVERY = timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -113,6 +115,8 @@ class Dispatcher:
         rate = max(lim.per_second for lim in limits.values()) if limits else 30.0
         self._horizon = max(MIN_HORIZON, math.ceil(rate * HORIZON_SECONDS))
         self._next_reminders: datetime | None = None
+        # Refreshed at start by `open_services`, then daily from here.
+        self._next_statistics: datetime | None = clock() + STATISTICS_EVERY
         # Dialogs that may be reminded of, and the menu item that resumes each.
         self._dialogs = {form.name: form.menu_item for form in FORMS.values()
                          if form.menu_item is not None}
@@ -263,6 +267,10 @@ class Dispatcher:
         self._next_reminders = now + self._settings.reminder_check
         await self.queue_reminders()
         await self.queue_digests()
+        if self._next_statistics is None or now >= self._next_statistics:
+            # The data grows; SQLite's statistics are gathered again once a day.
+            self._next_statistics = now + STATISTICS_EVERY
+            await refresh_statistics(self._engine)
         async with self._engine.connect() as connection, connection.begin():
             pruned = await prune(connection, now - self._settings.keep)
         if pruned:

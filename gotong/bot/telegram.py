@@ -156,11 +156,11 @@ def _button(reply: Reply, option: Option, multi: bool = False) -> InlineKeyboard
 
 def render_markup(reply: Reply) -> InlineKeyboardMarkup | ReplyKeyboardMarkup | \
         ReplyKeyboardRemove | None:
-    if reply.hint == Hint.CONTACT:
-        return ReplyKeyboardMarkup(
-            [[KeyboardButton(reply.contact_label or "", request_contact=True)]],
-            resize_keyboard=True, one_time_keyboard=True,
-        )
+    if reply.hint in (Hint.CONTACT, Hint.LOCATION):
+        button = KeyboardButton(reply.contact_label or "",
+                                request_contact=reply.hint == Hint.CONTACT,
+                                request_location=reply.hint == Hint.LOCATION)
+        return ReplyKeyboardMarkup([[button]], resize_keyboard=True, one_time_keyboard=True)
     if reply.options or reply.controls:
         multi = reply.hint == Hint.MULTI
         buttons = [_button(reply, o, multi) for o in reply.options]

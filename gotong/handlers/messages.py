@@ -72,7 +72,8 @@ class Reply:
     hint: Hint = Hint.NONE
     # Identifies the question; adapters prefix option ids with it in button data.
     context: str | None = None
-    # Label of the "share my number" button when hint is CONTACT.
+    # Label of the "share my number" (hint CONTACT) or "share my location" (hint LOCATION)
+    # button.
     contact_label: str | None = None
     # Take away a reply keyboard (e.g. "share my number") the chat still shows.
     remove_keyboard: bool = False

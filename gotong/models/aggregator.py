@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String, UniqueConstraint, delete, select, update
+from sqlalchemy import ForeignKey, String, UniqueConstraint, delete, false, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column, relationship, selectinload
 
@@ -77,6 +77,8 @@ class Invite(Base):
         ForeignKey("aggregator.id", ondelete="CASCADE"), index=True)
     role: Mapped[str] = mapped_column(String(16))
     uses_left: Mapped[int]
+    # A volunteer who joins with it needs no staff approval.
+    pre_approved: Mapped[bool] = mapped_column(default=False, server_default=false())
     expires_at: Mapped[datetime]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -146,28 +148,45 @@ def _hash_code(code: str) -> str:
 
 
 async def create_invite(session: AsyncSession, aggregator_id: int, role: InviteRole,
-                        uses: int, expires_at: datetime, now: datetime) -> str:
+                        uses: int, expires_at: datetime, now: datetime,
+                        pre_approved: bool = False) -> str:
     """A new invite; returns the code, which is shown once and never stored."""
     await get_aggregator(session, aggregator_id)
     code = "".join(secrets.choice(INVITE_ALPHABET) for _ in range(INVITE_LENGTH))
     session.add(Invite(code_hash=_hash_code(code), aggregator_id=aggregator_id, role=role,
-                       uses_left=uses, expires_at=expires_at, created_at=now))
+                       uses_left=uses, pre_approved=pre_approved, expires_at=expires_at,
+                       created_at=now))
     await session.flush()
     return code
 
 
-async def redeem_invite(session: AsyncSession, code: str, role: InviteRole, contact_id: int,
-                        now: datetime) -> Aggregator | None:
-    """Use up one use of a valid code for `role`; the aggregator joined, or None."""
+async def valid_invite(session: AsyncSession, code: str, role: InviteRole, now: datetime
+                       ) -> Invite | None:
+    """The invite a code names, if it is for `role` and still usable (not used up)."""
     invite = await session.scalar(
         select(Invite).where(Invite.code_hash == _hash_code(code), Invite.role == role))
+    if invite is None or invite.uses_left < 1 or invite.expires_at <= now:
+        return None
+    return invite
+
+
+async def use_invite(session: AsyncSession, invite_id: int, now: datetime) -> Invite | None:
+    """Use up one use of an invite; None if it has none left or has expired meanwhile."""
+    invite = await session.get(Invite, invite_id, populate_existing=True)
     if invite is None or invite.uses_left < 1 or invite.expires_at <= now:
         return None
     # Guarded, so two people typing the last use at once cannot both have it.
     used = await session.execute(
         update(Invite).where(Invite.id == invite.id, Invite.uses_left == invite.uses_left)
         .values(uses_left=invite.uses_left - 1).execution_options(synchronize_session=False))
-    if used.rowcount != 1:  # type: ignore[attr-defined]
+    return invite if used.rowcount == 1 else None  # type: ignore[attr-defined]
+
+
+async def redeem_invite(session: AsyncSession, code: str, role: InviteRole, contact_id: int,
+                        now: datetime) -> Aggregator | None:
+    """Use up one use of a valid code for `role`; the aggregator joined, or None."""
+    invite = await valid_invite(session, code, role, now)
+    if invite is None or await use_invite(session, invite.id, now) is None:
         return None
     if role == InviteRole.STAFF:
         member = await session.scalar(select(StaffMember.id).where(

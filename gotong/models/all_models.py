@@ -13,6 +13,7 @@ from gotong.models.inbound import InboundUpdate
 from gotong.models.outbox import OutboxMessage
 from gotong.models.pledge import Pledge
 from gotong.models.stock import StockItem
+from gotong.models.volunteer import Volunteer, VolunteerArea
 
 __all__ = [
     "Aggregator",
@@ -34,4 +35,6 @@ __all__ = [
     "RequestEvent",
     "StaffMember",
     "StockItem",
+    "Volunteer",
+    "VolunteerArea",
 ]

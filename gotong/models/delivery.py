@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ForeignKey, Index, String
+from sqlalchemy import BigInteger, ForeignKey, Index, String, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from gotong.models.base import Base, utcnow
@@ -15,14 +15,20 @@ class DeliveryStatus(enum.StrEnum):
     ALLOCATED = "allocated"
     ASSIGNED = "assigned"
     PICKED_UP = "picked_up"
+    ON_THE_WAY = "on_the_way"
+    # Delivered without the household's code: a photo and location wait for staff.
+    AWAITING_REVIEW = "awaiting_review"
     DELIVERED = "delivered"
     FAILED = "failed"
     CANCELLED = "cancelled"
 
 
+# With a volunteer, on its way to the household.
+UNDER_WAY = (DeliveryStatus.ASSIGNED, DeliveryStatus.PICKED_UP, DeliveryStatus.ON_THE_WAY)
 # Deliveries that count as serving a household (for the cool-down rule).
-SERVING_STATUSES = (DeliveryStatus.ALLOCATED, DeliveryStatus.ASSIGNED,
-                    DeliveryStatus.PICKED_UP, DeliveryStatus.DELIVERED)
+SERVING_STATUSES = (DeliveryStatus.ALLOCATED, *UNDER_WAY, DeliveryStatus.AWAITING_REVIEW,
+                    DeliveryStatus.DELIVERED)
+FAILURE_REASONS = ("nobody_home", "wrong_address", "refused")
 
 
 class Delivery(Base):
@@ -39,6 +45,23 @@ class Delivery(Base):
     override_reason: Mapped[str | None] = mapped_column(String(200))
     allocated_by: Mapped[int | None] = mapped_column(
         ForeignKey("contact.id", ondelete="SET NULL"))
+    volunteer_id: Mapped[int | None] = mapped_column(
+        ForeignKey("volunteer.id", ondelete="SET NULL"), index=True)
+    # The household's one-time code, given to the volunteer on receipt. It proves a
+    # delivery, not a person, and the household can look it up again in /status.
+    code: Mapped[str | None] = mapped_column(String(6))
+    wrong_codes: Mapped[int] = mapped_column(default=0, server_default="0")
+    # Too many wrong codes: the volunteer can no longer confirm it; staff decide.
+    locked: Mapped[bool] = mapped_column(default=False, server_default=false())
+    failure_reason: Mapped[str | None] = mapped_column(String(200))
+    # The household said it did not receive what the volunteer marked delivered.
+    disputed: Mapped[bool] = mapped_column(default=False, server_default=false())
+    proof_media_id: Mapped[str | None] = mapped_column(String(200))
+    proof_latitude: Mapped[float | None]
+    proof_longitude: Mapped[float | None]
+    delivered_at: Mapped[datetime | None]
+    rating: Mapped[int | None]
+    rating_comment: Mapped[str | None] = mapped_column(String(300))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 

@@ -12,7 +12,7 @@ from sqlalchemy.orm import selectinload
 
 from gotong.models.allocation import pledge_progress
 from gotong.models.area import AreaDirectory
-from gotong.models.delivery import Delivery, DeliveryStatus
+from gotong.models.delivery import UNDER_WAY, Delivery, DeliveryStatus
 from gotong.models.digest import drop_pending
 from gotong.models.help_request import HelpRequest, NotAllowed, RequestEvent, RequestStatus
 from gotong.models.notifications import Event, Subject, announce, pledge_topic
@@ -20,7 +20,7 @@ from gotong.models.outbox import Notice
 from gotong.models.pledge import Pledge
 
 # A delivery can be confirmed from any state before the household has it.
-UNDELIVERED = (DeliveryStatus.ALLOCATED, DeliveryStatus.ASSIGNED, DeliveryStatus.PICKED_UP)
+UNDELIVERED = (DeliveryStatus.ALLOCATED, *UNDER_WAY, DeliveryStatus.AWAITING_REVIEW)
 
 
 async def mark_delivered(session: AsyncSession, areas: AreaDirectory, delivery_id: int,
@@ -29,7 +29,7 @@ async def mark_delivered(session: AsyncSession, areas: AreaDirectory, delivery_i
     delivered = await session.execute(
         update(Delivery)
         .where(Delivery.id == delivery_id, Delivery.status.in_(UNDELIVERED))
-        .values(status=DeliveryStatus.DELIVERED, updated_at=now)
+        .values(status=DeliveryStatus.DELIVERED, delivered_at=now, updated_at=now)
         .execution_options(synchronize_session=False))
     if delivered.rowcount != 1:  # type: ignore[attr-defined]
         raise NotAllowed("not undelivered")
@@ -42,7 +42,8 @@ async def mark_delivered(session: AsyncSession, areas: AreaDirectory, delivery_i
     session.add(RequestEvent(request_id=request.id, status=RequestStatus.DELIVERED,
                              actor_contact_id=actor_contact_id, at=now))
     await session.flush()
-    notices = await announce(session, Event.REQUEST_DELIVERED, Subject(request=request), now,
+    notices = await announce(session, Event.REQUEST_DELIVERED,
+                             Subject(request=request, delivery=delivery), now,
                              actor_contact_id=actor_contact_id)
     for source in delivery.sources:
         await session.execute(

@@ -102,6 +102,10 @@ class HelpRequest(Base):
 
 Index("ix_help_request_queue", HelpRequest.status, HelpRequest.queue_rank.desc(),
       HelpRequest.id)
+# The same order within one kelurahan, for aggregators covering few of them: the index
+# above would walk past the requests of every other kelurahan first.
+Index("ix_help_request_village_queue", HelpRequest.status, HelpRequest.village_id,
+      HelpRequest.queue_rank.desc(), HelpRequest.id)
 
 
 class RequestEvent(Base):
@@ -205,12 +209,20 @@ async def served_since(session: AsyncSession, requests: Sequence[HelpRequest],
     same = [HelpRequest.phone.in_(phones), HelpRequest.identity_key.in_(identities)]
     if hashes:
         same.append(HelpRequest.nik_hash.in_(hashes))
-    query = (select(HelpRequest.phone, HelpRequest.identity_key, HelpRequest.nik_hash)
-             .join(Delivery, Delivery.request_id == HelpRequest.id)
-             .where(or_(*same), Delivery.status.in_(SERVING_STATUSES)))
+    # Two steps, each an index lookup: the requests of the same households (by phone,
+    # name and address, NIK hash), then their deliveries. As one join, SQLite's planner
+    # starts from the deliveries' status instead and reads every delivery.
+    households = {row.id: row for row in (await session.execute(
+        select(HelpRequest.id, HelpRequest.phone, HelpRequest.identity_key,
+               HelpRequest.nik_hash).where(or_(*same)))).all()}
+    if not households:
+        return set()
+    query = (select(Delivery.request_id).distinct()
+             .where(Delivery.request_id.in_(list(households)),
+                    Delivery.status.in_(SERVING_STATUSES)))
     if since is not None:
         query = query.where(Delivery.created_at >= since)
-    served = (await session.execute(query)).all()
+    served = [households[request_id] for request_id in (await session.scalars(query)).all()]
     served_phones = {row.phone for row in served}
     served_identities = {row.identity_key for row in served}
     served_hashes = {row.nik_hash for row in served if row.nik_hash}

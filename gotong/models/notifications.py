@@ -23,8 +23,10 @@ from gotong.models.aggregator import AggregatorArea, StaffMember
 from gotong.models.area import Area
 from gotong.models.digest import note_change
 from gotong.models.outbox import Notice, Purpose, enqueue
+from gotong.models.volunteer import Volunteer
 
 if TYPE_CHECKING:
+    from gotong.models.delivery import Delivery
     from gotong.models.help_request import HelpRequest
     from gotong.models.pledge import Pledge
 
@@ -39,6 +41,19 @@ class Event(enum.StrEnum):
     PLEDGE_PROGRESS = "pledge_progress"
     REQUEST_DELIVERED = "request_delivered"
     PLEDGE_COMPLETED = "pledge_completed"
+    DELIVERY_ASSIGNED = "delivery_assigned"
+    DELIVERY_ON_THE_WAY = "delivery_on_the_way"
+    DELIVERY_AWAITING_REVIEW = "delivery_awaiting_review"
+    DELIVERY_LOCKED = "delivery_locked"
+    DELIVERY_FAILED = "delivery_failed"
+    DELIVERY_DISPUTED = "delivery_disputed"
+    DELIVERY_PROOF_REJECTED = "delivery_proof_rejected"
+    TASK_REASSIGNED_AWAY = "task_reassigned_away"
+    TASKS_RETURNED = "tasks_returned"
+    REQUEST_REQUEUED = "request_requeued"
+    VOLUNTEER_PENDING = "volunteer_pending"
+    VOLUNTEER_APPROVED = "volunteer_approved"
+    VOLUNTEER_DECLINED = "volunteer_declined"
     DIALOG_UNFINISHED = "dialog_unfinished"
 
 
@@ -48,6 +63,9 @@ class Subject:
 
     request: HelpRequest | None = None
     pledge: Pledge | None = None
+    delivery: Delivery | None = None
+    # The aggregator whose staff hear of it (a volunteer signing up, tasks returned).
+    aggregator_id: int | None = None
     contact_id: int | None = None
     params: Mapping[str, Any] | None = None
     # For a reminder: the main menu item that resumes the dialog.
@@ -114,6 +132,66 @@ async def staff_covering(session: AsyncSession, subject: Subject) -> list[int]:
     return sorted(result.all())
 
 
+async def person(session: AsyncSession, subject: Subject) -> list[int]:
+    """The one person the subject names (a volunteer taken off a task, say)."""
+    return [subject.contact_id] if subject.contact_id is not None else []
+
+
+async def volunteer(session: AsyncSession, subject: Subject) -> list[int]:
+    """The volunteer the delivery is assigned to."""
+    if subject.delivery is None or subject.delivery.volunteer_id is None:
+        return []
+    contact_id = await session.scalar(select(Volunteer.contact_id).where(
+        Volunteer.id == subject.delivery.volunteer_id))
+    return [contact_id] if contact_id is not None else []
+
+
+async def aggregator_staff(session: AsyncSession, subject: Subject) -> list[int]:
+    """Staff of the aggregator of the delivery (or the one the subject names)."""
+    aggregator_id = subject.delivery.aggregator_id if subject.delivery is not None \
+        else subject.aggregator_id
+    result = await session.scalars(select(StaffMember.contact_id)
+                                   .where(StaffMember.aggregator_id == aggregator_id)
+                                   .order_by(StaffMember.contact_id))
+    return list(result.all())
+
+
+def receipt_actions(subject: Subject) -> tuple[tuple[str, str, str], ...]:
+    """The household confirms receipt, or says it did not receive the aid."""
+    if subject.delivery is None:
+        return ()
+    delivery_id = subject.delivery.id
+    return (("dl", f"got:{delivery_id}", "notice.received"),
+            ("dl", f"not:{delivery_id}", "notice.not_received"))
+
+
+# Rating buttons, 1 to 5, by the catalog key of each label.
+STARS = ("one", "two", "three", "four", "five")
+
+
+def rating_actions(subject: Subject) -> tuple[tuple[str, str, str], ...]:
+    """Rate the help 1-5."""
+    if subject.delivery is None:
+        return ()
+    return tuple(("rate", f"{subject.delivery.id}:{n}", f"rate.{word}")
+                 for n, word in enumerate(STARS, start=1))
+
+
+def task_actions(subject: Subject) -> tuple[tuple[str, str, str], ...]:
+    """Open the task, with its buttons."""
+    if subject.delivery is None:
+        return ()
+    return (("tk", f"show:{subject.delivery.id}", "notice.open_task"),)
+
+
+def review_topic(subject: Subject) -> str:
+    return "review"
+
+
+def volunteers_topic(subject: Subject) -> str:
+    return "volunteers"
+
+
 def queue_topic(subject: Subject) -> str:
     return "queue"
 
@@ -128,6 +206,11 @@ def _params(subject: Subject) -> dict[str, Any]:
     if request is not None:
         params.setdefault("reference", request.reference)
         params.setdefault("status", {"key": f"status.{request.status}"})
+    delivery = subject.delivery
+    if delivery is not None:
+        params.setdefault("category", {"key": f"category.{delivery.category}"})
+        params.setdefault("quantity", delivery.quantity)
+        params.setdefault("code", delivery.code or "")
     pledge = subject.pledge
     if pledge is not None:
         params.setdefault("code", pledge.code)
@@ -148,7 +231,32 @@ RULES: dict[Event, tuple[Audience, ...]] = {
     Event.REQUEST_ALLOCATED: (Audience(household, "notice.request_allocated"),),
     Event.PLEDGE_RECEIVED: (Audience(donor, "notice.pledge_received"),),
     Event.PLEDGE_PROGRESS: (Audience(donor, "notice.pledge_progress", digest=pledge_topic),),
-    Event.REQUEST_DELIVERED: (Audience(household, "notice.request_delivered"),),
+    Event.REQUEST_DELIVERED: (
+        Audience(household, "notice.request_delivered", actions=rating_actions),),
+    Event.DELIVERY_ASSIGNED: (
+        Audience(household, "notice.delivery_assigned", actions=receipt_actions),
+        Audience(volunteer, "notice.task_assigned", actions=task_actions),
+    ),
+    Event.DELIVERY_ON_THE_WAY: (
+        Audience(household, "notice.delivery_on_the_way", actions=receipt_actions),),
+    Event.DELIVERY_AWAITING_REVIEW: (
+        Audience(aggregator_staff, "notice.review_waiting", digest=review_topic),),
+    Event.DELIVERY_LOCKED: (Audience(aggregator_staff, "notice.delivery_locked"),),
+    Event.DELIVERY_FAILED: (
+        Audience(household, "notice.delivery_failed"),
+        Audience(aggregator_staff, "notice.review_waiting", digest=review_topic),
+    ),
+    Event.DELIVERY_DISPUTED: (
+        Audience(aggregator_staff, "notice.review_waiting", digest=review_topic),),
+    Event.DELIVERY_PROOF_REJECTED: (
+        Audience(volunteer, "notice.proof_rejected", actions=task_actions),),
+    Event.TASK_REASSIGNED_AWAY: (Audience(person, "notice.task_reassigned"),),
+    Event.TASKS_RETURNED: (Audience(aggregator_staff, "notice.tasks_returned"),),
+    Event.REQUEST_REQUEUED: (Audience(household, "notice.request_requeued"),),
+    Event.VOLUNTEER_PENDING: (
+        Audience(aggregator_staff, "notice.volunteer_pending", digest=volunteers_topic),),
+    Event.VOLUNTEER_APPROVED: (Audience(person, "notice.volunteer_approved"),),
+    Event.VOLUNTEER_DECLINED: (Audience(person, "notice.volunteer_declined"),),
     Event.PLEDGE_COMPLETED: (Audience(donor, "notice.pledge_completed"),),
     Event.DIALOG_UNFINISHED: (
         Audience(household, "notice.dialog_unfinished", Purpose.REMINDER,

@@ -17,15 +17,17 @@ from sqlalchemy import Connection, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from gotong.bot.app import prepare_database
 from gotong.bot.migrate import alembic_config, downgrade, upgrade
 from gotong.models import all_models  # noqa: F401  (registers every table)
 from gotong.models.base import Base
-from gotong.models.db import create_engine
+from gotong.models.db import create_engine, refresh_statistics
 from tests.conftest import BACKENDS, PG_ENV, run_admin
 
 TABLES = {"area", "contact", "contact_role", "conversation", "help_request", "request_event",
           "inbound_update", "outbox_message", "broadcast", "aggregator", "aggregator_area",
           "staff_member", "invite", "audit_entry", "pledge", "digest", "stock_item", "delivery",
+          "volunteer", "volunteer_area",
           "delivery_source"}
 
 
@@ -150,3 +152,44 @@ async def test_the_comparison_sees_a_schema_that_drifted(engine: AsyncEngine) ->
     drift = await differences(engine)
     assert [(d[0], d[1].name) for d in drift if isinstance(d, tuple)] == [
         ("add_index", "ix_area_code")]
+
+
+async def test_the_queue_indexes_keep_their_descending_rank(engine: AsyncEngine) -> None:
+    """Rebuilding a table on SQLite once dropped the DESC of an index: the order the
+    queue and the allocation proposal are read in must be the index's own."""
+    await upgrade(engine)
+    async with engine.connect() as connection:
+        if engine.dialect.name == "sqlite":
+            rows = await connection.execute(text(
+                "SELECT name, sql FROM sqlite_master WHERE name LIKE 'ix_help_request_%queue'"))
+        else:
+            rows = await connection.execute(text(
+                "SELECT indexname, indexdef FROM pg_indexes "
+                "WHERE indexname LIKE 'ix_help_request_%queue'"))
+        definitions = dict(rows.all())
+    assert sorted(definitions) == ["ix_help_request_queue", "ix_help_request_village_queue"]
+    for definition in definitions.values():
+        assert "queue_rank DESC" in definition, definition
+
+
+async def test_sqlite_gathers_the_statistics_its_planner_needs(tmp_path: Path) -> None:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'stats.sqlite3'}")
+    try:
+        await prepare_database(engine, ("DKI Jakarta",))
+        async with engine.connect() as connection:
+            analysed = {row[0] for row in await connection.exec_driver_sql(
+                "SELECT tbl FROM sqlite_stat1")}
+            await connection.exec_driver_sql(
+                "INSERT INTO contact (channel, chat_id, language, created_at) "
+                "VALUES ('telegram', '1', 'id', '2026-11-01 10:00:00')")
+            await connection.commit()
+        # Tables that were empty are counted once they have rows (the dispatcher does it
+        # daily).
+        await refresh_statistics(engine)
+        async with engine.connect() as connection:
+            again = {row[0] for row in await connection.exec_driver_sql(
+                "SELECT tbl FROM sqlite_stat1")}
+    finally:
+        await engine.dispose()
+    assert "area" in analysed and "contact" not in analysed
+    assert {"area", "contact"} <= again

@@ -1,0 +1,355 @@
+"""The last mile: a delivery assigned to a volunteer, carried, and confirmed by both sides.
+
+Every change is a guarded UPDATE on the delivery's status, so two people acting on one
+delivery at once (a volunteer confirming while staff reassign it) cannot both succeed;
+the one who loses is told it changed. Each change announces itself (models/notifications)
+in the same transaction.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
+
+from gotong.models.area import AreaDirectory
+from gotong.models.delivery import (
+    FAILURE_REASONS,
+    UNDER_WAY,
+    Delivery,
+    DeliverySource,
+    DeliveryStatus,
+)
+from gotong.models.fulfilment import mark_delivered
+from gotong.models.help_request import HelpRequest, NotAllowed, RequestEvent, RequestStatus
+from gotong.models.notifications import Event, Subject, announce
+from gotong.models.outbox import Notice
+from gotong.models.pledge import Pledge
+from gotong.models.stock import add_stock
+from gotong.models.volunteer import Volunteer, VolunteerStatus
+
+CODE_DIGITS = 6
+# Wrong codes for one delivery before the volunteer can no longer confirm it.
+MAX_WRONG_CODES = 5
+# A volunteer sees a household's name, phone and address until this long after delivery.
+DETAILS_AFTER_DELIVERY = timedelta(hours=24)
+
+
+def new_code() -> str:
+    return "".join(secrets.choice("0123456789") for _ in range(CODE_DIGITS))
+
+
+async def _move(session: AsyncSession, delivery: Delivery, allowed: Sequence[str],
+                now: datetime, **values: Any) -> Delivery:
+    """Change the delivery if it is still in one of the allowed statuses; else NotAllowed."""
+    moved = await session.execute(
+        update(Delivery)
+        .where(Delivery.id == delivery.id, Delivery.status.in_(list(allowed)))
+        .values(updated_at=now, **values)
+        .execution_options(synchronize_session=False))
+    if moved.rowcount != 1:  # type: ignore[attr-defined]
+        raise NotAllowed(delivery.status)
+    await session.refresh(delivery)
+    return delivery
+
+
+async def _request_status(session: AsyncSession, delivery: Delivery, status: RequestStatus,
+                          actor_contact_id: int | None, now: datetime,
+                          note: str | None = None) -> HelpRequest:
+    request = await session.get(HelpRequest, delivery.request_id, populate_existing=True)
+    assert request is not None
+    if request.status != status:
+        request.status = status
+        request.updated_at = now
+        session.add(RequestEvent(request_id=request.id, status=status,
+                                 actor_contact_id=actor_contact_id, note=note, at=now))
+        await session.flush()
+    return request
+
+
+async def volunteer_villages(areas: AreaDirectory, volunteer: Volunteer) -> set[int]:
+    return areas.villages_under(a.area_id for a in volunteer.areas)
+
+
+async def open_tasks(session: AsyncSession, volunteer_ids: Sequence[int]) -> dict[int, int]:
+    """Deliveries under way per volunteer (how busy each one is)."""
+    rows = await session.execute(
+        select(Delivery.volunteer_id, func.count())
+        .where(Delivery.volunteer_id.in_(volunteer_ids), Delivery.status.in_(UNDER_WAY))
+        .group_by(Delivery.volunteer_id))
+    return {volunteer_id: count for volunteer_id, count in rows.all()
+            if volunteer_id is not None}
+
+
+async def volunteers_for(session: AsyncSession, areas: AreaDirectory, delivery: Delivery,
+                         village_id: int) -> list[Volunteer]:
+    """Approved volunteers of the delivery's aggregator who cover the household's
+    kelurahan, least busy first."""
+    candidates = (await session.scalars(
+        select(Volunteer)
+        .where(Volunteer.aggregator_id == delivery.aggregator_id,
+               Volunteer.status == VolunteerStatus.APPROVED)
+        .options(selectinload(Volunteer.areas)).order_by(Volunteer.id))).all()
+    covering = [v for v in candidates if village_id in await volunteer_villages(areas, v)]
+    busy = await open_tasks(session, [v.id for v in covering])
+    return sorted(covering, key=lambda v: (busy.get(v.id, 0), v.id))
+
+
+async def assign(session: AsyncSession, areas: AreaDirectory, delivery: Delivery,
+                 volunteer: Volunteer, actor_contact_id: int, now: datetime) -> list[Notice]:
+    """Give an allocated (or failed) delivery to a volunteer, with a new code for the
+    household; a volunteer who had it before is told it went to someone else."""
+    before = delivery.volunteer_id
+    # A delivery locked after wrong codes is still under way: staff give it to another.
+    allowed = (DeliveryStatus.ALLOCATED, DeliveryStatus.FAILED,
+               *(UNDER_WAY if delivery.locked else ()))
+    await _move(session, delivery, allowed, now,
+                status=DeliveryStatus.ASSIGNED, volunteer_id=volunteer.id, code=new_code(),
+                wrong_codes=0, locked=False, failure_reason=None)
+    request = await _request_status(session, delivery, RequestStatus.ALLOCATED,
+                                    actor_contact_id, now)
+    notices: list[Notice] = []
+    if before is not None and before != volunteer.id:
+        previous = await session.get(Volunteer, before)
+        if previous is not None:
+            notices += await announce(session, Event.TASK_REASSIGNED_AWAY, Subject(
+                request=request, contact_id=previous.contact_id), now, actor_contact_id)
+    notices += await announce(session, Event.DELIVERY_ASSIGNED, Subject(
+        request=request, delivery=delivery,
+        params=task_params(areas, request, volunteer)), now, actor_contact_id)
+    return notices
+
+
+def task_params(areas: AreaDirectory, request: HelpRequest, volunteer: Volunteer
+                ) -> dict[str, Any]:
+    """What the household and volunteer are told of an assignment: the volunteer's first
+    name, and the area down to the RW (the address itself only in the volunteer's task)."""
+    village = areas.get(request.village_id)
+    return {"volunteer": volunteer.first_name, "rw": request.rw,
+            "kelurahan": village.name if village else ""}
+
+
+async def advance(session: AsyncSession, delivery: Delivery, status: DeliveryStatus,
+                  volunteer: Volunteer, now: datetime) -> list[Notice]:
+    """Picked up at the posko, or on the way: the household hears the latter."""
+    allowed = {DeliveryStatus.PICKED_UP: (DeliveryStatus.ASSIGNED,),
+               DeliveryStatus.ON_THE_WAY: (DeliveryStatus.ASSIGNED,
+                                           DeliveryStatus.PICKED_UP)}[status]
+    await _move(session, delivery, allowed, now, status=status)
+    request = await _request_status(session, delivery, RequestStatus.OUT_FOR_DELIVERY,
+                                    volunteer.contact_id, now)
+    if status != DeliveryStatus.ON_THE_WAY:
+        return []
+    return await announce(session, Event.DELIVERY_ON_THE_WAY, Subject(
+        request=request, delivery=delivery,
+        params={"volunteer": volunteer.first_name}), now, volunteer.contact_id)
+
+
+@dataclass(frozen=True)
+class CodeCheck:
+    delivered: bool
+    attempts_left: int
+    notices: list[Notice]
+
+
+async def confirm_with_code(session: AsyncSession, areas: AreaDirectory, delivery: Delivery,
+                            volunteer: Volunteer, code: str, now: datetime) -> CodeCheck:
+    """The volunteer types the household's code; five wrong codes lock the delivery and
+    alert staff."""
+    if delivery.locked or delivery.status not in UNDER_WAY:
+        raise NotAllowed(delivery.status)
+    if secrets.compare_digest(code.strip(), delivery.code or ""):
+        notices = await mark_delivered(session, areas, delivery.id, volunteer.contact_id, now)
+        return CodeCheck(True, MAX_WRONG_CODES, notices)
+    wrong = delivery.wrong_codes + 1
+    locked = wrong >= MAX_WRONG_CODES
+    await _move(session, delivery, UNDER_WAY, now, wrong_codes=wrong, locked=locked)
+    notices = []
+    if locked:
+        request = await session.get(HelpRequest, delivery.request_id)
+        notices = await announce(session, Event.DELIVERY_LOCKED, Subject(
+            request=request, delivery=delivery, params={"volunteer": volunteer.first_name}),
+            now, volunteer.contact_id)
+    return CodeCheck(False, MAX_WRONG_CODES - wrong, notices)
+
+
+async def submit_proof(session: AsyncSession, delivery: Delivery, volunteer: Volunteer,
+                       media_id: str, latitude: float, longitude: float, now: datetime
+                       ) -> list[Notice]:
+    """Delivered without the code: a photo and the place, for staff to review."""
+    await _move(session, delivery, UNDER_WAY, now, status=DeliveryStatus.AWAITING_REVIEW,
+                proof_media_id=media_id[:200], proof_latitude=latitude,
+                proof_longitude=longitude)
+    request = await session.get(HelpRequest, delivery.request_id)
+    return await announce(session, Event.DELIVERY_AWAITING_REVIEW, Subject(
+        request=request, delivery=delivery), now, volunteer.contact_id)
+
+
+async def review_proof(session: AsyncSession, areas: AreaDirectory, delivery: Delivery,
+                       accept: bool, staff_contact_id: int, now: datetime) -> list[Notice]:
+    """Staff accept a photo-and-place delivery, or send the volunteer back to it."""
+    if delivery.status != DeliveryStatus.AWAITING_REVIEW:
+        raise NotAllowed(delivery.status)
+    if accept:
+        return await mark_delivered(session, areas, delivery.id, staff_contact_id, now)
+    await _move(session, delivery, (DeliveryStatus.AWAITING_REVIEW,), now,
+                status=DeliveryStatus.ON_THE_WAY, proof_media_id=None, proof_latitude=None,
+                proof_longitude=None)
+    request = await session.get(HelpRequest, delivery.request_id)
+    return await announce(session, Event.DELIVERY_PROOF_REJECTED, Subject(
+        request=request, delivery=delivery), now, staff_contact_id)
+
+
+async def fail(session: AsyncSession, delivery: Delivery, reason: str,
+               actor_contact_id: int, now: datetime, max_failures: int) -> list[Notice]:
+    """The volunteer could not deliver: the household hears why and staff decide. After
+    `max_failures` failed deliveries the request goes back to the queue of verified
+    households and its stock back into stock."""
+    await _move(session, delivery, UNDER_WAY, now, status=DeliveryStatus.FAILED,
+                failure_reason=reason[:200])
+    request = await _request_status(session, delivery, RequestStatus.FAILED,
+                                    actor_contact_id, now, reason[:200])
+    failures = int(await session.scalar(
+        select(func.count()).select_from(Delivery)
+        .where(Delivery.request_id == request.id,
+               Delivery.failure_reason.is_not(None))) or 0)
+    shown: object = {"key": f"failure.{reason}"} if reason in (*FAILURE_REASONS, "disputed") \
+        else reason
+    requeue = failures >= max_failures
+    notices = await announce(session, Event.DELIVERY_FAILED, Subject(
+        request=request, delivery=delivery,
+        params={"reason": shown, "next": {"key": "failure.next_queue" if requeue
+                                          else "failure.next_retry"}}),
+        now, actor_contact_id)
+    if requeue:
+        await cancel(session, delivery, actor_contact_id, now, announce_requeue=False)
+    return notices
+
+
+async def cancel(session: AsyncSession, delivery: Delivery, staff_contact_id: int,
+                 now: datetime, announce_requeue: bool = True) -> list[Notice]:
+    """Take a delivery back: its stock returns to stock and to its pledges, and the
+    household waits among the verified again."""
+    await _move(session, delivery, (DeliveryStatus.ALLOCATED, DeliveryStatus.FAILED,
+                                    *UNDER_WAY), now, status=DeliveryStatus.CANCELLED)
+    sources = (await session.scalars(select(DeliverySource).where(
+        DeliverySource.delivery_id == delivery.id))).all()
+    for source in sources:
+        await session.execute(
+            update(Pledge).where(Pledge.id == source.pledge_id)
+            .values(allocated_quantity=Pledge.allocated_quantity - source.quantity,
+                    updated_at=now)
+            .execution_options(synchronize_session=False))
+    await add_stock(session, delivery.aggregator_id, delivery.category, delivery.quantity)
+    request = await _request_status(session, delivery, RequestStatus.VERIFIED,
+                                    staff_contact_id, now, "delivery cancelled")
+    if not announce_requeue:
+        return []
+    return await announce(session, Event.REQUEST_REQUEUED, Subject(request=request), now,
+                          staff_contact_id)
+
+
+async def household_answer(session: AsyncSession, areas: AreaDirectory, delivery: Delivery,
+                           received: bool, contact_id: int, now: datetime) -> list[Notice]:
+    """The household says it received the aid (a confirmation, from either side) or that
+    it did not (a dispute for staff, when the volunteer said it did)."""
+    request = await session.get(HelpRequest, delivery.request_id)
+    if request is None or request.contact_id != contact_id:
+        raise NotAllowed("not theirs")
+    if received:
+        if delivery.status not in (*UNDER_WAY, DeliveryStatus.AWAITING_REVIEW):
+            raise NotAllowed(delivery.status)
+        # From awaiting review too: the household's word settles what the photo was to
+        # prove.
+        return await mark_delivered(session, areas, delivery.id, contact_id, now)
+    if delivery.status not in (DeliveryStatus.DELIVERED, DeliveryStatus.AWAITING_REVIEW):
+        # Not marked delivered yet: nothing to dispute, the aid is still on its way.
+        raise NotAllowed(delivery.status)
+    await _move(session, delivery, (DeliveryStatus.DELIVERED,
+                                    DeliveryStatus.AWAITING_REVIEW), now, disputed=True)
+    return await announce(session, Event.DELIVERY_DISPUTED, Subject(
+        request=request, delivery=delivery), now, contact_id)
+
+
+async def resolve_dispute(session: AsyncSession, delivery: Delivery, delivered: bool,
+                          staff_contact_id: int, now: datetime) -> list[Notice]:
+    """Staff settle a dispute: it was delivered after all, or it goes back to be
+    delivered (reassigned like a failure)."""
+    if not delivery.disputed:
+        raise NotAllowed("not disputed")
+    if delivered:
+        await _move(session, delivery, (DeliveryStatus.DELIVERED,
+                                        DeliveryStatus.AWAITING_REVIEW), now, disputed=False)
+        return []
+    await _move(session, delivery, (DeliveryStatus.DELIVERED,
+                                    DeliveryStatus.AWAITING_REVIEW), now,
+                status=DeliveryStatus.FAILED, disputed=False, failure_reason="disputed")
+    await _request_status(session, delivery, RequestStatus.FAILED, staff_contact_id, now,
+                          "disputed")
+    return []
+
+
+async def rate(session: AsyncSession, delivery: Delivery, contact_id: int, stars: int,
+               now: datetime) -> None:
+    request = await session.get(HelpRequest, delivery.request_id)
+    if request is None or request.contact_id != contact_id \
+            or delivery.status != DeliveryStatus.DELIVERED or not 1 <= stars <= 5:
+        raise NotAllowed("not theirs to rate")
+    delivery.rating = stars
+    delivery.updated_at = now
+    await session.flush()
+
+
+async def leave(session: AsyncSession, volunteer: Volunteer, now: datetime) -> list[Notice]:
+    """The volunteer stops; their deliveries under way return to staff to reassign."""
+    volunteer.status = VolunteerStatus.LEFT
+    returned = (await session.scalars(select(Delivery).where(
+        Delivery.volunteer_id == volunteer.id, Delivery.status.in_(UNDER_WAY)))).all()
+    for delivery in returned:
+        await _move(session, delivery, UNDER_WAY, now, status=DeliveryStatus.ALLOCATED,
+                    volunteer_id=None, code=None)
+        await _request_status(session, delivery, RequestStatus.ALLOCATED,
+                              volunteer.contact_id, now, "volunteer left")
+    await session.flush()
+    if not returned:
+        return []
+    return await announce(session, Event.TASKS_RETURNED, Subject(
+        aggregator_id=volunteer.aggregator_id,
+        params={"volunteer": volunteer.first_name, "count": len(returned)}),
+        now, volunteer.contact_id)
+
+
+def shows_details(delivery: Delivery, now: datetime) -> bool:
+    """Whether the volunteer may still see the household's name, phone and address."""
+    if delivery.status in (DeliveryStatus.CANCELLED, DeliveryStatus.FAILED):
+        return False
+    return delivery.delivered_at is None or now - delivery.delivered_at < DETAILS_AFTER_DELIVERY
+
+
+async def tasks_of(session: AsyncSession, volunteer_ids: Sequence[int], limit: int = 20
+                   ) -> list[Delivery]:
+    """The volunteer's deliveries, under way first, then the latest others."""
+    result = await session.scalars(
+        select(Delivery).where(Delivery.volunteer_id.in_(volunteer_ids))
+        .order_by(Delivery.status.in_(UNDER_WAY).desc(), Delivery.id.desc()).limit(limit))
+    return list(result.all())
+
+
+async def open_deliveries(session: AsyncSession, aggregator_ids: Sequence[int],
+                          village_ids: set[int], limit: int) -> list[Delivery]:
+    """Allocated deliveries without a volunteer in these kelurahan, oldest first."""
+    if not village_ids:
+        return []
+    result = await session.scalars(
+        select(Delivery).join(HelpRequest, HelpRequest.id == Delivery.request_id)
+        .where(Delivery.aggregator_id.in_(aggregator_ids),
+               Delivery.status == DeliveryStatus.ALLOCATED,
+               HelpRequest.village_id.in_(list(village_ids)))
+        .order_by(Delivery.id).limit(limit))
+    return list(result.all())
