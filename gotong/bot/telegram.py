@@ -157,9 +157,9 @@ def _button(reply: Reply, option: Option, multi: bool = False) -> InlineKeyboard
 def render_markup(reply: Reply) -> InlineKeyboardMarkup | ReplyKeyboardMarkup | \
         ReplyKeyboardRemove | None:
     if reply.hint in (Hint.CONTACT, Hint.LOCATION):
-        button = KeyboardButton(reply.contact_label or "",
-                                request_contact=reply.hint == Hint.CONTACT,
-                                request_location=reply.hint == Hint.LOCATION)
+        label = reply.contact_label or ""
+        button = KeyboardButton(label, request_contact=True) if reply.hint == Hint.CONTACT \
+            else KeyboardButton(label, request_location=True)
         return ReplyKeyboardMarkup([[button]], resize_keyboard=True, one_time_keyboard=True)
     if reply.options or reply.controls:
         multi = reply.hint == Hint.MULTI

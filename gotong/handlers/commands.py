@@ -37,6 +37,16 @@ COMMANDS: tuple[Command, ...] = (
             False),
     Command("stock", {"id": ("stok",), "en": ("stock",)}, "command.stock", False),
     Command("allocate", {"id": ("alokasi",), "en": ("allocate",)}, "command.allocate", False),
+    Command("assign", {"id": ("tugaskan",), "en": ("assign",)}, "command.assign", False),
+    Command("review", {"id": ("tinjau",), "en": ("review",)}, "command.review", False),
+    Command("volunteers", {"id": ("relawan_baru",), "en": ("volunteers",)},
+            "command.volunteers", False),
+    Command("invite_volunteer", {"id": ("undang_relawan",), "en": ("invite_volunteer",)},
+            "command.invite_volunteer", False),
+    Command("volunteer", {"id": ("relawan",), "en": ("volunteer",)}, "command.volunteer",
+            False),
+    Command("tasks", {"id": ("tugas",), "en": ("tasks",)}, "command.tasks", False),
+    Command("leave", {"id": ("berhenti_relawan",), "en": ("leave",)}, "command.leave", False),
 )
 
 _BY_ALIAS = {alias: c.name for c in COMMANDS for names in c.aliases.values() for alias in names}

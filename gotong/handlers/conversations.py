@@ -18,7 +18,17 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm.exc import StaleDataError
 
-from gotong.handlers import allocate, forms, queue, staff, status, stock
+from gotong.handlers import (
+    allocate,
+    forms,
+    queue,
+    review,
+    staff,
+    status,
+    stock,
+    tasks,
+    volunteer,
+)
 from gotong.handlers.catalog import Catalog
 from gotong.handlers.commands import (
     LANGUAGE_CONTEXT,
@@ -49,32 +59,50 @@ from gotong.models.outbox import enqueue_reply
 
 log = logging.getLogger(__name__)
 
-FORMS: dict[str, Form] = {form.name: form for form in (HOUSEHOLD_REQUEST, DONOR_PLEDGE)}
+FORMS: dict[str, Form] = {form.name: form for form in (
+    HOUSEHOLD_REQUEST, DONOR_PLEDGE, volunteer.VOLUNTEER_SIGNUP)}
 LANGUAGE_OVERLAY = "language"
 # Scratch keys of the questions asked outside forms (language, confirmation, reason,
-# quantity counted, allocation).
-OVERLAY_KEYS = frozenset({"overlay", "reference", "request", "pledge", "al"})
+# quantity counted, allocation, a task's code or proof, a rating's comment).
+OVERLAY_KEYS = frozenset({"overlay", "reference", "request", "pledge", "al", "task",
+                          "rated"})
 ButtonHandler = Callable[[Turn, str], Awaitable[list[Reply]]]
 AnswerHandler = Callable[[Turn, Incoming], Awaitable[list[Reply] | None]]
-# Buttons of staff screens, by context: each handler checks the person's role itself.
-STAFF_BUTTONS: dict[str, ButtonHandler] = {
+# Buttons of the screens outside forms, by context: each handler checks the person's
+# role itself.
+BUTTONS: dict[str, ButtonHandler] = {
     queue.QUEUE_CONTEXT: queue.on_queue_button,
     stock.INCOMING_CONTEXT: stock.on_incoming_button,
     allocate.CONTEXT: allocate.on_button,
+    volunteer.APPROVAL_CONTEXT: volunteer.on_approval,
+    tasks.TASK_CONTEXT: tasks.on_task_button,
+    tasks.ASSIGN_CONTEXT: tasks.on_assign_button,
+    review.REVIEW_CONTEXT: review.on_review_button,
+    review.RECEIPT_CONTEXT: review.on_receipt,
+    review.RATING_CONTEXT: review.on_rating,
 }
-# Questions of staff screens answered by typing, by overlay; a handler returns None when
+# Questions outside forms answered by typing, by overlay; a handler returns None when
 # the message is not an answer, which ends the question. The context is that of the
 # question's own buttons, stale once the question has ended.
-STAFF_QUESTIONS: dict[str, tuple[AnswerHandler, str]] = {
+QUESTIONS: dict[str, tuple[AnswerHandler, str]] = {
     queue.REASON_OVERLAY: (queue.on_reason, queue.REASON_CONTEXT),
     stock.COUNT_OVERLAY: (stock.on_count, stock.COUNT_CONTEXT),
     allocate.OVERLAY: (allocate.on_text, allocate.CONTEXT),
+    tasks.TASK_OVERLAY: (tasks.on_task_answer, tasks.QUESTION_CONTEXT),
+    review.COMMENT_OVERLAY: (review.on_comment, review.COMMENT_CONTEXT),
 }
-STAFF_COMMANDS: dict[str, Callable[[Turn], Awaitable[list[Reply]]]] = {
+# Commands that show a screen of their own (the person's role is checked by each).
+SCREENS: dict[str, Callable[[Turn], Awaitable[list[Reply]]]] = {
     "queue": queue.show_queue,
     "incoming": stock.show_incoming,
     "stock": stock.show_stock,
     "allocate": allocate.start,
+    "assign": tasks.show_assignable,
+    "review": review.show_review,
+    "volunteers": volunteer.show_pending,
+    "invite_volunteer": volunteer.invite_volunteer,
+    "tasks": tasks.show_tasks,
+    "leave": volunteer.stop_volunteering,
 }
 MAX_ATTEMPTS = 3
 # Chats whose state is kept in memory between updates (least recently active dropped).
@@ -248,16 +276,16 @@ async def route(turn: Turn) -> list[Reply]:
         if action == status.CANCEL and reference:
             return await status.ask_cancel(turn, reference)
         return [_current(turn, form, turn.t("button.invalid"))]
-    question = STAFF_QUESTIONS.get(str(conversation.scratch.get("overlay")))
+    question = QUESTIONS.get(str(conversation.scratch.get("overlay")))
     if question is not None:
         replies = await question[0](turn, incoming)
         if replies is not None:
             return replies
         _end_overlay(conversation)
-    if incoming.kind == Kind.CHOICE and incoming.context in STAFF_BUTTONS:
-        return await STAFF_BUTTONS[incoming.context](turn, incoming.option or "")
+    if incoming.kind == Kind.CHOICE and incoming.context in BUTTONS:
+        return await BUTTONS[incoming.context](turn, incoming.option or "")
     if incoming.kind == Kind.CHOICE and any(
-            incoming.context == context for _, context in STAFF_QUESTIONS.values()):
+            incoming.context == context for _, context in QUESTIONS.values()):
         return [_current(turn, form, turn.t("button.stale"))]
     if conversation.scratch.get("overlay") == status.CONFIRM_OVERLAY:
         answer = status.confirmation_answer(turn, incoming)
@@ -330,8 +358,10 @@ async def _on_command(turn: Turn, form: Form | None) -> list[Reply]:
         if turn.contact.opted_out_at is None:
             turn.contact.opted_out_at = turn.now
         return [Reply(text=turn.t("notifications.stopped")), _current(turn, form)]
-    if command in STAFF_COMMANDS:
-        return await STAFF_COMMANDS[command](turn)
+    if command in SCREENS:
+        return await SCREENS[command](turn)
+    if command == "volunteer":
+        return await volunteer.sign_up(turn, incoming.args)
     if command == "join":
         return [*await staff.join(turn, incoming.args), _current(turn, form)]
     if command == "cancel_request":
@@ -374,7 +404,9 @@ async def _on_menu(turn: Turn, form: Form | None, item: str) -> list[Reply]:
             return [forms.question(turn, form, prefix=turn.t("dialog.continue"))]
         return await forms.begin(turn, DONOR_PLEDGE)
     if item == "volunteer":
-        return [_current(turn, form, turn.t("menu.coming_soon"))]
+        if form is volunteer.VOLUNTEER_SIGNUP:
+            return [forms.question(turn, form, prefix=turn.t("dialog.continue"))]
+        return [_current(turn, form, turn.t("volunteer.how"))]
     if item == "status":
         replies = await status.status_replies(turn)
         return [*replies, _current(turn, form)]

@@ -21,23 +21,39 @@ JOIN = "join"
 WRONG_CODE = "wrong code"
 
 
+async def _wrong_codes(turn: Turn) -> int:
+    return await count_since(turn.session, turn.contact.id, JOIN, WRONG_CODE,
+                             turn.now - JOIN_WINDOW)
+
+
+async def code_locked(turn: Turn) -> bool:
+    """Whether this chat typed too many wrong invite codes (staff or volunteer) lately."""
+    if await _wrong_codes(turn) < JOIN_ATTEMPTS:
+        return False
+    audit(turn.session, turn.now, JOIN, "locked", contact_id=turn.contact.id)
+    return True
+
+
+async def wrong_code(turn: Turn) -> list[Reply]:
+    """Count a wrong invite code; say how many tries are left, or that it is locked."""
+    left = JOIN_ATTEMPTS - await _wrong_codes(turn) - 1
+    audit(turn.session, turn.now, JOIN, WRONG_CODE, contact_id=turn.contact.id)
+    if left <= 0:
+        return [Reply(text=turn.t("staff.join_locked"))]
+    return [Reply(text=turn.t("staff.join_wrong", left=left))]
+
+
 async def join(turn: Turn, code: str) -> list[Reply]:
     """/join CODE: become staff of the aggregator whose invite this is."""
     session, contact = turn.session, turn.contact
-    wrong = await count_since(session, contact.id, JOIN, WRONG_CODE, turn.now - JOIN_WINDOW)
-    if wrong >= JOIN_ATTEMPTS:
-        audit(session, turn.now, JOIN, "locked", contact_id=contact.id)
+    if await code_locked(turn):
         return [Reply(text=turn.t("staff.join_locked"))]
     code = code.strip()
     if not code:
         return [Reply(text=turn.t("staff.join_how"))]
     aggregator = await redeem_invite(session, code, InviteRole.STAFF, contact.id, turn.now)
     if aggregator is None:
-        audit(session, turn.now, JOIN, WRONG_CODE, contact_id=contact.id)
-        left = JOIN_ATTEMPTS - wrong - 1
-        if left <= 0:
-            return [Reply(text=turn.t("staff.join_locked"))]
-        return [Reply(text=turn.t("staff.join_wrong", left=left))]
+        return await wrong_code(turn)
     audit(session, turn.now, JOIN, "done", contact_id=contact.id, aggregator_id=aggregator.id)
     log.info("a contact joined aggregator %d as staff", aggregator.id)
     return [Reply(text=turn.t("staff.joined", name=aggregator.name))]

@@ -16,15 +16,19 @@ from gotong.handlers.catalog import LOCALES_DIR, Catalog, MissingMessage, placeh
 from gotong.handlers.commands import LANGUAGE_NAMES, MENU_ITEMS
 from gotong.handlers.household import NONE_OF_THESE
 from gotong.handlers.messages import Kind
+from gotong.models.delivery import FAILURE_REASONS, DeliveryStatus
 from gotong.models.help_request import NEEDS, REJECT_REASONS, VULNERABILITIES, RequestStatus
+from gotong.models.notifications import STARS
 from gotong.models.pledge import CATEGORIES, PledgeStatus
 from gotong.models.priority import VULNERABILITY_WEIGHTS
+from gotong.models.volunteer import TRAVEL_MODES
 
 PACKAGE_DIR = Path(__file__).resolve().parents[2] / "gotong"
 HANDLERS_DIR = PACKAGE_DIR / "handlers"
 # Modules outside the handlers that name what people are told (the notification rules).
 MESSAGE_MODULES = (PACKAGE_DIR / "models" / "notifications.py",
-                   PACKAGE_DIR / "models" / "broadcast.py")
+                   PACKAGE_DIR / "models" / "broadcast.py",
+                   PACKAGE_DIR / "models" / "tasks.py")
 KEY = re.compile(r"^[a-z_]+(\.[a-z_]+)+$")
 PREFIX = re.compile(r"^[a-z_]+(\.[a-z_]+)*\.$")
 
@@ -41,6 +45,10 @@ DYNAMIC: dict[str, list[str]] = {
     "score.": ["household_size", *VULNERABILITY_WEIGHTS, "days_waiting", "no_aid_yet"],
     "allocate.refused.": ["taken", "cooldown", "no_stock", "no_stock_for_area"],
     "pledge.": [s.value for s in PledgeStatus],
+    "rate.": list(STARS),
+    "failure.": [*FAILURE_REASONS, "disputed", "locked"],
+    "travel.": list(TRAVEL_MODES),
+    "delivery.": [s.value for s in DeliveryStatus],
     "category.": list(CATEGORIES),
     "unit.": list(CATEGORIES),
     "donor.": ["individual", "organisation", "drop", "pickup"],

@@ -406,16 +406,16 @@ async def test_a_day_away_resumes_at_the_same_question(services: Services) -> No
     assert chat.last.context == "hh.nik"
 
 
-async def test_volunteering_says_it_is_coming(services: Services) -> None:
+async def test_volunteering_from_the_menu_says_how_to_join(services: Services) -> None:
     chat = Chat(services.conversations)
     await chat.say("/start")
     assert "Hello! I am Gotong" in chat.last.text
     assert [o.id for o in chat.last.options] == ["request", "donate", "volunteer", "status",
                                                   "language", "help"]
     await chat.tap("volunteer")
-    assert "coming soon" in chat.last.text
+    assert "ask an aid organisation for an invite code" in chat.last.text
     await chat.say("3")
-    assert "coming soon" in chat.last.text
+    assert "send /volunteer CODE" in chat.last.text
     await chat.say("/nonsense")
     assert "do not know the command /nonsense" in chat.last.text
 
