@@ -66,11 +66,13 @@ def add_admin_parsers(commands: Any) -> None:
     add_area_options(edit, "covers (replacing the areas it covered)")
 
     invite = commands.add_parser("invite", help="one-time codes to join an aggregator")
-    invite.add_argument("role", choices=[InviteRole.STAFF.value])
+    invite.add_argument("role", choices=[InviteRole.STAFF.value, InviteRole.VOLUNTEER.value])
     invite.add_argument("--aggregator", type=int, required=True, metavar="ID")
     invite.add_argument("--uses", type=positive, default=1, help="people it admits (1)")
     invite.add_argument("--expires", type=duration, default=timedelta(days=7),
                         help="how long it is valid, e.g. 7d, 12h (7d)")
+    invite.add_argument("--pre-approved", action="store_true",
+                        help="volunteers who join with it need no staff approval")
 
     log = commands.add_parser("audit", help="staff actions and refused attempts")
     log.add_argument("--aggregator", type=int, metavar="ID")
@@ -161,11 +163,18 @@ async def _invite(services: Services, args: argparse.Namespace, out: TextIO) -> 
     now = utcnow()
     async with services.sessions() as session, session.begin():
         code = await create_invite(session, args.aggregator, InviteRole(args.role), args.uses,
-                                   now + args.expires, now)
+                                   now + args.expires, now,
+                                   pre_approved=args.pre_approved)
     until = (now + args.expires).strftime("%Y-%m-%d %H:%M UTC")
-    print(f"{code}\nGive this code to the new {args.role} member: in the bot they type "
-          f"/join {code} (/gabung {code}). It admits {args.uses} "
-          f"{'person' if args.uses == 1 else 'people'} until {until}.", file=out)
+    if args.role == InviteRole.VOLUNTEER:
+        how = f"/volunteer {code} (/relawan {code})"
+        approval = " They need no approval." if args.pre_approved else \
+            " Staff approve them in the bot (/volunteers)."
+    else:
+        how, approval = f"/join {code} (/gabung {code})", ""
+    print(f"{code}\nGive this code to the new {args.role}: in the bot they type {how}. "
+          f"It admits {args.uses} {'person' if args.uses == 1 else 'people'} until "
+          f"{until}.{approval}", file=out)
 
 
 async def _audit(services: Services, args: argparse.Namespace, out: TextIO) -> None:

@@ -87,7 +87,7 @@ async def test_bad_operator_input_gets_a_clear_error(
 @pytest.mark.parametrize("argv", [
     ["invite", "staff", "--aggregator", "1", "--expires", "soon"],
     ["invite", "staff", "--aggregator", "1", "--uses", "0"],
-    ["invite", "volunteer", "--aggregator", "1"],
+    ["invite", "donor", "--aggregator", "1"],
 ])
 def test_bad_invite_options_are_refused_by_the_parser(argv: list[str]) -> None:
     with pytest.raises(SystemExit):
@@ -103,6 +103,18 @@ async def test_an_invite_is_printed_once_and_stored_only_as_a_hash(
     assert code not in stored.code_hash and len(stored.code_hash) == 64
     assert stored.uses_left == 2
     assert timedelta(hours=11) < stored.expires_at - utcnow() <= timedelta(hours=12)
+
+
+async def test_a_volunteer_invite_can_need_no_approval(config: Config, services: Services
+                                                       ) -> None:
+    await add_yayasan(config)
+    code, out = await admin(config, "invite", "volunteer", "--aggregator", "1",
+                            "--pre-approved")
+    assert code == 0
+    assert "/volunteer " in out and "They need no approval." in out
+    async with services.sessions() as session:
+        stored = (await session.scalars(select(Invite))).one()
+    assert (stored.role, stored.pre_approved) == ("volunteer", True)
 
 
 # --- joining in chat -------------------------------------------------------------------
