@@ -137,6 +137,9 @@ async def allocate(session: AsyncSession, areas: AreaDirectory, aggregator_id: i
         await session.flush()
         await session.refresh(request)
         outcome.deliveries.append(delivery)
+        # Volunteers of the area may take it (a digest: allocations come in batches).
+        await announce(session, Event.DELIVERY_OPEN,
+                       Subject(request=request, delivery=delivery), now, staff_contact_id)
         outcome.notices += await announce(
             session, Event.REQUEST_ALLOCATED,
             Subject(request=request, params={"category": {"key": f"category.{category}"},

@@ -23,7 +23,7 @@ from gotong.models.aggregator import AggregatorArea, StaffMember
 from gotong.models.area import Area
 from gotong.models.digest import note_change
 from gotong.models.outbox import Notice, Purpose, enqueue
-from gotong.models.volunteer import Volunteer
+from gotong.models.volunteer import Volunteer, VolunteerArea, VolunteerStatus
 
 if TYPE_CHECKING:
     from gotong.models.delivery import Delivery
@@ -41,6 +41,7 @@ class Event(enum.StrEnum):
     PLEDGE_PROGRESS = "pledge_progress"
     REQUEST_DELIVERED = "request_delivered"
     PLEDGE_COMPLETED = "pledge_completed"
+    DELIVERY_OPEN = "delivery_open"
     DELIVERY_ASSIGNED = "delivery_assigned"
     DELIVERY_ON_THE_WAY = "delivery_on_the_way"
     DELIVERY_AWAITING_REVIEW = "delivery_awaiting_review"
@@ -114,21 +115,40 @@ async def donor(session: AsyncSession, subject: Subject) -> list[int]:
     return [subject.pledge.contact_id] if subject.pledge is not None else []
 
 
+async def _areas_holding(session: AsyncSession, village_id: int) -> list[int]:
+    """The kelurahan, its kecamatan and its kota: any of them covers the kelurahan."""
+    village, district = aliased(Area), aliased(Area)
+    ancestors = (select(village.id, district.id, district.parent_id)
+                 .join(district, district.id == village.parent_id)
+                 .where(village.id == village_id))
+    row = (await session.execute(ancestors)).first()
+    return [a for a in (row or (village_id,)) if a is not None]
+
+
 async def staff_covering(session: AsyncSession, subject: Subject) -> list[int]:
     """Staff of the aggregators covering the request's kelurahan (or its kecamatan or
     kota)."""
     if subject.request is None:
         return []
-    village, district = aliased(Area), aliased(Area)
-    ancestors = (select(village.id, district.id, district.parent_id)
-                 .join(district, district.id == village.parent_id)
-                 .where(village.id == subject.request.village_id))
-    row = (await session.execute(ancestors)).first()
-    area_ids = [a for a in (row or (subject.request.village_id,)) if a is not None]
+    area_ids = await _areas_holding(session, subject.request.village_id)
     result = await session.scalars(
         select(StaffMember.contact_id).distinct()
         .join(AggregatorArea, AggregatorArea.aggregator_id == StaffMember.aggregator_id)
         .where(AggregatorArea.area_id.in_(area_ids)))
+    return sorted(result.all())
+
+
+async def volunteers_covering(session: AsyncSession, subject: Subject) -> list[int]:
+    """Approved volunteers of the delivery's aggregator who cover the household's area."""
+    if subject.request is None or subject.delivery is None:
+        return []
+    area_ids = await _areas_holding(session, subject.request.village_id)
+    result = await session.scalars(
+        select(Volunteer.contact_id).distinct()
+        .join(VolunteerArea, VolunteerArea.volunteer_id == Volunteer.id)
+        .where(Volunteer.aggregator_id == subject.delivery.aggregator_id,
+               Volunteer.status == VolunteerStatus.APPROVED,
+               VolunteerArea.area_id.in_(area_ids)))
     return sorted(result.all())
 
 
@@ -184,6 +204,10 @@ def task_actions(subject: Subject) -> tuple[tuple[str, str, str], ...]:
     return (("tk", f"show:{subject.delivery.id}", "notice.open_task"),)
 
 
+def open_tasks_topic(subject: Subject) -> str:
+    return "open_tasks"
+
+
 def review_topic(subject: Subject) -> str:
     return "review"
 
@@ -233,6 +257,8 @@ RULES: dict[Event, tuple[Audience, ...]] = {
     Event.PLEDGE_PROGRESS: (Audience(donor, "notice.pledge_progress", digest=pledge_topic),),
     Event.REQUEST_DELIVERED: (
         Audience(household, "notice.request_delivered", actions=rating_actions),),
+    Event.DELIVERY_OPEN: (
+        Audience(volunteers_covering, "notice.tasks_open", digest=open_tasks_topic),),
     Event.DELIVERY_ASSIGNED: (
         Audience(household, "notice.delivery_assigned", actions=receipt_actions),
         Audience(volunteer, "notice.task_assigned", actions=task_actions),

@@ -20,6 +20,7 @@ from gotong.models.help_request import NotAllowed, RequestStatus
 from gotong.models.outbox import OutboxMessage
 from gotong.models.pledge import Pledge, PledgeStatus
 from gotong.models.stock import StockItem, cancel_pledge, receive_pledge
+from gotong.models.volunteer import NewVolunteer, register_volunteer
 from tests.models.aid_world import AidWorld
 
 COOLDOWN = timedelta(days=14)
@@ -270,3 +271,35 @@ async def test_the_donor_hears_all_delivered_when_the_last_unit_arrives(
     assert (done.received_quantity, done.allocated_quantity, done.delivered_quantity) == (
         2, 2, 2)
     assert await world.statuses(households) == ["delivered", "delivered"]
+
+
+async def test_volunteers_of_the_area_hear_of_new_deliveries_in_a_digest(
+        services: Services) -> None:
+    world = AidWorld(services)
+    timur = await world.aggregator(TIMUR)
+    selatan = await world.aggregator("Jakarta Selatan")
+    village = world.village(TIMUR)
+    households = [await world.household(village) for _ in range(2)]
+    await world.pledge(timur, 2, received=2)
+    volunteers = {}
+    for name, aggregator, area, status in (
+            ("near", timur, world.district_of(village), True),
+            ("elsewhere", timur, world.district_of(world.village(TIMUR, 1)), True),
+            ("other organisation", selatan, world.district_of(village), True),
+            ("not approved", timur, world.district_of(village), False)):
+        contact_id = await world.contact()
+        async with services.sessions() as session, session.begin():
+            await register_volunteer(session, contact_id, NewVolunteer(
+                aggregator_id=aggregator, name=name, phone="+6281200000000",
+                area_ids=[area], travel="motorbike", capacity=5, approved=status),
+                world.now)
+        volunteers[name] = contact_id
+    await _allocate(world, timur, households)
+    async with services.sessions() as session, session.begin():
+        await send_digests(session, world.now, timedelta(hours=1))
+    async with services.sessions() as session:
+        told = (await session.scalars(select(OutboxMessage.contact_id).where(
+            OutboxMessage.message_key == "notice.tasks_open"))).all()
+    # Two deliveries, one message, to the one approved volunteer of that organisation
+    # who covers the kecamatan.
+    assert list(told) == [volunteers["near"]]
