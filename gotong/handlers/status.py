@@ -3,12 +3,15 @@ them; and taking back an open request or a pledge not yet received."""
 
 from __future__ import annotations
 
+from sqlalchemy import select
+
 from gotong.handlers.forms import Choice, match_choice
 from gotong.handlers.messages import Hint, Incoming, Kind, Option, Reply
 from gotong.handlers.notices import notice_reply
 from gotong.handlers.stock import quantity_text
 from gotong.handlers.turn import Turn
 from gotong.models.allocation import pledge_progress
+from gotong.models.delivery import UNDER_WAY, Delivery
 from gotong.models.help_request import (
     CANCELLABLE_STATUSES,
     NotAllowed,
@@ -19,6 +22,7 @@ from gotong.models.help_request import (
 )
 from gotong.models.pledge import CODE_PREFIX, Pledge, PledgeStatus, pledges_of
 from gotong.models.stock import cancel_pledge
+from gotong.models.volunteer import Volunteer
 
 # Button contexts: the "cancel this request" button under the status, and its confirmation.
 REQUEST_CONTEXT = "req"
@@ -39,6 +43,7 @@ async def status_replies(turn: Turn) -> list[Reply]:
     if not requests:
         return replies
     blocks = []
+    under_way = await _deliveries_under_way(turn, [r.id for r in requests])
     for request in requests:
         lines = [turn.t("status.request", reference=request.reference,
                         status=turn.t(f"status.{request.status}"))]
@@ -47,6 +52,10 @@ async def status_replies(turn: Turn) -> list[Reply]:
                    at=turn.format_time(event.at))
             for event in request.events
         )
+        for delivery, volunteer in under_way.get(request.id, []):
+            # The household may have lost the message with its code.
+            lines.append(turn.t("status.delivery_code", code=delivery.code or "",
+                                volunteer=volunteer))
         blocks.append("\n".join(lines))
     cancellable = next((r for r in requests if r.status in CANCELLABLE_STATUSES), None)
     if cancellable is None:
@@ -54,6 +63,18 @@ async def status_replies(turn: Turn) -> list[Reply]:
     option = Option(f"{CANCEL}:{cancellable.reference}", turn.t("status.cancel_button"))
     return [Reply(text="\n\n".join(blocks), options=(option,), hint=Hint.SINGLE,
                   context=REQUEST_CONTEXT), *replies]
+
+
+async def _deliveries_under_way(turn: Turn, request_ids: list[int]
+                                ) -> dict[int, list[tuple[Delivery, str]]]:
+    rows = await turn.session.execute(
+        select(Delivery, Volunteer.name)
+        .join(Volunteer, Volunteer.id == Delivery.volunteer_id)
+        .where(Delivery.request_id.in_(request_ids), Delivery.status.in_(UNDER_WAY)))
+    found: dict[int, list[tuple[Delivery, str]]] = {}
+    for delivery, name in rows.all():
+        found.setdefault(delivery.request_id, []).append((delivery, name.split()[0]))
+    return found
 
 
 async def _pledge_status(turn: Turn, pledges: list[Pledge]) -> Reply:

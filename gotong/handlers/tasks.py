@@ -16,12 +16,13 @@ from gotong.handlers.notices import notice_reply
 from gotong.handlers.staff import coverage, not_staff, refuse
 from gotong.handlers.stock import quantity_text
 from gotong.handlers.turn import Turn
-from gotong.handlers.validators import Invalid, parse_id, parse_short_text
+from gotong.handlers.validators import Invalid, parse_id, parse_short_text, small_number
 from gotong.models.audit import audit
 from gotong.models.delivery import FAILURE_REASONS, UNDER_WAY, Delivery, DeliveryStatus
 from gotong.models.help_request import HelpRequest, NotAllowed
 from gotong.models.outbox import Notice
 from gotong.models.tasks import (
+    CODE_DIGITS,
     advance,
     assign,
     confirm_with_code,
@@ -301,8 +302,15 @@ async def _on_question_button(turn: Turn, delivery: Delivery, volunteer: Volunte
 
 async def _check_code(turn: Turn, delivery: Delivery, volunteer: Volunteer, text: str
                       ) -> list[Reply]:
+    code = "".join(text.split())
+    if len(code) != CODE_DIGITS or small_number(code) is None:
+        # Not a code at all (a greeting, a note): no try is used up.
+        return [Reply(text=turn.t("task.code_format"),
+                      options=(Option(f"{NO_CODE}:{delivery.id}", turn.t("task.no_code"),
+                                      number=1),),
+                      hint=Hint.SINGLE, context=QUESTION_CONTEXT)]
     try:
-        check = await confirm_with_code(turn.session, turn.areas, delivery, volunteer, text,
+        check = await confirm_with_code(turn.session, turn.areas, delivery, volunteer, code,
                                         turn.now)
     except NotAllowed:
         _forget(turn)
