@@ -373,7 +373,10 @@ async def _on_summary(turn: Turn, form: Form, option: str) -> list[Reply]:
     if option == SUBMIT:
         answers = {k: v for k, v in conversation.answers.items() if k != HISTORY}
         applicable = {f.name for f in form.fields if f.applies(answers)}
-        replies = await form.submit(turn, {k: v for k, v in answers.items() if k in applicable})
+        # Answers to fields that no longer apply are left out; the form's own state
+        # (e.g. the invite a volunteer signs up with) is kept.
+        replies = await form.submit(turn, {k: v for k, v in answers.items()
+                                           if k in applicable or k in form.state_keys})
         conversation.reset()
         return replies
     field = form.field(option.removeprefix(EDIT_PREFIX)) if option.startswith(EDIT_PREFIX) else None
