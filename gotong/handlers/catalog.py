@@ -2,6 +2,10 @@
 
 `locales/<lang>.po` holds one entry per key (`msgid "menu.request"`); texts use
 `{placeholder}` fields. Adding a language is adding a file.
+
+A count takes its noun in the right number with `{count:plural:household|households}`,
+which reads "1 household" or "3 households"; languages without plural forms (Bahasa
+Indonesia) just write `{count} keluarga`.
 """
 
 from __future__ import annotations
@@ -21,6 +25,19 @@ FALLBACK_LANGUAGE = "en"
 
 class MissingMessage(KeyError):
     pass
+
+
+class _Formatter(string.Formatter):
+    """str.format, plus the `plural:one|other` format of a count."""
+
+    def format_field(self, value: object, format_spec: str) -> str:
+        if format_spec.startswith("plural:"):
+            one, _, other = format_spec.removeprefix("plural:").partition("|")
+            return f"{value} {one if str(value) == '1' else other or one}"
+        return str(super().format_field(value, format_spec))
+
+
+_FORMATTER = _Formatter()
 
 
 class Catalog:
@@ -61,7 +78,7 @@ class Catalog:
             log.error("missing message %s in %s", key, language)
             template = self._messages.get(FALLBACK_LANGUAGE, {}).get(key) or key
         try:
-            return template.format(**params)
+            return _FORMATTER.format(template, **params)
         except (KeyError, IndexError, ValueError):
             if self._strict:
                 raise

@@ -28,7 +28,8 @@ AS_PLEDGED = "all"
 def quantity_text(turn: Turn, category: str, quantity: int) -> str:
     """"1.000 packages", "50.000 rupiah": thousands marked the Indonesian way."""
     amount = f"{quantity:,}".replace(",", ".")
-    return turn.t("stock.quantity", quantity=amount, unit=turn.t(f"unit.{category}"))
+    unit = turn.t(f"unit_one.{category}") if quantity == 1 else turn.t(f"unit.{category}")
+    return turn.t("stock.quantity", quantity=amount, unit=unit)
 
 
 def _pledge_line(turn: Turn, pledge: Pledge) -> str:

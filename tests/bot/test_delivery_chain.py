@@ -86,7 +86,7 @@ async def pledge_one_package(person: Person) -> str:
     await person.tap("Posko Jakarta Selatan")
     await person.tap("I bring it to the posko")
     summary = person.last.text
-    assert "Please check your pledge" in summary and "• Quantity: 1 packages" in summary
+    assert "Please check your pledge" in summary and "• Quantity: 1 package" in summary
     [done] = await person.tap("Submit")
     found = PLEDGE_CODE.search(done.text)
     assert found is not None, done.text
@@ -243,9 +243,9 @@ async def test_the_life_of_aid_from_request_to_rated_delivery(
     task_notice = budi.last
     assert [label for label, _ in task_notice.buttons()] == ["Open the task"]
     [task_list] = await budi.say("/tasks")
-    assert task_list.text == (f"Your tasks:\n1. {ref}: 1 packages of Staple food packages, "
+    assert task_list.text == (f"Your tasks:\n1. {ref}: 1 package of Staple food packages, "
                               "Karet Semanggi RW 005 (assigned)")
-    details = ("Deliver: 1 packages of Staple food packages\n"
+    details = ("Deliver: 1 package of Staple food packages\n"
                "To: Siti Aminah, +6281234567890\n"
                "Address: Jl. Melati No. 5, RT 003/RW 005, Karet Semanggi, Setia Budi, "
                "Kota Jakarta Selatan 12930\n"
@@ -339,9 +339,9 @@ async def test_the_life_of_aid_from_request_to_rated_delivery(
         f"Your pledge {code} has been received: 1 counted (pledged: 1) of Staple food "
         "packages. Thank you! We will tell you as it reaches households.",
         f"News of your pledge {code} (Staple food packages): 1 of 1 set aside for 1 "
-        "households, 0 delivered so far. Kelurahan: Karet Semanggi.",
+        "household, 0 delivered so far. Kelurahan: Karet Semanggi.",
         f"All of your pledge {code} (Staple food packages) has been delivered: 1 to 1 "
-        "households in Karet Semanggi. Thank you for giving!",
+        "household in Karet Semanggi. Thank you for giving!",
     ]
     # Donors see counts and areas, never who the households are.
     for text in texts(maria):

@@ -51,6 +51,7 @@ DYNAMIC: dict[str, list[str]] = {
     "delivery.": [s.value for s in DeliveryStatus],
     "category.": list(CATEGORIES),
     "unit.": list(CATEGORIES),
+    "unit_one.": list(CATEGORIES),
     "donor.": ["individual", "organisation", "drop", "pickup"],
 }
 DYNAMIC_KEYS = sorted(prefix + suffix for prefix, suffixes in DYNAMIC.items()
@@ -140,8 +141,16 @@ def test_every_text_formats_with_its_placeholders(loaded: Catalog) -> None:
     for language, key, text in all_entries(loaded):
         params = {name: "X" for name in placeholders(text)}
         assert all(name.isidentifier() for name in params), f"{language}:{key}"
-        text.format(**params)
+        # A strict catalog raises on what str.format refuses.
         assert loaded.text(language, key, **params)
+
+
+def test_a_count_takes_its_noun_in_the_right_number() -> None:
+    catalog = Catalog({"en": {"k": "for {n:plural:household|households}, {m} left"}},
+                      strict=True)
+    assert catalog.text("en", "k", n=1, m=2) == "for 1 household, 2 left"
+    assert catalog.text("en", "k", n=3, m=0) == "for 3 households, 0 left"
+    assert catalog.text("en", "k", n=0, m=0) == "for 0 households, 0 left"
 
 
 @pytest.mark.parametrize("key", ["words.back", "words.skip", "words.done", "words.next",

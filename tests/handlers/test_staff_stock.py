@@ -133,7 +133,7 @@ async def test_staff_allocate_with_a_skip_and_an_addition_out_of_order(
     assert "How many packages per household?" in staff.last.text
     await staff.tap("n:1")
     proposal = staff.last.text
-    assert "Proposal: 3 households, 1 packages each (3 packages of 3 packages in stock)" \
+    assert "Proposal: 3 households, 1 package each (3 packages of 3 packages in stock)" \
         in proposal
     order = [proposal.index(references[r]) for r in (first, second, third)]
     assert order == sorted(order) and references[last] not in proposal
@@ -155,7 +155,7 @@ async def test_staff_allocate_with_a_skip_and_an_addition_out_of_order(
     assert "(added out of order: went back home after all)" in staff.last.text
 
     await staff.tap("ok:")
-    assert "Allocated 1 packages to 3 households" in staff.last.text
+    assert "Allocated 1 package to 3 households" in staff.last.text
     assert "Left in stock: 0 packages" in staff.last.text
     async with services.sessions() as session:
         deliveries = {d.request_id: d.override_reason for d in (await session.scalars(
