@@ -40,6 +40,7 @@ def handler_settings(config: Config) -> HandlerSettings:
         reply_lease=timedelta(seconds=config.notifications.lease_seconds),
         cooldown=timedelta(days=config.aid.cooldown_days),
         allocation_size=config.aid.allocation_size,
+        max_delivery_failures=config.aid.max_delivery_failures,
     )
 
 

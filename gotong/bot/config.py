@@ -96,6 +96,9 @@ class AidConfig:
     cooldown_days: int = 14
     # Households proposed at once by /allocate.
     allocation_size: int = 10
+    # Failed deliveries after which a request goes back to the queue (and its stock
+    # back into stock).
+    max_delivery_failures: int = 3
 
 
 @dataclass(frozen=True)
@@ -316,6 +319,8 @@ def validate(config: Config) -> None:
         raise ConfigError("aid.cooldown_days must not be negative")
     if not 1 <= config.aid.allocation_size <= 50:
         raise ConfigError("aid.allocation_size must be between 1 and 50")
+    if config.aid.max_delivery_failures < 1:
+        raise ConfigError("aid.max_delivery_failures must be at least 1")
     for key in ("retry_base_seconds", "retry_max_seconds", "poll_seconds", "lease_seconds",
                 "reminder_after_hours", "digest_minutes"):
         if not 0 < getattr(n, key) < 1e7:

@@ -39,6 +39,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("allocate", {"id": ("alokasi",), "en": ("allocate",)}, "command.allocate", False),
     Command("assign", {"id": ("tugaskan",), "en": ("assign",)}, "command.assign", False),
     Command("review", {"id": ("tinjau",), "en": ("review",)}, "command.review", False),
+    Command("ratings", {"id": ("penilaian",), "en": ("ratings",)}, "command.ratings", False),
     Command("volunteers", {"id": ("relawan_baru",), "en": ("volunteers",)},
             "command.volunteers", False),
     Command("invite_volunteer", {"id": ("undang_relawan",), "en": ("invite_volunteer",)},

@@ -99,6 +99,7 @@ SCREENS: dict[str, Callable[[Turn], Awaitable[list[Reply]]]] = {
     "allocate": allocate.start,
     "assign": tasks.show_assignable,
     "review": review.show_review,
+    "ratings": review.show_ratings,
     "volunteers": volunteer.show_pending,
     "invite_volunteer": volunteer.invite_volunteer,
     "tasks": tasks.show_tasks,

@@ -5,7 +5,7 @@ wrong codes. Every resolution is audited."""
 
 from __future__ import annotations
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 
 from gotong.handlers.messages import Hint, Incoming, Kind, Option, Reply
 from gotong.handlers.notices import notice_reply
@@ -205,3 +205,26 @@ async def on_review_button(turn: Turn, option: str) -> list[Reply]:
     replies = [notice_reply(turn.catalog, turn.language, n) for n in notices]
     return [*replies, *await show_review(turn, prefix=turn.t("review.resolved",
                                                               reference=request.reference))]
+
+
+async def show_ratings(turn: Turn) -> list[Reply]:
+    """/ratings: how households rated the help of the staff member's aggregators."""
+    staff = await coverage(turn)
+    if not staff.is_staff:
+        return not_staff(turn, "ratings")
+    rated = Delivery.rating.is_not(None)
+    summary = (await turn.session.execute(
+        select(func.count(), func.avg(Delivery.rating))
+        .where(Delivery.aggregator_id.in_(staff.aggregator_ids), rated))).one()
+    if not summary[0]:
+        return [Reply(text=turn.t("ratings.none"))]
+    latest = (await turn.session.execute(
+        select(HelpRequest.reference, Delivery.rating, Delivery.rating_comment)
+        .join(HelpRequest, HelpRequest.id == Delivery.request_id)
+        .where(Delivery.aggregator_id.in_(staff.aggregator_ids), rated)
+        .order_by(Delivery.updated_at.desc(), Delivery.id.desc())
+        .limit(turn.settings.page_size))).all()
+    lines = [turn.t("ratings.summary", count=summary[0], average=f"{summary[1]:.1f}")]
+    lines += [turn.t("ratings.line", reference=reference, stars=stars,
+                     comment=comment or "-") for reference, stars, comment in latest]
+    return [Reply(text="\n".join(lines))]

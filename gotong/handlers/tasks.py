@@ -47,8 +47,6 @@ NO_CODE, REASON, OTHER = "nocode", "why", "other"
 # Buttons of the questions a task asks (code, reason).
 QUESTION_CONTEXT = "tkq"
 PICK, TO = "d", "v"
-# Failed deliveries after which the request goes back to the queue.
-MAX_FAILURES = 3
 
 
 def _reply_notices(turn: Turn, notices: list[Notice]) -> list[Reply]:
@@ -336,7 +334,7 @@ async def _failed(turn: Turn, delivery: Delivery, volunteer: Volunteer, reason: 
     _forget(turn)
     try:
         await fail(turn.session, delivery, reason, volunteer.contact_id, turn.now,
-                   MAX_FAILURES)
+                   turn.settings.max_delivery_failures)
     except NotAllowed:
         return [await task_card(turn, delivery, turn.t("task.changed"))]
     audit(turn.session, turn.now, "fail", "done", contact_id=turn.contact.id,

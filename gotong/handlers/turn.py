@@ -34,6 +34,8 @@ class HandlerSettings:
     reply_lease: timedelta = timedelta(seconds=30)
     cooldown: timedelta = timedelta(days=14)
     allocation_size: int = 10
+    # Failed deliveries after which a request goes back to the queue.
+    max_delivery_failures: int = 3
 
 
 class UnitOfWork:

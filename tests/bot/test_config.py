@@ -332,6 +332,8 @@ INVALID: list[tuple[str, str, dict[str, str], str]] = [
     ("no households proposed", "", {"GOTONG_AID__ALLOCATION_SIZE": "0"},
      "aid.allocation_size"),
     ("too many proposed", "[aid]\nallocation_size = 51\n", {}, "aid.allocation_size"),
+    ("no failure allowed", "[aid]\nmax_delivery_failures = 0\n", {},
+     "aid.max_delivery_failures"),
 ]
 
 
