@@ -82,7 +82,6 @@ from sqlalchemy import (
     event,
     func,
     insert,
-    or_,
     select,
     text,
 )
@@ -110,7 +109,6 @@ from gotong.models.help_request import (
     RequestStatus,
     identity_key,
     queue_of,
-    served_since,
 )
 from gotong.models.pledge import CATEGORIES
 from gotong.models.priority import queue_rank
@@ -622,28 +620,7 @@ async def baseline_queue(session: AsyncSession, village_ids: set[int], limit: in
 async def baseline_propose(session: AsyncSession, village_ids: set[int], limit: int,
                            now: datetime, cooldown: timedelta) -> list[HelpRequest]:
     """propose, ordered without its index (the same paging and cool-down filter)."""
-    chosen: list[HelpRequest] = []
-    after: tuple[float, int] | None = None
-    batch = limit * SCAN_FACTOR
-    while len(chosen) < limit:
-        query = (select(HelpRequest)
-                 .where(HelpRequest.status == RequestStatus.VERIFIED,
-                        HelpRequest.village_id.in_(list(village_ids)))
-                 .order_by(BASELINE_RANK.desc(), HelpRequest.id)
-                 .limit(batch))
-        if after is not None:
-            query = query.where(or_(HelpRequest.queue_rank < after[0],
-                                    and_(HelpRequest.queue_rank == after[0],
-                                         HelpRequest.id > after[1])))
-        page = list((await session.scalars(query)).all())
-        if not page:
-            break
-        after = (page[-1].queue_rank, page[-1].id)
-        cooling = await served_since(session, page, now - cooldown)
-        chosen.extend(r for r in page if r.id not in cooling)
-        if len(page) < batch:
-            break
-    return chosen[:limit]
+    return await propose(session, village_ids, limit, now, cooldown, rank=BASELINE_RANK)
 
 
 @dataclass(frozen=True)

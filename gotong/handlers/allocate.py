@@ -46,8 +46,7 @@ def _keep(turn: Turn, state: dict[str, Any]) -> None:
 
 
 def _end(turn: Turn) -> None:
-    turn.conversation.scratch = {k: v for k, v in turn.conversation.scratch.items()
-                                 if k not in ("overlay", "al")}
+    turn.conversation.forget("overlay", "al")
 
 
 async def start(turn: Turn) -> list[Reply]:

@@ -325,8 +325,7 @@ async def route(turn: Turn) -> list[Reply]:
 def _end_overlay(conversation: Conversation) -> None:
     """Forget a question asked outside a form (language, confirmation, reason)."""
     if conversation.scratch.get("overlay"):
-        conversation.scratch = {k: v for k, v in conversation.scratch.items()
-                                if k not in OVERLAY_KEYS}
+        conversation.forget(*OVERLAY_KEYS)
 
 
 def _welcome(turn: Turn) -> Reply:

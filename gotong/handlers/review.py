@@ -111,8 +111,7 @@ async def on_comment(turn: Turn, incoming: Incoming) -> list[Reply] | None:
 
 
 def _forget_comment(turn: Turn) -> None:
-    turn.conversation.scratch = {k: v for k, v in turn.conversation.scratch.items()
-                                 if k not in ("overlay", "rated")}
+    turn.conversation.forget("overlay", "rated")
 
 
 # --- staff -----------------------------------------------------------------------------

@@ -126,8 +126,7 @@ async def on_count(turn: Turn, incoming: Incoming) -> list[Reply] | None:
 
 
 def _forget(turn: Turn) -> None:
-    turn.conversation.scratch = {k: v for k, v in turn.conversation.scratch.items()
-                                 if k not in ("overlay", "pledge")}
+    turn.conversation.forget("overlay", "pledge")
 
 
 async def show_stock(turn: Turn) -> list[Reply]:

@@ -97,20 +97,15 @@ async def show_tasks(turn: Turn, prefix: str | None = None) -> list[Reply]:
                                       villages, turn.settings.page_size)
     lines = [prefix] if prefix else []
     options: list[Option] = []
-    if mine:
-        lines.append(turn.t("task.mine"))
-        for delivery in mine:
-            lines.append(f"{len(options) + 1}. " + await _area_line(turn, delivery))
-            options.append(Option(f"{SHOW}:{delivery.id}", turn.t("task.open",
-                                                                   n=len(options) + 1),
-                                  number=len(options) + 1))
-    if available:
-        lines.append(turn.t("task.available"))
-        for delivery in available:
-            lines.append(f"{len(options) + 1}. " + await _area_line(turn, delivery))
-            options.append(Option(f"{TAKE}:{delivery.id}", turn.t("task.take",
-                                                                  n=len(options) + 1),
-                                  number=len(options) + 1))
+    for deliveries, title, action, label in ((mine, "task.mine", SHOW, "task.open"),
+                                             (available, "task.available", TAKE,
+                                              "task.take")):
+        if deliveries:
+            lines.append(turn.t(title))
+        for delivery in deliveries:
+            n = len(options) + 1
+            lines.append(f"{n}. " + await _area_line(turn, delivery))
+            options.append(Option(f"{action}:{delivery.id}", turn.t(label, n=n), number=n))
     if not options:
         lines.append(turn.t("task.none"))
     return [Reply(text="\n".join(lines), options=tuple(options),
@@ -206,8 +201,7 @@ def _ask(turn: Turn, delivery: Delivery, waiting: str) -> None:
 
 
 def _forget(turn: Turn) -> None:
-    turn.conversation.scratch = {k: v for k, v in turn.conversation.scratch.items()
-                                 if k not in ("overlay", "task")}
+    turn.conversation.forget("overlay", "task")
 
 
 async def _take(turn: Turn, delivery_id: str) -> list[Reply]:

@@ -33,6 +33,10 @@ class Conversation(Base):
 
     __mapper_args__ = {"version_id_col": version}  # noqa: RUF012  (SQLAlchemy reads it)
 
+    def forget(self, *keys: str) -> None:
+        """Drop these scratch keys: the end of a question asked outside a form."""
+        self.scratch = {k: v for k, v in self.scratch.items() if k not in keys}
+
     def reset(self) -> None:
         self.dialog = None
         self.step = None
