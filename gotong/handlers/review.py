@@ -187,7 +187,8 @@ async def on_review_button(turn: Turn, option: str) -> list[Reply]:
                                          turn.contact.id, turn.now)
         elif action in (WAS_DELIVERED, NOT_DELIVERED):
             notices = await resolve_dispute(turn.session, delivery, action == WAS_DELIVERED,
-                                            turn.contact.id, turn.now)
+                                            turn.contact.id, turn.now,
+                                            turn.settings.max_delivery_failures)
         elif action == CANCEL:
             notices = await cancel(turn.session, delivery, turn.contact.id, turn.now)
         elif action == REASSIGN:

@@ -40,7 +40,7 @@ class Delivery(Base):
     aggregator_id: Mapped[int] = mapped_column(ForeignKey("aggregator.id"))
     category: Mapped[str] = mapped_column(String(16))
     quantity: Mapped[int] = mapped_column(BigInteger)
-    status: Mapped[str] = mapped_column(String(12), index=True)
+    status: Mapped[str] = mapped_column(String(20), index=True)
     # Why staff chose this household out of the proposed order (None: in order).
     override_reason: Mapped[str | None] = mapped_column(String(200))
     allocated_by: Mapped[int | None] = mapped_column(

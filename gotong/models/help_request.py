@@ -88,6 +88,9 @@ class HelpRequest(Base):
     served_before: Mapped[bool] = mapped_column(default=False, server_default=false())
     # Orders the verification queue like the priority score (models/priority.py).
     queue_rank: Mapped[float] = mapped_column(default=0.0, server_default="0")
+    # Deliveries that failed since the request last went back to the queue: enough of
+    # them and it goes back again (aid.max_delivery_failures).
+    failed_deliveries: Mapped[int] = mapped_column(default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 

@@ -48,6 +48,9 @@ class Event(enum.StrEnum):
     DELIVERY_LOCKED = "delivery_locked"
     DELIVERY_FAILED = "delivery_failed"
     DELIVERY_DISPUTED = "delivery_disputed"
+    # Staff found the disputed aid delivered after all, or not delivered.
+    DISPUTE_DISMISSED = "dispute_dismissed"
+    DISPUTE_UPHELD = "dispute_upheld"
     DELIVERY_PROOF_REJECTED = "delivery_proof_rejected"
     TASK_REASSIGNED_AWAY = "task_reassigned_away"
     TASKS_RETURNED = "tasks_returned"
@@ -274,6 +277,8 @@ RULES: dict[Event, tuple[Audience, ...]] = {
     ),
     Event.DELIVERY_DISPUTED: (
         Audience(aggregator_staff, "notice.review_waiting", digest=review_topic),),
+    Event.DISPUTE_DISMISSED: (Audience(household, "notice.dispute_dismissed"),),
+    Event.DISPUTE_UPHELD: (Audience(household, "notice.dispute_upheld"),),
     Event.DELIVERY_PROOF_REJECTED: (
         Audience(volunteer, "notice.proof_rejected", actions=task_actions),),
     Event.TASK_REASSIGNED_AWAY: (Audience(person, "notice.task_reassigned"),),

@@ -201,35 +201,46 @@ async def review_proof(session: AsyncSession, areas: AreaDirectory, delivery: De
     await _move(session, delivery, (DeliveryStatus.AWAITING_REVIEW,), now,
                 status=DeliveryStatus.ON_THE_WAY, proof_media_id=None, proof_latitude=None,
                 proof_longitude=None)
-    request = await session.get(HelpRequest, delivery.request_id)
+    request = await _request_status(session, delivery, RequestStatus.OUT_FOR_DELIVERY,
+                                    staff_contact_id, now, "proof rejected")
     return await announce(session, Event.DELIVERY_PROOF_REJECTED, Subject(
         request=request, delivery=delivery), now, staff_contact_id)
 
 
 async def fail(session: AsyncSession, delivery: Delivery, reason: str,
                actor_contact_id: int, now: datetime, max_failures: int) -> list[Notice]:
-    """The volunteer could not deliver: the household hears why and staff decide. After
-    `max_failures` failed deliveries the request goes back to the queue of verified
-    households and its stock back into stock."""
+    """The volunteer could not deliver: the household hears why and staff decide."""
     await _move(session, delivery, UNDER_WAY, now, status=DeliveryStatus.FAILED,
                 failure_reason=reason[:200])
-    request = await _request_status(session, delivery, RequestStatus.FAILED,
-                                    actor_contact_id, now, reason[:200])
-    failures = int(await session.scalar(
-        select(func.count()).select_from(Delivery)
-        .where(Delivery.request_id == request.id,
-               Delivery.failure_reason.is_not(None))) or 0)
-    shown: object = {"key": f"failure.{reason}"} if reason in (*FAILURE_REASONS, "disputed") \
-        else reason
-    requeue = failures >= max_failures
+    request, requeue = await _count_failure(session, delivery, actor_contact_id, now,
+                                            reason[:200], max_failures)
+    shown: object = {"key": f"failure.{reason}"} if reason in FAILURE_REASONS else reason
     notices = await announce(session, Event.DELIVERY_FAILED, Subject(
         request=request, delivery=delivery,
-        params={"reason": shown, "next": {"key": "failure.next_queue" if requeue
-                                          else "failure.next_retry"}}),
-        now, actor_contact_id)
+        params={"reason": shown, "next": _next_step(requeue)}), now, actor_contact_id)
     if requeue:
         await cancel(session, delivery, actor_contact_id, now, announce_requeue=False)
     return notices
+
+
+def _next_step(requeue: bool) -> dict[str, str]:
+    return {"key": "failure.next_queue" if requeue else "failure.next_retry"}
+
+
+async def _count_failure(session: AsyncSession, delivery: Delivery, actor_contact_id: int,
+                         now: datetime, note: str, max_failures: int
+                         ) -> tuple[HelpRequest, bool]:
+    """Mark the request failed and count it; after `max_failures` failed deliveries since
+    it was last queued, it is to go back to the queue of verified households (and its
+    stock back into stock), where the count starts again."""
+    request = await _request_status(session, delivery, RequestStatus.FAILED,
+                                    actor_contact_id, now, note)
+    request.failed_deliveries += 1
+    requeue = request.failed_deliveries >= max_failures
+    if requeue:
+        request.failed_deliveries = 0
+    await session.flush()
+    return request, requeue
 
 
 async def cancel(session: AsyncSession, delivery: Delivery, staff_contact_id: int,
@@ -278,21 +289,41 @@ async def household_answer(session: AsyncSession, areas: AreaDirectory, delivery
 
 
 async def resolve_dispute(session: AsyncSession, delivery: Delivery, delivered: bool,
-                          staff_contact_id: int, now: datetime) -> list[Notice]:
-    """Staff settle a dispute: it was delivered after all, or it goes back to be
-    delivered (reassigned like a failure)."""
+                          staff_contact_id: int, now: datetime, max_failures: int
+                          ) -> list[Notice]:
+    """Staff settle a dispute, and the household hears the outcome: it was delivered
+    after all, or it was not, and the delivery fails like any other (to be reassigned,
+    or back to the queue after `max_failures`), no longer counted as delivered."""
     if not delivery.disputed:
         raise NotAllowed("not disputed")
+    request = await session.get(HelpRequest, delivery.request_id)
+    assert request is not None
     if delivered:
         await _move(session, delivery, (DeliveryStatus.DELIVERED,
                                         DeliveryStatus.AWAITING_REVIEW), now, disputed=False)
-        return []
+        return await announce(session, Event.DISPUTE_DISMISSED, Subject(
+            request=request, delivery=delivery), now, staff_contact_id)
+    was_counted = delivery.status == DeliveryStatus.DELIVERED
     await _move(session, delivery, (DeliveryStatus.DELIVERED,
                                     DeliveryStatus.AWAITING_REVIEW), now,
-                status=DeliveryStatus.FAILED, disputed=False, failure_reason="disputed")
-    await _request_status(session, delivery, RequestStatus.FAILED, staff_contact_id, now,
-                          "disputed")
-    return []
+                status=DeliveryStatus.FAILED, disputed=False, failure_reason="disputed",
+                delivered_at=None)
+    if was_counted:
+        for source in (await session.scalars(select(DeliverySource).where(
+                DeliverySource.delivery_id == delivery.id))).all():
+            await session.execute(
+                update(Pledge).where(Pledge.id == source.pledge_id)
+                .values(delivered_quantity=Pledge.delivered_quantity - source.quantity,
+                        updated_at=now)
+                .execution_options(synchronize_session=False))
+    request, requeue = await _count_failure(session, delivery, staff_contact_id, now,
+                                            "disputed", max_failures)
+    notices = await announce(session, Event.DISPUTE_UPHELD, Subject(
+        request=request, delivery=delivery, params={"next": _next_step(requeue)}),
+        now, staff_contact_id)
+    if requeue:
+        await cancel(session, delivery, staff_contact_id, now, announce_requeue=False)
+    return notices
 
 
 async def rate(session: AsyncSession, delivery: Delivery, contact_id: int, stars: int,

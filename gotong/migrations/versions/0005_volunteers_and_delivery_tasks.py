@@ -110,6 +110,12 @@ def upgrade() -> None:
         )
         batch_op.add_column(sa.Column("rating", sa.Integer(), nullable=True))
         batch_op.add_column(sa.Column("rating_comment", sa.String(length=300), nullable=True))
+        batch_op.alter_column(
+            "status",
+            existing_type=sa.String(length=12),
+            type_=sa.String(length=20),
+            existing_nullable=False,
+        )
         batch_op.create_index(
             batch_op.f("ix_delivery_volunteer_id"), ["volunteer_id"], unique=False
         )
@@ -124,6 +130,11 @@ def upgrade() -> None:
     with op.batch_alter_table("invite", schema=None) as batch_op:
         batch_op.add_column(
             sa.Column("pre_approved", sa.Boolean(), server_default=sa.false(), nullable=False)
+        )
+
+    with op.batch_alter_table("help_request", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("failed_deliveries", sa.Integer(), server_default="0", nullable=False)
         )
 
     # On SQLite, 0004 rebuilt help_request to add a column, and the rebuild lost the DESC
@@ -143,6 +154,8 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_index("ix_help_request_village_queue", table_name="help_request")
+    with op.batch_alter_table("help_request", schema=None) as batch_op:
+        batch_op.drop_column("failed_deliveries")
     with op.batch_alter_table("invite", schema=None) as batch_op:
         batch_op.drop_column("pre_approved")
 
@@ -163,6 +176,12 @@ def downgrade() -> None:
         batch_op.drop_column("wrong_codes")
         batch_op.drop_column("code")
         batch_op.drop_column("volunteer_id")
+        batch_op.alter_column(
+            "status",
+            existing_type=sa.String(length=20),
+            type_=sa.String(length=12),
+            existing_nullable=False,
+        )
 
     with op.batch_alter_table("volunteer_area", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_volunteer_area_volunteer_id"))
