@@ -53,6 +53,7 @@ class Event(enum.StrEnum):
     DISPUTE_UPHELD = "dispute_upheld"
     DELIVERY_PROOF_REJECTED = "delivery_proof_rejected"
     TASK_REASSIGNED_AWAY = "task_reassigned_away"
+    TASK_CANCELLED = "task_cancelled"
     TASKS_RETURNED = "tasks_returned"
     REQUEST_REQUEUED = "request_requeued"
     VOLUNTEER_PENDING = "volunteer_pending"
@@ -282,6 +283,7 @@ RULES: dict[Event, tuple[Audience, ...]] = {
     Event.DELIVERY_PROOF_REJECTED: (
         Audience(volunteer, "notice.proof_rejected", actions=task_actions),),
     Event.TASK_REASSIGNED_AWAY: (Audience(person, "notice.task_reassigned"),),
+    Event.TASK_CANCELLED: (Audience(person, "notice.task_cancelled"),),
     Event.TASKS_RETURNED: (Audience(aggregator_staff, "notice.tasks_returned"),),
     Event.REQUEST_REQUEUED: (Audience(household, "notice.request_requeued"),),
     Event.VOLUNTEER_PENDING: (

@@ -247,6 +247,7 @@ async def cancel(session: AsyncSession, delivery: Delivery, staff_contact_id: in
                  now: datetime, announce_requeue: bool = True) -> list[Notice]:
     """Take a delivery back: its stock returns to stock and to its pledges, and the
     household waits among the verified again."""
+    carried_by = delivery.volunteer_id if delivery.status in UNDER_WAY else None
     await _move(session, delivery, (DeliveryStatus.ALLOCATED, DeliveryStatus.FAILED,
                                     *UNDER_WAY), now, status=DeliveryStatus.CANCELLED)
     sources = (await session.scalars(select(DeliverySource).where(
@@ -260,6 +261,12 @@ async def cancel(session: AsyncSession, delivery: Delivery, staff_contact_id: in
     await add_stock(session, delivery.aggregator_id, delivery.category, delivery.quantity)
     request = await _request_status(session, delivery, RequestStatus.VERIFIED,
                                     staff_contact_id, now, "delivery cancelled")
+    if carried_by is not None:
+        # A volunteer still on it (a locked delivery, say) must not bring it any more.
+        volunteer = await session.get(Volunteer, carried_by)
+        if volunteer is not None:
+            await announce(session, Event.TASK_CANCELLED, Subject(
+                request=request, contact_id=volunteer.contact_id), now, staff_contact_id)
     if not announce_requeue:
         return []
     return await announce(session, Event.REQUEST_REQUEUED, Subject(request=request), now,

@@ -379,6 +379,8 @@ async def test_cancel_returns_the_stock_to_its_pledge_and_requeues_the_household
     assert pledge.allocated_quantity == 0
     [requeued] = await mile.outbox("notice.request_requeued")
     assert requeued.contact_id == request.contact_id
+    # The volunteer already knows a failed delivery is no longer theirs.
+    assert await mile.outbox("notice.task_cancelled") == []
     with pytest.raises(NotAllowed):
         async with services.sessions() as session, session.begin():
             delivery = await session.get(Delivery, task)
@@ -640,3 +642,6 @@ async def test_a_delivery_changed_meanwhile_cannot_be_confirmed(services: Servic
     assert (await mile.get(task)).status == "cancelled"
     [pledge] = await mile.world.pledges([mile.pledge])
     assert pledge.delivered_quantity == 0
+    # The volunteer it was given to hears that it is off.
+    [told] = await mile.outbox("notice.task_cancelled")
+    assert told.contact_id == await mile.volunteer_contact(volunteer_id)
