@@ -10,10 +10,12 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from gotong.bot.config import Config
+from gotong.bot.delivery import Sender
 from gotong.bot.dispatcher import Dispatcher, DispatchSettings
 from gotong.bot.migrate import upgrade
 from gotong.bot.ratelimit import Limits
 from gotong.bot.telegram import TelegramChannel
+from gotong.bot.whatsapp import WhatsAppChannel
 from gotong.handlers.catalog import Catalog
 from gotong.handlers.conversations import Conversations
 from gotong.handlers.turn import HandlerSettings
@@ -118,13 +120,30 @@ async def open_services(config: Config, *, migrate: bool | None = None,
     return Services(config, engine, sessions, catalog, areas, conversations)
 
 
-def attach_dispatcher(services: Services, telegram: TelegramChannel,
+def whatsapp_limits(config: Config) -> Limits:
+    wa = config.whatsapp
+    # WhatsApp has no groups for us: the group limit never applies.
+    return Limits(per_second=wa.messages_per_second,
+                  per_chat_per_second=wa.chat_messages_per_second,
+                  per_group_per_minute=wa.chat_messages_per_second * 60)
+
+
+def attach_dispatcher(services: Services, telegram: TelegramChannel | None,
+                      whatsapp: WhatsAppChannel | None = None,
                       clock: Callable[[], datetime] = utcnow) -> Dispatcher:
-    """The dispatcher of a process, sending through its channel and settling its replies."""
+    """The dispatcher of a process, sending through its channels and settling their
+    replies."""
     config = services.config
-    dispatcher = Dispatcher(services.engine, services.catalog, {telegram.channel: telegram},
-                            {telegram.channel: telegram_limits(config)},
+    senders: dict[str, Sender] = {}
+    limits: dict[str, Limits] = {}
+    if telegram is not None:
+        senders[telegram.channel], limits[telegram.channel] = telegram, telegram_limits(config)
+    if whatsapp is not None:
+        senders[whatsapp.channel], limits[whatsapp.channel] = whatsapp, whatsapp_limits(config)
+    dispatcher = Dispatcher(services.engine, services.catalog, senders, limits,
                             dispatch_settings(config), clock=clock)
-    telegram.outbox = dispatcher
+    for channel in (telegram, whatsapp):
+        if channel is not None:
+            channel.outbox = dispatcher
     services.conversations.on_outbox = dispatcher.wake
     return dispatcher

@@ -22,6 +22,7 @@ from gotong.bot.console import run_console
 from gotong.bot.logs import setup_logging
 from gotong.bot.telegram import TelegramChannel
 from gotong.bot.web import create_web_app
+from gotong.bot.whatsapp import WhatsAppChannel
 from gotong.models.db import create_engine
 from gotong.models.outbox import OutboxStatus, latest_failures, status_counts
 
@@ -154,8 +155,10 @@ def _stop_on_signals() -> asyncio.Event:
 async def run_bot(config: Config) -> None:
     services = await open_services(config)
     telegram = TelegramChannel(config.telegram, services.conversations, services.sessions)
-    dispatcher = attach_dispatcher(services, telegram)
-    runner = web.AppRunner(create_web_app(telegram), access_log=None)
+    whatsapp = WhatsAppChannel(config.whatsapp, services.conversations, services.sessions) \
+        if config.whatsapp.enabled else None
+    dispatcher = attach_dispatcher(services, telegram, whatsapp)
+    runner = web.AppRunner(create_web_app(telegram, whatsapp), access_log=None)
     stop = _stop_on_signals()
     # Stopped after the channel, so that replies still being sent are settled.
     dispatcher_stop = asyncio.Event()
@@ -164,12 +167,16 @@ async def run_bot(config: Config) -> None:
         await runner.setup()
         await web.TCPSite(runner, config.web.host, config.web.port).start()
         await telegram.start()
+        if whatsapp is not None:
+            await whatsapp.start()
         dispatching = asyncio.create_task(dispatcher.run(dispatcher_stop))
         log.info("gotong is running (%s mode) on http://%s:%d", config.telegram.mode,
                  config.web.host, config.web.port)
         await stop.wait()
     finally:
         await telegram.stop()
+        if whatsapp is not None:
+            await whatsapp.stop()
         dispatcher_stop.set()
         if dispatching is not None:
             await dispatching
@@ -198,14 +205,20 @@ async def print_outbox(config: Config) -> None:
 async def run_dispatcher(config: Config, *, until_idle: bool = False) -> None:
     services = await open_services(config)
     telegram = TelegramChannel(config.telegram, services.conversations, services.sessions)
-    dispatcher = attach_dispatcher(services, telegram)
+    whatsapp = WhatsAppChannel(config.whatsapp, services.conversations, services.sessions) \
+        if config.whatsapp.enabled else None
+    dispatcher = attach_dispatcher(services, telegram, whatsapp)
     stop = _stop_on_signals()
     try:
         await telegram.open_for_sending()
+        if whatsapp is not None:
+            await whatsapp.open_for_sending()
         if until_idle:
             await dispatcher.run_until_idle()
         else:
             await dispatcher.run(stop)
     finally:
         await telegram.stop()
+        if whatsapp is not None:
+            await whatsapp.stop()
         await services.close()

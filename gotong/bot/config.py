@@ -51,6 +51,32 @@ class TelegramConfig:
 
 
 @dataclass(frozen=True)
+class WhatsAppConfig:
+    # The WhatsApp Cloud API number; empty: no WhatsApp channel.
+    phone_number_id: str = ""
+    access_token: str = ""
+    # Signs every webhook call (X-Hub-Signature-256); and the token Meta echoes when it
+    # verifies the webhook URL.
+    app_secret: str = ""
+    verify_token: str = ""
+    api_base_url: str = "https://graph.facebook.com"
+    api_version: str = "v21.0"
+    webhook_path: str = "/whatsapp/webhook"
+    # The number's throughput, and messages a second to one person.
+    messages_per_second: float = 80.0
+    chat_messages_per_second: float = 1.0
+    # Approved templates for news outside the 24-hour window, as "catalog key=template
+    # name" (each with one body parameter, the text of the news), in every language of
+    # the catalog; and the generic one ("you have an update, reply to see it").
+    templates: tuple[str, ...] = ()
+    fallback_template: str = "gotong_update"
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.phone_number_id)
+
+
+@dataclass(frozen=True)
 class WebConfig:
     host: str = "127.0.0.1"
     port: int = 8080
@@ -130,6 +156,7 @@ class LoggingConfig:
 class Config:
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
     telegram: TelegramConfig = field(default_factory=TelegramConfig)
+    whatsapp: WhatsAppConfig = field(default_factory=WhatsAppConfig)
     web: WebConfig = field(default_factory=WebConfig)
     i18n: I18nConfig = field(default_factory=I18nConfig)
     privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
@@ -146,7 +173,8 @@ class Config:
 
 
 _SECTION_TYPES: dict[str, type[Any]] = {
-    "database": DatabaseConfig, "telegram": TelegramConfig, "web": WebConfig,
+    "database": DatabaseConfig, "telegram": TelegramConfig, "whatsapp": WhatsAppConfig,
+    "web": WebConfig,
     "i18n": I18nConfig, "privacy": PrivacyConfig, "areas": AreasConfig,
     "dialogs": DialogsConfig, "requests": RequestsConfig, "aid": AidConfig,
     "notifications": NotificationsConfig, "logging": LoggingConfig,
@@ -272,6 +300,7 @@ def validate(config: Config) -> None:
             )
     if tg.max_concurrent_chats < 1:
         raise ConfigError("telegram.max_concurrent_chats must be at least 1")
+    _validate_whatsapp(config.whatsapp)
     if not 0 < config.web.port < 65536:
         raise ConfigError("web.port must be between 1 and 65535")
     if config.i18n.default_language not in LANGUAGES:
@@ -332,3 +361,34 @@ def validate(config: Config) -> None:
                           "notifications.retry_base_seconds")
     if config.logging.level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ConfigError("logging.level must be DEBUG, INFO, WARNING or ERROR")
+
+
+_TEMPLATE_NAME = re.compile(r"^[a-z0-9_]{1,512}$")
+
+
+def _validate_whatsapp(wa: WhatsAppConfig) -> None:
+    if not wa.enabled:
+        return
+    if not wa.phone_number_id.isdigit():
+        raise ConfigError("whatsapp.phone_number_id must be the number's id (digits)")
+    for key in ("access_token", "app_secret", "verify_token"):
+        if not getattr(wa, key):
+            raise ConfigError(f"whatsapp.{key} must be set when WhatsApp is on")
+    if not wa.api_base_url.startswith(("http://", "https://")):
+        raise ConfigError("whatsapp.api_base_url must be an http(s) URL")
+    if not re.fullmatch(r"v\d+\.\d+", wa.api_version):
+        raise ConfigError("whatsapp.api_version must look like v21.0")
+    if not wa.webhook_path.startswith("/"):
+        raise ConfigError("whatsapp.webhook_path must start with /")
+    for key in ("messages_per_second", "chat_messages_per_second"):
+        if not 0 < getattr(wa, key) <= 10_000:
+            raise ConfigError(f"whatsapp.{key} must be above 0 (and at most 10000)")
+    if not _TEMPLATE_NAME.fullmatch(wa.fallback_template):
+        raise ConfigError("whatsapp.fallback_template must be a template name "
+                          "(lower case letters, digits and _)")
+    for pair in wa.templates:
+        key, separator, name = pair.partition("=")
+        if not separator or not key.strip().startswith("notice.") \
+                or not _TEMPLATE_NAME.fullmatch(name.strip()):
+            raise ConfigError(f"whatsapp.templates: {pair!r} must be "
+                              "\"notice.<kind>=<template name>\"")

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from gotong.handlers.messages import Reply
+from gotong.models.outbox import Claimed
 
 # Waits for a slot under the platform's limits before each message, and frees it after.
 Pace = Callable[[], Awaitable[None]]
@@ -48,6 +49,17 @@ class Undeliverable(DeliveryError):
     """The platform refuses this message for good (it would refuse it again)."""
 
 
+class Held(DeliveryError):
+    """Not sent now: kept until the person writes (WhatsApp's 24-hour window closed).
+
+    `message_id` is that of the template telling them there is news, if one was sent.
+    """
+
+    def __init__(self, reason: str, message_id: str | None = None) -> None:
+        super().__init__(reason)
+        self.message_id = message_id
+
+
 @dataclass(frozen=True)
 class Delivered:
     """Every message of the row went out; the platform's id of the last one."""
@@ -63,8 +75,12 @@ class Sender(Protocol):
 
     async def deliver(self, chat_id: str, replies: Sequence[Reply], *, skip: int = 0,
                       edit_message_id: int | None = None,
-                      pace: tuple[Pace, Done] | None = None) -> Delivered:
-        """Send the replies' messages from the `skip`th on; raise a DeliveryError."""
+                      pace: tuple[Pace, Done] | None = None, language: str | None = None,
+                      row: Claimed | None = None) -> Delivered:
+        """Send the replies' messages from the `skip`th on; raise a DeliveryError.
+
+        `row` is the outbox row being sent, when the dispatcher sends it.
+        """
         ...
 
 
@@ -78,3 +94,21 @@ class ReplyOutbox(Protocol):
     def settle_reply(self, row_id: int, contact_id: int, channel: str,
                      outcome: Delivered | DeliveryError) -> None:
         ...
+
+    def wake(self) -> None:
+        """Rows are due now (released by a person's message, say)."""
+        ...
+
+
+def split_text(text: str, limit: int) -> list[str]:
+    """Cut text into messages of at most `limit` characters, at line breaks where
+    possible."""
+    chunks = []
+    while len(text) > limit:
+        cut = text.rfind("\n", 0, limit)
+        if cut <= 0:
+            cut = limit
+        chunks.append(text[:cut])
+        text = text[cut:].lstrip("\n")
+    chunks.append(text)
+    return chunks

@@ -28,6 +28,7 @@ from gotong.bot.delivery import (
     Delivered,
     DeliveryError,
     Done,
+    Held,
     Pace,
     RetryLater,
     Sender,
@@ -324,7 +325,8 @@ class Dispatcher:
         try:
             replies, edit = claimed_replies(self._catalog, row)
             outcome = await sender.deliver(row.chat_id, replies, skip=row.parts_sent,
-                                           edit_message_id=edit, pace=(acquire, release))
+                                           edit_message_id=edit, pace=(acquire, release),
+                                           language=row.language, row=row)
         except DeliveryError as exc:
             outcome = exc
         except Exception as exc:
@@ -343,6 +345,9 @@ class Dispatcher:
             return Result(row_id, Outcome.SENT, now, platform_message_id=outcome.message_id,
                           parts_sent=outcome.parts_sent)
         parts = parts_sent + outcome.sent
+        if isinstance(outcome, Held):
+            return Result(row_id, Outcome.HELD, now, platform_message_id=outcome.message_id,
+                          error=outcome.reason, parts_sent=parts)
         if isinstance(outcome, Unreachable):
             log.info("a %s contact is unreachable: %s", channel, outcome.reason)
             return Result(row_id, Outcome.UNREACHABLE, now, error=outcome.description,

@@ -41,12 +41,14 @@ from gotong.bot.delivery import (
     RetryLater,
     Undeliverable,
     Unreachable,
+    split_text,
 )
 from gotong.bot.http import AiohttpRequest
 from gotong.handlers.conversations import Conversations
 from gotong.handlers.messages import Hint, Incoming, Kind, Option, Reply
 from gotong.models.base import utcnow
 from gotong.models.inbound import store_inbound, unprocessed_payloads
+from gotong.models.outbox import Claimed
 
 log = logging.getLogger(__name__)
 
@@ -173,19 +175,6 @@ def render_markup(reply: Reply) -> InlineKeyboardMarkup | ReplyKeyboardMarkup | 
     if reply.remove_keyboard:
         return ReplyKeyboardRemove()
     return None
-
-
-def split_text(text: str, limit: int = MAX_TEXT) -> list[str]:
-    """Cut text into messages Telegram accepts, at line breaks where possible."""
-    chunks = []
-    while len(text) > limit:
-        cut = text.rfind("\n", 0, limit)
-        if cut <= 0:
-            cut = limit
-        chunks.append(text[:cut])
-        text = text[cut:].lstrip("\n")
-    chunks.append(text)
-    return chunks
 
 
 def _reason(exc: TelegramError) -> str:
@@ -376,7 +365,8 @@ class TelegramChannel:
 
     async def deliver(self, chat_id: str, replies: Sequence[Reply], *, skip: int = 0,
                       edit_message_id: int | None = None,
-                      pace: tuple[Pace, Done] | None = None) -> Delivered:
+                      pace: tuple[Pace, Done] | None = None, language: str | None = None,
+                      row: Claimed | None = None) -> Delivered:
         """Send each reply (an edit, or one message per 4096 characters), from the
         `skip`th message on; raise a DeliveryError that says how many went out."""
         chat = int(chat_id)
@@ -388,7 +378,7 @@ class TelegramChannel:
             if reply.edit and edit_message_id is not None:
                 texts = [reply.text[:MAX_TEXT]]
             else:
-                texts = split_text(reply.text)
+                texts = split_text(reply.text, MAX_TEXT)
             markup = render_markup(reply)
             for i, text in enumerate(texts):
                 if part >= skip:

@@ -1,4 +1,4 @@
-"""The aiohttp application: Telegram webhook and health check."""
+"""The aiohttp application: the Telegram and WhatsApp webhooks and the health check."""
 
 from __future__ import annotations
 
@@ -9,10 +9,12 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from gotong.bot.telegram import SECRET_HEADER, MalformedUpdate, TelegramChannel
+from gotong.bot.whatsapp import SIGNATURE_HEADER, MalformedPayload, WhatsAppChannel
 
 log = logging.getLogger(__name__)
 
 TELEGRAM_CHANNEL = web.AppKey("telegram_channel", TelegramChannel)
+WHATSAPP_CHANNEL = web.AppKey("whatsapp_channel", WhatsAppChannel)
 WEBHOOK_PATH = "/telegram/webhook"
 # Telegram updates are small; anything bigger is not from Telegram.
 MAX_BODY = 1024 * 1024
@@ -41,16 +43,52 @@ async def telegram_webhook(request: web.Request) -> web.Response:
     return web.json_response({"ok": True})
 
 
+async def whatsapp_verification(request: web.Request) -> web.Response:
+    """Meta checks the webhook URL: echo the challenge if the token is ours."""
+    channel = request.app[WHATSAPP_CHANNEL]
+    query = request.query
+    challenge = channel.verify(query.get("hub.mode"), query.get("hub.verify_token"),
+                               query.get("hub.challenge"))
+    if challenge is None:
+        log.warning("refused a whatsapp webhook verification with a wrong token")
+        raise web.HTTPForbidden()
+    return web.Response(text=challenge)
+
+
+async def whatsapp_webhook(request: web.Request) -> web.Response:
+    """A signed notification: stored, answered 200 at once, processed afterwards."""
+    channel = request.app[WHATSAPP_CHANNEL]
+    body = await request.read()
+    if not channel.signature_matches(body, request.headers.get(SIGNATURE_HEADER)):
+        log.warning("refused a whatsapp webhook call without a valid signature")
+        raise web.HTTPUnauthorized()
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        raise web.HTTPBadRequest(text="not JSON") from None
+    try:
+        await channel.accept_webhook(payload)
+    except MalformedPayload:
+        # Signed by Meta yet not a notification we know: retrying will not change it.
+        log.warning("ignored a signed whatsapp webhook call that is not a notification")
+    return web.json_response({"ok": True})
+
+
 def webhook_path(webhook_url: str) -> str:
     """The path Telegram posts to: that of the public webhook URL (a proxy in front of
     us may map the host, not the path)."""
     return urlsplit(webhook_url).path or WEBHOOK_PATH
 
 
-def create_web_app(telegram: TelegramChannel | None = None) -> web.Application:
+def create_web_app(telegram: TelegramChannel | None = None,
+                   whatsapp: WhatsAppChannel | None = None) -> web.Application:
     app = web.Application(client_max_size=MAX_BODY)
     app.router.add_get("/healthz", health)
     if telegram is not None and telegram.webhook:
         app[TELEGRAM_CHANNEL] = telegram
         app.router.add_post(webhook_path(telegram.config.webhook_url), telegram_webhook)
+    if whatsapp is not None:
+        app[WHATSAPP_CHANNEL] = whatsapp
+        app.router.add_get(whatsapp.config.webhook_path, whatsapp_verification)
+        app.router.add_post(whatsapp.config.webhook_path, whatsapp_webhook)
     return app

@@ -118,6 +118,8 @@ class Handled:
     contact_id: int
     reply_id: int | None = None
     wrote_outbox: bool = False
+    # The person's language, for channels that add words of their own to the replies.
+    language: str = ""
 
 
 class Conversations:
@@ -244,12 +246,16 @@ class Conversations:
         log.debug("%s %s update at %s/%s -> %s/%s, %d replies", incoming.channel,
                   incoming.kind.value, conversation.dialog or "-", step_before or "-",
                   conversation.dialog or "-", conversation.step or "-", len(replies))
-        return Handled(replies, contact_id=contact.id)
+        return Handled(replies, contact_id=contact.id, language=contact.language)
 
     def _first_language(self, incoming: Incoming) -> str:
         hint = (incoming.language_hint or "").lower()[:2]
         # The app's language decides the first welcome: English only when it is English.
         return "en" if hint == "en" else self._settings.default_language
+
+    @property
+    def default_language(self) -> str:
+        return self._settings.default_language
 
     def command_menu(self, language: str) -> list[tuple[str, str]]:
         return [(name, self.catalog.text(language, key)) for name, key in command_menu(language)]

@@ -29,6 +29,8 @@ class Contact(Base):
     # Set when the platform refused a message because the person blocked the bot or left;
     # nothing more is sent until they write again (their conversation is newer than this).
     unreachable_at: Mapped[datetime | None]
+    # When the person last wrote to us (WhatsApp lets us write freely for 24 hours after).
+    last_inbound_at: Mapped[datetime | None]
 
 
 class Role(enum.StrEnum):

@@ -53,6 +53,8 @@ class OutboxStatus(enum.StrEnum):
     READ = "read"
     FAILED = "failed"
     SKIPPED = "skipped"
+    # Kept until the person writes again (outside WhatsApp's 24-hour window).
+    HELD = "held"
 
 
 class Purpose(enum.IntEnum):
@@ -75,6 +77,8 @@ class OutboxMessage(Base):
     __table_args__ = (
         Index("ix_outbox_message_due", "status", "priority", "id"),
         Index("ix_outbox_message_contact_status", "contact_id", "status"),
+        # Delivery statuses name the platform's message.
+        Index("ix_outbox_message_platform_message_id", "platform_message_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -181,6 +185,9 @@ class Claimed:
     parts_sent: int
     attempts: int
     broadcast_text: str | None
+    # When the person last wrote, and whether earlier news already waits for that.
+    last_inbound_at: datetime | None = None
+    held_before: bool = False
 
 
 def _due(now: datetime) -> Any:
@@ -210,11 +217,15 @@ async def claim(connection: AsyncConnection, channels: Sequence[str], now: datet
             and_(earlier.priority == OutboxMessage.priority, earlier.id < OutboxMessage.id)),
     )
     m, c = OutboxMessage, Contact
+    held = aliased(OutboxMessage)
+    held_before = exists().where(held.contact_id == m.contact_id,
+                                 held.status == OutboxStatus.HELD)
     query = (
         select(m.id, m.contact_id, m.priority, m.essential, m.message_key, m.params, m.actions,
                m.body, m.parts_sent, m.attempts, c.channel, c.chat_id, c.language,
-               c.opted_out_at, c.unreachable_at, Conversation.updated_at.label("active_at"),
-               Broadcast.text.label("broadcast_text"))
+               c.opted_out_at, c.unreachable_at, c.last_inbound_at,
+               Conversation.updated_at.label("active_at"),
+               Broadcast.text.label("broadcast_text"), held_before.label("held_before"))
         .join(c, c.id == m.contact_id)
         .outerjoin(Conversation, Conversation.contact_id == c.id)
         .outerjoin(Broadcast, Broadcast.id == m.broadcast_id)
@@ -237,7 +248,8 @@ async def claim(connection: AsyncConnection, channels: Sequence[str], now: datet
             language=row.language, priority=row.priority, message_key=row.message_key,
             params=row.params or {}, actions=row.actions or [], body=row.body,
             parts_sent=row.parts_sent, attempts=row.attempts,
-            broadcast_text=row.broadcast_text,
+            broadcast_text=row.broadcast_text, last_inbound_at=row.last_inbound_at,
+            held_before=bool(row.held_before),
         ))
     if claimed:
         await connection.execute(
@@ -276,6 +288,7 @@ class Outcome(enum.Enum):
     RETRY = "retry"
     FAILED = "failed"
     UNREACHABLE = "unreachable"
+    HELD = "held"
 
 
 @dataclass(frozen=True)
@@ -305,6 +318,12 @@ _SETTLE_RETRY = (
             next_attempt_at=bindparam("b_next_attempt_at", type_=UTCDateTime()),
             last_error=bindparam("b_error"), parts_sent=bindparam("b_parts_sent"))
 )
+_SETTLE_HELD = (
+    update(_TABLE)  # type: ignore[arg-type]
+    .where(_TABLE.c.id == bindparam("row_id"), _TABLE.c.status == OutboxStatus.SENDING)
+    .values(status=OutboxStatus.HELD, lease_until=None,
+            platform_message_id=bindparam("b_message_id"), last_error=bindparam("b_error"))
+)
 _SETTLE_FAILED = (
     update(_TABLE)  # type: ignore[arg-type]
     .where(_TABLE.c.id == bindparam("row_id"), _TABLE.c.status == OutboxStatus.SENDING)
@@ -333,6 +352,8 @@ async def record(connection: AsyncConnection, results: Iterable[Result]) -> None
         await connection.execute(_SETTLE_SENT, by_kind[Outcome.SENT])
     if by_kind[Outcome.RETRY]:
         await connection.execute(_SETTLE_RETRY, by_kind[Outcome.RETRY])
+    if by_kind[Outcome.HELD]:
+        await connection.execute(_SETTLE_HELD, by_kind[Outcome.HELD])
     failed = by_kind[Outcome.FAILED] + by_kind[Outcome.UNREACHABLE]
     if failed:
         await connection.execute(_SETTLE_FAILED, failed)
@@ -352,6 +373,17 @@ async def mark_unreachable(connection: AsyncConnection, contact_id: int, now: da
                OutboxMessage.status == OutboxStatus.PENDING)
         .values(status=OutboxStatus.SKIPPED, last_error="unreachable", body=null())
     )
+
+
+async def release_held(session: AsyncSession, contact_id: int, now: datetime) -> int:
+    """The person wrote: what was held for them is due now, after the answer."""
+    result = await session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.contact_id == contact_id,
+               OutboxMessage.status == OutboxStatus.HELD)
+        .values(status=OutboxStatus.PENDING, next_attempt_at=now, last_error=None)
+        .execution_options(synchronize_session=False))
+    return max(result.rowcount or 0, 0)  # type: ignore[attr-defined]
 
 
 async def extend_leases(connection: AsyncConnection, row_ids: Sequence[int],

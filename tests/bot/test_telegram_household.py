@@ -19,7 +19,8 @@ from sqlalchemy import func, select
 
 from gotong.bot.app import Services, open_services
 from gotong.bot.config import Config
-from gotong.bot.telegram import SECRET_HEADER, TelegramChannel, split_text
+from gotong.bot.delivery import split_text
+from gotong.bot.telegram import MAX_TEXT, SECRET_HEADER, TelegramChannel
 from gotong.bot.web import create_web_app
 from gotong.handlers.catalog import Catalog
 from gotong.models.contact import Contact
@@ -255,7 +256,7 @@ async def test_logs_of_a_registration_hold_no_personal_data(
 
 def test_long_text_is_split_at_line_breaks() -> None:
     text = "\n".join(f"line {i} " + "x" * 50 for i in range(200))
-    chunks = split_text(text)
+    chunks = split_text(text, MAX_TEXT)
     assert all(len(c) <= 4096 for c in chunks) and len(chunks) > 1
     assert "\n".join(chunks) == text
 

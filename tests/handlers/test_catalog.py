@@ -28,7 +28,9 @@ HANDLERS_DIR = PACKAGE_DIR / "handlers"
 # Modules outside the handlers that name what people are told (the notification rules).
 MESSAGE_MODULES = (PACKAGE_DIR / "models" / "notifications.py",
                    PACKAGE_DIR / "models" / "broadcast.py",
-                   PACKAGE_DIR / "models" / "tasks.py")
+                   PACKAGE_DIR / "models" / "tasks.py",
+                   # The WhatsApp channel's own words (list button, "more", ...).
+                   PACKAGE_DIR / "bot" / "whatsapp.py")
 KEY = re.compile(r"^[a-z_]+(\.[a-z_]+)+$")
 PREFIX = re.compile(r"^[a-z_]+(\.[a-z_]+)*\.$")
 
