@@ -22,6 +22,7 @@ from gotong.handlers.turn import HandlerSettings
 from gotong.models.area import AreaDirectory, load_areas
 from gotong.models.base import utcnow
 from gotong.models.db import create_engine, create_session_factory, refresh_statistics
+from gotong.models.person import LinkedDelivery
 
 
 class NotReady(RuntimeError):
@@ -57,6 +58,7 @@ def dispatch_settings(config: Config) -> DispatchSettings:
         reminder_after=timedelta(hours=n.reminder_after_hours),
         keep=timedelta(days=n.keep_days),
         digest_interval=timedelta(minutes=n.digest_minutes),
+        linked_delivery=LinkedDelivery(n.linked_delivery),
     )
 
 

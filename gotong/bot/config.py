@@ -145,6 +145,9 @@ class NotificationsConfig:
     # News that comes often (a donor's pledge progress, new requests for staff) is sent at
     # most once per this many minutes per person and topic.
     digest_minutes: float = 60.0
+    # News for a person on both apps (the same verified phone) goes to the app they used
+    # last ("last_used"), or to "telegram" or "whatsapp" when that one reaches them.
+    linked_delivery: str = "last_used"
 
 
 @dataclass(frozen=True)
@@ -354,6 +357,9 @@ def validate(config: Config) -> None:
                 "reminder_after_hours", "digest_minutes"):
         if not 0 < getattr(n, key) < 1e7:
             raise ConfigError(f"notifications.{key} must be above 0")
+    if n.linked_delivery not in ("last_used", "telegram", "whatsapp"):
+        raise ConfigError("notifications.linked_delivery must be last_used, telegram or "
+                          "whatsapp")
     if n.keep_days < 1:
         raise ConfigError("notifications.keep_days must be at least 1")
     if n.retry_max_seconds < n.retry_base_seconds:

@@ -51,6 +51,7 @@ from gotong.models.outbox import (
     prune,
     record,
 )
+from gotong.models.person import LinkedDelivery, route_to_person
 from gotong.models.reminders import queue_reminders
 
 log = logging.getLogger(__name__)
@@ -77,6 +78,7 @@ class DispatchSettings:
     reminder_check: timedelta = timedelta(minutes=1)
     keep: timedelta = timedelta(days=30)
     digest_interval: timedelta = timedelta(hours=1)
+    linked_delivery: LinkedDelivery = LinkedDelivery.LAST_USED
 
 
 def backoff(attempts: int, settings: DispatchSettings) -> timedelta:
@@ -228,6 +230,8 @@ class Dispatcher:
             async with self._engine.connect() as connection, connection.begin():
                 rows, skipped = await claim(connection, self._channels, now, room,
                                             self._settings.lease)
+                rows = await route_to_person(connection, rows, self._settings.linked_delivery,
+                                             self._channels)
         if skipped:
             log.info("skipped %d outbox rows (opted out or unreachable)", skipped)
         for row in rows:

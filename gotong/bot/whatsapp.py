@@ -55,6 +55,7 @@ from gotong.models.outbox import (
     mark_unreachable,
     release_held,
 )
+from gotong.models.person import person_contact_ids
 
 log = logging.getLogger(__name__)
 
@@ -202,7 +203,8 @@ def to_incoming(inbound: InboundMessage) -> Incoming:
     """The channel-agnostic form of a WhatsApp message."""
     message = inbound.message
     base: dict[str, Any] = {"channel": CHANNEL, "chat_id": inbound.sender,
-                            "external_id": inbound.message_id}
+                            "external_id": inbound.message_id,
+                            "sender_phone": f"+{inbound.sender}"}
     kind = message.get("type")
     body = message.get(kind) if isinstance(kind, str) else None
     body = body if isinstance(body, dict) else {}
@@ -713,7 +715,11 @@ async def note_inbound(session: AsyncSession, contact_id: int, sent_at: datetime
     await session.execute(
         update(Contact).where(Contact.id == contact_id)
         .values(last_inbound_at=sent_at).execution_options(synchronize_session=False))
-    return await release_held(session, contact_id, utcnow())
+    released = 0
+    # News held for the person on another app is sent now too, routed to where they are.
+    for person_contact in await person_contact_ids(session, contact_id):
+        released += await release_held(session, person_contact, utcnow())
+    return released
 
 
 async def apply_status(session: AsyncSession, status: StatusChange, now: datetime) -> None:

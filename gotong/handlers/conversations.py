@@ -56,6 +56,7 @@ from gotong.models.conversation import (
 )
 from gotong.models.inbound import claim_inbound
 from gotong.models.outbox import enqueue_reply
+from gotong.models.person import link_by_phone
 
 log = logging.getLogger(__name__)
 
@@ -230,6 +231,8 @@ class Conversations:
             return Handled([], contact_id=0)
         contact, conversation, created = await self._load_state(work, incoming, now)
         contact_before = (contact.language, contact.verified_phone, contact.opted_out_at)
+        if incoming.sender_phone and contact.verified_phone != incoming.sender_phone:
+            contact.verified_phone = incoming.sender_phone
         turn = Turn(work=work, contact=contact, conversation=conversation,
                     incoming=incoming, catalog=self.catalog, areas=self._areas,
                     settings=self._settings, now=now, first_contact=created)
@@ -240,6 +243,9 @@ class Conversations:
         await save_conversation(connection, conversation)
         if (contact.language, contact.verified_phone, contact.opted_out_at) != contact_before:
             await save_contact(connection, contact)
+        if contact.verified_phone and contact.verified_phone != contact_before[1]:
+            # The same number on another app: the same person.
+            await link_by_phone(work.session, contact.id, contact.verified_phone)
         # Kept even though the commit is still to come: any failure evicts it (handle).
         self._keep_state(contact, conversation)
         # Kinds and steps only: what people wrote never goes into the logs.

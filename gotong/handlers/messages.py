@@ -42,6 +42,8 @@ class Incoming:
     longitude: float | None = None
     media_id: str | None = None
     language_hint: str | None = None
+    # The sender's own number, when the platform gives it with every message (WhatsApp).
+    sender_phone: str | None = None
     # The platform's own id of the update, for de-duplication.
     external_id: str | None = None
 

@@ -22,7 +22,7 @@ class Contact(Base):
     chat_id: Mapped[str] = mapped_column(String(64))
     language: Mapped[str] = mapped_column(String(5))
     # Set only from a phone the platform vouches for (Telegram's shared contact).
-    verified_phone: Mapped[str | None] = mapped_column(String(20))
+    verified_phone: Mapped[str | None] = mapped_column(String(20), index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     # Set by /stop: no reminders or broadcasts; status changes of their own aid still come.
     opted_out_at: Mapped[datetime | None]
@@ -31,6 +31,8 @@ class Contact(Base):
     unreachable_at: Mapped[datetime | None]
     # When the person last wrote to us (WhatsApp lets us write freely for 24 hours after).
     last_inbound_at: Mapped[datetime | None]
+    # The first contact of the same person on another app (models/person.py).
+    person_id: Mapped[int | None] = mapped_column(index=True)
 
 
 class Role(enum.StrEnum):

@@ -20,6 +20,7 @@ from gotong.models.delivery import SERVING_STATUSES, Delivery
 from gotong.models.nik import ProtectedNik
 from gotong.models.notifications import Event, Subject, announce
 from gotong.models.outbox import Notice
+from gotong.models.person import person_contact_ids, same_person
 from gotong.models.priority import queue_rank
 
 
@@ -155,9 +156,11 @@ def identity_key(head_name: str, village_id: int, street: str, rt: str, rw: str)
 
 
 async def open_request_of(session: AsyncSession, contact_id: int) -> HelpRequest | None:
+    """The person's open request, made from this app or another."""
     return await session.scalar(
         select(HelpRequest)
-        .where(HelpRequest.contact_id == contact_id, HelpRequest.status.in_(OPEN_STATUSES))
+        .where(HelpRequest.contact_id.in_(await person_contact_ids(session, contact_id)),
+               HelpRequest.status.in_(OPEN_STATUSES))
         .order_by(HelpRequest.id.desc())
         .limit(1)
     )
@@ -166,7 +169,7 @@ async def open_request_of(session: AsyncSession, contact_id: int) -> HelpRequest
 async def requests_of(session: AsyncSession, contact_id: int) -> Sequence[HelpRequest]:
     result = await session.scalars(
         select(HelpRequest)
-        .where(HelpRequest.contact_id == contact_id)
+        .where(HelpRequest.contact_id.in_(await person_contact_ids(session, contact_id)))
         .options(selectinload(HelpRequest.events))
         .order_by(HelpRequest.id.desc())
     )
@@ -279,17 +282,19 @@ async def submit_request(
 
 async def request_of(session: AsyncSession, contact_id: int, reference: str
                      ) -> HelpRequest | None:
-    """A request by its reference, only if it is this contact's."""
+    """A request by its reference, only if it is this contact's (or their person's)."""
     return await session.scalar(
-        select(HelpRequest).where(HelpRequest.reference == reference,
-                                  HelpRequest.contact_id == contact_id)
+        select(HelpRequest).where(
+            HelpRequest.reference == reference,
+            HelpRequest.contact_id.in_(await person_contact_ids(session, contact_id)))
     )
 
 
 async def cancel_request(session: AsyncSession, request: HelpRequest, actor_contact_id: int,
                          now: datetime) -> list[Notice]:
     """The household takes its request back; returns what the household is told."""
-    if request.contact_id != actor_contact_id or request.status not in CANCELLABLE_STATUSES:
+    if request.status not in CANCELLABLE_STATUSES \
+            or not await same_person(session, actor_contact_id, request.contact_id):
         raise NotAllowed(request.status)
     request.status = RequestStatus.CANCELLED
     request.updated_at = now

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from gotong.models.aggregator import Aggregator, AggregatorArea
 from gotong.models.base import Base, utcnow
 from gotong.models.contact import Role, grant_role
+from gotong.models.person import person_contact_ids
 
 CATEGORIES = ("food_package", "hygiene", "medicine", "baby", "money")
 # Money is counted in rupiah, everything else in packages or items.
@@ -105,8 +106,9 @@ async def create_pledge(session: AsyncSession, contact_id: int, new: NewPledge,
 
 
 async def pledges_of(session: AsyncSession, contact_id: int) -> list[Pledge]:
-    result = await session.scalars(select(Pledge).where(Pledge.contact_id == contact_id)
-                                   .order_by(Pledge.id.desc()))
+    result = await session.scalars(
+        select(Pledge).where(Pledge.contact_id.in_(await person_contact_ids(session, contact_id)))
+        .order_by(Pledge.id.desc()))
     return list(result.all())
 
 

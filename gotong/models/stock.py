@@ -20,6 +20,7 @@ from gotong.models.base import Base
 from gotong.models.help_request import NotAllowed
 from gotong.models.notifications import Event, Subject, announce
 from gotong.models.outbox import Notice
+from gotong.models.person import same_person
 from gotong.models.pledge import Pledge, PledgeStatus
 
 
@@ -100,7 +101,7 @@ async def receive_pledge(session: AsyncSession, pledge: Pledge, counted: int,
 async def cancel_pledge(session: AsyncSession, pledge: Pledge, donor_contact_id: int,
                         now: datetime) -> None:
     """The donor takes back a pledge that has not been received yet."""
-    if pledge.contact_id != donor_contact_id:
+    if not await same_person(session, donor_contact_id, pledge.contact_id):
         raise NotAllowed("not theirs")
     cancelled = await session.execute(
         update(Pledge)

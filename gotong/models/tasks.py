@@ -30,6 +30,7 @@ from gotong.models.fulfilment import mark_delivered
 from gotong.models.help_request import HelpRequest, NotAllowed, RequestEvent, RequestStatus
 from gotong.models.notifications import Event, Subject, announce
 from gotong.models.outbox import Notice
+from gotong.models.person import same_person
 from gotong.models.pledge import Pledge
 from gotong.models.stock import add_stock
 from gotong.models.volunteer import Volunteer, VolunteerStatus
@@ -278,7 +279,7 @@ async def household_answer(session: AsyncSession, areas: AreaDirectory, delivery
     """The household says it received the aid (a confirmation, from either side) or that
     it did not (a dispute for staff, when the volunteer said it did)."""
     request = await session.get(HelpRequest, delivery.request_id)
-    if request is None or request.contact_id != contact_id:
+    if request is None or not await same_person(session, contact_id, request.contact_id):
         raise NotAllowed("not theirs")
     if received:
         if delivery.status not in (*UNDER_WAY, DeliveryStatus.AWAITING_REVIEW):
@@ -336,7 +337,7 @@ async def resolve_dispute(session: AsyncSession, delivery: Delivery, delivered: 
 async def rate(session: AsyncSession, delivery: Delivery, contact_id: int, stars: int,
                now: datetime) -> None:
     request = await session.get(HelpRequest, delivery.request_id)
-    if request is None or request.contact_id != contact_id \
+    if request is None or not await same_person(session, contact_id, request.contact_id) \
             or delivery.status != DeliveryStatus.DELIVERED or not 1 <= stars <= 5:
         raise NotAllowed("not theirs to rate")
     delivery.rating = stars

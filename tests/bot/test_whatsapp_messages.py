@@ -114,10 +114,12 @@ def test_each_kind_of_message_becomes_an_incoming() -> None:
     assert to_incoming(inbound({"type": "sticker", "sticker": {"id": "s"}})).kind \
         == Kind.STICKER
     assert to_incoming(inbound({"type": "audio", "audio": {"id": "a"}})).kind == Kind.VOICE
-    for odd in ({"type": "unsupported", "errors": [{"code": 131051}]},
+    odd_ones: list[dict[str, object]] = [
+                {"type": "unsupported", "errors": [{"code": 131051}]},
                 {"type": "video", "video": {"id": "v"}}, {"type": "reaction"},
                 {"type": "location", "location": {"latitude": "north"}},
-                {"type": "contacts", "contacts": []}):
+                {"type": "contacts", "contacts": []}]
+    for odd in odd_ones:
         assert to_incoming(inbound(odd)).kind == Kind.OTHER, odd
     template_button = to_incoming(inbound({"type": "button", "button": {
         "text": "Lihat", "payload": "x"}}))
@@ -140,7 +142,8 @@ def test_notifications_yield_messages_and_statuses_of_our_number_only() -> None:
     # Another number of the business account is not ours to answer.
     assert parse_notification(envelope(messages=[{"from": "628111", "id": "wamid.a"}],
                                        phone_number_id="999"), PHONE_ID) == ([], [])
-    for bad in ([], "x", {"object": "page"}, {"entry": []}):
+    bad_ones: list[object] = [[], "x", {"object": "page"}, {"entry": []}]
+    for bad in bad_ones:
         with pytest.raises(MalformedPayload):
             parse_notification(bad, PHONE_ID)
     assert parse_notification({"object": "whatsapp_business_account", "entry": "x"},

@@ -1,4 +1,4 @@
-"""whatsapp: the 24-hour window and delivery statuses
+"""whatsapp: the 24-hour window, delivery statuses, one person on two apps
 
 Revision ID: 0006
 Revises: 0005
@@ -27,6 +27,11 @@ def upgrade() -> None:
                 "last_inbound_at", gotong.models.base.UTCDateTime(timezone=True), nullable=True
             )
         )
+        batch_op.add_column(sa.Column("person_id", sa.Integer(), nullable=True))
+        batch_op.create_index(batch_op.f("ix_contact_person_id"), ["person_id"], unique=False)
+        batch_op.create_index(
+            batch_op.f("ix_contact_verified_phone"), ["verified_phone"], unique=False
+        )
 
     with op.batch_alter_table("outbox_message", schema=None) as batch_op:
         batch_op.create_index(
@@ -39,4 +44,7 @@ def downgrade() -> None:
         batch_op.drop_index("ix_outbox_message_platform_message_id")
 
     with op.batch_alter_table("contact", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_contact_verified_phone"))
+        batch_op.drop_index(batch_op.f("ix_contact_person_id"))
+        batch_op.drop_column("person_id")
         batch_op.drop_column("last_inbound_at")

@@ -1,0 +1,140 @@
+"""One person on two apps: contacts whose platform-verified phone numbers are equal are
+linked, so that a household is not registered twice and news reaches the person on the
+app they use (the one they used last, unless configured otherwise).
+
+A contact's `person_id` is the id of the first contact of its person; a contact never
+linked has none and is a person of its own.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+from gotong.models.contact import Contact
+from gotong.models.conversation import Conversation
+from gotong.models.outbox import Claimed, OutboxMessage, OutboxStatus
+
+
+class LinkedDelivery(enum.StrEnum):
+    """Where news for a person with contacts on several apps goes."""
+
+    LAST_USED = "last_used"
+    TELEGRAM = "telegram"
+    WHATSAPP = "whatsapp"
+
+
+async def link_by_phone(session: AsyncSession, contact_id: int, phone: str) -> int | None:
+    """Link the contact with those of other apps that have the same verified phone;
+    returns the person's id, or None when there is no one to link with."""
+    found = (await session.execute(
+        select(Contact.id, Contact.person_id)
+        .where(or_(Contact.verified_phone == phone, Contact.id == contact_id)))).all()
+    if not any(f.id != contact_id for f in found):
+        return None
+    linked: list[int] = [*(f.id for f in found),
+                         *(f.person_id for f in found if f.person_id is not None)]
+    person_id = min(linked)
+    await session.execute(
+        update(Contact)
+        .where(or_(Contact.id.in_(linked), Contact.person_id.in_(linked)))
+        .values(person_id=person_id).execution_options(synchronize_session=False))
+    return person_id
+
+
+async def person_contact_ids(session: AsyncSession, contact_id: int) -> list[int]:
+    """Every contact of the contact's person (itself included)."""
+    person_id = await session.scalar(
+        select(func.coalesce(Contact.person_id, Contact.id)).where(Contact.id == contact_id))
+    if person_id is None:
+        return [contact_id]
+    ids = await session.scalars(
+        select(Contact.id).where(or_(Contact.id == person_id, Contact.person_id == person_id))
+        .order_by(Contact.id))
+    return list(ids.all()) or [contact_id]
+
+
+async def same_person(session: AsyncSession, contact_id: int, other_id: int) -> bool:
+    return contact_id == other_id or other_id in await person_contact_ids(session, contact_id)
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    id: int
+    person_id: int
+    channel: str
+    chat_id: str
+    language: str
+    active_at: datetime | None
+    last_inbound_at: datetime | None
+    reachable: bool
+
+
+async def route_to_person(connection: AsyncConnection, rows: Sequence[Claimed],
+                          preference: LinkedDelivery, channels: Sequence[str]
+                          ) -> list[Claimed]:
+    """Send each notice of a linked person to the contact of their choice: the app they
+    used last, or the configured one when it can reach them. Direct replies stay in the
+    chat they answer."""
+    contact_ids = {row.contact_id for row in rows if row.body is None}
+    if not contact_ids:
+        return list(rows)
+    persons = dict((await connection.execute(
+        select(Contact.id, Contact.person_id)
+        .where(Contact.id.in_(contact_ids), Contact.person_id.is_not(None)))).all())
+    if not persons:
+        return list(rows)
+    c = Contact
+    found = (await connection.execute(
+        select(c.id, c.person_id, c.channel, c.chat_id, c.language, c.unreachable_at,
+               c.last_inbound_at, Conversation.updated_at)
+        .outerjoin(Conversation, Conversation.contact_id == c.id)
+        .where(or_(c.person_id.in_(set(persons.values())), c.id.in_(set(persons.values())))))
+    ).all()
+    by_person: dict[int, list[_Candidate]] = {}
+    for r in found:
+        person = r.person_id if r.person_id is not None else r.id
+        reachable = r.unreachable_at is None or (r.updated_at is not None
+                                                 and r.updated_at > r.unreachable_at)
+        by_person.setdefault(person, []).append(_Candidate(
+            r.id, person, r.channel, r.chat_id, r.language, r.updated_at, r.last_inbound_at,
+            reachable))
+    held = set((await connection.scalars(
+        select(OutboxMessage.contact_id).distinct()
+        .where(OutboxMessage.contact_id.in_([r.id for r in found]),
+               OutboxMessage.status == OutboxStatus.HELD))).all())
+    routed = []
+    for row in rows:
+        person = persons.get(row.contact_id)
+        if row.body is not None or person is None:
+            routed.append(row)
+            continue
+        choice = _choose(by_person.get(person, []), preference, channels)
+        if choice is None or choice.id == row.contact_id:
+            routed.append(row)
+            continue
+        # The person is told on the chosen app: what happens to the message (a block,
+        # the 24-hour window) is that contact's.
+        routed.append(replace(
+            row, contact_id=choice.id, channel=choice.channel, chat_id=choice.chat_id,
+            language=choice.language, last_inbound_at=choice.last_inbound_at,
+            held_before=any(c.id in held for c in by_person[person])))
+    return routed
+
+
+def _choose(candidates: list[_Candidate], preference: LinkedDelivery,
+            channels: Sequence[str]) -> _Candidate | None:
+    usable = [c for c in candidates if c.reachable and c.channel in channels]
+    if not usable:
+        return None
+    if preference != LinkedDelivery.LAST_USED:
+        chosen = [c for c in usable if c.channel == preference.value]
+        if chosen:
+            return chosen[0]
+    return max(usable, key=lambda c: (c.active_at is not None,
+                                      c.active_at or datetime.min, c.id))
