@@ -3,6 +3,7 @@ answers sent with aiohttp to the fake Graph API."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import replace
@@ -14,6 +15,7 @@ from aiohttp.test_utils import TestServer
 from gotong.bot.app import Services, attach_dispatcher
 from gotong.bot.config import Config
 from gotong.bot.dispatcher import Dispatcher
+from gotong.bot.telegram import TelegramChannel
 from gotong.bot.web import create_web_app
 from gotong.bot.whatsapp import WhatsAppChannel
 from tests.fakes.whatsapp_api import FakeWhatsAppAPI, SentMessage
@@ -128,14 +130,13 @@ class WaPerson:
 
 @asynccontextmanager
 async def running_whatsapp(config: Config, services: Services, fake: FakeWhatsAppAPI, *,
-                           dispatch: bool = False, **changes: Any
-                           ) -> AsyncIterator[WhatsAppBotUnderTest]:
-    """The channel behind our web app; with `dispatch`, its outbox dispatcher too."""
-    import asyncio
-
+                           dispatch: bool = False, telegram: TelegramChannel | None = None,
+                           **changes: Any) -> AsyncIterator[WhatsAppBotUnderTest]:
+    """The channel behind our web app; with `dispatch`, the outbox dispatcher too, sending
+    through this channel and the Telegram one if given."""
     config = whatsapp_config(config, fake, **changes)
     channel = WhatsAppChannel(config.whatsapp, services.conversations, services.sessions)
-    dispatcher = attach_dispatcher(replace(services, config=config), None, channel) \
+    dispatcher = attach_dispatcher(replace(services, config=config), telegram, channel) \
         if dispatch else None
     server = TestServer(create_web_app(None, channel), host="127.0.0.1")
     await server.start_server()

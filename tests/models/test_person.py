@@ -1,0 +1,99 @@
+"""Linking contacts of one person by their verified phone, and where their news goes."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import insert, update
+
+from gotong.bot.app import Services
+from gotong.models.base import utcnow
+from gotong.models.contact import Contact
+from gotong.models.conversation import Conversation
+from gotong.models.outbox import Claimed
+from gotong.models.person import (
+    LinkedDelivery,
+    link_by_phone,
+    person_contact_ids,
+    route_to_person,
+    same_person,
+)
+
+PHONE = "+6281234567890"
+
+
+async def add(services: Services, *rows: tuple[str, str, str | None]) -> list[int]:
+    now = utcnow()
+    async with services.sessions() as session, session.begin():
+        result = await session.execute(insert(Contact).returning(Contact.id), [
+            {"channel": channel, "chat_id": chat_id, "language": "id", "created_at": now,
+             "verified_phone": phone} for channel, chat_id, phone in rows])
+        return list(result.scalars().all())
+
+
+async def test_contacts_with_one_verified_phone_become_one_person(services: Services
+                                                                  ) -> None:
+    telegram, whatsapp, stranger, unverified = await add(
+        services, ("telegram", "1", PHONE), ("whatsapp", "6281234567890", PHONE),
+        ("whatsapp", "6289999999999", "+6289999999999"), ("telegram", "2", None))
+    async with services.sessions() as session, session.begin():
+        assert await link_by_phone(session, stranger, "+6289999999999") is None
+        assert await link_by_phone(session, whatsapp, PHONE) == telegram
+    async with services.sessions() as session:
+        for contact in (telegram, whatsapp):
+            assert await person_contact_ids(session, contact) == [telegram, whatsapp]
+        assert await person_contact_ids(session, stranger) == [stranger]
+        assert await same_person(session, whatsapp, telegram)
+        assert not await same_person(session, whatsapp, stranger)
+        assert not await same_person(session, unverified, telegram)
+        assert await same_person(session, unverified, unverified)
+    # A third contact that shares the number joins the same person, and linking again
+    # changes nothing.
+    [third] = await add(services, ("telegram", "3", PHONE))
+    async with services.sessions() as session, session.begin():
+        assert await link_by_phone(session, third, PHONE) == telegram
+        assert await link_by_phone(session, whatsapp, PHONE) == telegram
+    async with services.sessions() as session:
+        assert await person_contact_ids(session, third) == [telegram, whatsapp, third]
+
+
+def claimed(contact_id: int, *, body: dict[str, object] | None = None) -> Claimed:
+    return Claimed(id=1, contact_id=contact_id, channel="telegram", chat_id="1",
+                   language="id", priority=1, message_key="notice.request_verified",
+                   params={}, actions=[], body=body, parts_sent=0, attempts=0,
+                   broadcast_text=None)
+
+
+async def test_news_goes_to_the_app_used_last_that_can_reach_the_person(
+        services: Services) -> None:
+    telegram, whatsapp = await add(services, ("telegram", "1", PHONE),
+                                   ("whatsapp", "6281234567890", PHONE))
+    now = utcnow()
+    async with services.sessions() as session, session.begin():
+        await link_by_phone(session, whatsapp, PHONE)
+        session.add_all([
+            Conversation(contact_id=telegram, updated_at=now - timedelta(hours=2)),
+            Conversation(contact_id=whatsapp, updated_at=now - timedelta(hours=1))])
+    both = ("telegram", "whatsapp")
+
+    async def where(preference: LinkedDelivery, channels: tuple[str, ...] = both,
+                    row: Claimed | None = None) -> tuple[int, str, str]:
+        async with services.engine.connect() as connection:
+            [routed] = await route_to_person(connection, [row or claimed(telegram)],
+                                             preference, channels)
+        return routed.contact_id, routed.channel, routed.chat_id
+
+    assert await where(LinkedDelivery.LAST_USED) == (whatsapp, "whatsapp", "6281234567890")
+    assert await where(LinkedDelivery.TELEGRAM) == (telegram, "telegram", "1")
+    assert await where(LinkedDelivery.WHATSAPP) == (whatsapp, "whatsapp", "6281234567890")
+    # A process that does not send on WhatsApp keeps the news on Telegram.
+    assert await where(LinkedDelivery.LAST_USED, ("telegram",)) == (telegram, "telegram", "1")
+    # A direct reply stays in the chat it answers.
+    assert await where(LinkedDelivery.LAST_USED, row=claimed(telegram, body={})) == (
+        telegram, "telegram", "1")
+    # Blocked on WhatsApp (and silent since): Telegram it is.
+    async with services.sessions() as session, session.begin():
+        await session.execute(update(Contact).where(Contact.id == whatsapp)
+                              .values(unreachable_at=now))
+    assert await where(LinkedDelivery.LAST_USED) == (telegram, "telegram", "1")
+    assert await where(LinkedDelivery.WHATSAPP) == (telegram, "telegram", "1")
