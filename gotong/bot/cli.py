@@ -15,7 +15,13 @@ from aiohttp import web
 from sqlalchemy.exc import DBAPIError
 
 from gotong.bot.admin import ADMIN_COMMANDS, add_admin_parsers, run_admin
-from gotong.bot.app import NotReady, attach_dispatcher, open_services, prepare_database
+from gotong.bot.app import (
+    NotReady,
+    Services,
+    attach_dispatcher,
+    open_services,
+    prepare_database,
+)
 from gotong.bot.broadcast import add_broadcast_parser, run_broadcast
 from gotong.bot.config import Config, ConfigError, load_config
 from gotong.bot.console import run_console
@@ -103,12 +109,13 @@ def _run_command(args: argparse.Namespace, config: Config) -> int:
         asyncio.run(upgrade_database(config))
         print("database is up to date")
         return 0
-    if args.command == "chat" or not config.telegram.token:
+    if args.command == "chat" or not (config.telegram.token or config.whatsapp.enabled):
         if args.command == "run":
-            print("No Telegram token is configured, so Gotong runs as a chat in this terminal.\n"
-                  "To run the Telegram bot, set telegram.token in config.toml (or the\n"
-                  "GOTONG_TELEGRAM__TOKEN environment variable) to the token @BotFather\n"
-                  "gave you. Type /help for help; end with Ctrl-D.\n")
+            print("No Telegram token or WhatsApp number is configured, so Gotong runs as a\n"
+                  "chat in this terminal. To run the Telegram bot, set telegram.token in\n"
+                  "config.toml (or the GOTONG_TELEGRAM__TOKEN environment variable) to the\n"
+                  "token @BotFather gave you; for WhatsApp, see [whatsapp] in\n"
+                  "config.example.toml. Type /help for help; end with Ctrl-D.\n")
         asyncio.run(chat_in_terminal(config, getattr(args, "language", None)))
         return 0
     asyncio.run(run_bot(config))
@@ -152,31 +159,42 @@ def _stop_on_signals() -> asyncio.Event:
     return stop
 
 
-async def run_bot(config: Config) -> None:
-    services = await open_services(config)
-    telegram = TelegramChannel(config.telegram, services.conversations, services.sessions)
+def build_channels(config: Config, services: Services
+                   ) -> tuple[TelegramChannel | None, WhatsAppChannel | None]:
+    """The channels the configuration turns on: Telegram with a token, WhatsApp with a
+    phone number id."""
+    telegram = TelegramChannel(config.telegram, services.conversations, services.sessions) \
+        if config.telegram.token else None
     whatsapp = WhatsAppChannel(config.whatsapp, services.conversations, services.sessions) \
         if config.whatsapp.enabled else None
+    return telegram, whatsapp
+
+
+async def run_bot(config: Config) -> None:
+    services = await open_services(config)
+    telegram, whatsapp = build_channels(config, services)
     dispatcher = attach_dispatcher(services, telegram, whatsapp)
     runner = web.AppRunner(create_web_app(telegram, whatsapp), access_log=None)
     stop = _stop_on_signals()
-    # Stopped after the channel, so that replies still being sent are settled.
+    # Stopped after the channels, so that replies still being sent are settled.
     dispatcher_stop = asyncio.Event()
     dispatching: asyncio.Task[None] | None = None
     try:
         await runner.setup()
         await web.TCPSite(runner, config.web.host, config.web.port).start()
-        await telegram.start()
-        if whatsapp is not None:
-            await whatsapp.start()
+        for channel in (telegram, whatsapp):
+            if channel is not None:
+                await channel.start()
         dispatching = asyncio.create_task(dispatcher.run(dispatcher_stop))
-        log.info("gotong is running (%s mode) on http://%s:%d", config.telegram.mode,
-                 config.web.host, config.web.port)
+        log.info("gotong is running (%s) on http://%s:%d", ", ".join(
+            name for name, channel in (("telegram " + config.telegram.mode, telegram),
+                                       ("whatsapp", whatsapp)) if channel is not None),
+            config.web.host, config.web.port)
         await stop.wait()
     finally:
-        await telegram.stop()
-        if whatsapp is not None:
-            await whatsapp.stop()
+        for channel in (telegram, whatsapp):
+            if channel is not None:
+                await channel.stop()
         dispatcher_stop.set()
         if dispatching is not None:
             await dispatching
@@ -204,21 +222,19 @@ async def print_outbox(config: Config) -> None:
 
 async def run_dispatcher(config: Config, *, until_idle: bool = False) -> None:
     services = await open_services(config)
-    telegram = TelegramChannel(config.telegram, services.conversations, services.sessions)
-    whatsapp = WhatsAppChannel(config.whatsapp, services.conversations, services.sessions) \
-        if config.whatsapp.enabled else None
+    telegram, whatsapp = build_channels(config, services)
     dispatcher = attach_dispatcher(services, telegram, whatsapp)
     stop = _stop_on_signals()
     try:
-        await telegram.open_for_sending()
-        if whatsapp is not None:
-            await whatsapp.open_for_sending()
+        for channel in (telegram, whatsapp):
+            if channel is not None:
+                await channel.open_for_sending()
         if until_idle:
             await dispatcher.run_until_idle()
         else:
             await dispatcher.run(stop)
     finally:
-        await telegram.stop()
-        if whatsapp is not None:
-            await whatsapp.stop()
+        for channel in (telegram, whatsapp):
+            if channel is not None:
+                await channel.stop()
         await services.close()

@@ -261,7 +261,9 @@ def _shared_contact(cards: Any, sender: str, base: dict[str, Any]) -> Incoming:
 
 
 def _cut(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+    """At most `limit` characters, never blank (WhatsApp refuses blank fields)."""
+    text = text.strip() or "…"
+    return text if len(text) <= limit else (text[: limit - 1].rstrip() or "…") + "…"
 
 
 def unique_titles(labels: Sequence[str], limit: int) -> list[str]:
@@ -278,19 +280,25 @@ def unique_titles(labels: Sequence[str], limit: int) -> list[str]:
     return titles
 
 
+def _texts(text: str) -> list[str]:
+    """Text messages of at most 4096 characters, none blank."""
+    return [part for part in split_text(text, MAX_TEXT) if part.strip()] or ["…"]
+
+
 def _body_split(text: str, body_limit: int) -> tuple[list[str], str]:
     """Leading text messages, and the last part (at most `body_limit`) for the body of an
     interactive message."""
-    parts = split_text(text or "…", MAX_TEXT)
+    parts = _texts(text)
     last = parts.pop()
     if len(last) > body_limit:
         # The tail that fits, from a line break if there is one; the rest in one text.
         cut = last.find("\n", len(last) - body_limit)
         if cut < 0:
             cut = len(last) - body_limit
-        parts.append(last[:cut])
+        if last[:cut].strip():
+            parts.append(last[:cut])
         last = last[cut:].lstrip("\n")
-    return parts, last
+    return parts, last if last.strip() else "…"
 
 
 def _text_message(text: str) -> dict[str, Any]:
@@ -323,7 +331,7 @@ def render(reply: Reply, labels: Labels) -> tuple[list[dict[str, Any]], Page | N
     if reply.hint == Hint.LOCATION:
         text = f"{text}\n\n{labels.share_location}"
     if not options:
-        return [_text_message(part) for part in split_text(text, MAX_TEXT)], None
+        return [_text_message(part) for part in _texts(text)], None
     if len(options) <= MAX_BUTTONS:
         head, body = _body_split(text, MAX_BUTTON_BODY)
         titles = unique_titles([label for _, label in options], MAX_BUTTON_TITLE)

@@ -133,7 +133,7 @@ def test_run_without_a_token_chats_in_the_terminal(tmp_path: Path, catalog: Cata
     result = gotong("run", cwd=tmp_path, env=with_key(), stdin="1\n2\n")
     assert result.returncode == 0, result.stderr
     out = result.stdout
-    assert "No Telegram token is configured" in out
+    assert "No Telegram token or WhatsApp number is configured" in out
     assert "telegram.token" in out
     assert "GOTONG_TELEGRAM__TOKEN" in out
     assert catalog.text("id", "welcome") in out

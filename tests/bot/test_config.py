@@ -244,6 +244,9 @@ def test_unrelated_environment_variables_are_ignored(tmp_path: Path) -> None:
 WEBHOOK = f'[telegram]\ntoken = "{TOKEN}"\nmode = "webhook"\n'
 HTTPS_HOOK = 'webhook_url = "https://bot.example.org/hook"\n'
 
+WHATSAPP = ('[whatsapp]\nphone_number_id = "1234567890"\naccess_token = "EAAtoken"\n'
+            'app_secret = "s"\nverify_token = "v"\n')
+
 INVALID: list[tuple[str, str, dict[str, str], str]] = [
     # (case id, file text, environment, what the message must name)
     ("database url scheme", '[database]\nurl = "mysql://db/gotong"\n', {}, "database.url"),
@@ -334,6 +337,33 @@ INVALID: list[tuple[str, str, dict[str, str], str]] = [
     ("too many proposed", "[aid]\nallocation_size = 51\n", {}, "aid.allocation_size"),
     ("no failure allowed", "[aid]\nmax_delivery_failures = 0\n", {},
      "aid.max_delivery_failures"),
+    ("linked delivery", "[notifications]\nlinked_delivery = \"sms\"\n", {},
+     "notifications.linked_delivery"),
+    ("whatsapp number id", '[whatsapp]\nphone_number_id = "+62 812"\n', {},
+     "whatsapp.phone_number_id"),
+    ("whatsapp without token", WHATSAPP.replace('access_token = "EAAtoken"\n', ""), {},
+     "whatsapp.access_token"),
+    ("whatsapp without app secret", WHATSAPP, {"GOTONG_WHATSAPP__APP_SECRET": ""},
+     "whatsapp.app_secret"),
+    ("whatsapp without verify token", WHATSAPP.replace('verify_token = "v"\n', ""), {},
+     "whatsapp.verify_token"),
+    ("whatsapp api url", WHATSAPP + 'api_base_url = "graph.facebook.com"\n', {},
+     "whatsapp.api_base_url"),
+    ("whatsapp api version", WHATSAPP + 'api_version = "21"\n', {}, "whatsapp.api_version"),
+    ("whatsapp webhook path", WHATSAPP + 'webhook_path = "whatsapp"\n', {},
+     "whatsapp.webhook_path"),
+    ("whatsapp rate zero", WHATSAPP + "messages_per_second = 0\n", {},
+     "whatsapp.messages_per_second"),
+    ("whatsapp fallback template", WHATSAPP + 'fallback_template = "Gotong Update"\n', {},
+     "whatsapp.fallback_template"),
+    ("whatsapp template pair", WHATSAPP + 'templates = ["gotong_verified"]\n', {},
+     "whatsapp.templates"),
+    ("whatsapp template key", "", {"GOTONG_WHATSAPP__PHONE_NUMBER_ID": "123",
+                                   "GOTONG_WHATSAPP__ACCESS_TOKEN": "t",
+                                   "GOTONG_WHATSAPP__APP_SECRET": "s",
+                                   "GOTONG_WHATSAPP__VERIFY_TOKEN": "v",
+                                   "GOTONG_WHATSAPP__TEMPLATES": "request_verified=x"},
+     "whatsapp.templates"),
 ]
 
 
@@ -359,6 +389,15 @@ def test_valid_webhook_settings(tmp_path: Path) -> None:
     config = load(tmp_path, WEBHOOK + HTTPS_HOOK + f'webhook_secret = "{"aZ0_-" * 51}"\n')
     assert config.telegram.mode == "webhook"
     assert len(config.telegram.webhook_secret) == 255
+
+
+def test_whatsapp_settings(tmp_path: Path) -> None:
+    config = load(tmp_path, WHATSAPP + 'templates = ["notice.request_verified = gotong_ok"]\n',
+                  GOTONG_WHATSAPP__MESSAGES_PER_SECOND="40")
+    assert config.whatsapp.enabled and config.whatsapp.messages_per_second == 40.0
+    assert config.whatsapp.templates == ("notice.request_verified = gotong_ok",)
+    # Without a number, WhatsApp is off and nothing else of it is checked.
+    assert not load(tmp_path, '[whatsapp]\napi_version = "x"\n').whatsapp.enabled
 
 
 def test_webhook_settings_are_not_needed_without_a_token(tmp_path: Path) -> None:

@@ -61,6 +61,7 @@ __all__ = [
     "GraphError",
     "Refusal",
     "SentMessage",
+    "check_send",
     "new_wamid",
 ]
 
@@ -591,7 +592,7 @@ class FakeWhatsAppAPI:
             _check_product(body)
             if "status" in body:
                 return self._mark_read(body)
-            to, kind = _check_send(body)
+            to, kind = check_send(body)
             if kind == "template":
                 self._check_template_exists(body["template"])
         except GraphError as error:
@@ -723,7 +724,7 @@ def _check_product(body: JSONDict) -> None:
         raise _invalid("Param messaging_product must be 'whatsapp'.")
 
 
-def _check_send(body: JSONDict) -> tuple[str, str]:
+def check_send(body: JSONDict) -> tuple[str, str]:
     """Validate a send; return ``(to, type)``."""
     to = body.get("to")
     if to is None:
