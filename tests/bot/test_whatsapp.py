@@ -7,12 +7,14 @@ import asyncio
 import logging
 import re
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 import pytest
 from sqlalchemy import func, select
 
-from gotong.bot.app import Services
+from gotong.bot.app import Services, handler_settings
 from gotong.bot.config import Config
+from gotong.handlers.conversations import Conversations
 from gotong.models.contact import Contact
 from gotong.models.help_request import HelpRequest
 from gotong.models.inbound import InboundUpdate
@@ -180,3 +182,36 @@ async def test_what_cannot_be_read_gets_a_polite_re_ask(config: Config, services
         [long] = await siti.say("x" * 5000)
         assert "terlalu panjang" in long.text
         assert fake.invalid_requests() == []
+
+
+async def test_a_long_list_comes_in_pages_with_more(config: Config, services: Services,
+                                                    fake: FakeWhatsAppAPI) -> None:
+    config = replace(config, dialogs=replace(config.dialogs, page_size=20))
+    services.conversations = Conversations(services.engine, services.catalog, services.areas,
+                                           handler_settings(config))
+    async with running_whatsapp(config, services, fake) as bot:
+        siti = bot.person(SITI)
+        await siti.say("halo")
+        await siti.tap("Minta bantuan")
+        await siti.tap("Ya, saya setuju")
+        await siti.say("Siti Aminah")
+        await siti.tap("Pakai nomor ini")
+        await siti.tap("Lewati")
+        [districts] = await siti.tap("Jakarta Timur")
+        assert "Kecamatan mana di Kota Jakarta Timur?" in districts.text
+        first_page = districts.options()
+        assert len(first_page) == 10 and first_page[-1][1] == "Lainnya…"
+        # "More" is answered by the channel: the rest of the list, nothing else.
+        [second] = await siti.tap("Lainnya…")
+        assert second.interactive_type == "list"
+        rest = [title for _, title in second.options()]
+        assert rest and not set(rest) & {title for _, title in first_page[:-1]}
+        [kelurahan] = await siti.tap(rest[0])
+        assert "Kelurahan mana" in kelurahan.text
+        assert fake.invalid_requests() == []
+
+    # After a restart the channel no longer remembers the list: the open question again.
+    async with running_whatsapp(config, services, fake) as bot:
+        siti = bot.person(SITI)
+        [again] = await siti.tap_id(first_page[-1][0], row=True)
+        assert "Kelurahan mana" in again.text
