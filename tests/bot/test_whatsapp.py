@@ -75,7 +75,9 @@ async def register_on_whatsapp(person: WaPerson) -> None:
 
 
 async def test_a_household_registers_on_whatsapp(config: Config, services: Services,
-                                                 fake: FakeWhatsAppAPI) -> None:
+                                                 fake: FakeWhatsAppAPI,
+                                                 caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
     async with running_whatsapp(config, services, fake) as bot:
         siti = bot.person(SITI)
         await register_on_whatsapp(siti)
@@ -91,6 +93,9 @@ async def test_a_household_registers_on_whatsapp(config: Config, services: Servi
     assert (contact.channel, contact.chat_id, contact.verified_phone) == (
         "whatsapp", SITI, "+6281234567890")
     assert contact.last_inbound_at is not None
+    # Nothing the person wrote, nor their number, reaches the logs.
+    for secret in ("Siti", "Aminah", SITI, "81234567890", "Melati", "No. 5"):
+        assert secret not in caplog.text, secret
 
 
 async def test_the_webhook_handshake(config: Config, services: Services,
