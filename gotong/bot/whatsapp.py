@@ -151,6 +151,7 @@ class StatusChange:
     message_id: str
     status: str
     error_codes: tuple[int, ...]
+    recipient: str = ""
 
 
 def parse_notification(payload: Any, phone_number_id: str
@@ -184,7 +185,10 @@ def parse_notification(payload: Any, phone_number_id: str
                 if isinstance(message_id, str) and isinstance(state, str):
                     codes = tuple(e["code"] for e in _dicts(status.get("errors"))
                                   if isinstance(e.get("code"), int))
-                    statuses.append(StatusChange(message_id, state, codes))
+                    recipient = status.get("recipient_id")
+                    statuses.append(StatusChange(
+                        message_id, state, codes,
+                        recipient if isinstance(recipient, str) else ""))
     return messages, statuses
 
 
@@ -735,17 +739,32 @@ async def apply_status(session: AsyncSession, status: StatusChange, now: datetim
     failed; never back."""
     if status.status == "failed":
         code = status.error_codes[0] if status.error_codes else None
-        failed = await session.execute(
-            update(OutboxMessage)
-            .where(OutboxMessage.platform_message_id == status.message_id,
-                   OutboxMessage.status == OutboxStatus.SENT)
+        sent = (OutboxMessage.platform_message_id == status.message_id,
+                OutboxMessage.status == OutboxStatus.SENT)
+        # The contact WhatsApp speaks of (the row may be another app's contact of the same
+        # person, routed here).
+        contact_id = await session.scalar(select(Contact.id).where(
+            Contact.channel == CHANNEL, Contact.chat_id == status.recipient))
+        if code == OUTSIDE_WINDOW:
+            # Accepted as text, then refused: the window had closed. Send it again, which
+            # now goes as a template.
+            await session.execute(
+                update(OutboxMessage).where(*sent)
+                .values(status=OutboxStatus.PENDING, next_attempt_at=now, parts_sent=0,
+                        last_error="outside the 24-hour window")
+                .execution_options(synchronize_session=False))
+            if contact_id is not None:
+                await session.execute(
+                    update(Contact).where(Contact.id == contact_id)
+                    .values(last_inbound_at=None)
+                    .execution_options(synchronize_session=False))
+            return
+        await session.execute(
+            update(OutboxMessage).where(*sent)
             .values(status=OutboxStatus.FAILED, last_error=f"whatsapp error {code}")
-            .returning(OutboxMessage.contact_id))
-        contact_ids = failed.scalars().all()
-        if code == UNDELIVERABLE:
-            connection = await session.connection()
-            for contact_id in contact_ids:
-                await mark_unreachable(connection, contact_id, now)
+            .execution_options(synchronize_session=False))
+        if code == UNDELIVERABLE and contact_id is not None:
+            await mark_unreachable(await session.connection(), contact_id, now)
         return
     try:
         target = OutboxStatus(status.status)

@@ -196,3 +196,21 @@ async def test_many_notices_keep_within_the_numbers_throughput(
     for i in range(60):
         [text] = fake.texts(number(i))
         assert f"GT-{i:06d}" in text
+
+
+async def test_a_late_refusal_for_the_window_sends_the_news_again_as_a_template(
+        quick: Config, services: Services, fake: FakeWhatsAppAPI) -> None:
+    """WhatsApp may accept a text and only later report it outside the window."""
+    [contact] = await whatsapp_contacts(services, 1, wrote=timedelta(hours=23))
+    await queue(services, [verified(contact, 1)])
+    async with running_whatsapp(quick, services, fake, dispatch=True) as bot:
+        assert await settled(services, bot) == {"sent": 1}
+        [text] = fake.sent_to(number(0))
+        await bot.post(status_update(number(0), text.id, "failed", errors=[131047]))
+        assert await settled(services, bot) == {"held": 1}
+    assert fake.texts(number(0))[1:] == ["template:gotong_update"]
+    [row] = await rows(services)
+    assert (row.status, row.last_error) == ("held", "outside the 24-hour window: told there is news")
+    async with services.sessions() as session:
+        found = await session.get(Contact, contact)
+        assert found is not None and found.last_inbound_at is None
