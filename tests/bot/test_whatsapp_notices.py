@@ -210,7 +210,8 @@ async def test_a_late_refusal_for_the_window_sends_the_news_again_as_a_template(
         assert await settled(services, bot) == {"held": 1}
     assert fake.texts(number(0))[1:] == ["template:gotong_update"]
     [row] = await rows(services)
-    assert (row.status, row.last_error) == ("held", "outside the 24-hour window: told there is news")
+    assert (row.status, row.last_error) == (
+        "held", "outside the 24-hour window: told there is news")
     async with services.sessions() as session:
         found = await session.get(Contact, contact)
         assert found is not None and found.last_inbound_at is None
