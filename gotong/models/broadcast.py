@@ -46,7 +46,10 @@ class Audience:
 
 
 def _recipients_query(audience: Audience) -> Any:
-    query = select(Contact.id).where(Contact.opted_out_at.is_(None))
+    """One contact per person in the audience (the dispatcher sends to the app the person
+    uses)."""
+    query = select(Contact.id, func.coalesce(Contact.person_id, Contact.id).label("person")) \
+        .where(Contact.opted_out_at.is_(None))
     if audience.role is not None:
         query = query.where(
             select(ContactRole.id).where(ContactRole.contact_id == Contact.id,
@@ -64,7 +67,8 @@ def _recipients_query(audience: Audience) -> Any:
         )
     if audience.language is not None:
         query = query.where(Contact.language == audience.language)
-    return query
+    matching = query.subquery()
+    return select(func.min(matching.c.id).label("id")).group_by(matching.c.person)
 
 
 async def count_recipients(session: AsyncSession, audience: Audience) -> int:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import insert, update
+from sqlalchemy import insert, select, update
 
 from gotong.bot.app import Services
 from gotong.models.base import utcnow
-from gotong.models.contact import Contact
+from gotong.models.broadcast import Audience, count_recipients, create_broadcast
+from gotong.models.contact import Contact, Role, grant_role
 from gotong.models.conversation import Conversation
-from gotong.models.outbox import Claimed
+from gotong.models.outbox import Claimed, OutboxMessage
 from gotong.models.person import (
     LinkedDelivery,
     link_by_phone,
@@ -97,3 +98,22 @@ async def test_news_goes_to_the_app_used_last_that_can_reach_the_person(
                               .values(unreachable_at=now))
     assert await where(LinkedDelivery.LAST_USED) == (telegram, "telegram", "1")
     assert await where(LinkedDelivery.WHATSAPP) == (telegram, "telegram", "1")
+
+
+async def test_a_broadcast_reaches_a_person_once_on_two_apps(services: Services) -> None:
+    telegram, whatsapp, other = await add(
+        services, ("telegram", "1", PHONE), ("whatsapp", "6281234567890", PHONE),
+        ("telegram", "2", None))
+    async with services.sessions() as session, session.begin():
+        await link_by_phone(session, whatsapp, PHONE)
+        for contact_id in (telegram, whatsapp, other):
+            await grant_role(session, contact_id, Role.HOUSEHOLD, utcnow())
+    everyone = Audience(role=Role.HOUSEHOLD)
+    async with services.sessions() as session, session.begin():
+        assert await count_recipients(session, everyone) == 2
+        broadcast = await create_broadcast(session, "Posko tutup besok.", everyone, utcnow())
+        assert broadcast.recipients == 2
+    # The person's one row goes to the app they use (the dispatcher routes it).
+    async with services.sessions() as session:
+        assert set((await session.scalars(select(OutboxMessage.contact_id))).all()) == {
+            telegram, other}
