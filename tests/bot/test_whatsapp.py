@@ -14,10 +14,12 @@ from sqlalchemy import func, select
 
 from gotong.bot.app import Services, handler_settings
 from gotong.bot.config import Config
+from gotong.bot.whatsapp import parse_notification
 from gotong.handlers.conversations import Conversations
+from gotong.models.base import utcnow
 from gotong.models.contact import Contact
 from gotong.models.help_request import HelpRequest
-from gotong.models.inbound import InboundUpdate
+from gotong.models.inbound import InboundUpdate, store_inbound
 from tests.bot.whatsapp_harness import APP_SECRET, VERIFY_TOKEN, WaPerson, running_whatsapp
 from tests.fakes.whatsapp_api import FakeWhatsAppAPI
 from tests.fakes.whatsapp_webhooks import (
@@ -220,3 +222,23 @@ async def test_a_long_list_comes_in_pages_with_more(config: Config, services: Se
         siti = bot.person(SITI)
         [again] = await siti.tap_id(first_page[-1][0], row=True)
         assert "Kelurahan mana" in again.text
+
+
+async def test_messages_stored_before_a_crash_are_handled_at_start(
+        config: Config, services: Services, fake: FakeWhatsAppAPI) -> None:
+    # A message stored (and answered 200) by a process that died before handling it.
+    envelope = text_message(SITI, "halo", message_id="wamid.stored")
+    [message], _ = parse_notification(envelope, fake.phone_number_id)
+    async with services.sessions() as session, session.begin():
+        assert await store_inbound(session, "whatsapp", message.message_id, message.message,
+                                   utcnow())
+    async with running_whatsapp(config, services, fake) as bot:
+        await bot.channel.wait_handled(1)
+        assert "Halo! Saya Gotong" in fake.texts(SITI)[0]
+        # Meta's retry of the same message finds it handled.
+        assert (await bot.post(envelope))[0] == 200
+        await asyncio.sleep(0.1)
+        assert len(fake.texts(SITI)) == 1
+    async with services.sessions() as session:
+        stored = await session.scalar(select(InboundUpdate))
+    assert stored is not None and stored.processed_at is not None and stored.payload is None
