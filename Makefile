@@ -34,6 +34,7 @@ pytest: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/inbound.py
+	$(BIN)/python benchmarks/whatsapp_inbound.py
 	$(BIN)/python benchmarks/fanout.py
 	$(BIN)/python benchmarks/allocation.py
 

@@ -22,12 +22,12 @@ import re
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
 from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
 from gotong.bot.config import WhatsAppConfig
 from gotong.bot.delivery import (
@@ -49,13 +49,12 @@ from gotong.models.base import utcnow
 from gotong.models.contact import Contact
 from gotong.models.inbound import store_inbound, unprocessed_payloads
 from gotong.models.outbox import (
+    HELD_AFTER,
     Claimed,
     OutboxMessage,
     OutboxStatus,
     mark_unreachable,
-    release_held,
 )
-from gotong.models.person import person_contact_ids
 
 log = logging.getLogger(__name__)
 
@@ -72,9 +71,6 @@ MAX_ROW_DESCRIPTION = 72
 MAX_ROW_ID = 200
 # A template parameter may not hold line breaks, tabs or runs of spaces.
 MAX_TEMPLATE_PARAMETER = 1024
-WINDOW = timedelta(hours=24)
-# Messages sent this close to the end of the window could arrive after it.
-WINDOW_MARGIN = timedelta(minutes=5)
 # Option ids the channel answers itself: the next page of a long list, and "use the
 # number I write from" (WhatsApp vouches for it, as Telegram does for a shared contact).
 MORE = "~more:"
@@ -208,7 +204,7 @@ def to_incoming(inbound: InboundMessage) -> Incoming:
     message = inbound.message
     base: dict[str, Any] = {"channel": CHANNEL, "chat_id": inbound.sender,
                             "external_id": inbound.message_id,
-                            "sender_phone": f"+{inbound.sender}"}
+                            "sender_phone": f"+{inbound.sender}", "sent_at": inbound.sent_at}
     kind = message.get("type")
     body = message.get(kind) if isinstance(kind, str) else None
     body = body if isinstance(body, dict) else {}
@@ -500,16 +496,21 @@ class WhatsAppChannel:
         messages, statuses = parse_notification(payload, self.config.phone_number_id)
         fresh: list[InboundMessage] = []
         now = utcnow()
-        async with self._sessions() as session, session.begin():
+        # On a connection, not an ORM session: this runs for every message, before the
+        # 200 that Meta waits for.
+        async with self._conversations.engine.begin() as connection:
             for message in messages:
-                if await store_inbound(session, CHANNEL, message.message_id,
+                if await store_inbound(connection, CHANNEL, message.message_id,
                                        message.message, now):
                     fresh.append(message)
             for status in statuses:
                 # Recorded once per message and status: a replayed status changes nothing.
-                if await store_inbound(session, CHANNEL,
+                if await store_inbound(connection, CHANNEL,
                                        f"{status.message_id}:{status.status}"[:128], None, now):
-                    await apply_status(session, status, now)
+                    await apply_status(connection, status, now)
+                    if OUTSIDE_WINDOW in status.error_codes:
+                        # The window's start changed under this process's copy of the chat.
+                        self._conversations.forget(CHANNEL, status.recipient)
         for message in fresh:
             self._schedule(message)
         return len(fresh)
@@ -548,20 +549,23 @@ class WhatsAppChannel:
     # --- handling -------------------------------------------------------------------
 
     async def _handle(self, message: InboundMessage) -> None:
-        await self._mark_read(message.message_id)
+        # The blue ticks go while the message is handled, not before.
+        reading = asyncio.create_task(self._mark_read(message.message_id))
+        try:
+            await self._answer(message)
+        finally:
+            await reading
+
+    async def _answer(self, message: InboundMessage) -> None:
         incoming = to_incoming(message)
         if incoming.kind == Kind.CHOICE and (incoming.option or "").startswith(MORE):
             await self._next_page(incoming, message)
             return
         outbox = self.outbox
+        # The unit of work also keeps when the person wrote (the 24-hour window) and
+        # releases the news held until then.
         handled = await self._conversations.handle_update(incoming,
                                                           keep_reply=outbox is not None)
-        if handled.contact_id:
-            async with self._sessions() as session, session.begin():
-                # The 24-hour window opens with this message; news held for it goes now.
-                released = await note_inbound(session, handled.contact_id, message.sent_at)
-            if released and outbox is not None:
-                outbox.wake()
         if not handled.replies:
             return
         pace = outbox.pace_reply(CHANNEL, incoming.chat_id) if outbox is not None else None
@@ -718,23 +722,11 @@ class WhatsAppChannel:
 
 def window_open(last_inbound_at: datetime | None, now: datetime) -> bool:
     """Whether free-form messages still reach the person (24 hours after they wrote)."""
-    return last_inbound_at is not None and now - last_inbound_at < WINDOW - WINDOW_MARGIN
+    return last_inbound_at is not None and now - last_inbound_at < HELD_AFTER
 
 
-async def note_inbound(session: AsyncSession, contact_id: int, sent_at: datetime) -> int:
-    """Keep when the person last wrote, and release the notices held for that; returns
-    how many were released."""
-    await session.execute(
-        update(Contact).where(Contact.id == contact_id)
-        .values(last_inbound_at=sent_at).execution_options(synchronize_session=False))
-    released = 0
-    # News held for the person on another app is sent now too, routed to where they are.
-    for person_contact in await person_contact_ids(session, contact_id):
-        released += await release_held(session, person_contact, utcnow())
-    return released
-
-
-async def apply_status(session: AsyncSession, status: StatusChange, now: datetime) -> None:
+async def apply_status(connection: AsyncConnection, status: StatusChange, now: datetime
+                       ) -> None:
     """Move the sent row the status is about forward (sent, delivered, read) or to
     failed; never back."""
     if status.status == "failed":
@@ -743,28 +735,25 @@ async def apply_status(session: AsyncSession, status: StatusChange, now: datetim
                 OutboxMessage.status == OutboxStatus.SENT)
         # The contact WhatsApp speaks of (the row may be another app's contact of the same
         # person, routed here).
-        contact_id = await session.scalar(select(Contact.id).where(
+        contact_id = await connection.scalar(select(Contact.id).where(
             Contact.channel == CHANNEL, Contact.chat_id == status.recipient))
         if code == OUTSIDE_WINDOW:
             # Accepted as text, then refused: the window had closed. Send it again, which
             # now goes as a template.
-            await session.execute(
+            await connection.execute(
                 update(OutboxMessage).where(*sent)
                 .values(status=OutboxStatus.PENDING, next_attempt_at=now, parts_sent=0,
-                        last_error="outside the 24-hour window")
-                .execution_options(synchronize_session=False))
+                        last_error="outside the 24-hour window"))
             if contact_id is not None:
-                await session.execute(
+                await connection.execute(
                     update(Contact).where(Contact.id == contact_id)
-                    .values(last_inbound_at=None)
-                    .execution_options(synchronize_session=False))
+                    .values(last_inbound_at=None))
             return
-        await session.execute(
+        await connection.execute(
             update(OutboxMessage).where(*sent)
-            .values(status=OutboxStatus.FAILED, last_error=f"whatsapp error {code}")
-            .execution_options(synchronize_session=False))
+            .values(status=OutboxStatus.FAILED, last_error=f"whatsapp error {code}"))
         if code == UNDELIVERABLE and contact_id is not None:
-            await mark_unreachable(await session.connection(), contact_id, now)
+            await mark_unreachable(connection, contact_id, now)
         return
     try:
         target = OutboxStatus(status.status)
@@ -774,7 +763,7 @@ async def apply_status(session: AsyncSession, status: StatusChange, now: datetim
     if rank is None:
         return
     earlier = [s for s, r in _STATUS_ORDER.items() if r < rank]
-    await session.execute(
+    await connection.execute(
         update(OutboxMessage)
         .where(OutboxMessage.platform_message_id == status.message_id,
                OutboxMessage.status.in_(earlier))

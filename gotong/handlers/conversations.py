@@ -12,7 +12,7 @@ import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -55,7 +55,7 @@ from gotong.models.conversation import (
     save_conversation,
 )
 from gotong.models.inbound import claim_inbound
-from gotong.models.outbox import enqueue_reply
+from gotong.models.outbox import HELD_AFTER, enqueue_reply, release_held
 from gotong.models.person import link_by_phone
 
 log = logging.getLogger(__name__)
@@ -109,6 +109,15 @@ SCREENS: dict[str, Callable[[Turn], Awaitable[list[Reply]]]] = {
 MAX_ATTEMPTS = 3
 # Chats whose state is kept in memory between updates (least recently active dropped).
 STATE_CACHE_SIZE = 10_000
+
+
+# When the person last wrote is kept to the minute: a chat of many quick messages writes
+# it once.
+INBOUND_PRECISION = timedelta(minutes=1)
+
+
+def within(earlier: datetime | None, later: datetime, span: timedelta) -> bool:
+    return earlier is not None and later - earlier < span
 
 
 @dataclass
@@ -230,9 +239,16 @@ class Conversations:
             log.info("dropped a replayed %s update", incoming.channel)
             return Handled([], contact_id=0)
         contact, conversation, created = await self._load_state(work, incoming, now)
-        contact_before = (contact.language, contact.verified_phone, contact.opted_out_at)
+        contact_before = (contact.language, contact.verified_phone, contact.opted_out_at,
+                          contact.last_inbound_at)
         if incoming.sender_phone and contact.verified_phone != incoming.sender_phone:
             contact.verified_phone = incoming.sender_phone
+        # News is held only while the window since the person's last message is closed.
+        release = incoming.sent_at is not None and not within(
+            contact.last_inbound_at, incoming.sent_at, HELD_AFTER)
+        if incoming.sent_at is not None and not within(
+                contact.last_inbound_at, incoming.sent_at, INBOUND_PRECISION):
+            contact.last_inbound_at = incoming.sent_at
         turn = Turn(work=work, contact=contact, conversation=conversation,
                     incoming=incoming, catalog=self.catalog, areas=self._areas,
                     settings=self._settings, now=now, first_contact=created)
@@ -241,11 +257,15 @@ class Conversations:
         conversation.updated_at = now
         await work.flush()
         await save_conversation(connection, conversation)
-        if (contact.language, contact.verified_phone, contact.opted_out_at) != contact_before:
+        if (contact.language, contact.verified_phone, contact.opted_out_at,
+                contact.last_inbound_at) != contact_before:
             await save_contact(connection, contact)
         if contact.verified_phone and contact.verified_phone != contact_before[1]:
             # The same number on another app: the same person.
             await link_by_phone(work.session, contact.id, contact.verified_phone)
+        if release and await release_held(connection, contact.id, now):
+            # News held until the person wrote (outside WhatsApp's window) goes now.
+            work.outbox_due = True
         # Kept even though the commit is still to come: any failure evicts it (handle).
         self._keep_state(contact, conversation)
         # Kinds and steps only: what people wrote never goes into the logs.
@@ -258,6 +278,14 @@ class Conversations:
         hint = (incoming.language_hint or "").lower()[:2]
         # The app's language decides the first welcome: English only when it is English.
         return "en" if hint == "en" else self._settings.default_language
+
+    @property
+    def engine(self) -> AsyncEngine:
+        return self._engine
+
+    def forget(self, channel: str, chat_id: str) -> None:
+        """Drop what this process keeps of a chat, changed elsewhere in the database."""
+        self._states.pop((channel, chat_id), None)
 
     @property
     def default_language(self) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from datetime import datetime
 
 
 class Kind(enum.StrEnum):
@@ -44,6 +45,9 @@ class Incoming:
     language_hint: str | None = None
     # The sender's own number, when the platform gives it with every message (WhatsApp).
     sender_phone: str | None = None
+    # When the person wrote it, where the platform's rules depend on it (WhatsApp's 24
+    # hours): kept on the contact, and news held for the person is released.
+    sent_at: datetime | None = None
     # The platform's own id of the update, for de-duplication.
     external_id: str | None = None
 

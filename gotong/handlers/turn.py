@@ -48,6 +48,8 @@ class UnitOfWork:
     def __init__(self, connection: AsyncConnection) -> None:
         self.connection = connection
         self._session: AsyncSession | None = None
+        # Outbox rows made due without the session (news released for the person).
+        self.outbox_due = False
 
     @property
     def session(self) -> AsyncSession:
@@ -65,7 +67,8 @@ class UnitOfWork:
     @property
     def wrote_outbox(self) -> bool:
         """Whether the unit of work added outbox rows (for the dispatcher to wake)."""
-        return self._session is not None and bool(self._session.info.get(OUTBOX_WRITTEN))
+        return self.outbox_due or (self._session is not None
+                                   and bool(self._session.info.get(OUTBOX_WRITTEN)))
 
     async def close(self) -> None:
         if self._session is not None:

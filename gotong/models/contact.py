@@ -68,7 +68,7 @@ async def save_contact(connection: AsyncConnection, contact: Contact) -> None:
     await connection.execute(
         update(Contact).where(Contact.id == contact.id)
         .values(language=contact.language, verified_phone=contact.verified_phone,
-                opted_out_at=contact.opted_out_at)
+                opted_out_at=contact.opted_out_at, last_inbound_at=contact.last_inbound_at)
     )
 
 

@@ -33,11 +33,13 @@ class InboundUpdate(Base):
 
 
 async def store_inbound(
-    session: AsyncSession, channel: str, external_id: str, payload: dict[str, Any] | None,
-    now: datetime,
+    session: AsyncSession | AsyncConnection, channel: str, external_id: str,
+    payload: dict[str, Any] | None, now: datetime,
 ) -> bool:
     """Record an update before it is processed; False when it was already recorded."""
-    insert = _insert_for(session.get_bind().dialect.name)
+    dialect = session.dialect if isinstance(session, AsyncConnection) \
+        else session.get_bind().dialect
+    insert = _insert_for(dialect.name)
     result = await session.execute(
         insert(InboundUpdate)
         .values(channel=channel, external_id=external_id, payload=payload, received_at=now)

@@ -68,6 +68,11 @@ class Purpose(enum.IntEnum):
 
 OUTBOX_WRITTEN = "outbox_written"
 
+# News is held for a person only after this long without a message from them (WhatsApp
+# takes free-form messages for 24 hours after the person's last one; a little less, so
+# that a message sent near the end cannot arrive after it).
+HELD_AFTER = timedelta(hours=24) - timedelta(minutes=5)
+
 # Rows that still hold back the later rows of their contact.
 UNSETTLED = (OutboxStatus.PENDING, OutboxStatus.SENDING)
 
@@ -375,15 +380,18 @@ async def mark_unreachable(connection: AsyncConnection, contact_id: int, now: da
     )
 
 
-async def release_held(session: AsyncSession, contact_id: int, now: datetime) -> int:
-    """The person wrote: what was held for them is due now, after the answer."""
-    result = await session.execute(
+async def release_held(connection: AsyncConnection, contact_id: int, now: datetime) -> int:
+    """The person wrote: what was held for them, on this app or another of theirs, is due
+    now, after the answer. Returns how many rows."""
+    person = (select(func.coalesce(Contact.person_id, Contact.id))
+              .where(Contact.id == contact_id).scalar_subquery())
+    theirs = select(Contact.id).where(or_(Contact.id == person, Contact.person_id == person))
+    result = await connection.execute(
         update(OutboxMessage)
-        .where(OutboxMessage.contact_id == contact_id,
+        .where(OutboxMessage.contact_id.in_(theirs),
                OutboxMessage.status == OutboxStatus.HELD)
-        .values(status=OutboxStatus.PENDING, next_attempt_at=now, last_error=None)
-        .execution_options(synchronize_session=False))
-    return max(result.rowcount or 0, 0)  # type: ignore[attr-defined]
+        .values(status=OutboxStatus.PENDING, next_attempt_at=now, last_error=None))
+    return max(result.rowcount or 0, 0)
 
 
 async def extend_leases(connection: AsyncConnection, row_ids: Sequence[int],

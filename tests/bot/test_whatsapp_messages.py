@@ -21,7 +21,6 @@ from gotong.bot.whatsapp import (
     MAX_TEXT,
     MORE,
     OWN_NUMBER,
-    WINDOW,
     InboundMessage,
     Labels,
     MalformedPayload,
@@ -35,6 +34,7 @@ from gotong.bot.whatsapp import (
     window_open,
 )
 from gotong.handlers.messages import Hint, Kind, Option, Reply
+from gotong.models.outbox import HELD_AFTER
 
 PHONE_ID = "1234567890"
 LABELS = Labels(choose="Pilih", more="Lainnya…", use_my_number="Pakai nomor ini",
@@ -251,6 +251,7 @@ def test_templates_and_the_window() -> None:
     assert len(template_text("x" * 5000)) == 1024
     assert not window_open(None, NOW)
     assert window_open(NOW - timedelta(hours=23), NOW)
-    assert not window_open(NOW - WINDOW, NOW)
+    assert not window_open(NOW - timedelta(hours=24), NOW)
     # Not in the last minutes either: the message could arrive after the window.
-    assert not window_open(NOW - WINDOW + timedelta(minutes=2), NOW)
+    assert not window_open(NOW - timedelta(hours=24) + timedelta(minutes=2), NOW)
+    assert window_open(NOW - HELD_AFTER + timedelta(seconds=1), NOW)
