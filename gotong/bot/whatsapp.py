@@ -311,67 +311,71 @@ def _label(option: Option, multi: bool) -> str:
 
 @dataclass(frozen=True)
 class Page:
-    """A long list: the rows after the first page, shown on "more"."""
+    """A long list, remembered for "more": its options and the controls (next page, done,
+    back) that every page shows."""
 
     context: str
-    rows: tuple[tuple[str, str], ...]  # (option id, label)
+    options: tuple[tuple[str, str], ...]  # (option id, label)
+    controls: tuple[tuple[str, str], ...]
 
 
 def render(reply: Reply, labels: Labels) -> tuple[list[dict[str, Any]], Page | None]:
-    """The WhatsApp messages of a reply (without recipient), and the rest of a long list
-    to remember for "more"."""
+    """The WhatsApp messages of a reply (without recipient), and the long list to remember
+    for "more" if it is one."""
     context = reply.context or ""
+    controls = [(c.id, c.label) for c in reply.controls]
     if reply.hint == Hint.CONTACT:
         options: list[tuple[str, str]] = [(OWN_NUMBER, labels.use_my_number)]
     else:
         multi = reply.hint == Hint.MULTI
-        options = [*((o.id, _label(o, multi)) for o in reply.options),
-                   *((c.id, c.label) for c in reply.controls)]
+        options = [(o.id, _label(o, multi)) for o in reply.options]
     text = reply.text
     if reply.hint == Hint.LOCATION:
         text = f"{text}\n\n{labels.share_location}"
-    if not options:
+    every = [*options, *controls]
+    if not every:
         return [_text_message(part) for part in _texts(text)], None
-    if len(options) <= MAX_BUTTONS:
+    if len(every) <= MAX_BUTTONS:
         head, body = _body_split(text, MAX_BUTTON_BODY)
-        titles = unique_titles([label for _, label in options], MAX_BUTTON_TITLE)
+        titles = unique_titles([label for _, label in every], MAX_BUTTON_TITLE)
         buttons = [{"type": "reply", "reply": {"id": _option_id(context, option_id),
                                                "title": title}}
-                   for (option_id, _), title in zip(options, titles, strict=True)]
+                   for (option_id, _), title in zip(every, titles, strict=True)]
         interactive = {"type": "button", "body": {"text": body},
                        "action": {"buttons": buttons}}
         return [*map(_text_message, head), {"type": "interactive",
                                             "interactive": interactive}], None
     head, body = _body_split(text, MAX_TEXT)
-    message, rest = list_message(context, body, options, labels)
-    return [*map(_text_message, head), message], rest
+    page = Page(context, tuple(options), tuple(controls))
+    return [*map(_text_message, head), list_message(page, 0, body, labels)], \
+        page if len(every) > MAX_ROWS else None
 
 
-def list_message(context: str, body: str, options: Sequence[tuple[str, str]],
-                 labels: Labels) -> tuple[dict[str, Any], Page | None]:
-    """A list of the options, or of the first of them and "more"."""
-    shown = list(options)
-    rest: tuple[tuple[str, str], ...] = ()
-    if len(options) > MAX_ROWS:
-        shown = list(options[: MAX_ROWS - 1])
-        rest = tuple(options[MAX_ROWS - 1:])
-    titles = unique_titles([label for _, label in shown], MAX_ROW_TITLE)
+def list_message(page: Page, start: int, body: str, labels: Labels) -> dict[str, Any]:
+    """A list of the options from `start` on, as many as fit beside the controls; with
+    "more" when some are left."""
+    options, controls = page.options[start:], list(page.controls)
+    room = MAX_ROWS - len(controls)
+    if len(options) > room:
+        room -= 1
+        shown = list(options[:room])
+        controls.insert(0, (f"{MORE}{start + room}", labels.more))
+    else:
+        shown = list(options)
+    every = [*shown, *controls]
+    titles = unique_titles([label for _, label in every], MAX_ROW_TITLE)
     rows = []
-    for (option_id, label), title in zip(shown, titles, strict=True):
-        row: dict[str, Any] = {"id": _option_id(context, option_id), "title": title}
-        if title != label:
+    for (option_id, label), title in zip(every, titles, strict=True):
+        row: dict[str, Any] = {"id": _option_id(page.context, option_id), "title": title}
+        if title != label.strip():
             # The whole label, as far as it fits, under a title that had to be cut.
             row["description"] = _cut(label, MAX_ROW_DESCRIPTION)
         rows.append(row)
-    if rest:
-        rows.append({"id": _option_id(context, f"{MORE}{len(shown)}"),
-                     "title": _cut(labels.more, MAX_ROW_TITLE)})
     interactive = {"type": "list", "body": {"text": body},
                    "action": {"button": _cut(labels.choose, MAX_BUTTON_TITLE),
                               "sections": [{"title": _cut(labels.choose, MAX_ROW_TITLE),
                                             "rows": rows}]}}
-    return ({"type": "interactive", "interactive": interactive},
-            Page(context, rest) if rest else None)
+    return {"type": "interactive", "interactive": interactive}
 
 
 def _option_id(context: str, option_id: str) -> str:
@@ -598,15 +602,13 @@ class WhatsAppChannel:
                 await self.deliver(incoming.chat_id, handled.replies,
                                    language=handled.language)
             return
-        start = int((incoming.option or "")[len(MORE):] or 0)
-        offset = start - (MAX_ROWS - 1)
-        rows = page.rows[max(offset, 0):]
-        body = self._catalog.text(language, "whatsapp.more_body")
-        payload, rest = list_message(page.context, body, rows, labels)
-        if rest is not None:
-            # Renumber "more" so that it points past this page.
-            more_row = payload["interactive"]["action"]["sections"][0]["rows"][-1]
-            more_row["id"] = _option_id(page.context, f"{MORE}{start + MAX_ROWS - 1}")
+        try:
+            start = int((incoming.option or "")[len(MORE):])
+        except ValueError:
+            start = 0
+        start = min(max(start, 0), max(len(page.options) - 1, 0))
+        payload = list_message(page, start, self._catalog.text(language, "whatsapp.more_body"),
+                               labels)
         try:
             await self._post({**payload, "to": incoming.chat_id})
         except (GraphError, aiohttp.ClientError, TimeoutError) as exc:

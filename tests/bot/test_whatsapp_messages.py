@@ -25,6 +25,7 @@ from gotong.bot.whatsapp import (
     Labels,
     MalformedPayload,
     Templates,
+    list_message,
     parse_notification,
     render,
     signature_matches,
@@ -212,7 +213,31 @@ def test_four_to_ten_options_are_a_list_and_more_are_pages_with_more() -> None:
     assert len(rows) == MAX_ROWS
     assert rows[-1] == {"id": f"area|{MORE}9", "title": "Lainnya…"}
     assert page is not None and page.context == "area"
-    assert [label for _, label in page.rows] == [f"Area {i}" for i in range(10, 24)]
+    assert [label for _, label in page.options] == [f"Area {i}" for i in range(1, 24)]
+    # Each later page: the next options, "more" while some are left.
+    second = list_message(page, 9, "Lainnya:", LABELS)["interactive"]["action"]
+    assert [r["title"] for r in second["sections"][0]["rows"]] == [
+        *(f"Area {i}" for i in range(10, 19)), "Lainnya…"]
+    last = list_message(page, 18, "Lainnya:", LABELS)["interactive"]["action"]
+    assert [r["title"] for r in last["sections"][0]["rows"]] == [
+        f"Area {i}" for i in range(19, 24)]
+
+
+def test_the_controls_of_a_long_list_are_on_every_page() -> None:
+    """Done, next page, back: never hidden behind "more"."""
+    reply = Reply(text="Wilayah?", context="areas", hint=Hint.MULTI,
+                  options=options(*[f"Kecamatan {i}" for i in range(1, 9)]),
+                  controls=(Option(">1", "Berikutnya »"), Option("done", "Selesai"),
+                            Option("back", "« Kembali")))
+    [payload], page = render(reply, LABELS)
+    rows = payload["interactive"]["action"]["sections"][0]["rows"]
+    assert len(rows) == MAX_ROWS
+    assert [r["id"] for r in rows[-4:]] == [f"areas|{MORE}6", "areas|>1", "areas|done",
+                                            "areas|back"]
+    assert page is not None
+    rest = list_message(page, 6, "…", LABELS)["interactive"]["action"]["sections"][0]["rows"]
+    assert [r["id"] for r in rest] == ["areas|o6", "areas|o7", "areas|>1", "areas|done",
+                                       "areas|back"]
 
 
 def test_multi_select_marks_the_chosen_options() -> None:
