@@ -73,6 +73,13 @@ class WhatsAppBotUnderTest:
         return WaPerson(self, number, name)
 
 
+def shows(title: str, description: str, label_part: str) -> bool:
+    """Whether an option shows the label: in its title, its description, or its title cut
+    short with "…" (WhatsApp's 20 or 24 characters)."""
+    cut = title.endswith("…") and label_part.startswith(title[:-1])
+    return label_part in title or label_part in description or cut
+
+
 class WaPerson:
     def __init__(self, bot: WhatsAppBotUnderTest, number: str, name: str) -> None:
         self.bot = bot
@@ -102,7 +109,9 @@ class WaPerson:
         """Tap the button or list row whose title contains `label_part` on the latest
         message that has any."""
         message = next(m for m in reversed(self.messages) if m.options())
-        matches = [(id_, title) for id_, title in message.options() if label_part in title]
+        descriptions = {row.get("id"): str(row.get("description", "")) for row in message.rows()}
+        matches = [(id_, title) for id_, title in message.options()
+                   if shows(title, descriptions.get(id_, ""), label_part)]
         assert len(matches) == 1, (label_part, message.options())
         [(option_id, title)] = matches
         if message.interactive_type == "list":
@@ -121,8 +130,10 @@ class WaPerson:
                          ) -> list[SentMessage]:
         return await self.send(image_message(self.number, media_id, caption, name=self.name))
 
-    async def share_contact(self, phone: str, name: str) -> list[SentMessage]:
-        return await self.send(contacts_message(self.number, phone, name, name=self.name))
+    async def share_contact(self, phone: str, name: str | None = None) -> list[SentMessage]:
+        """Send a contact card (WhatsApp's "share contact")."""
+        return await self.send(contacts_message(self.number, phone, name or self.name,
+                                                name=self.name))
 
     async def send_unsupported(self, kind: str = "sticker") -> list[SentMessage]:
         return await self.send(unsupported_message(self.number, kind, name=self.name))
