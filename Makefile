@@ -34,7 +34,6 @@ pytest: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/inbound.py
-	$(BIN)/python benchmarks/whatsapp_inbound.py
 	$(BIN)/python benchmarks/fanout.py
 	$(BIN)/python benchmarks/allocation.py
 

@@ -9,6 +9,12 @@ the chats, and the time from the first push until every update was answered is m
 a warm-up round on each side, the sides run alternately; the median round of each is reported::
 
     .venv/bin/python benchmarks/inbound.py [--updates N] [--chats C] [--rounds R]
+                                           [--telegram-only]
+
+Then the same for WhatsApp (``benchmarks/whatsapp_inbound.py``, which runs alone too): the
+registration as signed webhooks through Gotong's web app and WhatsApp channel, beside a bare
+aiohttp handler that checks the signature, answers and echoes; its rows start with
+``whatsapp``.
 
 Every round is checked: the echo bot must have echoed every update, and every Gotong chat must
 have got all its replies, ending with the request's reference (GT-...).  A failed check or an
@@ -395,6 +401,8 @@ class Settings:
     rounds: int
     warmup_chats: int
     verbose: bool
+    # Also measure the WhatsApp channel (benchmarks/whatsapp_inbound.py).
+    whatsapp: bool = True
 
 
 class UserIds:
@@ -487,6 +495,8 @@ def parse_args(argv: Sequence[str] | None) -> tuple[Settings, int]:
                         help="measured rounds of each side (default 3)")
     parser.add_argument("-v", "--verbose", action="store_true",
                         help="show every round on standard error")
+    parser.add_argument("--telegram-only", action="store_true",
+                        help="leave out the WhatsApp row")
     args = parser.parse_args(argv)
     chats = args.chats if args.updates is None else args.updates // len(DIALOG)
     if chats < 1:
@@ -494,7 +504,8 @@ def parse_args(argv: Sequence[str] | None) -> tuple[Settings, int]:
     if args.rounds < 1:
         parser.error("at least one round is needed")
     settings = Settings(chats=chats, rounds=args.rounds,
-                        warmup_chats=max(1, min(chats, 10)), verbose=args.verbose)
+                        warmup_chats=max(1, min(chats, 10)), verbose=args.verbose,
+                        whatsapp=not args.telegram_only)
     return settings, chats * len(DIALOG)
 
 
@@ -516,7 +527,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         rates[name] = updates / seconds
         print(f"{name}: {updates} updates in {seconds:.3f} s = {rates[name]:.1f} updates/s")
     print(f"ratio={rates['gotong'] / rates['echo']:.2f}")
-    return 0
+    if not settings.whatsapp:
+        return 0
+    # The WhatsApp row: the same registration as signed webhooks, beside a bare aiohttp
+    # handler (benchmarks/whatsapp_inbound.py, which also runs alone).
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import whatsapp_inbound
+
+    return whatsapp_inbound.main(["--chats", str(settings.chats),
+                                  "--rounds", str(settings.rounds)], prefix="whatsapp ")
 
 
 if __name__ == "__main__":

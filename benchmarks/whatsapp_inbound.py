@@ -630,7 +630,8 @@ def parse_args(argv: Sequence[str] | None) -> tuple[Settings, int]:
     return settings, chats * len(DIALOG)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, prefix: str = "") -> int:
+    """Run and print the rows (each starting with `prefix`); 1 on a failed check."""
     settings, messages = parse_args(argv)
     warnings.simplefilter("ignore", DeprecationWarning)
     warnings.simplefilter("ignore", PendingDeprecationWarning)
@@ -647,9 +648,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         seconds = statistics.median(r.seconds for r in results[name])
         replies = results[name][-1].replies
         rates[name] = messages / seconds
-        print(f"{name}: {messages} messages in {seconds:.3f} s = {rates[name]:.1f} messages/s"
-              f" ({replies} replies sent, {replies / messages:.2f} a message)")
-    print(f"ratio={rates['gotong'] / rates['echo']:.2f}")
+        print(f"{prefix}{name}: {messages} messages in {seconds:.3f} s = "
+              f"{rates[name]:.1f} messages/s ({replies} replies sent, "
+              f"{replies / messages:.2f} a message)")
+    print(f"{prefix}ratio={rates['gotong'] / rates['echo']:.2f}")
     return 0
 
 
