@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import insert, select, update
 
 from gotong.bot.app import Services
@@ -11,6 +12,8 @@ from gotong.models.base import utcnow
 from gotong.models.broadcast import Audience, count_recipients, create_broadcast
 from gotong.models.contact import Contact, Role, grant_role
 from gotong.models.conversation import Conversation
+from gotong.models.delivery import Delivery
+from gotong.models.help_request import HelpRequest, NotAllowed
 from gotong.models.outbox import Claimed, OutboxMessage
 from gotong.models.person import (
     LinkedDelivery,
@@ -19,6 +22,8 @@ from gotong.models.person import (
     route_to_person,
     same_person,
 )
+from gotong.models.tasks import household_answer, rate
+from tests.models.test_tasks import Mile
 
 PHONE = "+6281234567890"
 
@@ -117,3 +122,35 @@ async def test_a_broadcast_reaches_a_person_once_on_two_apps(services: Services)
     async with services.sessions() as session:
         assert set((await session.scalars(select(OutboxMessage.contact_id))).all()) == {
             telegram, other}
+
+
+async def test_a_household_answers_from_its_other_app(services: Services) -> None:
+    """News of a delivery may reach the person on the app they use; their answer there
+    counts as the household's."""
+    mile = await Mile(services).setup()
+    [task] = await mile.deliveries(1)
+    volunteer_id = await mile.volunteer()
+    await mile.assign(task, volunteer_id)
+    household = (await mile.request(task)).contact_id
+    [elsewhere, stranger] = await add(services, ("whatsapp", "6281234567890", PHONE),
+                                      ("whatsapp", "6289999999999", "+6289999999999"))
+    async with services.sessions() as session, session.begin():
+        await session.execute(update(Contact).where(Contact.id == household)
+                              .values(verified_phone=PHONE))
+        await link_by_phone(session, elsewhere, PHONE)
+    async def confirm(contact_id: int) -> None:
+        async with services.sessions() as session, session.begin():
+            delivery = await session.get(Delivery, task)
+            assert delivery is not None
+            await household_answer(session, services.areas, delivery, True, contact_id,
+                                   mile.now)
+            await rate(session, delivery, contact_id, 5, mile.now)
+
+    with pytest.raises(NotAllowed):
+        await confirm(stranger)
+    await confirm(elsewhere)
+    delivered = await mile.get(task)
+    assert (delivered.status, delivered.rating) == ("delivered", 5)
+    async with services.sessions() as session:
+        request = await session.get(HelpRequest, delivered.request_id)
+        assert request is not None and request.status == "delivered"
