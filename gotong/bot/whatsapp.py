@@ -19,9 +19,10 @@ import hashlib
 import hmac
 import logging
 import re
+import traceback
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -47,7 +48,7 @@ from gotong.handlers.conversations import Conversations
 from gotong.handlers.messages import Hint, Incoming, Kind, Option, Reply
 from gotong.models.base import utcnow
 from gotong.models.contact import Contact
-from gotong.models.inbound import store_inbound, unprocessed_payloads
+from gotong.models.inbound import claim_inbound, store_inbound, unprocessed_payloads
 from gotong.models.outbox import (
     HELD_AFTER,
     Claimed,
@@ -534,8 +535,9 @@ class WhatsAppChannel:
                 await self._handle(message)
         except Exception as exc:
             # The message stays stored and unprocessed: it is taken up again at start.
-            log.error("error while handling a whatsapp message: %s", type(exc).__name__,
-                      exc_info=exc)
+            # Only the error's type and where it happened: its text may quote the message.
+            log.error("error while handling a whatsapp message: %s\n%s", type(exc).__name__,
+                      "".join(traceback.format_tb(exc.__traceback__)))
         finally:
             self._waiting[chat] -= 1
             if not self._waiting[chat]:
@@ -563,8 +565,16 @@ class WhatsAppChannel:
     async def _answer(self, message: InboundMessage) -> None:
         incoming = to_incoming(message)
         if incoming.kind == Kind.CHOICE and (incoming.option or "").startswith(MORE):
-            await self._next_page(incoming, message)
-            return
+            page = self._pages.get((incoming.chat_id, incoming.context or ""))
+            if page is not None:
+                await self._next_page(incoming, page)
+                return
+            # A list this process no longer remembers (after a restart): the
+            # conversation asks its question again.
+            incoming = replace(incoming, kind=Kind.TEXT, text="", context=None, option=None)
+        await self._converse(incoming)
+
+    async def _converse(self, incoming: Incoming) -> None:
         outbox = self.outbox
         # The unit of work also keeps when the person wrote (the 24-hour window) and
         # releases the news held until then.
@@ -584,31 +594,24 @@ class WhatsAppChannel:
         if outbox is not None and handled.reply_id is not None:
             outbox.settle_reply(handled.reply_id, handled.contact_id, CHANNEL, delivered)
 
-    async def _next_page(self, incoming: Incoming, message: InboundMessage) -> None:
-        """The next rows of a long list, from this process's memory; a list no longer
-        remembered (after a restart) is asked again by the conversation."""
-        page = self._pages.get((incoming.chat_id, incoming.context or ""))
-        async with self._sessions() as session:
-            language = await session.scalar(
+    async def _next_page(self, incoming: Incoming, page: Page) -> None:
+        """The next rows of a long list, from this process's memory."""
+        async with self._conversations.engine.begin() as connection:
+            # Handled here, not by the conversation: recorded so as not to be resumed.
+            if incoming.external_id is not None and not await claim_inbound(
+                    connection, CHANNEL, incoming.external_id, utcnow()):
+                return
+            language = await connection.scalar(
                 select(Contact.language)
                 .where(Contact.channel == CHANNEL, Contact.chat_id == incoming.chat_id))
         language = language or self._conversations.default_language
-        labels = Labels.of(self._catalog, language)
-        if page is None:
-            handled = await self._conversations.handle_update(Incoming(
-                channel=CHANNEL, chat_id=incoming.chat_id, kind=Kind.TEXT, text="",
-                external_id=incoming.external_id))
-            if handled.replies:
-                await self.deliver(incoming.chat_id, handled.replies,
-                                   language=handled.language)
-            return
         try:
             start = int((incoming.option or "")[len(MORE):])
         except ValueError:
             start = 0
         start = min(max(start, 0), max(len(page.options) - 1, 0))
         payload = list_message(page, start, self._catalog.text(language, "whatsapp.more_body"),
-                               labels)
+                               Labels.of(self._catalog, language))
         try:
             await self._post({**payload, "to": incoming.chat_id})
         except (GraphError, aiohttp.ClientError, TimeoutError) as exc:

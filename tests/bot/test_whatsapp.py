@@ -218,6 +218,12 @@ async def test_a_long_list_comes_in_pages_with_more(config: Config, services: Se
         assert rest and set(rest) - controls and not (set(rest) - controls) & shown_first
         [kelurahan] = await siti.tap(rest[0])
         assert "Kelurahan mana" in kelurahan.text
+        # Every message, "more" included, is recorded as handled (none resumed at start).
+        async with services.sessions() as session:
+            unhandled = await session.scalar(
+                select(func.count()).select_from(InboundUpdate)
+                .where(InboundUpdate.processed_at.is_(None)))
+        assert unhandled == 0
         assert fake.invalid_requests() == []
 
     # After a restart the channel no longer remembers the list: the open question again.
