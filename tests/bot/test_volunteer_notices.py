@@ -23,8 +23,8 @@ from tests.models.test_tasks import Mile
 
 # Limits scaled up from Telegram's (1/s per chat, 30/s overall) so that the test takes
 # seconds; the dispatcher is told the same limits the fake enforces.
-PER_CHAT = 5.0
-OVERALL = 12.0
+PER_CHAT = 10.0
+OVERALL = 25.0
 TASKS = 12
 REASSIGNED = 6
 
