@@ -7,6 +7,7 @@ import asyncio
 import itertools
 import logging
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
@@ -14,6 +15,7 @@ from sqlalchemy import select
 from gotong.bot.app import Services
 from gotong.bot.config import Config
 from gotong.handlers.messages import Incoming, Kind
+from gotong.models.base import utcnow
 from gotong.models.contact import Contact
 from gotong.models.outbox import OutboxMessage, Purpose
 from tests.bot.dispatch_harness import (
@@ -278,7 +280,10 @@ async def test_rows_committed_in_this_process_are_sent_without_waiting_for_a_pol
     [contact] = await add_contacts(services, [chat])
     dispatch = await running(services, dispatch_config(config, fake, poll_seconds=60))
     try:
-        await asyncio.sleep(0.2)  # the dispatcher found nothing and sleeps until its poll
+        # Once the dispatcher found nothing, it sleeps until its poll (a minute away).
+        async with asyncio.timeout(10):
+            while dispatch.dispatcher._look_at < utcnow() + timedelta(seconds=30):  # noqa: ASYNC110 - polls a state the dispatcher does not signal
+                await asyncio.sleep(0.05)
         await queue(services, [numbered_notice(contact, 1)])
         await asyncio.sleep(0.3)
         assert fake.messages(chat) == []  # written elsewhere: found at the next poll only
