@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 from gotong.handlers.messages import Reply
 from gotong.models.outbox import Claimed
+
+log = logging.getLogger(__name__)
 
 # Waits for a slot under the platform's limits before each message, and frees it after.
 Pace = Callable[[], Awaitable[None]]
@@ -112,3 +115,22 @@ def split_text(text: str, limit: int) -> list[str]:
         text = text[cut:].lstrip("\n")
     chunks.append(text)
     return chunks
+
+
+async def send_reply(sender: Sender, outbox: ReplyOutbox | None, chat_id: str,
+                     replies: Sequence[Reply], reply_id: int | None, contact_id: int, *,
+                     edit_message_id: int | None = None, language: str | None = None) -> None:
+    """Send the answer to an update, within the channel's limits, and settle its outbox
+    row; a reply that cannot go now is left to the dispatcher."""
+    if not replies:
+        return
+    pace = outbox.pace_reply(sender.channel, chat_id) if outbox is not None else None
+    outcome: Delivered | DeliveryError
+    try:
+        outcome = await sender.deliver(chat_id, replies, edit_message_id=edit_message_id,
+                                       pace=pace, language=language)
+    except DeliveryError as exc:
+        log.info("a reply could not be sent now (%s)", exc.reason)
+        outcome = exc
+    if outbox is not None and reply_id is not None:
+        outbox.settle_reply(reply_id, contact_id, sender.channel, outcome)

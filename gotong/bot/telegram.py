@@ -41,6 +41,7 @@ from gotong.bot.delivery import (
     RetryLater,
     Undeliverable,
     Unreachable,
+    send_reply,
     split_text,
 )
 from gotong.bot.http import AiohttpRequest
@@ -349,19 +350,8 @@ class TelegramChannel:
         outbox = self.outbox
         handled = await self._conversations.handle_update(
             incoming, keep_reply=outbox is not None, edit_message_id=edit_id)
-        if not handled.replies:
-            return
-        pace = outbox.pace_reply(CHANNEL, incoming.chat_id) if outbox is not None else None
-        try:
-            delivered = await self.deliver(incoming.chat_id, handled.replies,
-                                           edit_message_id=edit_id, pace=pace)
-        except DeliveryError as exc:
-            log.info("a reply could not be sent now (%s)", exc.reason)
-            if outbox is not None and handled.reply_id is not None:
-                outbox.settle_reply(handled.reply_id, handled.contact_id, CHANNEL, exc)
-            return
-        if outbox is not None and handled.reply_id is not None:
-            outbox.settle_reply(handled.reply_id, handled.contact_id, CHANNEL, delivered)
+        await send_reply(self, outbox, incoming.chat_id, handled.replies, handled.reply_id,
+                         handled.contact_id, edit_message_id=edit_id)
 
     async def deliver(self, chat_id: str, replies: Sequence[Reply], *, skip: int = 0,
                       edit_message_id: int | None = None,

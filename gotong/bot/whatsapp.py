@@ -41,6 +41,7 @@ from gotong.bot.delivery import (
     RetryLater,
     Undeliverable,
     Unreachable,
+    send_reply,
     split_text,
 )
 from gotong.handlers.catalog import Catalog
@@ -580,19 +581,8 @@ class WhatsAppChannel:
         # releases the news held until then.
         handled = await self._conversations.handle_update(incoming,
                                                           keep_reply=outbox is not None)
-        if not handled.replies:
-            return
-        pace = outbox.pace_reply(CHANNEL, incoming.chat_id) if outbox is not None else None
-        try:
-            delivered = await self.deliver(incoming.chat_id, handled.replies, pace=pace,
-                                           language=handled.language)
-        except DeliveryError as exc:
-            log.info("a reply could not be sent now (%s)", exc.reason)
-            if outbox is not None and handled.reply_id is not None:
-                outbox.settle_reply(handled.reply_id, handled.contact_id, CHANNEL, exc)
-            return
-        if outbox is not None and handled.reply_id is not None:
-            outbox.settle_reply(handled.reply_id, handled.contact_id, CHANNEL, delivered)
+        await send_reply(self, outbox, incoming.chat_id, handled.replies, handled.reply_id,
+                         handled.contact_id, language=handled.language)
 
     async def _next_page(self, incoming: Incoming, page: Page) -> None:
         """The next rows of a long list, from this process's memory."""
