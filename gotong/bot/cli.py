@@ -174,7 +174,8 @@ async def run_bot(config: Config) -> None:
     services = await open_services(config)
     telegram, whatsapp = build_channels(config, services)
     dispatcher = attach_dispatcher(services, telegram, whatsapp)
-    runner = web.AppRunner(create_web_app(telegram, whatsapp), access_log=None)
+    runner = web.AppRunner(create_web_app(telegram, whatsapp, services=services),
+                           access_log=None)
     stop = _stop_on_signals()
     # Stopped after the channels, so that replies still being sent are settled.
     dispatcher_stop = asyncio.Event()

@@ -80,6 +80,23 @@ class WhatsAppConfig:
 class WebConfig:
     host: str = "127.0.0.1"
     port: int = 8080
+    # The address people reach this server at (https://aid.example.org), for the
+    # dashboard sign-in links sent in chat; empty: http://<host>:<port>.
+    public_url: str = ""
+    # The playground (four phone screens acting as anyone): "auto" serves it only when no
+    # chat channel is configured; "on" and "off" decide outright.
+    playground: str = "auto"
+    # A dashboard sign-in link works once, within this many minutes.
+    link_minutes: int = 10
+    # A dashboard session ends this long after sign-in, or after this long unused.
+    session_hours: int = 12
+    idle_minutes: int = 60
+    # The public transparency page refreshes its figures this often.
+    public_refresh_seconds: int = 30
+
+    @property
+    def base_url(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
 
 
 @dataclass(frozen=True)
@@ -173,6 +190,17 @@ class Config:
     @property
     def nik_key(self) -> bytes:
         return self.privacy.nik_hash_key.encode()
+
+    @property
+    def has_chat_channel(self) -> bool:
+        return bool(self.telegram.token) or self.whatsapp.enabled
+
+    @property
+    def playground_on(self) -> bool:
+        """Whether to serve the playground, where anyone can act as anyone."""
+        if self.web.playground == "auto":
+            return not self.has_chat_channel
+        return self.web.playground == "on"
 
 
 _SECTION_TYPES: dict[str, type[Any]] = {
@@ -280,6 +308,18 @@ def _coerce(name: str, default: Any, value: Any) -> Any:
     return value
 
 
+def _validate_web(web: WebConfig) -> None:
+    if not 0 < web.port < 65536:
+        raise ConfigError("web.port must be between 1 and 65535")
+    if web.public_url and not web.public_url.startswith(("http://", "https://")):
+        raise ConfigError("web.public_url must be an http(s) URL")
+    if web.playground not in ("auto", "on", "off"):
+        raise ConfigError("web.playground must be 'auto', 'on' or 'off'")
+    for key in ("link_minutes", "session_hours", "idle_minutes", "public_refresh_seconds"):
+        if getattr(web, key) < 1:
+            raise ConfigError(f"web.{key} must be at least 1")
+
+
 def validate(config: Config) -> None:
     """Check values that types alone cannot; raise ConfigError naming the key."""
     url = config.database.url
@@ -304,8 +344,7 @@ def validate(config: Config) -> None:
     if tg.max_concurrent_chats < 1:
         raise ConfigError("telegram.max_concurrent_chats must be at least 1")
     _validate_whatsapp(config.whatsapp)
-    if not 0 < config.web.port < 65536:
-        raise ConfigError("web.port must be between 1 and 65535")
+    _validate_web(config.web)
     if config.i18n.default_language not in LANGUAGES:
         raise ConfigError(f"i18n.default_language must be one of {', '.join(LANGUAGES)}")
     try:

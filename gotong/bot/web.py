@@ -1,4 +1,5 @@
-"""The aiohttp application: the Telegram and WhatsApp webhooks and the health check."""
+"""The aiohttp application: the Telegram and WhatsApp webhooks, the health check, and the
+pages (public figures, the staff dashboard, the playground)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,9 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
+from gotong.bot import dashboard, playground, public
+from gotong.bot.app import Services
+from gotong.bot.pages import SERVICES, setup_pages
 from gotong.bot.telegram import SECRET_HEADER, MalformedUpdate, TelegramChannel
 from gotong.bot.whatsapp import SIGNATURE_HEADER, MalformedPayload, WhatsAppChannel
 
@@ -74,6 +78,10 @@ async def whatsapp_webhook(request: web.Request) -> web.Response:
     return web.json_response({"ok": True})
 
 
+async def _redirect(location: str) -> web.Response:
+    raise web.HTTPFound(location)
+
+
 def webhook_path(webhook_url: str) -> str:
     """The path Telegram posts to: that of the public webhook URL (a proxy in front of
     us may map the host, not the path)."""
@@ -81,9 +89,22 @@ def webhook_path(webhook_url: str) -> str:
 
 
 def create_web_app(telegram: TelegramChannel | None = None,
-                   whatsapp: WhatsAppChannel | None = None) -> web.Application:
+                   whatsapp: WhatsAppChannel | None = None, *,
+                   services: Services | None = None,
+                   webchat: playground.WebChat | None = None) -> web.Application:
+    """The web app; with `services` it serves the pages too, and with `webchat` the
+    playground (which lets anyone act as anyone: only where the configuration says)."""
     app = web.Application(client_max_size=MAX_BODY)
     app.router.add_get("/healthz", health)
+    if services is not None:
+        app[SERVICES] = services
+        setup_pages(app, services.catalog, services.config.i18n.default_language)
+        public.add_routes(app)
+        dashboard.add_routes(app)
+        if webchat is not None:
+            playground.add_routes(app, webchat)
+        home = "/playground" if webchat is not None else public.PATH
+        app.router.add_get("/", lambda request: _redirect(home))
     if telegram is not None and telegram.webhook:
         app[TELEGRAM_CHANNEL] = telegram
         app.router.add_post(webhook_path(telegram.config.webhook_url), telegram_webhook)

@@ -30,7 +30,14 @@ MESSAGE_MODULES = (PACKAGE_DIR / "models" / "notifications.py",
                    PACKAGE_DIR / "models" / "broadcast.py",
                    PACKAGE_DIR / "models" / "tasks.py",
                    # The WhatsApp channel's own words (list button, "more", ...).
-                   PACKAGE_DIR / "bot" / "whatsapp.py")
+                   PACKAGE_DIR / "bot" / "whatsapp.py",
+                   # The web pages' handlers (flash messages, chart labels, ...).
+                   PACKAGE_DIR / "bot" / "dashboard.py",
+                   PACKAGE_DIR / "bot" / "public.py",
+                   PACKAGE_DIR / "bot" / "playground.py")
+TEMPLATES_DIR = PACKAGE_DIR / "bot" / "templates"
+# t("key") and t('key', ...) in a template.
+TEMPLATE_KEY = re.compile(r"""\bt\(\s*["']([a-z_]+(?:\.[a-z_]+)+)["']""")
 KEY = re.compile(r"^[a-z_]+(\.[a-z_]+)+$")
 PREFIX = re.compile(r"^[a-z_]+(\.[a-z_]+)*\.$")
 
@@ -193,6 +200,17 @@ def test_every_literal_key_exists(loaded: Catalog) -> None:
     assert missing == []
 
 
+def template_keys() -> set[str]:
+    return {key for path in TEMPLATES_DIR.glob("*.html")
+            for key in TEMPLATE_KEY.findall(path.read_text())}
+
+
+def test_every_key_a_template_uses_exists(loaded: Catalog) -> None:
+    keys = template_keys()
+    assert "web.skip_to_content" in keys
+    assert sorted(key for key in keys if not loaded.has(key)) == []
+
+
 def test_every_key_built_at_run_time_is_known() -> None:
     # A new f"prefix.{x}" key needs its expansions listed in DYNAMIC.
     unknown = {prefix: where for prefix, where in key_prefixes().items()
@@ -206,7 +224,7 @@ def test_every_expansion_of_a_built_key_exists(loaded: Catalog, key: str) -> Non
 
 
 def test_every_key_is_used(loaded: Catalog) -> None:
-    used = literal_keys() | set(DYNAMIC_KEYS)
+    used = literal_keys() | set(DYNAMIC_KEYS) | template_keys()
     # Keys without a dot are used as literals too ("welcome").
     used |= {node.value for _, tree in handler_sources() for node in ast.walk(tree)
              if isinstance(node, ast.Constant) and isinstance(node.value, str)}

@@ -1,0 +1,86 @@
+"""Server-rendered pages: Jinja2 templates with the message catalog, in the reader's
+language, and the security headers every page carries.
+
+A template writes `{{ t("dashboard.title") }}`; the language is the one chosen on the page
+(`?lang=en`, remembered in a cookie), else the browser's, else the configured default.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import aiohttp_jinja2
+import jinja2
+from aiohttp import web
+
+from gotong.bot.app import Services
+from gotong.handlers.catalog import Catalog
+
+TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+LANGUAGE_COOKIE = "lang"
+CATALOG = web.AppKey("catalog", Catalog)
+DEFAULT_LANGUAGE = web.AppKey("default_language", str)
+SERVICES = web.AppKey("services", Services)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def page_language(request: web.Request) -> str:
+    languages = request.app[CATALOG].languages
+    for asked in (request.query.get("lang"), request.cookies.get(LANGUAGE_COOKIE)):
+        if asked in languages:
+            return asked
+    for part in request.headers.get("Accept-Language", "").split(","):
+        code = part.split(";")[0].strip().lower()[:2]
+        if code in languages:
+            return code
+    return request.app[DEFAULT_LANGUAGE]
+
+
+def translator(request: web.Request) -> Callable[..., str]:
+    catalog, language = request.app[CATALOG], page_language(request)
+
+    def t(key: str, **params: object) -> str:
+        return catalog.text(language, key, **params)
+
+    return t
+
+
+def render(request: web.Request, template: str, context: Mapping[str, Any] | None = None,
+           *, status: int = 200) -> web.Response:
+    """A page in the reader's language; a language asked for in the query is kept."""
+    language = page_language(request)
+    response = aiohttp_jinja2.render_template(
+        template, request, {**(context or {}), "t": translator(request), "lang": language},
+        status=status)
+    if request.query.get("lang") == language:
+        response.set_cookie(LANGUAGE_COOKIE, language, max_age=365 * 24 * 3600,
+                            httponly=True, samesite="Lax", path="/")
+    return response
+
+
+@web.middleware
+async def security_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
+    response = await handler(request)
+    headers = response.headers
+    # Scripts and styles come from our own static files only; no page may be framed.
+    headers.setdefault("Content-Security-Policy",
+                       "default-src 'self'; img-src 'self' data:; style-src 'self'; "
+                       "script-src 'self'; connect-src 'self'; frame-ancestors 'none'; "
+                       "form-action 'self'; base-uri 'none'")
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    headers.setdefault("Referrer-Policy", "no-referrer")
+    return response
+
+
+def setup_pages(app: web.Application, catalog: Catalog, default_language: str) -> None:
+    app[CATALOG] = catalog
+    app[DEFAULT_LANGUAGE] = default_language
+    aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
+                         autoescape=jinja2.select_autoescape(["html"]),
+                         undefined=jinja2.StrictUndefined)
+    app.router.add_static("/static", STATIC_DIR)
+    app.middlewares.append(security_headers)
