@@ -6,6 +6,7 @@ from gotong.models.audit import AuditEntry
 from gotong.models.broadcast import Broadcast
 from gotong.models.contact import Contact, ContactRole
 from gotong.models.conversation import Conversation
+from gotong.models.dashboard import DashboardSession, SignInLink
 from gotong.models.delivery import Delivery, DeliverySource
 from gotong.models.digest import Digest
 from gotong.models.help_request import HelpRequest, RequestEvent
@@ -24,6 +25,7 @@ __all__ = [
     "Contact",
     "ContactRole",
     "Conversation",
+    "DashboardSession",
     "Delivery",
     "DeliverySource",
     "Digest",
@@ -33,6 +35,7 @@ __all__ = [
     "OutboxMessage",
     "Pledge",
     "RequestEvent",
+    "SignInLink",
     "StaffMember",
     "StockItem",
     "Volunteer",

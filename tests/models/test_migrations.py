@@ -28,7 +28,7 @@ TABLES = {"area", "contact", "contact_role", "conversation", "help_request", "re
           "inbound_update", "outbox_message", "broadcast", "aggregator", "aggregator_area",
           "staff_member", "invite", "audit_entry", "pledge", "digest", "stock_item", "delivery",
           "volunteer", "volunteer_area",
-          "delivery_source"}
+          "delivery_source", "dashboard_link", "dashboard_session"}
 
 
 @pytest.fixture(params=BACKENDS)
