@@ -44,6 +44,8 @@ def handler_settings(config: Config) -> HandlerSettings:
         cooldown=timedelta(days=config.aid.cooldown_days),
         allocation_size=config.aid.allocation_size,
         max_delivery_failures=config.aid.max_delivery_failures,
+        dashboard_url=f"{config.web.base_url}/dashboard",
+        dashboard_link_valid=timedelta(minutes=config.web.link_minutes),
     )
 
 

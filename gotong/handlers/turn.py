@@ -36,6 +36,10 @@ class HandlerSettings:
     allocation_size: int = 10
     # Failed deliveries after which a request goes back to the queue.
     max_delivery_failures: int = 3
+    # Where staff sign in to the dashboard (the web app's /dashboard), and for how long
+    # a sign-in link sent in chat works.
+    dashboard_url: str = "http://127.0.0.1:8080/dashboard"
+    dashboard_link_valid: timedelta = timedelta(minutes=10)
 
 
 class UnitOfWork:
