@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -23,6 +24,10 @@ from gotong.models.area import AreaDirectory, load_areas
 from gotong.models.base import utcnow
 from gotong.models.db import create_engine, create_session_factory, refresh_statistics
 from gotong.models.person import LinkedDelivery
+
+if TYPE_CHECKING:
+    # Only a type here: the playground's module imports the pages, which import this one.
+    from gotong.bot.playground import WebChat
 
 
 class NotReady(RuntimeError):
@@ -132,9 +137,15 @@ def whatsapp_limits(config: Config) -> Limits:
                   per_group_per_minute=wa.chat_messages_per_second * 60)
 
 
+# The playground's screens are in this process's memory: no platform limits them, these
+# only keep a runaway loop from flooding the page.
+WEBCHAT_LIMITS = Limits(per_second=100, per_chat_per_second=10, per_group_per_minute=600)
+
+
 def attach_dispatcher(services: Services, telegram: TelegramChannel | None,
                       whatsapp: WhatsAppChannel | None = None,
-                      clock: Callable[[], datetime] = utcnow) -> Dispatcher:
+                      clock: Callable[[], datetime] = utcnow, *,
+                      webchat: WebChat | None = None) -> Dispatcher:
     """The dispatcher of a process, sending through its channels and settling their
     replies."""
     config = services.config
@@ -144,9 +155,11 @@ def attach_dispatcher(services: Services, telegram: TelegramChannel | None,
         senders[telegram.channel], limits[telegram.channel] = telegram, telegram_limits(config)
     if whatsapp is not None:
         senders[whatsapp.channel], limits[whatsapp.channel] = whatsapp, whatsapp_limits(config)
+    if webchat is not None:
+        senders[webchat.channel], limits[webchat.channel] = webchat, WEBCHAT_LIMITS
     dispatcher = Dispatcher(services.engine, services.catalog, senders, limits,
                             dispatch_settings(config), clock=clock)
-    for channel in (telegram, whatsapp):
+    for channel in (telegram, whatsapp, webchat):
         if channel is not None:
             channel.outbox = dispatcher
     services.conversations.on_outbox = dispatcher.wake
