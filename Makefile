@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 config.toml: | $(STAMP)
 	$(BIN)/gotong init
 
-## Run the bot: a chat in this terminal until a Telegram token is configured.
+## Run the bot: the playground on http://127.0.0.1:8080/playground until a chat app is configured.
 run: $(STAMP) config.toml
 	$(BIN)/gotong db upgrade
 	$(BIN)/gotong run

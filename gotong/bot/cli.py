@@ -26,10 +26,14 @@ from gotong.bot.broadcast import add_broadcast_parser, run_broadcast
 from gotong.bot.config import Config, ConfigError, load_config
 from gotong.bot.console import run_console
 from gotong.bot.logs import setup_logging
+from gotong.bot.playground import PATH as PLAYGROUND_PATH
+from gotong.bot.playground import WebChat
 from gotong.bot.telegram import TelegramChannel
 from gotong.bot.web import create_web_app
 from gotong.bot.whatsapp import WhatsAppChannel
+from gotong.models.base import utcnow
 from gotong.models.db import create_engine
+from gotong.models.demo import seed_demo
 from gotong.models.outbox import OutboxStatus, latest_failures, status_counts
 
 log = logging.getLogger("gotong")
@@ -43,7 +47,8 @@ NEW_CONFIG = """\
 nik_hash_key = "{nik_key}"
 
 [telegram]
-# Bot token from @BotFather. Without it, `gotong run` starts a chat in this terminal.
+# Bot token from @BotFather. Without it, `gotong run` serves the playground on
+# http://127.0.0.1:8080/playground (see [web] in config.example.toml).
 token = ""
 webhook_secret = "{webhook_secret}"
 """
@@ -57,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("--path", type=Path, default=Path("config.toml"))
     db = commands.add_parser("db", help="database")
     db.add_argument("action", choices=["upgrade"])
-    commands.add_parser("run", help="run the bot (a console chat without a token)")
+    commands.add_parser("run", help="run the bot (the playground without a chat app)")
     chat = commands.add_parser("chat", help="chat with the bot in this terminal")
     chat.add_argument("--language", choices=["id", "en"])
     dispatch = commands.add_parser(
@@ -109,7 +114,7 @@ def _run_command(args: argparse.Namespace, config: Config) -> int:
         asyncio.run(upgrade_database(config))
         print("database is up to date")
         return 0
-    if args.command == "chat" or not (config.telegram.token or config.whatsapp.enabled):
+    if args.command == "chat" or not (config.has_chat_channel or config.playground_on):
         if args.command == "run":
             print("No Telegram token or WhatsApp number is configured, so Gotong runs as a\n"
                   "chat in this terminal. To run the Telegram bot, set telegram.token in\n"
@@ -170,11 +175,33 @@ def build_channels(config: Config, services: Services
     return telegram, whatsapp
 
 
+def playground_notice(config: Config) -> str:
+    """What `gotong run` prints when it serves the playground."""
+    return (f"Playground: {config.web.base_url}{PLAYGROUND_PATH}\n"
+            "It lets anyone who opens it act as anyone, with fictional data: it is for "
+            "trying Gotong locally.")
+
+
+async def build_webchat(config: Config, services: Services) -> WebChat | None:
+    """The playground's channel when the configuration serves it, with its demo data."""
+    if not config.playground_on:
+        return None
+    async with services.sessions() as session, session.begin():
+        await seed_demo(session, services.areas, utcnow(), config.i18n.default_language)
+    return WebChat(services.conversations)
+
+
 async def run_bot(config: Config) -> None:
     services = await open_services(config)
     telegram, whatsapp = build_channels(config, services)
-    dispatcher = attach_dispatcher(services, telegram, whatsapp)
-    runner = web.AppRunner(create_web_app(telegram, whatsapp, services=services),
+    try:
+        webchat = await build_webchat(config, services)
+    except BaseException:
+        await services.close()
+        raise
+    dispatcher = attach_dispatcher(services, telegram, whatsapp, webchat=webchat)
+    runner = web.AppRunner(create_web_app(telegram, whatsapp, services=services,
+                                          webchat=webchat),
                            access_log=None)
     stop = _stop_on_signals()
     # Stopped after the channels, so that replies still being sent are settled.
@@ -189,8 +216,11 @@ async def run_bot(config: Config) -> None:
         dispatching = asyncio.create_task(dispatcher.run(dispatcher_stop))
         log.info("gotong is running (%s) on http://%s:%d", ", ".join(
             name for name, channel in (("telegram " + config.telegram.mode, telegram),
-                                       ("whatsapp", whatsapp)) if channel is not None),
+                                       ("whatsapp", whatsapp), ("playground", webchat))
+            if channel is not None),
             config.web.host, config.web.port)
+        if webchat is not None:
+            print(playground_notice(config), flush=True)
         await stop.wait()
     finally:
         for channel in (telegram, whatsapp):
