@@ -1,0 +1,65 @@
+"""The whole program in this process as `gotong run` serves it without a chat app: the
+playground's web chat, the dispatcher, the dashboard and the public page, on a free
+loopback port."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, replace
+
+from aiohttp import web
+
+from gotong.bot.app import Services, attach_dispatcher, open_services
+from gotong.bot.cli import build_webchat
+from gotong.bot.config import Config, TelegramConfig, WebConfig
+from gotong.bot.dispatcher import Dispatcher
+from gotong.bot.playground import WebChat
+from gotong.bot.web import create_web_app
+from gotong.handlers.catalog import Catalog
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def playground_config(config: Config) -> Config:
+    """The configuration of `make run` on a fresh clone: no chat app, so the playground."""
+    port = free_port()
+    return replace(config, telegram=TelegramConfig(),
+                   web=WebConfig(host="127.0.0.1", port=port, public_refresh_seconds=1))
+
+
+@dataclass
+class Site:
+    url: str
+    services: Services
+    webchat: WebChat
+    dispatcher: Dispatcher
+
+
+@asynccontextmanager
+async def running_site(config: Config, catalog: Catalog) -> AsyncIterator[Site]:
+    services = await open_services(config, migrate=False, catalog=catalog)
+    webchat = await build_webchat(config, services)
+    assert webchat is not None, "the configuration does not serve the playground"
+    dispatcher = attach_dispatcher(services, None, None, webchat=webchat)
+    runner = web.AppRunner(create_web_app(services=services, webchat=webchat),
+                           access_log=None)
+    stop = asyncio.Event()
+    dispatching: asyncio.Task[None] | None = None
+    try:
+        await runner.setup()
+        await web.TCPSite(runner, config.web.host, config.web.port).start()
+        dispatching = asyncio.create_task(dispatcher.run(stop))
+        yield Site(config.web.base_url, services, webchat, dispatcher)
+    finally:
+        stop.set()
+        if dispatching is not None:
+            await dispatching
+        await runner.cleanup()
+        await services.close()
