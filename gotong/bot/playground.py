@@ -17,6 +17,7 @@ import itertools
 import json
 import logging
 import time
+import traceback
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -245,15 +246,24 @@ class WebChat:
                 incoming = to_incoming(screen, raw, language)
             except Unreadable as exc:
                 await self._say(state, exc.key, **exc.params)
+                await self._handled(state)
                 return
             await self._echo(state, incoming)
             try:
                 await self._handle(state, incoming)
             except Exception as exc:
-                # Only the error's type: the message itself may hold personal data.
-                log.exception("error while handling a playground message: %s",
-                              type(exc).__name__)
+                # The error's type and where: its text may quote personal data.
+                log.error("error while handling a playground message: %s\n%s",
+                          type(exc).__name__, "".join(traceback.format_tb(exc.__traceback__)))
                 await self._say(state, "web.playground.failed")
+            finally:
+                await self._handled(state)
+
+    async def _handled(self, state: Screen) -> None:
+        """Tell the screen's pages that every answer to the message is shown: a tap may
+        be answered by redrawing a message, or by nothing new at all."""
+        async with state.showing:
+            await self._push(state, {"type": "handled"})
 
     async def _handle(self, state: Screen, incoming: Incoming) -> None:
         # A tapped button may redraw the message it belongs to, as on Telegram.

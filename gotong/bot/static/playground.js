@@ -28,8 +28,8 @@
       if (!socket || socket.readyState !== WebSocket.OPEN) {
         return false;
       }
-      // Browser tests wait for this to turn "yes": a tap may redraw a message rather
-      // than add one.
+      // "yes" again once the server says the message is handled: a tap may redraw a
+      // message rather than add one (browser tests wait for it).
       root.dataset.answered = "no";
       socket.send(JSON.stringify(message));
       return true;
@@ -103,8 +103,9 @@
           list.appendChild(fresh);
         }
       }
-      if (event.type !== "history" && (event.message || {}).from === "bot") {
+      if (event.type === "handled") {
         root.dataset.answered = "yes";
+        return;
       }
       updateShares();
       scrollDown();
