@@ -16,12 +16,13 @@ from typing import Any
 from sqlalchemy import select
 
 from gotong.handlers.messages import Hint, Incoming, Kind, Option, Reply
-from gotong.handlers.staff import coverage, not_staff, refuse
+from gotong.handlers.staff import actor, coverage, not_staff, refuse
+from gotong.handlers.staff_actions import confirm_allocation
 from gotong.handlers.stock import quantity_text
 from gotong.handlers.turn import Turn
 from gotong.handlers.validators import Invalid, parse_id, parse_quantity, parse_short_text
 from gotong.models.aggregator import covered_areas, get_aggregator
-from gotong.models.allocation import Pick, allocate, propose
+from gotong.models.allocation import propose
 from gotong.models.audit import audit
 from gotong.models.help_request import HelpRequest, RequestStatus, served_since
 from gotong.models.pledge import CATEGORIES, max_quantity
@@ -244,24 +245,14 @@ async def _by_reference(turn: Turn, reference: str) -> HelpRequest | None:
 async def _confirm(turn: Turn, state: dict[str, Any]) -> list[Reply]:
     staff = await coverage(turn)
     aggregator_id = state["aggregator"]
-    if aggregator_id not in staff.aggregator_ids:
+    outcome = await confirm_allocation(
+        actor(turn, staff), aggregator_id, state["category"], state["per"],
+        [int(i) for i in state.get("proposed", [])], state["added"], turn.settings.cooldown)
+    if outcome is None:
         _end(turn)
-        return refuse(turn, "allocate", "not their aggregator", "allocate.not_yours")
-    villages = await _villages(turn, aggregator_id)
-    picks: list[Pick] = []
-    for request_id in state.get("proposed", []):
-        request = await turn.session.get(HelpRequest, int(request_id))
-        if request is None or request.village_id not in villages:
-            continue
-        picks.append(Pick(request.id, state["added"].get(request_id)))
-    outcome = await allocate(turn.session, turn.areas, aggregator_id, state["category"],
-                             state["per"], picks, turn.contact.id, turn.now,
-                             turn.settings.cooldown)
+        return [Reply(text=turn.t("allocate.not_yours"))]
     _end(turn)
     category = state["category"]
-    audit(turn.session, turn.now, "allocate", "done", contact_id=turn.contact.id,
-          aggregator_id=aggregator_id,
-          detail=f"{category} x{state['per']} to {len(outcome.deliveries)} households")
     references = {}
     for request_id, _ in outcome.refused:
         request = await turn.session.get(HelpRequest, request_id)

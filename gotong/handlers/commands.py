@@ -40,6 +40,8 @@ COMMANDS: tuple[Command, ...] = (
     Command("assign", {"id": ("tugaskan",), "en": ("assign",)}, "command.assign", False),
     Command("review", {"id": ("tinjau",), "en": ("review",)}, "command.review", False),
     Command("ratings", {"id": ("penilaian",), "en": ("ratings",)}, "command.ratings", False),
+    Command("dashboard", {"id": ("dasbor",), "en": ("dashboard",)}, "command.dashboard",
+            False),
     Command("volunteers", {"id": ("relawan_baru",), "en": ("volunteers",)},
             "command.volunteers", False),
     Command("invite_volunteer", {"id": ("undang_relawan",), "en": ("invite_volunteer",)},

@@ -101,6 +101,7 @@ SCREENS: dict[str, Callable[[Turn], Awaitable[list[Reply]]]] = {
     "assign": tasks.show_assignable,
     "review": review.show_review,
     "ratings": review.show_ratings,
+    "dashboard": staff.dashboard_link,
     "volunteers": volunteer.show_pending,
     "invite_volunteer": volunteer.invite_volunteer,
     "tasks": tasks.show_tasks,
@@ -278,6 +279,10 @@ class Conversations:
         hint = (incoming.language_hint or "").lower()[:2]
         # The app's language decides the first welcome: English only when it is English.
         return "en" if hint == "en" else self._settings.default_language
+
+    def now(self) -> datetime:
+        """The time by this entry point's clock (the web pages keep the same time)."""
+        return self._clock()
 
     @property
     def engine(self) -> AsyncEngine:

@@ -8,22 +8,13 @@ refusal is answered and written to the audit log.
 
 from __future__ import annotations
 
+from gotong.handlers import staff_actions
 from gotong.handlers.forms import Choice, match_choice
 from gotong.handlers.messages import Hint, Incoming, Kind, Option, Reply
-from gotong.handlers.staff import coverage, not_staff, refuse
+from gotong.handlers.staff import actor, coverage, not_staff
+from gotong.handlers.staff_actions import Actor, Refusal, decide_request, request_to_review
 from gotong.handlers.turn import Turn
-from gotong.handlers.validators import parse_id
-from gotong.models.audit import audit
-from gotong.models.help_request import (
-    REJECT_REASONS,
-    HelpRequest,
-    NotAllowed,
-    RequestStatus,
-    mark_duplicate,
-    queue_of,
-    reject_request,
-    verify_request,
-)
+from gotong.models.help_request import REJECT_REASONS, HelpRequest, queue_of
 from gotong.models.priority import score_parts
 
 QUEUE_CONTEXT = "q"
@@ -80,45 +71,42 @@ async def _card(turn: Turn, request: HelpRequest, prefix: str | None) -> Reply:
 
 
 async def _authorized(turn: Turn, request_id: str, action: str
-                      ) -> tuple[HelpRequest | None, list[Reply]]:
+                      ) -> tuple[Actor | None, HelpRequest | None, list[Reply]]:
     """The request, if this person may act on it now; else the refusal to send."""
     staff = await coverage(turn)
     if not staff.is_staff:
-        return None, not_staff(turn, action)
-    request_key = parse_id(request_id)
-    request = await turn.session.get(HelpRequest, request_key) if request_key else None
-    if request is None or request.village_id not in staff.villages:
-        return None, refuse(turn, action, "outside area", "queue.not_yours",
-                            staff.aggregator_ids[0])
-    if request.status != RequestStatus.SUBMITTED:
-        return None, [Reply(text=turn.t("queue.already_done", reference=request.reference))]
-    return request, []
+        return None, None, not_staff(turn, action)
+    acting = actor(turn, staff)
+    request, refusal = await request_to_review(acting, request_id, action)
+    if refusal == Refusal.NOT_YOURS or request is None:
+        return None, None, [Reply(text=turn.t("queue.not_yours"))]
+    if refusal == Refusal.ALREADY_DONE:
+        return None, None, [Reply(text=turn.t("queue.already_done",
+                                              reference=request.reference))]
+    return acting, request, []
 
 
-def _done(turn: Turn, action: str, request: HelpRequest) -> str:
-    """Audit a done action; the confirmation for staff (the household hears it through
-    the outbox)."""
-    audit(turn.session, turn.now, action, "done", contact_id=turn.contact.id,
-          detail=request.reference)
-    return turn.t(f"queue.{action}_done", reference=request.reference)
+async def _decide(turn: Turn, acting: Actor, request: HelpRequest, action: str,
+                  reason: str | None = None) -> list[Reply]:
+    """Verify, reject or mark a duplicate; then the next request of the queue, with the
+    confirmation for staff (the household hears it through the outbox)."""
+    refusal = await decide_request(acting, request, action, reason)
+    if refusal == Refusal.ALREADY_DONE:
+        return [Reply(text=turn.t("queue.already_done", reference=request.reference))]
+    if refusal is not None:
+        return [Reply(text=turn.t("button.invalid"))]
+    return await show_queue(turn, turn.t(f"queue.{action}_done", reference=request.reference))
 
 
 async def on_queue_button(turn: Turn, option: str) -> list[Reply]:
     action, _, request_id = option.partition(":")
     if action not in (VERIFY, REJECT, DUPLICATE):
         return [Reply(text=turn.t("button.invalid"))]
-    request, refusal = await _authorized(turn, request_id, _ACTIONS[action])
-    if request is None:
+    acting, request, refusal = await _authorized(turn, request_id, _ACTIONS[action])
+    if acting is None or request is None:
         return refusal
-    if action == VERIFY:
-        await verify_request(turn.session, request, turn.contact.id, turn.now)
-        return await show_queue(turn, _done(turn, "verify", request))
-    if action == DUPLICATE:
-        other = await turn.session.get(HelpRequest, request.duplicate_of_id or 0)
-        if other is None:
-            return [Reply(text=turn.t("button.invalid"))]
-        await mark_duplicate(turn.session, request, other, turn.contact.id, turn.now)
-        return await show_queue(turn, _done(turn, "duplicate", request))
+    if action != REJECT:
+        return await _decide(turn, acting, request, _ACTIONS[action])
     turn.conversation.scratch = {**turn.conversation.scratch, "overlay": REASON_OVERLAY,
                                  "request": request.id}
     options = [Option(f"{r}:{request.id}", turn.t(f"reject.{r}"), number=i + 1)
@@ -129,7 +117,8 @@ async def on_queue_button(turn: Turn, option: str) -> list[Reply]:
                   options=tuple(options), hint=Hint.SINGLE, context=REASON_CONTEXT)]
 
 
-_ACTIONS = {VERIFY: "verify", REJECT: "reject", DUPLICATE: "duplicate"}
+_ACTIONS = {VERIFY: staff_actions.VERIFY, REJECT: staff_actions.REJECT,
+            DUPLICATE: staff_actions.DUPLICATE}
 
 
 async def on_reason(turn: Turn, incoming: Incoming) -> list[Reply] | None:
@@ -154,12 +143,8 @@ async def on_reason(turn: Turn, incoming: Incoming) -> list[Reply] | None:
     scratch.pop("overlay", None)
     scratch.pop("request", None)
     turn.conversation.scratch = scratch
-    request, refusal = await _authorized(turn, request_id, "reject")
-    if request is None:
+    acting, request, refusal = await _authorized(turn, request_id, "reject")
+    if acting is None or request is None:
         return refusal
-    try:
-        await reject_request(turn.session, request, turn.contact.id, reason, turn.now)
-    except NotAllowed:
-        return [Reply(text=turn.t("queue.already_done", reference=request.reference))]
-    return await show_queue(turn, _done(turn, "reject", request))
+    return await _decide(turn, acting, request, staff_actions.REJECT, reason)
 

@@ -9,7 +9,17 @@ from sqlalchemy import func, or_, select
 
 from gotong.handlers.messages import Hint, Incoming, Kind, Option, Reply
 from gotong.handlers.notices import notice_reply
-from gotong.handlers.staff import coverage, not_staff, refuse
+from gotong.handlers.staff import actor, coverage, not_staff
+from gotong.handlers.staff_actions import (
+    ACCEPT,
+    CANCEL,
+    NOT_DELIVERED,
+    WAS_DELIVERED,
+    Refusal,
+    delivery_of_staff,
+    resolve,
+)
+from gotong.handlers.staff_actions import REJECT_PROOF as REJECT
 from gotong.handlers.stock import quantity_text
 from gotong.handlers.tasks import volunteer_choices
 from gotong.handlers.turn import Turn
@@ -18,22 +28,14 @@ from gotong.models.audit import audit
 from gotong.models.delivery import UNDER_WAY, Delivery, DeliveryStatus
 from gotong.models.help_request import HelpRequest, NotAllowed
 from gotong.models.person import same_person
-from gotong.models.tasks import (
-    MAX_WRONG_CODES,
-    cancel,
-    household_answer,
-    rate,
-    resolve_dispute,
-    review_proof,
-)
+from gotong.models.tasks import MAX_WRONG_CODES, household_answer, rate
 from gotong.models.volunteer import Volunteer
 
 RECEIPT_CONTEXT = "dl"
 RATING_CONTEXT = "rate"
 REVIEW_CONTEXT = "rv"
 GOT, NOT_GOT = "got", "not"
-ACCEPT, REJECT, REASSIGN, CANCEL, WAS_DELIVERED, NOT_DELIVERED = \
-    "ok", "no", "re", "x", "yes", "nd"
+REASSIGN = "re"
 # Scratch key of a rating waiting for an optional comment.
 COMMENT_OVERLAY = "rating_comment"
 COMMENT_CONTEXT = "ratec"
@@ -119,7 +121,8 @@ def _forget_comment(turn: Turn) -> None:
 # --- staff -----------------------------------------------------------------------------
 
 
-def _needs_review() -> object:
+def needs_review() -> object:
+    """Deliveries that wait for a staff decision (shared with the dashboard)."""
     return or_(Delivery.status.in_((DeliveryStatus.FAILED, DeliveryStatus.AWAITING_REVIEW)),
                Delivery.disputed.is_(True),
                (Delivery.locked.is_(True)) & Delivery.status.in_(UNDER_WAY))
@@ -133,7 +136,7 @@ async def show_review(turn: Turn, prefix: str | None = None) -> list[Reply]:
     head = [prefix] if prefix else []
     delivery = await turn.session.scalar(
         select(Delivery).where(Delivery.aggregator_id.in_(staff.aggregator_ids),
-                               _needs_review())  # type: ignore[arg-type]
+                               needs_review())  # type: ignore[arg-type]
         .order_by(Delivery.updated_at, Delivery.id).limit(1))
     if delivery is None:
         return [Reply(text="\n\n".join([*head, turn.t("review.none")]))]
@@ -176,34 +179,23 @@ async def on_review_button(turn: Turn, option: str) -> list[Reply]:
     staff = await coverage(turn)
     if not staff.is_staff:
         return not_staff(turn, "review")
-    key = parse_id(delivery_id)
-    delivery = await turn.session.get(Delivery, key, populate_existing=True) if key else None
-    if delivery is None or delivery.aggregator_id not in staff.aggregator_ids:
-        return refuse(turn, "review", "not their aggregator", "assign.not_yours",
-                      staff.aggregator_ids[0])
+    acting = actor(turn, staff)
+    delivery, _ = await delivery_of_staff(acting, delivery_id, "review")
+    if delivery is None:
+        return [Reply(text=turn.t("assign.not_yours"))]
     request = await turn.session.get(HelpRequest, delivery.request_id)
     assert request is not None
-    try:
-        if action in (ACCEPT, REJECT):
-            notices = await review_proof(turn.session, turn.areas, delivery, action == ACCEPT,
-                                         turn.contact.id, turn.now)
-        elif action in (WAS_DELIVERED, NOT_DELIVERED):
-            notices = await resolve_dispute(turn.session, delivery, action == WAS_DELIVERED,
-                                            turn.contact.id, turn.now,
-                                            turn.settings.max_delivery_failures)
-        elif action == CANCEL:
-            notices = await cancel(turn.session, delivery, turn.contact.id, turn.now)
-        elif action == REASSIGN:
-            audit(turn.session, turn.now, "review_reassign", "done",
-                  contact_id=turn.contact.id, aggregator_id=delivery.aggregator_id,
-                  detail=request.reference)
-            return [await volunteer_choices(turn, delivery)]
-        else:
-            return [Reply(text=turn.t("button.invalid"))]
-    except NotAllowed:
+    if action == REASSIGN:
+        audit(turn.session, turn.now, "review_reassign", "done",
+              contact_id=turn.contact.id, aggregator_id=delivery.aggregator_id,
+              detail=request.reference)
+        return [await volunteer_choices(turn, delivery)]
+    notices, refusal = await resolve(acting, delivery, action,
+                                     turn.settings.max_delivery_failures)
+    if refusal == Refusal.ALREADY_DONE:
         return await show_review(turn, prefix=turn.t("review.changed"))
-    audit(turn.session, turn.now, f"review_{action}", "done", contact_id=turn.contact.id,
-          aggregator_id=delivery.aggregator_id, detail=request.reference)
+    if refusal is not None:
+        return [Reply(text=turn.t("button.invalid"))]
     replies = [notice_reply(turn.catalog, turn.language, n) for n in notices]
     return [*replies, *await show_review(turn, prefix=turn.t("review.resolved",
                                                               reference=request.reference))]

@@ -4,13 +4,14 @@ first: who the person is staff of, and which kelurahan that covers."""
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from datetime import timedelta
 
 from gotong.handlers.messages import Reply
+from gotong.handlers.staff_actions import Actor, Coverage, staff_coverage
 from gotong.handlers.turn import Turn
-from gotong.models.aggregator import InviteRole, covered_areas, redeem_invite, staff_aggregators
+from gotong.models.aggregator import InviteRole, redeem_invite
 from gotong.models.audit import audit, count_since
+from gotong.models.dashboard import create_link
 
 log = logging.getLogger(__name__)
 
@@ -59,25 +60,14 @@ async def join(turn: Turn, code: str) -> list[Reply]:
     return [Reply(text=turn.t("staff.joined", name=aggregator.name))]
 
 
-@dataclass(frozen=True)
-class Coverage:
-    """The aggregators a person is staff of, and the kelurahan they cover."""
-
-    aggregator_ids: list[int]
-    villages: set[int]
-
-    @property
-    def is_staff(self) -> bool:
-        return bool(self.aggregator_ids)
-
-
 async def coverage(turn: Turn) -> Coverage:
-    aggregator_ids = await staff_aggregators(turn.session, turn.contact.id)
-    if not aggregator_ids:
-        return Coverage([], set())
-    covered = await covered_areas(turn.session, aggregator_ids)
-    return Coverage(aggregator_ids, turn.areas.villages_under(
-        [area for areas in covered.values() for area in areas]))
+    return await staff_coverage(turn.session, turn.areas, turn.contact.id)
+
+
+def actor(turn: Turn, staff: Coverage) -> Actor:
+    """The person of this update acting as staff, for the checks and operations shared
+    with the dashboard."""
+    return Actor(turn.session, turn.areas, turn.contact.id, turn.now, staff)
 
 
 def refuse(turn: Turn, action: str, outcome: str, key: str,
@@ -90,3 +80,16 @@ def refuse(turn: Turn, action: str, outcome: str, key: str,
 
 def not_staff(turn: Turn, action: str) -> list[Reply]:
     return refuse(turn, action, "not staff", "staff.only")
+
+
+async def dashboard_link(turn: Turn) -> list[Reply]:
+    """/dashboard: a one-time link that signs this staff member in to the web dashboard."""
+    if not (await coverage(turn)).is_staff:
+        return not_staff(turn, "dashboard")
+    valid = turn.settings.dashboard_link_valid
+    token = await create_link(turn.session, turn.contact.id, turn.now, valid)
+    audit(turn.session, turn.now, "dashboard_link", "done", contact_id=turn.contact.id)
+    # The token is in the reply only: replies are never logged.
+    return [Reply(text=turn.t("staff.dashboard_link",
+                              url=f"{turn.settings.dashboard_url}/signin/{token}",
+                              minutes=int(valid.total_seconds() // 60)))]

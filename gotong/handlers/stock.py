@@ -9,13 +9,12 @@ staff of the pledge's aggregator and that the pledge still waits.
 from __future__ import annotations
 
 from gotong.handlers.messages import Hint, Incoming, Kind, Option, Reply
-from gotong.handlers.staff import coverage, not_staff, refuse
+from gotong.handlers.staff import actor, coverage, not_staff
+from gotong.handlers.staff_actions import Actor, Refusal, pledge_to_receive, receive
 from gotong.handlers.turn import Turn
-from gotong.handlers.validators import Invalid, parse_id, parse_quantity
-from gotong.models.audit import audit
-from gotong.models.help_request import NotAllowed
-from gotong.models.pledge import CATEGORIES, Handover, Pledge, PledgeStatus, max_quantity
-from gotong.models.stock import incoming_pledges, receive_pledge, stock_of
+from gotong.handlers.validators import Invalid, parse_quantity
+from gotong.models.pledge import CATEGORIES, Handover, Pledge, max_quantity
+from gotong.models.stock import incoming_pledges, stock_of
 
 INCOMING_CONTEXT = "inc"
 COUNT_CONTEXT = "incq"
@@ -60,19 +59,18 @@ async def show_incoming(turn: Turn, prefix: str | None = None) -> list[Reply]:
 
 
 async def _authorized(turn: Turn, pledge_id: object, action: str
-                      ) -> tuple[Pledge | None, list[Reply]]:
+                      ) -> tuple[Actor | None, Pledge | None, list[Reply]]:
     """The pledge, if this person may receive it now; else the refusal to send."""
     staff = await coverage(turn)
     if not staff.is_staff:
-        return None, not_staff(turn, action)
-    pledge_key = parse_id(str(pledge_id))
-    pledge = await turn.session.get(Pledge, pledge_key) if pledge_key else None
-    if pledge is None or pledge.aggregator_id not in staff.aggregator_ids:
-        return None, refuse(turn, action, "not their aggregator", "incoming.not_yours",
-                            staff.aggregator_ids[0])
-    if pledge.status != PledgeStatus.PLEDGED:
-        return None, [Reply(text=turn.t("incoming.already_done", code=pledge.code))]
-    return pledge, []
+        return None, None, not_staff(turn, action)
+    acting = actor(turn, staff)
+    pledge, refusal = await pledge_to_receive(acting, pledge_id, action)
+    if refusal == Refusal.NOT_YOURS or pledge is None:
+        return None, None, [Reply(text=turn.t("incoming.not_yours"))]
+    if refusal == Refusal.ALREADY_DONE:
+        return None, None, [Reply(text=turn.t("incoming.already_done", code=pledge.code))]
+    return acting, pledge, []
 
 
 async def on_incoming_button(turn: Turn, option: str) -> list[Reply]:
@@ -80,7 +78,7 @@ async def on_incoming_button(turn: Turn, option: str) -> list[Reply]:
     action, _, pledge_id = option.partition(":")
     if action != RECEIVE:
         return [Reply(text=turn.t("button.invalid"))]
-    pledge, refusal = await _authorized(turn, pledge_id, "receive")
+    _, pledge, refusal = await _authorized(turn, pledge_id, "receive")
     if pledge is None:
         return refusal
     turn.conversation.scratch = {**turn.conversation.scratch, "overlay": COUNT_OVERLAY,
@@ -103,8 +101,8 @@ async def on_count(turn: Turn, incoming: Incoming) -> list[Reply] | None:
             return [Reply(text=turn.t("button.stale"))]
     elif incoming.kind != Kind.TEXT:
         return None
-    pledge, refusal = await _authorized(turn, pledge_id, "receive")
-    if pledge is None:
+    acting, pledge, refusal = await _authorized(turn, pledge_id, "receive")
+    if acting is None or pledge is None:
         _forget(turn)
         return refusal
     counted = pledge.quantity
@@ -114,12 +112,8 @@ async def on_count(turn: Turn, incoming: Incoming) -> list[Reply] | None:
             return [Reply(text=turn.t(parsed.reason, **parsed.params))]
         counted = parsed
     _forget(turn)
-    try:
-        await receive_pledge(turn.session, pledge, counted, turn.contact.id, turn.now)
-    except NotAllowed:
+    if await receive(acting, pledge, counted) is not None:
         return [Reply(text=turn.t("incoming.already_done", code=pledge.code))]
-    audit(turn.session, turn.now, "receive", "done", contact_id=turn.contact.id,
-          aggregator_id=pledge.aggregator_id, detail=f"{pledge.code} {counted}")
     done = turn.t("incoming.received", code=pledge.code,
                   quantity=quantity_text(turn, pledge.category, counted))
     return await show_incoming(turn, prefix=done)

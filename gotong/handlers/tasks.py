@@ -13,7 +13,8 @@ from typing import Any
 
 from gotong.handlers.messages import Hint, Incoming, Kind, Option, Reply
 from gotong.handlers.notices import notice_reply
-from gotong.handlers.staff import coverage, not_staff, refuse
+from gotong.handlers.staff import actor, coverage, not_staff, refuse
+from gotong.handlers.staff_actions import Refusal, assign_volunteer
 from gotong.handlers.stock import quantity_text
 from gotong.handlers.turn import Turn
 from gotong.handlers.validators import Invalid, parse_id, parse_short_text, small_number
@@ -402,20 +403,13 @@ async def on_assign_button(turn: Turn, option: str) -> list[Reply]:
     delivery, refusal = await _staff_delivery(turn, parts[1], "assign")
     if delivery is None:
         return refusal
-    key = parse_id(parts[2])
-    volunteer = await turn.session.get(Volunteer, key) if key else None
+    volunteer, notices, why_not = await assign_volunteer(
+        actor(turn, await coverage(turn)), delivery, parts[2])
+    if why_not == Refusal.NOT_YOURS or volunteer is None:
+        return [Reply(text=turn.t("assign.not_covering"))]
+    if why_not is not None:
+        return [Reply(text=turn.t("assign.changed"))]
     request = await turn.session.get(HelpRequest, delivery.request_id)
     assert request is not None
-    if volunteer is None or volunteer.id not in {v.id for v in await volunteers_for(
-            turn.session, turn.areas, delivery, request.village_id)}:
-        return refuse(turn, "assign", "volunteer not covering", "assign.not_covering",
-                      delivery.aggregator_id)
-    try:
-        notices = await assign(turn.session, turn.areas, delivery, volunteer,
-                               turn.contact.id, turn.now)
-    except NotAllowed:
-        return [Reply(text=turn.t("assign.changed"))]
-    audit(turn.session, turn.now, "assign", "done", contact_id=turn.contact.id,
-          aggregator_id=delivery.aggregator_id, detail=request.reference)
     done = turn.t("assign.done", reference=request.reference, name=volunteer.name)
     return [*_reply_notices(turn, notices), *await show_assignable(turn, prefix=done)]
