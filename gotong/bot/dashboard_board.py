@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 from datetime import timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from aiohttp import web
 from sqlalchemy import func, select
@@ -170,7 +171,7 @@ async def assign_action(request: web.Request) -> web.Response:
 async def stats_page(request: web.Request) -> web.Response:
     async with staff_work(request) as work:
         config = work.config
-        today = work.actor.now.astimezone(_zone(config.i18n.timezone)).date()
+        today = work.actor.now.astimezone(ZoneInfo(config.i18n.timezone)).date()
         villages = sorted(work.staff.villages)
         days = await daily_counts(work.session, since=today - timedelta(days=CHART_DAYS - 1),
                                   until=today, timezone=config.i18n.timezone,
@@ -180,11 +181,6 @@ async def stats_page(request: web.Request) -> web.Response:
                                      village_ids=villages)
         return page(request, work, "stats", "stats",
                     {"days": days, "figures": figures})
-
-
-def _zone(name: str) -> Any:
-    from zoneinfo import ZoneInfo
-    return ZoneInfo(name)
 
 
 async def export(request: web.Request) -> web.StreamResponse:
