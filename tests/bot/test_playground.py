@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -31,6 +33,8 @@ from gotong.models.base import utcnow
 from gotong.models.contact import Contact
 from gotong.models.demo import AGGREGATOR_NAME, VOLUNTEER_NAME, demo_area, seed_demo
 from gotong.models.volunteer import Volunteer, VolunteerStatus
+from tests.bot.test_cli import GOTONG, gotong, with_key
+from tests.bot.test_run import free_port, stop, wait_healthy
 
 WAIT = 10.0  # seconds; a notice takes the outbox and the dispatcher's way
 REFERENCE = re.compile(r"GT-[2-9A-Z]{5}")
@@ -408,3 +412,29 @@ def test_the_playground_listens_on_loopback_by_default() -> None:
         "Gotong locally.",
     ]
     assert set(SCREENS) == {"household", "donor", "volunteer", "staff"}
+
+
+async def test_gotong_run_without_a_chat_app_serves_the_playground(tmp_path: Path) -> None:
+    port = free_port()
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("GOTONG_")}
+    environ.update(with_key(GOTONG_WEB__PORT=str(port)))
+    process = await asyncio.create_subprocess_exec(
+        str(GOTONG), "run", cwd=tmp_path, env=environ, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT)
+    try:
+        await wait_healthy(port)
+        async with aiohttp.ClientSession() as session, \
+                session.get(f"http://127.0.0.1:{port}/playground") as response:
+            assert response.status == 200
+    finally:
+        output = await stop(process)
+    assert f"Playground: http://127.0.0.1:{port}/playground" in output
+    assert "act as anyone" in output
+
+
+def test_gotong_run_with_the_playground_off_chats_in_the_terminal(tmp_path: Path) -> None:
+    result = gotong("run", cwd=tmp_path, env=with_key(GOTONG_WEB__PLAYGROUND="off"),
+                    stdin="")
+    assert result.returncode == 0, result.stderr
+    assert "No Telegram token or WhatsApp number is configured" in result.stdout
+    assert "Playground" not in result.stdout
