@@ -72,7 +72,9 @@ async def security_headers(request: web.Request, handler: Handler) -> web.Stream
                        "script-src 'self'; connect-src 'self'; frame-ancestors 'none'; "
                        "form-action 'self'; base-uri 'none'")
     headers.setdefault("X-Content-Type-Options", "nosniff")
-    headers.setdefault("Referrer-Policy", "no-referrer")
+    # Not "no-referrer": browsers then send "Origin: null" with every form, and the
+    # dashboard's same-origin check could not tell our forms from another site's.
+    headers.setdefault("Referrer-Policy", "same-origin")
     return response
 
 

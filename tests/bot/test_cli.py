@@ -128,9 +128,11 @@ def test_db_upgrade_creates_the_schema_and_loads_jakarta(tmp_path: Path) -> None
 # --- gotong run / chat --------------------------------------------------------------------
 
 
-def test_run_without_a_token_chats_in_the_terminal(tmp_path: Path, catalog: Catalog) -> None:
+def test_run_without_a_chat_app_or_playground_chats_in_the_terminal(
+        tmp_path: Path, catalog: Catalog) -> None:
     # "1" chooses "Request help" in the menu, "2" declines the consent question; then EOF.
-    result = gotong("run", cwd=tmp_path, env=with_key(), stdin="1\n2\n")
+    result = gotong("run", cwd=tmp_path, env=with_key(GOTONG_WEB__PLAYGROUND="off"),
+                    stdin="1\n2\n")
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "No Telegram token or WhatsApp number is configured" in out

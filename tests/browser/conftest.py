@@ -13,7 +13,12 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, async_playwright
+from playwright.async_api import Browser, Page, async_playwright
+
+from gotong.bot.config import Config
+from gotong.handlers.catalog import Catalog
+from tests.browser.screens import WAIT_MS
+from tests.browser.site import Site, playground_config, running_site
 
 REQUIRE_ENV = "GOTONG_REQUIRE_BROWSER"
 # The latest screenshots are kept with the documentation, which shows them.
@@ -45,3 +50,22 @@ async def browser() -> AsyncIterator[Browser]:
 def screenshot_path(name: str) -> Path:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     return SCREENSHOTS / f"{name}.png"
+
+
+@pytest.fixture
+async def site(config: Config, catalog: Catalog) -> AsyncIterator[Site]:
+    async with running_site(playground_config(config), catalog) as running:
+        yield running
+
+
+@pytest.fixture
+async def page(browser: Browser, site: Site) -> AsyncIterator[Page]:
+    context = await browser.new_context(viewport={"width": 1600, "height": 1000},
+                                        locale="id-ID")
+    opened = await context.new_page()
+    opened.set_default_timeout(WAIT_MS)
+    await opened.goto(f"{site.url}/playground?lang=id")
+    try:
+        yield opened
+    finally:
+        await context.close()

@@ -6,89 +6,15 @@ all was delivered."""
 
 from __future__ import annotations
 
-import re
-from collections.abc import AsyncIterator
-
 import pytest
-from playwright.async_api import Browser, Page
+from playwright.async_api import Page
 
-from gotong.bot.config import Config
-from gotong.handlers.catalog import Catalog
 from tests.browser.conftest import screenshot_path
-from tests.browser.screens import WAIT_MS, Screen
-from tests.browser.site import Site, playground_config, running_site
+from tests.browser.dialogs import DELIVERY_CODE, ask_for_help, found, pledge
+from tests.browser.screens import Screen
+from tests.browser.site import Site
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-
-REFERENCE = re.compile(r"GT-[2-9A-Z]{5}")
-PLEDGE_CODE = re.compile(r"GP-[2-9A-Z]{5}")
-DELIVERY_CODE = re.compile(r"Kode pengantaran Anda: (\d{6})")
-
-
-@pytest.fixture
-async def site(config: Config, catalog: Catalog) -> AsyncIterator[Site]:
-    async with running_site(playground_config(config), catalog) as running:
-        yield running
-
-
-@pytest.fixture
-async def page(browser: Browser, site: Site) -> AsyncIterator[Page]:
-    context = await browser.new_context(viewport={"width": 1600, "height": 1000},
-                                        locale="id-ID")
-    opened = await context.new_page()
-    opened.set_default_timeout(WAIT_MS)
-    await opened.goto(f"{site.url}/playground?lang=id")
-    try:
-        yield opened
-    finally:
-        await context.close()
-
-
-def found(pattern: re.Pattern[str], text: str, group: int = 0) -> str:
-    match = pattern.search(text)
-    assert match is not None, text
-    return match.group(group)
-
-
-async def ask_for_help(household: Screen) -> str:
-    """The household dialog in Indonesian, by buttons and typing; the reference."""
-    await household.say("/minta")
-    await household.tap("Ya, saya setuju")
-    await household.say("Sari Contoh")
-    await household.press("button.share-contact")
-    await household.expect_text("NIK")
-    await household.tap("Lewati")
-    await household.say("Karet Semanggi")
-    await household.expect_text("alamat")
-    await household.say("Jl. Contoh No. 7 RT 01 RW 02")
-    await household.say("4")
-    await household.tap("Lansia")
-    await household.tap("Selesai")
-    await household.tap("Paket sembako")
-    await household.tap("Selesai")
-    await household.expect_text("Mohon periksa pendaftaran Anda")
-    await household.tap("Kirim")
-    await household.expect_text("Permintaan Anda sudah terdaftar")
-    return found(REFERENCE, await household.last_text())
-
-
-async def pledge(donor: Screen) -> str:
-    """The donor dialog in English: one staple food package; the pledge code."""
-    await donor.say("/language en")
-    await donor.say("/donate")
-    await donor.tap("As a person")
-    await donor.say("Budi Contoh")
-    await donor.press("button.share-contact")
-    await donor.tap("Staple food packages")
-    await donor.say("1")
-    await donor.tap("Jakarta Selatan")
-    await donor.tap("The whole kota")
-    await donor.tap("Posko Contoh (demo)")
-    await donor.tap("I bring it to the posko")
-    await donor.expect_text("Please check your pledge")
-    await donor.tap("Submit")
-    return found(PLEDGE_CODE, await donor.last_text())
-
 
 async def test_the_life_of_aid_in_the_playground(page: Page, site: Site) -> None:
     household, donor = Screen(page, "household"), Screen(page, "donor")
