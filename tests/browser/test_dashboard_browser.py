@@ -71,6 +71,12 @@ async def test_staff_sign_in_verify_receive_and_allocate_and_the_household_hears
     await expect(dashboard.locator("#flash")).to_contain_text(code)
     await donor.expect_text(f"Your pledge {code} has been received: 1 counted")
 
+    # Someone watches the public page: nothing is on its way yet.
+    public = await new_tab(page)
+    await public.goto(f"{site.url}/public?lang=en")
+    on_its_way = public.locator('.headline [data-figure="households_in_delivery"]')
+    await expect(on_its_way).to_have_text("0")
+
     # Staff allocate by priority; the household hears that aid is set aside.
     await dashboard.goto(f"{site.url}/dashboard/allocate")
     await dashboard.locator("#per").fill("1")
@@ -79,6 +85,11 @@ async def test_staff_sign_in_verify_receive_and_allocate_and_the_household_hears
     await dashboard.locator("#allocate").click()
     await expect(dashboard.locator("#flash")).to_be_visible()
     await household.expect_text(f"Bantuan sudah disiapkan untuk keluarga Anda ({reference})")
+    # The public page shows it without being reloaded, and names nobody.
+    await expect(on_its_way).to_have_text("1", timeout=WAIT_MS)
+    public_text = await public.locator("main").inner_text()
+    assert reference not in public_text and "Sari Contoh" not in public_text
+    await public.screenshot(path=screenshot_path("public"), full_page=True)
 
     # The deliveries board and the statistics show it, without the household's name.
     await dashboard.goto(f"{site.url}/dashboard/deliveries")
@@ -87,14 +98,6 @@ async def test_staff_sign_in_verify_receive_and_allocate_and_the_household_hears
     await expect(dashboard.locator("svg[role=img]").first).to_be_visible()
     assert "Sari Contoh" not in await dashboard.locator("main").inner_text()
     await dashboard.screenshot(path=screenshot_path("dashboard-stats"), full_page=True)
-
-    # The public page counts the household as waiting for delivery, and names nobody.
-    await dashboard.goto(f"{site.url}/public?lang=en")
-    await expect(dashboard.locator('.headline [data-figure="households_in_delivery"]')
-                 ).to_contain_text("1")
-    public_text = await dashboard.locator("main").inner_text()
-    assert reference not in public_text and "Sari Contoh" not in public_text
-    await dashboard.screenshot(path=screenshot_path("public"), full_page=True)
 
 
 async def staff_of_another_aggregator(site: Site) -> str:
