@@ -110,6 +110,8 @@ Index("ix_help_request_queue", HelpRequest.status, HelpRequest.queue_rank.desc()
 # above would walk past the requests of every other kelurahan first.
 Index("ix_help_request_village_queue", HelpRequest.status, HelpRequest.village_id,
       HelpRequest.queue_rank.desc(), HelpRequest.id)
+# Requests per day (the dashboard's and the public page's chart) read only recent ones.
+Index("ix_help_request_created", HelpRequest.created_at)
 
 
 class RequestEvent(Base):
