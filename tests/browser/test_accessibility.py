@@ -14,7 +14,7 @@ from gotong.models.area import AreaLevel
 from gotong.models.base import utcnow
 from gotong.models.contact import Contact
 from gotong.models.dashboard import create_link
-from tests.browser.dialogs import ask_for_help
+from tests.browser.dialogs import ask_for_help, pledge
 from tests.browser.screens import WAIT_MS, Screen
 from tests.browser.site import Site
 
@@ -27,6 +27,9 @@ PROBLEMS = """() => {
       && getComputedStyle(el).visibility !== "hidden";
   if (!document.documentElement.lang) problems.push("no lang on <html>");
   if (document.querySelectorAll("h1").length !== 1) problems.push("not one h1");
+  const ids = [...document.querySelectorAll("[id]")].map((el) => el.id);
+  const twice = ids.filter((id, i) => ids.indexOf(id) !== i);
+  if (twice.length) problems.push(`ids used twice: ${[...new Set(twice)].join(", ")}`);
   for (const el of document.querySelectorAll(
       "input:not([type=hidden]), select, textarea")) {
     if (!el.labels.length && !el.getAttribute("aria-label")
@@ -109,6 +112,7 @@ async def signed_in(page: Page, site: Site) -> None:
 async def test_every_page_is_accessible_and_fits_the_screen(
         browser: Browser, page: Page, site: Site, width: int) -> None:
     await ask_for_help(Screen(page, "household"))
+    await pledge(Screen(page, "donor"))
     [kota] = site.services.areas.named(AreaLevel.REGENCY, "Jakarta Selatan")
     context = await browser.new_context(viewport={"width": width, "height": 800})
     tab = await context.new_page()
