@@ -49,7 +49,6 @@ def page(request: web.Request, work: Work, template: str, nav: str,
          context: Mapping[str, Any]) -> web.Response:
     """A signed-in page: the nav with the current page marked, the form token, the
     message of the last action."""
-    # Named without ".html" here: a dotted literal would read as a catalog key.
     return render(request, f"dashboard_{template}.html", {
         **context, "nav": nav, "csrf": work.csrf, "flash": flash(request),
         "names": names(request)})

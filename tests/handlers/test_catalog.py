@@ -36,6 +36,8 @@ MESSAGE_MODULES = (PACKAGE_DIR / "models" / "notifications.py",
                    PACKAGE_DIR / "bot" / "public.py",
                    PACKAGE_DIR / "bot" / "playground.py")
 TEMPLATES_DIR = PACKAGE_DIR / "bot" / "templates"
+# A page's template is named like a key ("public.html"), and is not one.
+TEMPLATE_SUFFIX = ".html"
 # t("key") and t('key', ...) in a template.
 TEMPLATE_KEY = re.compile(r"""\bt\(\s*["']([a-z_]+(?:\.[a-z_]+)+)["']""")
 KEY = re.compile(r"^[a-z_]+(\.[a-z_]+)+$")
@@ -88,7 +90,7 @@ def literal_keys() -> set[str]:
     """String literals of the handlers that look like catalog keys."""
     return {node.value for _, tree in handler_sources() for node in ast.walk(tree)
             if isinstance(node, ast.Constant) and isinstance(node.value, str)
-            and KEY.match(node.value)}
+            and KEY.match(node.value) and not node.value.endswith(TEMPLATE_SUFFIX)}
 
 
 def key_prefixes() -> dict[str, set[str]]:
