@@ -175,11 +175,18 @@ def build_channels(config: Config, services: Services
     return telegram, whatsapp
 
 
+LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
+
+
 def playground_notice(config: Config) -> str:
     """What `gotong run` prints when it serves the playground."""
-    return (f"Playground: {config.web.base_url}{PLAYGROUND_PATH}\n"
-            "It lets anyone who opens it act as anyone, with fictional data: it is for "
-            "trying Gotong locally.")
+    notice = (f"Playground: {config.web.base_url}{PLAYGROUND_PATH}\n"
+              "It lets anyone who opens it act as anyone, with fictional data: it is for "
+              "trying Gotong locally.")
+    if config.web.host not in LOOPBACK_HOSTS:
+        notice += (f"\nWarning: it listens on {config.web.host}, so other machines can "
+                   "reach it too; set web.host = \"127.0.0.1\" or web.playground = \"off\".")
+    return notice
 
 
 async def build_webchat(config: Config, services: Services) -> WebChat | None:

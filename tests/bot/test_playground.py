@@ -412,6 +412,11 @@ def test_the_playground_listens_on_loopback_by_default() -> None:
         "Gotong locally.",
     ]
     assert set(SCREENS) == {"household", "donor", "volunteer", "staff"}
+    # Told to listen on every address, it says what that means.
+    exposed = Config(web=WebConfig(host="0.0.0.0", playground="on"))
+    assert cli.playground_notice(exposed).splitlines()[-1] == (
+        "Warning: it listens on 0.0.0.0, so other machines can reach it too; set "
+        'web.host = "127.0.0.1" or web.playground = "off".')
 
 
 async def test_gotong_run_without_a_chat_app_serves_the_playground(tmp_path: Path) -> None:
