@@ -164,19 +164,19 @@ async def decide(request: web.Request) -> web.Response:
         back = work.field("back") if work.field("back") == "request" else ""
         path = f"{PREFIX}/requests/{found.id}" if back else PREFIX
         if refusal == Refusal.ALREADY_DONE:
-            return redirect(path, "request_done", found.reference)
+            return redirect(work, path, "request_done", found.reference)
         reason: str | None = None
         if action == REJECT:
             reason = work.field("reason")
             if reason == "other" or reason not in REJECT_REASONS:
                 typed = parse_short_text(work.field("other_reason"), MAX_REASON)
                 if isinstance(typed, Invalid):
-                    return redirect(path, "reason", found.reference)
+                    return redirect(work, path, "reason", found.reference)
                 reason = typed
         refusal = await decide_request(work.actor, found, action, reason)
         if refusal is not None:
-            return redirect(path, "request_done", found.reference)
-        return redirect(path, action, found.reference)
+            return redirect(work, path, "request_done", found.reference)
+        return redirect(work, path, action, found.reference)
 
 
 # --- pledges and stock ----------------------------------------------------------------
@@ -212,13 +212,13 @@ async def receive_action(request: web.Request) -> web.Response:
             raise PageError(404, "not_found")
         path = f"{PREFIX}/pledges"
         if refusal == Refusal.ALREADY_DONE:
-            return redirect(path, "pledge_done", pledge.code)
+            return redirect(work, path, "pledge_done", pledge.code)
         counted = parse_quantity(work.field("quantity"), max_quantity(pledge.category))
         if isinstance(counted, Invalid):
-            return redirect(path, "quantity", pledge.code)
+            return redirect(work, path, "quantity", pledge.code)
         if await receive(work.actor, pledge, counted) is not None:
-            return redirect(path, "pledge_done", pledge.code)
-        return redirect(path, "received", pledge.code)
+            return redirect(work, path, "pledge_done", pledge.code)
+        return redirect(work, path, "received", pledge.code)
 
 
 # --- allocation -----------------------------------------------------------------------
@@ -292,7 +292,7 @@ async def allocate_action(request: web.Request) -> web.Response:
         chosen = _allocation_form(request, work, choices)
         path = f"{PREFIX}/allocate"
         if chosen is None:
-            return redirect(path, "quantity")
+            return redirect(work, path, "quantity")
         aggregator_id, category, per = chosen
         _, households = await _proposal(work, aggregator_id, category, per)
         shown = {parse_id(str(v)) for v in (work.form.getall("request", [])
@@ -302,7 +302,7 @@ async def allocate_action(request: web.Request) -> web.Response:
                                            {}, _cooldown(work))
         if outcome is None:
             raise PageError(404, "not_found")
-        return redirect(path, "allocated", count=len(outcome.deliveries))
+        return redirect(work, path, "allocated", count=len(outcome.deliveries))
 
 
 def add_routes(app: web.Application) -> None:

@@ -142,12 +142,12 @@ async def resolve_action(request: web.Request) -> web.Response:
         reference = (await _rows(work, [delivery]))[0]["reference"]
         path = f"{PREFIX}/reviews"
         if action not in RESOLUTIONS:
-            return redirect(path, "changed")
+            return redirect(work, path, "changed")
         _, refusal = await resolve(work.actor, delivery, action,
                                    work.config.aid.max_delivery_failures)
         if refusal is not None:
-            return redirect(path, "changed")
-        return redirect(path, "resolved", reference)
+            return redirect(work, path, "changed")
+        return redirect(work, path, "resolved", reference)
 
 
 async def assign_action(request: web.Request) -> web.Response:
@@ -162,10 +162,10 @@ async def assign_action(request: web.Request) -> web.Response:
         volunteer, _, refusal = await assign_volunteer(work.actor, delivery,
                                                        work.field("volunteer"))
         if refusal == Refusal.NOT_YOURS or volunteer is None:
-            return redirect(path, "not_covering", reference)
+            return redirect(work, path, "not_covering", reference)
         if refusal is not None:
-            return redirect(path, "changed")
-        return redirect(path, "assigned", reference)
+            return redirect(work, path, "changed")
+        return redirect(work, path, "assigned", reference)
 
 
 async def stats_page(request: web.Request) -> web.Response:

@@ -1,9 +1,11 @@
 """What every signed-in dashboard page shares: the nav, the form token, the message
-after an action (redirect-after-POST with the message's code in the URL), display helpers,
+after an action (redirect-after-POST with the message's code in the URL, sealed), display helpers,
 and the 404 of another aggregator's things."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -23,17 +25,26 @@ FLASH_MESSAGES = web.AppKey("dashboard_flashes", dict[str, tuple[str, bool]])
 _CODE = re.compile(r"^G[TP]-[A-Z0-9]{1,9}$")
 
 
-def redirect(path: str, flash: str, reference: str = "", count: int | None = None
-             ) -> web.Response:
+def _seal(work: Work, query: Mapping[str, str]) -> str:
+    """A flash is the server's word: sealed with the session's form token, so a link
+    made elsewhere cannot show a staff member "GT-XXXXX verified"."""
+    text = "&".join(f"{key}={query[key]}" for key in sorted(query))
+    return hmac.new(work.csrf.encode(), text.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def redirect(work: Work, path: str, flash: str, reference: str = "",
+             count: int | None = None) -> web.Response:
     query = {"flash": flash, **({"ref": reference} if reference else {}),
              **({"n": str(count)} if count is not None else {})}
-    return see_other(f"{path}?{urlencode(query)}")
+    return see_other(f"{path}?{urlencode({**query, 'seal': _seal(work, query)})}")
 
 
-def flash(request: web.Request) -> dict[str, Any] | None:
+def flash(request: web.Request, work: Work) -> dict[str, Any] | None:
     code = request.query.get("flash", "")
     messages = request.app[FLASH_MESSAGES]
-    if code not in messages:
+    query = {key: request.query[key] for key in ("flash", "ref", "n") if key in request.query}
+    if code not in messages or not hmac.compare_digest(
+            request.query.get("seal", ""), _seal(work, query)):
         return None
     key, error = messages[code]
     reference = request.query.get("ref", "")
@@ -50,7 +61,7 @@ def page(request: web.Request, work: Work, template: str, nav: str,
     """A signed-in page: the nav with the current page marked, the form token, the
     message of the last action."""
     return render(request, f"dashboard_{template}.html", {
-        **context, "nav": nav, "csrf": work.csrf, "flash": flash(request),
+        **context, "nav": nav, "csrf": work.csrf, "flash": flash(request, work),
         "names": names(request)})
 
 

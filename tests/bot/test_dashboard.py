@@ -320,6 +320,11 @@ async def test_verify_and_reject_from_the_queue(site: Site) -> None:
 
     status, page = await browser.form(f"/dashboard/requests/{first}/verify", {})
     assert status == 200 and f"{references[first]} is verified" in page
+    # The message after an action is the server's: a link made elsewhere shows none.
+    forged = f"/dashboard?flash=verify&ref={references[second]}"
+    for path in (forged, forged + "&seal=" + "0" * 32):
+        _, page, _ = await browser.get(path)
+        assert f"{references[second]} is verified" not in page
     status, page = await browser.form(f"/dashboard/requests/{second}/reject",
                                       {"reason": "other", "other_reason": ""})
     assert "choose a reason or type one" in page
