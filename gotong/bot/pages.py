@@ -57,9 +57,14 @@ def render(request: web.Request, template: str, context: Mapping[str, Any] | Non
         template, request, {**(context or {}), "t": translator(request), "lang": language},
         status=status)
     if request.query.get("lang") == language:
-        response.set_cookie(LANGUAGE_COOKIE, language, max_age=365 * 24 * 3600,
-                            httponly=True, samesite="Lax", path="/")
+        remember_language(response, language)
     return response
+
+
+def remember_language(response: web.StreamResponse, language: str) -> None:
+    """Pages are shown in this language from now on (until the reader picks another)."""
+    response.set_cookie(LANGUAGE_COOKIE, language, max_age=365 * 24 * 3600,
+                        httponly=True, samesite="Lax", path="/")
 
 
 @web.middleware

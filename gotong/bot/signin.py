@@ -26,9 +26,10 @@ from multidict import MultiDictProxy
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gotong.bot.config import Config
-from gotong.bot.pages import SERVICES, render
+from gotong.bot.pages import LANGUAGE_COOKIE, SERVICES, remember_language, render
 from gotong.handlers.staff_actions import DASHBOARD, Actor, Coverage, staff_coverage
 from gotong.models.audit import audit
+from gotong.models.contact import Contact
 from gotong.models.dashboard import (
     end_session,
     link_is_usable,
@@ -193,6 +194,7 @@ async def sign_in(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
     at = now(request)
     hours = services.config.web.session_hours
+    contact: Contact | None = None
     async with services.sessions() as session, session.begin():
         contact_id = await use_link(session, token, at)
         staff = await staff_coverage(session, services.areas, contact_id) \
@@ -205,10 +207,15 @@ async def sign_in(request: web.Request) -> web.Response:
             session_token = await start_session(session, contact_id, at,
                                                 timedelta(hours=hours))
             audit(session, at, "dashboard_signin", "done", contact_id=contact_id)
+            contact = await session.get(Contact, contact_id)
     if session_token is None:
         return render(request, "dashboard_link_refused.html", status=403)
     response = see_other(PREFIX)
     _set_cookie(response, session_token, hours * 3600)
+    # Staff see the dashboard in the language they chat in, unless this browser was
+    # already told otherwise.
+    if contact is not None and LANGUAGE_COOKIE not in request.cookies:
+        remember_language(response, contact.language)
     return response
 
 

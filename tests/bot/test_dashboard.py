@@ -474,6 +474,28 @@ async def test_the_indonesian_alias_gives_a_link_too(site: Site) -> None:
     assert staff.chat_id == "staff-1"
 
 
+async def test_the_dashboard_speaks_the_language_staff_chat_in(site: Site) -> None:
+    aggregator = await site.world.aggregator(TIMUR)
+    staff = await join(site.world, aggregator, "staff-1")
+    await staff.say("/language id")
+    path = await site.link(staff)
+    browser = site.browser()  # its browser asks for English
+    _, _, response = await browser.post(path, {})
+    cookies = SimpleCookie()
+    for header in response.headers.getall("Set-Cookie"):
+        cookies.load(header)
+    assert cookies["lang"].value == "id"
+    browser.cookie = cookies["gotong_session"].value
+    async with site.client.get(site.base + "/dashboard", headers={
+            "Accept-Language": "en", "Cookie": f"gotong_session={browser.cookie}; lang=id"},
+            allow_redirects=False) as answer:
+        assert "Antrian verifikasi" in await answer.text()
+    # A browser that already chose a language keeps it.
+    path = await site.link(staff)
+    _, _, response = await browser.post(path, {}, {"Cookie": "lang=en"})
+    assert all("lang=" not in header for header in response.headers.getall("Set-Cookie"))
+
+
 async def test_a_failed_delivery_is_settled_from_the_reviews_page(site: Site) -> None:
     world = site.world
     aggregator = await world.aggregator(TIMUR)
