@@ -40,6 +40,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/inbound.py
 	$(BIN)/python benchmarks/fanout.py
 	$(BIN)/python benchmarks/allocation.py
+	$(BIN)/python benchmarks/public_figures.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -70,7 +70,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from itertools import accumulate
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from faker import Faker
 from sqlalchemy import (
@@ -118,6 +118,8 @@ PG_ENV = "GOTONG_TEST_DATABASE_URL"
 NIK_KEY = "benchmark-nik-hash-key-" + "k" * 32
 PROVINCES = ("DKI Jakarta",)
 SEED = 20250701
+T = TypeVar("T")
+R = TypeVar("R")
 
 # The benchmark's "now": data is generated up to it and the queries are asked at it.
 NOW = datetime(2025, 7, 1, 9, 0, tzinfo=UTC)
@@ -415,6 +417,7 @@ class Generator:
                     "status": (DeliveryStatus.ALLOCATED if status == RequestStatus.ALLOCATED
                                else DeliveryStatus.DELIVERED),
                     "override_reason": None, "allocated_by": None,
+                    "delivered_at": done if status == RequestStatus.DELIVERED else None,
                     "created_at": delivered_at, "updated_at": updated})
                 if planned is None:
                     served.append(Served(request_id, status, household, delivered_at))
@@ -666,14 +669,16 @@ async def find_cases(services: Services) -> list[Case]:
             for label, aggregator in zip(labels, (*kota, *kelurahan), strict=True)]
 
 
-async def timed(sessions: async_sessionmaker[AsyncSession], query: Query
-                ) -> tuple[float, list[int]]:
-    """One run in a fresh session: seconds, and the ids found."""
+async def timed(sessions: async_sessionmaker[AsyncSession],
+                query: Callable[[AsyncSession], Awaitable[T]],
+                result: Callable[[T], R]) -> tuple[float, R]:
+    """One run in a fresh session: seconds, and `result` of what it returned (taken in
+    the session)."""
     async with sessions() as session:
         started = time.perf_counter()
         found = await query(session)
         elapsed = time.perf_counter() - started
-        return elapsed, [r.id for r in found]
+        return elapsed, result(found)
 
 
 @dataclass(frozen=True)
@@ -682,21 +687,31 @@ class Timing:
     baseline: list[float]
 
 
-async def measure(sessions: async_sessionmaker[AsyncSession], ours: Query, baseline: Query,
-                  runs: int, warmups: int) -> Timing:
-    """Ours and the baseline alternately; both must find the same households."""
+async def alternate(sessions: async_sessionmaker[AsyncSession],
+                    ours: Callable[[AsyncSession], Awaitable[T]],
+                    baseline: Callable[[AsyncSession], Awaitable[T]],
+                    runs: int, warmups: int, result: Callable[[T], R]) -> Timing:
+    """Ours and the baseline alternately, each run in a fresh session; the `result` of
+    both must be equal on every run."""
     times: dict[str, list[float]] = {"ours": [], "baseline": []}
     for number in range(warmups + runs):
         order = (("ours", ours), ("baseline", baseline))
-        found = {}
+        found: dict[str, R] = {}
         for name, query in order if number % 2 == 0 else order[::-1]:
-            seconds, found[name] = await timed(sessions, query)
+            seconds, found[name] = await timed(sessions, query, result)
             if number >= warmups:
                 times[name].append(seconds)
         if found["ours"] != found["baseline"]:
             raise BenchmarkFailure(f"ours found {found['ours']}, the baseline "
                                    f"{found['baseline']}")
     return Timing(times["ours"], times["baseline"])
+
+
+async def measure(sessions: async_sessionmaker[AsyncSession], ours: Query, baseline: Query,
+                  runs: int, warmups: int) -> Timing:
+    """Ours and the baseline alternately; both must find the same households."""
+    return await alternate(sessions, ours, baseline, runs, warmups,
+                           lambda found: [r.id for r in found])
 
 
 def median_ms(times: Sequence[float]) -> float:

@@ -11,7 +11,7 @@ hierarchy to join on, and the directory already knows every kelurahan's parents.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Collection, Iterable
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, TypeVar
@@ -111,16 +111,21 @@ async def daily_counts(session: AsyncSession, *, since: date, until: date,
     `aggregator_ids` keeps deliveries of those aggregators (requests belong to no
     aggregator until one allocates to them, so it does not narrow them).
 
-    Only the timestamps are read and put in days here: a local day is the same
-    computation on SQLite (naive UTC) and PostgreSQL, and zones with daylight saving
-    come out right, which an SQL offset would not do.
+    Each row is put in its local day in SQL, by comparing its timestamp with the UTC
+    instants where the local days start (computed here with the zone's rules): the same
+    on SQLite (naive UTC) and PostgreSQL, right in zones with daylight saving, which an
+    SQL offset would not be, and only one row per day comes back.
     """
     if until < since:
         return []
-    start, end = utc_bounds(since, until, timezone)
-    requests = select(HelpRequest.created_at).where(HelpRequest.created_at >= start,
-                                                    HelpRequest.created_at < end)
-    deliveries = (select(Delivery.delivered_at)
+    days = [since + timedelta(days=n) for n in range((until - since).days + 1)]
+    # Where each day starts, and where the last one ends.
+    bounds = [utc_bounds(day, day, timezone)[0] for day in days]
+    bounds.append(utc_bounds(until, until, timezone)[1])
+    start, end = bounds[0], bounds[-1]
+    requests = select(_day_of(HelpRequest.created_at, bounds).label("day")).where(
+        HelpRequest.created_at >= start, HelpRequest.created_at < end)
+    deliveries = (select(_day_of(Delivery.delivered_at, bounds).label("day"))
                   .where(Delivery.status == DeliveryStatus.DELIVERED,
                          Delivery.delivered_at >= start, Delivery.delivered_at < end))
     if village_ids is not None:
@@ -130,19 +135,23 @@ async def daily_counts(session: AsyncSession, *, since: date, until: date,
                       .where(HelpRequest.village_id.in_(villages)))
     if aggregator_ids is not None:
         deliveries = deliveries.where(Delivery.aggregator_id.in_(list(aggregator_ids)))
-    zone = ZoneInfo(timezone)
-    requested = _per_day(await session.scalars(requests), zone)
-    delivered = _per_day(await session.scalars(deliveries), zone)
-    days = (since + timedelta(days=n) for n in range((until - since).days + 1))
-    return [DayCount(day, requested.get(day, 0), delivered.get(day, 0)) for day in days]
+    requested = await _per_day(session, requests)
+    delivered = await _per_day(session, deliveries)
+    return [DayCount(day, requested.get(n, 0), delivered.get(n, 0))
+            for n, day in enumerate(days)]
 
 
-def _per_day(instants: Iterable[datetime | None], zone: ZoneInfo) -> dict[date, int]:
-    counts: dict[date, int] = defaultdict(int)
-    for instant in instants:
-        if instant is not None:
-            counts[instant.astimezone(zone).date()] += 1
-    return counts
+def _day_of(column: Any, bounds: list[datetime]) -> Any:
+    """The number of the day (0 for the first) that the timestamp falls in."""
+    return case(*((column < bound, number) for number, bound in enumerate(bounds[1:])))
+
+
+async def _per_day(session: AsyncSession, rows: Select[Any]) -> dict[int, int]:
+    """Rows per day number, counted in SQL."""
+    numbered = rows.subquery()
+    counted = await session.execute(select(numbered.c.day, func.count())
+                                    .group_by(numbered.c.day))
+    return {int(day): int(count) for day, count in counted.all() if day is not None}
 
 
 @dataclass
@@ -259,7 +268,11 @@ async def area_figures(session: AsyncSession, areas: AreaDirectory, level: AreaL
         holding = {_ancestor_at(areas, v, level) for v in scope}
         rows = [row for row in rows if row.id in holding]
     sums: dict[int, _Sums] = {row.id: _Sums() for row in rows}
-    for village_id, village_sums in (await _village_sums(session, scope)).items():
+    # Only the kelurahan of the rows are counted: those in scope, or within `within`.
+    counted = scope
+    if counted is None and within is not None:
+        counted = sorted(areas.villages_under([within]))
+    for village_id, village_sums in (await _village_sums(session, counted)).items():
         row_id = _ancestor_at(areas, village_id, level)
         if row_id in sums:
             sums[row_id].add(village_sums)
