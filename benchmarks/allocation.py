@@ -905,36 +905,44 @@ class Settings:
     plans: bool
 
 
-async def benchmark(settings: Settings) -> None:
-    for backend in settings.backends:
+async def prepared_backends(backends: Sequence[str], postgres: str | None, data_dir: Path,
+                            households: int, regenerate: bool
+                            ) -> AsyncIterator[tuple[str, Prepared]]:
+    """Each backend asked for with its data ready (generated on first use); PostgreSQL is
+    skipped, with a line saying why, when no server is given or it does not answer."""
+    for backend in backends:
         if backend == "sqlite":
-            prepared = await prepare_sqlite(settings.data_dir, settings.households,
-                                            settings.regenerate)
-        else:
-            if not settings.postgres:
-                print(f"== postgresql: skipped ({PG_ENV} is not set and no --postgres given)")
-                continue
-            try:
-                await run_admin(make_url(settings.postgres).set(
-                    drivername="postgresql+asyncpg"), "SELECT 1")
-            except Exception as exc:
-                print(f"== postgresql: skipped (the server does not answer: "
-                      f"{type(exc).__name__})")
-                continue
-            prepared = await prepare_postgres(settings.postgres, settings.households,
-                                              settings.regenerate)
+            yield backend, await prepare_sqlite(data_dir, households, regenerate)
+            continue
+        if not postgres:
+            print(f"== postgresql: skipped ({PG_ENV} is not set and no --postgres given)")
+            continue
+        try:
+            await run_admin(make_url(postgres).set(drivername="postgresql+asyncpg"),
+                            "SELECT 1")
+        except Exception as exc:
+            print(f"== postgresql: skipped (the server does not answer: "
+                  f"{type(exc).__name__})")
+            continue
+        yield backend, await prepare_postgres(postgres, households, regenerate)
+
+
+async def benchmark(settings: Settings) -> None:
+    async for backend, prepared in prepared_backends(
+            settings.backends, settings.postgres, settings.data_dir, settings.households,
+            settings.regenerate):
         await bench_backend(backend, prepared, settings.households, settings.runs,
                             settings.warmups, settings.plans)
 
 
-def parse_args(argv: Sequence[str] | None) -> Settings:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("--households", type=int, default=1_000_000,
-                        help="households (help requests) to generate (default 1,000,000)")
-    parser.add_argument("--runs", type=int, default=30,
-                        help="measured runs of each query (default 30)")
-    parser.add_argument("--warmups", type=int, default=3,
-                        help="runs before measuring (default 3)")
+def add_data_arguments(parser: argparse.ArgumentParser, *, households_help: str, runs: int,
+                       warmups: int) -> None:
+    """The options of every benchmark on this data: how much, how often, where."""
+    parser.add_argument("--households", type=int, default=1_000_000, help=households_help)
+    parser.add_argument("--runs", type=int, default=runs,
+                        help=f"measured runs of each query (default {runs})")
+    parser.add_argument("--warmups", type=int, default=warmups,
+                        help=f"runs before measuring (default {warmups})")
     parser.add_argument("--only", choices=("sqlite", "postgresql"),
                         help="one backend only (default both)")
     parser.add_argument("--postgres", default=os.environ.get(PG_ENV),
@@ -943,14 +951,26 @@ def parse_args(argv: Sequence[str] | None) -> Settings:
                         help="where the SQLite file is kept (default data/)")
     parser.add_argument("--regenerate", action="store_true",
                         help="generate the data again even when it was kept")
-    parser.add_argument("--no-plans", dest="plans", action="store_false",
-                        help="do not print the query plans")
-    args = parser.parse_args(argv)
+
+
+def checked_backends(parser: argparse.ArgumentParser, args: argparse.Namespace
+                     ) -> tuple[str, ...]:
+    """The backends asked for, once the data options are checked."""
     if args.households < 1000:
         parser.error("at least 1000 households are needed")
     if args.runs < 1 or args.warmups < 0:
         parser.error("at least one run is needed")
-    backends = (args.only,) if args.only else ("sqlite", "postgresql")
+    return (args.only,) if args.only else ("sqlite", "postgresql")
+
+
+def parse_args(argv: Sequence[str] | None) -> Settings:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    add_data_arguments(parser, runs=30, warmups=3, households_help=(
+        "households (help requests) to generate (default 1,000,000)"))
+    parser.add_argument("--no-plans", dest="plans", action="store_false",
+                        help="do not print the query plans")
+    args = parser.parse_args(argv)
+    backends = checked_backends(parser, args)
     return Settings(args.households, args.runs, args.warmups, backends, args.postgres,
                     args.data_dir, args.regenerate, args.plans)
 

@@ -40,7 +40,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
 import sys
 import warnings
 from collections import defaultdict
@@ -54,22 +53,19 @@ from zoneinfo import ZoneInfo
 from allocation import (
     CASE_KOTA,
     NOW,
-    PG_ENV,
-    PROJECT,
     BenchmarkFailure,
     Prepared,
     Timing,
+    add_data_arguments,
     alternate,
     bench_config,
+    checked_backends,
     median_ms,
     p95_ms,
-    prepare_postgres,
-    prepare_sqlite,
-    run_admin,
+    prepared_backends,
     timed,
 )
 from sqlalchemy import ColumnElement, func, select, update
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gotong.bot.app import Services, open_services
@@ -384,49 +380,19 @@ class Settings:
 
 
 async def benchmark(settings: Settings) -> None:
-    for backend in settings.backends:
-        if backend == "sqlite":
-            prepared = await prepare_sqlite(settings.data_dir, settings.households,
-                                            settings.regenerate)
-        else:
-            if not settings.postgres:
-                print(f"== postgresql: skipped ({PG_ENV} is not set and no --postgres given)")
-                continue
-            try:
-                await run_admin(make_url(settings.postgres).set(
-                    drivername="postgresql+asyncpg"), "SELECT 1")
-            except Exception as exc:
-                print(f"== postgresql: skipped (the server does not answer: "
-                      f"{type(exc).__name__})")
-                continue
-            prepared = await prepare_postgres(settings.postgres, settings.households,
-                                              settings.regenerate)
+    async for backend, prepared in prepared_backends(
+            settings.backends, settings.postgres, settings.data_dir, settings.households,
+            settings.regenerate):
         await bench_backend(backend, prepared, settings.households, settings.runs,
                             settings.warmups)
 
 
 def parse_args(argv: Sequence[str] | None) -> Settings:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("--households", type=int, default=1_000_000,
-                        help="households of allocation.py's data (default 1,000,000)")
-    parser.add_argument("--runs", type=int, default=20,
-                        help="measured runs of each query (default 20)")
-    parser.add_argument("--warmups", type=int, default=2,
-                        help="runs before measuring (default 2)")
-    parser.add_argument("--only", choices=("sqlite", "postgresql"),
-                        help="one backend only (default both)")
-    parser.add_argument("--postgres", default=os.environ.get(PG_ENV),
-                        help=f"the PostgreSQL server, as a database URL (default ${PG_ENV})")
-    parser.add_argument("--data-dir", type=Path, default=PROJECT / "data",
-                        help="where the SQLite file is kept (default data/)")
-    parser.add_argument("--regenerate", action="store_true",
-                        help="generate the data again even when it was kept")
+    add_data_arguments(parser, runs=20, warmups=2, households_help=(
+        "households of allocation.py's data (default 1,000,000)"))
     args = parser.parse_args(argv)
-    if args.households < 1000:
-        parser.error("at least 1000 households are needed")
-    if args.runs < 1 or args.warmups < 0:
-        parser.error("at least one run is needed")
-    backends = (args.only,) if args.only else ("sqlite", "postgresql")
+    backends = checked_backends(parser, args)
     return Settings(args.households, args.runs, args.warmups, backends, args.postgres,
                     args.data_dir, args.regenerate)
 
