@@ -9,8 +9,10 @@ import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 
 from aiohttp import web
+from sqlalchemy import select
 
 from gotong.bot.app import Services, attach_dispatcher, open_services
 from gotong.bot.cli import build_webchat
@@ -19,6 +21,9 @@ from gotong.bot.dispatcher import Dispatcher
 from gotong.bot.playground import WebChat
 from gotong.bot.web import create_web_app
 from gotong.handlers.catalog import Catalog
+from gotong.models.contact import Contact
+from gotong.models.dashboard import create_link
+from gotong.models.demo import CHANNEL, STAFF_CHAT
 
 
 def free_port() -> int:
@@ -63,3 +68,14 @@ async def running_site(config: Config, catalog: Catalog) -> AsyncIterator[Site]:
             await dispatching
         await runner.cleanup()
         await services.close()
+
+
+async def demo_staff_link(site: Site, made_at: datetime) -> str:
+    """The address of a sign-in link of the demo's staff member, made at that time and
+    working for the usual 10 minutes (as `/dashboard` in chat makes one)."""
+    async with site.services.sessions() as session, session.begin():
+        staff_id = await session.scalar(select(Contact.id).where(
+            Contact.channel == CHANNEL, Contact.chat_id == STAFF_CHAT))
+        assert staff_id is not None
+        token = await create_link(session, staff_id, made_at, timedelta(minutes=10))
+    return f"{site.url}/dashboard/signin/{token}"

@@ -4,19 +4,14 @@ enough contrast (WCAG AA), and nothing wider than a 360-pixel screen."""
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pytest
 from playwright.async_api import Browser, Page, expect
-from sqlalchemy import select
 
 from gotong.models.area import AreaLevel
 from gotong.models.base import utcnow
-from gotong.models.contact import Contact
-from gotong.models.dashboard import create_link
 from tests.browser.dialogs import ask_for_help, pledge
 from tests.browser.screens import WAIT_MS, Screen
-from tests.browser.site import Site
+from tests.browser.site import Site, demo_staff_link
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
@@ -98,12 +93,7 @@ async def problems_of(page: Page, url: str) -> list[str]:
 
 async def signed_in(page: Page, site: Site) -> None:
     """The demo's staff member signs in with a fresh link."""
-    async with site.services.sessions() as session, session.begin():
-        staff_id = await session.scalar(select(Contact.id).where(
-            Contact.channel == "web", Contact.chat_id == "staff"))
-        assert staff_id is not None
-        token = await create_link(session, staff_id, utcnow(), timedelta(minutes=10))
-    await page.goto(f"{site.url}/dashboard/signin/{token}")
+    await page.goto(await demo_staff_link(site, utcnow()))
     await page.locator("#signin").click()
     await expect(page.locator("#signout")).to_be_visible()
 

@@ -12,18 +12,16 @@ import pytest
 from playwright.async_api import Browser, Page, expect
 from sqlalchemy import select
 
-from gotong.handlers.messages import Incoming, Kind
 from gotong.models.aggregator import InviteRole, Posko, create_aggregator, create_invite
 from gotong.models.area import AreaLevel
 from gotong.models.base import utcnow
-from gotong.models.contact import Contact
-from gotong.models.dashboard import create_link
 from gotong.models.help_request import HelpRequest, RequestStatus
 from gotong.models.pledge import Pledge, PledgeStatus
 from tests.browser.conftest import screenshot_path
 from tests.browser.dialogs import ask_for_help, found, pledge
 from tests.browser.screens import WAIT_MS, Screen
-from tests.browser.site import Site
+from tests.browser.site import Site, demo_staff_link
+from tests.chat import Chat
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
@@ -121,13 +119,10 @@ async def staff_of_another_aggregator(site: Site) -> str:
                                         Posko("Jl. Lain 2", "08-16"), [kota.id], now)
         invite = await create_invite(session, other.id, InviteRole.STAFF, 1,
                                      now + timedelta(hours=1), now)
-    chat = "other-staff"
-    for text in (f"/join {invite}", "/dashboard"):
-        command, _, args = text[1:].partition(" ")
-        replies = await services.conversations.handle(Incoming(
-            channel="console", chat_id=chat, kind=Kind.COMMAND, command=command, args=args,
-            text=text, language_hint="en"))
-    return found(LINK, replies[-1].text)
+    chat = Chat(services.conversations, chat_id="other-staff", language="en")
+    await chat.say(f"/join {invite}")
+    await chat.say("/dashboard")
+    return found(LINK, chat.last.text)
 
 
 async def test_another_aggregator_cannot_see_or_act_and_links_work_once_and_in_time(
@@ -175,12 +170,7 @@ async def test_another_aggregator_cannot_see_or_act_and_links_work_once_and_in_t
     assert answer.status == 403
 
     # A link older than its minutes is refused.
-    async with site.services.sessions() as session, session.begin():
-        staff_id = await session.scalar(select(Contact.id).where(
-            Contact.channel == "web", Contact.chat_id == "staff"))
-        assert staff_id is not None
-        late = await create_link(session, staff_id, utcnow() - timedelta(minutes=11),
-                                 timedelta(minutes=10))
-    expired = await tab.goto(f"{site.url}/dashboard/signin/{late}")
+    late = await demo_staff_link(site, utcnow() - timedelta(minutes=11))
+    expired = await tab.goto(late)
     assert expired is not None and expired.status == 403
     await other.close()
