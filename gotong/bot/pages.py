@@ -16,20 +16,18 @@ import jinja2
 from aiohttp import web
 
 from gotong.bot.app import Services
-from gotong.handlers.catalog import Catalog
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 LANGUAGE_COOKIE = "lang"
-CATALOG = web.AppKey("catalog", Catalog)
-DEFAULT_LANGUAGE = web.AppKey("default_language", str)
 SERVICES = web.AppKey("services", Services)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def page_language(request: web.Request) -> str:
-    languages = request.app[CATALOG].languages
+    services = request.app[SERVICES]
+    languages = services.catalog.languages
     for asked in (request.query.get("lang"), request.cookies.get(LANGUAGE_COOKIE)):
         if asked in languages:
             return asked
@@ -37,11 +35,13 @@ def page_language(request: web.Request) -> str:
         code = part.split(";")[0].strip().lower()[:2]
         if code in languages:
             return code
-    return request.app[DEFAULT_LANGUAGE]
+    return services.config.i18n.default_language
 
 
-def translator(request: web.Request) -> Callable[..., str]:
-    catalog, language = request.app[CATALOG], page_language(request)
+def translator(request: web.Request, language: str | None = None) -> Callable[..., str]:
+    """The catalog's texts in `language`, or in the reader's."""
+    catalog = request.app[SERVICES].catalog
+    language = language or page_language(request)
 
     def t(key: str, **params: object) -> str:
         return catalog.text(language, key, **params)
@@ -54,7 +54,8 @@ def render(request: web.Request, template: str, context: Mapping[str, Any] | Non
     """A page in the reader's language; a language asked for in the query is kept."""
     language = page_language(request)
     response = aiohttp_jinja2.render_template(
-        template, request, {**(context or {}), "t": translator(request), "lang": language},
+        template, request,
+        {**(context or {}), "t": translator(request, language), "lang": language},
         status=status)
     if request.query.get("lang") == language:
         remember_language(response, language)
@@ -83,9 +84,8 @@ async def security_headers(request: web.Request, handler: Handler) -> web.Stream
     return response
 
 
-def setup_pages(app: web.Application, catalog: Catalog, default_language: str) -> None:
-    app[CATALOG] = catalog
-    app[DEFAULT_LANGUAGE] = default_language
+def setup_pages(app: web.Application, services: Services) -> None:
+    app[SERVICES] = services
     aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
                          autoescape=jinja2.select_autoescape(["html"]),
                          undefined=jinja2.StrictUndefined)

@@ -12,7 +12,7 @@ from aiohttp import web
 
 from gotong.bot import dashboard, playground, public
 from gotong.bot.app import Services
-from gotong.bot.pages import SERVICES, setup_pages
+from gotong.bot.pages import setup_pages
 from gotong.bot.telegram import SECRET_HEADER, MalformedUpdate, TelegramChannel
 from gotong.bot.whatsapp import SIGNATURE_HEADER, MalformedPayload, WhatsAppChannel
 
@@ -102,8 +102,7 @@ def create_web_app(telegram: TelegramChannel | None = None,
     app = web.Application(client_max_size=MAX_BODY)
     app.router.add_get("/healthz", health)
     if services is not None:
-        app[SERVICES] = services
-        setup_pages(app, services.catalog, services.config.i18n.default_language)
+        setup_pages(app, services)
         public.add_routes(app)
         dashboard.add_routes(app)
         if webchat is not None:
