@@ -89,9 +89,9 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
 
-from gotong.bot.app import Services, open_services, prepare_database
 from gotong.bot.config import Config, DatabaseConfig, PrivacyConfig, TelegramConfig
 from gotong.bot.logs import quiet_third_party
+from gotong.bot.services import Services, open_services, prepare_database
 from gotong.models.aggregator import Aggregator, covered_areas
 from gotong.models.allocation import SCAN_FACTOR, propose
 from gotong.models.area import AreaDirectory

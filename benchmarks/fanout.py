@@ -46,7 +46,6 @@ from pathlib import Path
 # The project root, for the fakes and harness in the tests package.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gotong.bot.app import open_services
 from gotong.bot.config import (
     Config,
     DatabaseConfig,
@@ -55,6 +54,7 @@ from gotong.bot.config import (
     validate,
 )
 from gotong.bot.logs import quiet_third_party
+from gotong.bot.services import open_services
 from tests.bot.dispatch_harness import (
     REFERENCE,
     DispatchUnderTest,

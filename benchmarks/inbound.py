@@ -56,7 +56,7 @@ from telegram.ext import (
     filters,
 )
 
-from gotong.bot.app import Services, attach_dispatcher, open_services
+from gotong.bot.channels.telegram import TelegramChannel
 from gotong.bot.config import (
     Config,
     DatabaseConfig,
@@ -65,7 +65,8 @@ from gotong.bot.config import (
     validate,
 )
 from gotong.bot.logs import quiet_third_party
-from gotong.bot.telegram import TelegramChannel
+from gotong.bot.process import attach_dispatcher
+from gotong.bot.services import Services, open_services
 from gotong.models.help_request import REFERENCE_PREFIX, HelpRequest
 from tests.fakes.telegram_api import FakeTelegramAPI, SentMessage
 from tests.fakes.telegram_updates import TgUser, UpdateFactory

@@ -68,9 +68,9 @@ from allocation import (
 from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gotong.bot.app import Services, open_services
 from gotong.bot.logs import quiet_third_party
-from gotong.bot.public import CHART_DAYS
+from gotong.bot.services import Services, open_services
+from gotong.bot.web.public import CHART_DAYS
 from gotong.models.area import AreaDirectory, AreaEntry, AreaLevel
 from gotong.models.delivery import Delivery, DeliveryStatus
 from gotong.models.help_request import HelpRequest

@@ -6,12 +6,12 @@ answers through its own, identical :class:`~tests.fakes.whatsapp_api.FakeWhatsAp
 * echo: one route that checks the signature, parses the JSON, answers 200 at once and, in a
   task per message, marks the message read and sends one text back (the text typed, or the
   id of the button or list row tapped);
-* gotong: the real :class:`~gotong.bot.whatsapp.WhatsAppChannel` behind ``create_web_app``
+* gotong: the real :class:`~gotong.bot.channels.whatsapp.WhatsAppChannel` behind ``create_web_app``
   with its notification dispatcher, as ``gotong run`` wires them, on its own migrated SQLite
   file.
 
 Every chat registers a household (16 messages: texts, reply buttons and list rows, as in
-``tests/bot/test_whatsapp.py``).  One registration is first made message by message on
+``tests/bot/channels/test_whatsapp.py``).  One registration is first made message by message on
 Gotong's side to learn the option id and title of every tap; every chat of a round then
 replays those messages from a number of its own.  The chats of a round post at once, each
 chat its messages in order (the next one only once the previous webhook was answered 200,
@@ -56,13 +56,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sqlalchemy import func, select
 
-from gotong.bot.app import Services, attach_dispatcher, open_services
+from gotong.bot.channels.whatsapp import HTTP_CONNECTIONS, REQUEST_TIMEOUT, WhatsAppChannel
 from gotong.bot.config import Config, DatabaseConfig, PrivacyConfig, validate
 from gotong.bot.logs import quiet_third_party
-from gotong.bot.web import create_web_app
-from gotong.bot.whatsapp import HTTP_CONNECTIONS, REQUEST_TIMEOUT, WhatsAppChannel
+from gotong.bot.process import attach_dispatcher
+from gotong.bot.services import Services, open_services
+from gotong.bot.web.app import create_web_app
 from gotong.models.help_request import REFERENCE_PREFIX, HelpRequest
-from tests.bot.whatsapp_harness import APP_SECRET, WEBHOOK_PATH, whatsapp_config
+from tests.bot.channels.whatsapp_harness import APP_SECRET, WEBHOOK_PATH, whatsapp_config
 from tests.fakes.whatsapp_api import FakeWhatsAppAPI, SentMessage
 from tests.fakes.whatsapp_webhooks import (
     button_reply,
@@ -396,7 +397,7 @@ class GotongSide:
     async def start(self) -> None:
         await self.channel.start()
         self._dispatching = asyncio.create_task(self.dispatcher.run(self._stop_dispatcher))
-        self._runner, self.url = await serve(create_web_app(None, self.channel))
+        self._runner, self.url = await serve(create_web_app([self.channel.add_routes]))
 
     async def stop(self) -> None:
         if self._runner is not None:

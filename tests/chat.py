@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import itertools
 
-from gotong.bot.console import to_incoming
+from gotong.bot.channels.console import to_incoming
 from gotong.handlers.conversations import Conversations
 from gotong.handlers.messages import Incoming, Kind, Reply
 

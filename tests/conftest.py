@@ -17,9 +17,9 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from gotong.bot.app import Services, open_services, prepare_database
 from gotong.bot.config import Config, DatabaseConfig, PrivacyConfig, TelegramConfig
 from gotong.bot.logs import quiet_third_party
+from gotong.bot.services import Services, open_services, prepare_database
 from gotong.handlers.catalog import Catalog
 from gotong.models.base import Base
 from gotong.models.db import create_engine

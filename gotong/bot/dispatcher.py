@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from gotong.bot.delivery import (
+from gotong.bot.channels.delivery import (
     Delivered,
     DeliveryError,
     Done,

@@ -88,3 +88,18 @@ class Catalog:
 
 def placeholders(template: str) -> set[str]:
     return {name for _, name, _, _ in string.Formatter().parse(template) if name}
+
+
+def choose_language(asked: Iterable[str | None], accept_language: str,
+                    languages: Iterable[str], default: str) -> str:
+    """The first language asked for that the catalogs have (a page's choice, a
+    remembered one), else the first of the browser's `Accept-Language`, else `default`."""
+    known = set(languages)
+    for language in asked:
+        if language in known:
+            return language
+    for part in accept_language.split(","):
+        code = part.split(";")[0].strip().lower()[:2]
+        if code in known:
+            return code
+    return default

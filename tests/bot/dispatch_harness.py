@@ -12,10 +12,11 @@ from typing import Any
 
 from sqlalchemy import func, insert, select
 
-from gotong.bot.app import Services, attach_dispatcher
+from gotong.bot.channels.telegram import TelegramChannel
 from gotong.bot.config import Config
 from gotong.bot.dispatcher import Dispatcher
-from gotong.bot.telegram import TelegramChannel
+from gotong.bot.process import attach_dispatcher
+from gotong.bot.services import Services
 from gotong.models.base import utcnow
 from gotong.models.contact import Contact
 from gotong.models.outbox import Notice, OutboxMessage, Purpose, enqueue

@@ -13,15 +13,15 @@ from dataclasses import dataclass
 import pytest
 from sqlalchemy import select
 
-from gotong.bot.app import Services
 from gotong.bot.config import Config
+from gotong.bot.services import Services
 from gotong.models.aggregator import Aggregator
 from gotong.models.delivery import Delivery, DeliverySource
 from gotong.models.help_request import HelpRequest, RequestEvent
 from gotong.models.pledge import Pledge
 from gotong.models.stock import StockItem
+from tests.bot.channels.telegram_harness import Person, TelegramBotUnderTest
 from tests.bot.dispatch_harness import DispatchUnderTest, dispatch_config, wait_settled
-from tests.bot.telegram_harness import Person, TelegramBotUnderTest
 from tests.bot.test_queue import staff_of
 from tests.fakes.telegram_api import FakeTelegramAPI
 

@@ -18,8 +18,8 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from gotong.bot.app import Services
 from gotong.bot.config import Config
+from gotong.bot.services import Services
 from gotong.models.aggregator import Invite
 from gotong.models.contact import Contact
 from gotong.models.delivery import Delivery, DeliverySource
@@ -27,8 +27,8 @@ from gotong.models.help_request import HelpRequest, RequestEvent
 from gotong.models.pledge import Pledge
 from gotong.models.stock import StockItem
 from gotong.models.volunteer import Volunteer
+from tests.bot.channels.telegram_harness import Person, TelegramBotUnderTest
 from tests.bot.dispatch_harness import DispatchUnderTest, dispatch_config, wait_settled
-from tests.bot.telegram_harness import Person, TelegramBotUnderTest
 from tests.bot.test_aid_chain import PLEDGE_CODE, Running, register_in_indonesian, texts
 from tests.bot.test_queue import staff_of
 from tests.fakes.telegram_api import FakeTelegramAPI

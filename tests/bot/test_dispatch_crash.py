@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from gotong.bot.app import Services
+from gotong.bot.services import Services
 from gotong.models.contact import Contact
 from gotong.models.outbox import OutboxMessage, OutboxStatus
 from tests.bot.dispatch_harness import REFERENCE, add_contacts, numbered_notice, queue, statuses

@@ -12,8 +12,8 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from gotong.bot.app import Services
 from gotong.bot.config import Config
+from gotong.bot.services import Services
 from gotong.handlers.messages import Incoming, Kind
 from gotong.models.base import utcnow
 from gotong.models.contact import Contact

@@ -13,12 +13,13 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from gotong.bot.app import Services
 from gotong.bot.config import Config
+from gotong.bot.services import Services
 from gotong.handlers.messages import Incoming, Kind
 from gotong.models.base import utcnow
 from gotong.models.help_request import HelpRequest, NewRequest, RequestEvent, submit_request
 from gotong.models.outbox import OutboxMessage
+from tests.bot.channels.telegram_harness import Person, TelegramBotUnderTest
 from tests.bot.dispatch_harness import (
     DispatchUnderTest,
     dispatch_config,
@@ -26,7 +27,6 @@ from tests.bot.dispatch_harness import (
     queue,
     wait_settled,
 )
-from tests.bot.telegram_harness import Person, TelegramBotUnderTest
 from tests.fakes.telegram_api import FakeApiError, FakeTelegramAPI
 
 

@@ -13,17 +13,17 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from gotong.bot.admin import run_admin
-from gotong.bot.app import Services
-from gotong.bot.cli import build_parser
+from gotong.bot.cli.admin import run_admin
+from gotong.bot.cli.main import build_parser
 from gotong.bot.config import Config
+from gotong.bot.services import Services
 from gotong.handlers.messages import Incoming, Kind
 from gotong.models.area import AreaLevel
 from gotong.models.audit import AuditEntry
 from gotong.models.base import utcnow
 from gotong.models.help_request import HelpRequest, NewRequest, RequestEvent, submit_request
+from tests.bot.channels.telegram_harness import Person, TelegramBotUnderTest
 from tests.bot.dispatch_harness import DispatchUnderTest, dispatch_config
-from tests.bot.telegram_harness import Person, TelegramBotUnderTest
 from tests.fakes.telegram_api import FakeTelegramAPI
 
 

@@ -10,8 +10,8 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from gotong.bot.app import Services
 from gotong.bot.config import Config
+from gotong.bot.services import Services
 from gotong.models.contact import Contact
 from gotong.models.delivery import Delivery
 from gotong.models.digest import send_digests

@@ -14,12 +14,11 @@ from datetime import datetime, timedelta
 from aiohttp import web
 from sqlalchemy import select
 
-from gotong.bot.app import Services, attach_dispatcher, open_services
-from gotong.bot.cli import build_webchat
+from gotong.bot.channels.webchat import WebChat
 from gotong.bot.config import Config, TelegramConfig, WebConfig
 from gotong.bot.dispatcher import Dispatcher
-from gotong.bot.playground import WebChat
-from gotong.bot.web import create_web_app
+from gotong.bot.process import attach_dispatcher, build_web_app, build_webchat
+from gotong.bot.services import Services, open_services
 from gotong.handlers.catalog import Catalog
 from gotong.models.contact import Contact
 from gotong.models.dashboard import create_link
@@ -52,8 +51,8 @@ async def running_site(config: Config, catalog: Catalog) -> AsyncIterator[Site]:
     services = await open_services(config, migrate=False, catalog=catalog)
     webchat = await build_webchat(config, services)
     assert webchat is not None, "the configuration does not serve the playground"
-    dispatcher = attach_dispatcher(services, None, None, webchat=webchat)
-    runner = web.AppRunner(create_web_app(services=services, webchat=webchat),
+    dispatcher = attach_dispatcher(services, webchat)
+    runner = web.AppRunner(build_web_app(services, [webchat] if webchat else []),
                            access_log=None)
     stop = asyncio.Event()
     dispatching: asyncio.Task[None] | None = None

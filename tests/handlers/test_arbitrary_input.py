@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from gotong.bot.app import Services
+from gotong.bot.services import Services
 from gotong.handlers.commands import COMMANDS
 from gotong.handlers.conversations import FORMS
 from gotong.handlers.messages import Incoming, Kind

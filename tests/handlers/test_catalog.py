@@ -30,17 +30,20 @@ MESSAGE_MODULES = (PACKAGE_DIR / "models" / "notifications.py",
                    PACKAGE_DIR / "models" / "broadcast.py",
                    PACKAGE_DIR / "models" / "tasks.py",
                    # The WhatsApp channel's own words (list button, "more", ...).
-                   PACKAGE_DIR / "bot" / "whatsapp.py",
+                   PACKAGE_DIR / "bot" / "channels" / "whatsapp.py",
+                   # The playground's screens (their titles, tips and own answers).
+                   PACKAGE_DIR / "bot" / "channels" / "webchat.py",
                    # The web pages' handlers (flash messages, chart labels, ...).
-                   PACKAGE_DIR / "bot" / "dashboard.py",
-                   PACKAGE_DIR / "bot" / "public.py",
-                   PACKAGE_DIR / "bot" / "playground.py")
-TEMPLATES_DIR = PACKAGE_DIR / "bot" / "templates"
+                   PACKAGE_DIR / "bot" / "web" / "dashboard.py",
+                   PACKAGE_DIR / "bot" / "web" / "public.py")
+TEMPLATES_DIR = PACKAGE_DIR / "bot" / "web" / "templates"
 # A page's template is named like a key ("public.html"), and is not one.
 TEMPLATE_SUFFIX = ".html"
 # t("key") and t('key', ...) in a template.
 TEMPLATE_KEY = re.compile(r"""\bt\(\s*["']([a-z_]+(?:\.[a-z_]+)+)["']""")
 KEY = re.compile(r"^[a-z_]+(\.[a-z_]+)+$")
+# Names of other kinds that look like keys: the query parameters of Meta's webhook check.
+NOT_KEYS = {"hub.mode", "hub.verify_token", "hub.challenge"}
 PREFIX = re.compile(r"^[a-z_]+(\.[a-z_]+)*\.$")
 
 # Keys built at run time, by prefix: every value the suffix can take.
@@ -90,7 +93,8 @@ def literal_keys() -> set[str]:
     """String literals of the handlers that look like catalog keys."""
     return {node.value for _, tree in handler_sources() for node in ast.walk(tree)
             if isinstance(node, ast.Constant) and isinstance(node.value, str)
-            and KEY.match(node.value) and not node.value.endswith(TEMPLATE_SUFFIX)}
+            and KEY.match(node.value) and not node.value.endswith(TEMPLATE_SUFFIX)
+            and node.value not in NOT_KEYS}
 
 
 def key_prefixes() -> dict[str, set[str]]:

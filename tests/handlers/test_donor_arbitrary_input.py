@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from gotong.bot.app import Services
+from gotong.bot.services import Services
 from gotong.handlers.donor import DONOR_PLEDGE
 from gotong.handlers.forms import EDIT_PREFIX, SUMMARY
 from gotong.handlers.messages import Incoming, Kind

@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from gotong.bot.app import Services
+from gotong.bot.services import Services
 from gotong.models.aggregator import Posko, create_aggregator
 from gotong.models.area import AreaLevel
 from gotong.models.base import utcnow

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
 
-from gotong.bot.app import Services
+from gotong.bot.services import Services
 from gotong.handlers.conversations import Conversations
 from gotong.handlers.messages import Kind
 from gotong.models.contact import Contact

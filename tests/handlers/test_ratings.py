@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from gotong.bot.app import Services
+from gotong.bot.services import Services
 from gotong.models.allocation import Pick, allocate
 from gotong.models.delivery import Delivery
 from gotong.models.fulfilment import mark_delivered

@@ -9,7 +9,7 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from gotong.bot.app import Services
+from gotong.bot.services import Services
 from gotong.models.aggregator import InviteRole, create_invite
 from gotong.models.audit import AuditEntry
 from gotong.models.contact import Contact

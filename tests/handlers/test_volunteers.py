@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from gotong.bot.app import Services, handler_settings
+from gotong.bot.services import Services, handler_settings
 from gotong.handlers.conversations import Conversations
 from gotong.handlers.messages import Hint, Kind
 from gotong.handlers.notices import render_notice

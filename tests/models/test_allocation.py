@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from gotong.bot.app import Services
+from gotong.bot.services import Services
 from gotong.models.allocation import Allocated, Pick, allocate, propose
 from gotong.models.area import AreaLevel
 from gotong.models.db import create_engine, create_session_factory

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from gotong.bot.app import Services
+from gotong.bot.services import Services
 from gotong.models.area import (
     PROVINCES,
     Area,

@@ -17,11 +17,11 @@ from sqlalchemy import Connection, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gotong.bot.app import prepare_database
-from gotong.bot.migrate import alembic_config, downgrade, upgrade
+from gotong.bot.services import prepare_database
 from gotong.models import all_models  # noqa: F401  (registers every table)
 from gotong.models.base import Base
 from gotong.models.db import create_engine, refresh_statistics
+from gotong.models.migrate import alembic_config, downgrade, upgrade
 from tests.conftest import BACKENDS, PG_ENV, run_admin
 
 TABLES = {"area", "contact", "contact_role", "conversation", "help_request", "request_event",

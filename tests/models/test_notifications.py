@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from gotong.bot.app import Services
+from gotong.bot.services import Services
 from gotong.handlers.catalog import Catalog
 from gotong.handlers.notices import notice_reply, render_notice
 from gotong.handlers.turn import UnitOfWork

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import insert, select, update
 
-from gotong.bot.app import Services
+from gotong.bot.services import Services
 from gotong.models.base import utcnow
 from gotong.models.broadcast import Audience, count_recipients, create_broadcast
 from gotong.models.contact import Contact, Role, grant_role

@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from gotong.bot.app import Services
+from gotong.bot.services import Services
 from gotong.models.allocation import Pick, allocate
 from gotong.models.area import AreaLevel
 from gotong.models.fulfilment import mark_delivered

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from gotong.bot.app import Services
+from gotong.bot.services import Services
 from gotong.models.aggregator import StaffMember
 from gotong.models.allocation import Pick, allocate
 from gotong.models.delivery import Delivery, DeliveryStatus

@@ -1,0 +1,467 @@
+"""The Telegram channel, on python-telegram-bot.
+
+A thin adapter: it turns a PTB `Update` into an `Incoming`, hands it to the
+conversations, and renders each `Reply` as a Telegram message with an inline keyboard
+(or a reply keyboard asking for the phone). In webhook mode our aiohttp app owns HTTP
+and the Application, built without an Updater, takes verified updates on its queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+import re
+import traceback
+from collections.abc import Awaitable, Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from telegram import (
+    BotCommand,
+    BotCommandScopeChat,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    KeyboardButton,
+    Message,
+    ReplyKeyboardMarkup,
+    ReplyKeyboardRemove,
+    Update,
+)
+from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError, TimedOut
+from telegram.ext import Application, BaseUpdateProcessor, ContextTypes, TypeHandler
+
+from gotong.bot.channels.delivery import (
+    Delivered,
+    DeliveryError,
+    Done,
+    Pace,
+    ReplyOutbox,
+    RetryLater,
+    Undeliverable,
+    Unreachable,
+    send_reply,
+    split_text,
+)
+from gotong.bot.channels.http import AiohttpRequest
+from gotong.bot.config import TelegramConfig
+from gotong.handlers.conversations import Conversations
+from gotong.handlers.messages import Hint, Incoming, Kind, Option, Reply
+from gotong.models.base import utcnow
+from gotong.models.inbound import store_inbound, unprocessed_payloads
+from gotong.models.outbox import Claimed
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "telegram"
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+WEBHOOK_PATH = "/telegram/webhook"
+MAX_TEXT = 4096
+MAX_CALLBACK_DATA = 64
+ALLOWED_UPDATES = ["message", "callback_query"]
+WAIT_HANDLED_SECONDS = 10
+HTTP_CONNECTIONS = 8
+# Labels this short fit two to a row on a phone.
+SHORT_LABEL = 18
+
+
+class MalformedUpdate(ValueError):
+    """A webhook payload that does not parse as a Telegram update."""
+
+
+class ChatOrderedProcessor(BaseUpdateProcessor):
+    """Processes updates of different chats concurrently and of one chat in order."""
+
+    def __init__(self, max_concurrent_updates: int) -> None:
+        super().__init__(max_concurrent_updates=max_concurrent_updates)
+        self._locks: dict[int, asyncio.Lock] = {}
+        self._waiting: dict[int, int] = {}
+
+    async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
+        chat = update.effective_chat if isinstance(update, Update) else None
+        if chat is None:
+            await coroutine
+            return
+        lock = self._locks.setdefault(chat.id, asyncio.Lock())
+        self._waiting[chat.id] = self._waiting.get(chat.id, 0) + 1
+        try:
+            async with lock:
+                await coroutine
+        finally:
+            self._waiting[chat.id] -= 1
+            if not self._waiting[chat.id]:
+                # Forget idle chats so that the table does not grow with every user.
+                del self._waiting[chat.id]
+                del self._locks[chat.id]
+
+    async def initialize(self) -> None:
+        pass
+
+    async def shutdown(self) -> None:
+        pass
+
+
+def to_incoming(update: Update) -> Incoming | None:
+    """The channel-agnostic form of an update, or None for updates we do not handle."""
+    user = update.effective_user
+    chat = update.effective_chat
+    if user is None or chat is None or chat.type != "private":
+        return None
+    base: dict[str, Any] = {
+        "channel": CHANNEL, "chat_id": str(chat.id), "language_hint": user.language_code,
+        "external_id": str(update.update_id),
+    }
+    query = update.callback_query
+    if query is not None:
+        context, separator, option = (query.data or "").partition("|")
+        if not separator:
+            context, option = "", ""
+        return Incoming(kind=Kind.CHOICE, context=context, option=option, **base)
+    message = update.message
+    if message is None:
+        return None
+    if message.text is not None:
+        text = message.text
+        if text.startswith("/"):
+            word, _, args = text[1:].partition(" ")
+            command = word.split("@", 1)[0].lower()
+            return Incoming(kind=Kind.COMMAND, command=command, args=args.strip(),
+                            text=text, **base)
+        return Incoming(kind=Kind.TEXT, text=text, **base)
+    if message.contact is not None:
+        return Incoming(kind=Kind.CONTACT, phone=message.contact.phone_number,
+                        phone_is_own=message.contact.user_id == user.id, **base)
+    if message.location is not None:
+        return Incoming(kind=Kind.LOCATION, latitude=message.location.latitude,
+                        longitude=message.location.longitude, **base)
+    if message.photo:
+        return Incoming(kind=Kind.PHOTO, media_id=message.photo[-1].file_id,
+                        text=message.caption or "", **base)
+    if message.sticker is not None:
+        return Incoming(kind=Kind.STICKER, **base)
+    if message.voice is not None or message.audio is not None or message.video_note is not None:
+        return Incoming(kind=Kind.VOICE, **base)
+    return Incoming(kind=Kind.OTHER, **base)
+
+
+def _button_label(option: Option, multi: bool) -> str:
+    label = f"{option.number}. {option.label}" if option.number is not None else option.label
+    if multi:
+        label = ("✅ " if option.selected else "▫️ ") + label
+    return label
+
+
+def _button(reply: Reply, option: Option, multi: bool = False) -> InlineKeyboardButton:
+    data = f"{reply.context}|{option.id}"
+    if len(data.encode()) > MAX_CALLBACK_DATA:
+        raise ValueError(f"callback data over {MAX_CALLBACK_DATA} bytes: {reply.context}")
+    return InlineKeyboardButton(_button_label(option, multi), callback_data=data)
+
+
+def render_markup(reply: Reply) -> InlineKeyboardMarkup | ReplyKeyboardMarkup | \
+        ReplyKeyboardRemove | None:
+    if reply.hint in (Hint.CONTACT, Hint.LOCATION):
+        label = reply.contact_label or ""
+        button = KeyboardButton(label, request_contact=True) if reply.hint == Hint.CONTACT \
+            else KeyboardButton(label, request_location=True)
+        return ReplyKeyboardMarkup([[button]], resize_keyboard=True, one_time_keyboard=True)
+    if reply.options or reply.controls:
+        multi = reply.hint == Hint.MULTI
+        buttons = [_button(reply, o, multi) for o in reply.options]
+        short = all(len(b.text) <= SHORT_LABEL for b in buttons)
+        width = 2 if short else 1
+        rows = [buttons[i : i + width] for i in range(0, len(buttons), width)]
+        controls = [_button(reply, c) for c in reply.controls]
+        rows.extend(controls[i : i + 3] for i in range(0, len(controls), 3))
+        return InlineKeyboardMarkup(rows)
+    if reply.remove_keyboard:
+        return ReplyKeyboardRemove()
+    return None
+
+
+def _reason(exc: TelegramError) -> str:
+    """An error's text fit for logs and the outbox: a URL in it would carry the token."""
+    return _URL.sub("<url>", str(exc))[:80]
+
+
+_URL = re.compile(r"\S+://\S+")
+
+
+def _delivery_error(exc: TelegramError, sent: int) -> DeliveryError:
+    """What a Bot API error means for the message."""
+    if isinstance(exc, RetryAfter):
+        delay = exc.retry_after
+        seconds = delay if isinstance(delay, int | float) else delay.total_seconds()
+        return RetryLater("flood control (429)", sent, retry_after=float(seconds))
+    if isinstance(exc, Forbidden):
+        return Unreachable("blocked by the person (403)", sent)
+    if isinstance(exc, BadRequest):
+        if "chat not found" in str(exc).lower():
+            return Unreachable("chat not found (400)", sent)
+        return Undeliverable("refused by Telegram (400)", sent, _reason(exc))
+    if isinstance(exc, TimedOut):
+        return RetryLater("timed out", sent)
+    if isinstance(exc, NetworkError):
+        return RetryLater("network or server error", sent, _reason(exc))
+    return RetryLater(f"telegram error: {type(exc).__name__}", sent)
+
+
+class TelegramChannel:
+    channel = CHANNEL
+
+    def __init__(
+        self,
+        config: TelegramConfig,
+        conversations: Conversations,
+        sessions: async_sessionmaker[AsyncSession],
+        *,
+        webhook: bool | None = None,
+        outbox: ReplyOutbox | None = None,
+    ) -> None:
+        self.config = config
+        self._conversations = conversations
+        self._sessions = sessions
+        self.webhook = config.mode == "webhook" if webhook is None else webhook
+        # Where replies are settled; without it a reply that fails to send is dropped.
+        self.outbox = outbox
+        builder = (
+            Application.builder()
+            .token(config.token)
+            .base_url(config.api_base_url)
+            .base_file_url(config.api_file_url)
+            .concurrent_updates(ChatOrderedProcessor(config.max_concurrent_chats))
+            # A small pool of kept-alive connections serves many chats; Telegram's limits
+            # allow only about 30 messages a second anyway.
+            .request(AiohttpRequest(HTTP_CONNECTIONS))
+            .get_updates_request(AiohttpRequest(1))
+        )
+        if self.webhook:
+            builder = builder.updater(None)
+        self.application = builder.build()
+        # Updates handled so far, for the health endpoint and for waiting on the bot.
+        self.handled_updates = 0
+        self._handled = asyncio.Condition()
+        self.application.add_handler(TypeHandler(Update, self._on_update))
+        self.application.add_error_handler(self._on_error)
+
+    # --- life cycle -----------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Connect, publish the command menus, and start taking updates."""
+        app = self.application
+        await app.initialize()
+        await self.set_commands()
+        await app.start()
+        if self.webhook:
+            await app.bot.set_webhook(
+                self.config.webhook_url, secret_token=self.config.webhook_secret,
+                allowed_updates=ALLOWED_UPDATES,
+            )
+            await self.resume_stored_updates()
+        else:
+            assert app.updater is not None
+            await app.updater.start_polling(allowed_updates=ALLOWED_UPDATES)
+        log.info("telegram channel started (%s)", "webhook" if self.webhook else "polling")
+
+    async def open_for_sending(self) -> None:
+        """Connect for sending only (a dispatcher process): no updates are taken."""
+        await self.application.initialize()
+
+    async def stop(self) -> None:
+        app = self.application
+        if app.updater is not None and app.updater.running:
+            await app.updater.stop()
+        if app.running:
+            await app.stop()
+        await app.shutdown()
+
+    async def set_commands(self) -> None:
+        bot = self.application.bot
+        for language in self._conversations.catalog.languages:
+            commands = [BotCommand(name, text)
+                        for name, text in self._conversations.command_menu(language)]
+            await bot.set_my_commands(commands, language_code=language)
+        default = self._conversations.command_menu("id")
+        await bot.set_my_commands([BotCommand(name, text) for name, text in default])
+
+    # --- webhook --------------------------------------------------------------------
+
+    def secret_matches(self, given: str | None) -> bool:
+        expected = self.config.webhook_secret
+        return bool(expected) and given is not None and hmac.compare_digest(
+            given.encode(), expected.encode()
+        )
+
+    async def accept_webhook(self, payload: dict[str, Any]) -> bool:
+        """Store a verified webhook update and queue it; False for a replay.
+
+        The update is committed before Telegram gets its 200, so that a crash between
+        the two loses nothing: stored updates are processed again at start.
+        """
+        try:
+            update = Update.de_json(payload, self.application.bot)
+        except Exception as exc:
+            # Whatever the library makes of a malformed payload, it is not an update.
+            raise MalformedUpdate(type(exc).__name__) from exc
+        async with self._sessions() as session, session.begin():
+            stored = await store_inbound(session, CHANNEL, str(update.update_id), payload,
+                                         utcnow())
+        if stored:
+            await self.application.update_queue.put(update)
+        return stored
+
+    async def resume_stored_updates(self) -> int:
+        async with self._sessions() as session:
+            payloads = await unprocessed_payloads(session, CHANNEL)
+        for payload in payloads:
+            await self.application.update_queue.put(
+                Update.de_json(payload, self.application.bot)
+            )
+        if payloads:
+            log.info("resumed %d stored telegram updates", len(payloads))
+        return len(payloads)
+
+    def add_routes(self, app: web.Application) -> None:
+        """The webhook Telegram posts to, in webhook mode."""
+        if self.webhook:
+            app[TELEGRAM_CHANNEL] = self
+            app.router.add_post(webhook_path(self.config.webhook_url), telegram_webhook)
+
+    # --- handling -------------------------------------------------------------------
+
+    async def _on_update(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        try:
+            await self._handle_update(update)
+        finally:
+            async with self._handled:
+                self.handled_updates += 1
+                self._handled.notify_all()
+
+    async def wait_handled(self, count: int) -> None:
+        """Wait until `count` updates have been handled (replies sent) in all."""
+        async with asyncio.timeout(WAIT_HANDLED_SECONDS), self._handled:
+            await self._handled.wait_for(lambda: self.handled_updates >= count)
+
+    async def _handle_update(self, update: Update) -> None:
+        query = update.callback_query
+        if query is not None:
+            try:
+                await query.answer()
+            except TelegramError as exc:
+                log.warning("could not answer a callback query: %s", type(exc).__name__)
+        incoming = to_incoming(update)
+        if incoming is None:
+            return
+        message = query.message if query is not None else None
+        edit_id = message.message_id if isinstance(message, Message) else None
+        outbox = self.outbox
+        handled = await self._conversations.handle_update(
+            incoming, keep_reply=outbox is not None, edit_message_id=edit_id)
+        await send_reply(self, outbox, incoming.chat_id, handled.replies, handled.reply_id,
+                         handled.contact_id, edit_message_id=edit_id)
+
+    async def deliver(self, chat_id: str, replies: Sequence[Reply], *, skip: int = 0,
+                      edit_message_id: int | None = None,
+                      pace: tuple[Pace, Done] | None = None, language: str | None = None,
+                      row: Claimed | None = None) -> Delivered:
+        """Send each reply (an edit, or one message per 4096 characters), from the
+        `skip`th message on; raise a DeliveryError that says how many went out."""
+        chat = int(chat_id)
+        part = 0
+        last_id: str | None = None
+        for reply in replies:
+            if reply.language_chosen is not None and part >= skip:
+                await self._set_chat_commands(chat, reply.language_chosen)
+            if reply.edit and edit_message_id is not None:
+                texts = [reply.text[:MAX_TEXT]]
+            else:
+                texts = split_text(reply.text, MAX_TEXT)
+            markup = render_markup(reply)
+            for i, text in enumerate(texts):
+                if part >= skip:
+                    last = i == len(texts) - 1
+                    try:
+                        last_id = await self._send_one(
+                            chat, text, markup if last else None,
+                            edit_message_id if reply.edit else None, pace)
+                    except TelegramError as exc:
+                        raise _delivery_error(exc, part - skip) from None
+                part += 1
+        return Delivered(last_id, part)
+
+    async def _send_one(self, chat_id: int, text: str, markup: Any, edit_message_id: int | None,
+                        pace: tuple[Pace, Done] | None) -> str | None:
+        if pace is not None:
+            await pace[0]()
+        try:
+            if edit_message_id is not None and await self._edit(chat_id, edit_message_id,
+                                                                 text, markup):
+                return str(edit_message_id)
+            sent = await self.application.bot.send_message(chat_id, text, reply_markup=markup)
+            return str(sent.message_id)
+        finally:
+            if pace is not None:
+                pace[1]()
+
+    async def _set_chat_commands(self, chat_id: int, language: str) -> None:
+        """The command menu of one chat, in the language the person chose."""
+        commands = [BotCommand(name, text)
+                    for name, text in self._conversations.command_menu(language)]
+        try:
+            await self.application.bot.set_my_commands(
+                commands, scope=BotCommandScopeChat(chat_id))
+        except TelegramError as exc:
+            log.warning("could not set a chat's commands: %s", type(exc).__name__)
+
+    async def _edit(self, chat_id: int, message_id: int, text: str, markup: Any) -> bool:
+        """Redraw a message in place; False when it cannot be (a new one is sent)."""
+        if not isinstance(markup, InlineKeyboardMarkup) and markup is not None:
+            return False
+        try:
+            await self.application.bot.edit_message_text(
+                text, chat_id=chat_id, message_id=message_id, reply_markup=markup,
+            )
+        except BadRequest as exc:
+            # Tapping the same toggle twice quickly redraws an identical message.
+            return "not modified" in str(exc).lower()
+        return True
+
+    async def _on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+        # Only the error's type: the update itself holds personal data.
+        error = context.error
+        frames = "".join(traceback.format_tb(error.__traceback__)) if error else ""
+        log.error("error while handling a telegram update: %s\n%s", type(error).__name__,
+                  frames)
+
+
+# --- the webhook's HTTP side ----------------------------------------------------------
+
+TELEGRAM_CHANNEL = web.AppKey("telegram_channel", TelegramChannel)
+
+
+def webhook_path(webhook_url: str) -> str:
+    """The path Telegram posts to: that of the public webhook URL (a proxy in front of
+    us may map the host, not the path)."""
+    return urlsplit(webhook_url).path or WEBHOOK_PATH
+
+
+async def telegram_webhook(request: web.Request) -> web.Response:
+    channel = request.app[TELEGRAM_CHANNEL]
+    if not channel.secret_matches(request.headers.get(SECRET_HEADER)):
+        log.warning("refused a telegram webhook call without the right secret")
+        raise web.HTTPForbidden()
+    body = await request.read()
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        raise web.HTTPBadRequest(text="not JSON") from None
+    if not isinstance(payload, dict) or not isinstance(payload.get("update_id"), int):
+        raise web.HTTPBadRequest(text="not a Telegram update")
+    try:
+        await channel.accept_webhook(payload)
+    except MalformedUpdate:
+        raise web.HTTPBadRequest(text="malformed update") from None
+    return web.json_response({"ok": True})

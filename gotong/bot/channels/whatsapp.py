@@ -1,0 +1,809 @@
+"""The WhatsApp channel, on the WhatsApp Cloud API (Meta's Graph API) with aiohttp.
+
+A thin adapter like the Telegram one: a verified webhook payload is stored, answered 200
+and then processed; each message becomes an `Incoming` for the conversations, and each
+`Reply` is rendered as WhatsApp messages (text, up to 3 reply buttons, or a list of up to
+10 rows, longer lists in pages with "more").
+
+WhatsApp's own rules live here too: free-form messages reach a person only within 24
+hours of their last message to us. Outside that window a notice goes out as an approved
+template (one per kind of notice, configured, with the notice's text as its parameter), or
+as the generic "you have an update" template, in which case the notice is held and shown
+when the person next writes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import logging
+import re
+import traceback
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
+
+from gotong.bot.channels.delivery import (
+    Delivered,
+    DeliveryError,
+    Done,
+    Held,
+    Pace,
+    ReplyOutbox,
+    RetryLater,
+    Undeliverable,
+    Unreachable,
+    send_reply,
+    split_text,
+)
+from gotong.bot.config import WhatsAppConfig
+from gotong.handlers.catalog import Catalog
+from gotong.handlers.conversations import Conversations
+from gotong.handlers.messages import Hint, Incoming, Kind, Option, Reply
+from gotong.models.base import utcnow
+from gotong.models.contact import Contact
+from gotong.models.inbound import claim_inbound, store_inbound, unprocessed_payloads
+from gotong.models.outbox import (
+    HELD_AFTER,
+    Claimed,
+    OutboxMessage,
+    OutboxStatus,
+    mark_unreachable,
+)
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "whatsapp"
+SIGNATURE_HEADER = "X-Hub-Signature-256"
+MAX_TEXT = 4096
+# The body of a message with reply buttons is shorter than a text message.
+MAX_BUTTON_BODY = 1024
+MAX_BUTTONS = 3
+MAX_BUTTON_TITLE = 20
+MAX_ROWS = 10
+MAX_ROW_TITLE = 24
+MAX_ROW_DESCRIPTION = 72
+MAX_ROW_ID = 200
+# A template parameter may not hold line breaks, tabs or runs of spaces.
+MAX_TEMPLATE_PARAMETER = 1024
+# Option ids the channel answers itself: the next page of a long list, and "use the
+# number I write from" (WhatsApp vouches for it, as Telegram does for a shared contact).
+MORE = "~more:"
+OWN_NUMBER = "~own"
+# Long lists remembered per chat for "more", most recent kept.
+PAGES_KEPT = 10_000
+WAIT_HANDLED_SECONDS = 10
+REQUEST_TIMEOUT = aiohttp.ClientTimeout(total=15)
+HTTP_CONNECTIONS = 16
+
+# Graph API error codes (PLATFORMS.md).
+THROUGHPUT = 130429
+PAIR_RATE = 131056
+ACCOUNT_RATE = 80007
+OUTSIDE_WINDOW = 131047
+UNDELIVERABLE = 131026
+SPAM_LIMIT = 131048
+ACCESS_TOKEN = 190
+
+# How far a status may move a sent row: forward only, whatever order they arrive in.
+_STATUS_ORDER = {OutboxStatus.SENT: 1, OutboxStatus.DELIVERED: 2, OutboxStatus.READ: 3}
+
+
+class MalformedPayload(ValueError):
+    """A webhook body that is not a WhatsApp Business Account notification."""
+
+
+class GraphError(Exception):
+    def __init__(self, http_status: int, code: int | None, message: str) -> None:
+        super().__init__(f"{http_status} ({code}): {message}")
+        self.http_status = http_status
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Labels:
+    """The channel's own words, in the person's language."""
+
+    choose: str
+    more: str
+    use_my_number: str
+    share_location: str
+
+    @classmethod
+    def of(cls, catalog: Catalog, language: str) -> Labels:
+        return cls(choose=catalog.text(language, "whatsapp.choose"),
+                   more=catalog.text(language, "whatsapp.more"),
+                   use_my_number=catalog.text(language, "whatsapp.use_my_number"),
+                   share_location=catalog.text(language, "whatsapp.share_location"))
+
+
+# --- inbound ------------------------------------------------------------------------
+
+
+def signature_matches(body: bytes, header: str | None, app_secret: str) -> bool:
+    """Whether the body was signed with the app secret (X-Hub-Signature-256)."""
+    if not app_secret or not header or not header.startswith("sha256="):
+        return False
+    expected = hmac.new(app_secret.encode(), body, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(header[len("sha256="):].strip().lower(), expected)
+
+
+@dataclass(frozen=True)
+class InboundMessage:
+    message_id: str
+    sender: str  # the WhatsApp number, digits only
+    sent_at: datetime
+    message: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class StatusChange:
+    message_id: str
+    status: str
+    error_codes: tuple[int, ...]
+    recipient: str = ""
+
+
+def parse_notification(payload: Any, phone_number_id: str
+                       ) -> tuple[list[InboundMessage], list[StatusChange]]:
+    """The messages and statuses of a webhook notification meant for our number."""
+    if not isinstance(payload, dict) or payload.get("object") != "whatsapp_business_account":
+        raise MalformedPayload("not a WhatsApp Business Account notification")
+    messages: list[InboundMessage] = []
+    statuses: list[StatusChange] = []
+    for entry in _dicts(payload.get("entry")):
+        for change in _dicts(entry.get("changes")):
+            value = change.get("value")
+            if not isinstance(value, dict):
+                continue
+            metadata = value.get("metadata")
+            number_id = metadata.get("phone_number_id") if isinstance(metadata, dict) \
+                else None
+            if phone_number_id and number_id != phone_number_id:
+                # Another number of the same business account: not ours to answer.
+                continue
+            for message in _dicts(value.get("messages")):
+                sender, message_id = message.get("from"), message.get("id")
+                if not isinstance(sender, str) or not isinstance(message_id, str) \
+                        or not sender.isdigit():
+                    continue
+                messages.append(InboundMessage(message_id, sender,
+                                               _timestamp(message.get("timestamp")),
+                                               message))
+            for status in _dicts(value.get("statuses")):
+                message_id, state = status.get("id"), status.get("status")
+                if isinstance(message_id, str) and isinstance(state, str):
+                    codes = tuple(e["code"] for e in _dicts(status.get("errors"))
+                                  if isinstance(e.get("code"), int))
+                    recipient = status.get("recipient_id")
+                    statuses.append(StatusChange(
+                        message_id, state, codes,
+                        recipient if isinstance(recipient, str) else ""))
+    return messages, statuses
+
+
+def _dicts(value: Any) -> list[dict[str, Any]]:
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
+def _timestamp(value: Any) -> datetime:
+    try:
+        return datetime.fromtimestamp(int(value), UTC)
+    except (TypeError, ValueError, OverflowError, OSError):
+        return utcnow()
+
+
+def to_incoming(inbound: InboundMessage) -> Incoming:
+    """The channel-agnostic form of a WhatsApp message."""
+    message = inbound.message
+    base: dict[str, Any] = {"channel": CHANNEL, "chat_id": inbound.sender,
+                            "external_id": inbound.message_id,
+                            "sender_phone": f"+{inbound.sender}", "sent_at": inbound.sent_at}
+    kind = message.get("type")
+    body = message.get(kind) if isinstance(kind, str) else None
+    body = body if isinstance(body, dict) else {}
+    if kind == "text":
+        text = str(body.get("body") or "")
+        if text.startswith("/"):
+            word, _, args = text[1:].partition(" ")
+            return Incoming(kind=Kind.COMMAND, command=word.lower(), args=args.strip(),
+                            text=text, **base)
+        return Incoming(kind=Kind.TEXT, text=text, **base)
+    if kind == "interactive":
+        reply = body.get("button_reply") or body.get("list_reply")
+        data = str(reply.get("id") or "") if isinstance(reply, dict) else ""
+        context, separator, option = data.partition("|")
+        if not separator:
+            context, option = "", ""
+        if option == OWN_NUMBER:
+            return Incoming(kind=Kind.CONTACT, phone=f"+{inbound.sender}", phone_is_own=True,
+                            **base)
+        return Incoming(kind=Kind.CHOICE, context=context, option=option, **base)
+    if kind == "button":
+        # A quick-reply button of a template: its text is the answer.
+        return Incoming(kind=Kind.TEXT, text=str(body.get("text") or ""), **base)
+    if kind == "location":
+        try:
+            return Incoming(kind=Kind.LOCATION, latitude=float(body["latitude"]),
+                            longitude=float(body["longitude"]), **base)
+        except (KeyError, TypeError, ValueError):
+            return Incoming(kind=Kind.OTHER, **base)
+    if kind == "image":
+        return Incoming(kind=Kind.PHOTO, media_id=str(body.get("id") or ""),
+                        text=str(body.get("caption") or ""), **base)
+    if kind == "contacts":
+        return _shared_contact(message.get("contacts"), inbound.sender, base)
+    if kind == "sticker":
+        return Incoming(kind=Kind.STICKER, **base)
+    if kind in ("audio", "voice"):
+        return Incoming(kind=Kind.VOICE, **base)
+    return Incoming(kind=Kind.OTHER, **base)
+
+
+def _shared_contact(cards: Any, sender: str, base: dict[str, Any]) -> Incoming:
+    for card in _dicts(cards):
+        for phone in _dicts(card.get("phones")):
+            number = phone.get("wa_id") or phone.get("phone")
+            if isinstance(number, str) and number.strip():
+                digits = re.sub(r"\D", "", number)
+                return Incoming(kind=Kind.CONTACT, phone=number.strip(),
+                                phone_is_own=digits == sender, **base)
+    return Incoming(kind=Kind.OTHER, **base)
+
+
+# --- outbound -----------------------------------------------------------------------
+
+
+def _cut(text: str, limit: int) -> str:
+    """At most `limit` characters, never blank (WhatsApp refuses blank fields)."""
+    text = text.strip() or "…"
+    return text if len(text) <= limit else (text[: limit - 1].rstrip() or "…") + "…"
+
+
+def unique_titles(labels: Sequence[str], limit: int) -> list[str]:
+    """Labels cut to `limit` characters and kept unique (WhatsApp refuses twins)."""
+    titles: list[str] = []
+    for label in labels:
+        title = _cut(label, limit)
+        number = 2
+        while title in titles:
+            suffix = f" {number}"
+            title = _cut(label, limit - len(suffix)) + suffix
+            number += 1
+        titles.append(title)
+    return titles
+
+
+def _texts(text: str) -> list[str]:
+    """Text messages of at most 4096 characters, none blank."""
+    return [part for part in split_text(text, MAX_TEXT) if part.strip()] or ["…"]
+
+
+def _body_split(text: str, body_limit: int) -> tuple[list[str], str]:
+    """Leading text messages, and the last part (at most `body_limit`) for the body of an
+    interactive message."""
+    parts = _texts(text)
+    last = parts.pop()
+    if len(last) > body_limit:
+        # The tail that fits, from a line break if there is one; the rest in one text.
+        cut = last.find("\n", len(last) - body_limit)
+        if cut < 0:
+            cut = len(last) - body_limit
+        if last[:cut].strip():
+            parts.append(last[:cut])
+        last = last[cut:].lstrip("\n")
+    return parts, last if last.strip() else "…"
+
+
+def _text_message(text: str) -> dict[str, Any]:
+    return {"type": "text", "text": {"body": text, "preview_url": False}}
+
+
+def _label(option: Option, multi: bool) -> str:
+    return ("✅ " if option.selected else "▫️ ") + option.label if multi else option.label
+
+
+@dataclass(frozen=True)
+class Page:
+    """A long list, remembered for "more": its options and the controls (next page, done,
+    back) that every page shows."""
+
+    context: str
+    options: tuple[tuple[str, str], ...]  # (option id, label)
+    controls: tuple[tuple[str, str], ...]
+
+
+def render(reply: Reply, labels: Labels) -> tuple[list[dict[str, Any]], Page | None]:
+    """The WhatsApp messages of a reply (without recipient), and the long list to remember
+    for "more" if it is one."""
+    context = reply.context or ""
+    controls = [(c.id, c.label) for c in reply.controls]
+    if reply.hint == Hint.CONTACT:
+        options: list[tuple[str, str]] = [(OWN_NUMBER, labels.use_my_number)]
+    else:
+        multi = reply.hint == Hint.MULTI
+        options = [(o.id, _label(o, multi)) for o in reply.options]
+    text = reply.text
+    if reply.hint == Hint.LOCATION:
+        text = f"{text}\n\n{labels.share_location}"
+    every = [*options, *controls]
+    if not every:
+        return [_text_message(part) for part in _texts(text)], None
+    if len(every) <= MAX_BUTTONS:
+        head, body = _body_split(text, MAX_BUTTON_BODY)
+        titles = unique_titles([label for _, label in every], MAX_BUTTON_TITLE)
+        buttons = [{"type": "reply", "reply": {"id": _option_id(context, option_id),
+                                               "title": title}}
+                   for (option_id, _), title in zip(every, titles, strict=True)]
+        interactive = {"type": "button", "body": {"text": body},
+                       "action": {"buttons": buttons}}
+        return [*map(_text_message, head), {"type": "interactive",
+                                            "interactive": interactive}], None
+    head, body = _body_split(text, MAX_TEXT)
+    page = Page(context, tuple(options), tuple(controls))
+    return [*map(_text_message, head), list_message(page, 0, body, labels)], \
+        page if len(every) > MAX_ROWS else None
+
+
+def list_message(page: Page, start: int, body: str, labels: Labels) -> dict[str, Any]:
+    """A list of the options from `start` on, as many as fit beside the controls; with
+    "more" when some are left."""
+    options, controls = page.options[start:], list(page.controls)
+    room = MAX_ROWS - len(controls)
+    if len(options) > room:
+        room -= 1
+        shown = list(options[:room])
+        controls.insert(0, (f"{MORE}{start + room}", labels.more))
+    else:
+        shown = list(options)
+    every = [*shown, *controls]
+    titles = unique_titles([label for _, label in every], MAX_ROW_TITLE)
+    rows = []
+    for (option_id, label), title in zip(every, titles, strict=True):
+        row: dict[str, Any] = {"id": _option_id(page.context, option_id), "title": title}
+        if title != label.strip():
+            # The whole label, as far as it fits, under a title that had to be cut.
+            row["description"] = _cut(label, MAX_ROW_DESCRIPTION)
+        rows.append(row)
+    interactive = {"type": "list", "body": {"text": body},
+                   "action": {"button": _cut(labels.choose, MAX_BUTTON_TITLE),
+                              "sections": [{"title": _cut(labels.choose, MAX_ROW_TITLE),
+                                            "rows": rows}]}}
+    return {"type": "interactive", "interactive": interactive}
+
+
+def _option_id(context: str, option_id: str) -> str:
+    data = f"{context}|{option_id}"
+    if len(data) > MAX_ROW_ID:
+        raise ValueError(f"option id over {MAX_ROW_ID} characters: {context}")
+    return data
+
+
+def template_text(text: str) -> str:
+    """Text fit for a template parameter: one line, no runs of spaces, not too long."""
+    return _cut(re.sub(r"\s+", " ", text).strip() or "…", MAX_TEMPLATE_PARAMETER)
+
+
+@dataclass(frozen=True)
+class Templates:
+    """Approved templates: one per kind of notice (catalog key), and the generic one."""
+
+    by_key: Mapping[str, str]
+    fallback: str
+
+    @classmethod
+    def parse(cls, pairs: Iterable[str], fallback: str) -> Templates:
+        by_key: dict[str, str] = {}
+        for pair in pairs:
+            key, _, name = pair.partition("=")
+            by_key[key.strip()] = name.strip()
+        return cls(by_key, fallback)
+
+
+def _delivery_error(exc: GraphError, sent: int) -> DeliveryError:
+    """What a Graph API error means for the message."""
+    detail = f"{exc.code}: {exc.message}"[:120]
+    if exc.code in (THROUGHPUT, ACCOUNT_RATE):
+        # The number's throughput: the whole channel waits a little.
+        return RetryLater(f"whatsapp rate limit ({exc.code})", sent, detail, retry_after=2.0)
+    if exc.code == PAIR_RATE:
+        # Too many to this one person: only this row waits (with back-off).
+        return RetryLater(f"too many messages to one person ({exc.code})", sent, detail)
+    if exc.code == UNDELIVERABLE:
+        return Unreachable(f"undeliverable ({exc.code})", sent, detail)
+    if exc.code == SPAM_LIMIT:
+        return Undeliverable(f"spam limit ({exc.code})", sent, detail)
+    if exc.http_status >= 500 or exc.http_status == 429:
+        return RetryLater(f"whatsapp server error ({exc.http_status})", sent, detail)
+    if exc.code == ACCESS_TOKEN or exc.http_status == 401:
+        # A wrong or expired token: nothing will go out until the operator fixes it.
+        return RetryLater("whatsapp access token refused", sent, detail)
+    return Undeliverable(f"refused by WhatsApp ({exc.code})", sent, detail)
+
+
+class WhatsAppChannel:
+    channel = CHANNEL
+
+    def __init__(self, config: WhatsAppConfig, conversations: Conversations,
+                 sessions: async_sessionmaker[AsyncSession], *,
+                 outbox: ReplyOutbox | None = None) -> None:
+        self.config = config
+        self._conversations = conversations
+        self._catalog = conversations.catalog
+        self._sessions = sessions
+        self.outbox = outbox
+        self.templates = Templates.parse(config.templates, config.fallback_template)
+        self._http: aiohttp.ClientSession | None = None
+        self._chat_locks: dict[str, asyncio.Lock] = {}
+        self._waiting: dict[str, int] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._pages: OrderedDict[tuple[str, str], Page] = OrderedDict()
+        self.handled_messages = 0
+        self._handled = asyncio.Condition()
+
+    @property
+    def messages_url(self) -> str:
+        c = self.config
+        return f"{c.api_base_url.rstrip('/')}/{c.api_version}/{c.phone_number_id}/messages"
+
+    # --- life cycle -----------------------------------------------------------------
+
+    async def open_for_sending(self) -> None:
+        if self._http is None:
+            self._http = aiohttp.ClientSession(
+                timeout=REQUEST_TIMEOUT, connector=aiohttp.TCPConnector(limit=HTTP_CONNECTIONS),
+                headers={"Authorization": f"Bearer {self.config.access_token}"})
+
+    async def start(self) -> None:
+        """Open the HTTP client and process what was stored but not processed."""
+        await self.open_for_sending()
+        async with self._sessions() as session:
+            payloads = await unprocessed_payloads(session, CHANNEL)
+        for payload in payloads:
+            self._schedule(InboundMessage(
+                str(payload["id"]), str(payload["from"]),
+                _timestamp(payload.get("timestamp")), payload))
+        if payloads:
+            log.info("resumed %d stored whatsapp messages", len(payloads))
+        log.info("whatsapp channel started")
+
+    async def stop(self) -> None:
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
+
+    # --- webhook --------------------------------------------------------------------
+
+    def verify(self, mode: str | None, token: str | None, challenge: str | None) -> str | None:
+        """The challenge to echo when Meta verifies the webhook with our token."""
+        expected = self.config.verify_token
+        if mode != "subscribe" or not expected or token is None or challenge is None:
+            return None
+        if not hmac.compare_digest(token.encode(), expected.encode()):
+            return None
+        return challenge
+
+    def signature_matches(self, body: bytes, header: str | None) -> bool:
+        return signature_matches(body, header, self.config.app_secret)
+
+    def add_routes(self, app: web.Application) -> None:
+        """The webhook Meta verifies (GET) and posts notifications to (POST)."""
+        app[WHATSAPP_CHANNEL] = self
+        app.router.add_get(self.config.webhook_path, whatsapp_verification)
+        app.router.add_post(self.config.webhook_path, whatsapp_webhook)
+
+    async def accept_webhook(self, payload: Any) -> int:
+        """Store the new messages of a verified notification and queue them; apply its
+        statuses. Returns how many messages were new (replays are dropped)."""
+        messages, statuses = parse_notification(payload, self.config.phone_number_id)
+        fresh: list[InboundMessage] = []
+        now = utcnow()
+        # On a connection, not an ORM session: this runs for every message, before the
+        # 200 that Meta waits for.
+        async with self._conversations.engine.begin() as connection:
+            for message in messages:
+                if await store_inbound(connection, CHANNEL, message.message_id,
+                                       message.message, now):
+                    fresh.append(message)
+            for status in statuses:
+                # Recorded once per message and status: a replayed status changes nothing.
+                if await store_inbound(connection, CHANNEL,
+                                       f"{status.message_id}:{status.status}"[:128], None, now):
+                    await apply_status(connection, status, now)
+                    if OUTSIDE_WINDOW in status.error_codes:
+                        # The window's start changed under this process's copy of the chat.
+                        self._conversations.forget(CHANNEL, status.recipient)
+        for message in fresh:
+            self._schedule(message)
+        return len(fresh)
+
+    def _schedule(self, message: InboundMessage) -> None:
+        task = asyncio.create_task(self._in_order(message))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _in_order(self, message: InboundMessage) -> None:
+        """Handle one message after the earlier ones of its chat."""
+        chat = message.sender
+        lock = self._chat_locks.setdefault(chat, asyncio.Lock())
+        self._waiting[chat] = self._waiting.get(chat, 0) + 1
+        try:
+            async with lock:
+                await self._handle(message)
+        except Exception as exc:
+            # The message stays stored and unprocessed: it is taken up again at start.
+            # Only the error's type and where it happened: its text may quote the message.
+            log.error("error while handling a whatsapp message: %s\n%s", type(exc).__name__,
+                      "".join(traceback.format_tb(exc.__traceback__)))
+        finally:
+            self._waiting[chat] -= 1
+            if not self._waiting[chat]:
+                del self._waiting[chat]
+                del self._chat_locks[chat]
+            async with self._handled:
+                self.handled_messages += 1
+                self._handled.notify_all()
+
+    async def wait_handled(self, count: int) -> None:
+        """Wait until `count` messages have been handled (replies sent) in all."""
+        async with asyncio.timeout(WAIT_HANDLED_SECONDS), self._handled:
+            await self._handled.wait_for(lambda: self.handled_messages >= count)
+
+    # --- handling -------------------------------------------------------------------
+
+    async def _handle(self, message: InboundMessage) -> None:
+        # The blue ticks go while the message is handled, not before.
+        reading = asyncio.create_task(self._mark_read(message.message_id))
+        try:
+            await self._answer(message)
+        finally:
+            await reading
+
+    async def _answer(self, message: InboundMessage) -> None:
+        incoming = to_incoming(message)
+        if incoming.kind == Kind.CHOICE and (incoming.option or "").startswith(MORE):
+            page = self._pages.get((incoming.chat_id, incoming.context or ""))
+            if page is not None:
+                await self._next_page(incoming, page)
+                return
+            # A list this process no longer remembers (after a restart): the
+            # conversation asks its question again.
+            incoming = replace(incoming, kind=Kind.TEXT, text="", context=None, option=None)
+        await self._converse(incoming)
+
+    async def _converse(self, incoming: Incoming) -> None:
+        outbox = self.outbox
+        # The unit of work also keeps when the person wrote (the 24-hour window) and
+        # releases the news held until then.
+        handled = await self._conversations.handle_update(incoming,
+                                                          keep_reply=outbox is not None)
+        await send_reply(self, outbox, incoming.chat_id, handled.replies, handled.reply_id,
+                         handled.contact_id, language=handled.language)
+
+    async def _next_page(self, incoming: Incoming, page: Page) -> None:
+        """The next rows of a long list, from this process's memory."""
+        async with self._conversations.engine.begin() as connection:
+            # Handled here, not by the conversation: recorded so as not to be resumed.
+            if incoming.external_id is not None and not await claim_inbound(
+                    connection, CHANNEL, incoming.external_id, utcnow()):
+                return
+            language = await connection.scalar(
+                select(Contact.language)
+                .where(Contact.channel == CHANNEL, Contact.chat_id == incoming.chat_id))
+        language = language or self._conversations.default_language
+        try:
+            start = int((incoming.option or "")[len(MORE):])
+        except ValueError:
+            start = 0
+        start = min(max(start, 0), max(len(page.options) - 1, 0))
+        payload = list_message(page, start, self._catalog.text(language, "whatsapp.more_body"),
+                               Labels.of(self._catalog, language))
+        try:
+            await self._post({**payload, "to": incoming.chat_id})
+        except (GraphError, aiohttp.ClientError, TimeoutError) as exc:
+            log.info("a list page could not be sent (%s)", type(exc).__name__)
+
+    async def _mark_read(self, message_id: str) -> None:
+        try:
+            await self._post({"status": "read", "message_id": message_id})
+        except (GraphError, aiohttp.ClientError, TimeoutError) as exc:
+            # Blue ticks are a courtesy: the message is handled anyway.
+            log.info("could not mark a whatsapp message read (%s)", type(exc).__name__)
+
+    # --- sending --------------------------------------------------------------------
+
+    async def _post(self, payload: dict[str, Any]) -> str | None:
+        """One Graph API call; the id of the message sent."""
+        await self.open_for_sending()
+        assert self._http is not None
+        async with self._http.post(self.messages_url,
+                                   json={"messaging_product": "whatsapp", **payload}) as response:
+            try:
+                body = await response.json(content_type=None)
+            except ValueError:
+                body = None
+            if response.status != 200:
+                error = body.get("error") if isinstance(body, dict) else None
+                error = error if isinstance(error, dict) else {}
+                code = error.get("code")
+                raise GraphError(response.status, code if isinstance(code, int) else None,
+                                 str(error.get("message") or response.reason or ""))
+        messages = body.get("messages") if isinstance(body, dict) else None
+        if isinstance(messages, list) and messages and isinstance(messages[0], dict):
+            return str(messages[0].get("id"))
+        return None
+
+    async def deliver(self, chat_id: str, replies: Sequence[Reply], *, skip: int = 0,
+                      edit_message_id: int | None = None,
+                      pace: tuple[Pace, Done] | None = None, language: str | None = None,
+                      row: Claimed | None = None) -> Delivered:
+        """Send the replies' messages from the `skip`th on; a notice outside the 24-hour
+        window goes as a template instead. Raise a DeliveryError that says how many went
+        out."""
+        language = language or (row.language if row else None) \
+            or self._conversations.default_language
+        if row is not None and not window_open(row.last_inbound_at, utcnow()):
+            return await self._send_template(chat_id, replies, row, pace)
+        labels = Labels.of(self._catalog, language)
+        part = 0
+        last_id: str | None = None
+        for reply in replies:
+            payloads, rest = render(reply, labels)
+            if rest is not None:
+                self._remember(chat_id, rest)
+            for payload in payloads:
+                if part >= skip:
+                    try:
+                        last_id = await self._paced({**payload, "to": chat_id}, pace)
+                    except GraphError as exc:
+                        if exc.code == OUTSIDE_WINDOW and row is not None:
+                            return await self._send_template(chat_id, replies, row, pace)
+                        raise _delivery_error(exc, part - skip) from None
+                    except (aiohttp.ClientError, TimeoutError) as exc:
+                        raise RetryLater("network error", part - skip,
+                                         type(exc).__name__) from None
+                part += 1
+        return Delivered(last_id, part)
+
+    async def _paced(self, payload: dict[str, Any], pace: tuple[Pace, Done] | None
+                     ) -> str | None:
+        if pace is not None:
+            await pace[0]()
+        try:
+            return await self._post(payload)
+        finally:
+            if pace is not None:
+                pace[1]()
+
+    async def _send_template(self, chat_id: str, replies: Sequence[Reply], row: Claimed,
+                             pace: tuple[Pace, Done] | None) -> Delivered:
+        """Outside the window: the notice's own template with its text, or the generic
+        one (once until the person writes) with the notice held for their next message."""
+        name = self.templates.by_key.get(row.message_key or "")
+        components: list[dict[str, Any]] = []
+        if name:
+            text = template_text("\n".join(r.text for r in replies))
+            components = [{"type": "body", "parameters": [{"type": "text", "text": text}]}]
+        elif row.held_before:
+            # The person has been told there is news; the rest waits with it.
+            raise Held("outside the 24-hour window")
+        else:
+            name = self.templates.fallback
+        template: dict[str, Any] = {"name": name, "language": {"code": row.language}}
+        if components:
+            template["components"] = components
+        try:
+            message_id = await self._paced({"to": chat_id, "type": "template",
+                                            "template": template}, pace)
+        except GraphError as exc:
+            raise _delivery_error(exc, 0) from None
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise RetryLater("network error", 0, type(exc).__name__) from None
+        if components:
+            return Delivered(message_id, len(replies))
+        raise Held("outside the 24-hour window: told there is news", message_id=message_id)
+
+    def _remember(self, chat_id: str, page: Page) -> None:
+        key = (chat_id, page.context)
+        self._pages[key] = page
+        self._pages.move_to_end(key)
+        while len(self._pages) > PAGES_KEPT:
+            self._pages.popitem(last=False)
+
+
+def window_open(last_inbound_at: datetime | None, now: datetime) -> bool:
+    """Whether free-form messages still reach the person (24 hours after they wrote)."""
+    return last_inbound_at is not None and now - last_inbound_at < HELD_AFTER
+
+
+async def apply_status(connection: AsyncConnection, status: StatusChange, now: datetime
+                       ) -> None:
+    """Move the sent row the status is about forward (sent, delivered, read) or to
+    failed; never back."""
+    if status.status == "failed":
+        code = status.error_codes[0] if status.error_codes else None
+        sent = (OutboxMessage.platform_message_id == status.message_id,
+                OutboxMessage.status == OutboxStatus.SENT)
+        # The contact WhatsApp speaks of (the row may be another app's contact of the same
+        # person, routed here).
+        contact_id = await connection.scalar(select(Contact.id).where(
+            Contact.channel == CHANNEL, Contact.chat_id == status.recipient))
+        if code == OUTSIDE_WINDOW:
+            # Accepted as text, then refused: the window had closed. Send it again, which
+            # now goes as a template.
+            await connection.execute(
+                update(OutboxMessage).where(*sent)
+                .values(status=OutboxStatus.PENDING, next_attempt_at=now, parts_sent=0,
+                        last_error="outside the 24-hour window"))
+            if contact_id is not None:
+                await connection.execute(
+                    update(Contact).where(Contact.id == contact_id)
+                    .values(last_inbound_at=None))
+            return
+        await connection.execute(
+            update(OutboxMessage).where(*sent)
+            .values(status=OutboxStatus.FAILED, last_error=f"whatsapp error {code}"))
+        if code == UNDELIVERABLE and contact_id is not None:
+            await mark_unreachable(connection, contact_id, now)
+        return
+    try:
+        target = OutboxStatus(status.status)
+    except ValueError:
+        return
+    rank = _STATUS_ORDER.get(target)
+    if rank is None:
+        return
+    earlier = [s for s, r in _STATUS_ORDER.items() if r < rank]
+    await connection.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.platform_message_id == status.message_id,
+               OutboxMessage.status.in_(earlier))
+        .values(status=target).execution_options(synchronize_session=False))
+
+
+# --- the webhook's HTTP side ----------------------------------------------------------
+
+WHATSAPP_CHANNEL = web.AppKey("whatsapp_channel", WhatsAppChannel)
+
+
+async def whatsapp_verification(request: web.Request) -> web.Response:
+    """Meta checks the webhook URL: echo the challenge if the token is ours."""
+    channel = request.app[WHATSAPP_CHANNEL]
+    query = request.query
+    challenge = channel.verify(query.get("hub.mode"), query.get("hub.verify_token"),
+                               query.get("hub.challenge"))
+    if challenge is None:
+        log.warning("refused a whatsapp webhook verification with a wrong token")
+        raise web.HTTPForbidden()
+    return web.Response(text=challenge)
+
+
+async def whatsapp_webhook(request: web.Request) -> web.Response:
+    """A signed notification: stored, answered 200 at once, processed afterwards."""
+    channel = request.app[WHATSAPP_CHANNEL]
+    body = await request.read()
+    if not channel.signature_matches(body, request.headers.get(SIGNATURE_HEADER)):
+        log.warning("refused a whatsapp webhook call without a valid signature")
+        raise web.HTTPUnauthorized()
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        raise web.HTTPBadRequest(text="not JSON") from None
+    try:
+        await channel.accept_webhook(payload)
+    except MalformedPayload:
+        # Signed by Meta yet not a notification we know: retrying will not change it.
+        log.warning("ignored a signed whatsapp webhook call that is not a notification")
+    return web.json_response({"ok": True})

@@ -1,0 +1,222 @@
+"""The operator's commands for aggregators: `gotong aggregator add|list|edit`,
+`gotong invite staff`, `gotong audit` and `gotong export`."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import re
+import sys
+import tempfile
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, TextIO
+
+from gotong.bot.cli.operator import OperatorError, add_area_options, resolve_areas
+from gotong.bot.config import Config
+from gotong.bot.services import Services, open_services
+from gotong.handlers.validators import parse_id
+from gotong.models.aggregator import (
+    Aggregator,
+    InviteRole,
+    Posko,
+    UnknownAggregator,
+    create_aggregator,
+    create_invite,
+    edit_aggregator,
+    list_aggregators,
+)
+from gotong.models.audit import recent_entries
+from gotong.models.base import utcnow
+from gotong.models.export import FORMATS, KINDS, export_csv
+
+# The top-level commands `run_admin` carries out.
+ADMIN_COMMANDS = ("aggregator", "invite", "audit", "export")
+
+_DURATION = re.compile(r"^\s*(\d+)\s*([dhm])\s*$")
+_UNITS = {"d": "days", "h": "hours", "m": "minutes"}
+
+
+def duration(text: str) -> timedelta:
+    """"7d", "12h" or "30m"."""
+    match = _DURATION.match(text)
+    if match is None or int(match.group(1)) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration like 7d, 12h or 30m")
+    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+
+
+def positive(text: str) -> int:
+    value = parse_id(text)
+    if value is None:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number above 0")
+    return value
+
+
+def add_admin_parsers(commands: Any) -> None:
+    aggregator = commands.add_parser("aggregator", help="aid organisations and their areas")
+    actions = aggregator.add_subparsers(dest="action", required=True)
+    add = actions.add_parser("add", help="add an aggregator")
+    add.add_argument("--name", required=True)
+    add.add_argument("--posko", required=True, metavar='"ADDRESS; HOURS"',
+                     help="where donors drop aid, and when it is open")
+    add_area_options(add, "covers")
+    actions.add_parser("list", help="list aggregators with their areas")
+    edit = actions.add_parser("edit", help="change an aggregator")
+    edit.add_argument("id", type=int)
+    edit.add_argument("--name")
+    edit.add_argument("--posko", metavar='"ADDRESS; HOURS"')
+    add_area_options(edit, "covers (replacing the areas it covered)")
+
+    invite = commands.add_parser("invite", help="one-time codes to join an aggregator")
+    invite.add_argument("role", choices=[InviteRole.STAFF.value, InviteRole.VOLUNTEER.value])
+    invite.add_argument("--aggregator", type=int, required=True, metavar="ID")
+    invite.add_argument("--uses", type=positive, default=1, help="people it admits (1)")
+    invite.add_argument("--expires", type=duration, default=timedelta(days=7),
+                        help="how long it is valid, e.g. 7d, 12h (7d)")
+    invite.add_argument("--pre-approved", action="store_true",
+                        help="volunteers who join with it need no staff approval")
+
+    log = commands.add_parser("audit", help="staff actions and refused attempts")
+    log.add_argument("--aggregator", type=int, metavar="ID")
+    log.add_argument("--limit", type=positive, default=50)
+
+    export = commands.add_parser("export", help="an aggregator's requests, pledges or "
+                                 "deliveries for reports, without personal data")
+    export.add_argument("what", choices=KINDS)
+    export.add_argument("--aggregator", type=int, required=True, metavar="ID")
+    export.add_argument("--format", choices=FORMATS, default=FORMATS[0])
+    export.add_argument("--output", type=Path, metavar="FILE",
+                        help="write to this file (default: standard output)")
+
+
+async def run_admin(config: Config, args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+    services = await open_services(config)
+    try:
+        if args.command == "aggregator":
+            await _aggregator(services, args, out)
+        elif args.command == "invite":
+            await _invite(services, args, out)
+        elif args.command == "export":
+            await _export(services, args, out)
+        else:
+            await _audit(services, args, out)
+        return 0
+    except OperatorError as exc:
+        print(f"gotong: {exc}", file=sys.stderr)
+        return 2
+    except UnknownAggregator as exc:
+        print(f"gotong: there is no aggregator {exc.args[0]} (see `gotong aggregator list`)",
+              file=sys.stderr)
+        return 2
+    finally:
+        await services.close()
+
+
+def _posko(text: str) -> Posko:
+    posko = Posko.parse(text)
+    if not posko.address:
+        raise OperatorError('--posko needs an address: "Jl. Melati 5, Tebet; Mon-Sat 8-16"')
+    return posko
+
+
+async def _aggregator(services: Services, args: argparse.Namespace, out: TextIO) -> None:
+    areas = resolve_areas(services.areas, args.kota, args.kecamatan, args.kelurahan) \
+        if args.action != "list" else []
+    async with services.sessions() as session, session.begin():
+        if args.action == "add":
+            name = " ".join(args.name.split())
+            if not name:
+                raise OperatorError("--name must not be empty")
+            if not areas:
+                raise OperatorError("name the areas it covers with --kota, --kecamatan or "
+                                    "--kelurahan")
+            aggregator = await create_aggregator(session, name, _posko(args.posko), areas,
+                                                 utcnow())
+            print(f"added aggregator {aggregator.id}", file=out)
+            _show(services, aggregator, out)
+        elif args.action == "edit":
+            new_name = " ".join(args.name.split()) if args.name is not None else None
+            if new_name == "":
+                raise OperatorError("--name must not be empty")
+            aggregator = await edit_aggregator(
+                session, args.id, name=new_name,
+                posko=_posko(args.posko) if args.posko is not None else None,
+                area_ids=areas or None)
+            _show(services, aggregator, out)
+        else:
+            aggregators = await list_aggregators(session)
+            if not aggregators:
+                print("no aggregators yet: add one with `gotong aggregator add`", file=out)
+            for aggregator in aggregators:
+                _show(services, aggregator, out)
+
+
+def _show(services: Services, aggregator: Aggregator, out: TextIO) -> None:
+    names = []
+    for area in aggregator.areas:
+        entry = services.areas.get(area.area_id)
+        names.append(entry.name if entry is not None else str(area.area_id))
+    hours = f" ({aggregator.posko_hours})" if aggregator.posko_hours else ""
+    print(f"{aggregator.id}: {aggregator.name}\n   posko: {aggregator.posko_address}{hours}\n"
+          f"   covers: {', '.join(names)}", file=out)
+
+
+async def _invite(services: Services, args: argparse.Namespace, out: TextIO) -> None:
+    now = utcnow()
+    async with services.sessions() as session, session.begin():
+        code = await create_invite(session, args.aggregator, InviteRole(args.role), args.uses,
+                                   now + args.expires, now,
+                                   pre_approved=args.pre_approved)
+    until = (now + args.expires).strftime("%Y-%m-%d %H:%M UTC")
+    if args.role == InviteRole.VOLUNTEER:
+        how = f"/volunteer {code} (/relawan {code})"
+        approval = " They need no approval." if args.pre_approved else \
+            " Staff approve them in the bot (/volunteers)."
+    else:
+        how, approval = f"/join {code} (/gabung {code})", ""
+    print(f"{code}\nGive this code to the new {args.role}: in the bot they type {how}. "
+          f"It admits {args.uses} {'person' if args.uses == 1 else 'people'} until "
+          f"{until}.{approval}", file=out)
+
+
+async def _audit(services: Services, args: argparse.Namespace, out: TextIO) -> None:
+    async with services.sessions() as session:
+        entries = await recent_entries(session, args.limit, args.aggregator)
+    if not entries:
+        print("the audit log is empty", file=out)
+    for entry in reversed(entries):
+        where = f" aggregator {entry.aggregator_id}" if entry.aggregator_id else ""
+        detail = f" ({entry.detail})" if entry.detail else ""
+        print(f"{entry.at:%Y-%m-%d %H:%M:%S} contact {entry.contact_id or '-'}{where}: "
+              f"{entry.action}: {entry.outcome}{detail}", file=out)
+
+
+async def _export(services: Services, args: argparse.Namespace, out: TextIO) -> None:
+    if args.output is None:
+        await export_csv(services.sessions, services.areas, args.what, args.aggregator, out)
+        return
+    with output_file(args.output) as fh:
+        count = await export_csv(services.sessions, services.areas, args.what, args.aggregator, fh)
+    print(f"wrote {count} {args.what} of aggregator {args.aggregator} to {args.output}",
+          file=out)
+
+
+@contextlib.contextmanager
+def output_file(path: Path) -> Iterator[TextIO]:
+    """A file that appears under `path` only once it is complete: a failed export leaves
+    no half report that looks whole. Readable by its owner only, like the database."""
+    try:
+        fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp",
+                                         dir=path.parent)
+    except OSError as exc:
+        raise OperatorError(f"cannot write {path}: {exc.strerror}") from exc
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            yield fh
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise

@@ -1,0 +1,95 @@
+"""What every part of a process shares, opened from the configuration: the database,
+the catalogs, the areas and the conversations."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from gotong.bot.config import Config
+from gotong.handlers.catalog import Catalog
+from gotong.handlers.conversations import Conversations
+from gotong.handlers.turn import HandlerSettings
+from gotong.models.area import AreaDirectory, load_areas
+from gotong.models.db import create_engine, create_session_factory, refresh_statistics
+from gotong.models.migrate import upgrade
+
+
+class NotReady(RuntimeError):
+    """The database is not ready for the configuration (not migrated, areas missing)."""
+
+
+def handler_settings(config: Config) -> HandlerSettings:
+    d = config.dialogs
+    return HandlerSettings(
+        nik_key=config.nik_key,
+        default_language=config.i18n.default_language,
+        timezone=config.i18n.timezone,
+        resume_after=timedelta(minutes=d.resume_after_minutes),
+        max_invalid_attempts=d.max_invalid_attempts,
+        max_text_length=d.max_text_length,
+        page_size=d.page_size,
+        duplicate_window=timedelta(days=config.requests.duplicate_window_days),
+        reply_lease=timedelta(seconds=config.notifications.lease_seconds),
+        cooldown=timedelta(days=config.aid.cooldown_days),
+        allocation_size=config.aid.allocation_size,
+        max_delivery_failures=config.aid.max_delivery_failures,
+        dashboard_url=f"{config.web.base_url}/dashboard",
+        dashboard_link_valid=timedelta(minutes=config.web.link_minutes),
+    )
+
+
+@dataclass
+class Services:
+    config: Config
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    catalog: Catalog
+    areas: AreaDirectory
+    conversations: Conversations
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+
+def is_sqlite(url: str) -> bool:
+    return make_url(url).get_backend_name() == "sqlite"
+
+
+async def prepare_database(engine: AsyncEngine, provinces: tuple[str, ...]) -> None:
+    """Bring the schema up to date and load the areas in scope (both idempotent)."""
+    await upgrade(engine)
+    sessions = create_session_factory(engine)
+    async with sessions() as session, session.begin():
+        await load_areas(session, provinces)
+    await refresh_statistics(engine)
+
+
+async def open_services(config: Config, *, migrate: bool | None = None,
+                        catalog: Catalog | None = None) -> Services:
+    """Connect and load what every channel shares.
+
+    An SQLite database is upgraded on start (one process owns it); PostgreSQL is
+    upgraded by `gotong db upgrade` as a deploy step, before several processes start.
+    """
+    engine = create_engine(config.database.url, echo=config.database.echo)
+    try:
+        if migrate if migrate is not None else is_sqlite(config.database.url):
+            await prepare_database(engine, config.areas.provinces)
+        sessions = create_session_factory(engine)
+        async with sessions() as session:
+            areas = await AreaDirectory.load(session, config.areas.provinces)
+        if not areas.regencies():
+            raise NotReady(
+                f"the database has no areas of {', '.join(config.areas.provinces)}: "
+                "run `gotong db upgrade` first"
+            )
+    except BaseException:
+        await engine.dispose()
+        raise
+    catalog = catalog or Catalog.load()
+    conversations = Conversations(engine, catalog, areas, handler_settings(config))
+    return Services(config, engine, sessions, catalog, areas, conversations)

@@ -1,0 +1,52 @@
+"""The aiohttp application: the health check and the pages (public figures, the staff
+dashboard, the playground's page), plus whatever routes the composition root adds for the
+chat channels (their webhooks, the playground's sockets)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+
+from aiohttp import web
+
+from gotong.bot.services import Services
+from gotong.bot.web import dashboard, playground, public
+from gotong.bot.web.pages import setup_pages
+
+# Webhook updates are small; anything bigger is not from a chat app.
+MAX_BODY = 1024 * 1024
+
+# A part of the process that serves something over HTTP adds its routes with this.
+AddRoutes = Callable[[web.Application], None]
+
+
+async def health(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+def _redirect(location: str) -> Callable[[web.Request], Awaitable[web.Response]]:
+    # A coroutine function: aiohttp warns about (and tests fail on) a plain callable.
+    async def handler(request: web.Request) -> web.Response:
+        raise web.HTTPFound(location)
+
+    return handler
+
+
+def create_web_app(routes: Iterable[AddRoutes] = (), *, services: Services | None = None,
+                   playground_screens: Sequence[playground.Screen] | None = None
+                   ) -> web.Application:
+    """The web app; with `services` it serves the pages too, and with `playground_screens`
+    the playground's page (which lets anyone act as anyone: only where the configuration
+    says). `routes` add the chat channels' own routes."""
+    app = web.Application(client_max_size=MAX_BODY)
+    app.router.add_get("/healthz", health)
+    if services is not None:
+        setup_pages(app, services)
+        public.add_routes(app)
+        dashboard.add_routes(app)
+        if playground_screens is not None:
+            playground.add_routes(app, playground_screens)
+        home = playground.PATH if playground_screens is not None else public.PATH
+        app.router.add_get("/", _redirect(home))
+    for add in routes:
+        add(app)
+    return app

@@ -1,0 +1,166 @@
+"""People talking to the real WhatsApp channel: signed webhooks posted to our aiohttp app,
+answers sent with aiohttp to the fake Graph API."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import replace
+from typing import Any
+
+import aiohttp
+from aiohttp.test_utils import TestServer
+
+from gotong.bot.channels.telegram import TelegramChannel
+from gotong.bot.channels.whatsapp import WhatsAppChannel
+from gotong.bot.config import Config
+from gotong.bot.dispatcher import Dispatcher
+from gotong.bot.process import attach_dispatcher
+from gotong.bot.services import Services
+from gotong.bot.web.app import create_web_app
+from tests.fakes.whatsapp_api import FakeWhatsAppAPI, SentMessage
+from tests.fakes.whatsapp_webhooks import (
+    button_reply,
+    contacts_message,
+    image_message,
+    list_reply,
+    location_message,
+    post_webhook,
+    text_message,
+    unsupported_message,
+)
+
+APP_SECRET = "wa-app-secret-for-tests"
+VERIFY_TOKEN = "wa-verify-token"
+WEBHOOK_PATH = "/whatsapp/webhook"
+
+
+def whatsapp_config(config: Config, fake: FakeWhatsAppAPI, **changes: Any) -> Config:
+    return replace(config, whatsapp=replace(
+        config.whatsapp, phone_number_id=fake.phone_number_id, access_token=fake.access_token,
+        app_secret=APP_SECRET, verify_token=VERIFY_TOKEN, api_base_url=fake.base_url,
+        api_version=fake.api_version, webhook_path=WEBHOOK_PATH, **changes))
+
+
+class WhatsAppBotUnderTest:
+    """Our web app with the WhatsApp channel, and a client posting webhooks to it."""
+
+    def __init__(self, fake: FakeWhatsAppAPI, channel: WhatsAppChannel, server: TestServer,
+                 http: aiohttp.ClientSession, dispatcher: Dispatcher | None) -> None:
+        self.fake = fake
+        self.channel = channel
+        self.server = server
+        self.http = http
+        self.dispatcher = dispatcher
+        self.posted = 0
+
+    @property
+    def url(self) -> str:
+        return str(self.server.make_url(WEBHOOK_PATH))
+
+    async def post(self, payload: Any, *, secret: str | None = APP_SECRET,
+                   signature: str | None = None) -> tuple[int, str]:
+        return await post_webhook(self.http, self.url, payload, secret, signature=signature)
+
+    async def deliver(self, envelope: dict[str, Any], messages: int = 1) -> None:
+        """Post a notification and wait until its messages are handled."""
+        status, _ = await self.post(envelope)
+        assert status == 200
+        self.posted += messages
+        await self.channel.wait_handled(self.posted)
+
+    def person(self, number: str, name: str = "Siti") -> WaPerson:
+        return WaPerson(self, number, name)
+
+
+def shows(title: str, description: str, label_part: str) -> bool:
+    """Whether an option shows the label: in its title, its description, or its title cut
+    short with "…" (WhatsApp's 20 or 24 characters)."""
+    cut = title.endswith("…") and label_part.startswith(title[:-1])
+    return label_part in title or label_part in description or cut
+
+
+class WaPerson:
+    def __init__(self, bot: WhatsAppBotUnderTest, number: str, name: str) -> None:
+        self.bot = bot
+        self.number = number
+        self.name = name
+
+    @property
+    def messages(self) -> list[SentMessage]:
+        return self.bot.fake.sent_to(self.number)
+
+    @property
+    def last(self) -> SentMessage:
+        return self.messages[-1]
+
+    def texts(self) -> list[str]:
+        return [m.text for m in self.messages]
+
+    async def send(self, envelope: dict[str, Any]) -> list[SentMessage]:
+        before = len(self.messages)
+        await self.bot.deliver(envelope)
+        return self.messages[before:]
+
+    async def say(self, text: str) -> list[SentMessage]:
+        return await self.send(text_message(self.number, text, name=self.name))
+
+    async def tap(self, label_part: str) -> list[SentMessage]:
+        """Tap the button or list row whose title contains `label_part` on the latest
+        message that has any."""
+        message = next(m for m in reversed(self.messages) if m.options())
+        descriptions = {row.get("id"): str(row.get("description", "")) for row in message.rows()}
+        matches = [(id_, title) for id_, title in message.options()
+                   if shows(title, descriptions.get(id_, ""), label_part)]
+        assert len(matches) == 1, (label_part, message.options())
+        [(option_id, title)] = matches
+        if message.interactive_type == "list":
+            return await self.send(list_reply(self.number, option_id, title, name=self.name))
+        return await self.send(button_reply(self.number, option_id, title, name=self.name))
+
+    async def tap_id(self, option_id: str, title: str = "x", *, row: bool = False
+                     ) -> list[SentMessage]:
+        build = list_reply if row else button_reply
+        return await self.send(build(self.number, option_id, title, name=self.name))
+
+    async def share_location(self, latitude: float, longitude: float) -> list[SentMessage]:
+        return await self.send(location_message(self.number, latitude, longitude))
+
+    async def send_photo(self, media_id: str, caption: str | None = None
+                         ) -> list[SentMessage]:
+        return await self.send(image_message(self.number, media_id, caption, name=self.name))
+
+    async def share_contact(self, phone: str, name: str | None = None) -> list[SentMessage]:
+        """Send a contact card (WhatsApp's "share contact")."""
+        return await self.send(contacts_message(self.number, phone, name or self.name,
+                                                name=self.name))
+
+    async def send_unsupported(self, kind: str = "sticker") -> list[SentMessage]:
+        return await self.send(unsupported_message(self.number, kind, name=self.name))
+
+
+@asynccontextmanager
+async def running_whatsapp(config: Config, services: Services, fake: FakeWhatsAppAPI, *,
+                           dispatch: bool = False, telegram: TelegramChannel | None = None,
+                           **changes: Any) -> AsyncIterator[WhatsAppBotUnderTest]:
+    """The channel behind our web app; with `dispatch`, the outbox dispatcher too, sending
+    through this channel and the Telegram one if given."""
+    config = whatsapp_config(config, fake, **changes)
+    channel = WhatsAppChannel(config.whatsapp, services.conversations, services.sessions)
+    dispatcher = attach_dispatcher(replace(services, config=config), telegram, channel) \
+        if dispatch else None
+    server = TestServer(create_web_app([channel.add_routes]), host="127.0.0.1")
+    await server.start_server()
+    await channel.start()
+    stop = asyncio.Event()
+    task = asyncio.create_task(dispatcher.run(stop)) if dispatcher is not None else None
+    try:
+        async with aiohttp.ClientSession() as http:
+            yield WhatsAppBotUnderTest(fake, channel, server, http, dispatcher)
+    finally:
+        await channel.stop()
+        stop.set()
+        if task is not None:
+            await task
+        await server.close()
