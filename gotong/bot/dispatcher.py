@@ -41,18 +41,10 @@ from gotong.handlers.notices import claimed_replies
 from gotong.models.base import utcnow
 from gotong.models.db import refresh_statistics
 from gotong.models.digest import send_digests
-from gotong.models.outbox import (
-    Claimed,
-    Outcome,
-    Result,
-    claim,
-    extend_leases,
-    next_due_at,
-    prune,
-    record,
-)
+from gotong.models.outbox import Claimed
 from gotong.models.person import LinkedDelivery, route_to_person
 from gotong.models.reminders import queue_reminders
+from gotong.models.sending import Outcome, Result, claim, extend_leases, next_due_at, prune, record
 
 log = logging.getLogger(__name__)
 

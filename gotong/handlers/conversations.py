@@ -55,8 +55,9 @@ from gotong.models.conversation import (
     save_conversation,
 )
 from gotong.models.inbound import claim_inbound
-from gotong.models.outbox import HELD_AFTER, enqueue_reply, release_held
+from gotong.models.outbox import HELD_AFTER, enqueue_reply
 from gotong.models.person import link_by_phone
+from gotong.models.sending import release_held
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ import enum
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -25,10 +25,49 @@ from gotong.models.digest import note_change
 from gotong.models.outbox import Notice, Purpose, enqueue
 from gotong.models.volunteer import Volunteer, VolunteerArea, VolunteerStatus
 
-if TYPE_CHECKING:
-    from gotong.models.delivery import Delivery
-    from gotong.models.help_request import HelpRequest
-    from gotong.models.pledge import Pledge
+# What an announcement reads of the aid it is about. Protocols rather than the models
+# themselves: the aggregates announce their own changes, so they import this module.
+
+
+class AnnouncedRequest(Protocol):
+    @property
+    def reference(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def contact_id(self) -> int: ...
+    @property
+    def village_id(self) -> int: ...
+
+
+class AnnouncedPledge(Protocol):
+    @property
+    def id(self) -> int: ...
+    @property
+    def contact_id(self) -> int: ...
+    @property
+    def code(self) -> str: ...
+    @property
+    def category(self) -> str: ...
+    @property
+    def quantity(self) -> int: ...
+    @property
+    def received_quantity(self) -> int | None: ...
+
+
+class AnnouncedDelivery(Protocol):
+    @property
+    def id(self) -> int: ...
+    @property
+    def aggregator_id(self) -> int: ...
+    @property
+    def volunteer_id(self) -> int | None: ...
+    @property
+    def category(self) -> str: ...
+    @property
+    def quantity(self) -> int: ...
+    @property
+    def code(self) -> str | None: ...
 
 
 class Event(enum.StrEnum):
@@ -66,9 +105,9 @@ class Event(enum.StrEnum):
 class Subject:
     """What an event is about: a request, a pledge, or for a reminder only the person."""
 
-    request: HelpRequest | None = None
-    pledge: Pledge | None = None
-    delivery: Delivery | None = None
+    request: AnnouncedRequest | None = None
+    pledge: AnnouncedPledge | None = None
+    delivery: AnnouncedDelivery | None = None
     # The aggregator whose staff hear of it (a volunteer signing up, tasks returned).
     aggregator_id: int | None = None
     contact_id: int | None = None

@@ -52,13 +52,8 @@ from gotong.handlers.messages import Hint, Incoming, Kind, Option, Reply
 from gotong.models.base import utcnow
 from gotong.models.contact import Contact
 from gotong.models.inbound import claim_inbound, store_inbound, unprocessed_payloads
-from gotong.models.outbox import (
-    HELD_AFTER,
-    Claimed,
-    OutboxMessage,
-    OutboxStatus,
-    mark_unreachable,
-)
+from gotong.models.outbox import HELD_AFTER, Claimed, OutboxMessage, OutboxStatus
+from gotong.models.sending import mark_unreachable
 
 log = logging.getLogger(__name__)
 

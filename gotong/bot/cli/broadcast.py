@@ -17,7 +17,8 @@ from gotong.models.area import AreaDirectory
 from gotong.models.base import utcnow
 from gotong.models.broadcast import Audience, count_recipients, create_broadcast
 from gotong.models.contact import Role
-from gotong.models.outbox import OutboxStatus, status_counts
+from gotong.models.outbox import OutboxStatus
+from gotong.models.sending import status_counts
 
 # Longer texts would be cut into several messages; an announcement should be short.
 MAX_BROADCAST_CHARS = 3000

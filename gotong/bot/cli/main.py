@@ -20,7 +20,8 @@ from gotong.bot.logs import setup_logging
 from gotong.bot.process import run_bot, run_dispatcher
 from gotong.bot.services import NotReady, open_services, prepare_database
 from gotong.models.db import create_engine
-from gotong.models.outbox import OutboxStatus, latest_failures, status_counts
+from gotong.models.outbox import OutboxStatus
+from gotong.models.sending import latest_failures, status_counts
 
 log = logging.getLogger("gotong")
 

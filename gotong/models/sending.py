@@ -1,0 +1,269 @@
+"""Sending from the outbox: the dispatcher claims the rows that are due and first in line
+for their contact, records what became of them, and keeps the table tidy.
+
+Rows of one contact are sent one at a time in (priority, id) order: a row is claimed only
+when no earlier row of its contact is still pending or being sent. A claimed row holds a
+lease; when the process holding it dies, the lease runs out and the row is sent again
+(at least once: only rows in flight at a crash can be sent twice).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, bindparam, delete, exists, func, null, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.orm import aliased
+
+from gotong.models.base import UTCDateTime
+from gotong.models.broadcast import Broadcast
+from gotong.models.contact import Contact
+from gotong.models.conversation import Conversation
+from gotong.models.outbox import UNSETTLED, Claimed, OutboxMessage, OutboxStatus
+
+
+def _due(now: datetime) -> Any:
+    return or_(
+        and_(OutboxMessage.status == OutboxStatus.PENDING, OutboxMessage.next_attempt_at <= now),
+        and_(OutboxMessage.status == OutboxStatus.SENDING, OutboxMessage.lease_until < now),
+    )
+
+
+async def claim(connection: AsyncConnection, channels: Sequence[str], now: datetime,
+                limit: int, lease: timedelta) -> tuple[list[Claimed], int]:
+    """Claim up to `limit` rows that are due and first in line for their contact.
+
+    Returns the claimed rows and how many rows were skipped instead (the contact opted out
+    of non-essential messages, or is unreachable). Runs in the caller's transaction; on
+    PostgreSQL rows another dispatcher holds are skipped, not waited for.
+    """
+    earlier = aliased(OutboxMessage)
+    blocked = exists().where(
+        earlier.contact_id == OutboxMessage.contact_id,
+        earlier.status.in_(UNSETTLED),
+        # Written out rather than as a row comparison, which SQLite would answer by
+        # scanning every earlier pending row instead of the contact's index.
+        or_(earlier.priority < OutboxMessage.priority,
+            and_(earlier.priority == OutboxMessage.priority, earlier.id < OutboxMessage.id)),
+    )
+    m, c = OutboxMessage, Contact
+    held = aliased(OutboxMessage)
+    held_before = exists().where(held.contact_id == m.contact_id,
+                                 held.status == OutboxStatus.HELD)
+    query = (
+        select(m.id, m.contact_id, m.priority, m.essential, m.message_key, m.params, m.actions,
+               m.body, m.parts_sent, m.attempts, c.channel, c.chat_id, c.language,
+               c.opted_out_at, c.unreachable_at, c.last_inbound_at,
+               Conversation.updated_at.label("active_at"),
+               Broadcast.text.label("broadcast_text"), held_before.label("held_before"))
+        .join(c, c.id == m.contact_id)
+        .outerjoin(Conversation, Conversation.contact_id == c.id)
+        .outerjoin(Broadcast, Broadcast.id == m.broadcast_id)
+        .where(_due(now), c.channel.in_(channels), ~blocked)
+        .order_by(m.priority, m.id)
+        .limit(limit)
+    )
+    if connection.dialect.name == "postgresql":
+        query = query.with_for_update(of=m, skip_locked=True)
+    claimed: list[Claimed] = []
+    skipped: list[dict[str, Any]] = []
+    for row in (await connection.execute(query)).all():
+        reason = _skip_reason(row.essential, row.opted_out_at, row.unreachable_at,
+                              row.active_at)
+        if reason is not None:
+            skipped.append({"row_id": row.id, "reason": reason})
+            continue
+        claimed.append(Claimed(
+            id=row.id, contact_id=row.contact_id, channel=row.channel, chat_id=row.chat_id,
+            language=row.language, priority=row.priority, message_key=row.message_key,
+            params=row.params or {}, actions=row.actions or [], body=row.body,
+            parts_sent=row.parts_sent, attempts=row.attempts,
+            broadcast_text=row.broadcast_text, last_inbound_at=row.last_inbound_at,
+            held_before=bool(row.held_before),
+        ))
+    if claimed:
+        await connection.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id.in_([c.id for c in claimed]))
+            .values(status=OutboxStatus.SENDING, lease_until=now + lease)
+        )
+    if skipped:
+        await connection.execute(_SKIP, skipped)
+    return claimed, len(skipped)
+
+
+def _skip_reason(essential: bool, opted_out_at: datetime | None,
+                 unreachable_at: datetime | None, active_at: datetime | None) -> str | None:
+    if unreachable_at is not None and (active_at is None or active_at < unreachable_at):
+        return "unreachable"
+    if not essential and opted_out_at is not None:
+        return "opted out"
+    return None
+
+
+_TABLE = OutboxMessage.__table__
+_SKIP = (
+    update(_TABLE)  # type: ignore[arg-type]
+    .where(_TABLE.c.id == bindparam("row_id"))
+    .values(status=OutboxStatus.SKIPPED, last_error=bindparam("reason"), lease_until=None,
+            body=null())
+)
+
+
+# --- recording outcomes -----------------------------------------------------------
+
+
+class Outcome(enum.Enum):
+    SENT = "sent"
+    RETRY = "retry"
+    FAILED = "failed"
+    UNREACHABLE = "unreachable"
+    HELD = "held"
+
+
+@dataclass(frozen=True)
+class Result:
+    row_id: int
+    outcome: Outcome
+    at: datetime
+    platform_message_id: str | None = None
+    error: str | None = None
+    next_attempt_at: datetime | None = None
+    parts_sent: int = 0
+    contact_id: int | None = None
+
+
+_SETTLE_SENT = (
+    update(_TABLE)  # type: ignore[arg-type]
+    .where(_TABLE.c.id == bindparam("row_id"), _TABLE.c.status == OutboxStatus.SENDING)
+    .values(status=OutboxStatus.SENT, platform_message_id=bindparam("b_message_id"),
+            sent_at=bindparam("b_at", type_=UTCDateTime()), lease_until=None,
+            attempts=_TABLE.c.attempts + 1, parts_sent=bindparam("b_parts_sent"),
+            body=null())
+)
+_SETTLE_RETRY = (
+    update(_TABLE)  # type: ignore[arg-type]
+    .where(_TABLE.c.id == bindparam("row_id"), _TABLE.c.status == OutboxStatus.SENDING)
+    .values(status=OutboxStatus.PENDING, lease_until=None, attempts=_TABLE.c.attempts + 1,
+            next_attempt_at=bindparam("b_next_attempt_at", type_=UTCDateTime()),
+            last_error=bindparam("b_error"), parts_sent=bindparam("b_parts_sent"))
+)
+_SETTLE_HELD = (
+    update(_TABLE)  # type: ignore[arg-type]
+    .where(_TABLE.c.id == bindparam("row_id"), _TABLE.c.status == OutboxStatus.SENDING)
+    .values(status=OutboxStatus.HELD, lease_until=None,
+            platform_message_id=bindparam("b_message_id"), last_error=bindparam("b_error"))
+)
+_SETTLE_FAILED = (
+    update(_TABLE)  # type: ignore[arg-type]
+    .where(_TABLE.c.id == bindparam("row_id"), _TABLE.c.status == OutboxStatus.SENDING)
+    .values(status=OutboxStatus.FAILED, lease_until=None, attempts=_TABLE.c.attempts + 1,
+            last_error=bindparam("b_error"), parts_sent=bindparam("b_parts_sent"),
+            body=null())
+)
+
+
+async def record(connection: AsyncConnection, results: Iterable[Result]) -> None:
+    """Write what became of sent rows, in the caller's transaction.
+
+    Only rows still being sent are changed: a row whose lease ran out and that another
+    dispatcher took over is that dispatcher's to settle.
+    """
+    by_kind: dict[Outcome, list[dict[str, Any]]] = {o: [] for o in Outcome}
+    for r in results:
+        by_kind[r.outcome].append({
+            # Bind names differ from column names: SQLAlchemy would SET a column that a
+            # parameter of an UPDATE names.
+            "row_id": r.row_id, "b_message_id": r.platform_message_id, "b_at": r.at,
+            "b_error": (r.error or "")[:200] or None, "b_next_attempt_at": r.next_attempt_at,
+            "b_parts_sent": r.parts_sent,
+        })
+    if by_kind[Outcome.SENT]:
+        await connection.execute(_SETTLE_SENT, by_kind[Outcome.SENT])
+    if by_kind[Outcome.RETRY]:
+        await connection.execute(_SETTLE_RETRY, by_kind[Outcome.RETRY])
+    if by_kind[Outcome.HELD]:
+        await connection.execute(_SETTLE_HELD, by_kind[Outcome.HELD])
+    failed = by_kind[Outcome.FAILED] + by_kind[Outcome.UNREACHABLE]
+    if failed:
+        await connection.execute(_SETTLE_FAILED, failed)
+    for r in results:
+        if r.outcome is Outcome.UNREACHABLE and r.contact_id is not None:
+            await mark_unreachable(connection, r.contact_id, r.at)
+
+
+async def mark_unreachable(connection: AsyncConnection, contact_id: int, now: datetime) -> None:
+    """The person blocked the bot or left: skip what waits for them until they write."""
+    await connection.execute(
+        update(Contact).where(Contact.id == contact_id).values(unreachable_at=now)
+    )
+    await connection.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.contact_id == contact_id,
+               OutboxMessage.status == OutboxStatus.PENDING)
+        .values(status=OutboxStatus.SKIPPED, last_error="unreachable", body=null())
+    )
+
+
+async def release_held(connection: AsyncConnection, contact_id: int, now: datetime) -> int:
+    """The person wrote: what was held for them, on this app or another of theirs, is due
+    now, after the answer. Returns how many rows."""
+    person = (select(func.coalesce(Contact.person_id, Contact.id))
+              .where(Contact.id == contact_id).scalar_subquery())
+    theirs = select(Contact.id).where(or_(Contact.id == person, Contact.person_id == person))
+    result = await connection.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.contact_id.in_(theirs),
+               OutboxMessage.status == OutboxStatus.HELD)
+        .values(status=OutboxStatus.PENDING, next_attempt_at=now, last_error=None))
+    return max(result.rowcount or 0, 0)
+
+
+async def extend_leases(connection: AsyncConnection, row_ids: Sequence[int],
+                        until: datetime) -> None:
+    """The process holding these rows is alive and still means to send them."""
+    await connection.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id.in_(row_ids), OutboxMessage.status == OutboxStatus.SENDING)
+        .values(lease_until=until)
+    )
+
+
+async def prune(connection: AsyncConnection, before: datetime) -> int:
+    """Forget settled rows written before `before` (they name who was told what)."""
+    result = await connection.execute(
+        delete(OutboxMessage)
+        .where(OutboxMessage.status.not_in(UNSETTLED), OutboxMessage.created_at < before)
+    )
+    return max(result.rowcount or 0, 0)
+
+
+async def next_due_at(connection: AsyncConnection, channels: Sequence[str]) -> datetime | None:
+    """When the earliest row waiting for a retry or a lease becomes due."""
+    moment = func.coalesce(OutboxMessage.lease_until, OutboxMessage.next_attempt_at)
+    return await connection.scalar(
+        select(func.min(moment))
+        .join(Contact, Contact.id == OutboxMessage.contact_id)
+        .where(OutboxMessage.status.in_(UNSETTLED), Contact.channel.in_(channels))
+    )
+
+
+async def status_counts(session: AsyncSession, broadcast_id: int | None = None
+                        ) -> dict[str, int]:
+    query = select(OutboxMessage.status, func.count()).group_by(OutboxMessage.status)
+    if broadcast_id is not None:
+        query = query.where(OutboxMessage.broadcast_id == broadcast_id)
+    return {status: count for status, count in (await session.execute(query)).all()}
+
+
+async def latest_failures(session: AsyncSession, limit: int = 10) -> list[OutboxMessage]:
+    """The most recent rows given up on, newest first (for the operator)."""
+    result = await session.scalars(
+        select(OutboxMessage).where(OutboxMessage.status == OutboxStatus.FAILED)
+        .order_by(OutboxMessage.id.desc()).limit(limit)
+    )
+    return list(result.all())
