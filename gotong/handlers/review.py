@@ -20,7 +20,7 @@ from gotong.handlers.staff_actions import (
     resolve,
 )
 from gotong.handlers.staff_actions import REJECT_PROOF as REJECT
-from gotong.handlers.stock import quantity_text
+from gotong.handlers.stock import amount_text
 from gotong.handlers.tasks import volunteer_choices
 from gotong.handlers.turn import Turn
 from gotong.handlers.validators import Invalid, parse_id, parse_short_text
@@ -147,8 +147,7 @@ async def show_review(turn: Turn, prefix: str | None = None) -> list[Reply]:
     place = turn.areas.place(request.village_id)
     lines = [turn.t("review.delivery", reference=request.reference,
                     place=place.display() if place else "",
-                    what=quantity_text(turn, delivery.category, delivery.quantity),
-                    category=turn.t(f"category.{delivery.category}"),
+                    what=amount_text(turn, delivery.category, delivery.quantity),
                     volunteer=volunteer.name if volunteer else "-",
                     status=turn.t(f"delivery.{delivery.status}"))]
     if delivery.disputed:

@@ -8,7 +8,7 @@ from sqlalchemy import select
 from gotong.handlers.forms import Choice, match_choice
 from gotong.handlers.messages import Hint, Incoming, Kind, Option, Reply
 from gotong.handlers.notices import notice_reply
-from gotong.handlers.stock import quantity_text
+from gotong.handlers.stock import amount_text
 from gotong.handlers.turn import Turn
 from gotong.models.allocation import pledge_progress
 from gotong.models.delivery import UNDER_WAY, Delivery
@@ -82,9 +82,8 @@ async def _pledge_status(turn: Turn, pledges: list[Pledge]) -> Reply:
     blocks = []
     for pledge in pledges:
         progress = await pledge_progress(turn.session, turn.areas, pledge)
-        what = quantity_text(turn, pledge.category, pledge.quantity)
+        what = amount_text(turn, pledge.category, pledge.quantity)
         lines = [turn.t("status.pledge", code=pledge.code, what=what,
-                        category=turn.t(f"category.{pledge.category}"),
                         status=turn.t(f"pledge.{pledge.status}"))]
         if pledge.status == PledgeStatus.RECEIVED:
             lines.append(turn.t("status.pledge_progress", **progress))

@@ -24,11 +24,23 @@ RECEIVE = "p"
 AS_PLEDGED = "all"
 
 
+def _thousands(quantity: int) -> str:
+    """1000 as "1.000": thousands marked the Indonesian way."""
+    return f"{quantity:,}".replace(",", ".")
+
+
 def quantity_text(turn: Turn, category: str, quantity: int) -> str:
-    """"1.000 packages", "50.000 rupiah": thousands marked the Indonesian way."""
-    amount = f"{quantity:,}".replace(",", ".")
+    """"1.000 packages", "50.000 rupiah": the count and its unit, for where the category
+    is named already (a stock line, a prompt about the category chosen)."""
     unit = turn.t(f"unit_one.{category}") if quantity == 1 else turn.t(f"unit.{category}")
-    return turn.t("stock.quantity", quantity=amount, unit=unit)
+    return turn.t("stock.quantity", quantity=_thousands(quantity), unit=unit)
+
+
+def amount_text(turn: Turn, category: str, quantity: int) -> str:
+    """"1 paket sembako", "3 staple food packages": the count with what it counts, for a
+    line about one pledge or delivery. One message per category, as joining a unit to
+    the category's name repeats the unit ("1 paket Paket sembako")."""
+    return turn.t(f"amount.{category}", quantity=_thousands(quantity))
 
 
 def _pledge_line(turn: Turn, pledge: Pledge) -> str:
@@ -36,8 +48,7 @@ def _pledge_line(turn: Turn, pledge: Pledge) -> str:
         "incoming.pickup", address=pledge.pickup_address or "",
         window=pledge.pickup_window or "")
     return turn.t("incoming.pledge", code=pledge.code,
-                  category=turn.t(f"category.{pledge.category}"),
-                  quantity=quantity_text(turn, pledge.category, pledge.quantity),
+                  quantity=amount_text(turn, pledge.category, pledge.quantity),
                   donor=pledge.donor_name, phone=pledge.phone, handover=handover)
 
 

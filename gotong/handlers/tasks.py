@@ -15,7 +15,7 @@ from gotong.handlers.messages import Hint, Incoming, Kind, Option, Reply
 from gotong.handlers.notices import notice_reply
 from gotong.handlers.staff import actor, coverage, not_staff, refuse
 from gotong.handlers.staff_actions import Refusal, assign_volunteer
-from gotong.handlers.stock import quantity_text
+from gotong.handlers.stock import amount_text
 from gotong.handlers.turn import Turn
 from gotong.handlers.validators import Invalid, parse_id, parse_short_text, small_number
 from gotong.models.audit import audit
@@ -73,8 +73,7 @@ async def _area_line(turn: Turn, delivery: Delivery) -> str:
     assert request is not None
     village = turn.areas.get(request.village_id)
     return turn.t("task.area_line", reference=request.reference,
-                  what=quantity_text(turn, delivery.category, delivery.quantity),
-                  category=turn.t(f"category.{delivery.category}"),
+                  what=amount_text(turn, delivery.category, delivery.quantity),
                   kelurahan=village.name if village else "", rw=request.rw,
                   status=_status(turn, delivery))
 
@@ -141,8 +140,7 @@ async def task_card(turn: Turn, delivery: Delivery, prefix: str | None = None) -
         details = turn.t("task.details", reference=request.reference, name=request.head_name,
                          phone=request.phone, street=request.street, rt=request.rt,
                          rw=request.rw, place=place.display() if place else "",
-                         what=quantity_text(turn, delivery.category, delivery.quantity),
-                         category=turn.t(f"category.{delivery.category}"),
+                         what=amount_text(turn, delivery.category, delivery.quantity),
                          needs=", ".join(turn.t(f"need.{n}") for n in request.needs),
                          status=_status(turn, delivery))
     else:

@@ -188,7 +188,7 @@ async def test_the_aid_chain_from_request_to_allocation_and_who_hears_what(
 
     # 6. Staff receive the pledge and count 8.
     [listing] = await staff.say("/donasi_masuk")
-    assert f"1. {code}: 10 paket Paket sembako, dari Maria Lestari" in listing.text
+    assert f"1. {code}: 10 paket sembako, dari Maria Lestari" in listing.text
     [question] = await staff.tap(f"Terima {code}")
     assert f"Berapa {code} yang tiba? Dijanjikan: 10 paket." in question.text
     [reply] = await staff.say("8")

@@ -168,7 +168,7 @@ async def test_the_life_of_aid_from_request_to_rated_delivery(
     code = await pledge_one_package(maria)
     assert len(maria.messages) == DONOR_TEXTS
     [incoming] = await staff.say("/donasi_masuk")
-    assert (f"1. {code}: 1 paket Paket sembako, dari Maria Lestari (+6281355557777). "
+    assert (f"1. {code}: 1 paket sembako, dari Maria Lestari (+6281355557777). "
             "Diantar ke posko.") in incoming.text
     [question] = await staff.tap(f"Terima {code}")
     assert question.text.startswith(f"Berapa {code} yang tiba? Dijanjikan: 1 paket.")
@@ -220,10 +220,10 @@ async def test_the_life_of_aid_from_request_to_rated_delivery(
     # Staff assign the delivery to the volunteer.
     [waiting] = await staff.say("/tugaskan")
     assert waiting.text == ("Pengantaran yang menunggu relawan (terlama dulu):\n"
-                            f"1. {ref}: 1 paket Paket sembako, Karet Semanggi RW 005 "
+                            f"1. {ref}: 1 paket sembako, Karet Semanggi RW 005 "
                             "(menunggu relawan)")
     [choose] = await staff.tap("Tugaskan 1")
-    assert choose.text == (f"{ref}: 1 paket Paket sembako, Karet Semanggi RW 005 "
+    assert choose.text == (f"{ref}: 1 paket sembako, Karet Semanggi RW 005 "
                            "(menunggu relawan)\n"
                            "Relawan yang menjangkau wilayah ini, yang paling longgar dulu:\n"
                            "1. Budi Santoso (Motor), 0 tugas berjalan")
@@ -243,9 +243,9 @@ async def test_the_life_of_aid_from_request_to_rated_delivery(
     task_notice = budi.last
     assert [label for label, _ in task_notice.buttons()] == ["Open the task"]
     [task_list] = await budi.say("/tasks")
-    assert task_list.text == (f"Your tasks:\n1. {ref}: 1 package of Staple food packages, "
+    assert task_list.text == (f"Your tasks:\n1. {ref}: 1 staple food package, "
                               "Karet Semanggi RW 005 (assigned)")
-    details = ("Deliver: 1 package of Staple food packages\n"
+    details = ("Deliver: 1 staple food package\n"
                "To: Siti Aminah, +6281234567890\n"
                "Address: Jl. Melati No. 5, RT 003/RW 005, Karet Semanggi, Setia Budi, "
                "Kota Jakarta Selatan 12930\n"

@@ -66,6 +66,7 @@ DYNAMIC: dict[str, list[str]] = {
     "category.": list(CATEGORIES),
     "unit.": list(CATEGORIES),
     "unit_one.": list(CATEGORIES),
+    "amount.": list(CATEGORIES),
     "donor.": ["individual", "organisation", "drop", "pickup"],
 }
 DYNAMIC_KEYS = sorted(prefix + suffix for prefix, suffixes in DYNAMIC.items()

@@ -90,7 +90,7 @@ async def test_staff_receive_a_counted_quantity_and_the_donor_hears_it(
     pledge = await world.pledge(aggregator, 10)
     staff = await join(world, aggregator, "staff-timur")
     await staff.say("/incoming")
-    assert "10 packages of Staple food packages, from Donatur" in staff.last.text
+    assert "10 staple food packages, from Donatur" in staff.last.text
     await staff.tap(staff.option_id("Received"))
     assert "Pledged: 10 packages" in staff.last.text
     await staff.say("about eight")
@@ -188,7 +188,7 @@ async def test_a_donor_sees_their_pledges_and_cancels_one_not_yet_received(
             pledge.contact_id = contact.id
     await donor.say("/status")
     status = "\n".join(r.text for r in donor.replies[-2:])
-    assert "packages of Staple food packages, waiting to be received" in status
+    assert "staple food packages, waiting to be received" in status
     assert "4 received, 0 set aside for 0 households, 0 delivered." in status
     [cancel] = [o for r in donor.replies[-2:] for o in r.options if o.id.startswith("cancel:")]
     await donor.tap(cancel.id, context="req")

@@ -53,7 +53,7 @@ async def test_the_aid_chain_on_whatsapp(config: Config, services: Services,
         assert verified.text.startswith(f"{reference} sudah diverifikasi")
 
         [listing] = await rina.say("/donasi_masuk")
-        assert f"1. {code}: 10 paket Paket sembako, dari Maria Lestari" in listing.text
+        assert f"1. {code}: 10 paket sembako, dari Maria Lestari" in listing.text
         [question] = await rina.tap(f"Terima {code}")
         assert f"Berapa {code} yang tiba?" in question.text
         [received] = await rina.say("8")
