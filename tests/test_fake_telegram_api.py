@@ -48,11 +48,11 @@ from telegram.request._requestparameter import RequestParameter
 from tests.fakes.telegram_api import (
     FakeTelegramAPI,
     UploadedFile,
-    _RateWindow,
     decode_form_value,
     post_webhook,
 )
 from tests.fakes.telegram_updates import TgUser, UpdateFactory
+from tests.fakes.traffic import RateWindow
 
 AnyApp = Application[Any, Any, Any, Any, Any, Any]
 
@@ -368,32 +368,32 @@ async def test_rate_limits_answer_429(
 
 
 def test_rate_window_capacity_and_window() -> None:
-    per_chat = _RateWindow.from_rate(1.0)
+    per_chat = RateWindow.from_rate(1.0)
     assert (per_chat.capacity, per_chat.window) == (1, 1.0)
     per_chat.hit(100.0)
     assert per_chat.retry_after(100.999) == 1  # less than 1.0 s after the accepted one
     assert per_chat.retry_after(101.0) is None
 
-    overall = _RateWindow.from_rate(30.0)
+    overall = RateWindow.from_rate(30.0)
     assert (overall.capacity, overall.window) == (30, 1.0)
-    group = _RateWindow.from_rate(20.0, 60.0)
+    group = RateWindow.from_rate(20.0, 60.0)
     assert (group.capacity, group.window) == (20, 60.0)
     for second in range(20):
         group.hit(float(second))
     assert group.retry_after(30.0) == 30  # the first hit leaves the window at 60 s
     assert group.retry_after(60.0) is None
-    slow = _RateWindow.from_rate(0.5)
+    slow = RateWindow.from_rate(0.5)
     assert (slow.capacity, slow.window) == (1, 2.0)
 
-    window = _RateWindow(3, 10.0)
+    window = RateWindow(3, 10.0)
     for at in (0.0, 1.0, 2.0):
         assert window.retry_after(at) is None
         window.hit(at)
     assert window.retry_after(9.5) == 1
     with pytest.raises(ValueError):
-        _RateWindow(0, 1.0)
+        RateWindow(0, 1.0)
     with pytest.raises(ValueError):
-        _RateWindow.from_rate(0.0)
+        RateWindow.from_rate(0.0)
 
 
 async def test_per_chat_violations_are_counted(fake: FakeTelegramAPI) -> None:

@@ -36,18 +36,18 @@ import asyncio
 import contextlib
 import copy
 import json
-import math
 import re
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, Self
 
 import aiohttp
 from aiohttp import web
+
+from tests.fakes.traffic import ChangeNotifier, FloodLimits
 
 __all__ = [
     "FakeApiError",
@@ -83,7 +83,6 @@ _POLL_TERMINATED = (
 )
 
 # Token shape Telegram recognises: a wrong but well formed token gets 401, anything else 404.
-_T = TypeVar("_T")
 _TOKEN_SHAPE = re.compile(r"^\d+:[A-Za-z0-9_-]+$")
 _SECRET_TOKEN_SHAPE = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 _COMMAND_SHAPE = re.compile(r"^[a-z0-9_]{1,32}$")
@@ -95,9 +94,6 @@ _OPT_IN_UPDATE_TYPES = frozenset({"chat_member", "message_reaction", "message_re
 # :attr:`FakeTelegramAPI.response_delay`.
 _RATE_LIMITED_METHODS = frozenset({"sendmessage"})
 _DELAYED_METHODS = _RATE_LIMITED_METHODS
-
-# Length of the sliding window of the per-group limit.
-_GROUP_WINDOW_SECONDS = 60.0
 
 # Tags Telegram's HTML parse mode understands; anything else is refused.
 _HTML_TAGS = frozenset(
@@ -235,68 +231,6 @@ class _FailureRule:
     chat_id: int | None
 
 
-class _Notifier:
-    """Wakes every coroutine waiting for "something changed" (usable from sync code)."""
-
-    def __init__(self) -> None:
-        self._event = asyncio.Event()
-
-    def notify(self) -> None:
-        self._event.set()
-        self._event = asyncio.Event()
-
-    async def wait(self, seconds: float) -> None:
-        """Wait for the next :meth:`notify`, or at most ``seconds``."""
-        event = self._event
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(max(seconds, 0.0)):
-                await event.wait()
-
-
-class _RateWindow:
-    """Sliding-window limiter: at most ``capacity`` hits in any ``window`` seconds.
-
-    A hit is allowed once the hit ``capacity`` places before it is at least ``window`` seconds
-    old (with capacity 1 and window 1.0, hits must be at least 1.0 s apart).
-    """
-
-    def __init__(self, capacity: int, window: float) -> None:
-        if capacity < 1:
-            raise ValueError("capacity must be at least 1")
-        if window <= 0:
-            raise ValueError("window must be positive")
-        self.capacity = capacity
-        self.window = window
-        self._hits: deque[float] = deque()
-
-    @classmethod
-    def from_rate(cls, rate: float, period: float = 1.0) -> _RateWindow:
-        """A window allowing ``rate`` hits per ``period`` seconds.
-
-        Rates of at least one hit per period give a window of ``period`` and a capacity of
-        ``floor(rate)`` (30/s -> 30 hits in any second, 20/min -> 20 hits in any 60 s).
-        Smaller rates stretch the window to hold one hit (0.5/s -> 1 hit in any 2 s).
-        """
-        if rate <= 0:
-            raise ValueError("rate must be positive")
-        if period <= 0:
-            raise ValueError("period must be positive")
-        if rate >= 1:
-            return cls(math.floor(rate), period)
-        return cls(1, period / rate)
-
-    def retry_after(self, now: float) -> int | None:
-        """Seconds to wait if one more hit now would exceed the limit, else ``None``."""
-        while self._hits and self._hits[0] <= now - self.window:
-            self._hits.popleft()
-        if len(self._hits) < self.capacity:
-            return None
-        return max(1, math.ceil(self._hits[0] + self.window - now))
-
-    def hit(self, now: float) -> None:
-        self._hits.append(now)
-
-
 def decode_form_value(name: str, value: str) -> Any:
     """Decode one form-encoded parameter the way the Bot API reads it.
 
@@ -401,10 +335,6 @@ class FakeTelegramAPI:
         self.call_times: list[float] = []
         #: Seconds every ``sendMessage`` waits before it is answered (0: answer at once).
         self.response_delay: float = 0.0
-        #: ``sendMessage`` calls refused with 429 because a flood limit was exceeded.
-        self.rate_limit_violations = 0
-        #: :attr:`rate_limit_violations` per chat id of the refused call.
-        self.violations_by_chat: dict[int, int] = {}
         self.commands: dict[tuple[str, str], list[JSONDict]] = {}
         self.webhook: JSONDict | None = None
         self.callback_answers: list[JSONDict] = []
@@ -419,14 +349,10 @@ class FakeTelegramAPI:
         self._allowed_updates: list[str] | None = None
         self._poll_generation = 0
         self._failures: list[_FailureRule] = []
-        self._chat_rate: float | None = None
-        self._chat_windows: dict[int, _RateWindow] = {}
-        self._group_rate: float | None = None
-        self._group_windows: dict[int, _RateWindow] = {}
-        self._overall_window: _RateWindow | None = None
+        self._flood_limits: FloodLimits[int] = FloodLimits()
 
-        self._updates_changed = _Notifier()
-        self._changed = _Notifier()  # a call was recorded or a message changed
+        self._updates_changed = ChangeNotifier()
+        self._changed = ChangeNotifier()  # a call was recorded or a message changed
         self._closing = False
         self._runner: web.AppRunner | None = None
         self._port: int | None = None
@@ -549,22 +475,6 @@ class FakeTelegramAPI:
         wanted = method.lower()
         return [params for name, params in self.calls if name.lower() == wanted]
 
-    async def _wait_until(
-        self,
-        ready: Callable[[], _T | None],
-        timeout: float,  # noqa: ASYNC109 - a deadline for the wait, not for an I/O call
-    ) -> _T | None:
-        """What ``ready`` returns once it returns something, or None after ``timeout``."""
-        deadline = asyncio.get_running_loop().time() + timeout
-        while True:
-            result = ready()
-            if result is not None:
-                return result
-            remaining = deadline - asyncio.get_running_loop().time()
-            if remaining <= 0:
-                return None
-            await self._changed.wait(remaining)
-
     async def wait_for_messages(
         self,
         chat_id: int,
@@ -575,7 +485,7 @@ class FakeTelegramAPI:
 
         Raises ``AssertionError`` listing what the chat has if that does not happen in time.
         """
-        messages = await self._wait_until(
+        messages = await self._changed.wait_until(
             lambda: self.messages(chat_id) if len(self.messages(chat_id)) >= count else None,
             timeout,
         )
@@ -597,7 +507,7 @@ class FakeTelegramAPI:
 
         Raises ``AssertionError`` listing the calls seen if that does not happen in time.
         """
-        calls = await self._wait_until(
+        calls = await self._changed.wait_until(
             lambda: self.calls_to(method) if len(self.calls_to(method)) >= count else None,
             timeout,
         )
@@ -671,15 +581,21 @@ class FakeTelegramAPI:
         :attr:`rate_limit_violations` and to the chat's :attr:`violations_by_chat`.  Calling
         this resets the windows and the violation counts.
         """
-        self._chat_rate = per_chat_per_second
-        self._chat_windows = {}
-        self._group_rate = per_group_per_minute
-        self._group_windows = {}
-        self._overall_window = (
-            _RateWindow.from_rate(overall_per_second) if overall_per_second is not None else None
+        self._flood_limits = FloodLimits(
+            overall_per_second=overall_per_second,
+            per_chat_per_second=per_chat_per_second,
+            per_group_per_minute=per_group_per_minute,
         )
-        self.rate_limit_violations = 0
-        self.violations_by_chat = {}
+
+    @property
+    def rate_limit_violations(self) -> int:
+        """``sendMessage`` calls refused with 429 because a flood limit was exceeded."""
+        return self._flood_limits.violations
+
+    @property
+    def violations_by_chat(self) -> dict[int, int]:
+        """:attr:`rate_limit_violations` per chat id of the refused call."""
+        return self._flood_limits.violations_by_chat
 
     def add_method(self, name: str, handler: MethodHandler) -> None:
         """Serve (or override) a Bot API method: ``handler(params)`` returns the ``result``.
@@ -854,39 +770,16 @@ class FakeTelegramAPI:
             raise _bad_request("message can't be edited")
         raise _bad_request(not_found)
 
-    def _rate_windows(self, chat_id: int) -> list[_RateWindow]:
-        """The flood-limit windows a message to ``chat_id`` has to fit in."""
-        windows: list[_RateWindow] = []
-        if chat_id < 0:
-            if self._group_rate is not None:
-                if chat_id not in self._group_windows:
-                    self._group_windows[chat_id] = _RateWindow.from_rate(
-                        self._group_rate, _GROUP_WINDOW_SECONDS
-                    )
-                windows.append(self._group_windows[chat_id])
-        elif self._chat_rate is not None:
-            if chat_id not in self._chat_windows:
-                self._chat_windows[chat_id] = _RateWindow.from_rate(self._chat_rate)
-            windows.append(self._chat_windows[chat_id])
-        if self._overall_window is not None:
-            windows.append(self._overall_window)
-        return windows
-
     def _check_rate_limits(self, method: str, chat_id: int, now: float) -> None:
         """Refuse a call over a flood limit with 429 (counting the violation) or record it."""
         if method.lower() not in _RATE_LIMITED_METHODS:
             return
-        windows = self._rate_windows(chat_id)
-        waits = [w for w in (window.retry_after(now) for window in windows) if w is not None]
-        if waits:
-            retry_after = max(waits)
-            self.rate_limit_violations += 1
-            self.violations_by_chat[chat_id] = self.violations_by_chat.get(chat_id, 0) + 1
+        # Negative chat ids are groups and supergroups, which Telegram limits per minute.
+        retry_after = self._flood_limits.admit(chat_id, now, group=chat_id < 0)
+        if retry_after is not None:
             raise FakeApiError(
                 429, f"Too Many Requests: retry after {retry_after}", retry_after=retry_after
             )
-        for window in windows:
-            window.hit(now)
 
     # ------------------------------------------------------------------ API methods
 

@@ -38,22 +38,21 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import copy
 import itertools
 import json
-import math
 import re
 import secrets
 import time
 import uuid
-from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self
 
 from aiohttp import web
+
+from tests.fakes.traffic import ChangeNotifier, FloodLimits
 
 __all__ = [
     "ERROR_MESSAGES",
@@ -285,46 +284,6 @@ class _FailureRule:
     to: str | None
 
 
-class _Notifier:
-    """Wakes every coroutine waiting for "something changed" (callable from sync code)."""
-
-    def __init__(self) -> None:
-        self._event = asyncio.Event()
-
-    def notify(self) -> None:
-        self._event.set()
-        self._event = asyncio.Event()
-
-    async def wait(self, seconds: float) -> None:
-        """Wait for the next :meth:`notify`, or at most ``seconds``."""
-        event = self._event
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(max(seconds, 0.0)):
-                await event.wait()
-
-
-class _RateWindow:
-    """Sliding window: at most ``capacity`` accepted sends in any ``window`` seconds."""
-
-    def __init__(self, per_second: float) -> None:
-        if per_second <= 0:
-            raise ValueError("per_second must be positive")
-        # Rates under one a second stretch the window so that it still holds one send.
-        if per_second >= 1:
-            self.capacity, self.window = math.floor(per_second), 1.0
-        else:
-            self.capacity, self.window = 1, 1.0 / per_second
-        self._hits: deque[float] = deque()
-
-    def full(self, now: float) -> bool:
-        while self._hits and self._hits[0] <= now - self.window:
-            self._hits.popleft()
-        return len(self._hits) >= self.capacity
-
-    def hit(self, now: float) -> None:
-        self._hits.append(now)
-
-
 class FakeWhatsAppAPI:
     """A fake WhatsApp Cloud API server; see the module docstring for the behaviour.
 
@@ -359,12 +318,10 @@ class FakeWhatsAppAPI:
         self.outside_window: set[str] = set()
         #: Seconds every send waits before it is answered (mark-as-read calls do not).
         self.response_delay: float = 0.0
-        #: Sends refused with 130429 by :meth:`enforce_rate_limit` since it was last called.
-        self.rate_limit_violations = 0
 
         self._failures: list[_FailureRule] = []
-        self._rate: _RateWindow | None = None
-        self._changed = _Notifier()
+        self._rate_limit: FloodLimits[str] = FloodLimits()
+        self._changed = ChangeNotifier()
         self._runner: web.AppRunner | None = None
         self._port: int | None = None
 
@@ -461,21 +418,24 @@ class FakeWhatsAppAPI:
     ) -> list[SentMessage]:
         """Wait until at least ``count`` messages were accepted (to ``to`` if given) and
         return them; ``AssertionError`` listing what was sent if that takes over ``timeout``."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while True:
-            messages = self.messages if to is None else self.sent_to(to)
-            if len(messages) >= count:
-                return list(messages)
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                raise AssertionError(
-                    f"expected at least {count} message(s)"
-                    f"{'' if to is None else f' to {to}'} within {timeout}s, got "
-                    f"{len(messages)}: {[m.text for m in messages]!r}; refusals: "
-                    f"{[(r.code, r.details) for r in self.refusals]!r}"
-                )
-            await self._changed.wait(remaining)
+
+        def accepted() -> list[SentMessage]:
+            return list(self.messages) if to is None else self.sent_to(to)
+
+        def enough() -> list[SentMessage] | None:
+            messages = accepted()
+            return messages if len(messages) >= count else None
+
+        messages = await self._changed.wait_until(enough, timeout)
+        if messages is None:
+            got = accepted()
+            raise AssertionError(
+                f"expected at least {count} message(s)"
+                f"{'' if to is None else f' to {to}'} within {timeout}s, got "
+                f"{len(got)}: {[m.text for m in got]!r}; refusals: "
+                f"{[(r.code, r.details) for r in self.refusals]!r}"
+            )
+        return messages
 
     # ------------------------------------------------------------------ test controls
 
@@ -525,8 +485,12 @@ class FakeWhatsAppAPI:
         second (rates under 1 allow one send per ``1 / per_second`` seconds).  Refusals are
         counted in :attr:`rate_limit_violations`, which this resets.
         """
-        self._rate = _RateWindow(per_second) if per_second is not None else None
-        self.rate_limit_violations = 0
+        self._rate_limit = FloodLimits(overall_per_second=per_second)
+
+    @property
+    def rate_limit_violations(self) -> int:
+        """Sends refused with 130429 by :meth:`enforce_rate_limit` since it was last called."""
+        return self._rate_limit.violations
 
     # ------------------------------------------------------------------ HTTP plumbing
 
@@ -614,11 +578,8 @@ class FakeWhatsAppAPI:
         if kind != "template" and to in self.outside_window:
             return self._refuse(path, body, GraphError(OUTSIDE_WINDOW, _ERROR_DETAILS[131047]))
         now = time.monotonic()
-        if self._rate is not None:
-            if self._rate.full(now):
-                self.rate_limit_violations += 1
-                return self._refuse(path, body, GraphError(THROUGHPUT, _ERROR_DETAILS[130429]))
-            self._rate.hit(now)
+        if self._rate_limit.admit(to, now) is not None:
+            return self._refuse(path, body, GraphError(THROUGHPUT, _ERROR_DETAILS[130429]))
         message = SentMessage(to=to, type=kind, payload=copy.deepcopy(body), id=new_wamid(), at=now)
         self.messages.append(message)
         self._changed.notify()
