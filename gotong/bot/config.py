@@ -65,6 +65,8 @@ class WhatsAppConfig:
     # The number's throughput, and messages a second to one person.
     messages_per_second: float = 80.0
     chat_messages_per_second: float = 1.0
+    # Chats whose messages one process handles at once (each chat in order).
+    max_concurrent_chats: int = 16
     # Approved templates for news outside the 24-hour window, as "catalog key=template
     # name" (each with one body parameter, the text of the news), in every language of
     # the catalog; and the generic one ("you have an update, reply to see it").
@@ -168,6 +170,22 @@ class NotificationsConfig:
 
 
 @dataclass(frozen=True)
+class InboundConfig:
+    # A process that stops while handling an update (killed, paused) holds its chat for at
+    # most this long; then another process (or this one, restarted) takes it over.
+    lease_seconds: float = 60.0
+    # An update that keeps failing for a reason other than the database is set aside after
+    # this many attempts, retried after about retry_base_seconds, doubling up to
+    # retry_max_seconds; a database failure is retried until the database is back.
+    max_attempts: int = 5
+    retry_base_seconds: float = 1.0
+    retry_max_seconds: float = 60.0
+    # Updates stored by other processes (webhooks that reached them) are looked for this
+    # often when this process has room for more chats.
+    poll_seconds: float = 1.0
+
+
+@dataclass(frozen=True)
 class LoggingConfig:
     level: str = "INFO"
 
@@ -185,6 +203,7 @@ class Config:
     requests: RequestsConfig = field(default_factory=RequestsConfig)
     aid: AidConfig = field(default_factory=AidConfig)
     notifications: NotificationsConfig = field(default_factory=NotificationsConfig)
+    inbound: InboundConfig = field(default_factory=InboundConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
 
     @property
@@ -208,7 +227,7 @@ _SECTION_TYPES: dict[str, type[Any]] = {
     "web": WebConfig,
     "i18n": I18nConfig, "privacy": PrivacyConfig, "areas": AreasConfig,
     "dialogs": DialogsConfig, "requests": RequestsConfig, "aid": AidConfig,
-    "notifications": NotificationsConfig, "logging": LoggingConfig,
+    "notifications": NotificationsConfig, "inbound": InboundConfig, "logging": LoggingConfig,
 }
 
 
@@ -343,6 +362,14 @@ def validate(config: Config) -> None:
             )
     if tg.max_concurrent_chats < 1:
         raise ConfigError("telegram.max_concurrent_chats must be at least 1")
+    if config.whatsapp.max_concurrent_chats < 1:
+        raise ConfigError("whatsapp.max_concurrent_chats must be at least 1")
+    inbound = config.inbound
+    for key in ("lease_seconds", "retry_base_seconds", "retry_max_seconds", "poll_seconds"):
+        if getattr(inbound, key) <= 0:
+            raise ConfigError(f"inbound.{key} must be positive")
+    if inbound.max_attempts < 1:
+        raise ConfigError("inbound.max_attempts must be at least 1")
     _validate_whatsapp(config.whatsapp)
     _validate_web(config.web)
     if config.i18n.default_language not in LANGUAGES:

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from aiohttp import web
 
 from gotong.bot.channels.delivery import Channel
+from gotong.bot.channels.inbound import InboundSettings
 from gotong.bot.channels.telegram import TelegramChannel
 from gotong.bot.channels.webchat import SCREENS, WebChat
 from gotong.bot.channels.whatsapp import WhatsAppChannel
@@ -45,6 +46,15 @@ def dispatch_settings(config: Config) -> DispatchSettings:
         digest_interval=timedelta(minutes=n.digest_minutes),
         linked_delivery=LinkedDelivery(n.linked_delivery),
     )
+
+
+def inbound_settings(config: Config) -> InboundSettings:
+    i = config.inbound
+    return InboundSettings(lease=timedelta(seconds=i.lease_seconds),
+                           max_attempts=i.max_attempts,
+                           retry_base=timedelta(seconds=i.retry_base_seconds),
+                           retry_max=timedelta(seconds=i.retry_max_seconds),
+                           poll=timedelta(seconds=i.poll_seconds))
 
 
 def telegram_limits(config: Config) -> Limits:
@@ -81,13 +91,15 @@ class ChannelKind:
 def _telegram(config: Config, services: Services) -> Channel | None:
     if not config.telegram.token:
         return None
-    return TelegramChannel(config.telegram, services.conversations, services.sessions)
+    return TelegramChannel(config.telegram, services.conversations, services.sessions,
+                           inbound=inbound_settings(config))
 
 
 def _whatsapp(config: Config, services: Services) -> Channel | None:
     if not config.whatsapp.enabled:
         return None
-    return WhatsAppChannel(config.whatsapp, services.conversations, services.sessions)
+    return WhatsAppChannel(config.whatsapp, services.conversations, services.sessions,
+                           inbound=inbound_settings(config))
 
 
 def _webchat(config: Config, services: Services) -> Channel | None:

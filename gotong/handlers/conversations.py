@@ -54,7 +54,7 @@ from gotong.models.conversation import (
     get_or_create_conversation,
     save_conversation,
 )
-from gotong.models.inbound import claim_inbound
+from gotong.models.inbound import LeaseLost, QueuedUpdate, finish_inbound
 from gotong.models.outbox import HELD_AFTER, enqueue_reply
 from gotong.models.person import link_by_phone
 from gotong.models.sending import release_held
@@ -160,8 +160,10 @@ class Conversations:
         return (await self.handle_update(incoming)).replies
 
     async def handle_update(self, incoming: Incoming, *, keep_reply: bool = False,
-                            edit_message_id: int | None = None) -> Handled:
-        """Run the update's unit of work.
+                            edit_message_id: int | None = None,
+                            queued: QueuedUpdate | None = None) -> Handled:
+        """Run the update's unit of work (and, for an update of the inbound queue, mark it
+        handled in it: LeaseLost, with nothing written, when another process holds it).
 
         With `keep_reply` the replies are also written to the outbox in the same
         transaction, as being sent by the caller; the caller settles that row once it
@@ -171,7 +173,7 @@ class Conversations:
         key = (incoming.channel, incoming.chat_id)
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:
-                handled = await self._handle_once(incoming, keep_reply, edit_message_id)
+                handled = await self._handle_once(incoming, keep_reply, edit_message_id, queued)
             except (StaleDataError, IntegrityError):
                 # Another process handled an update of the same chat at the same moment
                 # (or recorded the same update): run the step again on the fresh state.
@@ -218,12 +220,13 @@ class Conversations:
             self._states.popitem(last=False)
 
     async def _handle_once(self, incoming: Incoming, keep_reply: bool,
-                           edit_message_id: int | None) -> Handled:
+                           edit_message_id: int | None, queued: QueuedUpdate | None
+                           ) -> Handled:
         now = self._clock()
         async with self._engine.connect() as connection, connection.begin():
             work = UnitOfWork(connection)
             try:
-                handled = await self._run(work, incoming, now)
+                handled = await self._run(work, incoming, now, queued)
                 if keep_reply and handled.replies:
                     body = replies_to_body(handled.replies, edit_message_id)
                     handled.reply_id = await enqueue_reply(
@@ -233,13 +236,12 @@ class Conversations:
             finally:
                 await work.close()
 
-    async def _run(self, work: UnitOfWork, incoming: Incoming, now: datetime) -> Handled:
+    async def _run(self, work: UnitOfWork, incoming: Incoming, now: datetime,
+                   queued: QueuedUpdate | None) -> Handled:
         connection = work.connection
-        if incoming.external_id is not None and not await claim_inbound(
-            connection, incoming.channel, incoming.external_id, now
-        ):
-            log.info("dropped a replayed %s update", incoming.channel)
-            return Handled([], contact_id=0)
+        if queued is not None and not await finish_inbound(connection, queued.id,
+                                                           queued.owner, now):
+            raise LeaseLost()
         contact, conversation, created = await self._load_state(work, incoming, now)
         contact_before = (contact.language, contact.verified_phone, contact.opted_out_at,
                           contact.last_inbound_at)

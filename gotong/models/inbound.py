@@ -1,53 +1,95 @@
-"""Inbound updates, recorded once by their platform id.
+"""Inbound updates: one durable queue per chat, shared by every process.
 
-The record is the de-duplication point (a replayed update finds its row and is dropped)
-and, for webhooks, the durable queue: an update is stored before the platform gets its
-200, and one that was stored but not processed is processed after a restart.
+Every update a platform sends (a webhook call, a polled batch) is stored here, keyed by
+its platform id, before the platform is answered: a replayed update finds its row and is
+dropped, and one that was stored but not yet handled is still waiting in its row.
+
+Any process may handle a chat's next update: it claims the oldest waiting update of a
+chat that no live process holds, by writing a lease (its owner name and an expiry) on
+that row. A chat's later updates wait while an earlier one is waiting, leased, or backing
+off after a failure, so each chat's updates are handled strictly in the order they were
+stored. The update is marked handled inside the unit of work that handles it, only while
+the lease is still its handler's; a process that died or stalled loses the lease when it
+expires, and another takes the chat over. On PostgreSQL claims skip rows that another
+process is claiming at the same moment (`FOR UPDATE SKIP LOCKED`).
+
+An update that fails is released with back-off and tried again; the chat waits behind it.
+One that fails for a reason other than the database (a bug, a payload the code cannot
+read) is set aside after a few tries: recorded with its reason, no longer blocking its
+chat, shown to the operator.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
 
-from sqlalchemy import JSON, String, UniqueConstraint, bindparam, select
+from sqlalchemy import (
+    JSON,
+    Index,
+    String,
+    UniqueConstraint,
+    and_,
+    bindparam,
+    exists,
+    func,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, aliased, mapped_column
 
 from gotong.models.base import Base, UTCDateTime, utcnow
+
+# The rows still to handle; the partial index over them keeps claims cheap however many
+# handled rows the table holds.
+_WAITING = "processed_at IS NULL AND set_aside_at IS NULL"
 
 
 class InboundUpdate(Base):
     __tablename__ = "inbound_update"
-    __table_args__ = (UniqueConstraint("channel", "external_id"),)
+    __table_args__ = (
+        UniqueConstraint("channel", "external_id"),
+        Index("ix_inbound_update_waiting", "channel", "chat_id", "id",
+              postgresql_where=text(_WAITING), sqlite_where=text(_WAITING)),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     channel: Mapped[str] = mapped_column(String(16))
     external_id: Mapped[str] = mapped_column(String(128))
+    # The chat whose queue the update is in ("" for records that are no one's turn).
+    chat_id: Mapped[str] = mapped_column(String(128), default="", server_default="")
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
     processed_at: Mapped[datetime | None] = mapped_column(index=True)
     # The raw update, kept only until it is processed (it holds personal data).
     payload: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    attempts: Mapped[int] = mapped_column(default=0, server_default="0")
+    next_attempt_at: Mapped[datetime | None]
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[datetime | None]
+    # Why the last attempt failed: the kind of error only, never what the person wrote.
+    last_error: Mapped[str | None] = mapped_column(String(200))
+    set_aside_at: Mapped[datetime | None]
 
 
-async def store_inbound(
-    session: AsyncSession | AsyncConnection, channel: str, external_id: str,
-    payload: dict[str, Any] | None, now: datetime,
-) -> bool:
-    """Record an update before it is processed; False when it was already recorded."""
-    dialect = session.dialect if isinstance(session, AsyncConnection) \
-        else session.get_bind().dialect
-    insert = _insert_for(dialect.name)
-    result = await session.execute(
-        insert(InboundUpdate)
-        .values(channel=channel, external_id=external_id, payload=payload, received_at=now)
-        .on_conflict_do_nothing(index_elements=[InboundUpdate.channel,
-                                                InboundUpdate.external_id])
-        .returning(InboundUpdate.id)
-    )
-    return result.first() is not None
+class LeaseLost(Exception):
+    """An update's lease is no longer its handler's: another process took the chat over
+    (the handler's unit of work is rolled back)."""
+
+
+class Stored(enum.Enum):
+    NEW = "new"
+    # Stored before and not handled yet: a redelivery, which the queue still holds.
+    WAITING = "waiting"
+    # Handled (or set aside) before: a replay, dropped.
+    DONE = "done"
 
 
 def _insert_for(dialect: str) -> Any:
@@ -55,46 +97,164 @@ def _insert_for(dialect: str) -> Any:
     return postgresql.insert if dialect == "postgresql" else sqlite.insert
 
 
-async def claim_inbound(
-    connection: AsyncConnection, channel: str, external_id: str, now: datetime
-) -> bool:
-    """Mark an update processed within the caller's unit of work.
-
-    Returns False when it was processed before (a replay); the caller then drops it.
-    One statement on every update: insert the record, or, for one stored by the webhook
-    and not yet processed, mark it processed; a processed record matches neither.
-    """
-    statement = _claim_statement(connection.dialect.name)
+async def store_inbound(connection: AsyncConnection | AsyncSession, channel: str,
+                        external_id: str, chat_id: str, payload: dict[str, Any] | None,
+                        now: datetime, *, handled: bool = False) -> Stored:
+    """Record an update in its chat's queue (or, `handled`, only as seen: a record that
+    makes a replay of it a no-op)."""
+    dialect = connection.dialect if isinstance(connection, AsyncConnection) \
+        else connection.get_bind().dialect
+    insert = _insert_for(dialect.name)
     result = await connection.execute(
-        statement, {"channel": channel, "external_id": external_id, "now": now}
+        insert(InboundUpdate)
+        .values(channel=channel, external_id=external_id, chat_id=chat_id,
+                payload=None if handled else payload, received_at=now,
+                processed_at=now if handled else None)
+        .on_conflict_do_nothing(index_elements=[InboundUpdate.channel,
+                                                InboundUpdate.external_id])
+        .returning(InboundUpdate.id)
     )
-    return result.first() is not None
+    if result.first() is not None:
+        return Stored.NEW
+    row = (await connection.execute(
+        select(InboundUpdate.processed_at, InboundUpdate.set_aside_at)
+        .where(InboundUpdate.channel == channel, InboundUpdate.external_id == external_id)
+    )).first()
+    if row is not None and row.processed_at is None and row.set_aside_at is None:
+        return Stored.WAITING
+    return Stored.DONE
+
+
+@dataclass(frozen=True)
+class QueuedUpdate:
+    """A claimed update: its handler holds the chat until `lease_until`."""
+
+    id: int
+    channel: str
+    chat_id: str
+    external_id: str
+    payload: dict[str, Any]
+    attempts: int
+    owner: str
+    lease_until: datetime
+
+
+def _waiting(table: Any) -> Any:
+    return and_(table.processed_at.is_(None), table.set_aside_at.is_(None))
+
+
+async def claim_waiting(connection: AsyncConnection, owner: str, channels: Sequence[str],
+                        now: datetime, lease: timedelta, limit: int) -> list[QueuedUpdate]:
+    """Lease the next update of up to `limit` chats that no one holds, oldest first.
+
+    Runs in the caller's transaction, which should commit at once: the lease, not the
+    transaction, keeps other processes off the chat while its update is handled.
+    """
+    u = InboundUpdate
+    earlier = aliased(InboundUpdate)
+    query = (
+        select(u.id, u.channel, u.chat_id, u.external_id, u.payload, u.attempts)
+        .where(_waiting(u), u.channel.in_(channels),
+               or_(u.next_attempt_at.is_(None), u.next_attempt_at <= now),
+               or_(u.lease_until.is_(None), u.lease_until < now),
+               # Only the chat's oldest waiting update: the others wait their turn.
+               ~exists().where(earlier.channel == u.channel, earlier.chat_id == u.chat_id,
+                               _waiting(earlier), earlier.id < u.id))
+        .order_by(u.id)
+        .limit(limit)
+    )
+    if connection.dialect.name == "postgresql":
+        query = query.with_for_update(of=u, skip_locked=True)
+    rows = (await connection.execute(query)).all()
+    if not rows:
+        return []
+    until = now + lease
+    await connection.execute(
+        update(InboundUpdate).where(InboundUpdate.id.in_([r.id for r in rows]))
+        .values(lease_owner=owner, lease_until=until))
+    return [QueuedUpdate(r.id, r.channel, r.chat_id, r.external_id, r.payload or {},
+                         r.attempts, owner, until) for r in rows]
 
 
 @cache
-def _claim_statement(dialect: str) -> Any:
-    # Built once per dialect: constructing the statement costs more than running it.
-    insert = _insert_for(dialect)
+def _finish_statement() -> Any:
+    # Built once: constructing the statement costs more than running it.
     now = bindparam("now", type_=UTCDateTime())
     return (
-        insert(InboundUpdate)
-        .values(channel=bindparam("channel"), external_id=bindparam("external_id"),
-                received_at=now, processed_at=now)
-        .on_conflict_do_update(
-            index_elements=[InboundUpdate.channel, InboundUpdate.external_id],
-            set_={"processed_at": now, "payload": None},
-            where=InboundUpdate.processed_at.is_(None),
-        )
+        update(InboundUpdate)
+        .where(InboundUpdate.id == bindparam("update_id"),
+               InboundUpdate.lease_owner == bindparam("owner"),
+               InboundUpdate.processed_at.is_(None))
+        .values(processed_at=now, payload=None, lease_owner=None, lease_until=None)
         .returning(InboundUpdate.id)
     )
 
 
-async def unprocessed_payloads(session: AsyncSession, channel: str) -> list[dict[str, Any]]:
-    """Stored updates that were never processed, oldest first (after a crash)."""
-    rows = await session.scalars(
-        select(InboundUpdate.payload)
-        .where(InboundUpdate.channel == channel, InboundUpdate.processed_at.is_(None),
-               InboundUpdate.payload.is_not(None))
-        .order_by(InboundUpdate.id)
-    )
-    return [p for p in rows if p is not None]
+async def finish_inbound(connection: AsyncConnection, update_id: int, owner: str,
+                         now: datetime) -> bool:
+    """Mark a claimed update handled, in the unit of work that handles it.
+
+    False when the lease is no longer the caller's (it expired and another process took
+    the chat over): the caller must then roll its unit of work back.
+    """
+    result = await connection.execute(_finish_statement(),
+                                      {"update_id": update_id, "owner": owner, "now": now})
+    return result.first() is not None
+
+
+async def release_inbound(connection: AsyncConnection, update_id: int, owner: str,
+                          now: datetime, error: str, retry_at: datetime | None) -> None:
+    """Give a claimed update back after a failed attempt: tried again from `retry_at`, or
+    (None) set aside for good, letting its chat go on."""
+    values: dict[str, Any] = {"attempts": InboundUpdate.attempts + 1,
+                              "last_error": error[:200], "lease_owner": None,
+                              "lease_until": None, "next_attempt_at": retry_at}
+    if retry_at is None:
+        values["set_aside_at"] = now
+    await connection.execute(
+        update(InboundUpdate)
+        .where(InboundUpdate.id == update_id, InboundUpdate.lease_owner == owner,
+               InboundUpdate.processed_at.is_(None))
+        .values(**values))
+
+
+async def next_turn_at(connection: AsyncConnection, channels: Sequence[str]
+                       ) -> datetime | None:
+    """When the earliest waiting update that cannot be claimed now becomes claimable (a
+    back-off or a lease running out)."""
+    u = InboundUpdate
+    return await connection.scalar(
+        select(func.min(func.coalesce(u.lease_until, u.next_attempt_at)))
+        .where(_waiting(u), u.channel.in_(channels),
+               or_(u.lease_until.is_not(None), u.next_attempt_at.is_not(None))))
+
+
+@dataclass(frozen=True)
+class SetAside:
+    id: int
+    channel: str
+    received_at: datetime
+    set_aside_at: datetime
+    attempts: int
+    reason: str
+
+
+async def inbound_counts(session: AsyncSession) -> tuple[int, int]:
+    """How many updates wait to be handled, and how many were set aside."""
+    u = InboundUpdate
+    waiting = await session.scalar(select(func.count()).select_from(u).where(_waiting(u)))
+    aside = await session.scalar(
+        select(func.count()).select_from(u)
+        .where(u.processed_at.is_(None), u.set_aside_at.is_not(None)))
+    return waiting or 0, aside or 0
+
+
+async def set_aside_updates(session: AsyncSession, limit: int = 10) -> list[SetAside]:
+    """The latest updates set aside, with why (the kind of error)."""
+    u = InboundUpdate
+    rows = (await session.execute(
+        select(u.id, u.channel, u.received_at, u.set_aside_at, u.attempts, u.last_error)
+        .where(u.processed_at.is_(None), u.set_aside_at.is_not(None))
+        .order_by(u.set_aside_at.desc()).limit(limit))).all()
+    return [SetAside(r.id, r.channel, r.received_at, r.set_aside_at, r.attempts,
+                     r.last_error or "") for r in rows]

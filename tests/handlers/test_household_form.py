@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from gotong.bot.services import Services
 from gotong.handlers.conversations import Conversations
@@ -418,20 +418,6 @@ async def test_volunteering_from_the_menu_says_how_to_join(services: Services) -
     assert "send /volunteer CODE" in chat.last.text
     await chat.say("/nonsense")
     assert "do not know the command /nonsense" in chat.last.text
-
-
-async def test_replayed_update_is_processed_once(services: Services) -> None:
-    chat = Chat(services.conversations)
-    await chat.say("/start")
-    from gotong.handlers.messages import Incoming
-
-    update = Incoming(channel="console", chat_id=chat.chat_id, kind=Kind.CHOICE,
-                      context="menu", option="request", external_id="upd-1")
-    assert await chat.handle(update)
-    assert await chat.handle(update) == []
-    async with services.sessions() as session:
-        assert await session.scalar(select(func.count()).select_from(Conversation)) == 1
-
 
 async def test_many_chats_register_at_the_same_time(services: Services) -> None:
     import asyncio

@@ -2,19 +2,23 @@
 
 A thin adapter: it turns a PTB `Update` into an `Incoming`, hands it to the
 conversations, and renders each `Reply` as a Telegram message with an inline keyboard
-(or a reply keyboard asking for the phone). In webhook mode our aiohttp app owns HTTP
-and the Application, built without an Updater, takes verified updates on its queue.
+(or a reply keyboard asking for the phone). The Application has no Updater: in webhook
+mode our aiohttp app owns HTTP, and in polling mode the channel asks for updates itself.
+Either way each update is stored in the inbound queue (models/inbound.py) before Telegram
+is answered or the polling offset moves past it, and handled from there in order per
+chat, by this process or another.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import json
 import logging
 import re
-import traceback
-from collections.abc import Awaitable, Sequence
+from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -31,8 +35,16 @@ from telegram import (
     ReplyKeyboardRemove,
     Update,
 )
-from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError, TimedOut
-from telegram.ext import Application, BaseUpdateProcessor, ContextTypes, TypeHandler
+from telegram.error import (
+    BadRequest,
+    Conflict,
+    Forbidden,
+    NetworkError,
+    RetryAfter,
+    TelegramError,
+    TimedOut,
+)
+from telegram.ext import Application
 
 from gotong.bot.channels.delivery import (
     Delivered,
@@ -47,11 +59,11 @@ from gotong.bot.channels.delivery import (
     split_text,
 )
 from gotong.bot.channels.http import AiohttpRequest
+from gotong.bot.channels.inbound import InboundQueue, InboundSettings, retry_delay
 from gotong.bot.config import TelegramConfig
 from gotong.handlers.conversations import Conversations
 from gotong.handlers.messages import Hint, Incoming, Kind, Option, Reply
-from gotong.models.base import utcnow
-from gotong.models.inbound import store_inbound, unprocessed_payloads
+from gotong.models.inbound import QueuedUpdate, Stored
 from gotong.models.outbox import Claimed
 
 log = logging.getLogger(__name__)
@@ -62,8 +74,9 @@ WEBHOOK_PATH = "/telegram/webhook"
 MAX_TEXT = 4096
 MAX_CALLBACK_DATA = 64
 ALLOWED_UPDATES = ["message", "callback_query"]
-WAIT_HANDLED_SECONDS = 10
 HTTP_CONNECTIONS = 8
+# Seconds a getUpdates call waits for updates (long polling).
+POLL_TIMEOUT = 10
 # Labels this short fit two to a row on a phone.
 SHORT_LABEL = 18
 
@@ -72,36 +85,10 @@ class MalformedUpdate(ValueError):
     """A webhook payload that does not parse as a Telegram update."""
 
 
-class ChatOrderedProcessor(BaseUpdateProcessor):
-    """Processes updates of different chats concurrently and of one chat in order."""
-
-    def __init__(self, max_concurrent_updates: int) -> None:
-        super().__init__(max_concurrent_updates=max_concurrent_updates)
-        self._locks: dict[int, asyncio.Lock] = {}
-        self._waiting: dict[int, int] = {}
-
-    async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
-        chat = update.effective_chat if isinstance(update, Update) else None
-        if chat is None:
-            await coroutine
-            return
-        lock = self._locks.setdefault(chat.id, asyncio.Lock())
-        self._waiting[chat.id] = self._waiting.get(chat.id, 0) + 1
-        try:
-            async with lock:
-                await coroutine
-        finally:
-            self._waiting[chat.id] -= 1
-            if not self._waiting[chat.id]:
-                # Forget idle chats so that the table does not grow with every user.
-                del self._waiting[chat.id]
-                del self._locks[chat.id]
-
-    async def initialize(self) -> None:
-        pass
-
-    async def shutdown(self) -> None:
-        pass
+def chat_of(update: Update) -> str:
+    """The chat whose queue an update joins: updates of one chat are handled in order."""
+    chat = update.effective_chat or update.effective_user
+    return str(chat.id) if chat is not None else ""
 
 
 def to_incoming(update: Update) -> Incoming | None:
@@ -220,6 +207,7 @@ class TelegramChannel:
         *,
         webhook: bool | None = None,
         outbox: ReplyOutbox | None = None,
+        inbound: InboundSettings | None = None,
     ) -> None:
         self.config = config
         self._conversations = conversations
@@ -227,25 +215,27 @@ class TelegramChannel:
         self.webhook = config.mode == "webhook" if webhook is None else webhook
         # Where replies are settled; without it a reply that fails to send is dropped.
         self.outbox = outbox
-        builder = (
+        self.application = (
             Application.builder()
             .token(config.token)
             .base_url(config.api_base_url)
             .base_file_url(config.api_file_url)
-            .concurrent_updates(ChatOrderedProcessor(config.max_concurrent_chats))
             # A small pool of kept-alive connections serves many chats; Telegram's limits
             # allow only about 30 messages a second anyway.
             .request(AiohttpRequest(HTTP_CONNECTIONS))
             .get_updates_request(AiohttpRequest(1))
+            .updater(None)
+            .build()
         )
-        if self.webhook:
-            builder = builder.updater(None)
-        self.application = builder.build()
-        # Updates handled so far, for the health endpoint and for waiting on the bot.
-        self.handled_updates = 0
-        self._handled = asyncio.Condition()
-        self.application.add_handler(TypeHandler(Update, self._on_update))
-        self.application.add_error_handler(self._on_error)
+        settings = inbound or InboundSettings()
+        self.inbound = InboundQueue(conversations.engine,
+                                    replace(settings, concurrent_chats=config.max_concurrent_chats),
+                                    clock=conversations.now)
+        self.inbound.register(CHANNEL, self.handle_stored)
+        self._retry = settings
+        self._stop = asyncio.Event()
+        self._worker: asyncio.Task[None] | None = None
+        self._polling: asyncio.Task[None] | None = None
 
     # --- life cycle -----------------------------------------------------------------
 
@@ -254,16 +244,16 @@ class TelegramChannel:
         app = self.application
         await app.initialize()
         await self.set_commands()
-        await app.start()
+        self._stop.clear()
+        self._worker = asyncio.create_task(self.inbound.run(self._stop))
         if self.webhook:
             await app.bot.set_webhook(
                 self.config.webhook_url, secret_token=self.config.webhook_secret,
                 allowed_updates=ALLOWED_UPDATES,
             )
-            await self.resume_stored_updates()
         else:
-            assert app.updater is not None
-            await app.updater.start_polling(allowed_updates=ALLOWED_UPDATES)
+            await app.bot.delete_webhook()
+            self._polling = asyncio.create_task(self._poll())
         log.info("telegram channel started (%s)", "webhook" if self.webhook else "polling")
 
     async def open_for_sending(self) -> None:
@@ -271,12 +261,26 @@ class TelegramChannel:
         await self.application.initialize()
 
     async def stop(self) -> None:
-        app = self.application
-        if app.updater is not None and app.updater.running:
-            await app.updater.stop()
-        if app.running:
-            await app.stop()
-        await app.shutdown()
+        self._stop.set()
+        if self._polling is not None:
+            # Cut the long poll short: a batch not stored yet was not confirmed either, so
+            # Telegram sends it again.
+            self._polling.cancel()
+            await asyncio.gather(self._polling, return_exceptions=True)
+            self._polling = None
+        if self._worker is not None:
+            await asyncio.gather(self._worker, return_exceptions=True)
+            self._worker = None
+        await self.application.shutdown()
+
+    @property
+    def handled_updates(self) -> int:
+        """Updates handled (or set aside) by this process so far."""
+        return self.inbound.finished
+
+    async def wait_handled(self, count: int) -> None:
+        """Wait until `count` updates have been handled (replies sent) in all."""
+        await self.inbound.wait_finished(count)
 
     async def set_commands(self) -> None:
         bot = self.application.bot
@@ -296,33 +300,48 @@ class TelegramChannel:
         )
 
     async def accept_webhook(self, payload: dict[str, Any]) -> bool:
-        """Store a verified webhook update and queue it; False for a replay.
+        """Store a verified webhook update in its chat's queue; False for a replay.
 
         The update is committed before Telegram gets its 200, so that a crash between
-        the two loses nothing: stored updates are processed again at start.
+        the two loses nothing; any process then handles it in its chat's order.
         """
         try:
             update = Update.de_json(payload, self.application.bot)
         except Exception as exc:
             # Whatever the library makes of a malformed payload, it is not an update.
             raise MalformedUpdate(type(exc).__name__) from exc
-        async with self._sessions() as session, session.begin():
-            stored = await store_inbound(session, CHANNEL, str(update.update_id), payload,
-                                         utcnow())
-        if stored:
-            await self.application.update_queue.put(update)
-        return stored
+        stored = await self.inbound.accept(CHANNEL, str(update.update_id), chat_of(update),
+                                           payload)
+        return stored is Stored.NEW
 
-    async def resume_stored_updates(self) -> int:
-        async with self._sessions() as session:
-            payloads = await unprocessed_payloads(session, CHANNEL)
-        for payload in payloads:
-            await self.application.update_queue.put(
-                Update.de_json(payload, self.application.bot)
-            )
-        if payloads:
-            log.info("resumed %d stored telegram updates", len(payloads))
-        return len(payloads)
+    async def _poll(self) -> None:
+        """Ask Telegram for updates and store each batch before asking for the next: the
+        next call's offset confirms the batch for good, so it must be stored first."""
+        bot = self.application.bot
+        offset: int | None = None
+        failures = 0
+        while not self._stop.is_set():
+            try:
+                updates = await bot.get_updates(offset=offset, timeout=POLL_TIMEOUT,
+                                                allowed_updates=ALLOWED_UPDATES)
+                for update in updates:
+                    await self.inbound.accept(CHANNEL, str(update.update_id),
+                                              chat_of(update), update.to_dict())
+                if updates:
+                    offset = updates[-1].update_id + 1
+                failures = 0
+                continue
+            except Conflict:
+                log.error("another process is polling this bot: polling serves one "
+                          "process only (run several behind a webhook)")
+            except Exception as exc:
+                # Telegram, the network or the database is away: the same updates come
+                # again, since the offset did not move past them.
+                log.warning("polling telegram failed: %s", type(exc).__name__)
+            failures += 1
+            delay = retry_delay(failures, self._retry.retry_base, self._retry.retry_max)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), delay.total_seconds())
 
     def add_routes(self, app: web.Application) -> None:
         """The webhook Telegram posts to, in webhook mode."""
@@ -332,20 +351,9 @@ class TelegramChannel:
 
     # --- handling -------------------------------------------------------------------
 
-    async def _on_update(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        try:
-            await self._handle_update(update)
-        finally:
-            async with self._handled:
-                self.handled_updates += 1
-                self._handled.notify_all()
-
-    async def wait_handled(self, count: int) -> None:
-        """Wait until `count` updates have been handled (replies sent) in all."""
-        async with asyncio.timeout(WAIT_HANDLED_SECONDS), self._handled:
-            await self._handled.wait_for(lambda: self.handled_updates >= count)
-
-    async def _handle_update(self, update: Update) -> None:
+    async def handle_stored(self, queued: QueuedUpdate) -> None:
+        """Handle an update of the inbound queue and send the reply."""
+        update = Update.de_json(queued.payload, self.application.bot)
         query = update.callback_query
         if query is not None:
             try:
@@ -354,12 +362,13 @@ class TelegramChannel:
                 log.warning("could not answer a callback query: %s", type(exc).__name__)
         incoming = to_incoming(update)
         if incoming is None:
+            await self.inbound.finish_alone(queued)
             return
         message = query.message if query is not None else None
         edit_id = message.message_id if isinstance(message, Message) else None
         outbox = self.outbox
         handled = await self._conversations.handle_update(
-            incoming, keep_reply=outbox is not None, edit_message_id=edit_id)
+            incoming, keep_reply=outbox is not None, edit_message_id=edit_id, queued=queued)
         await send_reply(self, outbox, incoming.chat_id, handled.replies, handled.reply_id,
                          handled.contact_id, edit_message_id=edit_id)
 
@@ -428,14 +437,6 @@ class TelegramChannel:
             # Tapping the same toggle twice quickly redraws an identical message.
             return "not modified" in str(exc).lower()
         return True
-
-    async def _on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
-        # Only the error's type: the update itself holds personal data.
-        error = context.error
-        frames = "".join(traceback.format_tb(error.__traceback__)) if error else ""
-        log.error("error while handling a telegram update: %s\n%s", type(error).__name__,
-                  frames)
-
 
 # --- the webhook's HTTP side ----------------------------------------------------------
 

@@ -20,7 +20,6 @@ import hmac
 import json
 import logging
 import re
-import traceback
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -45,13 +44,20 @@ from gotong.bot.channels.delivery import (
     send_reply,
     split_text,
 )
+from gotong.bot.channels.inbound import InboundQueue, InboundSettings
 from gotong.bot.config import WhatsAppConfig
 from gotong.handlers.catalog import Catalog
 from gotong.handlers.conversations import Conversations
 from gotong.handlers.messages import Hint, Incoming, Kind, Option, Reply
 from gotong.models.base import utcnow
 from gotong.models.contact import Contact
-from gotong.models.inbound import claim_inbound, store_inbound, unprocessed_payloads
+from gotong.models.inbound import (
+    LeaseLost,
+    QueuedUpdate,
+    Stored,
+    finish_inbound,
+    store_inbound,
+)
 from gotong.models.outbox import HELD_AFTER, Claimed, OutboxMessage, OutboxStatus
 from gotong.models.sending import mark_unreachable
 
@@ -76,7 +82,6 @@ MORE = "~more:"
 OWN_NUMBER = "~own"
 # Long lists remembered per chat for "more", most recent kept.
 PAGES_KEPT = 10_000
-WAIT_HANDLED_SECONDS = 10
 REQUEST_TIMEOUT = aiohttp.ClientTimeout(total=15)
 HTTP_CONNECTIONS = 16
 
@@ -431,7 +436,8 @@ class WhatsAppChannel:
 
     def __init__(self, config: WhatsAppConfig, conversations: Conversations,
                  sessions: async_sessionmaker[AsyncSession], *,
-                 outbox: ReplyOutbox | None = None) -> None:
+                 outbox: ReplyOutbox | None = None,
+                 inbound: InboundSettings | None = None) -> None:
         self.config = config
         self._conversations = conversations
         self._catalog = conversations.catalog
@@ -439,12 +445,14 @@ class WhatsAppChannel:
         self.outbox = outbox
         self.templates = Templates.parse(config.templates, config.fallback_template)
         self._http: aiohttp.ClientSession | None = None
-        self._chat_locks: dict[str, asyncio.Lock] = {}
-        self._waiting: dict[str, int] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
         self._pages: OrderedDict[tuple[str, str], Page] = OrderedDict()
-        self.handled_messages = 0
-        self._handled = asyncio.Condition()
+        self.inbound = InboundQueue(
+            conversations.engine,
+            replace(inbound or InboundSettings(), concurrent_chats=config.max_concurrent_chats),
+            clock=conversations.now)
+        self.inbound.register(CHANNEL, self.handle_stored)
+        self._stop = asyncio.Event()
+        self._worker: asyncio.Task[None] | None = None
 
     @property
     def messages_url(self) -> str:
@@ -460,24 +468,30 @@ class WhatsAppChannel:
                 headers={"Authorization": f"Bearer {self.config.access_token}"})
 
     async def start(self) -> None:
-        """Open the HTTP client and process what was stored but not processed."""
+        """Open the HTTP client and handle stored messages (those stored before a restart
+        too), in order per chat."""
         await self.open_for_sending()
-        async with self._sessions() as session:
-            payloads = await unprocessed_payloads(session, CHANNEL)
-        for payload in payloads:
-            self._schedule(InboundMessage(
-                str(payload["id"]), str(payload["from"]),
-                _timestamp(payload.get("timestamp")), payload))
-        if payloads:
-            log.info("resumed %d stored whatsapp messages", len(payloads))
+        self._stop.clear()
+        self._worker = asyncio.create_task(self.inbound.run(self._stop))
         log.info("whatsapp channel started")
 
     async def stop(self) -> None:
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._stop.set()
+        if self._worker is not None:
+            await asyncio.gather(self._worker, return_exceptions=True)
+            self._worker = None
         if self._http is not None:
             await self._http.close()
             self._http = None
+
+    @property
+    def handled_messages(self) -> int:
+        """Messages handled (or set aside) by this process so far."""
+        return self.inbound.finished
+
+    async def wait_handled(self, count: int) -> None:
+        """Wait until `count` messages have been handled (replies sent) in all."""
+        await self.inbound.wait_finished(count)
 
     # --- webhook --------------------------------------------------------------------
 
@@ -500,100 +514,75 @@ class WhatsAppChannel:
         app.router.add_post(self.config.webhook_path, whatsapp_webhook)
 
     async def accept_webhook(self, payload: Any) -> int:
-        """Store the new messages of a verified notification and queue them; apply its
-        statuses. Returns how many messages were new (replays are dropped)."""
+        """Store the new messages of a verified notification in their chats' queues; apply
+        its statuses. Returns how many messages were new (replays are dropped)."""
         messages, statuses = parse_notification(payload, self.config.phone_number_id)
-        fresh: list[InboundMessage] = []
+        fresh = 0
         now = utcnow()
         # On a connection, not an ORM session: this runs for every message, before the
         # 200 that Meta waits for.
         async with self._conversations.engine.begin() as connection:
             for message in messages:
-                if await store_inbound(connection, CHANNEL, message.message_id,
-                                       message.message, now):
-                    fresh.append(message)
+                stored = await store_inbound(connection, CHANNEL, message.message_id,
+                                             message.sender, message.message, now)
+                fresh += stored is Stored.NEW
             for status in statuses:
                 # Recorded once per message and status: a replayed status changes nothing.
                 if await store_inbound(connection, CHANNEL,
-                                       f"{status.message_id}:{status.status}"[:128], None, now):
+                                       f"{status.message_id}:{status.status}"[:128], "",
+                                       None, now, handled=True) is Stored.NEW:
                     await apply_status(connection, status, now)
                     if OUTSIDE_WINDOW in status.error_codes:
                         # The window's start changed under this process's copy of the chat.
                         self._conversations.forget(CHANNEL, status.recipient)
-        for message in fresh:
-            self._schedule(message)
-        return len(fresh)
+        if messages:
+            self.inbound.wake()
+        return fresh
 
-    def _schedule(self, message: InboundMessage) -> None:
-        task = asyncio.create_task(self._in_order(message))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _in_order(self, message: InboundMessage) -> None:
-        """Handle one message after the earlier ones of its chat."""
-        chat = message.sender
-        lock = self._chat_locks.setdefault(chat, asyncio.Lock())
-        self._waiting[chat] = self._waiting.get(chat, 0) + 1
-        try:
-            async with lock:
-                await self._handle(message)
-        except Exception as exc:
-            # The message stays stored and unprocessed: it is taken up again at start.
-            # Only the error's type and where it happened: its text may quote the message.
-            log.error("error while handling a whatsapp message: %s\n%s", type(exc).__name__,
-                      "".join(traceback.format_tb(exc.__traceback__)))
-        finally:
-            self._waiting[chat] -= 1
-            if not self._waiting[chat]:
-                del self._waiting[chat]
-                del self._chat_locks[chat]
-            async with self._handled:
-                self.handled_messages += 1
-                self._handled.notify_all()
-
-    async def wait_handled(self, count: int) -> None:
-        """Wait until `count` messages have been handled (replies sent) in all."""
-        async with asyncio.timeout(WAIT_HANDLED_SECONDS), self._handled:
-            await self._handled.wait_for(lambda: self.handled_messages >= count)
+    async def handle_stored(self, queued: QueuedUpdate) -> None:
+        """Handle a message of the inbound queue and send the reply."""
+        payload = queued.payload
+        await self._handle(InboundMessage(str(payload["id"]), str(payload["from"]),
+                                          _timestamp(payload.get("timestamp")), payload),
+                           queued)
 
     # --- handling -------------------------------------------------------------------
 
-    async def _handle(self, message: InboundMessage) -> None:
+    async def _handle(self, message: InboundMessage, queued: QueuedUpdate) -> None:
         # The blue ticks go while the message is handled, not before.
         reading = asyncio.create_task(self._mark_read(message.message_id))
         try:
-            await self._answer(message)
+            await self._answer(message, queued)
         finally:
             await reading
 
-    async def _answer(self, message: InboundMessage) -> None:
+    async def _answer(self, message: InboundMessage, queued: QueuedUpdate) -> None:
         incoming = to_incoming(message)
         if incoming.kind == Kind.CHOICE and (incoming.option or "").startswith(MORE):
             page = self._pages.get((incoming.chat_id, incoming.context or ""))
             if page is not None:
-                await self._next_page(incoming, page)
+                await self._next_page(incoming, page, queued)
                 return
             # A list this process no longer remembers (after a restart): the
             # conversation asks its question again.
             incoming = replace(incoming, kind=Kind.TEXT, text="", context=None, option=None)
-        await self._converse(incoming)
+        await self._converse(incoming, queued)
 
-    async def _converse(self, incoming: Incoming) -> None:
+    async def _converse(self, incoming: Incoming, queued: QueuedUpdate) -> None:
         outbox = self.outbox
         # The unit of work also keeps when the person wrote (the 24-hour window) and
         # releases the news held until then.
-        handled = await self._conversations.handle_update(incoming,
-                                                          keep_reply=outbox is not None)
+        handled = await self._conversations.handle_update(
+            incoming, keep_reply=outbox is not None, queued=queued)
         await send_reply(self, outbox, incoming.chat_id, handled.replies, handled.reply_id,
                          handled.contact_id, language=handled.language)
 
-    async def _next_page(self, incoming: Incoming, page: Page) -> None:
+    async def _next_page(self, incoming: Incoming, page: Page, queued: QueuedUpdate) -> None:
         """The next rows of a long list, from this process's memory."""
         async with self._conversations.engine.begin() as connection:
-            # Handled here, not by the conversation: recorded so as not to be resumed.
-            if incoming.external_id is not None and not await claim_inbound(
-                    connection, CHANNEL, incoming.external_id, utcnow()):
-                return
+            # Handled here, not by the conversation.
+            if not await finish_inbound(connection, queued.id, queued.owner, utcnow()):
+                raise LeaseLost()
             language = await connection.scalar(
                 select(Contact.language)
                 .where(Contact.channel == CHANNEL, Contact.chat_id == incoming.chat_id))

@@ -20,6 +20,7 @@ from gotong.bot.logs import setup_logging
 from gotong.bot.process import run_bot, run_dispatcher
 from gotong.bot.services import NotReady, open_services, prepare_database
 from gotong.models.db import create_engine
+from gotong.models.inbound import inbound_counts, set_aside_updates
 from gotong.models.outbox import OutboxStatus
 from gotong.models.sending import latest_failures, status_counts
 
@@ -144,12 +145,15 @@ async def chat_in_terminal(config: Config, language: str | None) -> None:
 
 
 async def print_outbox(config: Config) -> None:
-    """Counts by status, and the latest messages given up on with the reason."""
+    """Counts by status, and the latest messages given up on with the reason; updates
+    waiting to be handled, and the latest ones set aside with the reason."""
     services = await open_services(config)
     try:
         async with services.sessions() as session:
             counts = await status_counts(session)
             failures = await latest_failures(session)
+            waiting, aside = await inbound_counts(session)
+            set_aside = await set_aside_updates(session)
     finally:
         await services.close()
     for status in OutboxStatus:
@@ -159,3 +163,9 @@ async def print_outbox(config: Config) -> None:
     for row in failures:
         print(f"  #{row.id} {row.created_at:%Y-%m-%d %H:%M} UTC, {row.attempts} attempts: "
               f"{row.last_error}")
+    print(f"updates waiting: {waiting}")
+    print(f"updates set aside: {aside}")
+    for update in set_aside:
+        print(f"  update #{update.id} ({update.channel}) received "
+              f"{update.received_at:%Y-%m-%d %H:%M} UTC, set aside after {update.attempts} "
+              f"attempts: {update.reason}")

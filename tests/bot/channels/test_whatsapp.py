@@ -19,7 +19,7 @@ from gotong.handlers.conversations import Conversations
 from gotong.models.base import utcnow
 from gotong.models.contact import Contact
 from gotong.models.help_request import HelpRequest
-from gotong.models.inbound import InboundUpdate, store_inbound
+from gotong.models.inbound import InboundUpdate, Stored, store_inbound
 from tests.bot.channels.whatsapp_harness import APP_SECRET, VERIFY_TOKEN, WaPerson, running_whatsapp
 from tests.fakes.whatsapp_api import FakeWhatsAppAPI
 from tests.fakes.whatsapp_webhooks import (
@@ -239,8 +239,8 @@ async def test_messages_stored_before_a_crash_are_handled_at_start(
     envelope = text_message(SITI, "halo", message_id="wamid.stored")
     [message], _ = parse_notification(envelope, fake.phone_number_id)
     async with services.sessions() as session, session.begin():
-        assert await store_inbound(session, "whatsapp", message.message_id, message.message,
-                                   utcnow())
+        assert await store_inbound(session, "whatsapp", message.message_id, message.sender,
+                                   message.message, utcnow()) is Stored.NEW
     async with running_whatsapp(config, services, fake) as bot:
         await bot.channel.wait_handled(1)
         assert "Halo! Saya Gotong" in fake.texts(SITI)[0]

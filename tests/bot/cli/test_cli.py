@@ -220,6 +220,13 @@ def test_operator_commands_for_notifications(tmp_path: Path) -> None:
                    "created_at, last_error) VALUES (1, 1, 1, 'notice.request_cancelled', "
                    "'{}', '[]', 'failed', 8, 0, '2026-11-01 10:00:00', "
                    "'2026-11-01 10:00:00', 'network or server error: Bad Gateway')")
+        # An update that kept failing (a bug), set aside, and one still waiting.
+        db.execute("INSERT INTO inbound_update (channel, external_id, chat_id, received_at, "
+                   "payload, attempts, last_error, set_aside_at) VALUES ('telegram', '7', "
+                   "'42', '2026-11-01 10:00:00', '{}', 5, 'KeyError', "
+                   "'2026-11-01 10:01:00')")
+        db.execute("INSERT INTO inbound_update (channel, external_id, chat_id, received_at, "
+                   "payload) VALUES ('telegram', '8', '42', '2026-11-01 10:02:00', '{}')")
     db.close()
     message = tmp_path / "message.txt"
     message.write_text("Posko buka besok.\n", encoding="utf-8")
@@ -236,6 +243,9 @@ def test_operator_commands_for_notifications(tmp_path: Path) -> None:
     assert "   failed: 1" in report.stdout and "  pending: 0" in report.stdout
     assert "#1 2026-11-01 10:00 UTC, 8 attempts: network or server error: Bad Gateway" in \
         report.stdout
+    assert "updates waiting: 1\nupdates set aside: 1\n" in report.stdout
+    assert "update #1 (telegram) received 2026-11-01 10:00 UTC, set aside after 5 attempts: " \
+        "KeyError" in report.stdout
 
 
 def test_operator_exports_from_the_command_line(tmp_path: Path) -> None:

@@ -1,0 +1,257 @@
+"""The inbound queue's worker: every chat app's updates, stored first, handled in order
+per chat by any process (models/inbound.py holds the queue itself).
+
+A channel stores each update it is sent with `accept` before answering the platform, and
+registers a handler for its stored updates. The worker claims the next update of chats
+that no process holds, runs each chat's handler (different chats concurrently, one chat
+at a time), and when a handler fails gives the update back with back-off: the chat waits
+behind it. A failure that is not the database's (a bug, a payload the code cannot read)
+sets the update aside after `max_attempts` tries, so that its chat can go on.
+
+It wakes at once when this process stores an update, and otherwise polls, so that updates
+stored by another process (a webhook that reached it) are handled here too when it has
+room, within `poll_seconds`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+import secrets
+import socket
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from gotong.models.base import utcnow
+from gotong.models.inbound import (
+    LeaseLost,
+    QueuedUpdate,
+    Stored,
+    claim_waiting,
+    finish_inbound,
+    next_turn_at,
+    release_inbound,
+    store_inbound,
+)
+
+log = logging.getLogger(__name__)
+
+# A handler of a channel's stored updates: it handles the update and marks it handled
+# (models/inbound.finish_inbound) in the same unit of work.
+UpdateHandler = Callable[[QueuedUpdate], Awaitable[None]]
+WAIT_FINISHED_SECONDS = 10
+
+
+@dataclass(frozen=True)
+class InboundSettings:
+    lease: timedelta = timedelta(seconds=60)
+    max_attempts: int = 5
+    retry_base: timedelta = timedelta(seconds=1)
+    retry_max: timedelta = timedelta(seconds=60)
+    poll: timedelta = timedelta(seconds=1)
+    concurrent_chats: int = 16
+
+
+def retry_delay(attempts: int, base: timedelta, cap: timedelta) -> timedelta:
+    """Exponential back-off with jitter: about base * 2^(attempts-1), capped."""
+    ceiling = min(cap.total_seconds(), base.total_seconds() * 2 ** max(attempts - 1, 0))
+    # Jitter spreads the retries of many updates that failed together (an outage).
+    return timedelta(seconds=ceiling * random.uniform(0.5, 1.0))
+
+
+# What the database (or the way to it) throws when it is down, locked, full or cut off:
+# the update is fine and will be handled once the database is back.
+DATABASE_TROUBLE: tuple[type[BaseException], ...] = (
+    sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.DisconnectionError,
+    sa_exc.TimeoutError, sa_exc.ResourceClosedError, ConnectionError, OSError,
+    TimeoutError,
+)
+
+
+def is_database_trouble(exc: BaseException) -> bool:
+    if isinstance(exc, DATABASE_TROUBLE):
+        return True
+    # asyncpg's own errors on a cut connection, when not wrapped by SQLAlchemy.
+    return type(exc).__module__.startswith("asyncpg") and "Connection" in type(exc).__name__
+
+
+def process_name() -> str:
+    """Who holds a lease: this host and process, and a random part that a restarted
+    process (which may get the same pid) does not share."""
+    return f"{socket.gethostname()[:40]}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+class InboundQueue:
+    def __init__(self, engine: AsyncEngine, settings: InboundSettings,
+                 clock: Callable[[], datetime] = utcnow, owner: str | None = None) -> None:
+        self._engine = engine
+        self._settings = settings
+        self._clock = clock
+        self.owner = owner or process_name()
+        self._handlers: dict[str, UpdateHandler] = {}
+        self._wake = asyncio.Event()
+        self._tasks: set[asyncio.Task[None]] = set()
+        # Updates finished here (handled or set aside), for tests and health.
+        self.finished = 0
+        self._finished = asyncio.Condition()
+
+    def register(self, channel: str, handler: UpdateHandler) -> None:
+        self._handlers[channel] = handler
+
+    @property
+    def channels(self) -> list[str]:
+        return sorted(self._handlers)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    # --- storing ----------------------------------------------------------------------
+
+    async def accept(self, channel: str, external_id: str, chat_id: str,
+                     payload: dict[str, Any]) -> Stored:
+        """Store an update before the platform is answered, and wake the worker."""
+        async with self._engine.begin() as connection:
+            stored = await store_inbound(connection, channel, external_id, chat_id,
+                                         payload, self._clock())
+        if stored is not Stored.DONE:
+            self._wake.set()
+        return stored
+
+    async def finish_alone(self, update: QueuedUpdate) -> None:
+        """Mark an update handled that needed no unit of work of its own (one the
+        conversations ignore); LeaseLost when another process holds it now."""
+        async with self._engine.begin() as connection:
+            if not await finish_inbound(connection, update.id, update.owner, self._clock()):
+                raise LeaseLost()
+
+    # --- working ----------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Handle stored updates until `stop` is set; then finish those in hand."""
+        stopping = asyncio.create_task(stop.wait())
+        failures = 0
+        try:
+            while not stop.is_set():
+                try:
+                    wait = await self._step()
+                    failures = 0
+                except Exception as exc:
+                    # The database is away: look again soon, then less and less often.
+                    failures += 1
+                    log.error("inbound queue step failed: %s", type(exc).__name__)
+                    wait = retry_delay(failures, self._settings.retry_base,
+                                       self._settings.retry_max).total_seconds()
+                if wait > 0:
+                    await self._sleep(wait, stopping)
+        finally:
+            stopping.cancel()
+            if self._tasks:
+                await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def run_until_idle(self) -> None:
+        """Handle until nothing waits, retries included (for tests); updates another
+        process holds count as waiting until their lease runs out."""
+        while True:
+            wait = await self._step()
+            if not self._tasks and wait > 0:
+                async with self._engine.connect() as connection:
+                    if await next_turn_at(connection, self.channels) is None:
+                        return
+            await self._sleep(min(wait, 0.05) if wait > 0 else 0.01, None)
+
+    async def _sleep(self, seconds: float, stopping: asyncio.Task[bool] | None) -> None:
+        waking = asyncio.create_task(self._wake.wait())
+        try:
+            await asyncio.wait([waking, *([stopping] if stopping else [])], timeout=seconds,
+                               return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waking.cancel()
+
+    async def _step(self) -> float:
+        """Claim and start what there is room for; the seconds until looking again."""
+        self._wake.clear()
+        room = self._settings.concurrent_chats - len(self._tasks)
+        if room <= 0 or not self._handlers:
+            return self._settings.poll.total_seconds()
+        now = self._clock()
+        async with self._engine.begin() as connection:
+            claimed = await claim_waiting(connection, self.owner, self.channels, now,
+                                          self._settings.lease, room)
+        for update in claimed:
+            task = asyncio.create_task(self._handle(update))
+            self._tasks.add(task)
+            task.add_done_callback(self._done)
+        if len(claimed) == room or self._wake.is_set():
+            return 0.0
+        if self._tasks:
+            # Busy: a finishing update wakes the loop (its chat may have another).
+            return self._settings.poll.total_seconds()
+        async with self._engine.connect() as connection:
+            turn = await next_turn_at(connection, self.channels)
+        poll = self._settings.poll.total_seconds()
+        if turn is None:
+            return poll
+        return max(0.01, min(poll, (turn - now).total_seconds()))
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self._wake.set()
+
+    async def _handle(self, update: QueuedUpdate) -> None:
+        handler = self._handlers[update.channel]
+        try:
+            await handler(update)
+        except LeaseLost:
+            log.warning("inbound update %d was taken over by another process", update.id)
+            return
+        except Exception as exc:
+            await self._failed(update, exc)
+            return
+        await self._count_finished()
+
+    async def _failed(self, update: QueuedUpdate, exc: Exception) -> None:
+        attempts = update.attempts + 1
+        reason = type(exc).__name__
+        now = self._clock()
+        settings = self._settings
+        retry_at: datetime | None = now + retry_delay(attempts, settings.retry_base,
+                                                      settings.retry_max)
+        if is_database_trouble(exc):
+            # Not the update's fault: it waits, with its chat, until the database is back.
+            log.warning("inbound update %d (%s) failed on the database (%s); retrying",
+                        update.id, update.channel, reason)
+        elif attempts >= settings.max_attempts:
+            retry_at = None
+            # Its id and the kind of error only: the update itself holds personal data.
+            log.error("inbound update %d (%s) set aside after %d attempts: %s", update.id,
+                      update.channel, attempts, reason)
+        else:
+            log.error("inbound update %d (%s) failed (attempt %d): %s", update.id,
+                      update.channel, attempts, reason)
+        try:
+            async with self._engine.begin() as connection:
+                await release_inbound(connection, update.id, update.owner, now, reason,
+                                      retry_at)
+        except Exception as release_error:
+            # The lease runs out by itself; the update is then claimed again.
+            log.warning("could not release inbound update %d: %s", update.id,
+                        type(release_error).__name__)
+        if retry_at is None:
+            await self._count_finished()
+
+    async def _count_finished(self) -> None:
+        async with self._finished:
+            self.finished += 1
+            self._finished.notify_all()
+
+    async def wait_finished(self, count: int) -> None:
+        """Wait until `count` updates have been finished here in all."""
+        async with asyncio.timeout(WAIT_FINISHED_SECONDS), self._finished:
+            await self._finished.wait_for(lambda: self.finished >= count)
