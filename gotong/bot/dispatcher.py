@@ -29,16 +29,19 @@ from gotong.bot.channels.delivery import (
     DeliveryError,
     Done,
     Held,
+    NotOurs,
+    OutcomeUnknown,
     Pace,
     RetryLater,
     Sender,
     Unreachable,
+    still_leased,
 )
 from gotong.bot.ratelimit import Limiter, Limits
 from gotong.handlers.catalog import Catalog
 from gotong.handlers.conversations import FORMS
 from gotong.handlers.notices import claimed_replies
-from gotong.models.base import utcnow
+from gotong.models.base import process_name, utcnow
 from gotong.models.db import refresh_statistics
 from gotong.models.digest import send_digests
 from gotong.models.outbox import Claimed
@@ -57,6 +60,8 @@ MIN_HORIZON = 16
 # Direct replies are answered before any notification.
 REPLY_PRIORITY = (-1, 0)
 STATISTICS_EVERY = timedelta(days=1)
+# Sends of one row that may go out with no answer: the first, and one retry.
+MAX_UNANSWERED = 2
 
 
 @dataclass(frozen=True)
@@ -90,8 +95,11 @@ class Dispatcher:
         limits: Mapping[str, Limits],
         settings: DispatchSettings,
         clock: Callable[[], datetime] = utcnow,
+        owner: str | None = None,
     ) -> None:
         self._engine = engine
+        # Who holds the rows this dispatcher claims (and its process's direct replies).
+        self.owner = owner or process_name()
         self._catalog = catalog
         self._senders = dict(senders)
         self._limiters = {channel: Limiter(limits[channel]) for channel in senders}
@@ -129,11 +137,17 @@ class Dispatcher:
             if limiter is not None:
                 await limiter.acquire(chat_id, REPLY_PRIORITY, paced=False)
 
-        def release() -> None:
+        def release(may_arrive_for: float = 0.0) -> None:
             if limiter is not None:
-                limiter.release(chat_id, paced=False)
+                limiter.release(chat_id, paced=False, may_arrive_for=may_arrive_for)
 
         return acquire, release
+
+    def _still_ours(self, lease_until: datetime) -> bool:
+        """Whether a row leased until then may still be sent: not once its lease is near
+        its end, since another process may take it over then (a process held up, by a
+        pause or a slow database, must not send what another is sending)."""
+        return still_leased(lease_until, self._clock(), self._settings.lease)
 
     def settle_reply(self, row_id: int, contact_id: int, channel: str,
                      outcome: Delivered | DeliveryError) -> None:
@@ -221,7 +235,7 @@ class Dispatcher:
         if room > 0:
             async with self._engine.connect() as connection, connection.begin():
                 rows, skipped = await claim(connection, self._channels, now, room,
-                                            self._settings.lease)
+                                            self._settings.lease, self.owner)
                 rows = await route_to_person(connection, rows, self._settings.linked_delivery,
                                              self._channels)
         if skipped:
@@ -251,9 +265,16 @@ class Dispatcher:
             return
         until = now + self._settings.lease
         async with self._engine.connect() as connection, connection.begin():
-            await extend_leases(connection, due, until)
+            kept = await extend_leases(connection, due, until, self.owner)
         for row_id in due:
-            self._held[row_id] = until
+            if row_id in kept:
+                self._held[row_id] = until
+            else:
+                # Taken over while this process was held up: no longer ours to send.
+                self._held[row_id] = now - self._settings.lease
+        if len(kept) < len(due):
+            log.warning("%d outbox rows were taken over by another dispatcher while this "
+                        "one was held up; it will not send them", len(due) - len(kept))
 
     async def _housekeeping(self) -> None:
         """Every minute: queue the reminders and digests that are due, and forget old
@@ -300,9 +321,13 @@ class Dispatcher:
         while self._results:
             batch, self._results = self._results[:FLUSH_BATCH], self._results[FLUSH_BATCH:]
             async with self._engine.connect() as connection, connection.begin():
-                await record(connection, batch)
+                lost = await record(connection, batch, self.owner)
             for result in batch:
                 self._held.pop(result.row_id, None)
+            if lost:
+                log.warning("%d outbox rows were taken over by another dispatcher before "
+                            "this one settled them (it was held up past their lease)",
+                            len(lost))
 
     # --- sending one row --------------------------------------------------------------
 
@@ -313,9 +338,15 @@ class Dispatcher:
 
         async def acquire() -> None:
             await limiter.acquire(row.chat_id, priority)
+            # Checked after the wait for a slot, just before the message goes: a row
+            # taken over meanwhile is another dispatcher's to send.
+            until = self._held.get(row.id)
+            if until is None or not self._still_ours(until):
+                limiter.release(row.chat_id)
+                raise NotOurs("the row's lease ran out")
 
-        def release() -> None:
-            limiter.release(row.chat_id)
+        def release(may_arrive_for: float = 0.0) -> None:
+            limiter.release(row.chat_id, may_arrive_for=may_arrive_for)
 
         outcome: Delivered | DeliveryError
         try:
@@ -323,6 +354,11 @@ class Dispatcher:
             outcome = await sender.deliver(row.chat_id, replies, skip=row.parts_sent,
                                            edit_message_id=edit, pace=(acquire, release),
                                            language=row.language, row=row)
+        except NotOurs:
+            log.warning("outbox row %d was not sent: its lease ran out while this "
+                        "dispatcher was held up", row.id)
+            self._held.pop(row.id, None)
+            return
         except DeliveryError as exc:
             outcome = exc
         except Exception as exc:
@@ -332,10 +368,11 @@ class Dispatcher:
         if isinstance(outcome, RetryLater) and outcome.retry_after:
             limiter.pause(outcome.retry_after)
         self._results.append(self._result(row.id, row.contact_id, row.channel, row.attempts,
-                                          row.parts_sent, outcome))
+                                          row.parts_sent, outcome, row.timeouts))
 
     def _result(self, row_id: int, contact_id: int, channel: str, attempts: int,
-                parts_sent: int, outcome: Delivered | DeliveryError) -> Result:
+                parts_sent: int, outcome: Delivered | DeliveryError, timeouts: int = 0
+                ) -> Result:
         now = self._clock()
         if isinstance(outcome, Delivered):
             return Result(row_id, Outcome.SENT, now, platform_message_id=outcome.message_id,
@@ -349,6 +386,16 @@ class Dispatcher:
             return Result(row_id, Outcome.UNREACHABLE, now, error=outcome.description,
                           parts_sent=parts, contact_id=contact_id)
         attempts += 1
+        if isinstance(outcome, OutcomeUnknown):
+            if timeouts >= MAX_UNANSWERED - 1:
+                # Two copies may be out already: a third is not sent.
+                log.warning("outbox row %d got no answer %d times; it may have arrived",
+                            row_id, timeouts + 1)
+                return Result(row_id, Outcome.UNCERTAIN, now, error=outcome.description,
+                              parts_sent=parts, timed_out=True)
+            return Result(row_id, Outcome.RETRY, now, error=outcome.description,
+                          next_attempt_at=now + backoff(attempts, self._settings),
+                          parts_sent=parts, timed_out=True)
         if isinstance(outcome, RetryLater) and attempts < self._settings.max_attempts:
             wait = timedelta(seconds=outcome.retry_after) if outcome.retry_after \
                 else backoff(attempts, self._settings)

@@ -126,7 +126,10 @@ def attach_dispatcher(services: Services, *channels: Channel | None,
                             {channel.channel: channel for channel in present},
                             {channel.channel: _LIMITS[channel.channel](config)
                              for channel in present},
-                            dispatch_settings(config), clock=clock)
+                            dispatch_settings(config), clock=clock,
+                            # Direct replies are leased to the process: its dispatcher
+                            # settles them.
+                            owner=services.conversations.owner)
     for channel in present:
         channel.outbox = dispatcher
     services.conversations.on_outbox = dispatcher.wake

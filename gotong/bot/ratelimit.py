@@ -13,6 +13,7 @@ broadcast that has been waiting longer.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import heapq
 import itertools
 import math
@@ -63,9 +64,12 @@ class Window:
     def start(self) -> None:
         self.in_flight += 1
 
-    def finish(self, now: float) -> None:
+    def finish(self, at: float) -> None:
+        """A message's request ended; it counts until a window after `at` (which lies
+        ahead of now for a message that may still be arriving)."""
         self.in_flight -= 1
-        self._done.append(now)
+        # Kept in order: the first to expire at the front.
+        bisect.insort(self._done, at)
 
     @property
     def idle(self) -> bool:
@@ -140,12 +144,14 @@ class Limiter:
         self._overall.start()
         return True
 
-    def release(self, chat_id: str, *, paced: bool = True) -> None:
-        """The message's request has ended (answered or failed)."""
+    def release(self, chat_id: str, *, paced: bool = True, may_arrive_for: float = 0.0) -> None:
+        """The message's request has ended (answered or failed). One whose answer never
+        came may still arrive for `may_arrive_for` seconds: it is counted as arriving
+        then, at the latest."""
         now = self._clock()
-        self._overall.finish(now)
+        self._overall.finish(now + may_arrive_for)
         if paced:
-            self._chat_window(chat_id).finish(now)
+            self._chat_window(chat_id).finish(now + may_arrive_for)
         self._serve()
 
     def pause(self, seconds: float) -> None:

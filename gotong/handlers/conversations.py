@@ -47,7 +47,7 @@ from gotong.handlers.messages import Incoming, Kind, Reply
 from gotong.handlers.notices import replies_to_body
 from gotong.handlers.turn import HandlerSettings, Turn, UnitOfWork
 from gotong.models.area import AreaDirectory
-from gotong.models.base import utcnow
+from gotong.models.base import process_name, utcnow
 from gotong.models.contact import Contact, get_or_create_contact, save_contact
 from gotong.models.conversation import (
     Conversation,
@@ -132,6 +132,9 @@ class Handled:
     wrote_outbox: bool = False
     # The person's language, for channels that add words of their own to the replies.
     language: str = ""
+    # Until when this process alone may send the reply (then a dispatcher sends it), the
+    # lease's length and the clock that set it.
+    reply_lease: tuple[datetime, timedelta, Callable[[], datetime]] | None = None
 
 
 class Conversations:
@@ -152,6 +155,9 @@ class Conversations:
         self._clock = clock
         # Called after a commit that wrote outbox rows: wakes a dispatcher in this process.
         self.on_outbox: Callable[[], None] | None = None
+        # Who holds the leases this process takes (its replies' outbox rows, the inbound
+        # updates it handles): one name for the process.
+        self.owner = process_name()
         self._states: OrderedDict[tuple[str, str], tuple[Contact, Conversation]] = \
             OrderedDict()
 
@@ -230,7 +236,10 @@ class Conversations:
                 if keep_reply and handled.replies:
                     body = replies_to_body(handled.replies, edit_message_id)
                     handled.reply_id = await enqueue_reply(
-                        connection, handled.contact_id, body, now, self._settings.reply_lease)
+                        connection, handled.contact_id, body, now, self._settings.reply_lease,
+                        self.owner)
+                    handled.reply_lease = (now + self._settings.reply_lease,
+                                           self._settings.reply_lease, self._clock)
                 handled.wrote_outbox = work.wrote_outbox
                 return handled
             finally:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import secrets
+import socket
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -21,6 +24,13 @@ NAMING_CONVENTION = {
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def process_name() -> str:
+    """Who holds a lease (on an inbound update, an outbox row): this host and process,
+    and a random part that a restarted process (which may get the same pid) does not
+    share."""
+    return f"{socket.gethostname()[:40]}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
 class UTCDateTime(TypeDecorator[datetime]):

@@ -46,6 +46,9 @@ class OutboxStatus(enum.StrEnum):
     SKIPPED = "skipped"
     # Kept until the person writes again (outside WhatsApp's 24-hour window).
     HELD = "held"
+    # Sent, but the platform never answered, twice: it may or may not have arrived, and
+    # a third copy is not worth the risk of a second.
+    UNCERTAIN = "uncertain"
 
 
 class Purpose(enum.IntEnum):
@@ -97,6 +100,10 @@ class OutboxMessage(Base):
     parts_sent: Mapped[int] = mapped_column(default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
     lease_until: Mapped[datetime | None]
+    # The process holding the lease: only it may send the row or settle it.
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    # Sends whose answer never came (timed out): the message may have arrived.
+    timeouts: Mapped[int] = mapped_column(default=0, server_default="0")
     platform_message_id: Mapped[str | None] = mapped_column(String(128))
     last_error: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -143,20 +150,23 @@ def _reply_insert() -> Any:
         insert(table)  # type: ignore[arg-type]
         .values(contact_id=bindparam("contact_id"), priority=int(Purpose.REPLY),
                 essential=True, params={}, actions=[], body=bindparam("body"),
-                status=OutboxStatus.SENDING, attempts=0, parts_sent=0,
+                status=OutboxStatus.SENDING, attempts=0, parts_sent=0, timeouts=0,
                 next_attempt_at=bindparam("now", type_=UTCDateTime()),
                 lease_until=bindparam("lease_until", type_=UTCDateTime()),
+                lease_owner=bindparam("owner"),
                 created_at=bindparam("now", type_=UTCDateTime()))
         .returning(table.c.id)
     )
 
 
 async def enqueue_reply(connection: AsyncConnection, contact_id: int, body: dict[str, Any],
-                        now: datetime, lease: timedelta) -> int:
-    """Record a direct reply as being sent by this process, within the update's unit of
-    work; the dispatcher sends it if this process does not settle it within the lease."""
+                        now: datetime, lease: timedelta, owner: str) -> int:
+    """Record a direct reply as being sent by `owner` (this process), within the update's
+    unit of work; a dispatcher sends it if the owner does not settle it within the
+    lease."""
     result = await connection.execute(_reply_insert(), {
         "contact_id": contact_id, "body": body, "now": now, "lease_until": now + lease,
+        "owner": owner,
     })
     return int(result.scalar_one())
 
@@ -184,3 +194,5 @@ class Claimed:
     # When the person last wrote, and whether earlier news already waits for that.
     last_inbound_at: datetime | None = None
     held_before: bool = False
+    # Earlier sends of the row whose answer never came: the next one waits longer.
+    timeouts: int = 0

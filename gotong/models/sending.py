@@ -10,7 +10,7 @@ lease; when the process holding it dies, the lease runs out and the row is sent 
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -23,7 +23,7 @@ from gotong.models.base import UTCDateTime
 from gotong.models.broadcast import Broadcast
 from gotong.models.contact import Contact
 from gotong.models.conversation import Conversation
-from gotong.models.outbox import UNSETTLED, Claimed, OutboxMessage, OutboxStatus
+from gotong.models.outbox import UNSETTLED, Claimed, OutboxMessage, OutboxStatus, Purpose
 
 
 def _due(now: datetime) -> Any:
@@ -34,12 +34,15 @@ def _due(now: datetime) -> Any:
 
 
 async def claim(connection: AsyncConnection, channels: Sequence[str], now: datetime,
-                limit: int, lease: timedelta) -> tuple[list[Claimed], int]:
-    """Claim up to `limit` rows that are due and first in line for their contact.
+                limit: int, lease: timedelta, owner: str) -> tuple[list[Claimed], int]:
+    """Claim up to `limit` rows that are due and first in line for their contact, leased
+    to `owner` (only it may send and settle them while the lease lasts).
 
     Returns the claimed rows and how many rows were skipped instead (the contact opted out
-    of non-essential messages, or is unreachable). Runs in the caller's transaction; on
-    PostgreSQL rows another dispatcher holds are skipped, not waited for.
+    of non-essential messages, or is unreachable, or a direct reply that a newer one to
+    the same chat has overtaken: the person has moved on, and an old question sent now
+    would only confuse). Runs in the caller's transaction; on PostgreSQL rows another
+    dispatcher holds are skipped, not waited for.
     """
     earlier = aliased(OutboxMessage)
     blocked = exists().where(
@@ -54,12 +57,17 @@ async def claim(connection: AsyncConnection, channels: Sequence[str], now: datet
     held = aliased(OutboxMessage)
     held_before = exists().where(held.contact_id == m.contact_id,
                                  held.status == OutboxStatus.HELD)
+    newer = aliased(OutboxMessage)
+    overtaken = and_(m.priority == int(Purpose.REPLY), exists().where(
+        newer.contact_id == m.contact_id, newer.priority == int(Purpose.REPLY),
+        newer.id > m.id))
     query = (
         select(m.id, m.contact_id, m.priority, m.essential, m.message_key, m.params, m.actions,
-               m.body, m.parts_sent, m.attempts, c.channel, c.chat_id, c.language,
+               m.body, m.parts_sent, m.attempts, m.timeouts, c.channel, c.chat_id, c.language,
                c.opted_out_at, c.unreachable_at, c.last_inbound_at,
                Conversation.updated_at.label("active_at"),
-               Broadcast.text.label("broadcast_text"), held_before.label("held_before"))
+               Broadcast.text.label("broadcast_text"), held_before.label("held_before"),
+               overtaken.label("overtaken"))
         .join(c, c.id == m.contact_id)
         .outerjoin(Conversation, Conversation.contact_id == c.id)
         .outerjoin(Broadcast, Broadcast.id == m.broadcast_id)
@@ -72,8 +80,8 @@ async def claim(connection: AsyncConnection, channels: Sequence[str], now: datet
     claimed: list[Claimed] = []
     skipped: list[dict[str, Any]] = []
     for row in (await connection.execute(query)).all():
-        reason = _skip_reason(row.essential, row.opted_out_at, row.unreachable_at,
-                              row.active_at)
+        reason = "overtaken" if row.overtaken else _skip_reason(
+            row.essential, row.opted_out_at, row.unreachable_at, row.active_at)
         if reason is not None:
             skipped.append({"row_id": row.id, "reason": reason})
             continue
@@ -83,13 +91,13 @@ async def claim(connection: AsyncConnection, channels: Sequence[str], now: datet
             params=row.params or {}, actions=row.actions or [], body=row.body,
             parts_sent=row.parts_sent, attempts=row.attempts,
             broadcast_text=row.broadcast_text, last_inbound_at=row.last_inbound_at,
-            held_before=bool(row.held_before),
+            held_before=bool(row.held_before), timeouts=row.timeouts,
         ))
     if claimed:
         await connection.execute(
             update(OutboxMessage)
             .where(OutboxMessage.id.in_([c.id for c in claimed]))
-            .values(status=OutboxStatus.SENDING, lease_until=now + lease)
+            .values(status=OutboxStatus.SENDING, lease_until=now + lease, lease_owner=owner)
         )
     if skipped:
         await connection.execute(_SKIP, skipped)
@@ -110,7 +118,7 @@ _SKIP = (
     update(_TABLE)  # type: ignore[arg-type]
     .where(_TABLE.c.id == bindparam("row_id"))
     .values(status=OutboxStatus.SKIPPED, last_error=bindparam("reason"), lease_until=None,
-            body=null())
+            body=null(), lease_owner=None)
 )
 
 
@@ -123,6 +131,8 @@ class Outcome(enum.Enum):
     FAILED = "failed"
     UNREACHABLE = "unreachable"
     HELD = "held"
+    # The platform never answered again: the message may have arrived; no more copies.
+    UNCERTAIN = "uncertain"
 
 
 @dataclass(frozen=True)
@@ -135,44 +145,62 @@ class Result:
     next_attempt_at: datetime | None = None
     parts_sent: int = 0
     contact_id: int | None = None
+    # The send timed out: its outcome is unknown (the next copy waits longer).
+    timed_out: bool = False
 
 
 _SETTLE_SENT = (
     update(_TABLE)  # type: ignore[arg-type]
-    .where(_TABLE.c.id == bindparam("row_id"), _TABLE.c.status == OutboxStatus.SENDING)
+    .where(_TABLE.c.id == bindparam("row_id"), _TABLE.c.status == OutboxStatus.SENDING,
+           _TABLE.c.lease_owner == bindparam("b_owner"))
     .values(status=OutboxStatus.SENT, platform_message_id=bindparam("b_message_id"),
-            sent_at=bindparam("b_at", type_=UTCDateTime()), lease_until=None,
+            sent_at=bindparam("b_at", type_=UTCDateTime()), lease_until=None, lease_owner=None,
             attempts=_TABLE.c.attempts + 1, parts_sent=bindparam("b_parts_sent"),
             body=null())
 )
 _SETTLE_RETRY = (
     update(_TABLE)  # type: ignore[arg-type]
-    .where(_TABLE.c.id == bindparam("row_id"), _TABLE.c.status == OutboxStatus.SENDING)
-    .values(status=OutboxStatus.PENDING, lease_until=None, attempts=_TABLE.c.attempts + 1,
+    .where(_TABLE.c.id == bindparam("row_id"), _TABLE.c.status == OutboxStatus.SENDING,
+           _TABLE.c.lease_owner == bindparam("b_owner"))
+    .values(status=OutboxStatus.PENDING, lease_until=None, lease_owner=None,
+            attempts=_TABLE.c.attempts + 1,
+            timeouts=_TABLE.c.timeouts + bindparam("b_timed_out"),
             next_attempt_at=bindparam("b_next_attempt_at", type_=UTCDateTime()),
             last_error=bindparam("b_error"), parts_sent=bindparam("b_parts_sent"))
 )
 _SETTLE_HELD = (
     update(_TABLE)  # type: ignore[arg-type]
-    .where(_TABLE.c.id == bindparam("row_id"), _TABLE.c.status == OutboxStatus.SENDING)
-    .values(status=OutboxStatus.HELD, lease_until=None,
+    .where(_TABLE.c.id == bindparam("row_id"), _TABLE.c.status == OutboxStatus.SENDING,
+           _TABLE.c.lease_owner == bindparam("b_owner"))
+    .values(status=OutboxStatus.HELD, lease_until=None, lease_owner=None,
             platform_message_id=bindparam("b_message_id"), last_error=bindparam("b_error"))
 )
 _SETTLE_FAILED = (
     update(_TABLE)  # type: ignore[arg-type]
-    .where(_TABLE.c.id == bindparam("row_id"), _TABLE.c.status == OutboxStatus.SENDING)
-    .values(status=OutboxStatus.FAILED, lease_until=None, attempts=_TABLE.c.attempts + 1,
+    .where(_TABLE.c.id == bindparam("row_id"), _TABLE.c.status == OutboxStatus.SENDING,
+           _TABLE.c.lease_owner == bindparam("b_owner"))
+    .values(status=bindparam("b_status"), lease_until=None, lease_owner=None,
+            attempts=_TABLE.c.attempts + 1,
+            timeouts=_TABLE.c.timeouts + bindparam("b_timed_out"),
             last_error=bindparam("b_error"), parts_sent=bindparam("b_parts_sent"),
             body=null())
 )
 
 
-async def record(connection: AsyncConnection, results: Iterable[Result]) -> None:
-    """Write what became of sent rows, in the caller's transaction.
+async def record(connection: AsyncConnection, results: Sequence[Result], owner: str
+                 ) -> list[int]:
+    """Write what became of sent rows, in the caller's transaction; the ids of those that
+    were no longer `owner`'s to settle.
 
-    Only rows still being sent are changed: a row whose lease ran out and that another
-    dispatcher took over is that dispatcher's to settle.
+    Only rows still being sent under the owner's lease are changed: a row whose lease ran
+    out and that another dispatcher took over is that dispatcher's to settle.
     """
+    lost = list(await connection.scalars(
+        select(OutboxMessage.id)
+        .where(OutboxMessage.id.in_([r.row_id for r in results]),
+               or_(OutboxMessage.status != OutboxStatus.SENDING,
+                   OutboxMessage.lease_owner.is_(None),
+                   OutboxMessage.lease_owner != owner)))) if results else []
     by_kind: dict[Outcome, list[dict[str, Any]]] = {o: [] for o in Outcome}
     for r in results:
         by_kind[r.outcome].append({
@@ -180,7 +208,9 @@ async def record(connection: AsyncConnection, results: Iterable[Result]) -> None
             # parameter of an UPDATE names.
             "row_id": r.row_id, "b_message_id": r.platform_message_id, "b_at": r.at,
             "b_error": (r.error or "")[:200] or None, "b_next_attempt_at": r.next_attempt_at,
-            "b_parts_sent": r.parts_sent,
+            "b_parts_sent": r.parts_sent, "b_owner": owner, "b_timed_out": int(r.timed_out),
+            "b_status": OutboxStatus.UNCERTAIN if r.outcome is Outcome.UNCERTAIN
+            else OutboxStatus.FAILED,
         })
     if by_kind[Outcome.SENT]:
         await connection.execute(_SETTLE_SENT, by_kind[Outcome.SENT])
@@ -188,12 +218,15 @@ async def record(connection: AsyncConnection, results: Iterable[Result]) -> None
         await connection.execute(_SETTLE_RETRY, by_kind[Outcome.RETRY])
     if by_kind[Outcome.HELD]:
         await connection.execute(_SETTLE_HELD, by_kind[Outcome.HELD])
-    failed = by_kind[Outcome.FAILED] + by_kind[Outcome.UNREACHABLE]
+    failed = by_kind[Outcome.FAILED] + by_kind[Outcome.UNREACHABLE] + \
+        by_kind[Outcome.UNCERTAIN]
     if failed:
         await connection.execute(_SETTLE_FAILED, failed)
     for r in results:
-        if r.outcome is Outcome.UNREACHABLE and r.contact_id is not None:
+        if r.outcome is Outcome.UNREACHABLE and r.contact_id is not None \
+                and r.row_id not in lost:
             await mark_unreachable(connection, r.contact_id, r.at)
+    return lost
 
 
 async def mark_unreachable(connection: AsyncConnection, contact_id: int, now: datetime) -> None:
@@ -224,13 +257,17 @@ async def release_held(connection: AsyncConnection, contact_id: int, now: dateti
 
 
 async def extend_leases(connection: AsyncConnection, row_ids: Sequence[int],
-                        until: datetime) -> None:
-    """The process holding these rows is alive and still means to send them."""
-    await connection.execute(
+                        until: datetime, owner: str) -> set[int]:
+    """The process holding these rows is alive and still means to send them; the ids of
+    those it still holds (the others were taken over while it was held up)."""
+    result = await connection.execute(
         update(OutboxMessage)
-        .where(OutboxMessage.id.in_(row_ids), OutboxMessage.status == OutboxStatus.SENDING)
+        .where(OutboxMessage.id.in_(row_ids), OutboxMessage.status == OutboxStatus.SENDING,
+               OutboxMessage.lease_owner == owner)
         .values(lease_until=until)
+        .returning(OutboxMessage.id)
     )
+    return set(result.scalars())
 
 
 async def prune(connection: AsyncConnection, before: datetime) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from aiohttp import web
@@ -16,7 +17,13 @@ log = logging.getLogger(__name__)
 
 # Waits for a slot under the platform's limits before each message, and frees it after.
 Pace = Callable[[], Awaitable[None]]
-Done = Callable[[], None]
+
+
+class Done(Protocol):
+    def __call__(self, may_arrive_for: float = 0.0) -> None:
+        """The message's request has ended. A request whose answer never came may still
+        reach the platform for `may_arrive_for` seconds: its slot stays taken till then."""
+        ...
 
 
 class DeliveryError(Exception):
@@ -44,6 +51,18 @@ class RetryLater(DeliveryError):
                  retry_after: float | None = None) -> None:
         super().__init__(reason, sent, detail)
         self.retry_after = retry_after
+
+
+class OutcomeUnknown(RetryLater):
+    """The platform did not answer in time: the message may have arrived or not.
+
+    Sent again, once, with a longer wait for the answer; never counted as a failure.
+    """
+
+
+class NotOurs(DeliveryError):
+    """The row's lease is no longer this process's (it was held up past it): another
+    process sends the row now, so this one must neither send nor settle it."""
 
 
 class Unreachable(DeliveryError):
@@ -127,6 +146,32 @@ class ReplyOutbox(Protocol):
         ...
 
 
+# A row is not sent in the last moments of its lease: another process may take it then.
+LEASE_MARGIN = timedelta(seconds=2)
+
+
+def still_leased(lease_until: datetime, now: datetime, lease: timedelta) -> bool:
+    """Whether a row leased until then may still be sent now: not once its lease is near
+    its end (a process held up, by a pause or a slow database, must not send what another
+    may be sending)."""
+    return now < lease_until - min(LEASE_MARGIN, lease / 4)
+
+
+def _within_lease(pace: tuple[Pace, Done], lease_until: datetime, lease: timedelta,
+                  clock: Callable[[], datetime]) -> tuple[Pace, Done]:
+    """The pace of a reply that is sent only while its row's lease holds, checked after
+    the wait for a slot, just before each message goes."""
+    acquire, release = pace
+
+    async def acquire_within() -> None:
+        await acquire()
+        if not still_leased(lease_until, clock(), lease):
+            release()
+            raise NotOurs("the reply's lease ran out")
+
+    return acquire_within, release
+
+
 def split_text(text: str, limit: int) -> list[str]:
     """Cut text into messages of at most `limit` characters, at line breaks where
     possible."""
@@ -143,16 +188,26 @@ def split_text(text: str, limit: int) -> list[str]:
 
 async def send_reply(sender: Sender, outbox: ReplyOutbox | None, chat_id: str,
                      replies: Sequence[Reply], reply_id: int | None, contact_id: int, *,
-                     edit_message_id: int | None = None, language: str | None = None) -> None:
+                     edit_message_id: int | None = None, language: str | None = None,
+                     lease: tuple[datetime, timedelta, Callable[[], datetime]] | None = None
+                     ) -> None:
     """Send the answer to an update, within the channel's limits, and settle its outbox
-    row; a reply that cannot go now is left to the dispatcher."""
+    row; a reply that cannot go now is left to the dispatcher. With `lease` (the row's
+    lease end, its length, and the clock that set it) nothing is sent once it is over."""
     if not replies:
         return
     pace = outbox.pace_reply(sender.channel, chat_id) if outbox is not None else None
+    if pace is not None and lease is not None:
+        pace = _within_lease(pace, *lease)
     outcome: Delivered | DeliveryError
     try:
         outcome = await sender.deliver(chat_id, replies, edit_message_id=edit_message_id,
                                        pace=pace, language=language)
+    except NotOurs:
+        # Held up past the reply's lease: a dispatcher sends it (unless a newer reply to
+        # the chat has overtaken it), and settles it.
+        log.warning("a reply's lease ran out before it was sent; left to the dispatcher")
+        return
     except DeliveryError as exc:
         log.info("a reply could not be sent now (%s)", exc.reason)
         outcome = exc

@@ -69,7 +69,11 @@ class AiohttpRequest(BaseRequest):
             async with self._session.request(method, url, data=data,
                                              timeout=timeout) as response:
                 return response.status, await response.read()
+        except aiohttp.ConnectionTimeoutError as exc:
+            # Never connected: the request cannot have reached Telegram.
+            raise NetworkError(f"aiohttp.{type(exc).__name__}") from exc
         except TimeoutError as exc:
+            # Sent, and no answer in time: Telegram may have handled it.
             raise TimedOut from exc
         except aiohttp.ClientError as exc:
             raise NetworkError(f"aiohttp.{type(exc).__name__}: {exc}") from exc

@@ -17,10 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import random
-import secrets
-import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -29,7 +26,7 @@ from typing import Any
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gotong.models.base import utcnow
+from gotong.models.base import process_name, utcnow
 from gotong.models.inbound import (
     LeaseLost,
     QueuedUpdate,
@@ -80,12 +77,6 @@ def is_database_trouble(exc: BaseException) -> bool:
         return True
     # asyncpg's own errors on a cut connection, when not wrapped by SQLAlchemy.
     return type(exc).__module__.startswith("asyncpg") and "Connection" in type(exc).__name__
-
-
-def process_name() -> str:
-    """Who holds a lease: this host and process, and a random part that a restarted
-    process (which may get the same pid) does not share."""
-    return f"{socket.gethostname()[:40]}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
 class InboundQueue:

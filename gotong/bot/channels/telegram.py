@@ -50,6 +50,7 @@ from gotong.bot.channels.delivery import (
     Delivered,
     DeliveryError,
     Done,
+    OutcomeUnknown,
     Pace,
     ReplyOutbox,
     RetryLater,
@@ -75,6 +76,9 @@ MAX_TEXT = 4096
 MAX_CALLBACK_DATA = 64
 ALLOWED_UPDATES = ["message", "callback_query"]
 HTTP_CONNECTIONS = 8
+# Seconds to wait for Telegram's answer to a message (longer for a row whose earlier
+# send got none).
+SEND_TIMEOUT = 5.0
 # Seconds a getUpdates call waits for updates (long polling).
 POLL_TIMEOUT = 10
 # Labels this short fit two to a row on a phone.
@@ -190,7 +194,7 @@ def _delivery_error(exc: TelegramError, sent: int) -> DeliveryError:
             return Unreachable("chat not found (400)", sent)
         return Undeliverable("refused by Telegram (400)", sent, _reason(exc))
     if isinstance(exc, TimedOut):
-        return RetryLater("timed out", sent)
+        return OutcomeUnknown("no answer in time: may have arrived", sent)
     if isinstance(exc, NetworkError):
         return RetryLater("network or server error", sent, _reason(exc))
     return RetryLater(f"telegram error: {type(exc).__name__}", sent)
@@ -230,7 +234,7 @@ class TelegramChannel:
         settings = inbound or InboundSettings()
         self.inbound = InboundQueue(conversations.engine,
                                     replace(settings, concurrent_chats=config.max_concurrent_chats),
-                                    clock=conversations.now)
+                                    clock=conversations.now, owner=conversations.owner)
         self.inbound.register(CHANNEL, self.handle_stored)
         self._retry = settings
         self._stop = asyncio.Event()
@@ -370,7 +374,8 @@ class TelegramChannel:
         handled = await self._conversations.handle_update(
             incoming, keep_reply=outbox is not None, edit_message_id=edit_id, queued=queued)
         await send_reply(self, outbox, incoming.chat_id, handled.replies, handled.reply_id,
-                         handled.contact_id, edit_message_id=edit_id)
+                         handled.contact_id, edit_message_id=edit_id,
+                         lease=handled.reply_lease)
 
     async def deliver(self, chat_id: str, replies: Sequence[Reply], *, skip: int = 0,
                       edit_message_id: int | None = None,
@@ -379,6 +384,9 @@ class TelegramChannel:
         """Send each reply (an edit, or one message per 4096 characters), from the
         `skip`th message on; raise a DeliveryError that says how many went out."""
         chat = int(chat_id)
+        # A row whose earlier send got no answer waits longer for this one's.
+        answer_within = SEND_TIMEOUT * (1 + 2 * row.timeouts) if row is not None \
+            else SEND_TIMEOUT
         part = 0
         last_id: str | None = None
         for reply in replies:
@@ -395,25 +403,32 @@ class TelegramChannel:
                     try:
                         last_id = await self._send_one(
                             chat, text, markup if last else None,
-                            edit_message_id if reply.edit else None, pace)
+                            edit_message_id if reply.edit else None, pace, answer_within)
                     except TelegramError as exc:
                         raise _delivery_error(exc, part - skip) from None
                 part += 1
         return Delivered(last_id, part)
 
     async def _send_one(self, chat_id: int, text: str, markup: Any, edit_message_id: int | None,
-                        pace: tuple[Pace, Done] | None) -> str | None:
+                        pace: tuple[Pace, Done] | None, answer_within: float = SEND_TIMEOUT
+                        ) -> str | None:
         if pace is not None:
             await pace[0]()
+        may_arrive_for = 0.0
         try:
             if edit_message_id is not None and await self._edit(chat_id, edit_message_id,
-                                                                 text, markup):
+                                                                 text, markup, answer_within):
                 return str(edit_message_id)
-            sent = await self.application.bot.send_message(chat_id, text, reply_markup=markup)
+            sent = await self.application.bot.send_message(chat_id, text, reply_markup=markup,
+                                                           read_timeout=answer_within)
             return str(sent.message_id)
+        except TimedOut:
+            # Telegram may still be handling the request: as long again, say.
+            may_arrive_for = answer_within
+            raise
         finally:
             if pace is not None:
-                pace[1]()
+                pace[1](may_arrive_for)
 
     async def _set_chat_commands(self, chat_id: int, language: str) -> None:
         """The command menu of one chat, in the language the person chose."""
@@ -425,13 +440,15 @@ class TelegramChannel:
         except TelegramError as exc:
             log.warning("could not set a chat's commands: %s", type(exc).__name__)
 
-    async def _edit(self, chat_id: int, message_id: int, text: str, markup: Any) -> bool:
+    async def _edit(self, chat_id: int, message_id: int, text: str, markup: Any,
+                    answer_within: float) -> bool:
         """Redraw a message in place; False when it cannot be (a new one is sent)."""
         if not isinstance(markup, InlineKeyboardMarkup) and markup is not None:
             return False
         try:
             await self.application.bot.edit_message_text(
                 text, chat_id=chat_id, message_id=message_id, reply_markup=markup,
+                read_timeout=answer_within,
             )
         except BadRequest as exc:
             # Tapping the same toggle twice quickly redraws an identical message.

@@ -294,7 +294,8 @@ class WebChat:
         if handled.language:
             state.language = handled.language
         await send_reply(self, outbox, incoming.chat_id, handled.replies, handled.reply_id,
-                         handled.contact_id, edit_message_id=edit_id)
+                         handled.contact_id, edit_message_id=edit_id,
+                         lease=handled.reply_lease)
 
     async def _say(self, state: Screen, key: str, **params: object) -> None:
         """The channel's own answer (an unreadable message), in the chat's language."""

@@ -36,6 +36,7 @@ from gotong.bot.channels.delivery import (
     DeliveryError,
     Done,
     Held,
+    OutcomeUnknown,
     Pace,
     ReplyOutbox,
     RetryLater,
@@ -83,6 +84,10 @@ OWN_NUMBER = "~own"
 # Long lists remembered per chat for "more", most recent kept.
 PAGES_KEPT = 10_000
 REQUEST_TIMEOUT = aiohttp.ClientTimeout(total=15)
+# Seconds to connect, and to wait for the answer to a message (longer for a row whose
+# earlier send got none).
+CONNECT_TIMEOUT = 5.0
+SEND_TIMEOUT = 10.0
 HTTP_CONNECTIONS = 16
 
 # Graph API error codes (PLATFORMS.md).
@@ -449,7 +454,7 @@ class WhatsAppChannel:
         self.inbound = InboundQueue(
             conversations.engine,
             replace(inbound or InboundSettings(), concurrent_chats=config.max_concurrent_chats),
-            clock=conversations.now)
+            clock=conversations.now, owner=conversations.owner)
         self.inbound.register(CHANNEL, self.handle_stored)
         self._stop = asyncio.Event()
         self._worker: asyncio.Task[None] | None = None
@@ -575,7 +580,8 @@ class WhatsAppChannel:
         handled = await self._conversations.handle_update(
             incoming, keep_reply=outbox is not None, queued=queued)
         await send_reply(self, outbox, incoming.chat_id, handled.replies, handled.reply_id,
-                         handled.contact_id, language=handled.language)
+                         handled.contact_id, language=handled.language,
+                         lease=handled.reply_lease)
 
     async def _next_page(self, incoming: Incoming, page: Page, queued: QueuedUpdate) -> None:
         """The next rows of a long list, from this process's memory."""
@@ -608,12 +614,16 @@ class WhatsAppChannel:
 
     # --- sending --------------------------------------------------------------------
 
-    async def _post(self, payload: dict[str, Any]) -> str | None:
+    async def _post(self, payload: dict[str, Any], answer_within: float = SEND_TIMEOUT
+                    ) -> str | None:
         """One Graph API call; the id of the message sent."""
         await self.open_for_sending()
         assert self._http is not None
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_TIMEOUT,
+                                        sock_read=answer_within)
         async with self._http.post(self.messages_url,
-                                   json={"messaging_product": "whatsapp", **payload}) as response:
+                                   json={"messaging_product": "whatsapp", **payload},
+                                   timeout=timeout) as response:
             try:
                 body = await response.json(content_type=None)
             except ValueError:
@@ -641,6 +651,9 @@ class WhatsAppChannel:
         if row is not None and not window_open(row.last_inbound_at, utcnow()):
             return await self._send_template(chat_id, replies, row, pace)
         labels = Labels.of(self._catalog, language)
+        # A row whose earlier send got no answer waits longer for this one's.
+        answer_within = SEND_TIMEOUT * (1 + 2 * row.timeouts) if row is not None \
+            else SEND_TIMEOUT
         part = 0
         last_id: str | None = None
         for reply in replies:
@@ -650,26 +663,32 @@ class WhatsAppChannel:
             for payload in payloads:
                 if part >= skip:
                     try:
-                        last_id = await self._paced({**payload, "to": chat_id}, pace)
+                        last_id = await self._paced({**payload, "to": chat_id}, pace,
+                                                    answer_within)
                     except GraphError as exc:
                         if exc.code == OUTSIDE_WINDOW and row is not None:
                             return await self._send_template(chat_id, replies, row, pace)
                         raise _delivery_error(exc, part - skip) from None
                     except (aiohttp.ClientError, TimeoutError) as exc:
-                        raise RetryLater("network error", part - skip,
-                                         type(exc).__name__) from None
+                        raise _network_error(exc, part - skip) from None
                 part += 1
         return Delivered(last_id, part)
 
-    async def _paced(self, payload: dict[str, Any], pace: tuple[Pace, Done] | None
-                     ) -> str | None:
+    async def _paced(self, payload: dict[str, Any], pace: tuple[Pace, Done] | None,
+                     answer_within: float = SEND_TIMEOUT) -> str | None:
         if pace is not None:
             await pace[0]()
+        may_arrive_for = 0.0
         try:
-            return await self._post(payload)
+            return await self._post(payload, answer_within)
+        except TimeoutError as exc:
+            if not isinstance(exc, aiohttp.ConnectionTimeoutError):
+                # Meta may still be handling the request: as long again, say.
+                may_arrive_for = answer_within
+            raise
         finally:
             if pace is not None:
-                pace[1]()
+                pace[1](may_arrive_for)
 
     async def _send_template(self, chat_id: str, replies: Sequence[Reply], row: Claimed,
                              pace: tuple[Pace, Done] | None) -> Delivered:
@@ -690,11 +709,12 @@ class WhatsAppChannel:
             template["components"] = components
         try:
             message_id = await self._paced({"to": chat_id, "type": "template",
-                                            "template": template}, pace)
+                                            "template": template}, pace,
+                                           SEND_TIMEOUT * (1 + 2 * row.timeouts))
         except GraphError as exc:
             raise _delivery_error(exc, 0) from None
         except (aiohttp.ClientError, TimeoutError) as exc:
-            raise RetryLater("network error", 0, type(exc).__name__) from None
+            raise _network_error(exc, 0) from None
         if components:
             return Delivered(message_id, len(replies))
         raise Held("outside the 24-hour window: told there is news", message_id=message_id)
@@ -705,6 +725,13 @@ class WhatsAppChannel:
         self._pages.move_to_end(key)
         while len(self._pages) > PAGES_KEPT:
             self._pages.popitem(last=False)
+
+
+def _network_error(exc: BaseException, sent: int) -> DeliveryError:
+    if isinstance(exc, TimeoutError) and not isinstance(exc, aiohttp.ConnectionTimeoutError):
+        # Sent, and no answer in time: Meta may have taken the message.
+        return OutcomeUnknown("no answer in time: may have arrived", sent)
+    return RetryLater("network error", sent, type(exc).__name__)
 
 
 def window_open(last_inbound_at: datetime | None, now: datetime) -> bool:
