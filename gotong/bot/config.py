@@ -43,6 +43,9 @@ class TelegramConfig:
     webhook_secret: str = ""
     # Updates of one chat are handled in order; this many chats at once.
     max_concurrent_chats: int = 16
+    # Seconds to wait for Telegram's answer to a message; one that gets none may have
+    # arrived: it is sent once more, waiting three times as long, and then left.
+    answer_timeout_seconds: float = 5.0
     # Telegram's flood limits, which the dispatcher keeps to: messages a second in all,
     # a second to one person, and a minute to one group.
     messages_per_second: float = 30.0
@@ -67,6 +70,8 @@ class WhatsAppConfig:
     chat_messages_per_second: float = 1.0
     # Chats whose messages one process handles at once (each chat in order).
     max_concurrent_chats: int = 16
+    # Seconds to wait for the Graph API's answer to a message (as for Telegram).
+    answer_timeout_seconds: float = 10.0
     # Approved templates for news outside the 24-hour window, as "catalog key=template
     # name" (each with one body parameter, the text of the news), in every language of
     # the catalog; and the generic one ("you have an update, reply to see it").
@@ -364,6 +369,9 @@ def validate(config: Config) -> None:
         raise ConfigError("telegram.max_concurrent_chats must be at least 1")
     if config.whatsapp.max_concurrent_chats < 1:
         raise ConfigError("whatsapp.max_concurrent_chats must be at least 1")
+    for app in ("telegram", "whatsapp"):
+        if getattr(config, app).answer_timeout_seconds <= 0:
+            raise ConfigError(f"{app}.answer_timeout_seconds must be positive")
     inbound = config.inbound
     for key in ("lease_seconds", "retry_base_seconds", "retry_max_seconds", "poll_seconds"):
         if getattr(inbound, key) <= 0:

@@ -76,9 +76,6 @@ MAX_TEXT = 4096
 MAX_CALLBACK_DATA = 64
 ALLOWED_UPDATES = ["message", "callback_query"]
 HTTP_CONNECTIONS = 8
-# Seconds to wait for Telegram's answer to a message (longer for a row whose earlier
-# send got none).
-SEND_TIMEOUT = 5.0
 # Seconds a getUpdates call waits for updates (long polling).
 POLL_TIMEOUT = 10
 # Labels this short fit two to a row on a phone.
@@ -385,8 +382,8 @@ class TelegramChannel:
         `skip`th message on; raise a DeliveryError that says how many went out."""
         chat = int(chat_id)
         # A row whose earlier send got no answer waits longer for this one's.
-        answer_within = SEND_TIMEOUT * (1 + 2 * row.timeouts) if row is not None \
-            else SEND_TIMEOUT
+        answer_within = self.config.answer_timeout_seconds * (
+            1 + 2 * (row.timeouts if row is not None else 0))
         part = 0
         last_id: str | None = None
         for reply in replies:
@@ -410,7 +407,7 @@ class TelegramChannel:
         return Delivered(last_id, part)
 
     async def _send_one(self, chat_id: int, text: str, markup: Any, edit_message_id: int | None,
-                        pace: tuple[Pace, Done] | None, answer_within: float = SEND_TIMEOUT
+                        pace: tuple[Pace, Done] | None, answer_within: float
                         ) -> str | None:
         if pace is not None:
             await pace[0]()

@@ -84,10 +84,8 @@ OWN_NUMBER = "~own"
 # Long lists remembered per chat for "more", most recent kept.
 PAGES_KEPT = 10_000
 REQUEST_TIMEOUT = aiohttp.ClientTimeout(total=15)
-# Seconds to connect, and to wait for the answer to a message (longer for a row whose
-# earlier send got none).
+# Seconds to connect to the Graph API.
 CONNECT_TIMEOUT = 5.0
-SEND_TIMEOUT = 10.0
 HTTP_CONNECTIONS = 16
 
 # Graph API error codes (PLATFORMS.md).
@@ -614,13 +612,19 @@ class WhatsAppChannel:
 
     # --- sending --------------------------------------------------------------------
 
-    async def _post(self, payload: dict[str, Any], answer_within: float = SEND_TIMEOUT
+    def _answer_within(self, row: Claimed | None) -> float:
+        """How long to wait for the answer: longer for a row whose earlier send got none."""
+        return self.config.answer_timeout_seconds * (
+            1 + 2 * (row.timeouts if row is not None else 0))
+
+    async def _post(self, payload: dict[str, Any], answer_within: float | None = None
                     ) -> str | None:
         """One Graph API call; the id of the message sent."""
         await self.open_for_sending()
         assert self._http is not None
-        timeout = aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_TIMEOUT,
-                                        sock_read=answer_within)
+        timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=CONNECT_TIMEOUT,
+            sock_read=answer_within or self.config.answer_timeout_seconds)
         async with self._http.post(self.messages_url,
                                    json={"messaging_product": "whatsapp", **payload},
                                    timeout=timeout) as response:
@@ -652,8 +656,7 @@ class WhatsAppChannel:
             return await self._send_template(chat_id, replies, row, pace)
         labels = Labels.of(self._catalog, language)
         # A row whose earlier send got no answer waits longer for this one's.
-        answer_within = SEND_TIMEOUT * (1 + 2 * row.timeouts) if row is not None \
-            else SEND_TIMEOUT
+        answer_within = self._answer_within(row)
         part = 0
         last_id: str | None = None
         for reply in replies:
@@ -675,7 +678,7 @@ class WhatsAppChannel:
         return Delivered(last_id, part)
 
     async def _paced(self, payload: dict[str, Any], pace: tuple[Pace, Done] | None,
-                     answer_within: float = SEND_TIMEOUT) -> str | None:
+                     answer_within: float) -> str | None:
         if pace is not None:
             await pace[0]()
         may_arrive_for = 0.0
@@ -710,7 +713,7 @@ class WhatsAppChannel:
         try:
             message_id = await self._paced({"to": chat_id, "type": "template",
                                             "template": template}, pace,
-                                           SEND_TIMEOUT * (1 + 2 * row.timeouts))
+                                           self._answer_within(row))
         except GraphError as exc:
             raise _delivery_error(exc, 0) from None
         except (aiohttp.ClientError, TimeoutError) as exc:
