@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -87,3 +88,27 @@ async def refresh_statistics(engine: AsyncEngine) -> None:
         await connection.exec_driver_sql(f"PRAGMA analysis_limit={ANALYSIS_LIMIT}")
         await connection.exec_driver_sql("ANALYZE")
         await connection.commit()
+
+
+async def hold_advisory_lock(engine: AsyncEngine, key: int
+                             ) -> Callable[[], Awaitable[None]] | None:
+    """Take a PostgreSQL session lock on `key` for as long as this process lives or until
+    the returned function releases it; None when another process holds it. SQLite is
+    owned by one process: nothing to take (and its one connection is not kept)."""
+    if engine.dialect.name != "postgresql":
+        async def nothing() -> None:
+            return None
+
+        return nothing
+    connection = await engine.connect()
+    try:
+        taken = await connection.scalar(text("SELECT pg_try_advisory_lock(:key)"),
+                                        {"key": key})
+        await connection.commit()
+    except BaseException:
+        await connection.close()
+        raise
+    if not taken:
+        await connection.close()
+        return None
+    return connection.close

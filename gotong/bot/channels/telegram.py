@@ -17,7 +17,7 @@ import hmac
 import json
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from typing import Any
 from urllib.parse import urlsplit
@@ -64,6 +64,7 @@ from gotong.bot.channels.inbound import InboundQueue, InboundSettings, retry_del
 from gotong.bot.config import TelegramConfig
 from gotong.handlers.conversations import Conversations
 from gotong.handlers.messages import Hint, Incoming, Kind, Option, Reply
+from gotong.models.db import hold_advisory_lock
 from gotong.models.inbound import QueuedUpdate, Stored
 from gotong.models.outbox import Claimed
 
@@ -78,8 +79,14 @@ ALLOWED_UPDATES = ["message", "callback_query"]
 HTTP_CONNECTIONS = 8
 # Seconds a getUpdates call waits for updates (long polling).
 POLL_TIMEOUT = 10
+# The advisory lock of the process polling a bot: this plus the bot's id.
+POLL_LOCK_BASE = 0x60_7060_0000_0000
 # Labels this short fit two to a row on a phone.
 SHORT_LABEL = 18
+
+
+class PollingTaken(RuntimeError):
+    """Another process already polls this bot (PostgreSQL knows: it holds the lock)."""
 
 
 class MalformedUpdate(ValueError):
@@ -237,6 +244,8 @@ class TelegramChannel:
         self._stop = asyncio.Event()
         self._worker: asyncio.Task[None] | None = None
         self._polling: asyncio.Task[None] | None = None
+        # Releases the lock that makes this the bot's one polling process.
+        self._poll_lock: Callable[[], Awaitable[None]] | None = None
 
     # --- life cycle -----------------------------------------------------------------
 
@@ -253,6 +262,15 @@ class TelegramChannel:
                 allowed_updates=ALLOWED_UPDATES,
             )
         else:
+            # Telegram gives each update to one getUpdates call: a second poller would
+            # take updates from the first, so polling is for one process only.
+            self._poll_lock = await hold_advisory_lock(self._conversations.engine,
+                                                       POLL_LOCK_BASE + app.bot.id)
+            if self._poll_lock is None:
+                raise PollingTaken(
+                    "another gotong process is polling this bot; polling serves one "
+                    "process only: run several processes behind a webhook "
+                    "(telegram.mode = \"webhook\")")
             await app.bot.delete_webhook()
             self._polling = asyncio.create_task(self._poll())
         log.info("telegram channel started (%s)", "webhook" if self.webhook else "polling")
@@ -269,6 +287,9 @@ class TelegramChannel:
             self._polling.cancel()
             await asyncio.gather(self._polling, return_exceptions=True)
             self._polling = None
+        if self._poll_lock is not None:
+            await self._poll_lock()
+            self._poll_lock = None
         if self._worker is not None:
             await asyncio.gather(self._worker, return_exceptions=True)
             self._worker = None

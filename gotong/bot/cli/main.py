@@ -13,6 +13,7 @@ from pathlib import Path
 from sqlalchemy.exc import DBAPIError
 
 from gotong.bot.channels.console import run_console
+from gotong.bot.channels.telegram import PollingTaken
 from gotong.bot.cli.admin import ADMIN_COMMANDS, add_admin_parsers, run_admin
 from gotong.bot.cli.broadcast import add_broadcast_parser, run_broadcast
 from gotong.bot.config import Config, ConfigError, load_config
@@ -78,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         return _run_command(args, config)
     except KeyboardInterrupt:
         return 130
-    except (NotReady, DBAPIError, OSError) as exc:
+    except (NotReady, PollingTaken, DBAPIError, OSError) as exc:
         print(f"gotong: {exc}", file=sys.stderr)
         return 1
 

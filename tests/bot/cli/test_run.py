@@ -105,3 +105,23 @@ async def test_run_behind_a_webhook(tmp_path: Path, fake: FakeTelegramAPI) -> No
         assert "Halo! Saya Gotong" in welcome.text
     finally:
         await stop(process)
+
+
+async def test_a_second_poller_refuses_to_start(tmp_path: Path, fake: FakeTelegramAPI,
+                                               postgres_database: str) -> None:
+    """Polling serves one process: on a shared database the second says so and stops."""
+    first = await start_gotong(tmp_path, fake, free_port(),
+                               GOTONG_DATABASE__URL=postgres_database)
+    try:
+        await fake.wait_for_calls("getUpdates", 1, timeout=30)
+        second = await start_gotong(tmp_path, fake, free_port(),
+                                    GOTONG_DATABASE__URL=postgres_database)
+        output, _ = await asyncio.wait_for(second.communicate(), 60)
+        assert second.returncode == 1, output.decode()
+        assert "another gotong process is polling this bot" in output.decode()
+        # The first goes on polling and answering.
+        fake.push_update(UpdateFactory().text(TgUser(id=779, language_code="en"), "/start"))
+        [welcome] = await fake.wait_for_messages(779, 1, timeout=20)
+        assert "Hello! I am Gotong" in welcome.text
+    finally:
+        await stop(first)
