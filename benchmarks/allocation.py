@@ -49,13 +49,11 @@ message.  A database is reused only when it was generated completely (it gets it
 from __future__ import annotations
 
 import argparse
-import asyncio
 import bisect
 import contextlib
 import dataclasses
 import hashlib
 import json
-import logging
 import math
 import os
 import random
@@ -63,7 +61,6 @@ import re
 import statistics
 import sys
 import time
-import warnings
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -73,6 +70,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from faker import Faker
+from scratch_database import postgres_server, run_admin
+from sidebyside import BenchmarkFailure, run_benchmark
 from sqlalchemy import (
     JSON,
     Column,
@@ -85,12 +84,10 @@ from sqlalchemy import (
     select,
     text,
 )
-from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
 
 from gotong.bot.config import Config, DatabaseConfig, PrivacyConfig, TelegramConfig
-from gotong.bot.logs import quiet_third_party
 from gotong.bot.services import Services, open_services, prepare_database
 from gotong.models.aggregator import Aggregator, covered_areas
 from gotong.models.allocation import SCAN_FACTOR, propose
@@ -167,10 +164,6 @@ MOBILE_PREFIXES = ("11", "12", "13", "21", "22", "23", "52", "53", "77", "78", "
                    "83", "85", "87", "88", "95", "96", "97", "98", "99")
 assert set(VULNERABILITY_CHANCE) == set(VULNERABILITIES)
 assert set(NEED_CHANCE) == set(NEEDS)
-
-
-class BenchmarkFailure(RuntimeError):
-    """A check failed; no result is reported."""
 
 
 def log(text_: str) -> None:
@@ -567,19 +560,8 @@ def _rename(source: Path, target: Path) -> None:
     source.rename(target)
 
 
-async def run_admin(server: URL, statement: str, **params: Any) -> list[Any]:
-    engine = create_engine(server.render_as_string(hide_password=False))
-    try:
-        async with engine.connect() as conn:
-            await conn.execution_options(isolation_level="AUTOCOMMIT")
-            result = await conn.execute(text(statement), params)
-            return list(result.all()) if result.returns_rows else []
-    finally:
-        await engine.dispose()
-
-
 async def prepare_postgres(server_url: str, households: int, regenerate: bool) -> Prepared:
-    server = make_url(server_url).set(drivername="postgresql+asyncpg")
+    server = postgres_server(server_url)
     name = f"gotong_bench_allocation_{households}"
     partial = f"{name}_partial"
     url = server.set(database=name).render_as_string(hide_password=False)
@@ -918,8 +900,7 @@ async def prepared_backends(backends: Sequence[str], postgres: str | None, data_
             print(f"== postgresql: skipped ({PG_ENV} is not set and no --postgres given)")
             continue
         try:
-            await run_admin(make_url(postgres).set(drivername="postgresql+asyncpg"),
-                            "SELECT 1")
+            await run_admin(postgres_server(postgres), "SELECT 1")
         except Exception as exc:
             print(f"== postgresql: skipped (the server does not answer: "
                   f"{type(exc).__name__})")
@@ -976,17 +957,7 @@ def parse_args(argv: Sequence[str] | None) -> Settings:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    settings = parse_args(argv)
-    warnings.simplefilter("ignore", DeprecationWarning)
-    logging.basicConfig(level=logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    quiet_third_party()
-    try:
-        asyncio.run(benchmark(settings))
-    except BenchmarkFailure as exc:
-        print(f"benchmark failed: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    return run_benchmark(benchmark(parse_args(argv)))
 
 
 if __name__ == "__main__":

@@ -29,15 +29,12 @@ import os
 os.environ["PTB_TIMEDELTA"] = "true"
 
 import argparse
-import asyncio
 import contextlib
 import gc
-import logging
 import math
 import sys
 import tempfile
 import time
-import warnings
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -46,6 +43,8 @@ from pathlib import Path
 # The project root, for the fakes and harness in the tests package.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from sidebyside import run_benchmark
+
 from gotong.bot.config import (
     Config,
     DatabaseConfig,
@@ -53,7 +52,6 @@ from gotong.bot.config import (
     TelegramConfig,
     validate,
 )
-from gotong.bot.logs import quiet_third_party
 from gotong.bot.services import open_services
 from tests.bot.dispatch_harness import (
     REFERENCE,
@@ -239,13 +237,8 @@ def parse_args(argv: Sequence[str] | None) -> tuple[list[tuple[float, int]], boo
 
 def main(argv: Sequence[str] | None = None) -> int:
     runs, verbose = parse_args(argv)
-    warnings.simplefilter("ignore", DeprecationWarning)
-    warnings.simplefilter("ignore", PendingDeprecationWarning)
-    logging.basicConfig(level=logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    quiet_third_party()
-    results = asyncio.run(benchmark(runs, verbose))
-    return 0 if all(result.ok for result in results) else 1
+    return run_benchmark(benchmark(runs, verbose),
+                         lambda results: 0 if all(result.ok for result in results) else 1)
 
 
 if __name__ == "__main__":

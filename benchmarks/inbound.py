@@ -9,7 +9,11 @@ the chats, and the time from the first push until every update was answered is m
 a warm-up round on each side, the sides run alternately; the median round of each is reported::
 
     .venv/bin/python benchmarks/inbound.py [--updates N] [--chats C] [--rounds R]
-                                           [--telegram-only]
+                                           [--database URL] [--telegram-only]
+
+Gotong runs on a database made for the run: an SQLite file in a temporary directory, or with
+``--database`` a new database on that PostgreSQL server, dropped at the end; the first line
+printed says which.
 
 Then the same for WhatsApp (``benchmarks/whatsapp_inbound.py``, which runs alone too): the
 registration as signed webhooks through Gotong's web app and WhatsApp channel, beside a bare
@@ -18,7 +22,8 @@ aiohttp handler that checks the signature, answers and echoes; its rows start wi
 
 Every round is checked: the echo bot must have echoed every update, and every Gotong chat must
 have got all its replies, ending with the request's reference (GT-...).  A failed check or an
-update that is never answered stops the benchmark with an error instead of a result.
+update that is never answered stops the benchmark with an error instead of a result.  The
+rounds, their checks and the report are benchmarks/sidebyside.py's, shared with WhatsApp.
 """
 
 from __future__ import annotations
@@ -31,22 +36,17 @@ os.environ["PTB_TIMEDELTA"] = "true"
 import argparse
 import asyncio
 import contextlib
-import gc
-import logging
-import statistics
 import sys
-import tempfile
-import time
-import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 # The project root, for the fakes in the tests package.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sqlalchemy import func, select
+import sidebyside
+from sidebyside import BenchmarkFailure, RoundTime, Settings
 from telegram import Update
 from telegram.ext import (
     Application,
@@ -57,27 +57,16 @@ from telegram.ext import (
 )
 
 from gotong.bot.channels.telegram import TelegramChannel
-from gotong.bot.config import (
-    Config,
-    DatabaseConfig,
-    PrivacyConfig,
-    TelegramConfig,
-    validate,
-)
-from gotong.bot.logs import quiet_third_party
+from gotong.bot.config import Config, TelegramConfig
 from gotong.bot.process import attach_dispatcher
-from gotong.bot.services import Services, open_services
-from gotong.models.help_request import REFERENCE_PREFIX, HelpRequest
+from gotong.bot.services import Services
 from tests.fakes.telegram_api import FakeTelegramAPI, SentMessage
 from tests.fakes.telegram_updates import TgUser, UpdateFactory
 
 JSONDict = dict[str, Any]
 
-NIK_KEY = "benchmark-nik-hash-key-" + "k" * 32
-# Longest wait for one round before it counts as failed (an update was never answered).
-ROUND_TIMEOUT = 120.0
-NAMES = ("Siti Aminah", "Budi Santoso", "Dewi Lestari", "Agus Salim", "Rina Wulandari",
-         "Wahyu Hidayat", "Nur Aini", "Eko Prasetyo")
+# Telegram user ids of the chats, numbered from here (one for each registration).
+FIRST_USER_ID = 10_000_001
 
 
 @dataclass(frozen=True)
@@ -108,7 +97,7 @@ TAPS = sum(step.kind == "tap" for step in DIALOG)
 def chat_values(user_id: int) -> dict[str, str]:
     """What one person types: a different name, phone and house number per chat."""
     return {
-        "name": NAMES[user_id % len(NAMES)],
+        "name": sidebyside.NAMES[user_id % len(sidebyside.NAMES)],
         "phone": f"0812{user_id % 10**8:08d}",
         "house": str(1 + user_id % 97),
         "size": str(2 + user_id % 6),
@@ -129,7 +118,6 @@ class Template:
     """What one registration looks like on Gotong's side, learned from a probe chat."""
 
     tapped: dict[int, TappedMessage]  # step index -> message the tap is made on
-    messages_per_chat: int  # messages Gotong sends in one complete registration
 
 
 @dataclass(frozen=True)
@@ -172,35 +160,15 @@ def build_round(factory: UpdateFactory, template: Template, users: Sequence[TgUs
     return Round(tuple(users), tuple(updates))
 
 
-class BenchmarkFailure(RuntimeError):
-    """A round did not get every answer it should have; no result is reported."""
-
-
-class ErrorCounter(logging.Handler):
-    """Counts records at ERROR and above (errors while handling updates, mostly)."""
-
-    def __init__(self) -> None:
-        super().__init__(level=logging.ERROR)
-        self.count = 0
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.count += 1
-
-
 # --- the two sides ------------------------------------------------------------------------
 
 
-class EchoSide:
+class EchoSide(sidebyside.EchoBase):
     """A bare python-telegram-bot: default settings, sequential processing, polling."""
 
-    name = "echo"
-
     def __init__(self, fake: FakeTelegramAPI) -> None:
+        super().__init__()
         self.fake = fake
-        self.handled = 0
-        self.errors = 0
-        self._target = 0
-        self._done = asyncio.Event()
         self.application = (
             Application.builder()
             .token(fake.token)
@@ -227,36 +195,21 @@ class EchoSide:
             await app.stop()
         await app.shutdown()
 
-    def _count(self) -> None:
-        self.handled += 1
-        if self.handled >= self._target:
-            self._done.set()
-
     async def _on_text(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         assert update.message is not None and update.message.text is not None
         await update.message.reply_text(update.message.text)
-        self._count()
+        self.done_one()
 
     async def _on_callback(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         query = update.callback_query
         assert query is not None and query.data is not None and update.effective_chat
         await query.answer()
         await context.bot.send_message(update.effective_chat.id, query.data)
-        self._count()
+        self.done_one()
 
     async def _on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
-        # Done with, unsuccessfully: the round ends and its check fails.
-        self.errors += 1
-        logging.getLogger("benchmark.echo").error("echo bot failed: %r", context.error)
-        self._count()
-
-    async def wait_handled(self, target: int) -> None:
-        self._target = target
-        self._done.clear()
-        if self.handled >= target:
-            return
-        async with asyncio.timeout(ROUND_TIMEOUT):
-            await self._done.wait()
+        self.failed(context.error)
+        self.done_one()
 
     async def verify(self, batch: Round, answers_before: int) -> None:
         for user in batch.users:
@@ -268,52 +221,22 @@ class EchoSide:
         if answered != TAPS * len(batch.users):
             raise BenchmarkFailure(f"echo: {answered} taps answered, expected "
                                    f"{TAPS * len(batch.users)}")
-        if self.errors:
-            raise BenchmarkFailure(f"echo: {self.errors} errors while handling updates")
+        self.check_errors("handling updates")
 
 
-class GotongSide:
-    """Gotong's TelegramChannel in polling mode with its notification dispatcher, as
-    `gotong run` wires them (every answer is also an outbox row), on its own migrated
-    SQLite file."""
-
-    name = "gotong"
+class GotongSide(sidebyside.GotongBase):
+    """Gotong's TelegramChannel in polling mode with its notification dispatcher, on its own
+    migrated database."""
 
     def __init__(self, fake: FakeTelegramAPI, services: Services) -> None:
         self.fake = fake
-        self.services = services
         self.channel = TelegramChannel(services.config.telegram, services.conversations,
                                        services.sessions)
-        self.dispatcher = attach_dispatcher(services, self.channel)
-        self._stop_dispatcher = asyncio.Event()
-        self._dispatching: asyncio.Task[None] | None = None
-        self.template: Template | None = None
-        self.registered = 0
+        super().__init__(services, self.channel, attach_dispatcher(services, self.channel))
 
     @property
     def handled(self) -> int:
         return self.channel.handled_updates
-
-    async def start(self) -> None:
-        await self.channel.start()
-        self._dispatching = asyncio.create_task(self.dispatcher.run(self._stop_dispatcher))
-
-    async def stop(self) -> None:
-        await self.channel.stop()
-        self._stop_dispatcher.set()
-        if self._dispatching is not None:
-            await self._dispatching
-
-    async def wait_handled(self, target: int) -> None:
-        # wait_handled gives up after a few seconds; large rounds may take longer.
-        deadline = time.monotonic() + ROUND_TIMEOUT
-        while True:
-            try:
-                await self.channel.wait_handled(target)
-                return
-            except TimeoutError:
-                if time.monotonic() > deadline:
-                    raise
 
     async def probe(self, factory: UpdateFactory, user: TgUser) -> Template:
         """Register one chat update by update, learning the messages the taps are made on."""
@@ -330,36 +253,19 @@ class GotongSide:
                 tapped[index] = message
             target = self.handled + 1
             self.fake.push_update(update_for(factory, user, step, message))
-            await self.wait_handled(target)
-        messages = self.fake.messages(user.id)
-        if REFERENCE_PREFIX not in messages[-1].text:
-            raise BenchmarkFailure(f"probe: the registration did not end with a reference: "
-                                   f"{[m.text for m in messages]!r}")
-        self.registered += 1
-        self.template = Template(tapped, len(messages))
-        return self.template
+            async with asyncio.timeout(sidebyside.ROUND_TIMEOUT):
+                await self.wait_handled(target)
+        self.registrations.learn([m.text for m in self.fake.messages(user.id)])
+        return Template(tapped)
 
     async def verify(self, batch: Round, answers_before: int) -> None:
-        assert self.template is not None
         for user in batch.users:
-            messages = self.fake.messages(user.id)
-            if len(messages) != self.template.messages_per_chat or \
-                    REFERENCE_PREFIX not in messages[-1].text:
-                raise BenchmarkFailure(
-                    f"gotong: chat {user.id} got {len(messages)} messages "
-                    f"(expected {self.template.messages_per_chat}), the last one "
-                    f"{messages[-1].text if messages else None!r}"
-                )
+            self.registrations.check_chat(user.id, [m.text for m in self.fake.messages(user.id)])
         answered = len(self.fake.callback_answers) - answers_before
         if answered != TAPS * len(batch.users):
             raise BenchmarkFailure(f"gotong: {answered} taps answered, expected "
                                    f"{TAPS * len(batch.users)}")
-        self.registered += len(batch.users)
-        async with self.services.sessions() as session:
-            stored = await session.scalar(select(func.count()).select_from(HelpRequest))
-        if stored != self.registered:
-            raise BenchmarkFailure(f"gotong: {stored} requests stored, expected "
-                                   f"{self.registered}")
+        await self.registrations.check_stored(len(batch.users))
 
 
 Side = EchoSide | GotongSide
@@ -372,171 +278,87 @@ def _last_with_buttons(messages: Sequence[SentMessage]) -> SentMessage:
     raise BenchmarkFailure("probe: no message with buttons to tap")
 
 
-async def run_round(side: Side, batch: Round, errors: ErrorCounter) -> float:
+async def run_round(side: Side, batch: Round, errors: sidebyside.ErrorCounter) -> RoundTime:
     """Push every update of the round, wait until all are answered; the seconds it took."""
     answers_before = len(side.fake.callback_answers)
-    errors_before = errors.count
-    target = side.handled + len(batch.updates)
-    gc.collect()
-    started = time.perf_counter()
-    for update in batch.updates:
-        side.fake.push_update(update)
-    try:
-        await side.wait_handled(target)
-    except TimeoutError:
-        raise BenchmarkFailure(f"{side.name}: only {len(batch.updates) - target + side.handled}"
-                               f" of {len(batch.updates)} updates answered in time") from None
-    elapsed = time.perf_counter() - started
-    await side.verify(batch, answers_before)
-    if errors.count != errors_before:
-        raise BenchmarkFailure(f"{side.name}: {errors.count - errors_before} errors logged")
-    return elapsed
+
+    async def push() -> None:
+        for update in batch.updates:
+            side.fake.push_update(update)
+
+    return await sidebyside.timed_round(side, len(batch.updates), "updates answered", push,
+                                        lambda: side.verify(batch, answers_before), errors)
 
 
 # --- the run ------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Settings:
-    chats: int
-    rounds: int
-    warmup_chats: int
-    verbose: bool
-    # Also measure the WhatsApp channel (benchmarks/whatsapp_inbound.py).
-    whatsapp: bool = True
+def new_users(ids: sidebyside.FreshIds, count: int) -> tuple[TgUser, ...]:
+    return tuple(TgUser(id=user_id, first_name="Warga", language_code="id")
+                 for user_id in ids.take(count))
 
 
-class UserIds:
-    """Fresh chats for every round: nobody has registered in them before."""
-
-    def __init__(self, first: int = 10_000_001) -> None:
-        self._next = first
-
-    def take(self, count: int) -> tuple[TgUser, ...]:
-        users = tuple(TgUser(id=self._next + i, first_name="Warga", language_code="id")
-                      for i in range(count))
-        self._next += count
-        return users
-
-
-UNLIMITED = 10_000.0
-
-
-def gotong_config(fake: FakeTelegramAPI, database: Path) -> Config:
-    config = Config(
-        database=DatabaseConfig(url=f"sqlite+aiosqlite:///{database}"),
-        privacy=PrivacyConfig(nik_hash_key=NIK_KEY),
+def gotong_config(fake: FakeTelegramAPI, base: Config) -> Config:
+    return replace(base, telegram=TelegramConfig(
+        token=fake.token, api_base_url=fake.base_url, api_file_url=fake.base_file_url,
         # The fake Bot API has no flood limit here, and the echo bot keeps to none: neither
         # does Gotong (its default keeps to Telegram's 30 messages a second).
-        telegram=TelegramConfig(token=fake.token, api_base_url=fake.base_url,
-                                api_file_url=fake.base_file_url,
-                                messages_per_second=UNLIMITED),
-    )
-    validate(config)
-    return config
+        messages_per_second=sidebyside.UNLIMITED))
 
 
-async def benchmark(settings: Settings) -> dict[str, list[float]]:
-    errors = ErrorCounter()
-    logging.getLogger().addHandler(errors)
+async def benchmark(settings: Settings) -> dict[str, list[RoundTime]]:
+    errors = sidebyside.ErrorCounter.on_root()
     factory = UpdateFactory()
-    ids = UserIds()
+    ids = sidebyside.FreshIds(FIRST_USER_ID)
 
-    def log(text: str) -> None:
-        if settings.verbose:
-            print(text, file=sys.stderr)
+    async with contextlib.AsyncExitStack() as stack:
+        echo_fake = await stack.enter_async_context(FakeTelegramAPI())
+        gotong_fake = await stack.enter_async_context(FakeTelegramAPI())
+        services = await sidebyside.open_gotong(
+            stack, settings, lambda base: gotong_config(gotong_fake, base))
+        echo = EchoSide(echo_fake)
+        gotong = GotongSide(gotong_fake, services)
+        await sidebyside.start_all(stack, echo, gotong)
 
-    times: dict[str, list[float]] = {"echo": [], "gotong": []}
+        # The dialog, learned once on Gotong's side; the echo bot gets the same updates.
+        template = await gotong.probe(factory, new_users(ids, 1)[0])
+        settings.log(f"probe: {len(DIALOG)} updates, "
+                     f"{gotong.registrations.replies_per_chat} replies per chat, taps on "
+                     f"messages {[m.message_id for m in template.tapped.values()]}")
 
-    with tempfile.TemporaryDirectory(prefix="gotong-bench-") as tmp:
-        async with contextlib.AsyncExitStack() as stack:
-            echo_fake = await stack.enter_async_context(FakeTelegramAPI())
-            gotong_fake = await stack.enter_async_context(FakeTelegramAPI())
-            services = await open_services(gotong_config(gotong_fake, Path(tmp) / "g.sqlite3"),
-                                           migrate=True)
-            stack.push_async_callback(services.close)
-            echo = EchoSide(echo_fake)
-            gotong = GotongSide(gotong_fake, services)
-            await echo.start()
-            stack.push_async_callback(echo.stop)
-            await gotong.start()
-            stack.push_async_callback(gotong.stop)
+        def describe(batch: Round, result: RoundTime) -> str:
+            return f"{len(batch.updates)} updates in {result.seconds:.3f} s"
 
-            # The dialog, learned once on Gotong's side; the echo bot gets the same updates.
-            probe_user = ids.take(1)[0]
-            template = await gotong.probe(factory, probe_user)
-            log(f"probe: {len(DIALOG)} updates, {template.messages_per_chat} replies per chat,"
-                f" taps on messages {[m.message_id for m in template.tapped.values()]}")
-
-            warmup = build_round(factory, template, ids.take(settings.warmup_chats))
-            for side in (echo, gotong):
-                seconds = await run_round(side, warmup, errors)
-                log(f"warm-up {side.name}: {len(warmup.updates)} updates in {seconds:.3f} s")
-
-            for number in range(settings.rounds):
-                batch = build_round(factory, template, ids.take(settings.chats))
-                order: tuple[Side, ...] = (echo, gotong) if number % 2 == 0 else (gotong, echo)
-                for side in order:
-                    seconds = await run_round(side, batch, errors)
-                    times[side.name].append(seconds)
-                    log(f"round {number + 1} {side.name}: {len(batch.updates)} updates in "
-                        f"{seconds:.3f} s")
-    return times
+        sides: tuple[Side, Side] = (echo, gotong)
+        return await sidebyside.alternate(
+            sides, settings,
+            lambda chats: build_round(factory, template, new_users(ids, chats)),
+            lambda side, batch: run_round(side, batch, errors), describe)
 
 
-def parse_args(argv: Sequence[str] | None) -> tuple[Settings, int]:
+def parse_args(argv: Sequence[str] | None) -> tuple[Settings, bool]:
+    """The settings, and whether the WhatsApp row is wanted too."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("--updates", type=int, default=None,
-                        help=f"updates per measured round (rounded down to whole "
-                             f"registrations of {len(DIALOG)} updates; default chats x "
-                             f"{len(DIALOG)})")
-    parser.add_argument("--chats", type=int, default=40,
-                        help="chats registering at once in a measured round (default 40)")
-    parser.add_argument("--rounds", type=int, default=3,
-                        help="measured rounds of each side (default 3)")
-    parser.add_argument("-v", "--verbose", action="store_true",
-                        help="show every round on standard error")
     parser.add_argument("--telegram-only", action="store_true",
                         help="leave out the WhatsApp row")
-    args = parser.parse_args(argv)
-    chats = args.chats if args.updates is None else args.updates // len(DIALOG)
-    if chats < 1:
-        parser.error(f"at least one chat ({len(DIALOG)} updates) is needed")
-    if args.rounds < 1:
-        parser.error("at least one round is needed")
-    settings = Settings(chats=chats, rounds=args.rounds,
-                        warmup_chats=max(1, min(chats, 10)), verbose=args.verbose,
-                        whatsapp=not args.telegram_only)
-    return settings, chats * len(DIALOG)
+    settings, args = sidebyside.parse_settings(parser, argv, "updates", len(DIALOG))
+    return settings, not args.telegram_only
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    settings, updates = parse_args(argv)
-    warnings.simplefilter("ignore", DeprecationWarning)
-    warnings.simplefilter("ignore", PendingDeprecationWarning)
-    logging.basicConfig(level=logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    quiet_third_party()
-    try:
-        times = asyncio.run(benchmark(settings))
-    except BenchmarkFailure as exc:
-        print(f"benchmark failed: {exc}", file=sys.stderr)
-        return 1
-    rates = {}
-    for name in ("echo", "gotong"):
-        seconds = statistics.median(times[name])
-        rates[name] = updates / seconds
-        print(f"{name}: {updates} updates in {seconds:.3f} s = {rates[name]:.1f} updates/s")
-    print(f"ratio={rates['gotong'] / rates['echo']:.2f}")
-    if not settings.whatsapp:
-        return 0
-    # The WhatsApp row: the same registration as signed webhooks, beside a bare aiohttp
-    # handler (benchmarks/whatsapp_inbound.py, which also runs alone).
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    import whatsapp_inbound
+    settings, whatsapp = parse_args(argv)
 
-    return whatsapp_inbound.main(["--chats", str(settings.chats),
-                                  "--rounds", str(settings.rounds)], prefix="whatsapp ")
+    def finish(times: dict[str, list[RoundTime]]) -> int:
+        sidebyside.report(times, settings.size, "updates")
+        if not whatsapp:
+            return 0
+        # The WhatsApp row: the same registration as signed webhooks, beside a bare aiohttp
+        # handler (benchmarks/whatsapp_inbound.py, which also runs alone).
+        import whatsapp_inbound
+
+        return whatsapp_inbound.main(sidebyside.forwarded(settings), prefix="whatsapp ")
+
+    return sidebyside.run_benchmark(benchmark(settings), finish)
 
 
 if __name__ == "__main__":

@@ -38,10 +38,7 @@ message.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import logging
 import sys
-import warnings
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
@@ -53,7 +50,6 @@ from zoneinfo import ZoneInfo
 from allocation import (
     CASE_KOTA,
     NOW,
-    BenchmarkFailure,
     Prepared,
     Timing,
     add_data_arguments,
@@ -65,10 +61,10 @@ from allocation import (
     prepared_backends,
     timed,
 )
+from sidebyside import run_benchmark
 from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gotong.bot.logs import quiet_third_party
 from gotong.bot.services import Services, open_services
 from gotong.bot.web.public import CHART_DAYS
 from gotong.models.area import AreaDirectory, AreaEntry, AreaLevel
@@ -398,17 +394,7 @@ def parse_args(argv: Sequence[str] | None) -> Settings:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    settings = parse_args(argv)
-    warnings.simplefilter("ignore", DeprecationWarning)
-    logging.basicConfig(level=logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    quiet_third_party()
-    try:
-        asyncio.run(benchmark(settings))
-    except BenchmarkFailure as exc:
-        print(f"benchmark failed: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    return run_benchmark(benchmark(parse_args(argv)))
 
 
 if __name__ == "__main__":
