@@ -46,6 +46,7 @@ from gotong.models.db import refresh_statistics
 from gotong.models.digest import send_digests
 from gotong.models.outbox import Claimed
 from gotong.models.person import LinkedDelivery, route_to_person
+from gotong.models.presence import announce_presence, withdraw_presence
 from gotong.models.reminders import queue_reminders
 from gotong.models.sending import Outcome, Result, claim, extend_leases, next_due_at, prune, record
 
@@ -62,6 +63,8 @@ REPLY_PRIORITY = (-1, 0)
 STATISTICS_EVERY = timedelta(days=1)
 # Sends of one row that may go out with no answer: the first, and one retry.
 MAX_UNANSWERED = 2
+# How often a dispatcher says it is alive and looks how many share each platform's limit.
+PRESENCE_EVERY = timedelta(seconds=1)
 
 
 @dataclass(frozen=True)
@@ -116,6 +119,13 @@ class Dispatcher:
         # Rows this process has claimed and not yet settled, with their lease's end.
         self._held: dict[int, datetime] = {}
         rate = max(lim.per_second for lim in limits.values()) if limits else 30.0
+        # A chat's next message waits this long after its last was answered, whichever
+        # process sent that one.
+        self._chat_gap = timedelta(seconds=max(
+            (1.0 / lim.per_chat_per_second for lim in limits.values()), default=0.0))
+        self._presence_at: datetime | None = None
+        # Whether another process has been seen sending on one of our channels.
+        self._shared = False
         self._horizon = max(MIN_HORIZON, math.ceil(rate * HORIZON_SECONDS))
         self._next_reminders: datetime | None = None
         # Refreshed at start by `open_services`, then daily from here.
@@ -165,6 +175,7 @@ class Dispatcher:
         log.info("dispatcher started (%s)", ", ".join(self._channels))
         stopping = asyncio.create_task(stop.wait())
         try:
+            await self._join()
             while not stop.is_set():
                 try:
                     await self._step()
@@ -178,11 +189,19 @@ class Dispatcher:
             if self._tasks:
                 await asyncio.gather(*self._tasks, return_exceptions=True)
             await self._flush()
+            await self._leave()
             log.info("dispatcher stopped")
 
     async def run_until_idle(self) -> None:
         """Send until no row waits any more, retries included (for `gotong dispatch
         --until-idle` and tests)."""
+        await self._join()
+        try:
+            await self._until_idle()
+        finally:
+            await self._leave()
+
+    async def _until_idle(self) -> None:
         while True:
             self._wake.set()
             await self._step()
@@ -199,7 +218,8 @@ class Dispatcher:
         elif self._results:
             timeout = max(0.0, FLUSH_SECONDS - (time.monotonic() - self._flushed_at))
         else:
-            timeout = max(0.0, (self._look_at - self._clock()).total_seconds())
+            next_at = min(self._look_at, self._presence_at or self._look_at)
+            timeout = max(0.0, (next_at - self._clock()).total_seconds())
         waits: list[asyncio.Task[bool]] = [asyncio.create_task(self._wake.wait())]
         if not self._results:
             waits.append(asyncio.create_task(self._changed.wait()))
@@ -225,6 +245,8 @@ class Dispatcher:
         self._wake.clear()
         self._changed.clear()
         await self._flush()
+        # Even when idle: a process that may send must count in the others' shares.
+        await self._keep_presence()
         if not look:
             return 0
         await self._housekeeping()
@@ -235,7 +257,7 @@ class Dispatcher:
         if room > 0:
             async with self._engine.connect() as connection, connection.begin():
                 rows, skipped = await claim(connection, self._channels, now, room,
-                                            self._settings.lease, self.owner)
+                                            self._settings.lease, self.owner, self._chat_gap)
                 rows = await route_to_person(connection, rows, self._settings.linked_delivery,
                                              self._channels)
         if skipped:
@@ -254,6 +276,44 @@ class Dispatcher:
             if due is not None:
                 self._look_at = max(now, min(self._look_at, due))
         return len(rows) + skipped
+
+    # --- sharing the platforms' limits with other processes ----------------------------
+
+    async def _join(self) -> None:
+        """Say this process sends now, and wait until the others can have seen it before
+        sending: until then they still count on the whole of their shares."""
+        if not self._channels:
+            return
+        try:
+            await self._keep_presence(force=True)
+        except Exception as exc:
+            log.error("could not join the other senders: %s", type(exc).__name__)
+        if self._shared:
+            for limiter in self._limiters.values():
+                limiter.pause(PRESENCE_EVERY.total_seconds() * 1.5)
+
+    async def _keep_presence(self, force: bool = False) -> None:
+        """Every PRESENCE_EVERY: say this process is alive, and take its share of each
+        channel's limit among the processes alive."""
+        now = self._clock()
+        if not force and self._presence_at is not None and now < self._presence_at:
+            return
+        self._presence_at = now + PRESENCE_EVERY
+        async with self._engine.connect() as connection, connection.begin():
+            senders = await announce_presence(connection, self.owner, self._channels, now,
+                                              PRESENCE_EVERY * 3)
+        for channel, count in senders.items():
+            self._limiters[channel].share(count)
+        self._shared = any(count > 1 for count in senders.values()) or self._shared
+
+    async def _leave(self) -> None:
+        if not self._channels:
+            return
+        try:
+            async with self._engine.connect() as connection, connection.begin():
+                await withdraw_presence(connection, self.owner)
+        except Exception as exc:
+            log.warning("could not withdraw from the senders: %s", type(exc).__name__)
 
     async def _renew_leases(self) -> None:
         """Keep the rows this process holds (waiting for a slot, say a long "retry

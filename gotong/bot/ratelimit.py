@@ -46,10 +46,17 @@ class Window:
 
     @classmethod
     def per_second(cls, rate: float) -> Window:
+        window = cls(1, 1.0)
+        window.set_rate(rate)
+        return window
+
+    def set_rate(self, rate: float) -> None:
+        """Change the limit; what is in flight or in the window keeps counting."""
         # Below one a second the window stretches (0.5/s is one message in 2 s).
         if rate >= 1:
-            return cls(math.floor(rate), 1.0)
-        return cls(1, 1.0 / rate)
+            self.capacity, self.seconds = math.floor(rate), 1.0 + MARGIN
+        else:
+            self.capacity, self.seconds = 1, 1.0 / rate + MARGIN
 
     def delay(self, now: float) -> float | None:
         """Seconds until one more may start: 0 now, None once a message in flight ends."""
@@ -152,6 +159,12 @@ class Limiter:
         self._overall.finish(now + may_arrive_for)
         if paced:
             self._chat_window(chat_id).finish(now + may_arrive_for)
+        self._serve()
+
+    def share(self, senders: int) -> None:
+        """`senders` processes send on this channel now: this one keeps to its share of
+        the overall limit (each chat's own limit is kept by the outbox's claims)."""
+        self._overall.set_rate(self.limits.per_second / max(1, senders))
         self._serve()
 
     def pause(self, seconds: float) -> None:

@@ -13,6 +13,7 @@ from gotong.models.help_request import HelpRequest, RequestEvent
 from gotong.models.inbound import InboundUpdate
 from gotong.models.outbox import OutboxMessage
 from gotong.models.pledge import Pledge
+from gotong.models.presence import SenderPresence
 from gotong.models.stock import StockItem
 from gotong.models.volunteer import Volunteer, VolunteerArea
 
@@ -35,6 +36,7 @@ __all__ = [
     "OutboxMessage",
     "Pledge",
     "RequestEvent",
+    "SenderPresence",
     "SignInLink",
     "StaffMember",
     "StockItem",

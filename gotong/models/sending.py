@@ -34,15 +34,18 @@ def _due(now: datetime) -> Any:
 
 
 async def claim(connection: AsyncConnection, channels: Sequence[str], now: datetime,
-                limit: int, lease: timedelta, owner: str) -> tuple[list[Claimed], int]:
+                limit: int, lease: timedelta, owner: str,
+                chat_gap: timedelta = timedelta(0)) -> tuple[list[Claimed], int]:
     """Claim up to `limit` rows that are due and first in line for their contact, leased
     to `owner` (only it may send and settle them while the lease lasts).
 
     Returns the claimed rows and how many rows were skipped instead (the contact opted out
     of non-essential messages, or is unreachable, or a direct reply that a newer one to
     the same chat has overtaken: the person has moved on, and an old question sent now
-    would only confuse). Runs in the caller's transaction; on PostgreSQL rows another
-    dispatcher holds are skipped, not waited for.
+    would only confuse). A contact's next row waits until `chat_gap` has passed since
+    its last one was answered, whichever process sent that: the platform's limit per
+    chat holds across processes. Runs in the caller's transaction; on PostgreSQL rows
+    another dispatcher holds are skipped, not waited for.
     """
     earlier = aliased(OutboxMessage)
     blocked = exists().where(
@@ -57,6 +60,9 @@ async def claim(connection: AsyncConnection, channels: Sequence[str], now: datet
     held = aliased(OutboxMessage)
     held_before = exists().where(held.contact_id == m.contact_id,
                                  held.status == OutboxStatus.HELD)
+    recent = aliased(OutboxMessage)
+    just_sent = exists().where(recent.contact_id == OutboxMessage.contact_id,
+                               recent.sent_at > now - chat_gap)
     newer = aliased(OutboxMessage)
     overtaken = and_(m.priority == int(Purpose.REPLY), exists().where(
         newer.contact_id == m.contact_id, newer.priority == int(Purpose.REPLY),
@@ -71,7 +77,8 @@ async def claim(connection: AsyncConnection, channels: Sequence[str], now: datet
         .join(c, c.id == m.contact_id)
         .outerjoin(Conversation, Conversation.contact_id == c.id)
         .outerjoin(Broadcast, Broadcast.id == m.broadcast_id)
-        .where(_due(now), c.channel.in_(channels), ~blocked)
+        .where(_due(now), c.channel.in_(channels), ~blocked,
+               *([~just_sent] if chat_gap else []))
         .order_by(m.priority, m.id)
         .limit(limit)
     )

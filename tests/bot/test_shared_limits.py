@@ -1,0 +1,85 @@
+"""Three `gotong dispatch` processes on one PostgreSQL database keep to one set of
+Telegram's limits together: no message over the overall or the per-chat limit, and
+together they use at least nine tenths of the overall one."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from gotong.bot.services import Services
+from tests.bot.dispatch_harness import add_contacts, numbered_notice, queue, statuses
+from tests.fakes.telegram_api import FakeTelegramAPI
+
+GOTONG = Path(sys.executable).parent / "gotong"
+PROCESSES = 3
+LIMIT = 40.0
+CHATS = 200
+ROWS = 600  # three messages a chat: the per-chat limit binds too
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeTelegramAPI]:
+    async with FakeTelegramAPI() as fake:
+        fake.enforce_rate_limits(overall_per_second=LIMIT, per_chat_per_second=1.0)
+        yield fake
+
+
+async def start_dispatch(tmp_path: Path, fake: FakeTelegramAPI, database_url: str,
+                         name: str) -> asyncio.subprocess.Process:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("GOTONG_")}
+    environ.update({
+        "GOTONG_DATABASE__URL": database_url,
+        "GOTONG_PRIVACY__NIK_HASH_KEY": "shared-limit-key-" + "k" * 32,
+        "GOTONG_TELEGRAM__TOKEN": fake.token,
+        "GOTONG_TELEGRAM__API_BASE_URL": fake.base_url,
+        "GOTONG_TELEGRAM__API_FILE_URL": fake.base_file_url,
+        # Each process is configured with the whole limit: sharing it is their business.
+        "GOTONG_TELEGRAM__MESSAGES_PER_SECOND": str(LIMIT),
+        "GOTONG_NOTIFICATIONS__POLL_SECONDS": "0.2",
+    })
+    with (tmp_path / name).open("wb") as log:
+        return await asyncio.create_subprocess_exec(
+            str(GOTONG), "dispatch", cwd=tmp_path, env=environ, stdout=log,
+            stderr=asyncio.subprocess.STDOUT)
+
+
+async def test_three_dispatchers_share_one_limit(tmp_path: Path, fake: FakeTelegramAPI,
+                                                 services: Services, database_url: str) -> None:
+    if not database_url.startswith("postgresql"):
+        pytest.skip("several dispatchers share a PostgreSQL database")
+    processes = [await start_dispatch(tmp_path, fake, database_url, f"dispatch{n}.log")
+                 for n in range(PROCESSES)]
+    try:
+        # All three are up and have seen each other before the load comes.
+        await asyncio.sleep(3)
+        contacts = await add_contacts(services, [8_000_000 + n for n in range(CHATS)])
+        await queue(services, [numbered_notice(contacts[n % CHATS], n) for n in range(ROWS)])
+        async with asyncio.timeout(90):
+            while len(fake.all_messages()) < ROWS:
+                for process in processes:
+                    assert process.returncode is None, \
+                        (tmp_path / "dispatch0.log").read_text(errors="replace")
+                await asyncio.sleep(0.05)
+    finally:
+        for process in processes:
+            if process.returncode is None:
+                process.send_signal(signal.SIGTERM)
+        await asyncio.gather(*(p.wait() for p in processes))
+    assert fake.rate_limit_violations == 0
+    assert await statuses(services) == {"sent": ROWS}
+    # Each did its part.
+    logs = [(tmp_path / f"dispatch{n}.log").read_text(errors="replace")
+            for n in range(PROCESSES)]
+    assert all("dispatcher started" in log for log in logs)
+    times = sorted(m.sent_at for m in fake.all_messages())
+    # The rate while all of it is under way: the middle four fifths of the messages.
+    start, end = times[len(times) // 10], times[len(times) * 9 // 10]
+    rate = (len(times) * 8 // 10) / (end - start)
+    assert rate >= 0.9 * LIMIT, f"{rate:.1f} messages a second with a limit of {LIMIT}"
