@@ -25,7 +25,8 @@ from gotong.models.migrate import alembic_config, downgrade, upgrade
 from tests.conftest import BACKENDS, PG_ENV, run_admin
 
 TABLES = {"area", "contact", "contact_role", "conversation", "help_request", "request_event",
-          "inbound_update", "outbox_message", "sender_presence", "broadcast", "aggregator", "aggregator_area",
+          "inbound_update", "outbox_message", "sender_presence", "broadcast", "aggregator",
+          "aggregator_area",
           "staff_member", "invite", "audit_entry", "pledge", "digest", "stock_item", "delivery",
           "volunteer", "volunteer_area",
           "delivery_source", "dashboard_link", "dashboard_session"}
