@@ -47,6 +47,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import Mapped, aliased, mapped_column
 
 from gotong.models.base import Base, UTCDateTime, utcnow
+from gotong.models.contact import Contact
+from gotong.models.outbox import UNSETTLED, OutboxMessage, Purpose
 
 # The rows still to handle; the partial index over them keeps claims cheap however many
 # handled rows the table holds.
@@ -149,9 +151,13 @@ async def claim_waiting(connection: AsyncConnection, owner: str, channels: Seque
 
     Runs in the caller's transaction, which should commit at once: the lease, not the
     transaction, keeps other processes off the chat while its update is handled.
+
+    A chat whose last answer is not settled yet (being sent, or left to a dispatcher by a
+    process that died or failed to send it) waits too: its next answer would overtake it.
     """
     u = InboundUpdate
     earlier = aliased(InboundUpdate)
+    reply, contact = aliased(OutboxMessage), aliased(Contact)
     query = (
         select(u.id, u.channel, u.chat_id, u.external_id, u.payload, u.attempts)
         .where(_waiting(u), u.channel.in_(channels),
@@ -159,7 +165,11 @@ async def claim_waiting(connection: AsyncConnection, owner: str, channels: Seque
                or_(u.lease_until.is_(None), u.lease_until < now),
                # Only the chat's oldest waiting update: the others wait their turn.
                ~exists().where(earlier.channel == u.channel, earlier.chat_id == u.chat_id,
-                               _waiting(earlier), earlier.id < u.id))
+                               _waiting(earlier), earlier.id < u.id),
+               ~exists().where(contact.channel == u.channel, contact.chat_id == u.chat_id,
+                               reply.contact_id == contact.id,
+                               reply.priority == int(Purpose.REPLY),
+                               reply.status.in_(UNSETTLED)))
         .order_by(u.id)
         .limit(limit)
     )

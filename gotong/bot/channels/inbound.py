@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -44,6 +45,10 @@ log = logging.getLogger(__name__)
 # (models/inbound.finish_inbound) in the same unit of work.
 UpdateHandler = Callable[[QueuedUpdate], Awaitable[None]]
 WAIT_FINISHED_SECONDS = 10
+# After a chat's update is handled here, its next one is claimable once the answer's
+# outbox row is settled: looked for this often, for this long.
+SETTLED_AGAIN_SECONDS = 0.05
+SETTLING_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -89,6 +94,7 @@ class InboundQueue:
         self._handlers: dict[str, UpdateHandler] = {}
         self._wake = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._answered_at = 0.0
         # Updates finished here (handled or set aside), for tests and health.
         self.finished = 0
         self._finished = asyncio.Condition()
@@ -181,18 +187,23 @@ class InboundQueue:
             task.add_done_callback(self._done)
         if len(claimed) == room or self._wake.is_set():
             return 0.0
+        poll = self._settings.poll.total_seconds()
+        if time.monotonic() - self._answered_at < SETTLING_SECONDS:
+            # A chat answered here a moment ago waits until its answer is settled (by the
+            # dispatcher, in a batch a few times a second), then its next update is due.
+            poll = min(poll, SETTLED_AGAIN_SECONDS)
         if self._tasks:
             # Busy: a finishing update wakes the loop (its chat may have another).
-            return self._settings.poll.total_seconds()
+            return poll
         async with self._engine.connect() as connection:
             turn = await next_turn_at(connection, self.channels)
-        poll = self._settings.poll.total_seconds()
         if turn is None:
             return poll
         return max(0.01, min(poll, (turn - now).total_seconds()))
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
+        self._answered_at = time.monotonic()
         self._wake.set()
 
     async def _handle(self, update: QueuedUpdate) -> None:
