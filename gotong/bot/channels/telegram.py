@@ -346,9 +346,11 @@ class TelegramChannel:
             try:
                 updates = await bot.get_updates(offset=offset, timeout=POLL_TIMEOUT,
                                                 allowed_updates=ALLOWED_UPDATES)
-                for update in updates:
-                    await self.inbound.accept(CHANNEL, str(update.update_id),
-                                              chat_of(update), update.to_dict())
+                # Stored together, in one transaction.
+                await asyncio.gather(*(
+                    self.inbound.accept(CHANNEL, str(update.update_id), chat_of(update),
+                                        update.to_dict())
+                    for update in updates))
                 if updates:
                     offset = updates[-1].update_id + 1
                 failures = 0

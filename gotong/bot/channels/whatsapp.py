@@ -520,27 +520,24 @@ class WhatsAppChannel:
         """Store the new messages of a verified notification in their chats' queues; apply
         its statuses. Returns how many messages were new (replays are dropped)."""
         messages, statuses = parse_notification(payload, self.config.phone_number_id)
-        fresh = 0
-        now = utcnow()
-        # On a connection, not an ORM session: this runs for every message, before the
-        # 200 that Meta waits for.
-        async with self._conversations.engine.begin() as connection:
-            for message in messages:
-                stored = await store_inbound(connection, CHANNEL, message.message_id,
-                                             message.sender, message.message, now)
-                fresh += stored is Stored.NEW
-            for status in statuses:
-                # Recorded once per message and status: a replayed status changes nothing.
-                if await store_inbound(connection, CHANNEL,
-                                       f"{status.message_id}:{status.status}"[:128], "",
-                                       None, now, handled=True) is Stored.NEW:
-                    await apply_status(connection, status, now)
-                    if OUTSIDE_WINDOW in status.error_codes:
-                        # The window's start changed under this process's copy of the chat.
-                        self._conversations.forget(CHANNEL, status.recipient)
-        if messages:
-            self.inbound.wake()
-        return fresh
+        # Stored with whatever other webhooks bring at the same moment, in one transaction.
+        stored = await asyncio.gather(*(
+            self.inbound.accept(CHANNEL, message.message_id, message.sender, message.message)
+            for message in messages))
+        if statuses:
+            now = utcnow()
+            # On a connection, not an ORM session: this runs before the 200 Meta waits for.
+            async with self._conversations.engine.begin() as connection:
+                for status in statuses:
+                    # Recorded once per message and status: a replay changes nothing.
+                    if await store_inbound(connection, CHANNEL,
+                                           f"{status.message_id}:{status.status}"[:128], "",
+                                           None, now, handled=True) is Stored.NEW:
+                        await apply_status(connection, status, now)
+                        if OUTSIDE_WINDOW in status.error_codes:
+                            # The window's start changed under this process's copy.
+                            self._conversations.forget(CHANNEL, status.recipient)
+        return sum(result is Stored.NEW for result in stored)
 
     async def handle_stored(self, queued: QueuedUpdate) -> None:
         """Handle a message of the inbound queue and send the reply."""
