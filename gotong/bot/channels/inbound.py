@@ -52,6 +52,15 @@ SETTLING_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
+class _ToStore:
+    channel: str
+    external_id: str
+    chat_id: str
+    payload: dict[str, Any]
+    future: asyncio.Future[Stored]
+
+
+@dataclass(frozen=True)
 class InboundSettings:
     lease: timedelta = timedelta(seconds=60)
     max_attempts: int = 5
@@ -94,6 +103,9 @@ class InboundQueue:
         self._handlers: dict[str, UpdateHandler] = {}
         self._wake = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
+        # Updates to store, and the task storing them (one transaction for those waiting).
+        self._to_store: list[_ToStore] = []
+        self._storing: asyncio.Task[None] | None = None
         self._answered_at = 0.0
         # Updates finished here (handled or set aside), for tests and health.
         self.finished = 0
@@ -113,13 +125,44 @@ class InboundQueue:
 
     async def accept(self, channel: str, external_id: str, chat_id: str,
                      payload: dict[str, Any]) -> Stored:
-        """Store an update before the platform is answered, and wake the worker."""
-        async with self._engine.begin() as connection:
-            stored = await store_inbound(connection, channel, external_id, chat_id,
-                                         payload, self._clock())
+        """Store an update before the platform is answered, and wake the worker.
+
+        Updates arriving together share one transaction (a group commit): the first
+        writes at once, and those that come while it writes go in the next one.
+        """
+        future: asyncio.Future[Stored] = asyncio.get_running_loop().create_future()
+        self._to_store.append(_ToStore(channel, external_id, chat_id, payload, future))
+        if self._storing is None or self._storing.done():
+            self._storing = asyncio.create_task(self._store_waiting())
+        stored = await future
         if stored is not Stored.DONE:
             self._wake.set()
         return stored
+
+    async def _store_waiting(self) -> None:
+        while self._to_store:
+            batch, self._to_store = self._to_store, []
+            try:
+                results = []
+                async with self._engine.begin() as connection:
+                    now = self._clock()
+                    for item in batch:
+                        results.append(await store_inbound(
+                            connection, item.channel, item.external_id, item.chat_id,
+                            item.payload, now))
+            except BaseException as exc:
+                # Nothing of the batch is stored: each caller fails (the platform is not
+                # answered 200, and sends again).
+                for item in batch:
+                    if not item.future.done():
+                        item.future.set_exception(
+                            exc if isinstance(exc, Exception) else asyncio.CancelledError())
+                if not isinstance(exc, Exception):
+                    raise
+                continue
+            for item, result in zip(batch, results, strict=True):
+                if not item.future.done():
+                    item.future.set_result(result)
 
     async def finish_alone(self, update: QueuedUpdate) -> None:
         """Mark an update handled that needed no unit of work of its own (one the
