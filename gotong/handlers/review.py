@@ -26,8 +26,9 @@ from gotong.handlers.turn import Turn
 from gotong.handlers.validators import Invalid, parse_id, parse_short_text
 from gotong.models.audit import audit
 from gotong.models.delivery import UNDER_WAY, Delivery, DeliveryStatus
-from gotong.models.help_request import HelpRequest, NotAllowed
+from gotong.models.help_request import HelpRequest
 from gotong.models.person import same_person
+from gotong.models.rules import NotAllowed
 from gotong.models.tasks import MAX_WRONG_CODES, household_answer, rate
 from gotong.models.volunteer import Volunteer
 

@@ -22,7 +22,6 @@ from gotong.models.audit import audit
 from gotong.models.delivery import Delivery
 from gotong.models.help_request import (
     HelpRequest,
-    NotAllowed,
     RequestStatus,
     mark_duplicate,
     reject_request,
@@ -30,6 +29,7 @@ from gotong.models.help_request import (
 )
 from gotong.models.outbox import Notice
 from gotong.models.pledge import Pledge, PledgeStatus
+from gotong.models.rules import NotAllowed
 from gotong.models.stock import receive_pledge
 from gotong.models.tasks import assign, cancel, resolve_dispute, review_proof, volunteers_for
 from gotong.models.volunteer import Volunteer

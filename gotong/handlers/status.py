@@ -14,13 +14,13 @@ from gotong.models.allocation import pledge_progress
 from gotong.models.delivery import UNDER_WAY, Delivery
 from gotong.models.help_request import (
     CANCELLABLE_STATUSES,
-    NotAllowed,
     cancel_request,
     open_request_of,
     request_of,
     requests_of,
 )
 from gotong.models.pledge import CODE_PREFIX, Pledge, PledgeStatus, pledges_of
+from gotong.models.rules import NotAllowed
 from gotong.models.stock import cancel_pledge
 from gotong.models.volunteer import Volunteer
 

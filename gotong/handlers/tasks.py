@@ -20,8 +20,9 @@ from gotong.handlers.turn import Turn
 from gotong.handlers.validators import Invalid, parse_id, parse_short_text, small_number
 from gotong.models.audit import audit
 from gotong.models.delivery import FAILURE_REASONS, UNDER_WAY, Delivery, DeliveryStatus
-from gotong.models.help_request import HelpRequest, NotAllowed
+from gotong.models.help_request import HelpRequest
 from gotong.models.outbox import Notice
+from gotong.models.rules import NotAllowed
 from gotong.models.tasks import (
     CODE_DIGITS,
     advance,

@@ -101,7 +101,12 @@ async def allocate(session: AsyncSession, areas: AreaDirectory, aggregator_id: i
             outcome.refused.append((request.id, "cooldown"))
             continue
         if not await take_stock(session, aggregator_id, category, per_household):
-            outcome.refused.append((request.id, "no_stock"))
+            # The stock may have gone to this very household, in an allocation that
+            # committed after the check above read it: that it no longer waits is what
+            # the check would have said.
+            await session.refresh(request)
+            outcome.refused.append((request.id, "no_stock" if request.status
+                                    == RequestStatus.VERIFIED else "taken"))
             continue
         # Read after the stock row is locked: no concurrent allocation moves these.
         plan = await _plan(session, areas, aggregator_id, category, per_household,

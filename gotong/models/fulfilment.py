@@ -14,10 +14,11 @@ from gotong.models.allocation import pledge_progress
 from gotong.models.area import AreaDirectory
 from gotong.models.delivery import UNDER_WAY, Delivery, DeliveryStatus
 from gotong.models.digest import drop_pending
-from gotong.models.help_request import HelpRequest, NotAllowed, RequestEvent, RequestStatus
+from gotong.models.help_request import HelpRequest, RequestEvent, RequestStatus
 from gotong.models.notifications import Event, Subject, announce, pledge_topic
 from gotong.models.outbox import Notice
 from gotong.models.pledge import Pledge
+from gotong.models.rules import write_guarded
 
 # A delivery can be confirmed from any state before the household has it.
 UNDELIVERED = (DeliveryStatus.ALLOCATED, *UNDER_WAY, DeliveryStatus.AWAITING_REVIEW)
@@ -26,13 +27,10 @@ UNDELIVERED = (DeliveryStatus.ALLOCATED, *UNDER_WAY, DeliveryStatus.AWAITING_REV
 async def mark_delivered(session: AsyncSession, areas: AreaDirectory, delivery_id: int,
                          actor_contact_id: int, now: datetime) -> list[Notice]:
     """Record that the household received the delivery; returns what the actor is told."""
-    delivered = await session.execute(
-        update(Delivery)
-        .where(Delivery.id == delivery_id, Delivery.status.in_(UNDELIVERED))
-        .values(status=DeliveryStatus.DELIVERED, delivered_at=now, updated_at=now)
-        .execution_options(synchronize_session=False))
-    if delivered.rowcount != 1:  # type: ignore[attr-defined]
-        raise NotAllowed("not undelivered")
+    await write_guarded(session, update(Delivery)
+                        .where(Delivery.id == delivery_id, Delivery.status.in_(UNDELIVERED))
+                        .values(status=DeliveryStatus.DELIVERED, delivered_at=now,
+                                updated_at=now), "not undelivered")
     delivery = await session.get(Delivery, delivery_id, populate_existing=True,
                                  options=[selectinload(Delivery.sources)])
     request = await session.get(HelpRequest, delivery.request_id) if delivery else None

@@ -10,7 +10,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import JSON, ForeignKey, Index, String, false, or_, select
+from sqlalchemy import JSON, ForeignKey, Index, String, false, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column, relationship, selectinload
 
@@ -22,6 +22,7 @@ from gotong.models.notifications import Event, Subject, announce
 from gotong.models.outbox import Notice
 from gotong.models.person import person_contact_ids, same_person
 from gotong.models.priority import queue_rank
+from gotong.models.rules import NotAllowed, write_guarded
 
 
 class RequestStatus(enum.StrEnum):
@@ -239,10 +240,6 @@ async def served_since(session: AsyncSession, requests: Sequence[HelpRequest],
             or (r.nik_hash is not None and r.nik_hash in served_hashes)}
 
 
-class NotAllowed(Exception):
-    """The person may not make this change (not theirs, or too late)."""
-
-
 async def submit_request(
     session: AsyncSession, contact_id: int, new: NewRequest, *, now: datetime,
     duplicate_window: timedelta,
@@ -292,14 +289,23 @@ async def request_of(session: AsyncSession, contact_id: int, reference: str
     )
 
 
+async def _change(session: AsyncSession, request: HelpRequest, allowed: Collection[str],
+                  now: datetime, **values: object) -> None:
+    """Change the request if it is still in one of the allowed statuses; else NotAllowed."""
+    await write_guarded(session, update(HelpRequest)
+                        .where(HelpRequest.id == request.id,
+                               HelpRequest.status.in_(list(allowed)))
+                        .values(updated_at=now, **values), request.status)
+    await session.refresh(request)
+
+
 async def cancel_request(session: AsyncSession, request: HelpRequest, actor_contact_id: int,
                          now: datetime) -> list[Notice]:
     """The household takes its request back; returns what the household is told."""
-    if request.status not in CANCELLABLE_STATUSES \
-            or not await same_person(session, actor_contact_id, request.contact_id):
-        raise NotAllowed(request.status)
-    request.status = RequestStatus.CANCELLED
-    request.updated_at = now
+    if not await same_person(session, actor_contact_id, request.contact_id):
+        raise NotAllowed("not theirs")
+    await _change(session, request, CANCELLABLE_STATUSES, now,
+                  status=RequestStatus.CANCELLED)
     session.add(RequestEvent(request_id=request.id, status=RequestStatus.CANCELLED,
                              actor_contact_id=actor_contact_id, at=now))
     await session.flush()
@@ -338,11 +344,9 @@ async def queue_of(session: AsyncSession, village_ids: Collection[int], limit: i
 
 async def _review(session: AsyncSession, request: HelpRequest, status: RequestStatus,
                   event: Event, staff_contact_id: int, now: datetime, note: str | None,
-                  params: dict[str, object] | None = None) -> list[Notice]:
-    if request.status != RequestStatus.SUBMITTED:
-        raise NotAllowed(request.status)
-    request.status = status
-    request.updated_at = now
+                  params: dict[str, object] | None = None, **values: object
+                  ) -> list[Notice]:
+    await _change(session, request, (RequestStatus.SUBMITTED,), now, status=status, **values)
     session.add(RequestEvent(request_id=request.id, status=status,
                              actor_contact_id=staff_contact_id, note=note, at=now))
     await session.flush()
@@ -353,11 +357,12 @@ async def _review(session: AsyncSession, request: HelpRequest, status: RequestSt
 async def verify_request(session: AsyncSession, request: HelpRequest, staff_contact_id: int,
                          now: datetime) -> list[Notice]:
     # The household may have been served through another request since it asked.
-    request.served_before = bool(await served_since(session, [request]))
-    request.queue_rank = queue_rank(request.household_size, request.vulnerabilities,
-                                    request.created_at, request.served_before)
+    served_before = bool(await served_since(session, [request]))
     return await _review(session, request, RequestStatus.VERIFIED, Event.REQUEST_VERIFIED,
-                         staff_contact_id, now, None)
+                         staff_contact_id, now, None, served_before=served_before,
+                         queue_rank=queue_rank(request.household_size,
+                                               request.vulnerabilities, request.created_at,
+                                               served_before))
 
 
 async def reject_request(session: AsyncSession, request: HelpRequest, staff_contact_id: int,
@@ -370,7 +375,6 @@ async def reject_request(session: AsyncSession, request: HelpRequest, staff_cont
 
 async def mark_duplicate(session: AsyncSession, request: HelpRequest, of: HelpRequest,
                          staff_contact_id: int, now: datetime) -> list[Notice]:
-    request.duplicate_of_id = of.id
     return await _review(session, request, RequestStatus.REJECTED, Event.REQUEST_REJECTED,
                          staff_contact_id, now, f"duplicate of {of.reference}",
-                         {"reason": {"key": "reject.duplicate"}})
+                         {"reason": {"key": "reject.duplicate"}}, duplicate_of_id=of.id)

@@ -17,11 +17,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from gotong.models.base import Base
-from gotong.models.help_request import NotAllowed
 from gotong.models.notifications import Event, Subject, announce
 from gotong.models.outbox import Notice
 from gotong.models.person import same_person
 from gotong.models.pledge import Pledge, PledgeStatus
+from gotong.models.rules import NotAllowed, write_guarded
 
 
 class StockItem(Base):
@@ -85,13 +85,10 @@ async def incoming_pledges(session: AsyncSession, aggregator_ids: list[int], lim
 async def receive_pledge(session: AsyncSession, pledge: Pledge, counted: int,
                          staff_contact_id: int, now: datetime) -> list[Notice]:
     """Staff counted what arrived: it goes into stock and the donor hears the count."""
-    received = await session.execute(
-        update(Pledge)
-        .where(Pledge.id == pledge.id, Pledge.status == PledgeStatus.PLEDGED)
-        .values(status=PledgeStatus.RECEIVED, received_quantity=counted, updated_at=now)
-        .execution_options(synchronize_session=False))
-    if received.rowcount != 1:  # type: ignore[attr-defined]
-        raise NotAllowed(pledge.status)
+    await write_guarded(session, update(Pledge)
+                        .where(Pledge.id == pledge.id, Pledge.status == PledgeStatus.PLEDGED)
+                        .values(status=PledgeStatus.RECEIVED, received_quantity=counted,
+                                updated_at=now), pledge.status)
     await session.refresh(pledge)
     await add_stock(session, pledge.aggregator_id, pledge.category, counted)
     return await announce(session, Event.PLEDGE_RECEIVED, Subject(pledge=pledge), now,
@@ -103,11 +100,8 @@ async def cancel_pledge(session: AsyncSession, pledge: Pledge, donor_contact_id:
     """The donor takes back a pledge that has not been received yet."""
     if not await same_person(session, donor_contact_id, pledge.contact_id):
         raise NotAllowed("not theirs")
-    cancelled = await session.execute(
-        update(Pledge)
-        .where(Pledge.id == pledge.id, Pledge.status == PledgeStatus.PLEDGED)
-        .values(status=PledgeStatus.CANCELLED, updated_at=now)
-        .execution_options(synchronize_session=False))
-    if cancelled.rowcount != 1:  # type: ignore[attr-defined]
-        raise NotAllowed(pledge.status)
+    await write_guarded(session, update(Pledge)
+                        .where(Pledge.id == pledge.id, Pledge.status == PledgeStatus.PLEDGED)
+                        .values(status=PledgeStatus.CANCELLED, updated_at=now),
+                        pledge.status)
     await session.refresh(pledge)

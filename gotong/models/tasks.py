@@ -1,9 +1,9 @@
 """The last mile: a delivery assigned to a volunteer, carried, and confirmed by both sides.
 
-Every change is a guarded UPDATE on the delivery's status, so two people acting on one
-delivery at once (a volunteer confirming while staff reassign it) cannot both succeed;
-the one who loses is told it changed. Each change announces itself (models/notifications)
-in the same transaction.
+Every change is a guarded UPDATE on the delivery's status (models/rules), so two people
+acting on one delivery at once (a volunteer confirming while staff reassign it) cannot
+both succeed; the one who loses is told it changed. Each change announces itself
+(models/notifications) in the same transaction.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import ColumnElement, and_, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -27,11 +27,12 @@ from gotong.models.delivery import (
     DeliveryStatus,
 )
 from gotong.models.fulfilment import mark_delivered
-from gotong.models.help_request import HelpRequest, NotAllowed, RequestEvent, RequestStatus
+from gotong.models.help_request import HelpRequest, RequestEvent, RequestStatus
 from gotong.models.notifications import Event, Subject, announce
 from gotong.models.outbox import Notice
 from gotong.models.person import same_person
 from gotong.models.pledge import Pledge
+from gotong.models.rules import NotAllowed, write_guarded
 from gotong.models.stock import add_stock
 from gotong.models.volunteer import Volunteer, VolunteerStatus
 
@@ -40,24 +41,38 @@ CODE_DIGITS = 6
 MAX_WRONG_CODES = 5
 # A volunteer sees a household's name, phone and address until this long after delivery.
 DETAILS_AFTER_DELIVERY = timedelta(hours=24)
+# Where a household can say the aid never came, and staff settle that dispute.
+DISPUTABLE = (DeliveryStatus.DELIVERED, DeliveryStatus.AWAITING_REVIEW)
 
 
 def new_code() -> str:
     return "".join(secrets.choice("0123456789") for _ in range(CODE_DIGITS))
 
 
-async def _move(session: AsyncSession, delivery: Delivery, allowed: Sequence[str],
-                now: datetime, **values: Any) -> Delivery:
-    """Change the delivery if it is still in one of the allowed statuses; else NotAllowed."""
-    moved = await session.execute(
-        update(Delivery)
-        .where(Delivery.id == delivery.id, Delivery.status.in_(list(allowed)))
-        .values(updated_at=now, **values)
-        .execution_options(synchronize_session=False))
-    if moved.rowcount != 1:  # type: ignore[attr-defined]
-        raise NotAllowed(delivery.status)
+async def _move(session: AsyncSession, delivery: Delivery,
+                allowed: Sequence[str] | ColumnElement[bool], now: datetime,
+                **values: Any) -> Delivery:
+    """Change the delivery if it is still in one of the allowed statuses (or still meets
+    the condition); else NotAllowed."""
+    guard = allowed if isinstance(allowed, ColumnElement) \
+        else Delivery.status.in_(list(allowed))
+    await write_guarded(session, update(Delivery).where(Delivery.id == delivery.id, guard)
+                        .values(updated_at=now, **values), delivery.status)
     await session.refresh(delivery)
     return delivery
+
+
+def _as_seen(delivery: Delivery) -> ColumnElement[bool]:
+    """The delivery still in the kind of state it was seen in: waiting for a volunteer
+    (allocated or failed), or under way with the same volunteer and as locked as it was.
+    Giving a delivery to a volunteer, taking it back or handing it back is guarded on it:
+    of two staff reassigning one locked delivery the second is refused, and a delivery
+    given to a new volunteer meanwhile is not taken back without them hearing of it."""
+    if delivery.status in UNDER_WAY:
+        return and_(Delivery.status.in_(UNDER_WAY),
+                    Delivery.volunteer_id == delivery.volunteer_id,
+                    Delivery.locked.is_(delivery.locked))
+    return Delivery.status.in_((DeliveryStatus.ALLOCATED, DeliveryStatus.FAILED))
 
 
 async def _request_status(session: AsyncSession, delivery: Delivery, status: RequestStatus,
@@ -108,9 +123,9 @@ async def assign(session: AsyncSession, areas: AreaDirectory, delivery: Delivery
     household; a volunteer who had it before is told it went to someone else."""
     before = delivery.volunteer_id
     # A delivery locked after wrong codes is still under way: staff give it to another.
-    allowed = (DeliveryStatus.ALLOCATED, DeliveryStatus.FAILED,
-               *(UNDER_WAY if delivery.locked else ()))
-    await _move(session, delivery, allowed, now,
+    if delivery.status in UNDER_WAY and not delivery.locked:
+        raise NotAllowed(delivery.status)
+    await _move(session, delivery, _as_seen(delivery), now,
                 status=DeliveryStatus.ASSIGNED, volunteer_id=volunteer.id, code=new_code(),
                 wrong_codes=0, locked=False, failure_reason=None)
     request = await _request_status(session, delivery, RequestStatus.ALLOCATED,
@@ -249,8 +264,7 @@ async def cancel(session: AsyncSession, delivery: Delivery, staff_contact_id: in
     """Take a delivery back: its stock returns to stock and to its pledges, and the
     household waits among the verified again."""
     carried_by = delivery.volunteer_id if delivery.status in UNDER_WAY else None
-    await _move(session, delivery, (DeliveryStatus.ALLOCATED, DeliveryStatus.FAILED,
-                                    *UNDER_WAY), now, status=DeliveryStatus.CANCELLED)
+    await _move(session, delivery, _as_seen(delivery), now, status=DeliveryStatus.CANCELLED)
     sources = (await session.scalars(select(DeliverySource).where(
         DeliverySource.delivery_id == delivery.id))).all()
     for source in sources:
@@ -287,11 +301,10 @@ async def household_answer(session: AsyncSession, areas: AreaDirectory, delivery
         # From awaiting review too: the household's word settles what the photo was to
         # prove.
         return await mark_delivered(session, areas, delivery.id, contact_id, now)
-    if delivery.status not in (DeliveryStatus.DELIVERED, DeliveryStatus.AWAITING_REVIEW):
+    if delivery.status not in DISPUTABLE:
         # Not marked delivered yet: nothing to dispute, the aid is still on its way.
         raise NotAllowed(delivery.status)
-    await _move(session, delivery, (DeliveryStatus.DELIVERED,
-                                    DeliveryStatus.AWAITING_REVIEW), now, disputed=True)
+    await _move(session, delivery, DISPUTABLE, now, disputed=True)
     return await announce(session, Event.DELIVERY_DISPUTED, Subject(
         request=request, delivery=delivery), now, contact_id)
 
@@ -302,18 +315,19 @@ async def resolve_dispute(session: AsyncSession, delivery: Delivery, delivered: 
     """Staff settle a dispute, and the household hears the outcome: it was delivered
     after all, or it was not, and the delivery fails like any other (to be reassigned,
     or back to the queue after `max_failures`), no longer counted as delivered."""
-    if not delivery.disputed:
+    if not delivery.disputed or delivery.status not in DISPUTABLE:
         raise NotAllowed("not disputed")
+    # Still disputed as it was seen: of two staff settling one dispute at once, the second
+    # is refused instead of deciding it again (or the other way).
+    still_disputed = and_(Delivery.status == delivery.status, Delivery.disputed.is_(True))
     request = await session.get(HelpRequest, delivery.request_id)
     assert request is not None
     if delivered:
-        await _move(session, delivery, (DeliveryStatus.DELIVERED,
-                                        DeliveryStatus.AWAITING_REVIEW), now, disputed=False)
+        await _move(session, delivery, still_disputed, now, disputed=False)
         return await announce(session, Event.DISPUTE_DISMISSED, Subject(
             request=request, delivery=delivery), now, staff_contact_id)
     was_counted = delivery.status == DeliveryStatus.DELIVERED
-    await _move(session, delivery, (DeliveryStatus.DELIVERED,
-                                    DeliveryStatus.AWAITING_REVIEW), now,
+    await _move(session, delivery, still_disputed, now,
                 status=DeliveryStatus.FAILED, disputed=False, failure_reason="disputed",
                 delivered_at=None)
     if was_counted:
@@ -348,11 +362,17 @@ async def rate(session: AsyncSession, delivery: Delivery, contact_id: int, stars
 async def leave(session: AsyncSession, volunteer: Volunteer, now: datetime) -> list[Notice]:
     """The volunteer stops; their deliveries under way return to staff to reassign."""
     volunteer.status = VolunteerStatus.LEFT
-    returned = (await session.scalars(select(Delivery).where(
-        Delivery.volunteer_id == volunteer.id, Delivery.status.in_(UNDER_WAY)))).all()
-    for delivery in returned:
-        await _move(session, delivery, UNDER_WAY, now, status=DeliveryStatus.ALLOCATED,
-                    volunteer_id=None, code=None)
+    returned = []
+    for delivery in (await session.scalars(select(Delivery).where(
+            Delivery.volunteer_id == volunteer.id, Delivery.status.in_(UNDER_WAY)))).all():
+        try:
+            await _move(session, delivery, _as_seen(delivery), now,
+                        status=DeliveryStatus.ALLOCATED, volunteer_id=None, code=None)
+        except NotAllowed:
+            # Moved on by someone else since it was read (delivered, cancelled): it is
+            # no longer theirs to hand back, and they leave all the same.
+            continue
+        returned.append(delivery)
         await _request_status(session, delivery, RequestStatus.ALLOCATED,
                               volunteer.contact_id, now, "volunteer left")
     await session.flush()

@@ -7,12 +7,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String, UniqueConstraint, func, select
+from sqlalchemy import ForeignKey, String, UniqueConstraint, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column, relationship, selectinload
 
 from gotong.models.base import Base, utcnow
 from gotong.models.contact import Role, grant_role
+from gotong.models.rules import write_guarded
 
 TRAVEL_MODES = ("foot", "motorbike", "car")
 MAX_CAPACITY = 500
@@ -115,6 +116,19 @@ async def pending_volunteers(session: AsyncSession, aggregator_ids: Sequence[int
                                 Volunteer.status == VolunteerStatus.PENDING)
         .options(selectinload(Volunteer.areas)).order_by(Volunteer.id).limit(limit))
     return list(result.all())
+
+
+async def decide_volunteer(session: AsyncSession, volunteer: Volunteer, approved: bool,
+                           staff_contact_id: int, now: datetime) -> None:
+    """Staff approve or decline a volunteer waiting for it; NotAllowed once decided."""
+    await write_guarded(session, update(Volunteer)
+                        .where(Volunteer.id == volunteer.id,
+                               Volunteer.status == VolunteerStatus.PENDING)
+                        .values(status=VolunteerStatus.APPROVED if approved
+                                else VolunteerStatus.DECLINED,
+                                decided_at=now, decided_by=staff_contact_id),
+                        volunteer.status)
+    await session.refresh(volunteer)
 
 
 async def approved_count(session: AsyncSession, aggregator_id: int) -> int:

@@ -13,7 +13,7 @@ from gotong.models.broadcast import Audience, count_recipients, create_broadcast
 from gotong.models.contact import Contact, Role, grant_role
 from gotong.models.conversation import Conversation
 from gotong.models.delivery import Delivery
-from gotong.models.help_request import HelpRequest, NotAllowed
+from gotong.models.help_request import HelpRequest
 from gotong.models.outbox import Claimed, OutboxMessage
 from gotong.models.person import (
     LinkedDelivery,
@@ -22,6 +22,7 @@ from gotong.models.person import (
     route_to_person,
     same_person,
 )
+from gotong.models.rules import NotAllowed
 from gotong.models.tasks import household_answer, rate
 from tests.models.test_tasks import Mile
 

@@ -17,8 +17,9 @@ from gotong.models.aggregator import StaffMember
 from gotong.models.allocation import Pick, allocate
 from gotong.models.delivery import Delivery, DeliveryStatus
 from gotong.models.digest import Digest
-from gotong.models.help_request import HelpRequest, NotAllowed
+from gotong.models.help_request import HelpRequest
 from gotong.models.outbox import OutboxMessage
+from gotong.models.rules import NotAllowed
 from gotong.models.tasks import (
     CODE_DIGITS,
     DETAILS_AFTER_DELIVERY,
