@@ -45,7 +45,7 @@ from gotong.handlers.forms import Form, match_choice
 from gotong.handlers.household import HOUSEHOLD_REQUEST
 from gotong.handlers.messages import Incoming, Kind, Reply
 from gotong.handlers.notices import replies_to_body
-from gotong.handlers.turn import HandlerSettings, Turn, UnitOfWork
+from gotong.handlers.turn import HandlerSettings, Turn, UnitOfWork, answered
 from gotong.models.area import AreaDirectory
 from gotong.models.base import process_name, utcnow
 from gotong.models.contact import Contact, get_or_create_contact, save_contact
@@ -266,7 +266,8 @@ class Conversations:
                     incoming=incoming, catalog=self.catalog, areas=self._areas,
                     settings=self._settings, now=now, first_contact=created)
         step_before = conversation.step
-        replies = await route(turn)
+        # An action refused is answered and the update completes: it is never run again.
+        replies = await answered(route(turn))
         conversation.updated_at = now
         await work.flush()
         await save_conversation(connection, conversation)
@@ -348,7 +349,7 @@ async def route(turn: Turn) -> list[Reply]:
     if conversation.scratch.get("overlay") == status.CONFIRM_OVERLAY:
         answer = status.confirmation_answer(turn, incoming)
         if answer is not None:
-            replies = await status.confirm_cancel(turn, incoming, answer)
+            replies = await answered(status.confirm_cancel(turn, incoming, answer))
             return [*replies, _current(turn, form)]
         _end_overlay(conversation)
     elif incoming.kind == Kind.CHOICE and incoming.context == status.CONFIRM_CONTEXT:

@@ -22,13 +22,12 @@ from gotong.handlers.staff_actions import (
 from gotong.handlers.staff_actions import REJECT_PROOF as REJECT
 from gotong.handlers.stock import amount_text
 from gotong.handlers.tasks import volunteer_choices
-from gotong.handlers.turn import Turn
+from gotong.handlers.turn import Turn, refusing
 from gotong.handlers.validators import Invalid, parse_id, parse_short_text
 from gotong.models.audit import audit
 from gotong.models.delivery import UNDER_WAY, Delivery, DeliveryStatus
 from gotong.models.help_request import HelpRequest
 from gotong.models.person import same_person
-from gotong.models.rules import NotAllowed
 from gotong.models.tasks import MAX_WRONG_CODES, household_answer, rate
 from gotong.models.volunteer import Volunteer
 
@@ -66,17 +65,21 @@ async def on_receipt(turn: Turn, option: str) -> list[Reply]:
     delivery, refusal = await _households_delivery(turn, delivery_id, "receipt")
     if delivery is None:
         return refusal
-    try:
-        notices = await household_answer(turn.session, turn.areas, delivery,
-                                         action == GOT, turn.contact.id, turn.now)
-    except NotAllowed:
-        if action == GOT and delivery.status == DeliveryStatus.DELIVERED:
-            return [Reply(text=turn.t("receipt.already"))]
-        return [Reply(text=turn.t("receipt.not_yet" if action == NOT_GOT
-                                  else "receipt.cannot"))]
+    notices = await refusing(household_answer(turn.session, turn.areas, delivery,
+                                              action == GOT, turn.contact.id, turn.now),
+                             lambda: _receipt_refused(turn, delivery, action))
     if action == NOT_GOT:
         return [Reply(text=turn.t("receipt.disputed"))]
     return [notice_reply(turn.catalog, turn.language, n) for n in notices]
+
+
+async def _receipt_refused(turn: Turn, delivery: Delivery, action: str) -> list[Reply]:
+    """Why the household's answer cannot be taken, from the delivery as it is now (a
+    refusal at the moment of writing leaves it in memory as it was read)."""
+    await turn.session.refresh(delivery)
+    if action == GOT and delivery.status == DeliveryStatus.DELIVERED:
+        return [Reply(text=turn.t("receipt.already"))]
+    return [Reply(text=turn.t("receipt.not_yet" if action == NOT_GOT else "receipt.cannot"))]
 
 
 async def on_rating(turn: Turn, option: str) -> list[Reply]:
@@ -84,11 +87,9 @@ async def on_rating(turn: Turn, option: str) -> list[Reply]:
     delivery, refusal = await _households_delivery(turn, delivery_id, "rate")
     if delivery is None:
         return refusal
-    try:
-        await rate(turn.session, delivery, turn.contact.id, int(stars) if stars in
-                   ("1", "2", "3", "4", "5") else 0, turn.now)
-    except NotAllowed:
-        return [Reply(text=turn.t("button.invalid"))]
+    await refusing(rate(turn.session, delivery, turn.contact.id, int(stars) if stars in
+                        ("1", "2", "3", "4", "5") else 0, turn.now),
+                   [Reply(text=turn.t("button.invalid"))])
     turn.conversation.scratch = {**turn.conversation.scratch, "overlay": COMMENT_OVERLAY,
                                  "rated": delivery.id}
     return [Reply(text=turn.t("rating.thanks"),

@@ -9,7 +9,7 @@ from gotong.handlers.forms import Choice, match_choice
 from gotong.handlers.messages import Hint, Incoming, Kind, Option, Reply
 from gotong.handlers.notices import notice_reply
 from gotong.handlers.stock import amount_text
-from gotong.handlers.turn import Turn
+from gotong.handlers.turn import Turn, refusing
 from gotong.models.allocation import pledge_progress
 from gotong.models.delivery import UNDER_WAY, Delivery
 from gotong.models.help_request import (
@@ -20,7 +20,6 @@ from gotong.models.help_request import (
     requests_of,
 )
 from gotong.models.pledge import CODE_PREFIX, Pledge, PledgeStatus, pledges_of
-from gotong.models.rules import NotAllowed
 from gotong.models.stock import cancel_pledge
 from gotong.models.volunteer import Volunteer
 
@@ -154,10 +153,8 @@ async def confirm_cancel(turn: Turn, incoming: Incoming, answer: str) -> list[Re
     if request is None or tapped != reference:
         # A button of an older question, or data that was never ours.
         return [Reply(text=turn.t("button.stale"))]
-    try:
-        notices = await cancel_request(turn.session, request, turn.contact.id, turn.now)
-    except NotAllowed:
-        return [Reply(text=turn.t("status.nothing_to_cancel"))]
+    notices = await refusing(cancel_request(turn.session, request, turn.contact.id, turn.now),
+                             [Reply(text=turn.t("status.nothing_to_cancel"))])
     return [notice_reply(turn.catalog, turn.language, n) for n in notices]
 
 
@@ -166,8 +163,6 @@ async def _cancel_pledge(turn: Turn, tapped: str, code: str) -> list[Reply]:
                    if p.code == tapped), None)
     if pledge is None or tapped != code:
         return [Reply(text=turn.t("button.stale"))]
-    try:
-        await cancel_pledge(turn.session, pledge, turn.contact.id, turn.now)
-    except NotAllowed:
-        return [Reply(text=turn.t("status.pledge_not_cancellable"))]
+    await refusing(cancel_pledge(turn.session, pledge, turn.contact.id, turn.now),
+                   [Reply(text=turn.t("status.pledge_not_cancellable"))])
     return [Reply(text=turn.t("status.pledge_cancelled", code=pledge.code))]

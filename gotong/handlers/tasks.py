@@ -16,13 +16,12 @@ from gotong.handlers.notices import notice_reply
 from gotong.handlers.staff import actor, coverage, not_staff, refuse
 from gotong.handlers.staff_actions import Refusal, assign_volunteer
 from gotong.handlers.stock import amount_text
-from gotong.handlers.turn import Turn
+from gotong.handlers.turn import Turn, refusing
 from gotong.handlers.validators import Invalid, parse_id, parse_short_text, small_number
 from gotong.models.audit import audit
 from gotong.models.delivery import FAILURE_REASONS, UNDER_WAY, Delivery, DeliveryStatus
 from gotong.models.help_request import HelpRequest
 from gotong.models.outbox import Notice
-from gotong.models.rules import NotAllowed
 from gotong.models.tasks import (
     CODE_DIGITS,
     advance,
@@ -131,6 +130,18 @@ async def _own_task(turn: Turn, delivery_id: str, action: str
     return delivery, volunteer, []
 
 
+async def _changed(turn: Turn, delivery: Delivery, volunteer: Volunteer) -> list[Reply]:
+    """The task as it is now, when it changed before the volunteer's step: what the check
+    before a step says, and what a step refused at the moment of writing says (the
+    delivery in memory is then still as the check read it). A question the volunteer
+    was asked about it no longer stands."""
+    _forget(turn)
+    await turn.session.refresh(delivery)
+    if delivery.volunteer_id != volunteer.id:
+        return [Reply(text=turn.t("task.not_yours"))]
+    return [await task_card(turn, delivery, turn.t("task.changed"))]
+
+
 async def task_card(turn: Turn, delivery: Delivery, prefix: str | None = None) -> Reply:
     """One task with the household's details (while allowed) and the next steps."""
     request = await turn.session.get(HelpRequest, delivery.request_id)
@@ -172,13 +183,11 @@ async def on_task_button(turn: Turn, option: str) -> list[Reply]:
     if action == SHOW:
         return [await task_card(turn, delivery)]
     if delivery.status not in UNDER_WAY or delivery.locked:
-        return [await task_card(turn, delivery, turn.t("task.changed"))]
+        return await _changed(turn, delivery, volunteer)
     if action in (PICKED_UP, ON_THE_WAY):
         status = DeliveryStatus.PICKED_UP if action == PICKED_UP else DeliveryStatus.ON_THE_WAY
-        try:
-            notices = await advance(turn.session, delivery, status, volunteer, turn.now)
-        except NotAllowed:
-            return [await task_card(turn, delivery, turn.t("task.changed"))]
+        notices = await refusing(advance(turn.session, delivery, status, volunteer, turn.now),
+                                 lambda: _changed(turn, delivery, volunteer))
         return [*_reply_notices(turn, notices), await task_card(turn, delivery)]
     if action == DELIVERED:
         _ask(turn, delivery, "code")
@@ -222,10 +231,11 @@ async def _take(turn: Turn, delivery_id: str) -> list[Reply]:
         audit(turn.session, turn.now, "take", "outside area", contact_id=turn.contact.id,
               aggregator_id=volunteers[0].aggregator_id)
         return [Reply(text=turn.t("task.not_yours"))]
+    taken = [Reply(text=turn.t("task.taken"))]
     if delivery.status != DeliveryStatus.ALLOCATED or delivery.volunteer_id is not None:
-        return [Reply(text=turn.t("task.taken"))]
-    notices = await assign(turn.session, turn.areas, delivery, volunteer, turn.contact.id,
-                           turn.now)
+        return taken
+    notices = await refusing(assign(turn.session, turn.areas, delivery, volunteer,
+                                    turn.contact.id, turn.now), taken)
     audit(turn.session, turn.now, "take", "done", contact_id=turn.contact.id,
           aggregator_id=delivery.aggregator_id)
     return [*_reply_notices(turn, notices), await task_card(turn, delivery,
@@ -254,11 +264,9 @@ async def on_task_answer(turn: Turn, incoming: Incoming) -> list[Reply] | None:
     if waiting == "place" and incoming.kind == Kind.LOCATION \
             and incoming.latitude is not None and incoming.longitude is not None:
         _forget(turn)
-        try:
-            await submit_proof(turn.session, delivery, volunteer, str(state.get("photo")),
-                               incoming.latitude, incoming.longitude, turn.now)
-        except NotAllowed:
-            return [await task_card(turn, delivery, turn.t("task.changed"))]
+        await refusing(submit_proof(turn.session, delivery, volunteer, str(state.get("photo")),
+                                    incoming.latitude, incoming.longitude, turn.now),
+                       lambda: _changed(turn, delivery, volunteer))
         return [await task_card(turn, delivery, turn.t("task.proof_sent"))]
     if waiting == "other" and incoming.kind == Kind.TEXT:
         reason = parse_short_text(incoming.text, 200)
@@ -301,12 +309,9 @@ async def _check_code(turn: Turn, delivery: Delivery, volunteer: Volunteer, text
                       options=(Option(f"{NO_CODE}:{delivery.id}", turn.t("task.no_code"),
                                       number=1),),
                       hint=Hint.SINGLE, context=QUESTION_CONTEXT)]
-    try:
-        check = await confirm_with_code(turn.session, turn.areas, delivery, volunteer, code,
-                                        turn.now)
-    except NotAllowed:
-        _forget(turn)
-        return [await task_card(turn, delivery, turn.t("task.changed"))]
+    check = await refusing(confirm_with_code(turn.session, turn.areas, delivery, volunteer,
+                                             code, turn.now),
+                           lambda: _changed(turn, delivery, volunteer))
     if check.delivered:
         _forget(turn)
         audit(turn.session, turn.now, "deliver", "done", contact_id=turn.contact.id,
@@ -326,11 +331,9 @@ async def _check_code(turn: Turn, delivery: Delivery, volunteer: Volunteer, text
 async def _failed(turn: Turn, delivery: Delivery, volunteer: Volunteer, reason: str
                   ) -> list[Reply]:
     _forget(turn)
-    try:
-        await fail(turn.session, delivery, reason, volunteer.contact_id, turn.now,
-                   turn.settings.max_delivery_failures)
-    except NotAllowed:
-        return [await task_card(turn, delivery, turn.t("task.changed"))]
+    await refusing(fail(turn.session, delivery, reason, volunteer.contact_id, turn.now,
+                        turn.settings.max_delivery_failures),
+                   lambda: _changed(turn, delivery, volunteer))
     audit(turn.session, turn.now, "fail", "done", contact_id=turn.contact.id,
           aggregator_id=delivery.aggregator_id, detail=reason)
     return [Reply(text=turn.t("task.failed_noted"))]

@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_datetime
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from gotong.handlers.catalog import Catalog
-from gotong.handlers.messages import Incoming
+from gotong.handlers.messages import Incoming, Reply
 from gotong.models.area import AreaDirectory
 from gotong.models.contact import Contact
 from gotong.models.conversation import Conversation
 from gotong.models.outbox import OUTBOX_WRITTEN
+from gotong.models.rules import NotAllowed
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -108,3 +112,34 @@ class Turn:
     def format_time(self, moment: datetime) -> str:
         return str(format_datetime(moment, "d MMM yyyy, HH:mm", locale=self.language,
                                    tzinfo=ZoneInfo(self.settings.timezone)))
+
+
+class Refused(Exception):
+    """The answer to an action refused below the handler that can answer it."""
+
+    def __init__(self, replies: list[Reply]) -> None:
+        super().__init__("refused")
+        self.replies = replies
+
+
+# The words of a refusal, or how to find them once the refusal is known (when they show
+# the thing acted on as it is now).
+Answer = list[Reply] | Callable[[], Awaitable[list[Reply]]]
+
+
+async def refusing(operation: Awaitable[T], answer: Answer) -> T:
+    """The outcome of a domain operation; if the rules refuse it at the moment of writing
+    (someone acted on the same thing since the handler's check read it), the update is
+    answered with `answer`, the words of that check, and completes like any other."""
+    try:
+        return await operation
+    except NotAllowed:
+        raise Refused(answer if isinstance(answer, list) else await answer()) from None
+
+
+async def answered(handling: Awaitable[list[Reply]]) -> list[Reply]:
+    """A handler's replies, or its answer to an action refused within it."""
+    try:
+        return await handling
+    except Refused as refused:
+        return refused.replies

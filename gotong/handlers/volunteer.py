@@ -10,7 +10,7 @@ from gotong.handlers import forms
 from gotong.handlers.forms import Accept, Answers, Choice, Field, FieldKind, Form, Parsed
 from gotong.handlers.messages import Hint, Kind, Option, Reply
 from gotong.handlers.staff import code_locked, coverage, not_staff, refuse, wrong_code
-from gotong.handlers.turn import Turn
+from gotong.handlers.turn import Turn, refusing
 from gotong.handlers.validators import (
     Invalid,
     parse_id,
@@ -36,6 +36,7 @@ from gotong.models.volunteer import (
     NewVolunteer,
     Volunteer,
     VolunteerStatus,
+    decide_volunteer,
     pending_volunteers,
     register_volunteer,
     volunteers_of,
@@ -202,12 +203,12 @@ async def on_approval(turn: Turn, option: str) -> list[Reply]:
     if volunteer.aggregator_id not in staff.aggregator_ids:
         return refuse(turn, "approve_volunteer", "not their aggregator",
                       "volunteer.not_yours", staff.aggregator_ids[0])
+    decided = [Reply(text=turn.t("volunteer.already_decided", name=volunteer.name))]
     if volunteer.status != VolunteerStatus.PENDING:
-        return [Reply(text=turn.t("volunteer.already_decided", name=volunteer.name))]
+        return decided
     approved = action == APPROVE
-    volunteer.status = VolunteerStatus.APPROVED if approved else VolunteerStatus.DECLINED
-    volunteer.decided_at, volunteer.decided_by = turn.now, turn.contact.id
-    await turn.session.flush()
+    await refusing(decide_volunteer(turn.session, volunteer, approved, turn.contact.id,
+                                    turn.now), decided)
     audit(turn.session, turn.now, "approve_volunteer" if approved else "decline_volunteer",
           "done", contact_id=turn.contact.id, aggregator_id=volunteer.aggregator_id)
     await announce(turn.session, Event.VOLUNTEER_APPROVED if approved
