@@ -136,10 +136,12 @@ async def show_review(turn: Turn, prefix: str | None = None) -> list[Reply]:
     if not staff.is_staff:
         return not_staff(turn, "review")
     head = [prefix] if prefix else []
+    # As it is now, even when this update loaded it before someone else changed it.
     delivery = await turn.session.scalar(
         select(Delivery).where(Delivery.aggregator_id.in_(staff.aggregator_ids),
                                needs_review())  # type: ignore[arg-type]
-        .order_by(Delivery.updated_at, Delivery.id).limit(1))
+        .order_by(Delivery.updated_at, Delivery.id).limit(1)
+        .execution_options(populate_existing=True))
     if delivery is None:
         return [Reply(text="\n\n".join([*head, turn.t("review.none")]))]
     request = await turn.session.get(HelpRequest, delivery.request_id)

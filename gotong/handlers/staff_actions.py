@@ -19,7 +19,7 @@ from gotong.models.aggregator import covered_areas, staff_aggregators
 from gotong.models.allocation import Allocated, Pick, allocate
 from gotong.models.area import AreaDirectory
 from gotong.models.audit import audit
-from gotong.models.delivery import Delivery
+from gotong.models.delivery import UNDER_WAY, Delivery, DeliveryStatus
 from gotong.models.help_request import (
     HelpRequest,
     RequestStatus,
@@ -233,6 +233,11 @@ async def resolve(actor: Actor, delivery: Delivery, action: str, max_failures: i
             notices = await resolve_dispute(actor.session, delivery, action == WAS_DELIVERED,
                                             actor.contact_id, actor.now, max_failures)
         elif action == CANCEL:
+            # Offered for a failed delivery or one locked after wrong codes: a button of a
+            # screen since changed must not take back a delivery given to a volunteer.
+            if delivery.status != DeliveryStatus.FAILED \
+                    and not (delivery.locked and delivery.status in UNDER_WAY):
+                raise NotAllowed(delivery.status)
             notices = await cancel(actor.session, delivery, actor.contact_id, actor.now)
         else:
             return [], Refusal.INVALID
