@@ -145,45 +145,81 @@ def _waiting(table: Any) -> Any:
     return and_(table.processed_at.is_(None), table.set_aside_at.is_(None))
 
 
-async def claim_waiting(connection: AsyncConnection, owner: str, channels: Sequence[str],
-                        now: datetime, lease: timedelta, limit: int) -> list[QueuedUpdate]:
-    """Lease the next update of up to `limit` chats that no one holds, oldest first.
-
-    Runs in the caller's transaction, which should commit at once: the lease, not the
-    transaction, keeps other processes off the chat while its update is handled.
-
-    A chat whose last answer is not settled yet (being sent, or left to a dispatcher by a
-    process that died or failed to send it) waits too: its next answer would overtake it.
-    """
+@cache
+def _first_waiting_statement(dialect: str) -> Any:
+    """The oldest waiting update of each chat that can be claimed now; built once per
+    dialect (constructing it costs more than running it)."""
     u = InboundUpdate
     earlier = aliased(InboundUpdate)
     reply, contact = aliased(OutboxMessage), aliased(Contact)
+    now = bindparam("now", type_=UTCDateTime())
     query = (
-        select(u.id, u.channel, u.chat_id, u.external_id, u.payload, u.attempts)
-        .where(_waiting(u), u.channel.in_(channels),
+        select(u.id, u.channel, u.chat_id)
+        .where(_waiting(u), u.channel.in_(bindparam("channels", expanding=True)),
                or_(u.next_attempt_at.is_(None), u.next_attempt_at <= now),
                or_(u.lease_until.is_(None), u.lease_until < now),
                # Only the chat's oldest waiting update: the others wait their turn.
                ~exists().where(earlier.channel == u.channel, earlier.chat_id == u.chat_id,
                                _waiting(earlier), earlier.id < u.id),
+               # The chat's last answer is settled: its next answer cannot overtake it.
                ~exists().where(contact.channel == u.channel, contact.chat_id == u.chat_id,
                                reply.contact_id == contact.id,
                                reply.priority == int(Purpose.REPLY),
                                reply.status.in_(UNSETTLED)))
         .order_by(u.id)
-        .limit(limit)
+        .limit(bindparam("limit"))
     )
-    if connection.dialect.name == "postgresql":
+    if dialect == "postgresql":
         query = query.with_for_update(of=u, skip_locked=True)
-    rows = (await connection.execute(query)).all()
-    if not rows:
+    return query
+
+
+@cache
+def _chat_waiting_statement() -> Any:
+    """Every waiting update of the given chats of one channel, in stored order."""
+    u = InboundUpdate
+    return (
+        select(u.id, u.chat_id, u.external_id, u.payload, u.attempts)
+        .where(_waiting(u), u.channel == bindparam("channel"),
+               u.chat_id.in_(bindparam("chats", expanding=True)))
+        .order_by(u.id)
+    )
+
+
+async def claim_waiting(connection: AsyncConnection, owner: str, channels: Sequence[str],
+                        now: datetime, lease: timedelta, chats: int, per_chat: int = 1
+                        ) -> list[list[QueuedUpdate]]:
+    """Lease the waiting updates of up to `chats` chats that no one holds (up to
+    `per_chat` each, in stored order), the chats with the oldest updates first.
+
+    A chat is claimable when its oldest waiting update is due and not leased, and its
+    last answer is settled (being sent, or left to a dispatcher by a process that died or
+    failed to send it, the next answer would overtake it). Its later updates come with it:
+    the claimant handles them one after another without claiming again, and nobody else
+    can take them while the first waits. Runs in the caller's transaction, which should
+    commit at once: the leases, not the transaction, keep other processes off the chats.
+    """
+    firsts = (await connection.execute(
+        _first_waiting_statement(connection.dialect.name),
+        {"now": now, "channels": list(channels), "limit": chats})).all()
+    if not firsts:
         return []
+    batches: dict[tuple[str, str], list[QueuedUpdate]] = {}
     until = now + lease
+    for channel in {row.channel for row in firsts}:
+        chat_ids = [row.chat_id for row in firsts if row.channel == channel]
+        rows = (await connection.execute(
+            _chat_waiting_statement(), {"channel": channel, "chats": chat_ids})).all()
+        for row in rows:
+            batch = batches.setdefault((channel, row.chat_id), [])
+            if len(batch) < per_chat:
+                batch.append(QueuedUpdate(row.id, channel, row.chat_id, row.external_id,
+                                          row.payload or {}, row.attempts, owner, until))
+    leased = [update.id for batch in batches.values() for update in batch]
     await connection.execute(
-        update(InboundUpdate).where(InboundUpdate.id.in_([r.id for r in rows]))
+        update(InboundUpdate).where(InboundUpdate.id.in_(leased))
         .values(lease_owner=owner, lease_until=until))
-    return [QueuedUpdate(r.id, r.channel, r.chat_id, r.external_id, r.payload or {},
-                         r.attempts, owner, until) for r in rows]
+    return list(batches.values())
 
 
 @cache
@@ -210,6 +246,18 @@ async def finish_inbound(connection: AsyncConnection, update_id: int, owner: str
     result = await connection.execute(_finish_statement(),
                                       {"update_id": update_id, "owner": owner, "now": now})
     return result.first() is not None
+
+
+async def release_leases(connection: AsyncConnection, update_ids: Sequence[int],
+                         owner: str) -> None:
+    """Give back claimed updates untouched (those of a chat after one that failed, or
+    whose answer could not be sent now): the chat is claimed again in its turn."""
+    if update_ids:
+        await connection.execute(
+            update(InboundUpdate)
+            .where(InboundUpdate.id.in_(update_ids), InboundUpdate.lease_owner == owner,
+                   InboundUpdate.processed_at.is_(None))
+            .values(lease_owner=None, lease_until=None))
 
 
 async def release_inbound(connection: AsyncConnection, update_id: int, owner: str,

@@ -190,12 +190,15 @@ async def send_reply(sender: Sender, outbox: ReplyOutbox | None, chat_id: str,
                      replies: Sequence[Reply], reply_id: int | None, contact_id: int, *,
                      edit_message_id: int | None = None, language: str | None = None,
                      lease: tuple[datetime, timedelta, Callable[[], datetime]] | None = None
-                     ) -> None:
+                     ) -> bool:
     """Send the answer to an update, within the channel's limits, and settle its outbox
     row; a reply that cannot go now is left to the dispatcher. With `lease` (the row's
-    lease end, its length, and the clock that set it) nothing is sent once it is over."""
+    lease end, its length, and the clock that set it) nothing is sent once it is over.
+
+    Returns whether the answer went out (or there was none): if not, the chat's next
+    answer must wait for it."""
     if not replies:
-        return
+        return True
     pace = outbox.pace_reply(sender.channel, chat_id) if outbox is not None else None
     if pace is not None and lease is not None:
         pace = _within_lease(pace, *lease)
@@ -207,9 +210,10 @@ async def send_reply(sender: Sender, outbox: ReplyOutbox | None, chat_id: str,
         # Held up past the reply's lease: a dispatcher sends it (unless a newer reply to
         # the chat has overtaken it), and settles it.
         log.warning("a reply's lease ran out before it was sent; left to the dispatcher")
-        return
+        return False
     except DeliveryError as exc:
         log.info("a reply could not be sent now (%s)", exc.reason)
         outcome = exc
     if outbox is not None and reply_id is not None:
         outbox.settle_reply(reply_id, contact_id, sender.channel, outcome)
+    return isinstance(outcome, Delivered)

@@ -36,14 +36,19 @@ from gotong.models.inbound import (
     finish_inbound,
     next_turn_at,
     release_inbound,
+    release_leases,
     store_inbound,
 )
 
 log = logging.getLogger(__name__)
 
 # A handler of a channel's stored updates: it handles the update and marks it handled
-# (models/inbound.finish_inbound) in the same unit of work.
-UpdateHandler = Callable[[QueuedUpdate], Awaitable[None]]
+# (models/inbound.finish_inbound) in the same unit of work. It returns whether the chat
+# may go on at once: False when its answer could not be sent now (left to a dispatcher),
+# since the next answer would overtake it.
+UpdateHandler = Callable[[QueuedUpdate], Awaitable[bool]]
+# A chat's waiting updates claimed at once, then handled one after another.
+PER_CHAT = 20
 WAIT_FINISHED_SECONDS = 10
 # After a chat's update is handled here, its next one is claimable once the answer's
 # outbox row is settled: looked for this often, for this long.
@@ -223,9 +228,9 @@ class InboundQueue:
         now = self._clock()
         async with self._engine.begin() as connection:
             claimed = await claim_waiting(connection, self.owner, self.channels, now,
-                                          self._settings.lease, room)
-        for update in claimed:
-            task = asyncio.create_task(self._handle(update))
+                                          self._settings.lease, room, PER_CHAT)
+        for chat in claimed:
+            task = asyncio.create_task(self._handle_chat(chat))
             self._tasks.add(task)
             task.add_done_callback(self._done)
         if len(claimed) == room or self._wake.is_set():
@@ -249,19 +254,35 @@ class InboundQueue:
         self._answered_at = time.monotonic()
         self._wake.set()
 
-    async def _handle(self, update: QueuedUpdate) -> None:
-        handler = self._handlers[update.channel]
-        try:
-            await handler(update)
-        except LeaseLost:
-            log.warning("inbound update %d was taken over by another process", update.id)
-            return
-        except Exception as exc:
-            await self._failed(update, exc)
-            return
-        await self._count_finished()
+    async def _handle_chat(self, updates: list[QueuedUpdate]) -> None:
+        """A chat's claimed updates, one after another, as long as each goes well."""
+        for position, update in enumerate(updates):
+            rest = [later.id for later in updates[position + 1:]]
+            handler = self._handlers[update.channel]
+            try:
+                go_on = await handler(update)
+            except LeaseLost:
+                log.warning("inbound update %d was taken over by another process", update.id)
+                return
+            except Exception as exc:
+                await self._failed(update, exc, rest)
+                return
+            await self._count_finished()
+            if not go_on and rest:
+                # The answer waits for a dispatcher: the chat's next update waits for it.
+                await self._release(rest, update.owner)
+                return
 
-    async def _failed(self, update: QueuedUpdate, exc: Exception) -> None:
+    async def _release(self, update_ids: list[int], owner: str) -> None:
+        try:
+            async with self._engine.begin() as connection:
+                await release_leases(connection, update_ids, owner)
+        except Exception as exc:
+            # The leases run out by themselves; the updates are then claimed again.
+            log.warning("could not give back %d inbound updates: %s", len(update_ids),
+                        type(exc).__name__)
+
+    async def _failed(self, update: QueuedUpdate, exc: Exception, rest: list[int]) -> None:
         attempts = update.attempts + 1
         reason = type(exc).__name__
         now = self._clock()
@@ -284,6 +305,8 @@ class InboundQueue:
             async with self._engine.begin() as connection:
                 await release_inbound(connection, update.id, update.owner, now, reason,
                                       retry_at)
+                # The chat's later updates wait behind it (or go on, if it is set aside).
+                await release_leases(connection, rest, update.owner)
         except Exception as release_error:
             # The lease runs out by itself; the update is then claimed again.
             log.warning("could not release inbound update %d: %s", update.id,

@@ -375,7 +375,7 @@ class TelegramChannel:
 
     # --- handling -------------------------------------------------------------------
 
-    async def handle_stored(self, queued: QueuedUpdate) -> None:
+    async def handle_stored(self, queued: QueuedUpdate) -> bool:
         """Handle an update of the inbound queue and send the reply."""
         update = Update.de_json(queued.payload, self.application.bot)
         query = update.callback_query
@@ -387,15 +387,15 @@ class TelegramChannel:
         incoming = to_incoming(update)
         if incoming is None:
             await self.inbound.finish_alone(queued)
-            return
+            return True
         message = query.message if query is not None else None
         edit_id = message.message_id if isinstance(message, Message) else None
         outbox = self.outbox
         handled = await self._conversations.handle_update(
             incoming, keep_reply=outbox is not None, edit_message_id=edit_id, queued=queued)
-        await send_reply(self, outbox, incoming.chat_id, handled.replies, handled.reply_id,
-                         handled.contact_id, edit_message_id=edit_id,
-                         lease=handled.reply_lease)
+        return await send_reply(self, outbox, incoming.chat_id, handled.replies,
+                                handled.reply_id, handled.contact_id,
+                                edit_message_id=edit_id, lease=handled.reply_lease)
 
     async def deliver(self, chat_id: str, replies: Sequence[Reply], *, skip: int = 0,
                       edit_message_id: int | None = None,

@@ -539,44 +539,44 @@ class WhatsAppChannel:
                             self._conversations.forget(CHANNEL, status.recipient)
         return sum(result is Stored.NEW for result in stored)
 
-    async def handle_stored(self, queued: QueuedUpdate) -> None:
+    async def handle_stored(self, queued: QueuedUpdate) -> bool:
         """Handle a message of the inbound queue and send the reply."""
         payload = queued.payload
-        await self._handle(InboundMessage(str(payload["id"]), str(payload["from"]),
-                                          _timestamp(payload.get("timestamp")), payload),
-                           queued)
+        return await self._handle(InboundMessage(str(payload["id"]), str(payload["from"]),
+                                                 _timestamp(payload.get("timestamp")),
+                                                 payload), queued)
 
     # --- handling -------------------------------------------------------------------
 
-    async def _handle(self, message: InboundMessage, queued: QueuedUpdate) -> None:
+    async def _handle(self, message: InboundMessage, queued: QueuedUpdate) -> bool:
         # The blue ticks go while the message is handled, not before.
         reading = asyncio.create_task(self._mark_read(message.message_id))
         try:
-            await self._answer(message, queued)
+            return await self._answer(message, queued)
         finally:
             await reading
 
-    async def _answer(self, message: InboundMessage, queued: QueuedUpdate) -> None:
+    async def _answer(self, message: InboundMessage, queued: QueuedUpdate) -> bool:
         incoming = to_incoming(message)
         if incoming.kind == Kind.CHOICE and (incoming.option or "").startswith(MORE):
             page = self._pages.get((incoming.chat_id, incoming.context or ""))
             if page is not None:
                 await self._next_page(incoming, page, queued)
-                return
+                return True
             # A list this process no longer remembers (after a restart): the
             # conversation asks its question again.
             incoming = replace(incoming, kind=Kind.TEXT, text="", context=None, option=None)
-        await self._converse(incoming, queued)
+        return await self._converse(incoming, queued)
 
-    async def _converse(self, incoming: Incoming, queued: QueuedUpdate) -> None:
+    async def _converse(self, incoming: Incoming, queued: QueuedUpdate) -> bool:
         outbox = self.outbox
         # The unit of work also keeps when the person wrote (the 24-hour window) and
         # releases the news held until then.
         handled = await self._conversations.handle_update(
             incoming, keep_reply=outbox is not None, queued=queued)
-        await send_reply(self, outbox, incoming.chat_id, handled.replies, handled.reply_id,
-                         handled.contact_id, language=handled.language,
-                         lease=handled.reply_lease)
+        return await send_reply(self, outbox, incoming.chat_id, handled.replies,
+                                handled.reply_id, handled.contact_id,
+                                language=handled.language, lease=handled.reply_lease)
 
     async def _next_page(self, incoming: Incoming, page: Page, queued: QueuedUpdate) -> None:
         """The next rows of a long list, from this process's memory."""

@@ -42,7 +42,7 @@ class Recorder:
         self.overlapped = False
         queue.register(CHANNEL, self.handle)
 
-    async def handle(self, update: QueuedUpdate) -> None:
+    async def handle(self, update: QueuedUpdate) -> bool:
         text = str(update.payload["text"])
         chat = update.chat_id
         if chat in self.running:
@@ -56,6 +56,7 @@ class Recorder:
                 raise pending.pop(0)
             await self.queue.finish_alone(update)
             self.events.append(f"end {text}")
+            return True
         finally:
             self.running.discard(chat)
 
@@ -147,8 +148,8 @@ async def test_an_expired_lease_is_taken_over(services: Services) -> None:
     now = utcnow()
     # A process claims the chat's first update, then stops (killed, or paused).
     async with services.engine.begin() as connection:
-        [dead] = await claim_waiting(connection, "dead-process", [CHANNEL], now,
-                                     timedelta(seconds=30), 10)
+        [[dead, _]] = await claim_waiting(connection, "dead-process", [CHANNEL], now,
+                                          timedelta(seconds=30), 10, 5)
     stop = asyncio.Event()
     worker = asyncio.create_task(queue.run(stop))
     try:
