@@ -17,6 +17,7 @@ import hmac
 import json
 import logging
 import re
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from typing import Any
@@ -79,6 +80,8 @@ ALLOWED_UPDATES = ["message", "callback_query"]
 HTTP_CONNECTIONS = 8
 # Seconds a getUpdates call waits for updates (long polling).
 POLL_TIMEOUT = 10
+# Parsed updates kept for their handler in this process.
+PARSED_KEPT = 10_000
 # The advisory lock of the process polling a bot: this plus the bot's id.
 POLL_LOCK_BASE = 0x60_7060_0000_0000
 # Labels this short fit two to a row on a phone.
@@ -93,10 +96,20 @@ class MalformedUpdate(ValueError):
     """A webhook payload that does not parse as a Telegram update."""
 
 
-def chat_of(update: Update) -> str:
-    """The chat whose queue an update joins: updates of one chat are handled in order."""
-    chat = update.effective_chat or update.effective_user
-    return str(chat.id) if chat is not None else ""
+def chat_of(payload: dict[str, Any]) -> str:
+    """The chat whose queue an update joins (its chat, else its sender), read from the
+    update as Telegram sent it: updates of one chat are handled in order."""
+    for name, part in payload.items():
+        if name == "update_id" or not isinstance(part, dict):
+            continue
+        for holder in (part, part.get("message")):
+            chat = holder.get("chat") if isinstance(holder, dict) else None
+            if isinstance(chat, dict) and "id" in chat:
+                return str(chat["id"])
+        sender = part.get("from") or part.get("user")
+        if isinstance(sender, dict) and "id" in sender:
+            return str(sender["id"])
+    return ""
 
 
 def to_incoming(update: Update) -> Incoming | None:
@@ -242,6 +255,8 @@ class TelegramChannel:
         self.inbound.register(CHANNEL, self.handle_stored)
         self._retry = settings
         self._stop = asyncio.Event()
+        # Updates this process parsed when they came, for their handler.
+        self._parsed: OrderedDict[str, Update] = OrderedDict()
         self._worker: asyncio.Task[None] | None = None
         self._polling: asyncio.Task[None] | None = None
         # Releases the lock that makes this the bot's one polling process.
@@ -332,9 +347,17 @@ class TelegramChannel:
         except Exception as exc:
             # Whatever the library makes of a malformed payload, it is not an update.
             raise MalformedUpdate(type(exc).__name__) from exc
-        stored = await self.inbound.accept(CHANNEL, str(update.update_id), chat_of(update),
-                                           payload)
+        external_id = str(update.update_id)
+        stored = await self.inbound.accept(CHANNEL, external_id, chat_of(payload), payload)
+        if stored is Stored.NEW:
+            self._remember(external_id, update)
         return stored is Stored.NEW
+
+    def _remember(self, external_id: str, update: Update) -> None:
+        """Keep a parsed update for its handler, if this process handles it soon."""
+        self._parsed[external_id] = update
+        while len(self._parsed) > PARSED_KEPT:
+            self._parsed.popitem(last=False)
 
     async def _poll(self) -> None:
         """Ask Telegram for updates and store each batch before asking for the next: the
@@ -346,11 +369,14 @@ class TelegramChannel:
             try:
                 updates = await bot.get_updates(offset=offset, timeout=POLL_TIMEOUT,
                                                 allowed_updates=ALLOWED_UPDATES)
+                payloads = [update.to_dict() for update in updates]
                 # Stored together, in one transaction.
                 await asyncio.gather(*(
-                    self.inbound.accept(CHANNEL, str(update.update_id), chat_of(update),
-                                        update.to_dict())
-                    for update in updates))
+                    self.inbound.accept(CHANNEL, str(payload["update_id"]), chat_of(payload),
+                                        payload)
+                    for payload in payloads))
+                for update in updates:
+                    self._remember(str(update.update_id), update)
                 if updates:
                     offset = updates[-1].update_id + 1
                 failures = 0
@@ -377,7 +403,8 @@ class TelegramChannel:
 
     async def handle_stored(self, queued: QueuedUpdate) -> bool:
         """Handle an update of the inbound queue and send the reply."""
-        update = Update.de_json(queued.payload, self.application.bot)
+        update = self._parsed.pop(queued.external_id, None) \
+            or Update.de_json(queued.payload, self.application.bot)
         query = update.callback_query
         if query is not None:
             try:
