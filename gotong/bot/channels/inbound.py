@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import sqlite3
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -87,15 +88,43 @@ def retry_delay(attempts: int, base: timedelta, cap: timedelta) -> timedelta:
 DATABASE_TROUBLE: tuple[type[BaseException], ...] = (
     sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.DisconnectionError,
     sa_exc.TimeoutError, sa_exc.ResourceClosedError, ConnectionError, OSError,
-    TimeoutError,
+    TimeoutError, sqlite3.OperationalError,
 )
 
 
+# PostgreSQL's classes of errors that are the server's or the connection's, not the
+# statement's: connection exception, transaction rollback (a deadlock or serialization
+# failure), insufficient resources (a full disk), operator intervention (a terminated
+# session, a shutdown) and system error.
+_TROUBLED_SQLSTATE_CLASSES = ("08", "40", "53", "57", "58")
+
+
 def is_database_trouble(exc: BaseException) -> bool:
-    if isinstance(exc, DATABASE_TROUBLE):
-        return True
-    # asyncpg's own errors on a cut connection, when not wrapped by SQLAlchemy.
-    return type(exc).__module__.startswith("asyncpg") and "Connection" in type(exc).__name__
+    """Whether a failure is the database's (down, locked, full, cut off), not the update's.
+
+    Looks through SQLAlchemy's wrapping at the driver's error and its cause: a session
+    PostgreSQL terminated in the middle of a query comes as a bare DBAPIError, and
+    SQLite's "database is locked" from the BEGIN IMMEDIATE of a unit of work (run in an
+    event hook, models/db.py) comes unwrapped.
+    """
+    error: BaseException | None = exc
+    for _ in range(5):  # the error, the driver's under it, and what caused that
+        if error is None:
+            return False
+        if isinstance(error, DATABASE_TROUBLE):
+            return True
+        if isinstance(error, sa_exc.DBAPIError) and error.connection_invalidated:
+            return True
+        state = getattr(error, "sqlstate", None)
+        if isinstance(state, str) and state[:2] in _TROUBLED_SQLSTATE_CLASSES:
+            return True
+        if type(error).__module__.startswith("asyncpg") and state is None \
+                and not isinstance(error, ValueError):
+            # asyncpg's own errors (a closed connection, a protocol left in the middle of
+            # an operation), not the server's; its ValueErrors are bad parameters.
+            return True
+        error = error.orig if isinstance(error, sa_exc.DBAPIError) else error.__cause__
+    return False
 
 
 class InboundQueue:
