@@ -62,11 +62,12 @@ async def kill_mid_burst(gotong: Gotong, platform: Platform, poster: WebhookPost
         # The dead process changes nothing any more: what it left unsettled is what it
         # may have sent already, and what may arrive twice.
         in_flight = await run.observer.unsettled_messages(platform.channel)
+        stranded = await run.observer.leased_by(gotong)
         await asyncio.sleep(DOWN_FOR)
         await gotong.start()
         report = await run.finish(reference, allowed_duplicates=in_flight)
-        log.info("killed after %d of %d updates, %d messages in flight: %s", taken,
-                 run.burst.total, sum(in_flight.values()), report)
+        log.info("killed after %d of %d updates, holding %d, %d messages in flight: %s",
+                 taken, run.burst.total, stranded, sum(in_flight.values()), report)
         assert taken < run.burst.total, "the burst ended before the kill"
 
 

@@ -1,20 +1,26 @@
 """Two `gotong run` processes on one PostgreSQL database behind a load balancer that
 sends Telegram's webhook calls to each in turn; one is killed with SIGKILL in the middle
-of a burst and not started again. The other takes over the dead one's chats once their
-leases run out: every update answered 200 is handled once, each chat in order, repeating
-at most what was in flight at the kill."""
+of a burst, while it holds chats, and not started again. The other takes over the dead
+one's chats once their leases run out: every update answered 200 is handled once, each
+chat in order, repeating at most what was in flight at the kill."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
 
 from tests.fakes.telegram_api import FakeTelegramAPI
 from tests.faults.burst import (
     Gotong,
+    Observer,
     Scenario,
     TelegramWebhook,
     common_env,
@@ -35,6 +41,29 @@ async def telegram() -> AsyncIterator[FakeTelegramAPI]:
         yield fake
 
 
+@contextlib.asynccontextmanager
+async def writes_held(database_url: str) -> AsyncIterator[None]:
+    """Every unit of work waits at its conversation's write while this lasts: updates are
+    claimed (leased) but none is finished, so a kill then leaves leases behind for sure
+    (otherwise it mostly falls while replies are sent, the updates already finished)."""
+    engine = create_async_engine(database_url, poolclass=NullPool)
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(text("LOCK TABLE conversation IN EXCLUSIVE MODE"))
+            yield
+    finally:
+        await engine.dispose()
+
+
+async def wait_holding(observer: Observer, process: Gotong) -> None:
+    """Until the process holds updates it cannot finish (generously: a shared machine)."""
+    for _ in range(600):
+        if await observer.leased_by(process):
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{process.name} claimed nothing while writes were held")
+
+
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 async def test_one_of_two_processes_killed(tmp_path: Path, database_url: str,
                                            telegram: FakeTelegramAPI,
@@ -49,10 +78,17 @@ async def test_one_of_two_processes_killed(tmp_path: Path, database_url: str,
         await run.start()
         taken = await run.wait_taken(0.4)
         victim, survivor = processes
-        await victim.kill()
+        async with writes_held(database_url):
+            await wait_holding(run.observer, victim)
+            await victim.kill()
+        # The dead process changes nothing any more: what it holds now waits for its
+        # leases to run out, and what it left unsettled may arrive twice.
+        stranded = await run.observer.leased_by(victim)
         in_flight = await run.observer.unsettled_messages(platform.channel)
         report = await run.finish(reference, allowed_duplicates=in_flight)
-        log.info("one of two killed after %d of %d updates, %d messages in flight: %s",
-                 taken, run.burst.total, sum(in_flight.values()), report)
+        log.info("one of two killed after %d of %d updates, holding %d, %d messages in "
+                 "flight: %s", taken, run.burst.total, stranded, sum(in_flight.values()),
+                 report)
+        assert stranded > 0
         assert taken < run.burst.total, "the burst ended before the kill"
         assert survivor.running
