@@ -161,11 +161,15 @@ def _first_waiting_statement(dialect: str) -> Any:
                # Only the chat's oldest waiting update: the others wait their turn.
                ~exists().where(earlier.channel == u.channel, earlier.chat_id == u.chat_id,
                                _waiting(earlier), earlier.id < u.id),
-               # The chat's last answer is settled: its next answer cannot overtake it.
+               # The chat's last answer is settled, or held by this process, which knows it
+               # went out (a chat whose answer did not is in "waiting_answer"): its next
+               # answer cannot overtake it.
                ~exists().where(contact.channel == u.channel, contact.chat_id == u.chat_id,
                                reply.contact_id == contact.id,
                                reply.priority == int(Purpose.REPLY),
-                               reply.status.in_(UNSETTLED)))
+                               reply.status.in_(UNSETTLED),
+                               reply.lease_owner.is_distinct_from(bindparam("owner"))),
+               u.chat_id.not_in(bindparam("waiting_answer", expanding=True)))
         .order_by(u.id)
         .limit(bindparam("limit"))
     )
@@ -187,21 +191,24 @@ def _chat_waiting_statement() -> Any:
 
 
 async def claim_waiting(connection: AsyncConnection, owner: str, channels: Sequence[str],
-                        now: datetime, lease: timedelta, chats: int, per_chat: int = 1
-                        ) -> list[list[QueuedUpdate]]:
+                        now: datetime, lease: timedelta, chats: int, per_chat: int = 1,
+                        waiting_answer: Sequence[str] = ()) -> list[list[QueuedUpdate]]:
     """Lease the waiting updates of up to `chats` chats that no one holds (up to
     `per_chat` each, in stored order), the chats with the oldest updates first.
 
     A chat is claimable when its oldest waiting update is due and not leased, and its
     last answer is settled (being sent, or left to a dispatcher by a process that died or
-    failed to send it, the next answer would overtake it). Its later updates come with it:
-    the claimant handles them one after another without claiming again, and nobody else
-    can take them while the first waits. Runs in the caller's transaction, which should
+    failed to send it, the next answer would overtake it). An answer `owner` itself holds
+    counts as settled: this process sent it, unless the chat is in `waiting_answer` (its
+    answer could not be sent, and a dispatcher will settle it shortly). Its later updates
+    come with it: the claimant handles them one after another without claiming again, and
+    nobody else can take them while the first waits. Runs in the caller's transaction, which should
     commit at once: the leases, not the transaction, keep other processes off the chats.
     """
     firsts = (await connection.execute(
         _first_waiting_statement(connection.dialect.name),
-        {"now": now, "channels": list(channels), "limit": chats})).all()
+        {"now": now, "channels": list(channels), "limit": chats, "owner": owner,
+         "waiting_answer": list(waiting_answer)})).all()
     if not firsts:
         return []
     batches: dict[tuple[str, str], list[QueuedUpdate]] = {}

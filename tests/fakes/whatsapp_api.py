@@ -409,6 +409,17 @@ class FakeWhatsAppAPI:
             and refusal.code in (INVALID_PARAMETER, PARAMETER_VALUE, TEMPLATE_MISSING)
         ]
 
+    async def wait_for_reads(
+        self,
+        message_id: str,
+        timeout: float = 10.0,  # noqa: ASYNC109 - a deadline for the wait, not for an I/O call
+    ) -> None:
+        """Wait until ``message_id`` was marked read; ``AssertionError`` after ``timeout``."""
+        read = await self._changed.wait_until(
+            lambda: True if message_id in self.read_ids else None, timeout)
+        if read is None:
+            raise AssertionError(f"{message_id} was not marked read within {timeout}s")
+
     async def wait_for_messages(
         self,
         count: int,

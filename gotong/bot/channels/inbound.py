@@ -50,6 +50,8 @@ log = logging.getLogger(__name__)
 UpdateHandler = Callable[[QueuedUpdate], Awaitable[bool]]
 # A chat's waiting updates claimed at once, then handled one after another.
 PER_CHAT = 20
+# Long enough for the dispatcher to write down an answer that could not be sent.
+UNANSWERED_SECONDS = 5.0
 WAIT_FINISHED_SECONDS = 10
 # After a chat's update is handled here, its next one is claimable once the answer's
 # outbox row is settled: looked for this often, for this long.
@@ -137,6 +139,9 @@ class InboundQueue:
         self._handlers: dict[str, UpdateHandler] = {}
         self._wake = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
+        # Chats whose answer this process could not send, until the dispatcher has written
+        # so (then the database says it, until the answer is settled).
+        self._unanswered: dict[str, float] = {}
         # Updates to store, and the task storing them (one transaction for those waiting).
         self._to_store: list[_ToStore] = []
         self._storing: asyncio.Task[None] | None = None
@@ -257,7 +262,8 @@ class InboundQueue:
         now = self._clock()
         async with self._engine.begin() as connection:
             claimed = await claim_waiting(connection, self.owner, self.channels, now,
-                                          self._settings.lease, room, PER_CHAT)
+                                          self._settings.lease, room, PER_CHAT,
+                                          self._waiting_answer())
         for chat in claimed:
             task = asyncio.create_task(self._handle_chat(chat))
             self._tasks.add(task)
@@ -278,6 +284,13 @@ class InboundQueue:
             return poll
         return max(0.01, min(poll, (turn - now).total_seconds()))
 
+    def _waiting_answer(self) -> list[str]:
+        """Chats whose last answer this process could not send, not yet settled as such."""
+        now = time.monotonic()
+        for chat in [c for c, until in self._unanswered.items() if until <= now]:
+            del self._unanswered[chat]
+        return list(self._unanswered)
+
     def _done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
         self._answered_at = time.monotonic()
@@ -297,9 +310,11 @@ class InboundQueue:
                 await self._failed(update, exc, rest)
                 return
             await self._count_finished()
-            if not go_on and rest:
+            if not go_on:
                 # The answer waits for a dispatcher: the chat's next update waits for it.
-                await self._release(rest, update.owner)
+                self._unanswered[update.chat_id] = time.monotonic() + UNANSWERED_SECONDS
+                if rest:
+                    await self._release(rest, update.owner)
                 return
 
     async def _release(self, update_ids: list[int], owner: str) -> None:

@@ -84,6 +84,8 @@ OWN_NUMBER = "~own"
 # Long lists remembered per chat for "more", most recent kept.
 PAGES_KEPT = 10_000
 REQUEST_TIMEOUT = aiohttp.ClientTimeout(total=15)
+# Messages of a chat handled within this many seconds of each other get one read receipt.
+READ_AFTER_SECONDS = 0.05
 # Seconds to connect to the Graph API.
 CONNECT_TIMEOUT = 5.0
 HTTP_CONNECTIONS = 16
@@ -456,6 +458,10 @@ class WhatsAppChannel:
         self.inbound.register(CHANNEL, self.handle_stored)
         self._stop = asyncio.Event()
         self._worker: asyncio.Task[None] | None = None
+        # Per chat, the latest message handled and not marked read yet, and the task
+        # that will mark it.
+        self._unread: dict[str, str] = {}
+        self._reading: dict[str, asyncio.Task[None]] = {}
 
     @property
     def messages_url(self) -> str:
@@ -483,6 +489,8 @@ class WhatsAppChannel:
         if self._worker is not None:
             await asyncio.gather(self._worker, return_exceptions=True)
             self._worker = None
+        if self._reading:
+            await asyncio.gather(*self._reading.values(), return_exceptions=True)
         if self._http is not None:
             await self._http.close()
             self._http = None
@@ -550,11 +558,24 @@ class WhatsAppChannel:
 
     async def _handle(self, message: InboundMessage, queued: QueuedUpdate) -> bool:
         # The blue ticks go while the message is handled, not before.
-        reading = asyncio.create_task(self._mark_read(message.message_id))
+        self._read_soon(message.sender, message.message_id)
+        return await self._answer(message, queued)
+
+    def _read_soon(self, chat: str, message_id: str) -> None:
+        """Mark the chat's latest message read in a moment: WhatsApp marks the earlier
+        ones with it, so several messages handled one after another cost one call."""
+        self._unread[chat] = message_id
+        if chat not in self._reading:
+            task = asyncio.create_task(self._mark_latest_read(chat))
+            self._reading[chat] = task
+
+    async def _mark_latest_read(self, chat: str) -> None:
         try:
-            return await self._answer(message, queued)
+            await asyncio.sleep(READ_AFTER_SECONDS)
         finally:
-            await reading
+            del self._reading[chat]
+            message_id = self._unread.pop(chat)
+        await self._mark_read(message_id)
 
     async def _answer(self, message: InboundMessage, queued: QueuedUpdate) -> bool:
         incoming = to_incoming(message)

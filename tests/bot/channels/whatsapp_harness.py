@@ -54,6 +54,8 @@ class WhatsAppBotUnderTest:
         self.http = http
         self.dispatcher = dispatcher
         self.posted = 0
+        # The id of the latest message delivered, to follow its read receipt.
+        self.last_message_id = ""
 
     @property
     def url(self) -> str:
@@ -68,6 +70,7 @@ class WhatsAppBotUnderTest:
         status, _ = await self.post(envelope)
         assert status == 200
         self.posted += messages
+        self.last_message_id = _message_ids(envelope)[-1] if messages else self.last_message_id
         await self.channel.wait_handled(self.posted)
 
     def person(self, number: str, name: str = "Siti") -> WaPerson:
@@ -164,3 +167,9 @@ async def running_whatsapp(config: Config, services: Services, fake: FakeWhatsAp
         if task is not None:
             await task
         await server.close()
+
+
+def _message_ids(envelope: dict[str, Any]) -> list[str]:
+    return [str(message["id"]) for entry in envelope.get("entry", [])
+            for change in entry.get("changes", [])
+            for message in change.get("value", {}).get("messages", [])]
