@@ -39,7 +39,11 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
         kwargs["max_overflow"] = 0
         kwargs["pool_timeout"] = 60
     else:
-        kwargs["pool_pre_ping"] = True
+        # No ping before each use: it would cost a round trip per transaction. A
+        # connection the server cut fails its next statement instead; SQLAlchemy then
+        # drops every connection of that age, and the work is retried (the inbound queue,
+        # the dispatcher) or answered with an error the platform retries (a webhook).
+        kwargs["pool_pre_ping"] = False
     engine = create_async_engine(url, **kwargs)
     if parsed.get_backend_name() == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)

@@ -128,6 +128,49 @@ async def store_inbound(connection: AsyncConnection | AsyncSession, channel: str
 
 
 @dataclass(frozen=True)
+class ToStore:
+    channel: str
+    external_id: str
+    chat_id: str
+    payload: dict[str, Any]
+
+
+async def store_batch(connection: AsyncConnection, updates: Sequence[ToStore], now: datetime
+                      ) -> list[Stored]:
+    """Record updates that arrived together in their chats' queues, in one statement (and
+    one more for those seen before); what became of each, in order."""
+    insert = _insert_for(connection.dialect.name)
+    rows = [{"channel": u.channel, "external_id": u.external_id, "chat_id": u.chat_id,
+             "payload": u.payload, "received_at": now} for u in updates]
+    stored = await connection.execute(
+        insert(InboundUpdate).values(rows)
+        .on_conflict_do_nothing(index_elements=[InboundUpdate.channel,
+                                                InboundUpdate.external_id])
+        .returning(InboundUpdate.channel, InboundUpdate.external_id))
+    new = {(row.channel, row.external_id) for row in stored.all()}
+    seen_before = [u for u in updates if (u.channel, u.external_id) not in new]
+    waiting: set[tuple[str, str]] = set()
+    for channel in {u.channel for u in seen_before}:
+        ids = [u.external_id for u in seen_before if u.channel == channel]
+        found = await connection.execute(
+            select(InboundUpdate.external_id)
+            .where(InboundUpdate.channel == channel, InboundUpdate.external_id.in_(ids),
+                   _waiting(InboundUpdate)))
+        waiting |= {(channel, external_id) for external_id in found.scalars()}
+    results: list[Stored] = []
+    for u in updates:
+        key = (u.channel, u.external_id)
+        if key in new:
+            # The same update twice in one batch (sent again at once): stored once.
+            new.discard(key)
+            waiting.add(key)
+            results.append(Stored.NEW)
+        else:
+            results.append(Stored.WAITING if key in waiting else Stored.DONE)
+    return results
+
+
+@dataclass(frozen=True)
 class QueuedUpdate:
     """A claimed update: its handler holds the chat until `lease_until`."""
 
@@ -179,31 +222,36 @@ def _first_waiting_statement(dialect: str) -> Any:
 
 
 @cache
-def _chat_waiting_statement() -> Any:
-    """Every waiting update of the given chats of one channel, in stored order."""
+def _lease_chats_statement() -> Any:
+    """Lease every waiting update of the given chats of one channel, and return them."""
     u = InboundUpdate
     return (
-        select(u.id, u.chat_id, u.external_id, u.payload, u.attempts)
-        .where(_waiting(u), u.channel == bindparam("channel"),
-               u.chat_id.in_(bindparam("chats", expanding=True)))
-        .order_by(u.id)
+        update(InboundUpdate)
+        # Bind names differ from column names: SQLAlchemy would SET a column that a
+        # parameter of an UPDATE names.
+        .where(_waiting(u), u.channel == bindparam("b_channel"),
+               u.chat_id.in_(bindparam("b_chats", expanding=True)))
+        .values(lease_owner=bindparam("b_owner"),
+                lease_until=bindparam("b_until", type_=UTCDateTime()))
+        .returning(u.id, u.chat_id, u.external_id, u.payload, u.attempts)
     )
 
 
 async def claim_waiting(connection: AsyncConnection, owner: str, channels: Sequence[str],
-                        now: datetime, lease: timedelta, chats: int, per_chat: int = 1,
+                        now: datetime, lease: timedelta, chats: int,
                         waiting_answer: Sequence[str] = ()) -> list[list[QueuedUpdate]]:
-    """Lease the waiting updates of up to `chats` chats that no one holds (up to
-    `per_chat` each, in stored order), the chats with the oldest updates first.
+    """Lease the waiting updates of up to `chats` chats that no one holds, in stored
+    order, the chats with the oldest updates first.
 
     A chat is claimable when its oldest waiting update is due and not leased, and its
     last answer is settled (being sent, or left to a dispatcher by a process that died or
     failed to send it, the next answer would overtake it). An answer `owner` itself holds
     counts as settled: this process sent it, unless the chat is in `waiting_answer` (its
     answer could not be sent, and a dispatcher will settle it shortly). Its later updates
-    come with it: the claimant handles them one after another without claiming again, and
-    nobody else can take them while the first waits. Runs in the caller's transaction, which should
-    commit at once: the leases, not the transaction, keep other processes off the chats.
+    come with it: the claimant handles them one after another without claiming again,
+    and nobody else can take them while the first waits. Runs in the caller's
+    transaction, which should commit at once: the leases, not the transaction, keep other
+    processes off the chats.
     """
     firsts = (await connection.execute(
         _first_waiting_statement(connection.dialect.name),
@@ -216,17 +264,15 @@ async def claim_waiting(connection: AsyncConnection, owner: str, channels: Seque
     for channel in {row.channel for row in firsts}:
         chat_ids = [row.chat_id for row in firsts if row.channel == channel]
         rows = (await connection.execute(
-            _chat_waiting_statement(), {"channel": channel, "chats": chat_ids})).all()
-        for row in rows:
-            batch = batches.setdefault((channel, row.chat_id), [])
-            if len(batch) < per_chat:
-                batch.append(QueuedUpdate(row.id, channel, row.chat_id, row.external_id,
-                                          row.payload or {}, row.attempts, owner, until))
-    leased = [update.id for batch in batches.values() for update in batch]
-    await connection.execute(
-        update(InboundUpdate).where(InboundUpdate.id.in_(leased))
-        .values(lease_owner=owner, lease_until=until))
-    return list(batches.values())
+            _lease_chats_statement(),
+            {"b_channel": channel, "b_chats": chat_ids, "b_owner": owner,
+             "b_until": until})).all()
+        for row in sorted(rows, key=lambda r: r.id):
+            batches.setdefault((channel, row.chat_id), []).append(QueuedUpdate(
+                row.id, channel, row.chat_id, row.external_id, row.payload or {},
+                row.attempts, owner, until))
+    # The chats with the oldest first update first.
+    return sorted(batches.values(), key=lambda batch: batch[0].id)
 
 
 @cache

@@ -33,12 +33,13 @@ from gotong.models.inbound import (
     LeaseLost,
     QueuedUpdate,
     Stored,
+    ToStore,
     claim_waiting,
     finish_inbound,
     next_turn_at,
     release_inbound,
     release_leases,
-    store_inbound,
+    store_batch,
 )
 
 log = logging.getLogger(__name__)
@@ -48,8 +49,6 @@ log = logging.getLogger(__name__)
 # may go on at once: False when its answer could not be sent now (left to a dispatcher),
 # since the next answer would overtake it.
 UpdateHandler = Callable[[QueuedUpdate], Awaitable[bool]]
-# A chat's waiting updates claimed at once, then handled one after another.
-PER_CHAT = 20
 # Long enough for the dispatcher to write down an answer that could not be sent.
 UNANSWERED_SECONDS = 5.0
 WAIT_FINISHED_SECONDS = 10
@@ -61,10 +60,7 @@ SETTLING_SECONDS = 1.0
 
 @dataclass(frozen=True)
 class _ToStore:
-    channel: str
-    external_id: str
-    chat_id: str
-    payload: dict[str, Any]
+    update: ToStore
     future: asyncio.Future[Stored]
 
 
@@ -170,7 +166,8 @@ class InboundQueue:
         writes at once, and those that come while it writes go in the next one.
         """
         future: asyncio.Future[Stored] = asyncio.get_running_loop().create_future()
-        self._to_store.append(_ToStore(channel, external_id, chat_id, payload, future))
+        self._to_store.append(_ToStore(ToStore(channel, external_id, chat_id, payload),
+                                       future))
         if self._storing is None or self._storing.done():
             self._storing = asyncio.create_task(self._store_waiting())
         stored = await future
@@ -182,13 +179,9 @@ class InboundQueue:
         while self._to_store:
             batch, self._to_store = self._to_store, []
             try:
-                results = []
                 async with self._engine.begin() as connection:
-                    now = self._clock()
-                    for item in batch:
-                        results.append(await store_inbound(
-                            connection, item.channel, item.external_id, item.chat_id,
-                            item.payload, now))
+                    results = await store_batch(
+                        connection, [item.update for item in batch], self._clock())
             except BaseException as exc:
                 # Nothing of the batch is stored: each caller fails (the platform is not
                 # answered 200, and sends again).
@@ -262,7 +255,7 @@ class InboundQueue:
         now = self._clock()
         async with self._engine.begin() as connection:
             claimed = await claim_waiting(connection, self.owner, self.channels, now,
-                                          self._settings.lease, room, PER_CHAT,
+                                          self._settings.lease, room,
                                           self._waiting_answer())
         for chat in claimed:
             task = asyncio.create_task(self._handle_chat(chat))

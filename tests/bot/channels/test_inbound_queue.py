@@ -149,7 +149,7 @@ async def test_an_expired_lease_is_taken_over(services: Services) -> None:
     # A process claims the chat's first update, then stops (killed, or paused).
     async with services.engine.begin() as connection:
         [[dead, _]] = await claim_waiting(connection, "dead-process", [CHANNEL], now,
-                                          timedelta(seconds=30), 10, 5)
+                                          timedelta(seconds=30), 10)
     stop = asyncio.Event()
     worker = asyncio.create_task(queue.run(stop))
     try:
