@@ -1,5 +1,6 @@
 """Shared fixtures: a migrated database per test (SQLite, and PostgreSQL when
-GOTONG_TEST_DATABASE_URL is set), the configuration and the services built from it."""
+GOTONG_TEST_DATABASE_URL is set), the configuration and the services built from it, and
+the fake Telegram and WhatsApp APIs."""
 
 from __future__ import annotations
 
@@ -23,6 +24,8 @@ from gotong.bot.services import Services, open_services, prepare_database
 from gotong.handlers.catalog import Catalog
 from gotong.models.base import Base
 from gotong.models.db import create_engine
+from tests.fakes.telegram_api import FakeTelegramAPI
+from tests.fakes.whatsapp_api import FakeWhatsAppAPI
 
 # PTB 22 gives RetryAfter.retry_after as a timedelta only when asked to (and warns otherwise).
 os.environ.setdefault("PTB_TIMEDELTA", "true")
@@ -32,6 +35,14 @@ NIK_KEY = "test-nik-key-" + "k" * 32
 BACKENDS = ["sqlite", "postgresql"]
 # Tables that tests never change; every other table is emptied between tests.
 KEPT_TABLES = {"area", "alembic_version"}
+# The marker that makes `fake` stand for another fake API than Telegram's.
+FAKE_API_MARKER = "fake_api"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", f"{FAKE_API_MARKER}(fixture): the fixture that `fake` stands for in the "
+        "marked tests, e.g. \"whatsapp_api\"; telegram_api where none is marked")
 
 
 def _run_aside(work: Callable[[], Coroutine[Any, Any, None]]) -> None:
@@ -141,3 +152,26 @@ async def services(config: Config, catalog: Catalog) -> AsyncIterator[Services]:
 
 def with_telegram(config: Config, **changes: object) -> Config:
     return replace(config, telegram=replace(config.telegram, **changes))
+
+
+@pytest.fixture
+async def telegram_api() -> AsyncIterator[FakeTelegramAPI]:
+    async with FakeTelegramAPI() as api:
+        yield api
+
+
+@pytest.fixture
+async def whatsapp_api() -> AsyncIterator[FakeWhatsAppAPI]:
+    async with FakeWhatsAppAPI() as api:
+        yield api
+
+
+@pytest.fixture
+def fake(request: pytest.FixtureRequest) -> FakeTelegramAPI | FakeWhatsAppAPI:
+    """The fake API that the test and the harness it uses talk to: Telegram's, or the one a
+    module or test names with ``@pytest.mark.fake_api("whatsapp_api")``. Most tests are
+    about one platform; one name lets theirs read alike whichever it is."""
+    marker = request.node.get_closest_marker(FAKE_API_MARKER)
+    api: FakeTelegramAPI | FakeWhatsAppAPI = request.getfixturevalue(
+        marker.args[0] if marker is not None else "telegram_api")
+    return api

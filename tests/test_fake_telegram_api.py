@@ -62,12 +62,6 @@ GROUP_ID = -100123
 
 
 @pytest.fixture
-async def fake() -> AsyncIterator[FakeTelegramAPI]:
-    async with FakeTelegramAPI() as api:
-        yield api
-
-
-@pytest.fixture
 async def app(fake: FakeTelegramAPI) -> AsyncIterator[AnyApp]:
     application = (
         ApplicationBuilder()

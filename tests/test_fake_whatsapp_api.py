@@ -37,11 +37,7 @@ JOHN = "6289876543210"
 
 JSONDict = dict[str, Any]
 
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeWhatsAppAPI]:
-    async with FakeWhatsAppAPI() as api:
-        yield api
+pytestmark = pytest.mark.fake_api("whatsapp_api")
 
 
 @pytest.fixture

@@ -7,10 +7,7 @@ stock and allocate it by priority, and the digests go out."""
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 
-import pytest
 from sqlalchemy import select
 
 from gotong.bot.config import Config
@@ -20,31 +17,12 @@ from gotong.models.delivery import Delivery, DeliverySource
 from gotong.models.help_request import HelpRequest, RequestEvent
 from gotong.models.pledge import Pledge
 from gotong.models.stock import StockItem
-from tests.bot.channels.telegram_harness import Person, TelegramBotUnderTest
-from tests.bot.dispatch_harness import DispatchUnderTest, dispatch_config, wait_settled
+from tests.bot.channels.telegram_harness import Person, Running
+from tests.bot.dispatch_harness import wait_settled
 from tests.bot.test_queue import staff_of
-from tests.fakes.telegram_api import FakeTelegramAPI
 
 REFERENCE = re.compile(r"GT-[2-9A-Z]{5}")
 PLEDGE_CODE = re.compile(r"GP-[2-9A-Z]{5}")
-
-
-@dataclass
-class Running:
-    bot: TelegramBotUnderTest
-    dispatch: DispatchUnderTest
-
-
-@pytest.fixture
-async def running(config: Config, services: Services) -> AsyncIterator[Running]:
-    """The channel receiving updates, with its dispatcher sending the outbox."""
-    async with FakeTelegramAPI() as fake:
-        dispatch = DispatchUnderTest(services, dispatch_config(config, fake, poll_seconds=5))
-        await dispatch.start(receive=True)
-        try:
-            yield Running(TelegramBotUnderTest(fake, dispatch.channel), dispatch)
-        finally:
-            await dispatch.stop()
 
 
 def texts(person: Person) -> list[str]:

@@ -12,9 +12,7 @@ volunteer sees the household's details only in the task they were given."""
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 
-import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
@@ -27,11 +25,10 @@ from gotong.models.help_request import HelpRequest, RequestEvent
 from gotong.models.pledge import Pledge
 from gotong.models.stock import StockItem
 from gotong.models.volunteer import Volunteer
-from tests.bot.channels.telegram_harness import Person, TelegramBotUnderTest
-from tests.bot.dispatch_harness import DispatchUnderTest, dispatch_config, wait_settled
-from tests.bot.test_aid_chain import PLEDGE_CODE, Running, register_in_indonesian, texts
+from tests.bot.channels.telegram_harness import Person, Running
+from tests.bot.dispatch_harness import wait_settled
+from tests.bot.test_aid_chain import PLEDGE_CODE, register_in_indonesian, texts
 from tests.bot.test_queue import staff_of
-from tests.fakes.telegram_api import FakeTelegramAPI
 
 DELIVERY_CODE = re.compile(r"Kode pengantaran Anda: (\d{6})")
 INVITE = re.compile(r"/relawan ([A-Z0-9]+) ke bot ini")
@@ -42,18 +39,6 @@ HOUSEHOLD_SECRETS = ("Siti", "Aminah", "+6281234567890", "81234567890", "3456", 
 HOUSEHOLD_TEXTS = 15  # the dialog of register_in_indonesian, up to "registered"
 DONOR_TEXTS = 12  # the pledge dialog, up to the pledge code
 VOLUNTEER_PHONE = "+6281299990000"
-
-
-@pytest.fixture
-async def running(config: Config, services: Services) -> AsyncIterator[Running]:
-    """The channel receiving updates, with its dispatcher sending the outbox."""
-    async with FakeTelegramAPI() as fake:
-        dispatch = DispatchUnderTest(services, dispatch_config(config, fake, poll_seconds=5))
-        await dispatch.start(receive=True)
-        try:
-            yield Running(TelegramBotUnderTest(fake, dispatch.channel), dispatch)
-        finally:
-            await dispatch.stop()
 
 
 async def settle(services: Services) -> None:

@@ -7,7 +7,6 @@ import asyncio
 import os
 import sys
 from collections import Counter, defaultdict
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,11 +37,10 @@ class Row:
 
 
 @pytest.fixture
-async def fake() -> AsyncIterator[FakeTelegramAPI]:
-    async with FakeTelegramAPI() as fake:
-        # Answers come late, after the message is delivered: a kill finds sends in flight.
-        fake.response_delay = 0.1
-        yield fake
+def fake(telegram_api: FakeTelegramAPI) -> FakeTelegramAPI:
+    # Answers come late, after the message is delivered: a kill finds sends in flight.
+    telegram_api.response_delay = 0.1
+    return telegram_api
 
 
 async def start_dispatch(tmp_path: Path, fake: FakeTelegramAPI, database_url: str,

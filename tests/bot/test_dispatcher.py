@@ -6,18 +6,16 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
 
 from gotong.bot.config import Config
 from gotong.bot.services import Services
 from gotong.handlers.messages import Incoming, Kind
 from gotong.models.base import utcnow
 from gotong.models.contact import Contact
-from gotong.models.outbox import OutboxMessage, Purpose
+from gotong.models.outbox import Purpose
 from tests.bot.dispatch_harness import (
     REFERENCE,
     DispatchUnderTest,
@@ -28,26 +26,15 @@ from tests.bot.dispatch_harness import (
     wait_settled,
 )
 from tests.fakes.telegram_api import FakeTelegramAPI
+from tests.lookups import outbox
 
 CHAT_BASE = 500_000
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeTelegramAPI]:
-    async with FakeTelegramAPI() as fake:
-        yield fake
 
 
 async def running(services: Services, config: Config) -> DispatchUnderTest:
     dispatch = DispatchUnderTest(services, config)
     await dispatch.start()
     return dispatch
-
-
-async def rows(services: Services) -> list[OutboxMessage]:
-    async with services.sessions() as session:
-        return list((await session.scalars(select(OutboxMessage).order_by(OutboxMessage.id)))
-                    .all())
 
 
 def references(fake: FakeTelegramAPI, chat_id: int) -> list[int]:
@@ -74,7 +61,7 @@ async def test_a_thousand_notices_to_300_chats_in_order_within_the_limits(
     assert len(fake.all_messages()) == 1000
     for i, chat in enumerate(chats):
         assert references(fake, chat) == list(range(i, 1000, 300))
-    sent = await rows(services)
+    sent = await outbox(services)
     assert all(r.platform_message_id and r.attempts == 1 and r.sent_at for r in sent)
 
 
@@ -95,7 +82,7 @@ async def test_a_429_is_honoured_and_nothing_is_lost(
              if method == "sendMessage"]
     assert len(times) == 4
     assert times[1] - times[0] >= 2.0
-    first = (await rows(services))[0]
+    first = (await outbox(services))[0]
     assert first.attempts == 2 and first.last_error == "flood control (429)"
 
 
@@ -117,7 +104,7 @@ async def test_server_errors_and_connection_resets_are_retried(
     finally:
         await dispatch.stop()
     assert references(fake, chat) == [0, 1]
-    first, second = await rows(services)
+    first, second = await outbox(services)
     assert (first.attempts, second.attempts) == (3, 1)
     assert first.last_error is not None and "network or server error" in first.last_error
 
@@ -136,7 +123,7 @@ async def test_a_row_that_keeps_failing_is_given_up_with_the_reason(
         assert await wait_settled(services, within=20) == {"failed": 1, "sent": 1}
     finally:
         await dispatch.stop()
-    failed, sent = await rows(services)
+    failed, sent = await outbox(services)
     assert failed.status == "failed" and failed.attempts == 3
     assert "Internal Server Error" in (failed.last_error or "")
     # The next row of the chat was not held back for good by the failed one.
@@ -222,7 +209,7 @@ async def test_each_row_records_the_message_id_telegram_gave(
         await wait_settled(services)
     finally:
         await dispatch.stop()
-    for row in await rows(services):
+    for row in await outbox(services):
         [message] = fake.messages(chats[contacts.index(row.contact_id)])
         assert (row.status, row.platform_message_id) == ("sent", str(message.message_id))
 
@@ -250,7 +237,7 @@ async def test_the_logs_of_dispatching_hold_no_personal_data_or_token(
     assert "unreachable" in logged and "failed after" in logged
     for secret in [fake.token, "424242", *map(str, chats)]:
         assert secret not in logged
-    for row in await rows(services):
+    for row in await outbox(services):
         assert fake.token not in (row.last_error or "")
 
 

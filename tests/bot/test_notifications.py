@@ -18,16 +18,20 @@ from gotong.bot.services import Services
 from gotong.handlers.messages import Incoming, Kind
 from gotong.models.base import utcnow
 from gotong.models.help_request import HelpRequest, NewRequest, RequestEvent, submit_request
-from gotong.models.outbox import OutboxMessage
-from tests.bot.channels.telegram_harness import Person, TelegramBotUnderTest
+from tests.bot.channels.telegram_harness import (
+    Person,
+    Running,
+    TelegramBotUnderTest,
+    running_telegram,
+)
 from tests.bot.dispatch_harness import (
     DispatchUnderTest,
-    dispatch_config,
     numbered_notice,
     queue,
     wait_settled,
 )
 from tests.fakes.telegram_api import FakeApiError, FakeTelegramAPI
+from tests.lookups import outbox
 
 
 class Clock:
@@ -41,37 +45,22 @@ class Clock:
 
 
 @pytest.fixture
-async def fake() -> AsyncIterator[FakeTelegramAPI]:
-    async with FakeTelegramAPI() as fake:
-        yield fake
-
-
-@pytest.fixture
 def clock() -> Clock:
     return Clock()
 
 
 @pytest.fixture
 async def running(config: Config, services: Services, fake: FakeTelegramAPI, clock: Clock
-                  ) -> AsyncIterator[tuple[TelegramBotUnderTest, DispatchUnderTest]]:
-    cfg = dispatch_config(config, fake, poll_seconds=0.1, lease_seconds=1.0,
-                          retry_base_seconds=0.1, retry_max_seconds=0.2)
-    dispatch = DispatchUnderTest(services, cfg, clock=clock)
-    await dispatch.start(receive=True)
-    try:
-        yield TelegramBotUnderTest(fake, dispatch.channel), dispatch
-    finally:
-        await dispatch.stop()
+                  ) -> AsyncIterator[Running]:
+    async with running_telegram(config, services, fake, clock=clock, poll_seconds=0.1,
+                                lease_seconds=1.0, retry_base_seconds=0.1,
+                                retry_max_seconds=0.2) as running:
+        yield running
 
 
 @pytest.fixture
-def bot(running: tuple[TelegramBotUnderTest, DispatchUnderTest]) -> TelegramBotUnderTest:
-    return running[0]
-
-
-@pytest.fixture
-def dispatch(running: tuple[TelegramBotUnderTest, DispatchUnderTest]) -> DispatchUnderTest:
-    return running[1]
+def dispatch(running: Running) -> DispatchUnderTest:
+    return running.dispatch
 
 
 async def start_registration(person: Person) -> None:
@@ -112,10 +101,7 @@ async def test_an_unfinished_registration_gets_one_reminder(
     count = len(person.messages)
     await a_day_later(services, dispatch, clock, hours=50)
     assert len(person.messages) == count
-    async with services.sessions() as session:
-        reminders = (await session.scalars(
-            select(OutboxMessage).where(OutboxMessage.message_key ==
-                                        "notice.dialog_unfinished"))).all()
+    reminders = await outbox(services, "notice.dialog_unfinished")
     assert [(r.status, r.essential) for r in reminders] == [("sent", False)]
 
 
@@ -321,17 +307,13 @@ async def test_what_was_said_is_cleared_once_sent_and_rows_are_forgotten_later(
     await person.say("/start")
     await person.say("Siti Aminah, Jl. Melati 5")  # not understood: the menu again
     assert await wait_settled(services) == {"sent": 2}
-    async with services.sessions() as session:
-        bodies = (await session.scalars(select(OutboxMessage.body))).all()
-    assert list(bodies) == [None, None]
+    assert [r.body for r in await outbox(services)] == [None, None]
     # A pending row is kept however old it is; settled ones go after keep_days.
     clock.offset += timedelta(days=31)
     dispatch.dispatcher.wake()
     async with asyncio.timeout(5):
         while True:
-            async with services.sessions() as session:
-                left = (await session.scalars(select(OutboxMessage.id))).all()
-            if not left:
+            if not await outbox(services):
                 break
             await asyncio.sleep(0.05)
 
@@ -358,6 +340,5 @@ async def test_a_retried_reply_sends_only_the_messages_that_did_not_go_out(
     assert await wait_settled(services) == {"sent": 2}
     help_text, menu = person.messages[before:]
     assert "Perintah:" in help_text.text and "Apa yang ingin Anda lakukan?" in menu.text
-    async with services.sessions() as session:
-        row = await session.scalar(select(OutboxMessage).order_by(OutboxMessage.id.desc()))
-    assert row is not None and (row.attempts, row.parts_sent) == (2, 2)
+    row = (await outbox(services))[-1]
+    assert (row.attempts, row.parts_sent) == (2, 2)

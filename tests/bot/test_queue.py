@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
 
-import pytest
 from sqlalchemy import select
 
 from gotong.bot.cli.admin import run_admin
@@ -19,23 +17,10 @@ from gotong.bot.config import Config
 from gotong.bot.services import Services
 from gotong.handlers.messages import Incoming, Kind
 from gotong.models.area import AreaLevel
-from gotong.models.audit import AuditEntry
 from gotong.models.base import utcnow
 from gotong.models.help_request import HelpRequest, NewRequest, RequestEvent, submit_request
 from tests.bot.channels.telegram_harness import Person, TelegramBotUnderTest
-from tests.bot.dispatch_harness import DispatchUnderTest, dispatch_config
-from tests.fakes.telegram_api import FakeTelegramAPI
-
-
-@pytest.fixture
-async def bot(config: Config, services: Services) -> AsyncIterator[TelegramBotUnderTest]:
-    async with FakeTelegramAPI() as fake:
-        dispatch = DispatchUnderTest(services, dispatch_config(config, fake, poll_seconds=5))
-        await dispatch.start(receive=True)
-        try:
-            yield TelegramBotUnderTest(fake, dispatch.channel)
-        finally:
-            await dispatch.stop()
+from tests.lookups import audit_log
 
 
 async def admin(config: Config, *argv: str) -> str:
@@ -95,13 +80,6 @@ async def status_of(services: Services, request: HelpRequest) -> str:
         return stored.status
 
 
-async def audit_outcomes(services: Services) -> list[tuple[str, str]]:
-    async with services.sessions() as session:
-        rows = await session.execute(select(AuditEntry.action, AuditEntry.outcome)
-                                     .order_by(AuditEntry.id))
-        return [(a, o) for a, o in rows.all()]
-
-
 async def test_staff_verify_and_reject_by_priority_and_households_hear_it(
         config: Config, services: Services, bot: TelegramBotUnderTest) -> None:
     staff = bot.person(9100, first_name="Rina")
@@ -139,7 +117,7 @@ async def test_staff_verify_and_reject_by_priority_and_households_hear_it(
             select(RequestEvent.status, RequestEvent.note).where(
                 RequestEvent.request_id == small.request.id).order_by(RequestEvent.id))).all()
     assert [(s, n) for s, n in events] == [("submitted", None), ("rejected", "incomplete")]
-    assert await audit_outcomes(services) == [
+    assert await audit_log(services) == [
         ("join", "done"), ("verify", "done"), ("reject", "done")]
 
 
@@ -192,7 +170,7 @@ async def test_people_who_may_not_act_are_refused_and_audited(
     await ours.tap_data(f"q|v:{waiting.request.id}")
     replies = await ours.tap_data(f"q|r:{waiting.request.id}")
     assert "sudah tidak menunggu verifikasi" in replies[0].text
-    outcomes = await audit_outcomes(services)
+    outcomes = await audit_log(services)
     assert ("queue", "not staff") in outcomes and ("verify", "not staff") in outcomes
     assert outcomes.count(("verify", "outside area")) == 2
     assert await status_of(services, waiting.request) == "verified"

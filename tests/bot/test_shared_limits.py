@@ -8,7 +8,6 @@ import asyncio
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -25,10 +24,9 @@ ROWS = 600  # three messages a chat: the per-chat limit binds too
 
 
 @pytest.fixture
-async def fake() -> AsyncIterator[FakeTelegramAPI]:
-    async with FakeTelegramAPI() as fake:
-        fake.enforce_rate_limits(overall_per_second=LIMIT, per_chat_per_second=1.0)
-        yield fake
+def fake(telegram_api: FakeTelegramAPI) -> FakeTelegramAPI:
+    telegram_api.enforce_rate_limits(overall_per_second=LIMIT, per_chat_per_second=1.0)
+    return telegram_api
 
 
 async def start_dispatch(tmp_path: Path, fake: FakeTelegramAPI, database_url: str,

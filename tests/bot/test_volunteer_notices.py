@@ -4,10 +4,8 @@ limits, however many changes a busy staff member makes at once."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
-import pytest
 from sqlalchemy import select
 
 from gotong.bot.config import Config
@@ -15,10 +13,10 @@ from gotong.bot.services import Services
 from gotong.models.contact import Contact
 from gotong.models.delivery import Delivery
 from gotong.models.digest import send_digests
-from gotong.models.outbox import OutboxMessage
 from gotong.models.volunteer import Volunteer
 from tests.bot.dispatch_harness import DispatchUnderTest, dispatch_config, wait_settled
 from tests.fakes.telegram_api import FakeTelegramAPI
+from tests.lookups import outbox
 from tests.models.test_tasks import Mile
 
 # Limits scaled up from Telegram's (1/s per chat, 30/s overall) so that the test takes
@@ -31,12 +29,6 @@ REASSIGNED = 6
 OPEN = "Ada pengantaran baru yang menunggu relawan"
 ASSIGNED = "Tugas antar baru"
 TAKEN_AWAY = "sudah diberikan kepada relawan lain"
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeTelegramAPI]:
-    async with FakeTelegramAPI() as fake:
-        yield fake
 
 
 async def chat_of(services: Services, volunteer_id: int) -> int:
@@ -98,9 +90,7 @@ async def test_task_news_goes_through_the_outbox_in_order_within_the_limits(
     assert kinds(fake.texts(await chat_of(services, second))) == (
         [OPEN] + [ASSIGNED] * REASSIGNED)
     # Every message the volunteers got is an outbox row, settled as sent.
-    async with services.sessions() as session:
-        keys = (await session.scalars(
-            select(OutboxMessage.message_key).where(OutboxMessage.status == "sent"))).all()
+    keys = [r.message_key for r in await outbox(services) if r.status == "sent"]
     assert sorted(k for k in keys if k and k.startswith(("notice.task", "notice.tasks"))) == (
         ["notice.task_assigned"] * (TASKS + REASSIGNED)
         + ["notice.task_reassigned"] * REASSIGNED + ["notice.tasks_open"] * 2)

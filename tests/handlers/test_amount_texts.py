@@ -38,11 +38,6 @@ WORD = re.compile(r"\w+")
 MAX_RUN = 3
 
 
-@pytest.fixture(scope="module")
-def catalog() -> Catalog:
-    return Catalog.load(strict=True)
-
-
 @dataclass(frozen=True)
 class Speaker:
     """The part of a Turn that amount_text uses: texts in one language."""

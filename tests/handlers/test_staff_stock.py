@@ -11,13 +11,12 @@ from sqlalchemy import select
 
 from gotong.bot.services import Services
 from gotong.models.aggregator import InviteRole, create_invite
-from gotong.models.audit import AuditEntry
 from gotong.models.contact import Contact
 from gotong.models.delivery import Delivery
 from gotong.models.help_request import HelpRequest
-from gotong.models.outbox import OutboxMessage
 from gotong.models.pledge import Pledge
 from tests.chat import Chat
+from tests.lookups import audit_log, outbox
 from tests.models.aid_world import AidWorld
 
 TIMUR = "Jakarta Timur"
@@ -31,12 +30,6 @@ async def join(world: AidWorld, aggregator_id: int, chat_id: str) -> Chat:
     await chat.say(f"/join {code}")
     assert "You are now staff" in chat.replies[-2].text
     return chat
-
-
-async def audit_log(services: Services) -> list[tuple[str, str]]:
-    async with services.sessions() as session:
-        entries = (await session.scalars(select(AuditEntry).order_by(AuditEntry.id))).all()
-    return [(e.action, e.outcome) for e in entries]
 
 
 async def test_people_who_are_not_staff_are_refused_and_audited(services: Services) -> None:
@@ -105,8 +98,7 @@ async def test_staff_receive_a_counted_quantity_and_the_donor_hears_it(
     assert "- Staple food packages: 8 packages" in staff.last.text
     async with services.sessions() as session:
         received = await session.get(Pledge, pledge)
-        [notice] = (await session.scalars(select(OutboxMessage).where(
-            OutboxMessage.message_key == "notice.pledge_received"))).all()
+    [notice] = await outbox(services, "notice.pledge_received")
     assert received is not None and (received.status, received.received_quantity) == (
         "received", 8)
     assert notice.contact_id == received.contact_id
@@ -160,8 +152,7 @@ async def test_staff_allocate_with_a_skip_and_an_addition_out_of_order(
     async with services.sessions() as session:
         deliveries = {d.request_id: d.override_reason for d in (await session.scalars(
             select(Delivery))).all()}
-        households = {n.contact_id for n in (await session.scalars(select(OutboxMessage).where(
-            OutboxMessage.message_key == "notice.request_allocated"))).all()}
+    households = {n.contact_id for n in await outbox(services, "notice.request_allocated")}
     assert deliveries == {second: "went back home after all", first: None, third: None}
     assert len(households) == 3
     assert ("allocate_skip", "done") in await audit_log(services)

@@ -26,7 +26,8 @@ from gotong.models.outbox import OutboxMessage
 from gotong.models.pledge import Pledge
 from gotong.models.volunteer import Volunteer
 from tests.chat import Chat
-from tests.handlers.test_staff_stock import TIMUR, audit_log, join
+from tests.handlers.test_staff_stock import TIMUR, join
+from tests.lookups import audit_log, outbox
 from tests.models.aid_world import AidWorld
 
 SELATAN = "Jakarta Selatan"
@@ -138,15 +139,6 @@ async def request_of(services: Services, delivery_id: int) -> HelpRequest:
                                                 ).request_id)
     assert found is not None
     return found
-
-
-async def outbox(services: Services, key: str, contact_id: int | None = None
-                 ) -> list[OutboxMessage]:
-    query = select(OutboxMessage).where(OutboxMessage.message_key == key)
-    if contact_id is not None:
-        query = query.where(OutboxMessage.contact_id == contact_id)
-    async with services.sessions() as session:
-        return list((await session.scalars(query.order_by(OutboxMessage.id))).all())
 
 
 async def digests(services: Services, at: datetime) -> None:
@@ -699,14 +691,10 @@ async def test_the_household_hears_how_its_dispute_was_resolved(services: Servic
     await take(chat, task)
     await deliver_with_code(services, chat, task)
     await household.tap(f"not:{task}", context="dl")
-    async with services.sessions() as session:
-        before = len((await session.scalars(select(OutboxMessage.id).where(
-            OutboxMessage.contact_id == household_id))).all())
+    before = len(await outbox(services, contact_id=household_id))
     await scene.staff.say("/review")
     await scene.staff.tap(scene.staff.option_id("Not delivered"))
-    async with services.sessions() as session:
-        after = len((await session.scalars(select(OutboxMessage.id).where(
-            OutboxMessage.contact_id == household_id))).all())
+    after = len(await outbox(services, contact_id=household_id))
     assert after > before
 
 
@@ -885,9 +873,7 @@ async def test_only_the_household_rates_and_donors_never_see_ratings(services: S
     assert (rated.rating, rated.rating_comment) == (4, "relawannya ramah sekali")
 
     [pledge] = await pledges(services)
-    async with services.sessions() as session:
-        donor_rows = (await session.scalars(select(OutboxMessage).where(
-            OutboxMessage.contact_id == pledge.contact_id))).all()
+    donor_rows = await outbox(services, contact_id=pledge.contact_id)
     assert {r.message_key for r in donor_rows} >= {"notice.pledge_completed"}
     for row in donor_rows:
         text = rendered(services, row, "en")

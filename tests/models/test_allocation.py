@@ -22,6 +22,7 @@ from gotong.models.pledge import Pledge, PledgeStatus
 from gotong.models.rules import NotAllowed
 from gotong.models.stock import StockItem, cancel_pledge, receive_pledge
 from gotong.models.volunteer import NewVolunteer, register_volunteer
+from tests.lookups import outbox
 from tests.models.aid_world import AidWorld
 
 COOLDOWN = timedelta(days=14)
@@ -186,10 +187,7 @@ async def test_a_donor_hears_progress_once_per_interval(services: Services) -> N
         async with services.sessions() as session, session.begin():
             await send_digests(session, world.now + timedelta(minutes=minutes),
                                timedelta(hours=1))
-        async with services.sessions() as session:
-            return list((await session.scalars(
-                select(OutboxMessage).where(OutboxMessage.message_key ==
-                                            "notice.pledge_progress"))).all())
+        return await outbox(services, "notice.pledge_progress")
 
     [progress] = await digests(1)
     # Two allocations, one message, with the totals of the moment it was written.
@@ -239,9 +237,7 @@ async def test_the_donor_hears_all_delivered_when_the_last_unit_arrives(
     deliveries = [d.id for d in outcome.deliveries]
 
     async def keys() -> list[str]:
-        async with services.sessions() as session:
-            return [m.message_key or "" for m in (await session.scalars(
-                select(OutboxMessage).order_by(OutboxMessage.id))).all()]
+        return [m.message_key or "" for m in await outbox(services)]
 
     before = await keys()
     async with services.sessions() as session, session.begin():
@@ -298,9 +294,7 @@ async def test_volunteers_of_the_area_hear_of_new_deliveries_in_a_digest(
     await _allocate(world, timur, households)
     async with services.sessions() as session, session.begin():
         await send_digests(session, world.now, timedelta(hours=1))
-    async with services.sessions() as session:
-        told = (await session.scalars(select(OutboxMessage.contact_id).where(
-            OutboxMessage.message_key == "notice.tasks_open"))).all()
+    told = [m.contact_id for m in await outbox(services, "notice.tasks_open")]
     # Two deliveries, one message, to the one approved volunteer of that organisation
     # who covers the kecamatan.
     assert list(told) == [volunteers["near"]]

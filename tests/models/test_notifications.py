@@ -15,7 +15,8 @@ from gotong.models.base import utcnow
 from gotong.models.contact import Contact, ContactRole
 from gotong.models.help_request import NewRequest, submit_request
 from gotong.models.notifications import RULES, Event, Subject, announce
-from gotong.models.outbox import Notice, OutboxMessage, Purpose, enqueue
+from gotong.models.outbox import Notice, Purpose, enqueue
+from tests.lookups import outbox
 
 
 async def new_contact(services: Services, chat: str) -> int:
@@ -30,11 +31,6 @@ def a_request(village_id: int) -> NewRequest:
     return NewRequest(head_name="Siti Aminah", phone="+6281234567890", nik=None,
                       village_id=village_id, street="Jl. Melati 5", rt="3", rw="5",
                       household_size=4, vulnerabilities=[], needs=["food"], needs_other=None)
-
-
-async def outbox(services: Services) -> list[OutboxMessage]:
-    async with services.sessions() as session:
-        return list((await session.scalars(select(OutboxMessage))).all())
 
 
 async def test_every_event_has_a_rule() -> None:

@@ -42,6 +42,7 @@ from gotong.models.tasks import (
     volunteers_for,
 )
 from gotong.models.volunteer import NewVolunteer, Volunteer, register_volunteer
+from tests.lookups import outbox
 from tests.models.aid_world import AidWorld
 
 TIMUR = "Jakarta Timur"
@@ -135,10 +136,7 @@ class Mile:
         return volunteer.contact_id
 
     async def outbox(self, key: str) -> list[OutboxMessage]:
-        async with self.services.sessions() as session:
-            return list((await session.scalars(
-                select(OutboxMessage).where(OutboxMessage.message_key == key)
-                .order_by(OutboxMessage.id))).all())
+        return await outbox(self.services, key)
 
     async def digests(self, key: str) -> list[int]:
         """Who has news of this kind waiting for the next digest."""

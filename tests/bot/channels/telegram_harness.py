@@ -1,11 +1,19 @@
 """People talking to the real Telegram channel (python-telegram-bot) over HTTP through the
-fake Bot API."""
+fake Bot API, and the channel running with its dispatcher."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from gotong.bot.channels.telegram import TelegramChannel
+from gotong.bot.config import Config
+from gotong.bot.services import Services
+from gotong.models.base import utcnow
+from tests.bot.dispatch_harness import DispatchUnderTest, dispatch_config
 from tests.fakes.telegram_api import FakeTelegramAPI, SentMessage
 from tests.fakes.telegram_updates import TgUser, UpdateFactory
 
@@ -67,3 +75,24 @@ class Person:
 
     async def share_contact(self, phone: str, own: bool = True) -> list[SentMessage]:
         return await self.send(self.bot.factory.contact(self.user, phone, own=own))
+
+
+@dataclass
+class Running:
+    bot: TelegramBotUnderTest
+    dispatch: DispatchUnderTest
+
+
+@asynccontextmanager
+async def running_telegram(config: Config, services: Services, fake: FakeTelegramAPI, *,
+                           clock: Callable[[], datetime] = utcnow, **notifications: Any
+                           ) -> AsyncIterator[Running]:
+    """The channel receiving updates from `fake`, with its dispatcher sending the outbox, as
+    in `gotong run`; `notifications` change the dispatcher's settings."""
+    dispatch = DispatchUnderTest(services, dispatch_config(config, fake, **notifications),
+                                 clock=clock)
+    await dispatch.start(receive=True)
+    try:
+        yield Running(TelegramBotUnderTest(fake, dispatch.channel), dispatch)
+    finally:
+        await dispatch.stop()

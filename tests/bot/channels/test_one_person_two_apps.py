@@ -4,7 +4,6 @@ and hears its news on the app it used last (or the one configured)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from dataclasses import replace
 
 import pytest
@@ -16,13 +15,13 @@ from gotong.bot.services import Services
 from gotong.models.base import utcnow
 from gotong.models.contact import Contact, get_or_create_contact
 from gotong.models.help_request import HelpRequest, verify_request
-from gotong.models.outbox import OutboxMessage
 from tests.bot.channels.telegram_harness import TelegramBotUnderTest
 from tests.bot.channels.test_telegram_household import register_in_indonesian, telegram_config
 from tests.bot.channels.whatsapp_harness import WhatsAppBotUnderTest, running_whatsapp
 from tests.bot.dispatch_harness import wait_settled
 from tests.fakes.telegram_api import FakeTelegramAPI
 from tests.fakes.whatsapp_api import FakeWhatsAppAPI
+from tests.lookups import outbox
 
 # The number the Telegram household shares in register_in_indonesian.
 NUMBER = "6281234567890"
@@ -30,9 +29,9 @@ TELEGRAM_USER = 1001
 
 
 @pytest.fixture
-async def fakes() -> AsyncIterator[tuple[FakeTelegramAPI, FakeWhatsAppAPI]]:
-    async with FakeTelegramAPI() as telegram, FakeWhatsAppAPI() as whatsapp:
-        yield telegram, whatsapp
+def fakes(telegram_api: FakeTelegramAPI, whatsapp_api: FakeWhatsAppAPI
+          ) -> tuple[FakeTelegramAPI, FakeWhatsAppAPI]:
+    return telegram_api, whatsapp_api
 
 
 async def request_news(services: Services, bot: WhatsAppBotUnderTest) -> None:
@@ -101,10 +100,7 @@ async def test_the_same_number_on_both_apps_is_one_person(
             assert len(wa_fake.texts(NUMBER)) == whatsapp_before
             assert verified in tg_fake.texts(TELEGRAM_USER)[-1]
             assert wa_fake.invalid_requests() == []
-        async with services.sessions() as session:
-            sent_to = set((await session.scalars(
-                select(OutboxMessage.contact_id)
-                .where(OutboxMessage.message_key == "notice.request_verified"))).all())
+        sent_to = {r.contact_id for r in await outbox(services, "notice.request_verified")}
         # The rows stay the request's; only the app that carried them changed.
         assert sent_to == {telegram_contact.id}
     finally:

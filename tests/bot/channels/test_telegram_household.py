@@ -15,7 +15,7 @@ import pytest
 from aiohttp.test_utils import TestServer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from gotong.bot.channels.delivery import split_text
 from gotong.bot.channels.telegram import MAX_TEXT, SECRET_HEADER, TelegramChannel
@@ -29,15 +29,10 @@ from gotong.models.inbound import InboundUpdate
 from tests.bot.channels.telegram_harness import Person, TelegramBotUnderTest
 from tests.fakes.telegram_api import FakeTelegramAPI, post_webhook
 from tests.fakes.telegram_updates import TgUser, UpdateFactory
+from tests.lookups import count
 
 WEBHOOK_SECRET = "s3cret_token-for-tests"
 WEBHOOK_URL = "https://gotong.example.org/telegram/webhook"
-
-
-@pytest.fixture
-async def fake_telegram() -> AsyncIterator[FakeTelegramAPI]:
-    async with FakeTelegramAPI() as fake:
-        yield fake
 
 
 def telegram_config(config: Config, fake: FakeTelegramAPI, **changes: object) -> Config:
@@ -55,18 +50,13 @@ async def start_bot(config: Config, services: Services, fake: FakeTelegramAPI
 
 
 @pytest.fixture
-async def bot(config: Config, services: Services, fake_telegram: FakeTelegramAPI
+async def bot(config: Config, services: Services, fake: FakeTelegramAPI
               ) -> AsyncIterator[TelegramBotUnderTest]:
-    bot = await start_bot(config, services, fake_telegram)
+    bot = await start_bot(config, services, fake)
     try:
         yield bot
     finally:
         await bot.channel.stop()
-
-
-async def count(services: Services, model: type) -> int:
-    async with services.sessions() as session:
-        return int(await session.scalar(select(func.count()).select_from(model)) or 0)
 
 
 async def register_in_indonesian(person: Person) -> None:
@@ -216,9 +206,9 @@ async def test_an_open_request_is_shown_instead(bot: TelegramBotUnderTest) -> No
 
 
 async def test_resume_after_the_process_restarts(config: Config, catalog: Catalog,
-                                                 fake_telegram: FakeTelegramAPI) -> None:
+                                                 fake: FakeTelegramAPI) -> None:
     services = await open_services(config, migrate=False, catalog=catalog)
-    bot = await start_bot(config, services, fake_telegram)
+    bot = await start_bot(config, services, fake)
     person = bot.person(1007, language="en")
     await person.say("/start")
     await person.tap("Request help")
@@ -229,7 +219,7 @@ async def test_resume_after_the_process_restarts(config: Config, catalog: Catalo
 
     factory = bot.factory  # Telegram's update ids go on after our restart
     services = await open_services(config, migrate=False, catalog=catalog)
-    bot = await start_bot(config, services, fake_telegram)
+    bot = await start_bot(config, services, fake)
     bot.factory = factory
     person = Person(bot, person.user)
     try:
@@ -265,9 +255,9 @@ def test_long_text_is_split_at_line_breaks() -> None:
 
 
 @pytest.fixture
-async def webhook_bot(config: Config, services: Services, fake_telegram: FakeTelegramAPI
+async def webhook_bot(config: Config, services: Services, fake: FakeTelegramAPI
                       ) -> AsyncIterator[tuple[TelegramChannel, str]]:
-    tg = telegram_config(config, fake_telegram, mode="webhook", webhook_url=WEBHOOK_URL,
+    tg = telegram_config(config, fake, mode="webhook", webhook_url=WEBHOOK_URL,
                          webhook_secret=WEBHOOK_SECRET).telegram
     channel = TelegramChannel(tg, services.conversations, services.sessions)
     server = TestServer(create_web_app([channel.add_routes]), host="127.0.0.1")
@@ -281,39 +271,39 @@ async def webhook_bot(config: Config, services: Services, fake_telegram: FakeTel
 
 
 async def test_webhook_is_registered_with_its_secret(
-    webhook_bot: tuple[TelegramChannel, str], fake_telegram: FakeTelegramAPI
+    webhook_bot: tuple[TelegramChannel, str], fake: FakeTelegramAPI
 ) -> None:
-    assert fake_telegram.webhook is not None
-    assert fake_telegram.webhook["url"] == WEBHOOK_URL
-    assert fake_telegram.webhook["secret_token"] == WEBHOOK_SECRET
+    assert fake.webhook is not None
+    assert fake.webhook["url"] == WEBHOOK_URL
+    assert fake.webhook["secret_token"] == WEBHOOK_SECRET
 
 
 @pytest.mark.parametrize("secret", [None, "wrong-secret", WEBHOOK_SECRET + "x", ""])
 async def test_forged_webhook_is_refused_and_nothing_stored(
     webhook_bot: tuple[TelegramChannel, str], services: Services,
-    fake_telegram: FakeTelegramAPI, secret: str | None,
+    fake: FakeTelegramAPI, secret: str | None,
 ) -> None:
     _, url = webhook_bot
-    bot = TelegramBotUnderTest(fake_telegram, webhook_bot[0])
+    bot = TelegramBotUnderTest(fake, webhook_bot[0])
     update = bot.factory.text(bot.person(2001).user, "/start")
     status, _ = await post_webhook(url, update, secret)
     assert status == 403
     assert await count(services, InboundUpdate) == 0
     assert await count(services, Contact) == 0
-    assert fake_telegram.texts(2001) == []
+    assert fake.texts(2001) == []
 
 
 async def test_replayed_webhook_update_is_processed_once(
     webhook_bot: tuple[TelegramChannel, str], services: Services,
-    fake_telegram: FakeTelegramAPI,
+    fake: FakeTelegramAPI,
 ) -> None:
     channel, url = webhook_bot
-    bot = TelegramBotUnderTest(fake_telegram, channel)
+    bot = TelegramBotUnderTest(fake, channel)
     person = bot.person(2002, language="en")
     start = bot.factory.text(person.user, "/start")
     assert (await post_webhook(url, start, WEBHOOK_SECRET))[0] == 200
     await channel.wait_handled(1)
-    tap = bot.factory.callback(person.user, "menu|request", fake_telegram.messages(2002)[0]
+    tap = bot.factory.callback(person.user, "menu|request", fake.messages(2002)[0]
                                .message_id)
     for _ in range(3):
         assert (await post_webhook(url, tap, WEBHOOK_SECRET))[0] == 200
@@ -323,7 +313,7 @@ async def test_replayed_webhook_update_is_processed_once(
                                WEBHOOK_SECRET))[0] == 200
     await channel.wait_handled(3)
     assert channel.handled_updates == 3
-    texts = fake_telegram.texts(2002)
+    texts = fake.texts(2002)
     assert len(texts) == 4
     assert "Do you agree?" in texts[1] and "Commands:" in texts[2]
     assert await count(services, InboundUpdate) == 3
@@ -344,13 +334,13 @@ async def test_webhook_refuses_what_is_not_an_update(
 
 
 async def test_stored_but_unprocessed_updates_are_processed_at_start(
-    config: Config, catalog: Catalog, fake_telegram: FakeTelegramAPI
+    config: Config, catalog: Catalog, fake: FakeTelegramAPI
 ) -> None:
     services = await open_services(config, migrate=False, catalog=catalog)
-    tg = telegram_config(config, fake_telegram, mode="webhook", webhook_url=WEBHOOK_URL,
+    tg = telegram_config(config, fake, mode="webhook", webhook_url=WEBHOOK_URL,
                          webhook_secret=WEBHOOK_SECRET).telegram
     channel = TelegramChannel(tg, services.conversations, services.sessions)
-    bot = TelegramBotUnderTest(fake_telegram, channel)
+    bot = TelegramBotUnderTest(fake, channel)
     update = bot.factory.text(bot.person(2003, language="en").user, "/start")
     # Stored, then the process died before handling it.
     await channel.application.initialize()
@@ -360,7 +350,7 @@ async def test_stored_but_unprocessed_updates_are_processed_at_start(
         channel = TelegramChannel(tg, services.conversations, services.sessions)
         await channel.start()
         await channel.wait_handled(1)
-        assert "Hello! I am Gotong" in fake_telegram.texts(2003)[0]
+        assert "Hello! I am Gotong" in fake.texts(2003)[0]
     finally:
         await channel.stop()
         await services.close()

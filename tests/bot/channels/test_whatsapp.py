@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import AsyncIterator
 from dataclasses import replace
 
 import pytest
@@ -28,19 +27,12 @@ from tests.fakes.whatsapp_webhooks import (
     text_message,
     verification_query,
 )
+from tests.lookups import count
 
 SITI = "6281234567890"
 
 
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeWhatsAppAPI]:
-    async with FakeWhatsAppAPI() as fake:
-        yield fake
-
-
-async def count(services: Services, model: type) -> int:
-    async with services.sessions() as session:
-        return int(await session.scalar(select(func.count()).select_from(model)) or 0)
+pytestmark = pytest.mark.fake_api("whatsapp_api")
 
 
 async def register_on_whatsapp(person: WaPerson) -> None:

@@ -4,7 +4,6 @@ the same dialogs as on Telegram (tests/bot/test_aid_chain.py)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from dataclasses import replace
 
 import pytest
@@ -17,11 +16,7 @@ from tests.bot.test_aid_chain import pledge_in_english, reference_in, register_i
 from tests.bot.test_queue import staff_of
 from tests.fakes.whatsapp_api import FakeWhatsAppAPI
 
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeWhatsAppAPI]:
-    async with FakeWhatsAppAPI() as fake:
-        yield fake
+pytestmark = pytest.mark.fake_api("whatsapp_api")
 
 
 def texts(person: WaPerson) -> list[str]:

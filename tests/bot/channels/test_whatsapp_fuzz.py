@@ -86,8 +86,9 @@ def inbound(draw: st.DrawFn, number: str) -> dict[str, Any]:
 
 
 @pytest.fixture
-async def bot(config: Config, services: Services) -> AsyncIterator[WhatsAppBotUnderTest]:
-    async with FakeWhatsAppAPI() as fake, running_whatsapp(config, services, fake) as bot:
+async def bot(config: Config, services: Services, whatsapp_api: FakeWhatsAppAPI
+              ) -> AsyncIterator[WhatsAppBotUnderTest]:
+    async with running_whatsapp(config, services, whatsapp_api) as bot:
         yield bot
 
 

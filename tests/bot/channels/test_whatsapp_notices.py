@@ -4,31 +4,28 @@ errors handled and its delivery statuses recorded forward only."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import insert, select
+from sqlalchemy import insert
 
 from gotong.bot.config import Config
 from gotong.bot.services import Services
 from gotong.models.base import utcnow
 from gotong.models.contact import Contact
-from gotong.models.outbox import Notice, OutboxMessage
+from gotong.models.outbox import Notice
 from tests.bot.channels.whatsapp_harness import WhatsAppBotUnderTest, running_whatsapp
 from tests.bot.dispatch_harness import numbered_notice, queue, wait_settled
 from tests.fakes.whatsapp_api import FakeWhatsAppAPI
 from tests.fakes.whatsapp_webhooks import status_update, text_message
+from tests.lookups import outbox
 
 BASE = 6281300000000
 OWN_TEMPLATE = "gotong_request_cancelled"
 
 
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeWhatsAppAPI]:
-    async with FakeWhatsAppAPI() as fake:
-        yield fake
+pytestmark = pytest.mark.fake_api("whatsapp_api")
 
 
 @pytest.fixture
@@ -56,12 +53,6 @@ def number(index: int) -> str:
     return str(BASE + index)
 
 
-async def rows(services: Services) -> list[OutboxMessage]:
-    async with services.sessions() as session:
-        return list((await session.scalars(select(OutboxMessage).order_by(OutboxMessage.id)))
-                    .all())
-
-
 async def settled(services: Services, bot: WhatsAppBotUnderTest) -> dict[str, int]:
     assert bot.dispatcher is not None
     bot.dispatcher.wake()
@@ -81,7 +72,7 @@ async def test_news_within_the_window_is_sent_as_text_and_statuses_move_forward(
         assert await settled(services, bot) == {"sent": 2}
         texts = fake.texts(number(0))
         assert len(texts) == 2 and "GT-000001" in texts[0] and "GT-000002" in texts[1]
-        first, second = await rows(services)
+        first, second = await outbox(services)
         assert first.platform_message_id == fake.messages[0].id
         # Out of order, repeated, and a failure after delivery: only forward moves count.
         for status in ("read", "delivered", "sent", "read"):
@@ -92,7 +83,7 @@ async def test_news_within_the_window_is_sent_as_text_and_statuses_move_forward(
         await bot.post(status_update(number(0), fake.messages[1].id, "delivered"))
         # A status of a message we do not know changes nothing.
         await bot.post(status_update(number(0), "wamid.unknown", "read"))
-        first, second = await rows(services)
+        first, second = await outbox(services)
         assert (first.status, second.status) == ("read", "delivered")
 
 
@@ -104,7 +95,7 @@ async def test_a_failed_status_of_an_undeliverable_message_marks_the_contact(
         assert await settled(services, bot) == {"sent": 1}
         await bot.post(status_update(number(0), fake.messages[0].id, "failed",
                                      errors=[131026]))
-    [row] = await rows(services)
+    [row] = await outbox(services)
     assert (row.status, row.last_error) == ("failed", "whatsapp error 131026")
     async with services.sessions() as session:
         found = await session.get(Contact, contact)
@@ -164,7 +155,7 @@ async def test_graph_errors(quick: Config, services: Services, fake: FakeWhatsAp
                            numbered_notice(other, 3)])
     async with running_whatsapp(quick, services, fake, dispatch=True) as bot:
         counts = await settled(services, bot)
-    first, second, third = await rows(services)
+    first, second, third = await outbox(services)
     assert first.status == outcome
     assert third.status == "sent"
     async with services.sessions() as session:
@@ -209,7 +200,7 @@ async def test_a_late_refusal_for_the_window_sends_the_news_again_as_a_template(
         await bot.post(status_update(number(0), text.id, "failed", errors=[131047]))
         assert await settled(services, bot) == {"held": 1}
     assert fake.texts(number(0))[1:] == ["template:gotong_update"]
-    [row] = await rows(services)
+    [row] = await outbox(services)
     assert (row.status, row.last_error) == (
         "held", "outside the 24-hour window: told there is news")
     async with services.sessions() as session:

@@ -4,8 +4,6 @@ WhatsApp's buttons and lists."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 
 from gotong.bot.config import Config
@@ -17,10 +15,7 @@ from tests.handlers.test_volunteers import Scene, delivery, make_invite
 BUDI = "6281299990000"
 
 
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeWhatsAppAPI]:
-    async with FakeWhatsAppAPI() as fake:
-        yield fake
+pytestmark = pytest.mark.fake_api("whatsapp_api")
 
 
 async def test_a_volunteer_works_on_whatsapp(config: Config, services: Services,

@@ -19,9 +19,9 @@ from gotong.models.aggregator import Invite, StaffMember
 from gotong.models.audit import AuditEntry
 from gotong.models.base import utcnow
 from gotong.models.contact import ContactRole
-from tests.bot.channels.telegram_harness import TelegramBotUnderTest
-from tests.bot.dispatch_harness import DispatchUnderTest, dispatch_config
+from tests.bot.channels.telegram_harness import TelegramBotUnderTest, running_telegram
 from tests.fakes.telegram_api import FakeTelegramAPI
+from tests.lookups import audit_log
 
 CODE = re.compile(r"^([2-9A-Z]{8})$", re.MULTILINE)
 
@@ -121,21 +121,10 @@ async def test_a_volunteer_invite_can_need_no_approval(config: Config, services:
 
 
 @pytest.fixture
-async def bot(config: Config, services: Services) -> AsyncIterator[TelegramBotUnderTest]:
-    async with FakeTelegramAPI() as fake:
-        dispatch = DispatchUnderTest(services, dispatch_config(config, fake))
-        await dispatch.start(receive=True)
-        try:
-            yield TelegramBotUnderTest(fake, dispatch.channel)
-        finally:
-            await dispatch.stop()
-
-
-async def audit_log(services: Services) -> list[tuple[str, str]]:
-    async with services.sessions() as session:
-        rows = (await session.execute(select(AuditEntry.action, AuditEntry.outcome)
-                                      .order_by(AuditEntry.id))).all()
-    return [(a, o) for a, o in rows]
+async def bot(config: Config, services: Services, fake: FakeTelegramAPI
+              ) -> AsyncIterator[TelegramBotUnderTest]:
+    async with running_telegram(config, services, fake) as running:
+        yield running.bot
 
 
 async def test_staff_join_with_an_invite_code(config: Config, services: Services,

@@ -9,7 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import update
 
 from gotong.bot.cli.broadcast import resolve_villages, run_broadcast
 from gotong.bot.cli.main import build_parser
@@ -27,15 +27,10 @@ from tests.bot.dispatch_harness import (
     wait_settled,
 )
 from tests.fakes.telegram_api import FakeTelegramAPI
+from tests.lookups import count, outbox
 
 MESSAGE = "Posko Cakung buka Sabtu 08.00-12.00 untuk pembagian sembako."
 TIMUR_ID, TIMUR_EN, SELATAN, TIMUR_STOPPED, NO_REQUEST = 9001, 9002, 9003, 9004, 9005
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeTelegramAPI]:
-    async with FakeTelegramAPI() as fake:
-        yield fake
 
 
 @pytest.fixture
@@ -95,11 +90,6 @@ async def broadcast(config: Config, tmp_path: Path, *options: str, answer: str =
     return code, out.getvalue()
 
 
-async def outbox_count(services: Services) -> int:
-    async with services.sessions() as session:
-        return int(await session.scalar(select(func.count()).select_from(OutboxMessage)) or 0)
-
-
 @pytest.mark.usefixtures("people")
 async def test_dry_run_counts_and_sends_nothing(config: Config, services: Services,
                                                 tmp_path: Path) -> None:
@@ -108,7 +98,7 @@ async def test_dry_run_counts_and_sends_nothing(config: Config, services: Servic
     assert code == 0
     assert out.startswith("2 recipients (role: household, kota: Jakarta Timur;")
     assert "dry run: nothing was sent" in out
-    assert await outbox_count(services) == 0
+    assert await count(services, OutboxMessage) == 0
 
 
 @pytest.mark.usefixtures("people")
@@ -149,7 +139,7 @@ async def test_declining_the_confirmation_queues_nothing(
     assert code == 1
     assert "Send this message to 3 people? [y/N]" in out
     assert "cancelled: nothing was sent" in out
-    assert await outbox_count(services) == 0
+    assert await count(services, OutboxMessage) == 0
 
 
 async def test_unknown_and_ambiguous_areas_are_refused(
@@ -198,8 +188,6 @@ async def test_a_broadcast_waits_behind_status_news(
     code, _ = await broadcast(config, tmp_path, "--yes", "--no-wait")
     assert code == 0
     await wait_settled(services)
-    async with services.sessions() as session:
-        rows = (await session.scalars(select(OutboxMessage)
-                                      .where(OutboxMessage.broadcast_id.is_not(None)))).all()
+    rows = [r for r in await outbox(services) if r.broadcast_id is not None]
     assert len(rows) == 4
     assert {(r.priority, r.essential, r.status) for r in rows} == {(3, False, "sent")}

@@ -8,11 +8,9 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
-import pytest
 
 from tests.fakes.telegram_api import FakeTelegramAPI, post_webhook
 from tests.fakes.telegram_updates import TgUser, UpdateFactory
@@ -25,12 +23,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeTelegramAPI]:
-    async with FakeTelegramAPI() as fake:
-        yield fake
 
 
 async def start_gotong(tmp_path: Path, fake: FakeTelegramAPI, port: int,

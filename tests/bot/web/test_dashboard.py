@@ -25,9 +25,9 @@ from gotong.models.aggregator import StaffMember
 from gotong.models.audit import AuditEntry
 from gotong.models.delivery import Delivery
 from gotong.models.help_request import HelpRequest
-from gotong.models.outbox import OutboxMessage
 from tests.chat import Chat
 from tests.handlers.test_staff_stock import join
+from tests.lookups import outbox
 from tests.models.aid_world import AidWorld
 
 TIMUR, SELATAN = "Jakarta Timur", "Jakarta Selatan"
@@ -145,12 +145,6 @@ async def request_of(services: Services, request_id: int) -> HelpRequest:
         found = await session.get(HelpRequest, request_id)
         assert found is not None
         return found
-
-
-async def notices(services: Services, key: str) -> list[OutboxMessage]:
-    async with services.sessions() as session:
-        return list((await session.scalars(select(OutboxMessage).where(
-            OutboxMessage.message_key == key))).all())
 
 
 # --- signing in -----------------------------------------------------------------------
@@ -341,9 +335,9 @@ async def test_verify_and_reject_from_the_queue(site: Site) -> None:
             for i in (first, second, duplicate)] == ["verified", "rejected", "rejected"]
     households = {r: (await request_of(site.services, r)).contact_id
                   for r in (first, second)}
-    assert [n.contact_id for n in await notices(site.services, "notice.request_verified")] \
+    assert [n.contact_id for n in await outbox(site.services, "notice.request_verified")] \
         == [households[first]]
-    [rejected, _] = await notices(site.services, "notice.request_rejected")
+    [rejected, _] = await outbox(site.services, "notice.request_rejected")
     assert rejected.contact_id == households[second]
     assert rejected.params["reason"] == "moved away"
     done = [a for a in await audit_entries(site.services) if a[1] == "done"]
@@ -370,7 +364,7 @@ async def test_receive_a_pledge_and_allocate_the_stock(site: Site) -> None:
     assert "2 packages" in page
     [received] = await world.pledges([pledge])
     assert (received.status, received.received_quantity) == ("received", 2)
-    [notice] = await notices(site.services, "notice.pledge_received")
+    [notice] = await outbox(site.services, "notice.pledge_received")
     assert notice.contact_id == received.contact_id
     status, page = await browser.form(f"/dashboard/pledges/{pledge}/receive",
                                       {"quantity": "2"}, "/dashboard/pledges")
@@ -388,7 +382,7 @@ async def test_receive_a_pledge_and_allocate_the_stock(site: Site) -> None:
     _, page, _ = await browser.get(response.headers["Location"])
     assert "Allocated to 2 households" in page
     assert await world.statuses(households) == ["allocated", "allocated", "verified"]
-    assert len(await notices(site.services, "notice.request_allocated")) == 2
+    assert len(await outbox(site.services, "notice.request_allocated")) == 2
     assert await world.stock(aggregator) == 0
     _, page, _ = await browser.get("/dashboard/deliveries")
     assert page.count('class="card"') == 2
