@@ -204,15 +204,16 @@ def _first_waiting_statement(dialect: str) -> Any:
                # Only the chat's oldest waiting update: the others wait their turn.
                ~exists().where(earlier.channel == u.channel, earlier.chat_id == u.chat_id,
                                _waiting(earlier), earlier.id < u.id),
-               # The chat's last answer is settled, or held by this process, which knows it
-               # went out (a chat whose answer did not is in "waiting_answer"): its next
-               # answer cannot overtake it.
+               # The chat's last answer is settled, or is one this process sent itself a
+               # moment ago ("answered_here"; not one its dispatcher is sending for a
+               # process that died): its next answer cannot overtake it.
                ~exists().where(contact.channel == u.channel, contact.chat_id == u.chat_id,
                                reply.contact_id == contact.id,
                                reply.priority == int(Purpose.REPLY),
                                reply.status.in_(UNSETTLED),
-                               reply.lease_owner.is_distinct_from(bindparam("owner"))),
-               u.chat_id.not_in(bindparam("waiting_answer", expanding=True)))
+                               or_(reply.lease_owner.is_distinct_from(bindparam("owner")),
+                                   u.chat_id.not_in(
+                                       bindparam("answered_here", expanding=True)))))
         .order_by(u.id)
         .limit(bindparam("limit"))
     )
@@ -239,15 +240,17 @@ def _lease_chats_statement() -> Any:
 
 async def claim_waiting(connection: AsyncConnection, owner: str, channels: Sequence[str],
                         now: datetime, lease: timedelta, chats: int,
-                        waiting_answer: Sequence[str] = ()) -> list[list[QueuedUpdate]]:
+                        answered_here: Sequence[str] = ()) -> list[list[QueuedUpdate]]:
     """Lease the waiting updates of up to `chats` chats that no one holds, in stored
     order, the chats with the oldest updates first.
 
     A chat is claimable when its oldest waiting update is due and not leased, and its
     last answer is settled (being sent, or left to a dispatcher by a process that died or
-    failed to send it, the next answer would overtake it). An answer `owner` itself holds
-    counts as settled: this process sent it, unless the chat is in `waiting_answer` (its
-    answer could not be sent, and a dispatcher will settle it shortly). Its later updates
+    failed to send it, the next answer would overtake it). In the chats of
+    `answered_here`, whose last answer this process (`owner`) has just sent itself, an
+    answer it holds counts as settled: only the dispatcher's writing it down is to come.
+    Not elsewhere: an answer this process holds may be one its dispatcher is sending for
+    a process that died, in several messages, a second apart. Its later updates
     come with it: the claimant handles them one after another without claiming again,
     and nobody else can take them while the first waits. Runs in the caller's
     transaction, which should commit at once: the leases, not the transaction, keep other
@@ -256,7 +259,7 @@ async def claim_waiting(connection: AsyncConnection, owner: str, channels: Seque
     firsts = (await connection.execute(
         _first_waiting_statement(connection.dialect.name),
         {"now": now, "channels": list(channels), "limit": chats, "owner": owner,
-         "waiting_answer": list(waiting_answer)})).all()
+         "answered_here": list(answered_here)})).all()
     if not firsts:
         return []
     batches: dict[tuple[str, str], list[QueuedUpdate]] = {}

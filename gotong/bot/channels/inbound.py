@@ -49,11 +49,12 @@ log = logging.getLogger(__name__)
 # may go on at once: False when its answer could not be sent now (left to a dispatcher),
 # since the next answer would overtake it.
 UpdateHandler = Callable[[QueuedUpdate], Awaitable[bool]]
-# Long enough for the dispatcher to write down an answer that could not be sent.
-UNANSWERED_SECONDS = 5.0
 WAIT_FINISHED_SECONDS = 10
-# After a chat's update is handled here, its next one is claimable once the answer's
-# outbox row is settled: looked for this often, for this long.
+# After a chat's update is handled here, its next one is claimable at once if its answer
+# went out, else once the answer's outbox row is settled: looked for this often, for this
+# long. The dispatcher writes answers down a few times a second; an answer not written
+# down by then waits to be settled before its chat goes on (shorter than any reply's
+# lease, after which a dispatcher may send it again).
 SETTLED_AGAIN_SECONDS = 0.05
 SETTLING_SECONDS = 1.0
 
@@ -135,9 +136,9 @@ class InboundQueue:
         self._handlers: dict[str, UpdateHandler] = {}
         self._wake = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
-        # Chats whose answer this process could not send, until the dispatcher has written
-        # so (then the database says it, until the answer is settled).
-        self._unanswered: dict[str, float] = {}
+        # Chats whose last answer this process sent itself, until when that counts as
+        # settled (the dispatcher writes it down meanwhile).
+        self._answered: dict[str, float] = {}
         # Updates to store, and the task storing them (one transaction for those waiting).
         self._to_store: list[_ToStore] = []
         self._storing: asyncio.Task[None] | None = None
@@ -256,7 +257,7 @@ class InboundQueue:
         async with self._engine.begin() as connection:
             claimed = await claim_waiting(connection, self.owner, self.channels, now,
                                           self._settings.lease, room,
-                                          self._waiting_answer())
+                                          self._answered_here())
         for chat in claimed:
             task = asyncio.create_task(self._handle_chat(chat))
             self._tasks.add(task)
@@ -277,12 +278,12 @@ class InboundQueue:
             return poll
         return max(0.01, min(poll, (turn - now).total_seconds()))
 
-    def _waiting_answer(self) -> list[str]:
-        """Chats whose last answer this process could not send, not yet settled as such."""
+    def _answered_here(self) -> list[str]:
+        """Chats whose last answer this process sent itself a moment ago."""
         now = time.monotonic()
-        for chat in [c for c, until in self._unanswered.items() if until <= now]:
-            del self._unanswered[chat]
-        return list(self._unanswered)
+        for chat in [c for c, until in self._answered.items() if until <= now]:
+            del self._answered[chat]
+        return list(self._answered)
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
@@ -303,9 +304,11 @@ class InboundQueue:
                 await self._failed(update, exc, rest)
                 return
             await self._count_finished()
-            if not go_on:
+            if go_on:
+                self._answered[update.chat_id] = time.monotonic() + SETTLING_SECONDS
+            else:
                 # The answer waits for a dispatcher: the chat's next update waits for it.
-                self._unanswered[update.chat_id] = time.monotonic() + UNANSWERED_SECONDS
+                self._answered.pop(update.chat_id, None)
                 if rest:
                     await self._release(rest, update.owner)
                 return
