@@ -61,6 +61,8 @@ REQUEST_TIMEOUT = aiohttp.ClientTimeout(total=150)
 # Waits for the program are generous: the machine is shared, and slowness is no failure.
 START_TIMEOUT = 90.0
 QUIET_TIMEOUT = 150.0
+# A database with nothing left to do for this long, while households miss answers, is stuck.
+STUCK_SECONDS = 15.0
 # Repeats of up to this many messages are collapsed (a reply of two messages sent twice).
 LONGEST_REPEAT = 3
 
@@ -456,6 +458,10 @@ class Comparison:
             lines.append(f"household {n}: {len(got)} messages (collapsed), expected "
                          f"{len(expected)}; first difference at message {first}: "
                          f"{got[first:first + 2]!r} instead of {expected[first:first + 2]!r}")
+        n, (got, expected) = min(self.differing.items())
+        lines.append(f"household {n}, as heard and as expected (beginnings):")
+        lines.extend(f"  {a[:40]!r:44} {b[:40]!r}"
+                     for a, b in itertools.zip_longest(got, expected, fillvalue=""))
         return f"{len(self.differing)} transcripts differ\n" + "\n".join(lines)
 
 
@@ -553,23 +559,35 @@ class Observer:
 async def wait_quiet(observer: Observer, platform: Platform, processes: Sequence[Gotong],
                      chats: int = CHATS, timeout: float = QUIET_TIMEOUT) -> None:  # noqa: ASYNC109
     """Until every household heard its request registered, no update waits and no outbox
-    row is left to send (re-sends of rows a dead process held included)."""
+    row is left to send (re-sends of rows a dead process held included). Called once the
+    burst has ended: a database that stays quiet while households are missing answers is
+    stuck, and that fails at once."""
+    loop = asyncio.get_running_loop()
+    quiet_since: float | None = None
+    problem = f"not quiet after {timeout}s"
     try:
         async with asyncio.timeout(timeout):
             while True:
                 done = all(registered(platform, n) for n in range(chats))
-                if done and await observer.quiet() == Quiet(0, 0):
+                quiet = await observer.quiet() == Quiet(0, 0)
+                if done and quiet:
                     return
+                quiet_since = (quiet_since or loop.time()) if quiet else None
+                if quiet_since is not None and loop.time() - quiet_since > STUCK_SECONDS:
+                    problem = f"nothing left to do for {STUCK_SECONDS}s"
+                    break
                 for process in processes:
                     assert process.running or process.runs == 0 or _killed(process), \
                         f"{process.name} died:\n{process.logs()}"
                 await asyncio.sleep(0.25)
     except TimeoutError:
-        finished = sum(registered(platform, n) for n in range(chats))
-        state = await observer.quiet()
-        logs = "\n".join(process.logs() for process in processes)
-        raise AssertionError(f"not quiet after {timeout}s: {finished}/{chats} households "
-                             f"registered, {state}\n{logs}") from None
+        pass
+    finished = sum(registered(platform, n) for n in range(chats))
+    state = await observer.quiet()
+    aside = sum(row[1] for row in (await observer.inbound(platform.channel)).values())
+    logs = "\n".join(process.logs() for process in processes)
+    raise AssertionError(f"{problem}: {finished}/{chats} households registered, {state}, "
+                         f"{aside} updates set aside\n{logs}")
 
 
 def registered(platform: Platform, n: int) -> bool:
