@@ -116,8 +116,9 @@ class Dispatcher:
         # When to claim next while idle, and when results were last written.
         self._look_at = clock()
         self._flushed_at = 0.0
-        # Rows this process has claimed and not yet settled, with their lease's end.
-        self._held: dict[int, datetime] = {}
+        # Rows this process has claimed and not yet settled, with their lease's end (None
+        # once another process has taken the row over: it is neither sent nor renewed).
+        self._held: dict[int, datetime | None] = {}
         rate = max(lim.per_second for lim in limits.values()) if limits else 30.0
         # A chat's next message waits this long after its last was answered, whichever
         # process sent that one.
@@ -320,7 +321,7 @@ class Dispatcher:
         after") from looking abandoned to other dispatchers, or to our own claims."""
         now = self._clock()
         due = [row_id for row_id, until in self._held.items()
-               if until - now < self._settings.lease / 2]
+               if until is not None and until - now < self._settings.lease / 2]
         if not due:
             return
         until = now + self._settings.lease
@@ -330,8 +331,9 @@ class Dispatcher:
             if row_id in kept:
                 self._held[row_id] = until
             else:
-                # Taken over while this process was held up: no longer ours to send.
-                self._held[row_id] = now - self._settings.lease
+                # Taken over while this process was held up: no longer ours to send,
+                # and not ours to renew (nor to report again) at the next step.
+                self._held[row_id] = None
         if len(kept) < len(due):
             log.warning("%d outbox rows were taken over by another dispatcher while this "
                         "one was held up; it will not send them", len(due) - len(kept))
