@@ -295,6 +295,9 @@ class InboundQueue:
         for position, update in enumerate(updates):
             rest = [later.id for later in updates[position + 1:]]
             handler = self._handlers[update.channel]
+            # Its answer is about to be written, and sent: until then the chat's earlier
+            # answer, sent here, no longer lets another claim take the chat.
+            self._answered.pop(update.chat_id, None)
             try:
                 go_on = await handler(update)
             except LeaseLost:
