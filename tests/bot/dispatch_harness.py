@@ -4,10 +4,13 @@ and helpers to fill the outbox directly."""
 from __future__ import annotations
 
 import asyncio
+import os
 import re
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, insert, select
@@ -106,3 +109,28 @@ async def wait_settled(services: Services, within: float = 60.0) -> dict[str, in
             if not counts.get("pending") and not counts.get("sending"):
                 return counts
             await asyncio.sleep(0.05)
+
+
+GOTONG = Path(sys.executable).parent / "gotong"
+
+
+async def start_dispatch(tmp_path: Path, fake: FakeTelegramAPI, database_url: str,
+                         log_name: str, *args: str, **settings: str | float
+                         ) -> asyncio.subprocess.Process:
+    """`gotong dispatch` in a subprocess against the fake; `settings` are configuration
+    keys as environment variables without their prefix (NOTIFICATIONS__LEASE_SECONDS=2)."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("GOTONG_")}
+    environ.update({
+        "GOTONG_DATABASE__URL": database_url,
+        "GOTONG_PRIVACY__NIK_HASH_KEY": "dispatch-test-key-" + "k" * 32,
+        "GOTONG_TELEGRAM__TOKEN": fake.token,
+        "GOTONG_TELEGRAM__API_BASE_URL": fake.base_url,
+        "GOTONG_TELEGRAM__API_FILE_URL": fake.base_file_url,
+        **{f"GOTONG_{key}": str(value) for key, value in settings.items()},
+    })
+    # A file rather than a pipe: nobody reads the output while the process runs (and a
+    # paused process must not be what fills a pipe).
+    with (tmp_path / log_name).open("wb") as log:
+        return await asyncio.create_subprocess_exec(
+            str(GOTONG), "dispatch", *args, cwd=tmp_path, env=environ, stdout=log,
+            stderr=asyncio.subprocess.STDOUT)

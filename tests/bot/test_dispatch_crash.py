@@ -4,7 +4,6 @@ delivered, and only the rows the dead process held (status 'sending') can arrive
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 from collections import Counter, defaultdict
 from dataclasses import dataclass
@@ -16,7 +15,14 @@ from sqlalchemy import select
 from gotong.bot.services import Services
 from gotong.models.contact import Contact
 from gotong.models.outbox import OutboxMessage, OutboxStatus
-from tests.bot.dispatch_harness import REFERENCE, add_contacts, numbered_notice, queue, statuses
+from tests.bot.dispatch_harness import (
+    REFERENCE,
+    add_contacts,
+    numbered_notice,
+    queue,
+    start_dispatch,
+    statuses,
+)
 from tests.fakes.telegram_api import FakeTelegramAPI, SentMessage
 
 GOTONG = Path(sys.executable).parent / "gotong"
@@ -26,6 +32,8 @@ ROWS = 300
 KILL_AFTER = 60
 LEASE_SECONDS = 1.5
 MESSAGES_PER_SECOND = 50
+SETTINGS = {"TELEGRAM__MESSAGES_PER_SECOND": MESSAGES_PER_SECOND,
+            "NOTIFICATIONS__LEASE_SECONDS": LEASE_SECONDS, "NOTIFICATIONS__POLL_SECONDS": 0.5}
 
 
 @dataclass(frozen=True)
@@ -41,27 +49,6 @@ def fake(telegram_api: FakeTelegramAPI) -> FakeTelegramAPI:
     # Answers come late, after the message is delivered: a kill finds sends in flight.
     telegram_api.response_delay = 0.1
     return telegram_api
-
-
-async def start_dispatch(tmp_path: Path, fake: FakeTelegramAPI, database_url: str,
-                         log_name: str, *args: str) -> asyncio.subprocess.Process:
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("GOTONG_")}
-    environ.update({
-        "GOTONG_DATABASE__URL": database_url,
-        "GOTONG_PRIVACY__NIK_HASH_KEY": "crash-test-key-" + "k" * 32,
-        "GOTONG_TELEGRAM__TOKEN": fake.token,
-        "GOTONG_TELEGRAM__API_BASE_URL": fake.base_url,
-        "GOTONG_TELEGRAM__API_FILE_URL": fake.base_file_url,
-        "GOTONG_TELEGRAM__MESSAGES_PER_SECOND": str(MESSAGES_PER_SECOND),
-        "GOTONG_NOTIFICATIONS__LEASE_SECONDS": str(LEASE_SECONDS),
-        "GOTONG_NOTIFICATIONS__POLL_SECONDS": "0.5",
-    })
-    # A file rather than a pipe: nobody reads the output while the process runs.
-    with (tmp_path / log_name).open("wb") as log:
-        return await asyncio.create_subprocess_exec(
-            str(GOTONG), "dispatch", *args, cwd=tmp_path, env=environ, stdout=log,
-            stderr=asyncio.subprocess.STDOUT,
-        )
 
 
 async def outbox(services: Services) -> list[Row]:
@@ -99,7 +86,7 @@ async def test_a_killed_dispatcher_resumes_without_losing_rows(
     # Several rows per chat, interleaved across chats: each chat must get them in order.
     await queue(services, [numbered_notice(contacts[n % CHATS], n) for n in range(ROWS)])
 
-    first = await start_dispatch(tmp_path, fake, database_url, "first.log")
+    first = await start_dispatch(tmp_path, fake, database_url, "first.log", **SETTINGS)
     try:
         await wait_for_deliveries(fake, KILL_AFTER, first, tmp_path / "first.log")
     finally:
@@ -114,7 +101,8 @@ async def test_a_killed_dispatcher_resumes_without_losing_rows(
     in_flight = {row.reference for row in at_kill if row.status == OutboxStatus.SENDING}
     assert in_flight, Counter(row.status for row in at_kill)
 
-    second = await start_dispatch(tmp_path, fake, database_url, "second.log", "--until-idle")
+    second = await start_dispatch(tmp_path, fake, database_url, "second.log", "--until-idle",
+                                  **SETTINGS)
     try:
         await asyncio.wait_for(second.wait(), 30)
     finally:

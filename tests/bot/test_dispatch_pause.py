@@ -38,6 +38,7 @@ from tests.bot.dispatch_harness import (
     dispatch_config,
     numbered_notice,
     queue,
+    start_dispatch,
     statuses,
 )
 from tests.fakes.telegram_api import FakeTelegramAPI, SentMessage
@@ -53,6 +54,8 @@ PAUSE_SECONDS = 3 * LEASE_SECONDS
 # The overall limit, which the two processes share: low enough that the rows take several
 # seconds to send, so that the pause falls mid-way.
 MESSAGES_PER_SECOND = 40
+SETTINGS = {"TELEGRAM__MESSAGES_PER_SECOND": MESSAGES_PER_SECOND,
+            "NOTIFICATIONS__LEASE_SECONDS": LEASE_SECONDS, "NOTIFICATIONS__POLL_SECONDS": 0.5}
 # The fake records a message when it arrives and answers this much later: a process
 # paused just after a message arrived has a send in flight, whose answer it reads only
 # once it runs again.
@@ -72,28 +75,6 @@ async def fakes() -> AsyncIterator[tuple[FakeTelegramAPI, FakeTelegramAPI]]:
     async with FakeTelegramAPI() as first, FakeTelegramAPI() as second:
         first.response_delay = second.response_delay = ANSWER_DELAY
         yield first, second
-
-
-async def start_dispatch(tmp_path: Path, fake: FakeTelegramAPI, database_url: str,
-                         log_name: str) -> asyncio.subprocess.Process:
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("GOTONG_")}
-    environ.update({
-        "GOTONG_DATABASE__URL": database_url,
-        "GOTONG_PRIVACY__NIK_HASH_KEY": "pause-test-key-" + "k" * 32,
-        "GOTONG_TELEGRAM__TOKEN": fake.token,
-        "GOTONG_TELEGRAM__API_BASE_URL": fake.base_url,
-        "GOTONG_TELEGRAM__API_FILE_URL": fake.base_file_url,
-        "GOTONG_TELEGRAM__MESSAGES_PER_SECOND": str(MESSAGES_PER_SECOND),
-        "GOTONG_NOTIFICATIONS__LEASE_SECONDS": str(LEASE_SECONDS),
-        "GOTONG_NOTIFICATIONS__POLL_SECONDS": "0.5",
-    })
-    # A file rather than a pipe: nobody reads the output while the process runs (and a
-    # paused process must not be what fills a pipe).
-    with (tmp_path / log_name).open("wb") as log:
-        return await asyncio.create_subprocess_exec(
-            str(GOTONG), "dispatch", cwd=tmp_path, env=environ, stdout=log,
-            stderr=asyncio.subprocess.STDOUT,
-        )
 
 
 def log_of(path: Path) -> str:
@@ -199,7 +180,7 @@ async def test_a_paused_dispatcher_sends_nothing_another_took_over(
     await queue(services, [numbered_notice(contacts[n % CHATS], n) for n in range(ROWS)])
 
     log_a, log_b = tmp_path / "a.log", tmp_path / "b.log"
-    a = await start_dispatch(tmp_path, fake_a, database_url, "a.log")
+    a = await start_dispatch(tmp_path, fake_a, database_url, "a.log", **SETTINGS)
     b: asyncio.subprocess.Process | None = None
     try:
         # The second starts once the first is sending, so that they share the load.
@@ -207,7 +188,7 @@ async def test_a_paused_dispatcher_sends_nothing_another_took_over(
             while not fake_a.all_messages():
                 assert a.returncode is None, log_of(log_a)
                 await asyncio.sleep(0.01)
-        b = await start_dispatch(tmp_path, fake_b, database_url, "b.log")
+        b = await start_dispatch(tmp_path, fake_b, database_url, "b.log", **SETTINGS)
         async with asyncio.timeout(20):
             while len(fake_a.all_messages()) + len(fake_b.all_messages()) < PAUSE_AFTER \
                     or not fake_b.all_messages():
