@@ -42,6 +42,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/fanout.py
 	$(BIN)/python benchmarks/allocation.py
 	$(BIN)/python benchmarks/public_figures.py
+	$(BIN)/python benchmarks/processes.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
