@@ -42,7 +42,7 @@ from gotong.handlers.catalog import Catalog
 from gotong.handlers.conversations import FORMS
 from gotong.handlers.notices import claimed_replies
 from gotong.models.base import process_name, utcnow
-from gotong.models.db import refresh_statistics
+from gotong.models.db import refresh_queue_statistics, refresh_statistics
 from gotong.models.digest import send_digests
 from gotong.models.outbox import Claimed
 from gotong.models.person import LinkedDelivery, route_to_person
@@ -339,8 +339,8 @@ class Dispatcher:
                         "one was held up; it will not send them", len(due) - len(kept))
 
     async def _housekeeping(self) -> None:
-        """Every minute: queue the reminders and digests that are due, and forget old
-        settled rows."""
+        """Every minute: queue the reminders and digests that are due, refresh the queues'
+        statistics, and forget old settled rows."""
         now = self._clock()
         if self._next_reminders is not None and now < self._next_reminders:
             return
@@ -348,9 +348,12 @@ class Dispatcher:
         await self.queue_reminders()
         await self.queue_digests()
         if self._next_statistics is None or now >= self._next_statistics:
-            # The data grows; SQLite's statistics are gathered again once a day.
+            # The data grows; the statistics are gathered again once a day.
             self._next_statistics = now + STATISTICS_EVERY
             await refresh_statistics(self._engine)
+        else:
+            # The queues swing within minutes: their statistics every minute.
+            await refresh_queue_statistics(self._engine)
         async with self._engine.connect() as connection, connection.begin():
             pruned = await prune(connection, now - self._settings.keep)
         if pruned:

@@ -81,16 +81,32 @@ ANALYSIS_LIMIT = 1000
 
 
 async def refresh_statistics(engine: AsyncEngine) -> None:
-    """Have SQLite gather the table statistics its query planner chooses indexes by.
+    """Have the database gather the table statistics its query planner chooses indexes by.
 
-    Without them SQLite guesses, and on a large database it can read a whole index of
-    deliveries where two lookups would do. PostgreSQL keeps its own (autovacuum).
+    Without them it guesses: on a large database SQLite can read a whole index of
+    deliveries where two lookups would do, and PostgreSQL, on a database whose statistics
+    say the queues are empty, claims updates by nested loops over every waiting one
+    (seconds per claim during a burst). PostgreSQL's autovacuum keeps them, when it is on.
     """
-    if engine.dialect.name != "sqlite":
+    async with engine.connect() as connection:
+        if engine.dialect.name == "sqlite":
+            await connection.exec_driver_sql(f"PRAGMA analysis_limit={ANALYSIS_LIMIT}")
+            await connection.exec_driver_sql("ANALYZE")
+        else:
+            await connection.exec_driver_sql("ANALYZE")
+        await connection.commit()
+
+
+# The tables whose size swings within minutes (a burst of updates, a broadcast): their
+# statistics are refreshed often on PostgreSQL, whatever autovacuum does.
+QUEUE_TABLES = ("inbound_update", "outbox_message", "sender_presence")
+
+
+async def refresh_queue_statistics(engine: AsyncEngine) -> None:
+    if engine.dialect.name != "postgresql":
         return
     async with engine.connect() as connection:
-        await connection.exec_driver_sql(f"PRAGMA analysis_limit={ANALYSIS_LIMIT}")
-        await connection.exec_driver_sql("ANALYZE")
+        await connection.exec_driver_sql(f"ANALYZE {', '.join(QUEUE_TABLES)}")
         await connection.commit()
 
 
