@@ -31,6 +31,10 @@ class ConfigError(ValueError):
 class DatabaseConfig:
     url: str = "sqlite+aiosqlite:///data/gotong.sqlite3"
     echo: bool = False
+    # PostgreSQL connections a process keeps open (SQLite has one): enough for its chats
+    # handled at once, its webhooks and its dispatcher, so that none is opened and closed
+    # per burst. Every process keeps this many: mind the server's max_connections.
+    pool_size: int = 20
 
 
 @dataclass(frozen=True)
@@ -365,6 +369,8 @@ def validate(config: Config) -> None:
             raise ConfigError(
                 "telegram.webhook_secret must be 1-256 characters of A-Z, a-z, 0-9, _ and -"
             )
+    if config.database.pool_size < 2:
+        raise ConfigError("database.pool_size must be at least 2")
     if tg.max_concurrent_chats < 1:
         raise ConfigError("telegram.max_concurrent_chats must be at least 1")
     if config.whatsapp.max_concurrent_chats < 1:

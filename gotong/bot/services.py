@@ -75,7 +75,8 @@ async def open_services(config: Config, *, migrate: bool | None = None,
     An SQLite database is upgraded on start (one process owns it); PostgreSQL is
     upgraded by `gotong db upgrade` as a deploy step, before several processes start.
     """
-    engine = create_engine(config.database.url, echo=config.database.echo)
+    engine = create_engine(config.database.url, echo=config.database.echo,
+                           pool_size=config.database.pool_size)
     try:
         if migrate if migrate is not None else is_sqlite(config.database.url):
             await prepare_database(engine, config.areas.provinces)
