@@ -11,7 +11,7 @@ import errno
 import logging
 import shutil
 import subprocess
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -38,12 +38,6 @@ FULL_AT_MOST = 20.0
 LOOK_EVERY = 0.2
 
 Reference = dict[int, list[str]]
-
-
-@pytest.fixture
-async def telegram() -> AsyncIterator[FakeTelegramAPI]:
-    async with FakeTelegramAPI() as fake:
-        yield fake
 
 
 @pytest.fixture
@@ -81,7 +75,7 @@ def fill(path: Path) -> int:
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 async def test_disk_full_during_a_burst(tmp_path: Path, database_url: str, small_disk: Path,
-                                        telegram: FakeTelegramAPI,
+                                        telegram_api: FakeTelegramAPI,
                                         reference_of: Callable[[str], Reference]) -> None:
     reference = reference_of("telegram")
     template = make_url(database_url).database
@@ -90,8 +84,8 @@ async def test_disk_full_during_a_burst(tmp_path: Path, database_url: str, small
     shutil.copyfile(template, database)
     url = f"sqlite+aiosqlite:///{database}"
     gotong = Gotong(tmp_path, "gotong", {**common_env(url, free_port()),
-                                         **telegram_env(telegram, webhook=True)})
-    platform = TelegramWebhook(telegram, [gotong.url])
+                                         **telegram_env(telegram_api, webhook=True)})
+    platform = TelegramWebhook(telegram_api, [gotong.url])
     filler = small_disk / "filler"
     async with Scenario(url, platform, [gotong], platform.poster, think=0.4) as run:
         await run.start()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -40,17 +40,15 @@ Reference = dict[int, list[str]]
 
 
 @pytest.fixture
-async def telegram() -> AsyncIterator[FakeTelegramAPI]:
-    async with FakeTelegramAPI() as fake:
-        fake.response_delay = RESPONSE_DELAY
-        yield fake
+def telegram(telegram_api: FakeTelegramAPI) -> FakeTelegramAPI:
+    telegram_api.response_delay = RESPONSE_DELAY
+    return telegram_api
 
 
 @pytest.fixture
-async def whatsapp() -> AsyncIterator[FakeWhatsAppAPI]:
-    async with FakeWhatsAppAPI() as fake:
-        fake.response_delay = RESPONSE_DELAY
-        yield fake
+def whatsapp(whatsapp_api: FakeWhatsAppAPI) -> FakeWhatsAppAPI:
+    whatsapp_api.response_delay = RESPONSE_DELAY
+    return whatsapp_api
 
 
 async def kill_mid_burst(gotong: Gotong, platform: Platform, poster: WebhookPoster | None,

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -34,12 +34,6 @@ CUT_EVERY = 1.0
 Reference = dict[int, list[str]]
 
 
-@pytest.fixture
-async def telegram() -> AsyncIterator[FakeTelegramAPI]:
-    async with FakeTelegramAPI() as fake:
-        yield fake
-
-
 async def cut_connections(database_url: str) -> int:
     """Terminate every other session on the test's database; how many there were."""
     engine = create_async_engine(database_url, poolclass=NullPool)
@@ -56,13 +50,13 @@ async def cut_connections(database_url: str) -> int:
 
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 async def test_connections_cut_during_a_burst(tmp_path: Path, database_url: str,
-                                              telegram: FakeTelegramAPI,
+                                              telegram_api: FakeTelegramAPI,
                                               reference_of: Callable[[str], Reference]
                                               ) -> None:
     reference = reference_of("telegram")
     gotong = Gotong(tmp_path, "gotong", {**common_env(database_url, free_port()),
-                                         **telegram_env(telegram, webhook=True)})
-    platform = TelegramWebhook(telegram, [gotong.url])
+                                         **telegram_env(telegram_api, webhook=True)})
+    platform = TelegramWebhook(telegram_api, [gotong.url])
     # Slower typing makes the burst outlast the cuts.
     async with Scenario(database_url, platform, [gotong], platform.poster, think=0.4) as run:
         await run.start()

@@ -10,7 +10,7 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -35,12 +35,6 @@ log = logging.getLogger(__name__)
 HOLD_SECONDS = 35.0
 
 Reference = dict[int, list[str]]
-
-
-@pytest.fixture
-async def telegram() -> AsyncIterator[FakeTelegramAPI]:
-    async with FakeTelegramAPI() as fake:
-        yield fake
 
 
 class Locker(threading.Thread):
@@ -68,13 +62,13 @@ class Locker(threading.Thread):
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 async def test_write_lock_held_past_the_timeouts(tmp_path: Path, database_url: str,
-                                                 telegram: FakeTelegramAPI,
+                                                 telegram_api: FakeTelegramAPI,
                                                  reference_of: Callable[[str], Reference]
                                                  ) -> None:
     reference = reference_of("telegram")
     gotong = Gotong(tmp_path, "gotong", {**common_env(database_url, free_port()),
-                                         **telegram_env(telegram, webhook=True)})
-    platform = TelegramWebhook(telegram, [gotong.url])
+                                         **telegram_env(telegram_api, webhook=True)})
+    platform = TelegramWebhook(telegram_api, [gotong.url])
     database = make_url(database_url).database
     assert database is not None
     async with Scenario(database_url, platform, [gotong], platform.poster) as run:

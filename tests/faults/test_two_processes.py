@@ -34,11 +34,10 @@ Reference = dict[int, list[str]]
 
 
 @pytest.fixture
-async def telegram() -> AsyncIterator[FakeTelegramAPI]:
-    async with FakeTelegramAPI() as fake:
-        # Sends are answered late, so the kill finds some in flight.
-        fake.response_delay = 0.05
-        yield fake
+def telegram(telegram_api: FakeTelegramAPI) -> FakeTelegramAPI:
+    # Sends are answered late, so the kill finds some in flight.
+    telegram_api.response_delay = 0.05
+    return telegram_api
 
 
 @contextlib.asynccontextmanager

@@ -311,7 +311,6 @@ class InboundQueue:
                 self._answered[update.chat_id] = time.monotonic() + SETTLING_SECONDS
             else:
                 # The answer waits for a dispatcher: the chat's next update waits for it.
-                self._answered.pop(update.chat_id, None)
                 if rest:
                     await self._release(rest, update.owner)
                 return
