@@ -13,9 +13,10 @@ import enum
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import Any, Protocol
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -158,13 +159,18 @@ async def donor(session: AsyncSession, subject: Subject) -> list[int]:
     return [subject.pledge.contact_id] if subject.pledge is not None else []
 
 
+@cache
+def _ancestors() -> Any:
+    # Built once: every new request is announced to the staff covering its area.
+    village, district = aliased(Area), aliased(Area)
+    return (select(village.id, district.id, district.parent_id)
+            .join(district, district.id == village.parent_id)
+            .where(village.id == bindparam("village_id")))
+
+
 async def _areas_holding(session: AsyncSession, village_id: int) -> list[int]:
     """The kelurahan, its kecamatan and its kota: any of them covers the kelurahan."""
-    village, district = aliased(Area), aliased(Area)
-    ancestors = (select(village.id, district.id, district.parent_id)
-                 .join(district, district.id == village.parent_id)
-                 .where(village.id == village_id))
-    row = (await session.execute(ancestors)).first()
+    row = (await session.execute(_ancestors(), {"village_id": village_id})).first()
     return [a for a in (row or (village_id,)) if a is not None]
 
 

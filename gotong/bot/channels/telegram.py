@@ -62,6 +62,7 @@ from gotong.bot.channels.delivery import (
 )
 from gotong.bot.channels.http import AiohttpRequest
 from gotong.bot.channels.inbound import InboundQueue, InboundSettings, retry_delay
+from gotong.bot.channels.telegram_bot import LeanBot
 from gotong.bot.config import TelegramConfig
 from gotong.handlers.conversations import Conversations
 from gotong.handlers.messages import Hint, Incoming, Kind, Option, Reply
@@ -236,18 +237,12 @@ class TelegramChannel:
         self.webhook = config.mode == "webhook" if webhook is None else webhook
         # Where replies are settled; without it a reply that fails to send is dropped.
         self.outbox = outbox
-        self.application = (
-            Application.builder()
-            .token(config.token)
-            .base_url(config.api_base_url)
-            .base_file_url(config.api_file_url)
+        self.bot = LeanBot(
+            config.token, base_url=config.api_base_url, base_file_url=config.api_file_url,
             # A small pool of kept-alive connections serves many chats; Telegram's limits
             # allow only about 30 messages a second anyway.
-            .request(AiohttpRequest(HTTP_CONNECTIONS))
-            .get_updates_request(AiohttpRequest(1))
-            .updater(None)
-            .build()
-        )
+            request=AiohttpRequest(HTTP_CONNECTIONS), get_updates_request=AiohttpRequest(1))
+        self.application = Application.builder().bot(self.bot).updater(None).build()
         settings = inbound or InboundSettings()
         self.inbound = InboundQueue(conversations.engine,
                                     replace(settings, concurrent_chats=config.max_concurrent_chats),
@@ -320,7 +315,7 @@ class TelegramChannel:
         await self.inbound.wait_finished(count)
 
     async def set_commands(self) -> None:
-        bot = self.application.bot
+        bot = self.bot
         for language in self._conversations.catalog.languages:
             commands = [BotCommand(name, text)
                         for name, text in self._conversations.command_menu(language)]
@@ -343,7 +338,7 @@ class TelegramChannel:
         the two loses nothing; any process then handles it in its chat's order.
         """
         try:
-            update = Update.de_json(payload, self.application.bot)
+            update = Update.de_json(payload, self.bot)
         except Exception as exc:
             # Whatever the library makes of a malformed payload, it is not an update.
             raise MalformedUpdate(type(exc).__name__) from exc
@@ -362,23 +357,20 @@ class TelegramChannel:
     async def _poll(self) -> None:
         """Ask Telegram for updates and store each batch before asking for the next: the
         next call's offset confirms the batch for good, so it must be stored first."""
-        bot = self.application.bot
         offset: int | None = None
         failures = 0
         while not self._stop.is_set():
             try:
-                updates = await bot.get_updates(offset=offset, timeout=POLL_TIMEOUT,
-                                                allowed_updates=ALLOWED_UPDATES)
-                payloads = [update.to_dict() for update in updates]
-                # Stored together, in one transaction.
+                payloads = await self.bot.get_update_payloads(offset, POLL_TIMEOUT,
+                                                              ALLOWED_UPDATES)
+                # Stored together, in one transaction, as Telegram sent them; each is
+                # parsed when it is handled.
                 await asyncio.gather(*(
                     self.inbound.accept(CHANNEL, str(payload["update_id"]), chat_of(payload),
                                         payload)
                     for payload in payloads))
-                for update in updates:
-                    self._remember(str(update.update_id), update)
-                if updates:
-                    offset = updates[-1].update_id + 1
+                if payloads:
+                    offset = int(payloads[-1]["update_id"]) + 1
                 failures = 0
                 continue
             except Conflict:
@@ -404,7 +396,7 @@ class TelegramChannel:
     async def handle_stored(self, queued: QueuedUpdate) -> bool:
         """Handle an update of the inbound queue and send the reply."""
         update = self._parsed.pop(queued.external_id, None) \
-            or Update.de_json(queued.payload, self.application.bot)
+            or Update.de_json(queued.payload, self.bot)
         query = update.callback_query
         if query is not None:
             try:
@@ -466,9 +458,7 @@ class TelegramChannel:
             if edit_message_id is not None and await self._edit(chat_id, edit_message_id,
                                                                  text, markup, answer_within):
                 return str(edit_message_id)
-            sent = await self.application.bot.send_message(chat_id, text, reply_markup=markup,
-                                                           read_timeout=answer_within)
-            return str(sent.message_id)
+            return str(await self.bot.send_text(chat_id, text, markup, answer_within))
         except TimedOut:
             # Telegram may still be handling the request: as long again, say.
             may_arrive_for = answer_within
@@ -482,7 +472,7 @@ class TelegramChannel:
         commands = [BotCommand(name, text)
                     for name, text in self._conversations.command_menu(language)]
         try:
-            await self.application.bot.set_my_commands(
+            await self.bot.set_my_commands(
                 commands, scope=BotCommandScopeChat(chat_id))
         except TelegramError as exc:
             log.warning("could not set a chat's commands: %s", type(exc).__name__)
@@ -493,7 +483,7 @@ class TelegramChannel:
         if not isinstance(markup, InlineKeyboardMarkup) and markup is not None:
             return False
         try:
-            await self.application.bot.edit_message_text(
+            await self.bot.edit_message_text(
                 text, chat_id=chat_id, message_id=message_id, reply_markup=markup,
                 read_timeout=answer_within,
             )
