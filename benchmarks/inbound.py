@@ -6,7 +6,10 @@ texts and button taps).  One registration is first made update by update on Goto
 learn which of its messages each tap is made on, so that every callback query names a message
 the bot really sent in that chat.  All updates of a round are then pushed at once, interleaving
 the chats, and the time from the first push until every update was answered is measured.  After
-a warm-up round on each side, the sides run alternately; the median round of each is reported::
+a warm-up round on each side, the sides run alternately; the median round of each is reported.
+Then one more round is offered to Gotong at half the rate it reached, update by update on a
+steady schedule, and the time from each update to the first reply in its chat is reported as
+p50 and p99 (the latency a person sees when the bot is busy but not overloaded)::
 
     .venv/bin/python benchmarks/inbound.py [--updates N] [--chats C] [--rounds R]
                                            [--database URL] [--telegram-only]
@@ -36,6 +39,7 @@ os.environ["PTB_TIMEDELTA"] = "true"
 import argparse
 import asyncio
 import contextlib
+import statistics
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -56,7 +60,7 @@ from telegram.ext import (
     filters,
 )
 
-from gotong.bot.channels.telegram import TelegramChannel
+from gotong.bot.channels.telegram import TelegramChannel, chat_of
 from gotong.bot.config import Config, TelegramConfig
 from gotong.bot.process import attach_dispatcher
 from gotong.bot.services import Services
@@ -306,7 +310,8 @@ def gotong_config(fake: FakeTelegramAPI, base: Config) -> Config:
         messages_per_second=sidebyside.UNLIMITED))
 
 
-async def benchmark(settings: Settings) -> dict[str, list[RoundTime]]:
+async def benchmark(settings: Settings
+                    ) -> tuple[dict[str, list[RoundTime]], sidebyside.Latency]:
     errors = sidebyside.ErrorCounter.on_root()
     factory = UpdateFactory()
     ids = sidebyside.FreshIds(FIRST_USER_ID)
@@ -330,10 +335,36 @@ async def benchmark(settings: Settings) -> dict[str, list[RoundTime]]:
             return f"{len(batch.updates)} updates in {result.seconds:.3f} s"
 
         sides: tuple[Side, Side] = (echo, gotong)
-        return await sidebyside.alternate(
+        times = await sidebyside.alternate(
             sides, settings,
             lambda chats: build_round(factory, template, new_users(ids, chats)),
             lambda side, batch: run_round(side, batch, errors), describe)
+        capacity = settings.size / statistics.median(t.seconds for t in times["gotong"])
+        batch = build_round(factory, template, new_users(ids, settings.chats))
+        return times, await latency_round(gotong, batch, capacity / 2)
+
+
+async def latency_round(side: GotongSide, batch: Round, rate: float) -> sidebyside.Latency:
+    """The round's updates at a steady `rate`; how long each waited for its reply."""
+    calls_before = len(side.fake.calls)
+    answers_before = len(side.fake.callback_answers)
+    target = side.handled + len(batch.updates)
+
+    def push(update: JSONDict) -> sidebyside.Push:
+        async def send() -> None:
+            side.fake.push_update(update)
+        return str(chat_of(update)), send
+
+    sent = await sidebyside.paced([push(update) for update in batch.updates], rate)
+    async with asyncio.timeout(sidebyside.ROUND_TIMEOUT):
+        await side.wait_handled(target)
+    await side.verify(batch, answers_before)
+    replies = [(str(params.get("chat_id")), at)
+               for (method, params), at in zip(side.fake.calls[calls_before:],
+                                               side.fake.call_times[calls_before:],
+                                               strict=True)
+               if method in ("sendMessage", "editMessageText")]
+    return sidebyside.latency(rate, sent, replies)
 
 
 def parse_args(argv: Sequence[str] | None) -> tuple[Settings, bool]:
@@ -348,8 +379,10 @@ def parse_args(argv: Sequence[str] | None) -> tuple[Settings, bool]:
 def main(argv: Sequence[str] | None = None) -> int:
     settings, whatsapp = parse_args(argv)
 
-    def finish(times: dict[str, list[RoundTime]]) -> int:
+    def finish(result: tuple[dict[str, list[RoundTime]], sidebyside.Latency]) -> int:
+        times, latency = result
         sidebyside.report(times, settings.size, "updates")
+        print(f"gotong {latency.describe('updates')}")
         if not whatsapp:
             return 0
         # The WhatsApp row: the same registration as signed webhooks, beside a bare aiohttp

@@ -375,6 +375,78 @@ def report(results: Mapping[str, Sequence[Timed]], size: int, unit: str, prefix:
     print(f"{prefix}ratio={ours / baseline:.2f}")
 
 
+@dataclass(frozen=True)
+class Latency:
+    """Reply latency of a round offered at a steady rate below capacity."""
+
+    rate: float  # messages offered a second
+    p50: float  # seconds from a message to the first reply in its chat
+    p99: float
+    unanswered: int  # messages whose chat got no reply before its next message
+
+    def describe(self, unit: str) -> str:
+        missed = f", {self.unanswered} without a reply" if self.unanswered else ""
+        return (f"latency at {self.rate:.0f} {unit}/s (half the capacity): "
+                f"p50={self.p50 * 1000:.0f} ms p99={self.p99 * 1000:.0f} ms{missed}")
+
+
+Push = tuple[str, Callable[[], Awaitable[None]]]
+
+
+async def paced(pushes: Sequence[Push], rate: float) -> list[tuple[str, float]]:
+    """Send each message at its time on a steady schedule of `rate` a second (a chat's
+    next one never before the one before it was taken); each chat and when it was sent."""
+    started = time.perf_counter()
+    sent: list[tuple[str, float]] = []
+    previous: dict[str, asyncio.Task[None]] = {}
+    tasks: list[asyncio.Task[None]] = []
+
+    async def one(chat: str, send: Callable[[], Awaitable[None]],
+                  before: asyncio.Task[None] | None) -> None:
+        if before is not None:
+            await before
+        sent.append((chat, time.monotonic()))
+        await send()
+
+    for index, (chat, send) in enumerate(pushes):
+        delay = started + index / rate - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        task = asyncio.create_task(one(chat, send, previous.get(chat)))
+        previous[chat] = task
+        tasks.append(task)
+    await asyncio.gather(*tasks)
+    return sent
+
+
+def latency(rate: float, sent: Sequence[tuple[str, float]],
+            replies: Sequence[tuple[str, float]]) -> Latency:
+    """Each message's wait for the first reply in its chat after it (and before the chat's
+    next message); percentiles over the round."""
+    by_chat: dict[str, list[float]] = {}
+    for chat, at in sorted(replies, key=lambda reply: reply[1]):
+        by_chat.setdefault(chat, []).append(at)
+    pushes: dict[str, list[float]] = {}
+    for chat, at in sent:
+        pushes.setdefault(chat, []).append(at)
+    waits: list[float] = []
+    unanswered = 0
+    for chat, times in pushes.items():
+        times.sort()
+        answers = by_chat.get(chat, [])
+        for index, at in enumerate(times):
+            until = times[index + 1] if index + 1 < len(times) else float("inf")
+            first = next((reply for reply in answers if at <= reply < until), None)
+            if first is None:
+                unanswered += 1
+            else:
+                waits.append(first - at)
+    if not waits:
+        raise BenchmarkFailure("no message of the latency round got a reply")
+    cuts = statistics.quantiles(waits, n=100, method="inclusive")
+    return Latency(rate, statistics.median(waits), cuts[98], unanswered)
+
+
 def run_benchmark(work: Coroutine[Any, Any, T],
                   then: Callable[[T], int] | None = None) -> int:
     """Run `work` with the benchmarks' logging, then `then` on its result; the exit status
