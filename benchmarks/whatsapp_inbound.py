@@ -18,7 +18,8 @@ replays those messages from a number of its own.  The chats of a round post at o
 chat its messages in order (the next one only once the previous webhook was answered 200,
 as WhatsApp does), and the time from the first post until every message was handled is
 measured.  After a warm-up round on each side, the sides run alternately; the median round
-of each is reported::
+of each is reported; then one more round is offered to Gotong at half the rate it reached, on
+a steady schedule, and each message's wait for its reply is reported as p50 and p99::
 
     .venv/bin/python benchmarks/whatsapp_inbound.py [--messages N] [--chats C] [--rounds R]
                                                     [--database URL]
@@ -38,6 +39,7 @@ import contextlib
 import hashlib
 import hmac
 import json
+import statistics
 import sys
 from collections import Counter, defaultdict
 from collections.abc import Sequence
@@ -448,7 +450,8 @@ def gotong_config(fake: FakeWhatsAppAPI, base: Config) -> Config:
     return whatsapp_config(base, fake, messages_per_second=sidebyside.UNLIMITED)
 
 
-async def benchmark(settings: Settings, prefix: str) -> dict[str, list[Result]]:
+async def benchmark(settings: Settings, prefix: str
+                    ) -> tuple[dict[str, list[Result]], sidebyside.Latency]:
     errors = sidebyside.ErrorCounter.on_root()
     numbers = sidebyside.FreshIds(FIRST_NUMBER)
 
@@ -478,9 +481,41 @@ async def benchmark(settings: Settings, prefix: str) -> dict[str, list[Result]]:
                     f"{result.posted:.3f} s), {result.replies} replies")
 
         sides: tuple[Side, Side] = (echo, gotong)
-        return await sidebyside.alternate(
+        results = await sidebyside.alternate(
             sides, settings, new_round,
             lambda side, batch: run_round(side, http, batch, errors), describe)
+        capacity = settings.size / statistics.median(r.seconds for r in results["gotong"])
+        return results, await latency_round(gotong, http, new_round(settings.chats),
+                                            capacity / 2)
+
+
+async def latency_round(side: GotongSide, http: aiohttp.ClientSession, batch: Round,
+                        rate: float) -> sidebyside.Latency:
+    """The round's messages at a steady `rate`, step by step across the chats; how long
+    each waited for its reply."""
+    before = Mark.of(side.fake)
+    target = side.handled + batch.messages
+    failures: list[str] = []
+
+    def push(chat: Chat, post: Post) -> sidebyside.Push:
+        async def send() -> None:
+            status, text = await post_webhook(http, side.url, post.body, None,
+                                              signature=post.signature)
+            if status != 200:
+                failures.append(f"chat {chat.number}: the webhook answered {status}: {text}")
+        return chat.number, send
+
+    steps = max(len(chat.posts) for chat in batch.chats)
+    sent = await sidebyside.paced([push(chat, chat.posts[step]) for step in range(steps)
+                                   for chat in batch.chats if step < len(chat.posts)], rate)
+    if failures:
+        raise BenchmarkFailure(f"gotong: {len(failures)} webhooks failed, the first: "
+                               f"{failures[0]}")
+    async with asyncio.timeout(sidebyside.ROUND_TIMEOUT):
+        await side.wait_handled(target)
+    await side.verify(batch, before)
+    return sidebyside.latency(rate, sent, [(m.to, m.at)
+                                           for m in side.fake.messages[before.sent:]])
 
 
 def main(argv: Sequence[str] | None = None, prefix: str = "") -> int:
@@ -488,12 +523,15 @@ def main(argv: Sequence[str] | None = None, prefix: str = "") -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     settings, _ = sidebyside.parse_settings(parser, argv, "messages", len(DIALOG))
 
-    def finish(results: dict[str, list[Result]]) -> int:
+    def finish(outcome: tuple[dict[str, list[Result]], sidebyside.Latency]) -> int:
+        results, latency = outcome
+
         def replies(name: str) -> str:
             sent = results[name][-1].replies
             return f" ({sent} replies sent, {sent / settings.size:.2f} a message)"
 
         sidebyside.report(results, settings.size, "messages", prefix, replies)
+        print(f"{prefix}gotong {latency.describe('messages')}")
         return 0
 
     return sidebyside.run_benchmark(benchmark(settings, prefix), finish)
