@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from gotong.models.area import UnknownProvince, find_province
 
@@ -87,6 +88,10 @@ class WhatsAppConfig:
         return bool(self.phone_number_id)
 
 
+# Names of this machine: a page served from one is ours, whatever its port.
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
+
+
 @dataclass(frozen=True)
 class WebConfig:
     host: str = "127.0.0.1"
@@ -104,10 +109,32 @@ class WebConfig:
     idle_minutes: int = 60
     # The public transparency page refreshes its figures this often.
     public_refresh_seconds: int = 30
+    # Host names this server also answers for, besides public_url's, web.host and
+    # loopback (a load balancer's health check by address, say); any other is refused.
+    allowed_hosts: tuple[str, ...] = ()
+    # Connections open at once, and how long a client may take to send a request's
+    # headers (and, once idle, the next request's) before it is disconnected.
+    max_connections: int = 1000
+    header_timeout_seconds: int = 10
 
     @property
     def base_url(self) -> str:
         return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    def own_origin(self, origin: str) -> bool:
+        """Whether a browser's Origin is one of our pages: the public address, or loopback
+        on any port (trying it out locally). Never the Host a request names, which a site
+        rebinding its DNS name to this server controls; its pages keep their own origin."""
+        parts = urlsplit(origin)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            return False  # "null" and the like
+        try:
+            name = parts.hostname
+        except ValueError:
+            return False
+        public = urlsplit(self.base_url)
+        return name in LOOPBACK_NAMES or (parts.scheme, parts.netloc.lower()) == (
+            public.scheme, public.netloc.lower())
 
 
 @dataclass(frozen=True)
@@ -343,7 +370,8 @@ def _validate_web(web: WebConfig) -> None:
         raise ConfigError("web.public_url must be an http(s) URL")
     if web.playground not in ("auto", "on", "off"):
         raise ConfigError("web.playground must be 'auto', 'on' or 'off'")
-    for key in ("link_minutes", "session_hours", "idle_minutes", "public_refresh_seconds"):
+    for key in ("link_minutes", "session_hours", "idle_minutes", "public_refresh_seconds",
+                "max_connections", "header_timeout_seconds"):
         if getattr(web, key) < 1:
             raise ConfigError(f"web.{key} must be at least 1")
 

@@ -26,6 +26,7 @@ from gotong.bot.ratelimit import Limits
 from gotong.bot.services import Services, open_services
 from gotong.bot.web import playground
 from gotong.bot.web.app import create_web_app
+from gotong.bot.web.server import WebServer
 from gotong.models.base import utcnow
 from gotong.models.demo import seed_demo
 from gotong.models.person import LinkedDelivery
@@ -105,7 +106,7 @@ def _whatsapp(config: Config, services: Services) -> Channel | None:
 def _webchat(config: Config, services: Services) -> Channel | None:
     if not config.playground_on:
         return None
-    return WebChat(services.conversations, config.web.base_url)
+    return WebChat(services.conversations, config.web)
 
 
 CHANNELS = (
@@ -161,7 +162,7 @@ async def build_webchat(config: Config, services: Services) -> WebChat | None:
     if not config.playground_on:
         return None
     await seed_playground(config, services)
-    return WebChat(services.conversations, config.web.base_url)
+    return WebChat(services.conversations, config.web)
 
 
 def playground_screens() -> list[playground.Screen]:
@@ -210,14 +211,13 @@ async def run_bot(config: Config) -> None:
         raise
     channels = build_channels(config, services)
     dispatcher = attach_dispatcher(services, *channels)
-    runner = web.AppRunner(build_web_app(services, channels), access_log=None)
+    server = WebServer(build_web_app(services, channels), config.web)
     stop = _stop_on_signals()
     # Stopped after the channels, so that replies still being sent are settled.
     dispatcher_stop = asyncio.Event()
     dispatching: asyncio.Task[None] | None = None
     try:
-        await runner.setup()
-        await web.TCPSite(runner, config.web.host, config.web.port).start()
+        await server.start()
         for channel in channels:
             await channel.start()
         dispatching = asyncio.create_task(dispatcher.run(dispatcher_stop))
@@ -234,7 +234,7 @@ async def run_bot(config: Config) -> None:
         dispatcher_stop.set()
         if dispatching is not None:
             await dispatching
-        await runner.cleanup()
+        await server.stop()
         await services.close()
 
 

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
-import json
 import logging
 import re
 from collections import OrderedDict
@@ -63,6 +61,7 @@ from gotong.bot.channels.delivery import (
 from gotong.bot.channels.http import AiohttpRequest
 from gotong.bot.channels.inbound import InboundQueue, InboundSettings, retry_delay
 from gotong.bot.channels.telegram_bot import LeanBot
+from gotong.bot.channels.webhook import parse_json, same_secret
 from gotong.bot.config import TelegramConfig
 from gotong.handlers.conversations import Conversations
 from gotong.handlers.messages import Hint, Incoming, Kind, Option, Reply
@@ -326,10 +325,7 @@ class TelegramChannel:
     # --- webhook --------------------------------------------------------------------
 
     def secret_matches(self, given: str | None) -> bool:
-        expected = self.config.webhook_secret
-        return bool(expected) and given is not None and hmac.compare_digest(
-            given.encode(), expected.encode()
-        )
+        return same_secret(given, self.config.webhook_secret)
 
     async def accept_webhook(self, payload: dict[str, Any]) -> bool:
         """Store a verified webhook update in its chat's queue; False for a replay.
@@ -510,7 +506,7 @@ async def telegram_webhook(request: web.Request) -> web.Response:
         raise web.HTTPForbidden()
     body = await request.read()
     try:
-        payload = json.loads(body)
+        payload = parse_json(body)
     except ValueError:
         raise web.HTTPBadRequest(text="not JSON") from None
     if not isinstance(payload, dict) or not isinstance(payload.get("update_id"), int):

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 import logging
 import time
 import traceback
@@ -33,6 +32,8 @@ from gotong.bot.channels.delivery import (
     Unreachable,
     send_reply,
 )
+from gotong.bot.channels.webhook import parse_json
+from gotong.bot.config import WebConfig
 from gotong.handlers.catalog import choose_language
 from gotong.handlers.conversations import Conversations
 from gotong.handlers.messages import Incoming, Kind, Option, Reply
@@ -118,7 +119,7 @@ def to_incoming(screen: str, raw: str | None, language: str | None) -> Incoming:
     if raw is None:
         raise Unreadable("web.playground.unreadable")
     try:
-        data = json.loads(raw)
+        data = parse_json(raw)
     except ValueError:
         raise Unreadable("web.playground.unreadable") from None
     if not isinstance(data, dict):
@@ -170,10 +171,11 @@ class WebChat:
 
     channel = CHANNEL
 
-    def __init__(self, conversations: Conversations, base_url: str = "") -> None:
+    def __init__(self, conversations: Conversations, web_config: WebConfig | None = None
+                 ) -> None:
         self._conversations = conversations
-        # The playground's own address: its pages may open the screens' sockets.
-        self.base_url = base_url
+        # Where our pages are served from: only they may open a screen's socket.
+        self.web = web_config or WebConfig()
         # Where replies are settled (set by attach_dispatcher); without it a reply that
         # fails to show is dropped.
         self.outbox: ReplyOutbox | None = None
@@ -361,12 +363,6 @@ class WebChat:
 WEBCHAT = web.AppKey("webchat", WebChat)
 
 
-def _own_origins(request: web.Request) -> set[str]:
-    origins = {f"{request.scheme}://{request.host}".lower()}
-    origins.add(request.app[WEBCHAT].base_url.lower())
-    return origins
-
-
 async def screen_socket(request: web.Request) -> web.WebSocketResponse:
     """The WebSocket of one screen: the browser's messages in, the screen's messages out."""
     screen = request.match_info["screen"]
@@ -374,7 +370,7 @@ async def screen_socket(request: web.Request) -> web.WebSocketResponse:
         raise web.HTTPNotFound()
     origin = request.headers.get("Origin")
     # A page of another site must not drive a screen (cross-site WebSocket hijacking).
-    if origin is not None and origin.lower() not in _own_origins(request):
+    if origin is not None and not request.app[WEBCHAT].web.own_origin(origin):
         log.warning("refused a playground socket from another origin")
         raise web.HTTPForbidden()
     webchat = request.app[WEBCHAT]

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import json
 import logging
 import re
 from collections import OrderedDict
@@ -46,6 +45,7 @@ from gotong.bot.channels.delivery import (
     split_text,
 )
 from gotong.bot.channels.inbound import InboundQueue, InboundSettings
+from gotong.bot.channels.webhook import parse_json, same_secret
 from gotong.bot.config import WhatsAppConfig
 from gotong.handlers.catalog import Catalog
 from gotong.handlers.conversations import Conversations
@@ -140,7 +140,7 @@ def signature_matches(body: bytes, header: str | None, app_secret: str) -> bool:
     if not app_secret or not header or not header.startswith("sha256="):
         return False
     expected = hmac.new(app_secret.encode(), body, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(header[len("sha256="):].strip().lower(), expected)
+    return same_secret(header[len("sha256="):].strip().lower(), expected)
 
 
 @dataclass(frozen=True)
@@ -511,7 +511,7 @@ class WhatsAppChannel:
         expected = self.config.verify_token
         if mode != "subscribe" or not expected or token is None or challenge is None:
             return None
-        if not hmac.compare_digest(token.encode(), expected.encode()):
+        if not same_secret(token, expected):
             return None
         return challenge
 
@@ -830,7 +830,7 @@ async def whatsapp_webhook(request: web.Request) -> web.Response:
         log.warning("refused a whatsapp webhook call without a valid signature")
         raise web.HTTPUnauthorized()
     try:
-        payload = json.loads(body)
+        payload = parse_json(body)
     except ValueError:
         raise web.HTTPBadRequest(text="not JSON") from None
     try:

@@ -10,10 +10,8 @@ from aiohttp import web
 
 from gotong.bot.services import Services
 from gotong.bot.web import dashboard, playground, public
+from gotong.bot.web.guard import JSON_MAX_BYTES, guard
 from gotong.bot.web.pages import setup_pages
-
-# Webhook updates are small; anything bigger is not from a chat app.
-MAX_BODY = 1024 * 1024
 
 # A part of the process that serves something over HTTP adds its routes with this.
 AddRoutes = Callable[[web.Application], None]
@@ -37,7 +35,8 @@ def create_web_app(routes: Iterable[AddRoutes] = (), *, services: Services | Non
     """The web app; with `services` it serves the pages too, and with `playground_screens`
     the playground's page (which lets anyone act as anyone: only where the configuration
     says). `routes` add the chat channels' own routes."""
-    app = web.Application(client_max_size=MAX_BODY)
+    app = web.Application(client_max_size=JSON_MAX_BYTES)
+    guard(app, services.config.web if services is not None else None)
     app.router.add_get("/healthz", health)
     if services is not None:
         setup_pages(app, services)

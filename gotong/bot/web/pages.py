@@ -1,5 +1,5 @@
 """Server-rendered pages: Jinja2 templates with the message catalog, in the reader's
-language, and the security headers every page carries.
+language (the security headers every response carries are guard.py's).
 
 A template writes `{{ t("dashboard.title") }}`; the language is the one chosen on the page
 (`?lang=en`, remembered in a cookie), else the browser's, else the configured default.
@@ -16,6 +16,7 @@ import jinja2
 from aiohttp import web
 
 from gotong.bot.services import Services
+from gotong.bot.web.guard import ERROR_PAGE
 from gotong.handlers.catalog import choose_language
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
@@ -24,6 +25,8 @@ LANGUAGE_COOKIE = "lang"
 SERVICES = web.AppKey("services", Services)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+# Errors with words of their own; any other reads as web.error.other.
+ERROR_STATUSES = (400, 403, 404, 405, 408, 413, 415, 421, 500)
 
 
 def page_language(request: web.Request) -> str:
@@ -64,20 +67,12 @@ def remember_language(response: web.StreamResponse, language: str) -> None:
                         httponly=True, samesite="Lax", path="/")
 
 
-@web.middleware
-async def security_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
-    response = await handler(request)
-    headers = response.headers
-    # Scripts and styles come from our own static files only; no page may be framed.
-    headers.setdefault("Content-Security-Policy",
-                       "default-src 'self'; img-src 'self' data:; style-src 'self'; "
-                       "script-src 'self'; connect-src 'self'; frame-ancestors 'none'; "
-                       "form-action 'self'; base-uri 'none'")
-    headers.setdefault("X-Content-Type-Options", "nosniff")
-    # Not "no-referrer": browsers then send "Origin: null" with every form, and the
-    # dashboard's same-origin check could not tell our forms from another site's.
-    headers.setdefault("Referrer-Policy", "same-origin")
-    return response
+def error_page(request: web.Request, status: int) -> web.Response:
+    """A short page for an error, in the reader's language."""
+    known = status in ERROR_STATUSES
+    return render(request, "error.html", {"status": status,
+                                          "key": f"web.error.{status if known else 'other'}"},
+                  status=status)
 
 
 def setup_pages(app: web.Application, services: Services) -> None:
@@ -86,4 +81,4 @@ def setup_pages(app: web.Application, services: Services) -> None:
                          autoescape=jinja2.select_autoescape(["html"]),
                          undefined=jinja2.StrictUndefined)
     app.router.add_static("/static", STATIC_DIR)
-    app.middlewares.append(security_headers)
+    app[ERROR_PAGE] = error_page

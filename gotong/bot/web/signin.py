@@ -14,18 +14,19 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
 from aiohttp import web
 from multidict import MultiDictProxy
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gotong.bot.config import Config
+from gotong.bot.web.guard import origin_allowed, read_form
 from gotong.bot.web.pages import LANGUAGE_COOKIE, SERVICES, remember_language, render
 from gotong.handlers.staff_actions import DASHBOARD, Actor, Coverage, staff_coverage
 from gotong.models.audit import audit
@@ -45,6 +46,8 @@ COOKIE = "gotong_session"
 PREFIX = "/dashboard"
 SIGNED_OUT = f"{PREFIX}/signed-out"
 CSRF_FIELD = "csrf"
+# Tokens are URL-safe base64 (models/dashboard.py).
+_TOKEN = re.compile(r"[A-Za-z0-9_-]+")
 # Why a browser lands on the signed-out page.
 REASONS = ("signed_out", "expired", "no_access")
 
@@ -79,7 +82,7 @@ class Work:
     config: Config
     csrf: str
     session_id: int
-    form: MultiDictProxy[str | bytes | Any] | None
+    form: MultiDictProxy[str] | None
 
     @property
     def staff(self) -> Coverage:
@@ -92,16 +95,16 @@ class Work:
 
 def _same_origin(request: web.Request) -> bool:
     """A POST without Origin (old browsers, our tests) passes; one naming another origin
-    does not. Ours is the configured public address, or the Host the request came to."""
+    does not. Ours are the configured public address and loopback (guard.py), never the
+    Host the request names, which a site rebinding its DNS name to us controls."""
     origin = request.headers.get("Origin")
-    if origin is None:
-        return True
-    parts = urlsplit(origin)
-    if not parts.scheme or not parts.netloc:
-        return False  # "null" and the like
-    public = urlsplit(request.app[SERVICES].config.web.base_url)
-    return (parts.scheme, parts.netloc) == (public.scheme, public.netloc) \
-        or parts.netloc == request.host
+    return origin is None or origin_allowed(request, origin)
+
+
+def well_formed(token: str) -> bool:
+    """Whether a token from a cookie or a link could be one of ours (URL-safe base64):
+    anything else, bytes that are not text included, is no token at all."""
+    return 16 <= len(token) <= 128 and _TOKEN.fullmatch(token) is not None
 
 
 def _check_origin(request: web.Request) -> None:
@@ -123,14 +126,13 @@ async def staff_work(request: web.Request) -> AsyncIterator[Work]:
     form = None
     if request.method == "POST":
         _check_origin(request)
-        form = await request.post()
     token = request.cookies.get(COOKIE, "")
     at = now(request)
     web_config = services.config.web
     async with services.sessions() as session:
         live = await live_session(session, token, at,
                                   timedelta(minutes=web_config.idle_minutes)) \
-            if token else None
+            if well_formed(token) else None
         staff = await staff_coverage(session, services.areas, live.contact_id) \
             if live is not None else Coverage([], set())
         if live is None or not staff.is_staff:
@@ -141,7 +143,9 @@ async def staff_work(request: web.Request) -> AsyncIterator[Work]:
             raise web.HTTPFound(f"{SIGNED_OUT}?why="
                                 + ("no_access" if live is not None else "expired"))
         csrf = csrf_token(token)
-        if form is not None:
+        if request.method == "POST":
+            # Read only now: a stranger's POST is refused before its body is.
+            form = await read_form(request)
             sent = form.get(CSRF_FIELD)
             if not isinstance(sent, str) or not hmac.compare_digest(sent, csrf):
                 audit(session, at, "dashboard_form", "bad csrf", contact_id=live.contact_id)
@@ -180,6 +184,8 @@ async def signin_page(request: web.Request) -> web.Response:
     """GET of a link: a button to sign in; the link stays unused."""
     token = request.match_info["token"]
     services = request.app[SERVICES]
+    if not well_formed(token):
+        return render(request, "dashboard_link_refused.html", status=403)
     async with services.sessions() as session:
         usable = await link_is_usable(session, token, now(request))
     if not usable:
@@ -192,6 +198,8 @@ async def sign_in(request: web.Request) -> web.Response:
     _check_origin(request)
     token = request.match_info["token"]
     services = request.app[SERVICES]
+    if not well_formed(token):
+        return render(request, "dashboard_link_refused.html", status=403)
     at = now(request)
     hours = services.config.web.session_hours
     contact: Contact | None = None

@@ -181,6 +181,11 @@ async def test_an_unknown_screen_and_a_foreign_origin_are_refused(
     with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
         await client.ws_connect("/playground/ws/household", origin="https://evil.example")
     assert refused.value.status == 403
+    # A site rebinding its name to this server: Host and Origin both its own.
+    with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+        await client.ws_connect("/playground/ws/staff", origin="http://rebind.evil.example",
+                                headers={"Host": "rebind.evil.example"})
+    assert refused.value.status == 421
     own = str(client.make_url("")).rstrip("/")
     socket = await client.ws_connect("/playground/ws/household", origin=own)
     assert (await Phone(socket).opened()).history == []
@@ -226,7 +231,8 @@ async def test_unreadable_messages_get_a_clear_answer(playground: Playground) ->
                 json.dumps({"type": "text", "text": ""}),
                 json.dumps({"type": "choice", "context": "x"}),
                 json.dumps({"type": "choice", "context": None, "option": "1"}),
-                json.dumps({"type": "choice", "context": "x", "option": ["1"]})):
+                json.dumps({"type": "choice", "context": "x", "option": ["1"]}),
+                "[" * 20_000 + "]" * 20_000):
         [answer] = await donor.send_raw(raw)
         assert answer["text"].startswith(unreadable), raw
     [too_long] = await donor.say("x" * (MAX_TEXT + 1))

@@ -3,12 +3,14 @@ talking HTTP to the fake Bot API, in polling and in webhook mode."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
 import re
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import pytest
@@ -326,10 +328,32 @@ async def test_webhook_refuses_what_is_not_an_update(
     for body in ({"no": "update_id"}, {"update_id": "7"}, {"update_id": 7, "message": 5}):
         status, _ = await post_webhook(url, body, WEBHOOK_SECRET)
         assert status == 400
+    async with aiohttp.ClientSession() as session:
+        for content_type, status in (("application/json", 400), (None, 415),
+                                     ("multipart/form-data; boundary=x", 415)):
+            headers = {SECRET_HEADER: WEBHOOK_SECRET,
+                       **({"Content-Type": content_type} if content_type else {})}
+            async with session.post(url, data=b"\xff not json", headers=headers) as response:
+                assert response.status == status
+                # Said as JSON, with no traceback or library banner.
+                assert (await response.json()) == {"error": status}
+                assert response.headers["Server"] == "Gotong"
+    # Nested deeper than the parser recurses, with the right secret: not JSON to us.
     async with aiohttp.ClientSession() as session, session.post(
-        url, data=b"\xff not json", headers={SECRET_HEADER: WEBHOOK_SECRET}
+            url, data=b"[" * 20_000 + b"]" * 20_000,
+            headers={SECRET_HEADER: WEBHOOK_SECRET, "Content-Type": "application/json"}
     ) as response:
         assert response.status == 400
+    # A secret header of bytes that are not text is a wrong secret, not a failure of ours.
+    address = urlsplit(url)
+    reader, writer = await asyncio.open_connection(address.hostname, address.port)
+    body = b'{"update_id": 1}'
+    writer.write(b"POST " + address.path.encode() + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                 + SECRET_HEADER.encode() + b": \xff\xfe\r\nContent-Type: application/json"
+                 b"\r\nConnection: close\r\nContent-Length: " + str(len(body)).encode()
+                 + b"\r\n\r\n" + body)
+    assert (await reader.readline()).split()[1] == b"403"
+    writer.close()
     assert await count(services, InboundUpdate) == 0
 
 

@@ -119,6 +119,8 @@ async def test_forged_and_unsigned_webhooks_are_refused_and_store_nothing(
         assert (await bot.post(envelope, secret=None))[0] == 401
         assert (await bot.post(envelope, secret="not-the-app-secret"))[0] == 401
         assert (await bot.post(envelope, signature="sha256=" + "0" * 64))[0] == 401
+        # Not hex, not even ASCII: refused the same way, not a failure of ours.
+        assert (await bot.post(envelope, signature="sha256=é" + "0" * 63))[0] == 401
         # Signed over other bytes than those sent.
         body = b'{"object": "whatsapp_business_account", "entry": []}'
         assert (await bot.post(body, signature=sign(body + b" ", APP_SECRET)))[0] == 401
@@ -129,6 +131,7 @@ async def test_forged_and_unsigned_webhooks_are_refused_and_store_nothing(
         # Signed but not JSON: refused as malformed; signed JSON that is not a
         # notification we know: accepted (Meta would only retry it) and ignored.
         assert (await bot.post(b"not json"))[0] == 400
+        assert (await bot.post(b"[" * 20_000 + b"]" * 20_000))[0] == 400
         assert (await bot.post({"object": "page", "entry": []}))[0] == 200
         assert await count(services, InboundUpdate) == 0
     assert SITI not in caplog.text and "halo" not in caplog.text

@@ -1,0 +1,202 @@
+"""What every request meets before a handler sees it, and what every response carries.
+
+- Only our hosts: a request whose Host is not one of ours (the public address, the
+  listening address, loopback, `web.allowed_hosts`) is refused with 421. A site that
+  rebinds its DNS name to this server makes browsers send its own name as Host, so it
+  never reaches the dashboard or the playground's sockets with a visitor's cookies.
+- Bodies of the kind and size the route takes, read within a time limit: webhooks take
+  JSON, dashboard forms small urlencoded bodies (read only after the session is checked,
+  see signin.staff_work); anything else is refused before its body is read.
+- Every response, errors included, carries the security headers, `no-store` unless it is
+  a public page or a static file, and no version banner. Errors are a short page in the
+  reader's language (or JSON for a client that sent JSON); an unexpected exception is
+  logged by its type only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from aiohttp import web
+from multidict import MultiDict, MultiDictProxy
+
+from gotong.bot.config import LOOPBACK_NAMES, WebConfig
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+HOSTS: web.AppKey[frozenset[str]] = web.AppKey("allowed_hosts")
+WEB_CONFIG = web.AppKey("web_config", WebConfig)
+# Listening on every address names no host of ours.
+_ANY_ADDRESS = ("", "0.0.0.0", "::")
+
+# A dashboard form is a few fields (the allocation form one per household shown).
+FORM_MAX_BYTES = 64 * 1024
+MAX_FORM_FIELDS = 1000
+# Webhook updates are small; anything bigger is not from a chat app.
+JSON_MAX_BYTES = 1024 * 1024
+# A body must arrive within this long (a client trickling one holds a connection).
+BODY_SECONDS = 10.0
+JSON_TYPES = ("application/json",)
+FORM_TYPES = ("application/x-www-form-urlencoded",)
+DASHBOARD_PREFIX = "/dashboard"
+# Pages anyone may keep a copy of: the public figures and the static files.
+CACHEABLE_PREFIXES = ("/static/", "/public")
+
+SECURITY_HEADERS = {
+    # Scripts and styles come from our own static files only; no page may be framed.
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+        "connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'"),
+    "X-Content-Type-Options": "nosniff",
+    # Not "no-referrer": browsers then send "Origin: null" with every form, and the
+    # dashboard's same-origin check could not tell our forms from another site's.
+    "Referrer-Policy": "same-origin",
+}
+
+# The page of an error: the status, and how to render it (the pages module renders it in
+# the reader's language when the app serves pages).
+ErrorPage = Callable[[web.Request, int], web.StreamResponse]
+ERROR_PAGE: web.AppKey[ErrorPage] = web.AppKey("error_page")
+
+
+def allowed_hosts(config: WebConfig) -> frozenset[str]:
+    """The host names this server answers for (without ports)."""
+    names = set(LOOPBACK_NAMES)
+    public = urlsplit(config.base_url).hostname
+    if public:
+        names.add(public.lower())
+    if config.host not in _ANY_ADDRESS:
+        names.add(config.host.lower())
+    names.update(name.lower() for name in config.allowed_hosts)
+    return frozenset(names)
+
+
+def origin_allowed(request: web.Request, origin: str) -> bool:
+    return request.app[WEB_CONFIG].own_origin(origin)
+
+
+def host_name(request: web.Request) -> str | None:
+    """The request's Host without its port, lower-cased; None when it has none or it
+    is not a host name at all."""
+    try:
+        return urlsplit(f"//{request.host}").hostname
+    except ValueError:
+        return None
+
+
+@web.middleware
+async def only_our_hosts(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if host_name(request) not in request.app[HOSTS]:
+        log.info("refused a request for another host")
+        raise web.HTTPMisdirectedRequest()
+    return await handler(request)
+
+
+@web.middleware
+async def bodies(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A body only of the kind and size the route takes, read within BODY_SECONDS.
+
+    Dashboard forms are left unread here: the view reads them (`read_form`) once the
+    session is known, so that a stranger's POST is refused before its body is read.
+    """
+    if request.method in ("GET", "HEAD", "OPTIONS") or not request.body_exists:
+        return await handler(request)
+    if request.path.startswith(DASHBOARD_PREFIX):
+        if request.content_type not in FORM_TYPES:
+            raise web.HTTPUnsupportedMediaType()
+        _refuse_larger(request, FORM_MAX_BYTES)
+        return await handler(request)
+    if request.content_type not in JSON_TYPES:
+        raise web.HTTPUnsupportedMediaType()
+    _refuse_larger(request, JSON_MAX_BYTES)
+    try:
+        async with asyncio.timeout(BODY_SECONDS):
+            await request.read()  # kept by the request for the handler
+    except TimeoutError:
+        raise web.HTTPRequestTimeout() from None
+    return await handler(request)
+
+
+def _refuse_larger(request: web.Request, limit: int) -> None:
+    if request.content_length is not None and request.content_length > limit:
+        raise web.HTTPRequestEntityTooLarge(max_size=limit,
+                                            actual_size=request.content_length)
+
+
+async def read_form(request: web.Request) -> MultiDictProxy[str]:
+    """A dashboard form (urlencoded, small), read within BODY_SECONDS."""
+    try:
+        async with asyncio.timeout(BODY_SECONDS):
+            body = await request.content.read(FORM_MAX_BYTES + 1)
+    except TimeoutError:
+        raise web.HTTPRequestTimeout() from None
+    if len(body) > FORM_MAX_BYTES:
+        raise web.HTTPRequestEntityTooLarge(max_size=FORM_MAX_BYTES, actual_size=len(body))
+    try:
+        fields = parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False,
+                           max_num_fields=MAX_FORM_FIELDS)
+    except (UnicodeDecodeError, ValueError):
+        raise web.HTTPBadRequest() from None
+    return MultiDictProxy(MultiDict(fields))
+
+
+@web.middleware
+async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every error as a short page in the reader's language (JSON for a JSON client); an
+    unexpected exception logged by its type only, never with what the request held."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return _error_page(request, exc.status, exc.headers)
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        resource = request.match_info.route.resource
+        log.error("error handling %s %s: %s", request.method,
+                  resource.canonical if resource is not None else "-", type(exc).__name__)
+        return _error_page(request, 500, None)
+
+
+def _error_page(request: web.Request, status: int, headers: Any) -> web.StreamResponse:
+    page = request.app.get(ERROR_PAGE)
+    response: web.StreamResponse
+    if page is not None and request.content_type not in JSON_TYPES:
+        response = page(request, status)
+    else:
+        response = web.json_response({"error": status}, status=status)
+    if headers:
+        for name in ("Allow", "Retry-After"):
+            if name in headers:
+                response.headers[name] = headers[name]
+    return response
+
+
+async def response_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """Every response (errors included): the security headers, no version banner, and
+    `no-store` for anything that may show personal data."""
+    headers = response.headers
+    for name, value in SECURITY_HEADERS.items():
+        headers.setdefault(name, value)
+    headers["Server"] = "Gotong"
+    if response.status >= 400 or not request.path.startswith(CACHEABLE_PREFIXES):
+        headers["Cache-Control"] = "no-store"
+
+
+def guard(app: web.Application, config: WebConfig | None) -> None:
+    """Install the guard on `app`; `config` names our hosts and origins (without it, as
+    in a webhook-only test app, any host is served)."""
+    app.middlewares.insert(0, errors)
+    if config is not None:
+        app[HOSTS] = allowed_hosts(config)
+        app[WEB_CONFIG] = config
+        app.middlewares.insert(1, only_our_hosts)
+    app.middlewares.append(bodies)
+    app.on_response_prepare.append(response_headers)
