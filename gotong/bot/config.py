@@ -224,6 +224,8 @@ class InboundConfig:
 @dataclass(frozen=True)
 class LoggingConfig:
     level: str = "INFO"
+    # "text": a line per event; "json": one JSON object a line, for a log collector.
+    format: str = "text"
 
 
 @dataclass(frozen=True)
@@ -475,6 +477,8 @@ def validate(config: Config) -> None:
                           "notifications.retry_base_seconds")
     if config.logging.level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ConfigError("logging.level must be DEBUG, INFO, WARNING or ERROR")
+    if config.logging.format not in ("text", "json"):
+        raise ConfigError("logging.format must be 'text' or 'json'")
 
 
 _TEMPLATE_NAME = re.compile(r"^[a-z0-9_]{1,512}$")

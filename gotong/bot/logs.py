@@ -4,17 +4,46 @@ are kept at WARNING."""
 
 from __future__ import annotations
 
+import json
 import logging
+from datetime import UTC, datetime
 
 QUIET_LOGGERS = ("httpx", "httpcore", "telegram", "apscheduler", "aiosqlite", "asyncpg",
                  "sqlalchemy.engine", "aiohttp.access", "alembic")
 
 
-def setup_logging(level: str = "INFO") -> None:
-    logging.basicConfig(
-        level=level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+# Ids a log call may attach (`extra=`): they name rows, never people.
+ID_FIELDS = ("update_id", "outbox_id", "request_id", "delivery_id")
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object a line (for a log collector): time, level, logger, message, the ids
+    a call attached, and the exception's kind and traceback if there is one."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, object] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(
+                timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for name in ID_FIELDS:
+            value = getattr(record, name, None)
+            if value is not None:
+                entry[name] = value
+        if record.exc_info and record.exc_info[0] is not None:
+            entry["exception"] = record.exc_info[0].__name__
+            entry["traceback"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False, default=str)
+
+
+def setup_logging(level: str = "INFO", form: str = "text") -> None:
+    """Log to standard error at `level`, as text lines or JSON objects (`form`)."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonFormatter() if form == "json" else logging.Formatter(TEXT_FORMAT))
+    logging.basicConfig(level=level.upper(), handlers=[handler])
     quiet_third_party()
 
 

@@ -712,19 +712,27 @@ class Scenario:
 # --- the run without faults ----------------------------------------------------------
 
 
+# The reference runs log everything of ours (DEBUG), each in one of the two formats: the
+# log scans (tests/faults/test_log_privacy.py) read them.
+REFERENCE_LOG_FORMATS = {"telegram": "text", "whatsapp": "json"}
+
+
 async def reference_run(kind: str, workdir: Path, database_url: str) -> dict[int, list[str]]:
     """The transcripts of a burst that meets no fault, by Telegram webhook ("telegram")
     or WhatsApp webhook ("whatsapp"); polling renders as the webhook does."""
     port = free_port()
+    logging = {"GOTONG_LOGGING__LEVEL": "DEBUG",
+               "GOTONG_LOGGING__FORMAT": REFERENCE_LOG_FORMATS[kind]}
     async with contextlib.AsyncExitStack() as stack:
         platform: TelegramWebhook | WhatsAppWebhook
         if kind == "telegram":
             telegram = await stack.enter_async_context(FakeTelegramAPI())
-            env = {**common_env(database_url, port), **telegram_env(telegram, webhook=True)}
+            env = {**common_env(database_url, port), **telegram_env(telegram, webhook=True),
+                   **logging}
             platform = TelegramWebhook(telegram, [f"http://127.0.0.1:{port}"])
         else:
             whatsapp = await stack.enter_async_context(FakeWhatsAppAPI())
-            env = {**common_env(database_url, port), **whatsapp_env(whatsapp)}
+            env = {**common_env(database_url, port), **whatsapp_env(whatsapp), **logging}
             platform = WhatsAppWebhook(whatsapp, [f"http://127.0.0.1:{port}"])
         gotong = Gotong(workdir, f"reference-{kind}", env)
         observer = Observer(database_url)

@@ -36,6 +36,12 @@ class References:
                     asyncio.run, reference_run(kind, workdir, url)).result()
         return self._made[kind]
 
+    def log_text(self, kind: str) -> str:
+        """Everything the reference run of `kind` logged."""
+        self.get(kind)
+        return "\n".join(path.read_text(errors="replace")
+                         for path in sorted((self._workdir / kind).glob("*.log")))
+
 
 @pytest.fixture(scope="session")
 def references(tmp_path_factory: pytest.TempPathFactory,

@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"gotong: configuration error: {exc}", file=sys.stderr)
         return 2
-    setup_logging(config.logging.level)
+    setup_logging(config.logging.level, config.logging.format)
     try:
         return _run_command(args, config)
     except KeyboardInterrupt:
