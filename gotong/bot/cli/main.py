@@ -15,6 +15,7 @@ from sqlalchemy.exc import DBAPIError
 from gotong.bot.channels.console import run_console
 from gotong.bot.channels.telegram import PollingTaken
 from gotong.bot.cli.admin import ADMIN_COMMANDS, add_admin_parsers, run_admin
+from gotong.bot.cli.backup import add_backup_parsers, run_backup, run_restore
 from gotong.bot.cli.broadcast import add_broadcast_parser, run_broadcast
 from gotong.bot.config import Config, ConfigError, load_config
 from gotong.bot.logs import setup_logging
@@ -61,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("outbox", help="how many notifications are waiting, sent, failed")
     add_broadcast_parser(commands)
     add_admin_parsers(commands)
+    add_backup_parsers(commands)
     return parser
 
 
@@ -92,10 +94,14 @@ def _run_command(args: argparse.Namespace, config: Config) -> int:
     if args.command == "outbox":
         asyncio.run(print_outbox(config))
         return 0
+    if args.command == "backup":
+        return run_backup(config, args)
+    if args.command == "restore":
+        return run_restore(config, args)
     if args.command == "dispatch":
-        if not config.telegram.token:
+        if not config.has_chat_channel:
             print("gotong: nothing to dispatch to: no chat channel is configured "
-                  "(set telegram.token)", file=sys.stderr)
+                  "(set telegram.token, or the [whatsapp] number)", file=sys.stderr)
             return 2
         asyncio.run(run_dispatcher(config, until_idle=args.until_idle))
         return 0
