@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -40,3 +44,30 @@ async def _run(engine: AsyncEngine, step: Callable[[AlembicConfig, str], None],
 
     async with engine.begin() as connection:
         await connection.run_sync(run)
+
+
+@dataclass(frozen=True)
+class SchemaState:
+    current: str | None  # the database's revision; None for an empty database
+    head: str  # the newest revision this version of Gotong knows
+
+    @property
+    def up_to_date(self) -> bool:
+        return self.current == self.head
+
+
+@cache
+def _head() -> str:
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert head is not None
+    return head
+
+
+async def schema_state(engine: AsyncEngine) -> SchemaState:
+    """Where the database's schema is against this version's migrations (one query)."""
+
+    def current(connection: Connection) -> str | None:
+        return MigrationContext.configure(connection).get_current_revision()
+
+    async with engine.connect() as connection:
+        return SchemaState(await connection.run_sync(current), _head())

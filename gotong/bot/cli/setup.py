@@ -1,0 +1,147 @@
+"""Setting Gotong up against the world: `gotong webhook set|info|delete` (Telegram's
+webhook, through python-telegram-bot) and `gotong check` (the configuration, the database
+and every configured chat app's API, a line each; non-zero on any failure)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from sqlalchemy.engine import make_url
+from telegram import Bot
+from telegram.error import InvalidToken, NetworkError, TelegramError
+
+from gotong.bot.channels.http import AiohttpRequest
+from gotong.bot.channels.telegram import ALLOWED_UPDATES
+from gotong.bot.config import Config
+from gotong.models.db import create_engine
+from gotong.models.migrate import schema_state
+
+
+def add_setup_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    webhook = commands.add_parser("webhook", help="Telegram's webhook: set, show or delete it")
+    webhook.add_argument("action", choices=["set", "info", "delete"])
+    webhook.add_argument("--drop-pending", action="store_true",
+                         help="set/delete: drop the updates Telegram still holds for the bot")
+    commands.add_parser("check", help="check the configuration, the database and every "
+                                      "configured chat app's API")
+
+
+def telegram_bot(config: Config) -> Bot:
+    return Bot(config.telegram.token, base_url=config.telegram.api_base_url,
+               base_file_url=config.telegram.api_file_url, request=AiohttpRequest(1))
+
+
+async def run_webhook(config: Config, args: argparse.Namespace) -> int:
+    tg = config.telegram
+    if not tg.token:
+        print("gotong: no Telegram bot is configured (set telegram.token)", file=sys.stderr)
+        return 2
+    if args.action == "set":
+        missing = [key for key, value in (("telegram.webhook_url", tg.webhook_url),
+                                          ("telegram.webhook_secret", tg.webhook_secret))
+                   if not value]
+        if missing:
+            print(f"gotong: set {' and '.join(missing)} first", file=sys.stderr)
+            return 2
+    bot = telegram_bot(config)
+    try:
+        async with bot:
+            if args.action == "set":
+                await bot.set_webhook(tg.webhook_url, secret_token=tg.webhook_secret,
+                                      allowed_updates=ALLOWED_UPDATES,
+                                      drop_pending_updates=args.drop_pending)
+                print(f"webhook set to {tg.webhook_url}")
+            elif args.action == "delete":
+                await bot.delete_webhook(drop_pending_updates=args.drop_pending)
+                print("webhook deleted: the bot can be run by polling "
+                      "(telegram.mode = \"polling\")")
+            info = await bot.get_webhook_info()
+    except TelegramError as exc:
+        print(f"gotong: Telegram refused: {_telegram_problem(exc)}", file=sys.stderr)
+        return 1
+    # Never the secret token: Telegram does not give it back, and it stays in the config.
+    print(f"url: {info.url or '(none: polling)'}")
+    print(f"pending updates: {info.pending_update_count}")
+    if info.allowed_updates:
+        print(f"allowed updates: {', '.join(info.allowed_updates)}")
+    if info.last_error_date is not None:
+        print(f"last error: {info.last_error_date:%Y-%m-%d %H:%M} UTC: {info.last_error_message}")
+    if info.url and info.url != tg.webhook_url:
+        print(f"note: telegram.webhook_url is {tg.webhook_url or '(empty)'}; "
+              "`gotong webhook set` sets it")
+    return 0
+
+
+def _telegram_problem(exc: TelegramError) -> str:
+    if isinstance(exc, InvalidToken):
+        return "the token was refused (check telegram.token)"
+    if isinstance(exc, NetworkError):
+        return f"Telegram could not be reached ({type(exc).__name__})"
+    return exc.message
+
+
+@dataclass(frozen=True)
+class Line:
+    part: str
+    ok: bool
+    said: str
+
+
+async def run_check(config: Config) -> int:
+    checks: list[Callable[[Config], Awaitable[Line]]] = [check_database, check_telegram]
+    lines = [Line("config", True, _describe(config))]
+    for check in checks:
+        lines.append(await check(config))
+    for line in lines:
+        print(f"{line.part}: {'ok' if line.ok else 'FAILED'}: {line.said}")
+    return 0 if all(line.ok for line in lines) else 1
+
+
+def _describe(config: Config) -> str:
+    url = make_url(config.database.url)
+    apps = [f"telegram ({config.telegram.mode})" if config.telegram.token else "",
+            "whatsapp" if config.whatsapp.enabled else ""]
+    return (f"database {url.get_backend_name()}, chat apps: "
+            f"{', '.join(app for app in apps if app) or 'none (the playground)'}")
+
+
+async def check_database(config: Config) -> Line:
+    engine = create_engine(config.database.url)
+    try:
+        state = await schema_state(engine)
+    except Exception as exc:
+        # The URL may hold a password: the kind of failure only.
+        return Line("database", False, f"cannot be reached ({type(exc).__name__})")
+    finally:
+        await engine.dispose()
+    if state.current is None:
+        return Line("database", False, "empty: run `gotong db upgrade`")
+    if not state.up_to_date:
+        return Line("database", False, f"schema at {state.current}, this version needs "
+                                       f"{state.head}: run `gotong db upgrade`")
+    return Line("database", True, f"schema at {state.current}, up to date")
+
+
+async def check_telegram(config: Config) -> Line:
+    tg = config.telegram
+    if not tg.token:
+        return Line("telegram", True, "not configured")
+    bot = telegram_bot(config)
+    try:
+        async with bot:
+            me = await bot.get_me()
+            info = await bot.get_webhook_info()
+    except TelegramError as exc:
+        return Line("telegram", False, _telegram_problem(exc))
+    if tg.mode == "webhook" and info.url != tg.webhook_url:
+        return Line("telegram", False, f"@{me.username} answers, but its webhook is "
+                                       f"{info.url or 'not set'}: run `gotong webhook set`")
+    if tg.mode == "polling" and info.url:
+        return Line("telegram", True, f"@{me.username}; a webhook is set, which `gotong run` "
+                                      "deletes to poll")
+    where = f"webhook {info.url}" if tg.mode == "webhook" else "polling"
+    return Line("telegram", True, f"@{me.username}, {where}, "
+                                  f"{info.pending_update_count} updates pending")

@@ -1,0 +1,88 @@
+"""`gotong webhook set|info|delete` and `gotong check` against the fake Bot API, with a
+real database: what they print, and what the API was told."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from gotong.bot.cli.setup import run_check, run_webhook
+from gotong.bot.config import Config, DatabaseConfig
+from gotong.bot.services import Services
+from tests.conftest import with_telegram
+from tests.fakes.telegram_api import FakeTelegramAPI
+
+URL = "https://aid.example.org/telegram/webhook"
+SECRET = "setup-test-secret_123"
+
+
+def telegram(config: Config, fake: FakeTelegramAPI, **changes: object) -> Config:
+    settings: dict[str, object] = {"token": fake.token, "api_base_url": fake.base_url,
+                                   "api_file_url": fake.base_file_url, **changes}
+    return with_telegram(config, **settings)
+
+
+def webhook(action: str, drop: bool = False) -> argparse.Namespace:
+    return argparse.Namespace(action=action, drop_pending=drop)
+
+
+async def test_the_webhook_is_set_shown_and_deleted(
+        config: Config, fake: FakeTelegramAPI, capsys: pytest.CaptureFixture[str]) -> None:
+    configured = telegram(config, fake, mode="webhook", webhook_url=URL, webhook_secret=SECRET)
+    fake.push_update({"message": {"message_id": 1, "date": 0, "text": "hi",
+                                  "chat": {"id": 5, "type": "private"}}})
+    assert await run_webhook(configured, webhook("set")) == 0
+    [call] = fake.calls_to("setWebhook")
+    assert call["url"] == URL and call["secret_token"] == SECRET
+    assert "callback_query" in str(call["allowed_updates"])
+    printed = capsys.readouterr().out
+    assert f"webhook set to {URL}" in printed and "pending updates: 1" in printed
+    assert SECRET not in printed
+
+    assert await run_webhook(configured, webhook("info")) == 0
+    printed = capsys.readouterr().out
+    assert f"url: {URL}" in printed and SECRET not in printed
+
+    assert await run_webhook(configured, webhook("delete", drop=True)) == 0
+    assert "url: (none: polling)" in capsys.readouterr().out
+    assert fake.pending_updates() == []
+
+
+async def test_the_webhook_needs_its_address_and_secret(
+        config: Config, fake: FakeTelegramAPI, capsys: pytest.CaptureFixture[str]) -> None:
+    assert await run_webhook(telegram(config, fake), webhook("set")) == 2
+    err = capsys.readouterr().err
+    assert "telegram.webhook_url" in err and "telegram.webhook_secret" in err
+    assert await run_webhook(config.__class__(), webhook("info")) == 2
+    assert "telegram.token" in capsys.readouterr().err
+    assert fake.calls_to("setWebhook") == []
+
+
+async def test_check_reports_each_part(
+        config: Config, services: Services, fake: FakeTelegramAPI,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    configured = telegram(config, fake, mode="webhook", webhook_url=URL, webhook_secret=SECRET)
+    # The webhook not set yet: the one failing part, named with what to do.
+    assert await run_check(configured) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("config: ok:")
+    assert lines[1].startswith("database: ok: schema at")
+    assert lines[2].startswith("telegram: FAILED:") and "gotong webhook set" in lines[2]
+    await run_webhook(configured, webhook("set"))
+    capsys.readouterr()
+    assert await run_check(configured) == 0
+    assert f"webhook {URL}" in capsys.readouterr().out
+
+
+async def test_check_fails_on_a_refused_token_and_an_empty_database(
+        config: Config, fake: FakeTelegramAPI, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    wrong = telegram(config, fake, token="999:WRONG")
+    empty = replace(wrong, database=DatabaseConfig(url=f"sqlite+aiosqlite:///{tmp_path}/x.db"))
+    assert await run_check(empty) == 1
+    out = capsys.readouterr().out
+    assert "database: FAILED: empty: run `gotong db upgrade`" in out
+    assert "telegram: FAILED:" in out and "999:WRONG" not in out
