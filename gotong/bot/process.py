@@ -175,7 +175,9 @@ def build_web_app(services: Services, channels: Sequence[Channel]) -> web.Applic
     serves_playground = any(channel.channel == WebChat.channel for channel in channels)
     return create_web_app([channel.add_routes for channel in channels], services=services,
                           playground_screens=playground_screens() if serves_playground
-                          else None)
+                          else None,
+                          apis={channel.channel: channel.api_problem for channel in channels
+                                if channel.channel != WebChat.channel})
 
 
 LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")

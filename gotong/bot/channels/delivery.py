@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -128,6 +130,38 @@ class Channel(Sender, Protocol):
     def add_routes(self, app: web.Application) -> None:
         """Its routes on the process's web app (none where it takes no webhook)."""
         ...
+
+    async def api_problem(self) -> str | None:
+        """What keeps its API from answering (for /readyz); None when it answers."""
+        ...
+
+
+class ApiWatch:
+    """When a chat app's API last answered, and a probe for when that was too long ago: an
+    app that is busy is known to answer without asking it anything."""
+
+    def __init__(self, probe: Callable[[], Awaitable[object]], fresh_seconds: float = 60.0,
+                 probe_seconds: float = 5.0) -> None:
+        self._probe = probe
+        self.fresh_seconds = fresh_seconds
+        self._probe_seconds = probe_seconds
+        self._answered_at: float | None = None
+
+    def answered(self) -> None:
+        self._answered_at = time.monotonic()
+
+    async def problem(self) -> str | None:
+        """None if the API answered within the last minute or answers a probe now."""
+        at = self._answered_at
+        if at is not None and time.monotonic() - at < self.fresh_seconds:
+            return None
+        try:
+            async with asyncio.timeout(self._probe_seconds):
+                await self._probe()
+        except Exception as exc:
+            return f"no answer ({type(exc).__name__})"
+        self.answered()
+        return None
 
 
 class ReplyOutbox(Protocol):

@@ -288,6 +288,9 @@ class TelegramChannel:
         """Connect for sending only (a dispatcher process): no updates are taken."""
         await self.application.initialize()
 
+    async def api_problem(self) -> str | None:
+        return await self.bot.watch.problem()
+
     async def stop(self) -> None:
         self._stop.set()
         if self._polling is not None:

@@ -15,8 +15,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from telegram import InlineKeyboardMarkup, ReplyKeyboardMarkup, ReplyKeyboardRemove
+from telegram.error import BadRequest, InvalidToken, NetworkError, TelegramError
 from telegram.ext import ExtBot
 
+from gotong.bot.channels.delivery import ApiWatch
 from gotong.bot.channels.http import AiohttpRequest
 
 Markup = InlineKeyboardMarkup | ReplyKeyboardMarkup | ReplyKeyboardRemove
@@ -28,6 +30,23 @@ class LeanBot(ExtBot[None]):
         super().__init__(token, base_url=base_url, base_file_url=base_file_url,
                          request=request, get_updates_request=get_updates_request)
         self._polling_request = get_updates_request
+        # Every call tells whether Telegram answers (for /readyz); getMe when idle. (PTB
+        # freezes a bot's public attributes.)
+        self._watch = ApiWatch(self.get_me)
+
+    @property
+    def watch(self) -> ApiWatch:
+        return self._watch
+
+    async def _post(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            result = await super()._post(*args, **kwargs)
+        except TelegramError as exc:
+            if _answered(exc):
+                self._watch.answered()
+            raise
+        self._watch.answered()
+        return result
 
     async def send_text(self, chat_id: int, text: str, reply_markup: Markup | None,
                         read_timeout: float) -> int:
@@ -48,3 +67,12 @@ class LeanBot(ExtBot[None]):
         if not isinstance(result, list):
             raise TypeError("getUpdates did not answer with a list")
         return result
+
+
+def _answered(exc: TelegramError) -> bool:
+    """Whether an error is Telegram's answer (a refusal, a flood limit) rather than no
+    answer at all (the network, a time-out, a token it no longer knows)."""
+    if isinstance(exc, InvalidToken):
+        return False
+    # PTB's BadRequest is a NetworkError too, but it is Telegram's own answer.
+    return isinstance(exc, BadRequest) or not isinstance(exc, NetworkError)

@@ -184,6 +184,9 @@ class WebChat:
         # earlier process cannot name a message of this one.
         self._ids = itertools.count(time.time_ns() // 1_000_000)
 
+    async def api_problem(self) -> str | None:
+        return None  # the browsers are the API: nothing to wait for
+
     def transcript(self, screen: str) -> list[dict[str, Any]]:
         return list(self._screens[screen].transcript)
 

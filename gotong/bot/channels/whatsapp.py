@@ -31,6 +31,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
 from gotong.bot.channels.delivery import (
+    ApiWatch,
     Delivered,
     DeliveryError,
     Done,
@@ -462,11 +463,36 @@ class WhatsAppChannel:
         # that will mark it.
         self._unread: dict[str, str] = {}
         self._reading: dict[str, asyncio.Task[None]] = {}
+        # Whether the Graph API answers (for /readyz): every call tells; the number's
+        # details when idle.
+        self.watch = ApiWatch(self.number_info)
+
+    @property
+    def number_url(self) -> str:
+        c = self.config
+        return f"{c.api_base_url.rstrip('/')}/{c.api_version}/{c.phone_number_id}"
 
     @property
     def messages_url(self) -> str:
-        c = self.config
-        return f"{c.api_base_url.rstrip('/')}/{c.api_version}/{c.phone_number_id}/messages"
+        return f"{self.number_url}/messages"
+
+    async def number_info(self) -> dict[str, Any]:
+        """The number as the Graph API knows it (its name and display number); GraphError
+        when the number or the token is refused."""
+        await self.open_for_sending()
+        assert self._http is not None
+        async with self._http.get(self.number_url, params={
+                "fields": "display_phone_number,verified_name,quality_rating"}) as response:
+            body = await response.json(content_type=None)
+            if response.status != 200 or not isinstance(body, dict):
+                error = body.get("error") if isinstance(body, dict) else None
+                message = error.get("message") if isinstance(error, dict) else None
+                raise GraphError(response.status, None, str(message or response.reason or ""))
+        self.watch.answered()
+        return body
+
+    async def api_problem(self) -> str | None:
+        return await self.watch.problem()
 
     # --- life cycle -----------------------------------------------------------------
 
@@ -646,6 +672,9 @@ class WhatsAppChannel:
         async with self._http.post(self.messages_url,
                                    json={"messaging_product": "whatsapp", **payload},
                                    timeout=timeout) as response:
+            if response.status != 401:
+                # Meta answered (a refusal of the message included): the API is there.
+                self.watch.answered()
             try:
                 body = await response.json(content_type=None)
             except ValueError:
