@@ -4,6 +4,7 @@ fake Bot API: ready, then the API gone, then the database gone."""
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -75,7 +76,7 @@ async def test_not_ready_without_the_database(config: Config, catalog: Catalog,
             assert await readiness(client, base) == (200, {"database": "ok"})
             # The file is gone (moved away); SQLite would make an empty one in its place.
             await services.engine.dispose()
-            database.rename(tmp_path / "elsewhere.sqlite3")
+            os.rename(database, tmp_path / "elsewhere.sqlite3")
             status, parts = await readiness(client, base)
             assert status == 503 and parts["database"].startswith("schema empty, needs")
     finally:
