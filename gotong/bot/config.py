@@ -229,6 +229,14 @@ class LoggingConfig:
 
 
 @dataclass(frozen=True)
+class MetricsConfig:
+    # Where /metrics is served (Prometheus' text format), apart from the public web
+    # server; port 0: not served. Each process needs a port of its own on one machine.
+    host: str = "127.0.0.1"
+    port: int = 9108
+
+
+@dataclass(frozen=True)
 class Config:
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
     telegram: TelegramConfig = field(default_factory=TelegramConfig)
@@ -243,6 +251,7 @@ class Config:
     notifications: NotificationsConfig = field(default_factory=NotificationsConfig)
     inbound: InboundConfig = field(default_factory=InboundConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
 
     @property
     def nik_key(self) -> bytes:
@@ -266,6 +275,7 @@ _SECTION_TYPES: dict[str, type[Any]] = {
     "i18n": I18nConfig, "privacy": PrivacyConfig, "areas": AreasConfig,
     "dialogs": DialogsConfig, "requests": RequestsConfig, "aid": AidConfig,
     "notifications": NotificationsConfig, "inbound": InboundConfig, "logging": LoggingConfig,
+    "metrics": MetricsConfig,
 }
 
 
@@ -479,6 +489,8 @@ def validate(config: Config) -> None:
         raise ConfigError("logging.level must be DEBUG, INFO, WARNING or ERROR")
     if config.logging.format not in ("text", "json"):
         raise ConfigError("logging.format must be 'text' or 'json'")
+    if not 0 <= config.metrics.port < 65536:
+        raise ConfigError("metrics.port must be between 0 (off) and 65535")
 
 
 _TEMPLATE_NAME = re.compile(r"^[a-z0-9_]{1,512}$")

@@ -37,6 +37,7 @@ from gotong.bot.channels.delivery import (
     Unreachable,
     still_leased,
 )
+from gotong.bot.metrics import RATE_LIMIT_WAITS, SENDS
 from gotong.bot.ratelimit import Limiter, Limits
 from gotong.handlers.catalog import Catalog
 from gotong.handlers.conversations import FORMS
@@ -106,6 +107,8 @@ class Dispatcher:
         self._catalog = catalog
         self._senders = dict(senders)
         self._limiters = {channel: Limiter(limits[channel]) for channel in senders}
+        for channel, limiter in self._limiters.items():
+            limiter.on_wait = RATE_LIMIT_WAITS.labels(channel).inc
         self._settings = settings
         self._clock = clock
         self._channels = sorted(senders)
@@ -438,6 +441,14 @@ class Dispatcher:
     def _result(self, row_id: int, contact_id: int, channel: str, attempts: int,
                 parts_sent: int, outcome: Delivered | DeliveryError, timeouts: int = 0
                 ) -> Result:
+        result = self._outcome(row_id, contact_id, channel, attempts, parts_sent, outcome,
+                               timeouts)
+        SENDS.labels(channel, result.outcome.name.lower()).inc()
+        return result
+
+    def _outcome(self, row_id: int, contact_id: int, channel: str, attempts: int,
+                 parts_sent: int, outcome: Delivered | DeliveryError, timeouts: int
+                 ) -> Result:
         now = self._clock()
         if isinstance(outcome, Delivered):
             return Result(row_id, Outcome.SENT, now, platform_message_id=outcome.message_id,

@@ -20,8 +20,9 @@ from gotong.bot.channels.inbound import InboundSettings
 from gotong.bot.channels.telegram import TelegramChannel
 from gotong.bot.channels.webchat import SCREENS, WebChat
 from gotong.bot.channels.whatsapp import WhatsAppChannel
-from gotong.bot.config import Config
+from gotong.bot.config import Config, WebConfig
 from gotong.bot.dispatcher import Dispatcher, DispatchSettings
+from gotong.bot.metrics import count_dialog, metrics_app
 from gotong.bot.ratelimit import Limits
 from gotong.bot.services import Services, open_services
 from gotong.bot.web import playground
@@ -134,6 +135,7 @@ def attach_dispatcher(services: Services, *channels: Channel | None,
     for channel in present:
         channel.outbox = dispatcher
     services.conversations.on_outbox = dispatcher.wake
+    services.conversations.on_dialog = count_dialog
     return dispatcher
 
 
@@ -194,6 +196,30 @@ def playground_notice(config: Config) -> str:
     return notice
 
 
+def metrics_server(services: Services) -> WebServer | None:
+    """/metrics on its own address (`metrics.port`), or None when it is 0."""
+    wanted = services.config.metrics
+    if not wanted.port:
+        return None
+    return WebServer(metrics_app(services.sessions),
+                     WebConfig(host=wanted.host, port=wanted.port))
+
+
+async def start_metrics(server: WebServer | None) -> WebServer | None:
+    """Serve the metrics if their address is free: the bot runs on without them (and says
+    so) rather than not at all."""
+    if server is None:
+        return None
+    try:
+        await server.start()
+    except OSError as exc:
+        log.error("metrics are not served: their address is taken (%s); give this process "
+                  "a metrics.port of its own", exc.strerror)
+        await server.stop()
+        return None
+    return server
+
+
 def _stop_on_signals() -> asyncio.Event:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -214,12 +240,14 @@ async def run_bot(config: Config) -> None:
     channels = build_channels(config, services)
     dispatcher = attach_dispatcher(services, *channels)
     server = WebServer(build_web_app(services, channels), config.web)
+    metrics = metrics_server(services)
     stop = _stop_on_signals()
     # Stopped after the channels, so that replies still being sent are settled.
     dispatcher_stop = asyncio.Event()
     dispatching: asyncio.Task[None] | None = None
     try:
         await server.start()
+        metrics = await start_metrics(metrics)
         for channel in channels:
             await channel.start()
         dispatching = asyncio.create_task(dispatcher.run(dispatcher_stop))
@@ -237,6 +265,8 @@ async def run_bot(config: Config) -> None:
         if dispatching is not None:
             await dispatching
         await server.stop()
+        if metrics is not None:
+            await metrics.stop()
         await services.close()
 
 
@@ -246,7 +276,9 @@ async def run_dispatcher(config: Config, *, until_idle: bool = False) -> None:
     channels = build_channels(config, services, chat_apps_only=True)
     dispatcher = attach_dispatcher(services, *channels)
     stop = _stop_on_signals()
+    metrics = None if until_idle else metrics_server(services)
     try:
+        metrics = await start_metrics(metrics)
         for channel in channels:
             await channel.open_for_sending()
         if until_idle:
@@ -256,4 +288,6 @@ async def run_dispatcher(config: Config, *, until_idle: bool = False) -> None:
     finally:
         for channel in channels:
             await channel.stop()
+        if metrics is not None:
+            await metrics.stop()
         await services.close()

@@ -105,6 +105,8 @@ class Limiter:
         self._timer: asyncio.TimerHandle | None = None
         self._paused_until = 0.0
         self._next_cleanup = 0.0
+        # Told how long each send that had to wait for a slot waited (for the metrics).
+        self.on_wait: Callable[[float], None] | None = None
 
     def _chat_window(self, chat_id: str) -> Window:
         window = self._chats.get(chat_id)
@@ -128,8 +130,11 @@ class Limiter:
         heapq.heappush(self._waiters,
                        _Waiter(priority, next(self._seq), chat_id, paced, future))
         self._serve()
+        queued_at = self._clock()
         try:
             await future
+            if self.on_wait is not None:
+                self.on_wait(self._clock() - queued_at)
         except asyncio.CancelledError:
             if future.done() and not future.cancelled():
                 self.release(chat_id, paced=paced)  # granted just as we were cancelled

@@ -155,6 +155,9 @@ class Conversations:
         self._clock = clock
         # Called after a commit that wrote outbox rows: wakes a dispatcher in this process.
         self.on_outbox: Callable[[], None] | None = None
+        # Told of each turn of a dialog: the dialog, and "step" (a question answered),
+        # "completed" (the dialog's end reached) or "abandoned" (left before its end).
+        self.on_dialog: Callable[[str, str], None] | None = None
         # Who holds the leases this process takes (its replies' outbox rows, the inbound
         # updates it handles): one name for the process.
         self.owner = process_name()
@@ -265,7 +268,7 @@ class Conversations:
         turn = Turn(work=work, contact=contact, conversation=conversation,
                     incoming=incoming, catalog=self.catalog, areas=self._areas,
                     settings=self._settings, now=now, first_contact=created)
-        step_before = conversation.step
+        step_before, dialog_before = conversation.step, conversation.dialog
         # An action refused is answered and the update completes: it is never run again.
         replies = await answered(route(turn))
         conversation.updated_at = now
@@ -282,9 +285,13 @@ class Conversations:
             work.outbox_due = True
         # Kept even though the commit is still to come: any failure evicts it (handle).
         self._keep_state(contact, conversation)
+        if dialog_before and self.on_dialog is not None:
+            outcome = dialog_outcome(turn.completed, dialog_before, step_before, conversation)
+            if outcome:
+                self.on_dialog(dialog_before, outcome)
         # Kinds and steps only: what people wrote never goes into the logs.
         log.debug("%s %s update at %s/%s -> %s/%s, %d replies", incoming.channel,
-                  incoming.kind.value, conversation.dialog or "-", step_before or "-",
+                  incoming.kind.value, dialog_before or "-", step_before or "-",
                   conversation.dialog or "-", conversation.step or "-", len(replies))
         return Handled(replies, contact_id=contact.id, language=contact.language)
 
@@ -311,6 +318,17 @@ class Conversations:
 
     def command_menu(self, language: str) -> list[tuple[str, str]]:
         return [(name, self.catalog.text(language, key)) for name, key in command_menu(language)]
+
+
+def dialog_outcome(completed: bool, dialog_before: str, step_before: str | None,
+                   conversation: Conversation) -> str | None:
+    """What a turn did to the dialog it found: its end reached, a question answered, the
+    dialog left before its end; None when it stayed on its question (a wrong answer)."""
+    if completed:
+        return "completed"
+    if conversation.dialog != dialog_before:
+        return "abandoned"
+    return "step" if conversation.step != step_before else None
 
 
 async def route(turn: Turn) -> list[Reply]:

@@ -378,6 +378,7 @@ async def _on_summary(turn: Turn, form: Form, option: str) -> list[Reply]:
         replies = await form.submit(turn, {k: v for k, v in answers.items()
                                            if k in applicable or k in form.state_keys})
         conversation.reset()
+        turn.completed = True
         return replies
     field = form.field(option.removeprefix(EDIT_PREFIX)) if option.startswith(EDIT_PREFIX) else None
     if field is None or field.show is None:

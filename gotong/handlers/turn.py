@@ -97,6 +97,8 @@ class Turn:
     first_contact: bool = False
     # What a form read for this update before computing its options (Form.prepare).
     loaded: dict[str, Any] = field(default_factory=dict)
+    # Whether this update brought its dialog to its end (the summary submitted).
+    completed: bool = False
 
     @property
     def session(self) -> AsyncSession:

@@ -145,6 +145,7 @@ def test_the_entry_point_migrates_then_starts(tmp_path: Path) -> None:
         "GOTONG_DATABASE__URL": f"sqlite+aiosqlite:///{database}",
         "GOTONG_PRIVACY__NIK_HASH_KEY": NIK_KEY,
         "GOTONG_WEB__PORT": str(port),
+        "GOTONG_METRICS__PORT": "0",
         "GOTONG_WEB__PLAYGROUND": "on",
     }
     log = tmp_path / "gotong.log"

@@ -109,6 +109,8 @@ def common_env(database_url: str, port: int) -> dict[str, str]:
         "GOTONG_PRIVACY__NIK_HASH_KEY": NIK_KEY,
         "GOTONG_WEB__PORT": str(port),
         "GOTONG_WEB__PLAYGROUND": "off",
+        # Several processes at once, on this machine: metrics are tested on their own.
+        "GOTONG_METRICS__PORT": "0",
         "GOTONG_INBOUND__LEASE_SECONDS": "2",
         "GOTONG_INBOUND__POLL_SECONDS": "0.5",
         "GOTONG_INBOUND__RETRY_BASE_SECONDS": "0.2",

@@ -35,7 +35,9 @@ MESSAGE_MODULES = (PACKAGE_DIR / "models" / "notifications.py",
                    PACKAGE_DIR / "bot" / "channels" / "webchat.py",
                    # The web pages' handlers (flash messages, chart labels, ...).
                    PACKAGE_DIR / "bot" / "web" / "dashboard.py",
-                   PACKAGE_DIR / "bot" / "web" / "public.py")
+                   PACKAGE_DIR / "bot" / "web" / "public.py",
+                   # The error pages' words.
+                   PACKAGE_DIR / "bot" / "web" / "pages.py")
 TEMPLATES_DIR = PACKAGE_DIR / "bot" / "web" / "templates"
 # A page's template is named like a key ("public.html"), and is not one.
 TEMPLATE_SUFFIX = ".html"

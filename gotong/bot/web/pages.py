@@ -26,7 +26,10 @@ SERVICES = web.AppKey("services", Services)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # Errors with words of their own; any other reads as web.error.other.
-ERROR_STATUSES = (400, 403, 404, 405, 408, 413, 415, 421, 500)
+ERROR_KEYS = {400: "web.error.bad_request", 403: "web.error.forbidden",
+              404: "web.error.not_found", 405: "web.error.method", 408: "web.error.timeout",
+              413: "web.error.too_large", 415: "web.error.media_type",
+              421: "web.error.misdirected", 500: "web.error.failed"}
 
 
 def page_language(request: web.Request) -> str:
@@ -69,9 +72,8 @@ def remember_language(response: web.StreamResponse, language: str) -> None:
 
 def error_page(request: web.Request, status: int) -> web.Response:
     """A short page for an error, in the reader's language."""
-    known = status in ERROR_STATUSES
-    return render(request, "error.html", {"status": status,
-                                          "key": f"web.error.{status if known else 'other'}"},
+    return render(request, "error.html",
+                  {"status": status, "key": ERROR_KEYS.get(status, "web.error.other")},
                   status=status)
 
 

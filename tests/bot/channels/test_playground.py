@@ -428,7 +428,7 @@ def test_the_playground_listens_on_loopback_by_default() -> None:
 async def test_gotong_run_without_a_chat_app_serves_the_playground(tmp_path: Path) -> None:
     port = free_port()
     environ = {k: v for k, v in os.environ.items() if not k.startswith("GOTONG_")}
-    environ.update(with_key(GOTONG_WEB__PORT=str(port)))
+    environ.update(with_key(GOTONG_WEB__PORT=str(port), GOTONG_METRICS__PORT="0"))
     process = await asyncio.create_subprocess_exec(
         str(GOTONG), "run", cwd=tmp_path, env=environ, stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT)

@@ -27,7 +27,8 @@ def gotong(*args: str, cwd: Path, env: dict[str, str] | None = None,
            stdin: str = "") -> subprocess.CompletedProcess[str]:
     """Run the console script with only the GOTONG_* variables given."""
     environ = {k: v for k, v in os.environ.items() if not k.startswith("GOTONG_")}
-    environ.update(env or {})
+    # Tests run side by side: no process of theirs takes the metrics' fixed port.
+    environ.update({"GOTONG_METRICS__PORT": "0", **(env or {})})
     return subprocess.run(
         [str(GOTONG), *args], cwd=cwd, env=environ, input=stdin, capture_output=True,
         text=True, timeout=TIMEOUT, check=False,

@@ -34,6 +34,7 @@ async def start_gotong(tmp_path: Path, fake: FakeTelegramAPI, port: int,
         "GOTONG_TELEGRAM__API_BASE_URL": fake.base_url,
         "GOTONG_TELEGRAM__API_FILE_URL": fake.base_file_url,
         "GOTONG_WEB__PORT": str(port),
+        "GOTONG_METRICS__PORT": "0",
         **env,
     })
     return await asyncio.create_subprocess_exec(
