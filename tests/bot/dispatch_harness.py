@@ -126,6 +126,8 @@ async def start_dispatch(tmp_path: Path, fake: FakeTelegramAPI, database_url: st
         "GOTONG_TELEGRAM__TOKEN": fake.token,
         "GOTONG_TELEGRAM__API_BASE_URL": fake.base_url,
         "GOTONG_TELEGRAM__API_FILE_URL": fake.base_file_url,
+        # Several dispatchers side by side: none takes the metrics' fixed port.
+        "GOTONG_METRICS__PORT": "0",
         **{f"GOTONG_{key}": str(value) for key, value in settings.items()},
     })
     # A file rather than a pipe: nobody reads the output while the process runs (and a
