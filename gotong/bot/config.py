@@ -116,6 +116,9 @@ class WebConfig:
     # headers (and, once idle, the next request's) before it is disconnected.
     max_connections: int = 1000
     header_timeout_seconds: int = 10
+    # How long a client may leave our answer untaken (not reading it) before it is
+    # disconnected.
+    write_timeout_seconds: int = 30
 
     @property
     def base_url(self) -> str:
@@ -125,13 +128,13 @@ class WebConfig:
         """Whether a browser's Origin is one of our pages: the public address, or loopback
         on any port (trying it out locally). Never the Host a request names, which a site
         rebinding its DNS name to this server controls; its pages keep their own origin."""
-        parts = urlsplit(origin)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            return False  # "null" and the like
         try:
+            parts = urlsplit(origin)
             name = parts.hostname
         except ValueError:
             return False
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            return False  # "null" and the like
         public = urlsplit(self.base_url)
         return name in LOOPBACK_NAMES or (parts.scheme, parts.netloc.lower()) == (
             public.scheme, public.netloc.lower())
@@ -383,7 +386,7 @@ def _validate_web(web: WebConfig) -> None:
     if web.playground not in ("auto", "on", "off"):
         raise ConfigError("web.playground must be 'auto', 'on' or 'off'")
     for key in ("link_minutes", "session_hours", "idle_minutes", "public_refresh_seconds",
-                "max_connections", "header_timeout_seconds"):
+                "max_connections", "header_timeout_seconds", "write_timeout_seconds"):
         if getattr(web, key) < 1:
             raise ConfigError(f"web.{key} must be at least 1")
 

@@ -60,7 +60,7 @@ class RequestErrorRedaction(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         error = record.exc_info[1] if record.exc_info else None
-        kind = type(error).__name__ if error is not None else "unknown error"
+        kind = type(error).__name__ if error is not None else record.name
         record.msg = "refused a request that could not be read (%s)"
         record.args = (kind,)
         record.exc_info = None
@@ -75,8 +75,14 @@ class RequestErrorRedaction(logging.Filter):
 _REDACTION = RequestErrorRedaction()
 
 
+# aiohttp's loggers that may quote what a client sent: a request it could not parse, a
+# WebSocket's offered protocols, a cookie it refused.
+REDACTED_LOGGERS = ("aiohttp.server", "aiohttp.websocket", "aiohttp.internal")
+
+
 def redact_request_errors() -> None:
-    """Install the redaction on aiohttp's server logger (once)."""
-    server = logging.getLogger("aiohttp.server")
-    if _REDACTION not in server.filters:
-        server.addFilter(_REDACTION)
+    """Install the redaction on aiohttp's loggers that quote clients (once)."""
+    for name in REDACTED_LOGGERS:
+        logger = logging.getLogger(name)
+        if _REDACTION not in logger.filters:
+            logger.addFilter(_REDACTION)

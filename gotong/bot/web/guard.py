@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -81,13 +82,22 @@ def origin_allowed(request: web.Request, origin: str) -> bool:
     return request.app[WEB_CONFIG].own_origin(origin)
 
 
+# A Host header as browsers and chat apps send it: a name or an address, and a port.
+_HOST = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?\.?|\[[0-9A-Fa-f:.]+\])"
+                   r"(?::[0-9]{1,5})?")
+
+
 def host_name(request: web.Request) -> str | None:
-    """The request's Host without its port, lower-cased; None when it has none or it
-    is not a host name at all."""
+    """The request's Host without its port, lower-cased; None when it has none (aiohttp
+    would fall back on the socket's own address) or it is not a plain host[:port]."""
+    host = request.headers.get("Host")
+    if host is None or not _HOST.fullmatch(host):
+        return None
     try:
-        return urlsplit(f"//{request.host}").hostname
+        name = urlsplit(f"//{host}").hostname
     except ValueError:
         return None
+    return name.rstrip(".") if name else None
 
 
 @web.middleware
@@ -130,14 +140,18 @@ def _refuse_larger(request: web.Request, limit: int) -> None:
 
 
 async def read_form(request: web.Request) -> MultiDictProxy[str]:
-    """A dashboard form (urlencoded, small), read within BODY_SECONDS."""
+    """A dashboard form (urlencoded, small), read to its end within BODY_SECONDS."""
+    body = bytearray()
     try:
         async with asyncio.timeout(BODY_SECONDS):
-            body = await request.content.read(FORM_MAX_BYTES + 1)
+            # A body comes in pieces (chunked, or over several packets): read to the end.
+            while chunk := await request.content.read(FORM_MAX_BYTES + 1 - len(body)):
+                body += chunk
+                if len(body) > FORM_MAX_BYTES:
+                    raise web.HTTPRequestEntityTooLarge(max_size=FORM_MAX_BYTES,
+                                                        actual_size=len(body))
     except TimeoutError:
         raise web.HTTPRequestTimeout() from None
-    if len(body) > FORM_MAX_BYTES:
-        raise web.HTTPRequestEntityTooLarge(max_size=FORM_MAX_BYTES, actual_size=len(body))
     try:
         fields = parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False,
                            max_num_fields=MAX_FORM_FIELDS)

@@ -147,7 +147,8 @@ async def staff_work(request: web.Request) -> AsyncIterator[Work]:
             # Read only now: a stranger's POST is refused before its body is.
             form = await read_form(request)
             sent = form.get(CSRF_FIELD)
-            if not isinstance(sent, str) or not hmac.compare_digest(sent, csrf):
+            if not isinstance(sent, str) or not hmac.compare_digest(
+                    sent.encode("utf-8", "surrogateescape"), csrf.encode()):
                 audit(session, at, "dashboard_form", "bad csrf", contact_id=live.contact_id)
                 await session.commit()
                 log.warning("refused a dashboard form without the right CSRF token")

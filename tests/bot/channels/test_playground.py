@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import re
 from collections.abc import AsyncIterator
@@ -175,7 +176,8 @@ async def test_the_page_shows_four_screens(playground: Playground) -> None:
 
 
 async def test_an_unknown_screen_and_a_foreign_origin_are_refused(
-        playground: Playground) -> None:
+        playground: Playground, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
     client = playground.client
     assert (await client.get("/playground/ws/operator")).status == 404
     with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
@@ -187,9 +189,12 @@ async def test_an_unknown_screen_and_a_foreign_origin_are_refused(
                                 headers={"Host": "rebind.evil.example"})
     assert refused.value.status == 421
     own = str(client.make_url("")).rstrip("/")
-    socket = await client.ws_connect("/playground/ws/household", origin=own)
+    socket = await client.ws_connect("/playground/ws/household", origin=own,
+                                     protocols=("offered-protocol-secret",))
     assert (await Phone(socket).opened()).history == []
     await socket.close()
+    # What a client offers is not quoted in the log.
+    assert "offered-protocol-secret" not in caplog.text
 
 
 async def test_the_household_starts_registering_and_a_reload_replays_it(

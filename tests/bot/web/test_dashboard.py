@@ -5,6 +5,7 @@ only."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -513,3 +514,39 @@ async def test_a_failed_delivery_is_settled_from_the_reviews_page(site: Site) ->
     assert await world.statuses([household]) == ["verified"]
     assert await world.stock(aggregator) == 1
     assert ("review_x", "done") in [a[:2] for a in await audit_entries(site.services)]
+
+
+async def test_a_form_is_read_whole_however_it_arrives(site: Site) -> None:
+    """A body in pieces (as over a real network) is read to its end: the token that comes
+    last counts, and a body that grows past the limit is refused, never cut short."""
+    aggregator = await site.world.aggregator(TIMUR)
+    browser = await site.sign_in(await join(site.world, aggregator, "staff-1"))
+    token = await browser.csrf()
+    port = int(site.base.rsplit(":", 1)[1])
+
+    async def post(pieces: list[bytes], chunked: bool = False) -> int:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        length = b"Transfer-Encoding: chunked" if chunked else \
+            b"Content-Length: " + str(sum(map(len, pieces))).encode()
+        writer.write(b"POST /dashboard/requests/999999/verify HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                     b"Cookie: gotong_session=" + browser.cookie.encode() + b"\r\n"
+                     b"Content-Type: application/x-www-form-urlencoded\r\n" + length
+                     + b"\r\nConnection: close\r\n\r\n")
+        for piece in pieces:
+            await asyncio.sleep(0.1)
+            writer.write(b"%x\r\n%s\r\n" % (len(piece), piece) if chunked else piece)
+            await writer.drain()
+        if chunked:
+            writer.write(b"0\r\n\r\n")
+        status = int((await reader.readline()).split()[1])
+        writer.close()
+        return status
+
+    note = b"note=" + b"a" * 3000 + b"&"
+    # The form reached the view whole: a request that is not there (404), not a bad token.
+    assert await post([note, b"csrf=" + token.encode()]) == 404
+    assert await post([note, b"csrf=" + token.encode()], chunked=True) == 404
+    assert await post([b"csrf=" + token.encode() + b"&", b"x=" + b"b" * 100_000],
+                      chunked=True) == 413
+    # A token that is not even ASCII is a wrong token.
+    assert await post([b"csrf=%C3%A9"]) == 403

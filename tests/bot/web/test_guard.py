@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
@@ -90,7 +91,8 @@ async def start(services: Services, **web_changes: object) -> Running:
 
 @pytest.fixture
 async def site(services: Services) -> AsyncIterator[Running]:
-    running = await start(services, header_timeout_seconds=1, max_connections=6,
+    running = await start(services, header_timeout_seconds=1, write_timeout_seconds=1,
+                          max_connections=6,
                           public_url="https://aid.example.org",
                           allowed_hosts=("10.0.0.7",))
     try:
@@ -112,19 +114,25 @@ async def test_a_cookie_of_bytes_that_are_not_text_is_no_session(site: Running) 
 
 async def test_requests_for_hosts_that_are_not_ours_are_refused(site: Running) -> None:
     for host in (b"rebind.evil.example", b"rebind.evil.example:8080", b"aid.example.org.evil",
-                 b"", b"[bad"):
+                 b"evil.example@127.0.0.1", b"127.0.0.1:80:80", b"127.0.0.1#.evil", b"",
+                 b"[bad"):
         answer = await ask(site.port, request("/dashboard", host=host))
         assert answer.status in (400, 421), host
         assert answer.status == 421 or not host or host.startswith(b"[")
+    # No Host at all (HTTP/1.0): not ours either, whatever socket it came to.
+    answer = await ask(site.port, b"GET /dashboard HTTP/1.0\r\n\r\n")
+    assert answer.status == 421
     for host in (b"127.0.0.1", b"localhost:8080", b"aid.example.org", b"AID.example.org:443",
                  b"10.0.0.7", b"[::1]:8080"):
         answer = await ask(site.port, request("/healthz", host=host))
         assert answer.status == 200, host
     # A page served by a rebinding site would post with its own origin: refused too.
-    answer = await ask(site.port, request(
-        "/dashboard/requests/1/verify", b"Origin: http://rebind.evil.example",
-        b"Content-Type: application/x-www-form-urlencoded", method=b"POST", body=b"csrf=x"))
-    assert answer.status == 403
+    for origin in (b"http://rebind.evil.example", b"http://[bad", b"null"):
+        answer = await ask(site.port, request(
+            "/dashboard/requests/1/verify", b"Origin: " + origin,
+            b"Content-Type: application/x-www-form-urlencoded", method=b"POST",
+            body=b"csrf=x"))
+        assert answer.status == 403, origin
 
 
 async def test_a_strangers_post_is_refused_before_its_body_is_read(site: Running) -> None:
@@ -177,16 +185,64 @@ async def test_slow_headers_are_cut_off(site: Running) -> None:
 
 
 async def test_connections_beyond_the_limit_are_turned_away(site: Running) -> None:
-    idle = [await asyncio.open_connection("127.0.0.1", site.port) for _ in range(6)]
+    # A burst: accepted together, before the server has taken any of them.
+    opened = await asyncio.gather(*(asyncio.open_connection("127.0.0.1", site.port)
+                                    for _ in range(60)))
     try:
-        await asyncio.sleep(0.1)
-        answer = await ask(site.port, request("/healthz"))
-        assert answer.status == 503
+        await asyncio.sleep(0.3)
+        held = 0
+        for reader, _ in opened:
+            try:
+                head = await asyncio.wait_for(reader.read(4096), 0.05)
+            except TimeoutError:
+                held += 1  # open, and waiting for a request
+                continue
+            assert head.startswith(b"HTTP/1.1 503 ")
+            answer = parse(head)
+            assert answer.headers["server"] == "Gotong"
+            assert answer.headers["cache-control"] == "no-store"
+            assert "frame-ancestors 'none'" in answer.headers["content-security-policy"]
+        assert held == 6
     finally:
-        for _, writer in idle:
+        for _, writer in opened:
             writer.close()
     await asyncio.sleep(0.2)
     assert (await ask(site.port, request("/healthz"))).status == 200
+
+
+async def test_a_client_that_does_not_take_its_answers_is_cut_off(site: Running) -> None:
+    """Many requests at once, and nothing read back: the answers stop fitting, and after
+    web.write_timeout_seconds (1 s here) the connection is closed."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.setblocking(False)
+    await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", site.port))
+    _, writer = await asyncio.open_connection(sock=sock)
+    try:
+        writer.write(b"GET /public HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" * 300)
+        await writer.drain()
+        before = site.server.connections.open
+        assert before >= 1
+        for _ in range(40):
+            await asyncio.sleep(0.25)
+            if site.server.connections.open < before:
+                break
+        assert site.server.connections.open < before
+    finally:
+        writer.close()
+
+
+async def test_what_aiohttp_cannot_parse_is_answered_in_our_words(site: Running) -> None:
+    for raw in (b"FOO /dashboard HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+                b"GET /dashboard/signin/" + SECRET_TOKEN.encode() + b" HTTP/1.1 junk\r\n\r\n",
+                b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"):
+        answer = await ask(site.port, raw)
+        assert answer.status == 400
+        assert answer.headers["server"] == "Gotong"
+        assert answer.headers["cache-control"] == "no-store"
+        assert "frame-ancestors 'none'" in answer.headers["content-security-policy"]
+        assert SECRET_TOKEN not in answer.text and "aaaa" not in answer.text
+        assert "could not be read" in answer.text
 
 
 async def test_errors_are_short_pages_in_the_readers_language(site: Running) -> None:
