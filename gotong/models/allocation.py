@@ -151,7 +151,8 @@ async def allocate(session: AsyncSession, areas: AreaDirectory, aggregator_id: i
         outcome.notices += await announce(
             session, Event.REQUEST_ALLOCATED,
             Subject(request=request, params={"category": {"key": f"category.{category}"},
-                                             "quantity": per_household}),
+                                             "quantity": per_household},
+                    delivery_ids=(delivery.id,)),
             now, actor_contact_id=staff_contact_id)
     for pledge in touched.values():
         await session.refresh(pledge)

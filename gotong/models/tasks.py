@@ -381,7 +381,8 @@ async def leave(session: AsyncSession, volunteer: Volunteer, now: datetime) -> l
         return []
     return await announce(session, Event.TASKS_RETURNED, Subject(
         aggregator_id=volunteer.aggregator_id,
-        params={"volunteer": volunteer.first_name, "count": len(returned)}),
+        params={"volunteer": volunteer.first_name, "count": len(returned)},
+        delivery_ids=tuple(d.id for d in returned)),
         now, volunteer.contact_id)
 
 
