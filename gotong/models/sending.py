@@ -331,6 +331,17 @@ async def status_counts(session: AsyncSession, broadcast_id: int | None = None
     return {status: count for status, count in (await session.execute(query)).all()}
 
 
+async def skip_reasons(session: AsyncSession) -> dict[str, int]:
+    """Why the rows kept were skipped (opted out, unreachable, overtaken, outdated), with
+    how many each, most first (for the operator)."""
+    rows = await session.execute(
+        select(OutboxMessage.last_error, func.count())
+        .where(OutboxMessage.status == OutboxStatus.SKIPPED)
+        .group_by(OutboxMessage.last_error)
+        .order_by(func.count().desc(), OutboxMessage.last_error))
+    return {reason or "unknown": count for reason, count in rows.all()}
+
+
 async def latest_failures(session: AsyncSession, limit: int = 10) -> list[OutboxMessage]:
     """The most recent rows given up on, newest first (for the operator)."""
     result = await session.scalars(
