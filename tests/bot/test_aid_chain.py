@@ -162,6 +162,8 @@ async def test_the_aid_chain_from_request_to_allocation_and_who_hears_what(
     await staff.tap("Tolak")
     [reply] = await staff.tap("data tidak lengkap atau salah")
     assert reply.text.startswith(f"{rudi_ref} ditolak")
+    # The households hear of it before aid is allocated (after, "verified" is outdated).
+    await wait_settled(services)
 
     # 5. A donor pledges 10 staple food packages to the aggregator, brought to the posko.
     maria = bot.person(7004, language="en", first_name="Maria")
