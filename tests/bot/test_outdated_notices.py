@@ -72,6 +72,14 @@ class TelegramChat(Chat):
         return await super().handle(replace(incoming, channel="telegram"))
 
 
+async def contact_of(services: Services, chat: Chat) -> int:
+    async with services.sessions() as session:
+        contact_id = await session.scalar(select(Contact.id).where(
+            Contact.channel == "telegram", Contact.chat_id == chat.chat_id))
+    assert contact_id is not None
+    return contact_id
+
+
 def key_of(catalog: Catalog, language: str, text: str) -> str:
     """The catalog key of a notice the fake received (the longest template it fits)."""
     fits = []
@@ -83,7 +91,7 @@ def key_of(catalog: Catalog, language: str, text: str) -> str:
     return max(fits, key=lambda k: len(catalog.raw(language, k)))
 
 
-class Outdated:
+class Scene:
     """The world of a scenario, its Telegram contacts, and what each one got."""
 
     def __init__(self, services: Services, fake: FakeTelegramAPI, mile: Mile) -> None:
@@ -93,7 +101,7 @@ class Outdated:
 
     @classmethod
     async def make(cls, services: Services, fake: FakeTelegramAPI, stock: int
-                   ) -> Outdated:
+                   ) -> Scene:
         mile = await Mile(services).setup(stock=stock)
         async with services.sessions() as session, session.begin():
             staff = await session.get(Contact, mile.world.staff_id)
@@ -215,7 +223,7 @@ class Outdated:
 async def test_news_of_a_request_taken_back_or_reviewed_meanwhile(
         config: Config, services: Services, fake: FakeTelegramAPI) -> None:
     """REQUEST_SUBMITTED (staff's digest), REQUEST_VERIFIED, REQUEST_REJECTED."""
-    scene = await Outdated.make(services, fake, stock=0)
+    scene = await Scene.make(services, fake, stock=0)
     world, timur = scene.mile.world, scene.mile.village
     # Staff of a second aggregator, in Jakarta Barat, where a request still waits.
     barat = await world.aggregator("Jakarta Barat")
@@ -261,7 +269,7 @@ async def test_aid_taken_back_and_allocated_again_is_told_as_it_is_now(
         config: Config, services: Services, fake: FakeTelegramAPI) -> None:
     """REQUEST_ALLOCATED, REQUEST_REQUEUED, DELIVERY_FAILED (household, and staff's digest),
     DELIVERY_OPEN, and the task card of a failed delivery."""
-    scene = await Outdated.make(services, fake, stock=2)
+    scene = await Scene.make(services, fake, stock=2)
     mile = scene.mile
     volunteer = await mile.volunteer()
     first, kept = await mile.deliveries(2)
@@ -299,7 +307,7 @@ async def test_a_delivery_given_to_another_volunteer_or_taken_back(
         config: Config, services: Services, fake: FakeTelegramAPI) -> None:
     """DELIVERY_ASSIGNED (household and volunteer), DELIVERY_LOCKED, TASK_REASSIGNED_AWAY,
     TASK_CANCELLED, DELIVERY_OPEN."""
-    scene = await Outdated.make(services, fake, stock=3)
+    scene = await Scene.make(services, fake, stock=3)
     mile = scene.mile
     budi = await mile.volunteer()
     sari = await mile.volunteer("Sari Dewi")
@@ -355,7 +363,7 @@ async def test_news_of_aid_under_way_that_reached_the_household_meanwhile(
         config: Config, services: Services, fake: FakeTelegramAPI) -> None:
     """DELIVERY_ON_THE_WAY, REQUEST_DELIVERED, DELIVERY_AWAITING_REVIEW (staff's digest),
     DELIVERY_PROOF_REJECTED, PLEDGE_RECEIVED, PLEDGE_PROGRESS, PLEDGE_COMPLETED."""
-    scene = await Outdated.make(services, fake, stock=2)
+    scene = await Scene.make(services, fake, stock=2)
     mile = scene.mile
     # A second pledge; the first (2 packages) goes first, then this one.
     second_pledge = await mile.world.pledge(mile.aggregator, 3, received=3)
@@ -414,7 +422,7 @@ async def test_disputes_settled_before_staff_heard_of_them(
         config: Config, services: Services, fake: FakeTelegramAPI) -> None:
     """DELIVERY_DISPUTED (staff's digest), DISPUTE_DISMISSED, DISPUTE_UPHELD, and
     REQUEST_DELIVERED, which stays a fact."""
-    scene = await Outdated.make(services, fake, stock=2)
+    scene = await Scene.make(services, fake, stock=2)
     mile = scene.mile
     volunteer = await mile.volunteer()
     dismissed, upheld = await mile.deliveries(2)
@@ -442,7 +450,7 @@ async def test_disputes_settled_before_staff_heard_of_them(
 async def test_tasks_handed_back_that_found_a_volunteer_meanwhile(
         config: Config, services: Services, fake: FakeTelegramAPI) -> None:
     """TASKS_RETURNED."""
-    scene = await Outdated.make(services, fake, stock=2)
+    scene = await Scene.make(services, fake, stock=2)
     mile = scene.mile
     budi, sari = await mile.volunteer(), await mile.volunteer("Sari Dewi")
     andi = await mile.volunteer("Andi Wijaya")
@@ -470,7 +478,7 @@ async def test_volunteers_decided_on_who_left_or_signed_up_again(
         config: Config, services: Services, fake: FakeTelegramAPI) -> None:
     """VOLUNTEER_PENDING (staff's digest), VOLUNTEER_APPROVED, VOLUNTEER_DECLINED, through
     the chats of the volunteers and of staff."""
-    scene = await Outdated.make(services, fake, stock=0)
+    scene = await Scene.make(services, fake, stock=0)
     mile = scene.mile
     world, district = mile.world, mile.world.district_of(mile.village)
     # A second staff member decides in chat; the first hears the digest on Telegram.
@@ -512,21 +520,13 @@ async def test_volunteers_decided_on_who_left_or_signed_up_again(
 
     await scene.dispatch(config)
 
-    contacts = {name: await scene_contact(services, chat) for name, chat in chats.items()}
+    contacts = {name: await contact_of(services, chat) for name, chat in chats.items()}
     assert await scene.rows(contacts["left"]) == [("notice.volunteer_approved", *OUTDATED)]
     assert await scene.heard(contacts["approved"]) == ["notice.volunteer_approved"]
     assert await scene.rows(contacts["again"]) == [("notice.volunteer_declined", *OUTDATED)]
     assert await scene.heard(contacts["declined"]) == ["notice.volunteer_declined"]
     assert await scene.rows(world.staff_id) == [
         ("notice.volunteer_pending", *OUTDATED), ("notice.volunteer_pending", *SENT)]
-
-
-async def scene_contact(services: Services, chat: Chat) -> int:
-    async with services.sessions() as session:
-        contact_id = await session.scalar(select(Contact.id).where(
-            Contact.channel == "telegram", Contact.chat_id == chat.chat_id))
-    assert contact_id is not None
-    return contact_id
 
 
 async def test_a_reminder_of_a_dialog_the_person_came_back_to(
@@ -548,10 +548,10 @@ async def test_a_reminder_of_a_dialog_the_person_came_back_to(
     clock.now += timedelta(minutes=1)
     await back.say("Siti Aminah")  # came back before the reminder went out
 
-    scene = Outdated(services, fake, Mile(services))
+    scene = Scene(services, fake, Mile(services))
     await scene.dispatch(config, clock=clock)
 
-    assert await scene.rows(await scene_contact(services, back)) == [
+    assert await scene.rows(await contact_of(services, back)) == [
         ("notice.dialog_unfinished", *OUTDATED)]
-    assert await scene.heard(await scene_contact(services, away)) == [
+    assert await scene.heard(await contact_of(services, away)) == [
         "notice.dialog_unfinished"]
