@@ -103,12 +103,12 @@ from gotong.models.help_request import (
     REFERENCE_PREFIX,
     VULNERABILITIES,
     HelpRequest,
-    RequestStatus,
     identity_key,
     queue_of,
 )
 from gotong.models.pledge import CATEGORIES
 from gotong.models.priority import queue_rank
+from gotong.models.request_status import RequestStatus
 
 PROJECT = Path(__file__).resolve().parents[1]
 PG_ENV = "GOTONG_TEST_DATABASE_URL"

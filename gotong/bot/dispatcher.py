@@ -265,7 +265,8 @@ class Dispatcher:
                 rows = await route_to_person(connection, rows, self._settings.linked_delivery,
                                              self._channels)
         if skipped:
-            log.info("skipped %d outbox rows (opted out or unreachable)", skipped)
+            log.info("skipped %d outbox rows (opted out, unreachable, overtaken or outdated)",
+                     skipped)
         for row in rows:
             if row.id in self._held:
                 continue  # still ours: its lease ran out only while the loop was held up

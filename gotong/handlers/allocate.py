@@ -24,9 +24,10 @@ from gotong.handlers.validators import Invalid, parse_id, parse_quantity, parse_
 from gotong.models.aggregator import covered_areas, get_aggregator
 from gotong.models.allocation import propose
 from gotong.models.audit import audit
-from gotong.models.help_request import HelpRequest, RequestStatus, served_since
+from gotong.models.help_request import HelpRequest, served_since
 from gotong.models.pledge import CATEGORIES, max_quantity
 from gotong.models.priority import score_parts
+from gotong.models.request_status import RequestStatus
 from gotong.models.stock import stock_of
 
 CONTEXT = "al"

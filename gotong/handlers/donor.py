@@ -30,7 +30,7 @@ from gotong.handlers.validators import (
     parse_short_text,
 )
 from gotong.models.aggregator import covered_areas
-from gotong.models.help_request import HelpRequest, RequestStatus
+from gotong.models.help_request import HelpRequest
 from gotong.models.pledge import (
     CATEGORIES,
     Handover,
@@ -39,6 +39,7 @@ from gotong.models.pledge import (
     create_pledge,
     max_quantity,
 )
+from gotong.models.request_status import RequestStatus
 from gotong.models.stock import stock_of
 
 log = logging.getLogger(__name__)

@@ -22,13 +22,13 @@ from gotong.models.audit import audit
 from gotong.models.delivery import UNDER_WAY, Delivery, DeliveryStatus
 from gotong.models.help_request import (
     HelpRequest,
-    RequestStatus,
     mark_duplicate,
     reject_request,
     verify_request,
 )
 from gotong.models.outbox import Notice
 from gotong.models.pledge import Pledge, PledgeStatus
+from gotong.models.request_status import RequestStatus
 from gotong.models.rules import NotAllowed
 from gotong.models.stock import receive_pledge
 from gotong.models.tasks import assign, cancel, resolve_dispute, review_proof, volunteers_for

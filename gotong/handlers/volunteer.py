@@ -114,7 +114,8 @@ async def _submit(turn: Turn, answers: Answers) -> list[Reply]:
     if volunteer.status == VolunteerStatus.APPROVED:
         return [Reply(text=turn.t("volunteer.approved_now", name=aggregator.name))]
     await announce(turn.session, Event.VOLUNTEER_PENDING,
-                   Subject(aggregator_id=aggregator.id), turn.now, turn.contact.id)
+                   Subject(aggregator_id=aggregator.id, volunteer_id=volunteer.id), turn.now,
+                   turn.contact.id)
     return [Reply(text=turn.t("volunteer.pending", name=aggregator.name))]
 
 
@@ -213,7 +214,8 @@ async def on_approval(turn: Turn, option: str) -> list[Reply]:
           "done", contact_id=turn.contact.id, aggregator_id=volunteer.aggregator_id)
     await announce(turn.session, Event.VOLUNTEER_APPROVED if approved
                    else Event.VOLUNTEER_DECLINED,
-                   Subject(contact_id=volunteer.contact_id), turn.now, turn.contact.id)
+                   Subject(contact_id=volunteer.contact_id, volunteer_id=volunteer.id),
+                   turn.now, turn.contact.id)
     done = turn.t("volunteer.approved" if approved else "volunteer.declined",
                   name=volunteer.name)
     return await show_pending(turn, prefix=done)

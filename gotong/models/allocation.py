@@ -24,10 +24,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gotong.models.area import AreaDirectory
 from gotong.models.delivery import SERVING_STATUSES, Delivery, DeliverySource, DeliveryStatus
-from gotong.models.help_request import HelpRequest, RequestEvent, RequestStatus, served_since
+from gotong.models.help_request import HelpRequest, RequestEvent, served_since
 from gotong.models.notifications import Event, Subject, announce
 from gotong.models.outbox import Notice
 from gotong.models.pledge import Pledge, PledgeStatus
+from gotong.models.request_status import RequestStatus
 from gotong.models.stock import add_stock, take_stock
 
 # Candidates read per query while looking past households in their cool-down.
@@ -150,7 +151,8 @@ async def allocate(session: AsyncSession, areas: AreaDirectory, aggregator_id: i
         outcome.notices += await announce(
             session, Event.REQUEST_ALLOCATED,
             Subject(request=request, params={"category": {"key": f"category.{category}"},
-                                             "quantity": per_household}),
+                                             "quantity": per_household},
+                    delivery_ids=(delivery.id,)),
             now, actor_contact_id=staff_contact_id)
     for pledge in touched.values():
         await session.refresh(pledge)

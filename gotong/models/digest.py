@@ -19,10 +19,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from gotong.models.base import Base
-from gotong.models.outbox import Notice, Purpose, enqueue
+from gotong.models.outbox import About, Notice, Purpose, enqueue
 
 # Digests turned into messages per pass; the rest wait for the next one.
 BATCH = 500
+# Subjects a digest keeps for the check at sending; news of more than this many in one
+# interval is sent whatever became of them (so many have hardly all moved on).
+MAX_SUBJECTS = 100
 
 
 class Digest(Base):
@@ -41,19 +44,52 @@ class Digest(Base):
     # Set when there is news not yet sent; cleared when it is.
     changed_at: Mapped[datetime | None]
     sent_at: Mapped[datetime | None]
+    # What the news not yet sent is about (see outbox.About): every subject noted since
+    # the last message; None when the news is worth sending whatever became of them.
+    still: Mapped[str | None] = mapped_column(String(40))
+    subject_ids: Mapped[list[int] | None] = mapped_column(JSON)
+
+    def about(self) -> About | None:
+        # No assignment: the rules of digests ask of a delivery's state, not of whom it
+        # was given to.
+        if self.still is None or not self.subject_ids:
+            return None
+        return About(self.still, tuple(self.subject_ids))
+
+    def note(self, about: About | None) -> None:
+        """Add the subject of a change to those of the news not yet sent."""
+        if self.changed_at is None:
+            # Nothing waits: the next message tells of this change alone.
+            self.still = about.still if about else None
+            self.subject_ids = list(about.ids) if about else None
+            return
+        if about is None or self.still != about.still or self.subject_ids is None:
+            self.still, self.subject_ids = None, None
+            return
+        ids = list(dict.fromkeys([*self.subject_ids, *about.ids]))
+        if len(ids) > MAX_SUBJECTS:
+            self.still, self.subject_ids = None, None
+        else:
+            # A new list, not the old one changed in place: the ORM sees assignments only.
+            self.subject_ids = ids
 
 
 async def note_change(session: AsyncSession, contact_id: int, topic: str, key: str,
-                      params: Mapping[str, Any], essential: bool, now: datetime) -> None:
+                      params: Mapping[str, Any], essential: bool, now: datetime,
+                      about: About | None = None) -> None:
     """Keep the latest news of a topic for a person, to be sent by the next pass."""
     digest = await session.scalar(select(Digest).where(Digest.contact_id == contact_id,
                                                        Digest.topic == topic))
     if digest is None:
         # A concurrent first change of the same topic fails the unique constraint and the
         # unit of work is run again, then finding this row.
-        session.add(Digest(contact_id=contact_id, topic=topic, message_key=key,
-                           params=dict(params), essential=essential, changed_at=now))
+        digest = Digest(contact_id=contact_id, topic=topic, message_key=key,
+                        params=dict(params), essential=essential)
+        digest.note(about)
+        digest.changed_at = now
+        session.add(digest)
         return
+    digest.note(about)
     digest.message_key, digest.params, digest.essential = key, dict(params), essential
     digest.changed_at = digest.changed_at or now
 
@@ -78,7 +114,7 @@ async def send_digests(session: AsyncSession, now: datetime, interval: timedelta
     for digest in digests:
         enqueue(session, Notice(contact_id=digest.contact_id, key=digest.message_key,
                                 params=digest.params, purpose=Purpose.STATUS,
-                                essential=digest.essential), now)
+                                essential=digest.essential, about=digest.about()), now)
         digest.changed_at = None
         digest.sent_at = now
     await session.flush()

@@ -14,10 +14,11 @@ from gotong.models.allocation import pledge_progress
 from gotong.models.area import AreaDirectory
 from gotong.models.delivery import UNDER_WAY, Delivery, DeliveryStatus
 from gotong.models.digest import drop_pending
-from gotong.models.help_request import HelpRequest, RequestEvent, RequestStatus
+from gotong.models.help_request import HelpRequest, RequestEvent
 from gotong.models.notifications import Event, Subject, announce, pledge_topic
 from gotong.models.outbox import Notice
 from gotong.models.pledge import Pledge
+from gotong.models.request_status import RequestStatus
 from gotong.models.rules import write_guarded
 
 # A delivery can be confirmed from any state before the household has it.

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import enum
 import re
 import secrets
 import unicodedata
@@ -22,20 +21,8 @@ from gotong.models.notifications import Event, Subject, announce
 from gotong.models.outbox import Notice
 from gotong.models.person import person_contact_ids, same_person
 from gotong.models.priority import queue_rank
+from gotong.models.request_status import RequestStatus
 from gotong.models.rules import NotAllowed, write_guarded
-
-
-class RequestStatus(enum.StrEnum):
-    SUBMITTED = "submitted"
-    VERIFIED = "verified"
-    REJECTED = "rejected"
-    ALLOCATED = "allocated"
-    OUT_FOR_DELIVERY = "out_for_delivery"
-    DELIVERED = "delivered"
-    FAILED = "failed"
-    CLOSED = "closed"
-    CANCELLED = "cancelled"
-
 
 # What a household can still take back: nothing has been allocated to it yet.
 CANCELLABLE_STATUSES = (RequestStatus.SUBMITTED, RequestStatus.VERIFIED)

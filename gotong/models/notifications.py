@@ -2,7 +2,8 @@
 
 Every domain operation that changes the state of aid calls `announce` with what happened.
 The rule for that event names the audiences (the household, later the donors, volunteers
-and staff concerned) and the message each one gets. Each recipient gets an outbox row in
+and staff concerned), the message each one gets, and what must still hold for that
+message to be worth sending when it finally goes out. Each recipient gets an outbox row in
 the same transaction, except the person who made the change: they are answering the bot
 right now, so their message comes back to be part of the direct reply.
 """
@@ -22,8 +23,11 @@ from sqlalchemy.orm import aliased
 
 from gotong.models.aggregator import AggregatorArea, StaffMember
 from gotong.models.area import Area
+from gotong.models.delivery import UNDER_WAY, DeliveryStatus
 from gotong.models.digest import note_change
-from gotong.models.outbox import Notice, Purpose, enqueue
+from gotong.models.outbox import About, Notice, Purpose, enqueue
+from gotong.models.pledge import PledgeStatus
+from gotong.models.request_status import RequestStatus
 from gotong.models.volunteer import Volunteer, VolunteerArea, VolunteerStatus
 
 # What an announcement reads of the aid it is about. Protocols rather than the models
@@ -31,6 +35,8 @@ from gotong.models.volunteer import Volunteer, VolunteerArea, VolunteerStatus
 
 
 class AnnouncedRequest(Protocol):
+    @property
+    def id(self) -> int: ...
     @property
     def reference(self) -> str: ...
     @property
@@ -115,9 +121,157 @@ class Subject:
     params: Mapping[str, Any] | None = None
     # For a reminder: the main menu item that resumes the dialog.
     menu_item: str | None = None
+    # What the news is about where no field above names it, for the check at sending:
+    # the volunteer it is about (signed up, decided on), the deliveries (allocated,
+    # handed back), the conversation a reminder is about.
+    volunteer_id: int | None = None
+    delivery_ids: tuple[int, ...] = ()
+    conversation_id: int | None = None
 
 
 Recipients = Callable[[AsyncSession, Subject], Awaitable[list[int]]]
+
+
+# --- what must still hold when a notice is sent -------------------------------------
+#
+# A notice can wait in the outbox a while: the platforms' limits, WhatsApp's 24 hours,
+# a dispatcher that was down, retries. By the time it goes out, what it tells of may have
+# moved on: the open delivery taken by another volunteer, the verified request taken
+# back, the task given to someone else. An audience's `still` says what must still hold
+# of the subject for its notice to be worth sending; the dispatcher checks it in the
+# transaction that claims the row (models/subjects.py) and skips the notice as
+# "outdated" when it no longer holds. No `still`: the news is a fact that stays true once
+# it happened (delivered, cancelled, rejected), and is always sent; what followed it is
+# told after it, in order.
+
+
+class SubjectKind(enum.StrEnum):
+    """The rows a notice can be about."""
+
+    REQUEST = "request"
+    DELIVERY = "delivery"
+    PLEDGE = "pledge"
+    VOLUNTEER = "volunteer"
+    CONVERSATION = "conversation"
+
+
+@dataclass(frozen=True)
+class Current:
+    """A notice's subject as it is when the notice is about to be sent."""
+
+    status: str
+    # A delivery: its volunteer and code (a new code each time it is given to a
+    # volunteer), whether the household disputes it, whether wrong codes locked it.
+    volunteer_id: int | None = None
+    assignment: str | None = None
+    disputed: bool = False
+    locked: bool = False
+    # A pledge: all that was received has reached households.
+    finished: bool = False
+    # A conversation (whose status is its dialog): nothing was said in it since the
+    # reminder.
+    untouched: bool = False
+
+
+@dataclass(frozen=True)
+class Still:
+    """What must still hold of a notice's subject for the notice to be worth sending.
+
+    `holds` is given the subject as it is now, and the delivery's giving to a volunteer
+    that the notice told of (its code then; None for other news).
+    """
+
+    kind: SubjectKind
+    holds: Callable[[Current, str | None], bool]
+
+    @property
+    def name(self) -> str:
+        # Stored with each row. A rule renamed leaves the rows written before it with a
+        # name no longer known, and those are sent, as before there were rules.
+        return f"{self.kind}.{self.holds.__name__}"
+
+
+def waits_for_review(now: Current, told: str | None) -> bool:
+    """The request still waits for staff to verify or reject it, and was not taken
+    back."""
+    return now.status == RequestStatus.SUBMITTED
+
+
+def verified(now: Current, told: str | None) -> bool:
+    """The request is verified and waits for aid: not taken back, and no aid allocated
+    since (that news follows, and says more)."""
+    return now.status == RequestStatus.VERIFIED
+
+
+def still_coming(now: Current, told: str | None) -> bool:
+    """The aid set aside has neither reached the household nor been taken back."""
+    return now.status not in (DeliveryStatus.DELIVERED, DeliveryStatus.CANCELLED)
+
+
+def open_for_volunteers(now: Current, told: str | None) -> bool:
+    """The delivery still waits for a volunteer: none has taken it or been given it, and
+    it was not taken back."""
+    return now.status == DeliveryStatus.ALLOCATED and now.volunteer_id is None
+
+
+def with_the_volunteer_named(now: Current, told: str | None) -> bool:
+    """The delivery is still with the volunteer the notice named, and its code the one it
+    gave (given to another, or to the same one again, it has a new code, told in a notice
+    of its own), and the household has not confirmed it: under way, or delivered with a
+    photo staff have not yet accepted."""
+    return now.assignment == told and now.status in (
+        *UNDER_WAY, DeliveryStatus.AWAITING_REVIEW)
+
+
+def assigned_to_them(now: Current, told: str | None) -> bool:
+    """The task is still theirs as it was given to them, and they have not picked it up
+    (then they know it)."""
+    return now.assignment == told and now.status == DeliveryStatus.ASSIGNED
+
+
+def on_the_way_with_them(now: Current, told: str | None) -> bool:
+    """The delivery is still on the way with the volunteer the notice is about: not
+    handed over, failed, sent for review with a photo, nor given to someone else."""
+    return now.assignment == told and now.status == DeliveryStatus.ON_THE_WAY
+
+
+def needs_staff(now: Current, told: str | None) -> bool:
+    """The delivery still waits for staff's decision, as /review lists them: failed, a
+    photo to review, disputed, or locked after wrong codes."""
+    return (now.status in (DeliveryStatus.FAILED, DeliveryStatus.AWAITING_REVIEW)
+            or now.disputed or (now.locked and now.status in UNDER_WAY))
+
+
+def locked(now: Current, told: str | None) -> bool:
+    """The delivery is still locked after the wrong codes the notice tells of: not given
+    to a volunteer again, nor taken back."""
+    return now.assignment == told and now.locked and now.status in UNDER_WAY
+
+
+def unfinished(now: Current, told: str | None) -> bool:
+    """Not all of the pledge has reached households (then "all delivered" was sent at
+    once, and progress is moot)."""
+    return now.status == PledgeStatus.RECEIVED and not now.finished
+
+
+def pending(now: Current, told: str | None) -> bool:
+    """The volunteer still waits for staff's approval."""
+    return now.status == VolunteerStatus.PENDING
+
+
+def approved(now: Current, told: str | None) -> bool:
+    """The volunteer is still approved: they did not leave, or sign up again since."""
+    return now.status == VolunteerStatus.APPROVED
+
+
+def declined(now: Current, told: str | None) -> bool:
+    """The volunteer is still declined: they did not sign up again since."""
+    return now.status == VolunteerStatus.DECLINED
+
+
+def untouched(now: Current, told: str | None) -> bool:
+    """The person has not come back to the conversation since the reminder."""
+    return now.untouched
 
 
 Actions = Callable[[Subject], tuple[tuple[str, str, str], ...]]
@@ -141,6 +295,8 @@ class Audience:
     # News that comes often goes into a digest of this topic (models/digest.py), sent at
     # most once per interval, instead of a message each time.
     digest: Callable[[Subject], str] | None = None
+    # What must still hold when the message is sent; None: it always is.
+    still: Still | None = None
 
     @property
     def essential(self) -> bool:
@@ -293,54 +449,143 @@ def _params(subject: Subject) -> dict[str, Any]:
     return params
 
 
+REQUEST, DELIVERY, PLEDGE = SubjectKind.REQUEST, SubjectKind.DELIVERY, SubjectKind.PLEDGE
+VOLUNTEER, CONVERSATION = SubjectKind.VOLUNTEER, SubjectKind.CONVERSATION
+
 RULES: dict[Event, tuple[Audience, ...]] = {
     Event.REQUEST_SUBMITTED: (
+        # The household's receipt, with the reference they need: always.
         Audience(household, "notice.request_submitted"),
-        Audience(staff_covering, "notice.queue_new", digest=queue_topic),
+        # "New requests wait": not once each of them was verified, rejected or taken back.
+        Audience(staff_covering, "notice.queue_new", digest=queue_topic,
+                 still=Still(REQUEST, waits_for_review)),
     ),
+    # Final, as the household's own doing.
     Event.REQUEST_CANCELLED: (Audience(household, "notice.request_cancelled"),),
-    Event.REQUEST_VERIFIED: (Audience(household, "notice.request_verified"),),
+    # "Verified, we will tell you when aid is allocated": wrong once the household took
+    # the request back, and said better by the news of the aid allocated since.
+    Event.REQUEST_VERIFIED: (
+        Audience(household, "notice.request_verified", still=Still(REQUEST, verified)),),
+    # A rejected request does not move on.
     Event.REQUEST_REJECTED: (Audience(household, "notice.request_rejected"),),
-    Event.REQUEST_ALLOCATED: (Audience(household, "notice.request_allocated"),),
+    # "Aid set aside, we will tell you when it comes": moot once it came, or once it was
+    # taken back (the household hears it is back in the queue). About the delivery, not
+    # the request: a request allocated again is news of its own.
+    Event.REQUEST_ALLOCATED: (
+        Audience(household, "notice.request_allocated",
+                 still=Still(DELIVERY, still_coming)),),
+    # A fact: what was counted at the posko.
     Event.PLEDGE_RECEIVED: (Audience(donor, "notice.pledge_received"),),
-    Event.PLEDGE_PROGRESS: (Audience(donor, "notice.pledge_progress", digest=pledge_topic),),
+    # Progress is moot once all of the pledge was delivered ("all delivered" goes at
+    # once, and may have overtaken progress already in the outbox).
+    Event.PLEDGE_PROGRESS: (
+        Audience(donor, "notice.pledge_progress", digest=pledge_topic,
+                 still=Still(PLEDGE, unfinished)),),
+    # Final: the household may rate it. Should staff later find it was not delivered
+    # after all, that news follows in order.
     Event.REQUEST_DELIVERED: (
         Audience(household, "notice.request_delivered", actions=rating_actions),),
+    # An offer to take a delivery: only while it is open and no volunteer has it.
     Event.DELIVERY_OPEN: (
-        Audience(volunteers_covering, "notice.tasks_open", digest=open_tasks_topic),),
+        Audience(volunteers_covering, "notice.tasks_open", digest=open_tasks_topic,
+                 still=Still(DELIVERY, open_for_volunteers)),),
     Event.DELIVERY_ASSIGNED: (
-        Audience(household, "notice.delivery_assigned", actions=receipt_actions),
-        Audience(volunteer, "notice.task_assigned", actions=task_actions),
+        # Names the volunteer and gives the code to hand over: only while that is still
+        # the volunteer bringing it and the household has not confirmed it.
+        Audience(household, "notice.delivery_assigned", actions=receipt_actions,
+                 still=Still(DELIVERY, with_the_volunteer_named)),
+        # The task card: only while the task is still theirs and not yet picked up.
+        Audience(volunteer, "notice.task_assigned", actions=task_actions,
+                 still=Still(DELIVERY, assigned_to_them)),
     ),
+    # "On the way, keep your code ready": only while it is on the way with them.
     Event.DELIVERY_ON_THE_WAY: (
-        Audience(household, "notice.delivery_on_the_way", actions=receipt_actions),),
+        Audience(household, "notice.delivery_on_the_way", actions=receipt_actions,
+                 still=Still(DELIVERY, on_the_way_with_them)),),
+    # Staff's digest of decisions to make: not once each of them was made.
     Event.DELIVERY_AWAITING_REVIEW: (
-        Audience(aggregator_staff, "notice.review_waiting", digest=review_topic),),
-    Event.DELIVERY_LOCKED: (Audience(aggregator_staff, "notice.delivery_locked"),),
+        Audience(aggregator_staff, "notice.review_waiting", digest=review_topic,
+                 still=Still(DELIVERY, needs_staff)),),
+    Event.DELIVERY_LOCKED: (
+        Audience(aggregator_staff, "notice.delivery_locked", still=Still(DELIVERY, locked)),),
     Event.DELIVERY_FAILED: (
+        # A fact, with what happens next: a new volunteer's news follows it.
         Audience(household, "notice.delivery_failed"),
-        Audience(aggregator_staff, "notice.review_waiting", digest=review_topic),
+        Audience(aggregator_staff, "notice.review_waiting", digest=review_topic,
+                 still=Still(DELIVERY, needs_staff)),
     ),
     Event.DELIVERY_DISPUTED: (
-        Audience(aggregator_staff, "notice.review_waiting", digest=review_topic),),
+        Audience(aggregator_staff, "notice.review_waiting", digest=review_topic,
+                 still=Still(DELIVERY, needs_staff)),),
+    # Outcomes of the household's own report: final.
     Event.DISPUTE_DISMISSED: (Audience(household, "notice.dispute_dismissed"),),
     Event.DISPUTE_UPHELD: (Audience(household, "notice.dispute_upheld"),),
+    # "Deliver it with the code, or send a new photo": moot once they did either, or it
+    # failed, or it went to someone else.
     Event.DELIVERY_PROOF_REJECTED: (
-        Audience(volunteer, "notice.proof_rejected", actions=task_actions),),
+        Audience(volunteer, "notice.proof_rejected", actions=task_actions,
+                 still=Still(DELIVERY, on_the_way_with_them)),),
+    # They must stop bringing it, whatever became of it since. Should it come back to
+    # them, its new task card follows this.
     Event.TASK_REASSIGNED_AWAY: (Audience(person, "notice.task_reassigned"),),
+    # Final: a cancelled delivery does not come back, and what they picked up goes back.
     Event.TASK_CANCELLED: (Audience(person, "notice.task_cancelled"),),
-    Event.TASKS_RETURNED: (Audience(aggregator_staff, "notice.tasks_returned"),),
-    Event.REQUEST_REQUEUED: (Audience(household, "notice.request_requeued"),),
+    # "Deliveries wait for a new volunteer": not once each of them has one (while some
+    # wait, the count is the one of the moment the volunteer left).
+    Event.TASKS_RETURNED: (
+        Audience(aggregator_staff, "notice.tasks_returned",
+                 still=Still(DELIVERY, open_for_volunteers)),),
+    # "Back in the queue, we will allocate again": moot once aid was allocated again, or
+    # the household took the request back.
+    Event.REQUEST_REQUEUED: (
+        Audience(household, "notice.request_requeued", still=Still(REQUEST, verified)),),
     Event.VOLUNTEER_PENDING: (
-        Audience(aggregator_staff, "notice.volunteer_pending", digest=volunteers_topic),),
-    Event.VOLUNTEER_APPROVED: (Audience(person, "notice.volunteer_approved"),),
-    Event.VOLUNTEER_DECLINED: (Audience(person, "notice.volunteer_declined"),),
+        Audience(aggregator_staff, "notice.volunteer_pending", digest=volunteers_topic,
+                 still=Still(VOLUNTEER, pending)),),
+    # Wrong once they left or signed up again (and are waiting, or decided on anew).
+    Event.VOLUNTEER_APPROVED: (
+        Audience(person, "notice.volunteer_approved",
+                 still=Still(VOLUNTEER, approved)),),
+    Event.VOLUNTEER_DECLINED: (
+        Audience(person, "notice.volunteer_declined",
+                 still=Still(VOLUNTEER, declined)),),
     Event.PLEDGE_COMPLETED: (Audience(donor, "notice.pledge_completed"),),
+    # "You did not finish": not once they came back to it.
     Event.DIALOG_UNFINISHED: (
         Audience(household, "notice.dialog_unfinished", Purpose.REMINDER,
-                 actions=resume_action),
+                 actions=resume_action, still=Still(CONVERSATION, untouched)),
     ),
 }
+
+# Each rule by the name its rows carry.
+STILL: dict[str, Still] = {audience.still.name: audience.still
+                           for audiences in RULES.values() for audience in audiences
+                           if audience.still is not None}
+
+
+def _subject_ids(kind: SubjectKind, subject: Subject) -> tuple[int, ...]:
+    if kind is SubjectKind.REQUEST:
+        return (subject.request.id,) if subject.request is not None else ()
+    if kind is SubjectKind.DELIVERY:
+        return (subject.delivery.id,) if subject.delivery is not None \
+            else subject.delivery_ids
+    if kind is SubjectKind.PLEDGE:
+        return (subject.pledge.id,) if subject.pledge is not None else ()
+    found = subject.volunteer_id if kind is SubjectKind.VOLUNTEER \
+        else subject.conversation_id
+    return (found,) if found is not None else ()
+
+
+def about(still: Still | None, subject: Subject) -> About | None:
+    """What the notice of an audience is about, for the check at sending (None: it is
+    always sent)."""
+    if still is None:
+        return None
+    ids = _subject_ids(still.kind, subject)
+    if not ids:
+        return None
+    code = subject.delivery.code if subject.delivery is not None else None
+    return About(still.name, ids, code)
 
 
 async def announce(session: AsyncSession, event: Event, subject: Subject, now: datetime,
@@ -352,15 +597,16 @@ async def announce(session: AsyncSession, event: Event, subject: Subject, now: d
     for_actor: list[Notice] = []
     params = _params(subject)
     for audience in RULES[event]:
+        subject_of = about(audience.still, subject)
         for contact_id in await audience.recipients(session, subject):
             notice = Notice(contact_id=contact_id, key=audience.key, params=params,
                             purpose=audience.purpose, essential=audience.essential,
-                            actions=audience.actions(subject))
+                            actions=audience.actions(subject), about=subject_of)
             if contact_id == actor_contact_id:
                 for_actor.append(notice)
             elif audience.digest is not None:
                 await note_change(session, contact_id, audience.digest(subject), audience.key,
-                                  params, audience.essential, now)
+                                  params, audience.essential, now, subject_of)
             else:
                 enqueue(session, notice, now)
     return for_actor

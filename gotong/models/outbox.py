@@ -108,6 +108,30 @@ class OutboxMessage(Base):
     last_error: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     sent_at: Mapped[datetime | None]
+    # What the notice is about (its About), checked when it is claimed: a notice whose
+    # subject has moved on since is skipped as outdated rather than sent stale. None for
+    # replies, broadcasts and news that stays true once it happened.
+    still: Mapped[str | None] = mapped_column(String(40))
+    subject_ids: Mapped[list[int] | None] = mapped_column(JSON)
+    subject_assignment: Mapped[str | None] = mapped_column(String(6))
+
+
+@dataclass(frozen=True)
+class About:
+    """What a notice is about, to tell when it is sent whether it is still worth sending.
+
+    `still` names what must still hold (a rule of models/notifications, by name: rows
+    outlive a release); `ids` are the rows it must hold of, a request, a delivery, a
+    pledge, a volunteer or a conversation as the rule says (a digest tells of several:
+    it is worth sending while the rule holds of any of them); `assignment` is the
+    delivery's code when the notice was written, which names the delivery's giving to a
+    volunteer that the notice told of: a delivery given to another volunteer, or to the
+    same one again, gets a new code (and a notice of its own).
+    """
+
+    still: str
+    ids: tuple[int, ...]
+    assignment: str | None = None
 
 
 @dataclass(frozen=True)
@@ -124,6 +148,7 @@ class Notice:
     purpose: Purpose = Purpose.STATUS
     essential: bool = True
     actions: tuple[tuple[str, str, str], ...] = ()
+    about: About | None = None
 
 
 def enqueue(session: AsyncSession, notice: Notice, now: datetime,
@@ -136,6 +161,10 @@ def enqueue(session: AsyncSession, notice: Notice, now: datetime,
         status=OutboxStatus.PENDING, attempts=0, parts_sent=0, next_attempt_at=now,
         created_at=now,
     )
+    if notice.about is not None:
+        row.still = notice.about.still
+        row.subject_ids = list(notice.about.ids)
+        row.subject_assignment = notice.about.assignment
     session.add(row)
     # Read by the unit of work, to wake the dispatcher once the transaction commits.
     session.info[OUTBOX_WRITTEN] = True

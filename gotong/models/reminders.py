@@ -48,7 +48,7 @@ async def queue_reminders(session: AsyncSession, channels: Sequence[str],
             continue
         subject = Subject(contact_id=row.contact_id,
                           params={"what": {"key": f"menu.{dialogs[row.dialog]}"}},
-                          menu_item=dialogs[row.dialog])
+                          menu_item=dialogs[row.dialog], conversation_id=row.id)
         await announce(session, Event.DIALOG_UNFINISHED, subject, now)
         queued += 1
     return queued

@@ -4,7 +4,9 @@ for their contact, records what became of them, and keeps the table tidy.
 Rows of one contact are sent one at a time in (priority, id) order: a row is claimed only
 when no earlier row of its contact is still pending or being sent. A claimed row holds a
 lease; when the process holding it dies, the lease runs out and the row is sent again
-(at least once: only rows in flight at a crash can be sent twice).
+(at least once: only rows in flight at a crash can be sent twice). A notice whose subject
+has moved on since it was written is skipped as outdated when it comes to be claimed
+(models/subjects.py), however long it waited, on whichever process.
 """
 
 from __future__ import annotations
@@ -23,7 +25,15 @@ from gotong.models.base import UTCDateTime
 from gotong.models.broadcast import Broadcast
 from gotong.models.contact import Contact
 from gotong.models.conversation import Conversation
-from gotong.models.outbox import UNSETTLED, Claimed, OutboxMessage, OutboxStatus, Purpose
+from gotong.models.outbox import (
+    UNSETTLED,
+    About,
+    Claimed,
+    OutboxMessage,
+    OutboxStatus,
+    Purpose,
+)
+from gotong.models.subjects import outdated
 
 
 def _due(now: datetime) -> Any:
@@ -42,7 +52,8 @@ async def claim(connection: AsyncConnection, channels: Sequence[str], now: datet
     Returns the claimed rows and how many rows were skipped instead (the contact opted out
     of non-essential messages, or is unreachable, or a direct reply that a newer one to
     the same chat has overtaken: the person has moved on, and an old question sent now
-    would only confuse). A contact's next row waits until `chat_gap` has passed since
+    would only confuse; or a notice whose subject has moved on since it was written: the
+    news is outdated). A contact's next row waits until `chat_gap` has passed since
     its last one was answered, whichever process sent that: the platform's limit per
     chat holds across processes. Runs in the caller's transaction; on PostgreSQL rows
     another dispatcher holds are skipped, not waited for.
@@ -73,7 +84,7 @@ async def claim(connection: AsyncConnection, channels: Sequence[str], now: datet
                c.opted_out_at, c.unreachable_at, c.last_inbound_at,
                Conversation.updated_at.label("active_at"),
                Broadcast.text.label("broadcast_text"), held_before.label("held_before"),
-               overtaken.label("overtaken"))
+               overtaken.label("overtaken"), m.still, m.subject_ids, m.subject_assignment)
         .join(c, c.id == m.contact_id)
         .outerjoin(Conversation, Conversation.contact_id == c.id)
         .outerjoin(Broadcast, Broadcast.id == m.broadcast_id)
@@ -86,11 +97,22 @@ async def claim(connection: AsyncConnection, channels: Sequence[str], now: datet
         query = query.with_for_update(of=m, skip_locked=True)
     claimed: list[Claimed] = []
     skipped: list[dict[str, Any]] = []
+    rows = []
     for row in (await connection.execute(query)).all():
         reason = "overtaken" if row.overtaken else _skip_reason(
             row.essential, row.opted_out_at, row.unreachable_at, row.active_at)
         if reason is not None:
             skipped.append({"row_id": row.id, "reason": reason})
+        else:
+            rows.append(row)
+    # Read now, in the claim's transaction: whatever waited, and wherever, what is sent is
+    # checked against the state of its subject at the moment it is taken to be sent.
+    stale = await outdated(connection, {
+        row.id: About(row.still, tuple(row.subject_ids), row.subject_assignment)
+        for row in rows if row.still is not None and row.subject_ids})
+    for row in rows:
+        if row.id in stale:
+            skipped.append({"row_id": row.id, "reason": OUTDATED})
             continue
         claimed.append(Claimed(
             id=row.id, contact_id=row.contact_id, channel=row.channel, chat_id=row.chat_id,
@@ -109,6 +131,11 @@ async def claim(connection: AsyncConnection, channels: Sequence[str], now: datet
     if skipped:
         await connection.execute(_SKIP, skipped)
     return claimed, len(skipped)
+
+
+# Why a notice whose subject has moved on was skipped (the operator sees it in
+# `gotong outbox`).
+OUTDATED = "outdated"
 
 
 def _skip_reason(essential: bool, opted_out_at: datetime | None,
@@ -302,6 +329,17 @@ async def status_counts(session: AsyncSession, broadcast_id: int | None = None
     if broadcast_id is not None:
         query = query.where(OutboxMessage.broadcast_id == broadcast_id)
     return {status: count for status, count in (await session.execute(query)).all()}
+
+
+async def skip_reasons(session: AsyncSession) -> dict[str, int]:
+    """Why the rows kept were skipped (opted out, unreachable, overtaken, outdated), with
+    how many each, most first (for the operator)."""
+    rows = await session.execute(
+        select(OutboxMessage.last_error, func.count())
+        .where(OutboxMessage.status == OutboxStatus.SKIPPED)
+        .group_by(OutboxMessage.last_error)
+        .order_by(func.count().desc(), OutboxMessage.last_error))
+    return {reason or "unknown": count for reason, count in rows.all()}
 
 
 async def latest_failures(session: AsyncSession, limit: int = 10) -> list[OutboxMessage]:

@@ -23,8 +23,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from gotong.models.aggregator import Aggregator
 from gotong.models.area import AreaDirectory, AreaEntry, AreaLevel
 from gotong.models.delivery import Delivery, DeliveryStatus
-from gotong.models.help_request import HelpRequest, RequestStatus
+from gotong.models.help_request import HelpRequest
 from gotong.models.pledge import Pledge, PledgeStatus
+from gotong.models.request_status import RequestStatus
 from gotong.models.volunteer import Volunteer, VolunteerStatus
 
 DEFAULT_TIMEZONE = "Asia/Jakarta"

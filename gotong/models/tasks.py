@@ -27,11 +27,12 @@ from gotong.models.delivery import (
     DeliveryStatus,
 )
 from gotong.models.fulfilment import mark_delivered
-from gotong.models.help_request import HelpRequest, RequestEvent, RequestStatus
+from gotong.models.help_request import HelpRequest, RequestEvent
 from gotong.models.notifications import Event, Subject, announce
 from gotong.models.outbox import Notice
 from gotong.models.person import same_person
 from gotong.models.pledge import Pledge
+from gotong.models.request_status import RequestStatus
 from gotong.models.rules import NotAllowed, write_guarded
 from gotong.models.stock import add_stock
 from gotong.models.volunteer import Volunteer, VolunteerStatus
@@ -380,7 +381,8 @@ async def leave(session: AsyncSession, volunteer: Volunteer, now: datetime) -> l
         return []
     return await announce(session, Event.TASKS_RETURNED, Subject(
         aggregator_id=volunteer.aggregator_id,
-        params={"volunteer": volunteer.first_name, "count": len(returned)}),
+        params={"volunteer": volunteer.first_name, "count": len(returned)},
+        delivery_ids=tuple(d.id for d in returned)),
         now, volunteer.contact_id)
 
 

@@ -15,8 +15,9 @@ from sqlalchemy import select
 from gotong.models.aggregator import InviteRole, Posko, create_aggregator, create_invite
 from gotong.models.area import AreaLevel
 from gotong.models.base import utcnow
-from gotong.models.help_request import HelpRequest, RequestStatus
+from gotong.models.help_request import HelpRequest
 from gotong.models.pledge import Pledge, PledgeStatus
+from gotong.models.request_status import RequestStatus
 from tests.browser.conftest import screenshot_path
 from tests.browser.dialogs import ask_for_help, found, pledge
 from tests.browser.screens import WAIT_MS, Screen

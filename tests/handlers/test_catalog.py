@@ -17,10 +17,11 @@ from gotong.handlers.commands import LANGUAGE_NAMES, MENU_ITEMS
 from gotong.handlers.household import NONE_OF_THESE
 from gotong.handlers.messages import Kind
 from gotong.models.delivery import FAILURE_REASONS, DeliveryStatus
-from gotong.models.help_request import NEEDS, REJECT_REASONS, VULNERABILITIES, RequestStatus
+from gotong.models.help_request import NEEDS, REJECT_REASONS, VULNERABILITIES
 from gotong.models.notifications import STARS
 from gotong.models.pledge import CATEGORIES, PledgeStatus
 from gotong.models.priority import VULNERABILITY_WEIGHTS
+from gotong.models.request_status import RequestStatus
 from gotong.models.volunteer import TRAVEL_MODES
 
 PACKAGE_DIR = Path(__file__).resolve().parents[2] / "gotong"

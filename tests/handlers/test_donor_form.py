@@ -13,8 +13,9 @@ from gotong.models.aggregator import Posko, create_aggregator
 from gotong.models.area import AreaLevel
 from gotong.models.base import utcnow
 from gotong.models.contact import ContactRole
-from gotong.models.help_request import HelpRequest, NewRequest, RequestStatus, submit_request
+from gotong.models.help_request import HelpRequest, NewRequest, submit_request
 from gotong.models.pledge import Pledge
+from gotong.models.request_status import RequestStatus
 from tests.chat import Chat
 
 

@@ -12,8 +12,9 @@ from gotong.handlers.conversations import Conversations
 from gotong.handlers.messages import Kind
 from gotong.models.contact import Contact
 from gotong.models.conversation import Conversation
-from gotong.models.help_request import HelpRequest, RequestStatus
+from gotong.models.help_request import HelpRequest
 from gotong.models.nik import nik_hash
+from gotong.models.request_status import RequestStatus
 from tests.chat import Chat
 from tests.conftest import NIK_KEY
 

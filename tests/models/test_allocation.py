@@ -16,9 +16,9 @@ from gotong.models.db import create_engine, create_session_factory
 from gotong.models.delivery import Delivery, DeliverySource
 from gotong.models.digest import Digest, send_digests
 from gotong.models.fulfilment import mark_delivered
-from gotong.models.help_request import RequestStatus
 from gotong.models.outbox import OutboxMessage
 from gotong.models.pledge import Pledge, PledgeStatus
+from gotong.models.request_status import RequestStatus
 from gotong.models.rules import NotAllowed
 from gotong.models.stock import StockItem, cancel_pledge, receive_pledge
 from gotong.models.volunteer import NewVolunteer, register_volunteer

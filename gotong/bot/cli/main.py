@@ -25,7 +25,7 @@ from gotong.bot.services import NotReady, open_services, prepare_database
 from gotong.models.db import create_engine
 from gotong.models.inbound import inbound_counts, set_aside_updates
 from gotong.models.outbox import OutboxStatus
-from gotong.models.sending import latest_failures, status_counts
+from gotong.models.sending import latest_failures, skip_reasons, status_counts
 
 log = logging.getLogger("gotong")
 
@@ -60,7 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
         "dispatch", help="send notifications only (beside `gotong run` processes)")
     dispatch.add_argument("--until-idle", action="store_true",
                           help="stop when nothing is left to send")
-    commands.add_parser("outbox", help="how many notifications are waiting, sent, failed")
+    commands.add_parser("outbox", help="how many notifications are waiting, sent, failed, "
+                        "skipped and why")
     add_broadcast_parser(commands)
     add_admin_parsers(commands)
     add_backup_parsers(commands)
@@ -158,12 +159,14 @@ async def chat_in_terminal(config: Config, language: str | None) -> None:
 
 
 async def print_outbox(config: Config) -> None:
-    """Counts by status, and the latest messages given up on with the reason; updates
-    waiting to be handled, and the latest ones set aside with the reason."""
+    """Counts by status, why messages were skipped, and the latest messages given up on
+    with the reason; updates waiting to be handled, and the latest ones set aside with
+    the reason."""
     services = await open_services(config)
     try:
         async with services.sessions() as session:
             counts = await status_counts(session)
+            skipped = await skip_reasons(session)
             failures = await latest_failures(session)
             waiting, aside = await inbound_counts(session)
             set_aside = await set_aside_updates(session)
@@ -171,6 +174,10 @@ async def print_outbox(config: Config) -> None:
         await services.close()
     for status in OutboxStatus:
         print(f"{status.value:>9}: {counts.get(status.value, 0)}")
+    if skipped:
+        # "outdated": news whose subject moved on before it could be sent.
+        print("skipped, by reason: " + ", ".join(f"{reason} {count}"
+                                                 for reason, count in skipped.items()))
     if failures:
         print("latest failures:")
     for row in failures:

@@ -42,9 +42,10 @@ from gotong.handlers.staff_actions import (
 from gotong.handlers.validators import Invalid, parse_id, parse_quantity, parse_short_text
 from gotong.models.aggregator import Aggregator
 from gotong.models.allocation import propose
-from gotong.models.help_request import REJECT_REASONS, HelpRequest, RequestEvent, RequestStatus
+from gotong.models.help_request import REJECT_REASONS, HelpRequest, RequestEvent
 from gotong.models.pledge import CATEGORIES, Pledge, PledgeStatus, max_quantity
 from gotong.models.priority import score_parts
+from gotong.models.request_status import RequestStatus
 from gotong.models.stock import incoming_pledges, stock_of
 
 MAX_REASON = 200

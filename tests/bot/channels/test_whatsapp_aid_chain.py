@@ -40,12 +40,20 @@ async def test_the_aid_chain_on_whatsapp(config: Config, services: Services,
         await maria.tap("English")
         code = await pledge_in_english(maria)  # type: ignore[arg-type]
         maria_dialog = len(maria.messages)
+        # Staff hear of the new request in the digest before they open the queue (news of
+        # requests no longer waiting would be outdated, and not sent).
+        assert bot.dispatcher is not None
+        await bot.dispatcher.queue_digests()
+        await wait_settled(services)
 
         [card] = await rina.say("/antrian")
         assert card.text.startswith(f"{reference} menunggu verifikasi")
         assert [title for _, title in card.options()][:2] == ["Verifikasi", "Tolak"]
         [verified] = await rina.tap("Verifikasi")
         assert verified.text.startswith(f"{reference} sudah diverifikasi")
+        # The household hears of it before aid is allocated (after, "verified" is
+        # outdated: the news of the aid says more).
+        await wait_settled(services)
 
         [listing] = await rina.say("/donasi_masuk")
         assert f"1. {code}: 10 paket sembako, dari Maria Lestari" in listing.text
@@ -64,7 +72,6 @@ async def test_the_aid_chain_on_whatsapp(config: Config, services: Services,
         [allocated] = await rina.tap("Konfirmasi")
         assert allocated.text.startswith("Dialokasikan 1 paket untuk 1 keluarga.")
 
-        assert bot.dispatcher is not None
         await bot.dispatcher.queue_digests()
         counts = await wait_settled(services)
         assert set(counts) == {"sent"}, counts

@@ -221,6 +221,13 @@ def test_operator_commands_for_notifications(tmp_path: Path) -> None:
                    "created_at, last_error) VALUES (1, 1, 1, 'notice.request_cancelled', "
                    "'{}', '[]', 'failed', 8, 0, '2026-11-01 10:00:00', "
                    "'2026-11-01 10:00:00', 'network or server error: Bad Gateway')")
+        # News whose subject moved on before it went out, and a person who blocked the bot.
+        for reason in ("outdated", "outdated", "unreachable"):
+            db.execute("INSERT INTO outbox_message (contact_id, priority, essential, "
+                       "message_key, params, actions, status, attempts, parts_sent, "
+                       "next_attempt_at, created_at, last_error) VALUES (1, 1, 1, "
+                       "'notice.tasks_open', '{}', '[]', 'skipped', 0, 0, "
+                       f"'2026-11-01 10:00:00', '2026-11-01 10:00:00', '{reason}')")
         # An update that kept failing (a bug), set aside, and one still waiting.
         db.execute("INSERT INTO inbound_update (channel, external_id, chat_id, received_at, "
                    "payload, attempts, last_error, set_aside_at) VALUES ('telegram', '7', "
@@ -242,6 +249,8 @@ def test_operator_commands_for_notifications(tmp_path: Path) -> None:
     report = gotong("outbox", cwd=tmp_path, env=env)
     assert report.returncode == 0, report.stderr
     assert "   failed: 1" in report.stdout and "  pending: 0" in report.stdout
+    assert "  skipped: 3\n" in report.stdout
+    assert "\nskipped, by reason: outdated 2, unreachable 1\n" in report.stdout
     assert "#1 2026-11-01 10:00 UTC, 8 attempts: network or server error: Bad Gateway" in \
         report.stdout
     assert "updates waiting: 1\nupdates set aside: 1\n" in report.stdout
