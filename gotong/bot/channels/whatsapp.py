@@ -482,11 +482,13 @@ def inbound_of(payload: dict[str, Any], chat_id: str) -> InboundMessage:
 def to_incoming(inbound: InboundMessage) -> Incoming:
     """The channel-agnostic form of a WhatsApp message."""
     message = inbound.message
-    own = inbound.phone
     base: dict[str, Any] = {"channel": CHANNEL, "chat_id": inbound.sender,
                             "external_id": inbound.message_id,
-                            "sender_phone": f"+{own}" if own else None,
+                            "sender_phone": f"+{inbound.phone}" if inbound.phone else None,
                             "sender_user_id": inbound.user_id, "sent_at": inbound.sent_at}
+    # Their own number: the one this message comes from, or the one Meta gave before and
+    # withholds now (a chat is a number only when Meta gave it as the person's).
+    own = inbound.phone or (inbound.sender if has_number(inbound.sender) else None)
     kind = message.get("type")
     body = message.get(kind) if isinstance(kind, str) else None
     body = body if isinstance(body, dict) else {}

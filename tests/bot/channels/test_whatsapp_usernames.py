@@ -111,6 +111,10 @@ async def test_number_and_user_id_together_are_one_contact_found_by_either(
         siti.number = None
         [consented] = await siti.tap("Ya, saya setuju")
         assert "nama lengkap" in consented.text and consented.to == SITI
+        # The number Meta gave before is still hers to use in one tap.
+        await siti.say("Siti Aminah")
+        *_, nik = await siti.tap("Pakai nomor ini")
+        assert "NIK" in nik.text
     [contact] = await contacts(services)
     assert (contact.chat_id, contact.platform_user_id, contact.verified_phone) == (
         SITI, SITI_ID, "+" + SITI)
