@@ -48,7 +48,12 @@ from gotong.handlers.notices import replies_to_body
 from gotong.handlers.turn import HandlerSettings, Turn, UnitOfWork, answered
 from gotong.models.area import AreaDirectory
 from gotong.models.base import process_name, utcnow
-from gotong.models.contact import Contact, get_or_create_contact, save_contact
+from gotong.models.contact import (
+    Contact,
+    get_or_create_contact,
+    release_user_id,
+    save_contact,
+)
 from gotong.models.conversation import (
     Conversation,
     get_or_create_conversation,
@@ -56,7 +61,7 @@ from gotong.models.conversation import (
 )
 from gotong.models.inbound import LeaseLost, QueuedUpdate, finish_inbound
 from gotong.models.outbox import HELD_AFTER, enqueue_reply
-from gotong.models.person import link_by_phone
+from gotong.models.person import link_by_phone, link_contacts
 from gotong.models.sending import release_held
 
 log = logging.getLogger(__name__)
@@ -128,6 +133,8 @@ class Handled:
 
     replies: list[Reply]
     contact_id: int
+    # Where the contact takes messages now (its chat id, which the update's may not be).
+    chat_id: str = ""
     reply_id: int | None = None
     wrote_outbox: bool = False
     # The person's language, for channels that add words of their own to the replies.
@@ -215,8 +222,11 @@ class Conversations:
             return contact, conversation, False
         session = work.session
         contact, created = await get_or_create_contact(
-            session, incoming.channel, incoming.chat_id, self._first_language(incoming), now
-        )
+            session, incoming.channel, incoming.chat_id, self._first_language(incoming), now,
+            user_id=incoming.sender_user_id, move=incoming.sender_phone is not None)
+        if incoming.sender_user_id:
+            # Kept under the address it had, which it may have left just now.
+            self._states.pop((incoming.channel, incoming.sender_user_id), None)
         conversation = await get_or_create_conversation(session, contact.id)
         # Written by save_conversation and save_contact, not by the session's flush.
         session.expunge(contact)
@@ -256,9 +266,11 @@ class Conversations:
             raise LeaseLost()
         contact, conversation, created = await self._load_state(work, incoming, now)
         contact_before = (contact.language, contact.verified_phone, contact.opted_out_at,
-                          contact.last_inbound_at)
+                          contact.last_inbound_at, contact.platform_user_id)
         if incoming.sender_phone and contact.verified_phone != incoming.sender_phone:
             contact.verified_phone = incoming.sender_phone
+        if incoming.sender_user_id and contact.platform_user_id != incoming.sender_user_id:
+            await self._take_user_id(work, contact, incoming.sender_user_id)
         # News is held only while the window since the person's last message is closed.
         release = incoming.sent_at is not None and not within(
             contact.last_inbound_at, incoming.sent_at, HELD_AFTER)
@@ -275,7 +287,7 @@ class Conversations:
         await work.flush()
         await save_conversation(connection, conversation)
         if (contact.language, contact.verified_phone, contact.opted_out_at,
-                contact.last_inbound_at) != contact_before:
+                contact.last_inbound_at, contact.platform_user_id) != contact_before:
             await save_contact(connection, contact)
         if contact.verified_phone and contact.verified_phone != contact_before[1]:
             # The same number on another app: the same person.
@@ -293,7 +305,21 @@ class Conversations:
         log.debug("%s %s update at %s/%s -> %s/%s, %d replies", incoming.channel,
                   incoming.kind.value, dialog_before or "-", step_before or "-",
                   conversation.dialog or "-", conversation.step or "-", len(replies))
-        return Handled(replies, contact_id=contact.id, language=contact.language)
+        return Handled(replies, contact_id=contact.id, chat_id=contact.chat_id,
+                       language=contact.language)
+
+    async def _take_user_id(self, work: UnitOfWork, contact: Contact, user_id: str) -> None:
+        """The platform's user id is this contact's now. A contact that held it is the
+        same person, known earlier by another address (by the user id alone, say, before
+        the platform gave the number that this contact has): the two are linked."""
+        others = await release_user_id(work.connection, contact.channel, user_id,
+                                       contact.id)
+        contact.platform_user_id = user_id
+        if others:
+            await link_contacts(work.connection, contact.id, others)
+            for key, (cached, _) in list(self._states.items()):
+                if cached.id in others:
+                    del self._states[key]
 
     def _first_language(self, incoming: Incoming) -> str:
         hint = (incoming.language_hint or "").lower()[:2]

@@ -45,6 +45,11 @@ class Incoming:
     language_hint: str | None = None
     # The sender's own number, when the platform gives it with every message (WhatsApp).
     sender_phone: str | None = None
+    # The platform's lasting id of the sender, where the chat id is an address that can
+    # change (WhatsApp's business-scoped user id beside the number, or instead of it): the
+    # contact is found by either, and its address moves to `chat_id` when the message
+    # carries a number (`sender_phone`).
+    sender_user_id: str | None = None
     # When the person wrote it, where the platform's rules depend on it (WhatsApp's 24
     # hours): kept on the contact, and news held for the person is released.
     sent_at: datetime | None = None

@@ -4,9 +4,10 @@ whether they can and want to be written to."""
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String, UniqueConstraint, select, update
+from sqlalchemy import ForeignKey, String, UniqueConstraint, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -15,11 +16,18 @@ from gotong.models.base import Base, utcnow
 
 class Contact(Base):
     __tablename__ = "contact"
-    __table_args__ = (UniqueConstraint("channel", "chat_id"),)
+    __table_args__ = (UniqueConstraint("channel", "chat_id"),
+                      UniqueConstraint("channel", "platform_user_id"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     channel: Mapped[str] = mapped_column(String(16))
-    chat_id: Mapped[str] = mapped_column(String(64))
+    # Where the platform takes messages for the person: on WhatsApp their number, or their
+    # business-scoped user id while the number is not known. It moves when the address
+    # does (a number given later, a number changed); the contact and all it holds stay.
+    chat_id: Mapped[str] = mapped_column(String(128))
+    # The platform's own lasting id of the person beside the address (WhatsApp's
+    # business-scoped user id), by which they are found when the address is withheld.
+    platform_user_id: Mapped[str | None] = mapped_column(String(128))
     language: Mapped[str] = mapped_column(String(5))
     # Set only from a phone the platform vouches for (Telegram's shared contact).
     verified_phone: Mapped[str | None] = mapped_column(String(20), index=True)
@@ -33,6 +41,10 @@ class Contact(Base):
     last_inbound_at: Mapped[datetime | None]
     # The first contact of the same person on another app (models/person.py).
     person_id: Mapped[int | None] = mapped_column(index=True)
+    # When the platform last said the person's security code changed (a new phone, or
+    # someone else on the number): kept beside the verified phone, which links contacts
+    # of one person (models/person.py), as a sign that the number may have changed hands.
+    identity_changed_at: Mapped[datetime | None]
 
 
 class Role(enum.StrEnum):
@@ -68,20 +80,67 @@ async def save_contact(connection: AsyncConnection, contact: Contact) -> None:
     await connection.execute(
         update(Contact).where(Contact.id == contact.id)
         .values(language=contact.language, verified_phone=contact.verified_phone,
-                opted_out_at=contact.opted_out_at, last_inbound_at=contact.last_inbound_at)
+                opted_out_at=contact.opted_out_at, last_inbound_at=contact.last_inbound_at,
+                platform_user_id=contact.platform_user_id)
     )
 
 
 async def get_or_create_contact(
-    session: AsyncSession, channel: str, chat_id: str, language: str, now: datetime
+    session: AsyncSession, channel: str, chat_id: str, language: str, now: datetime, *,
+    user_id: str | None = None, move: bool = False,
 ) -> tuple[Contact, bool]:
-    """The contact of this chat, created on first contact; True when new."""
-    contact = await session.scalar(
-        select(Contact).where(Contact.channel == channel, Contact.chat_id == chat_id)
-    )
+    """The contact of this chat, created on first contact; True when new.
+
+    With `user_id` the contact is also found by the platform's user id, when the chat
+    id is not (yet) its address; with `move` its address becomes this chat id then (the
+    platform gave the number of a person known so far by their user id alone).
+    """
+    if user_id is None:
+        contact = await session.scalar(
+            select(Contact).where(Contact.channel == channel, Contact.chat_id == chat_id))
+    else:
+        found = (await session.scalars(
+            select(Contact).where(Contact.channel == channel,
+                                  or_(Contact.chat_id == chat_id,
+                                      Contact.platform_user_id == user_id))
+            .order_by(Contact.id))).all()
+        # The contact at this address first; the one known by the user id otherwise.
+        contact = next((c for c in found if c.chat_id == chat_id), None) \
+            or next(iter(found), None)
+        if contact is not None and contact.chat_id != chat_id and move:
+            contact.chat_id = chat_id
+            await session.flush()
     if contact is not None:
         return contact, False
-    contact = Contact(channel=channel, chat_id=chat_id, language=language, created_at=now)
+    contact = Contact(channel=channel, chat_id=chat_id, language=language, created_at=now,
+                      platform_user_id=user_id)
     session.add(contact)
     await session.flush()
     return contact, True
+
+
+async def find_contact(session: AsyncSession, channel: str, chat_id: str,
+                       ids: Sequence[str | None]) -> Contact | None:
+    """The contact at this chat id, else the one at another of the person's ids, or
+    known by one as the platform's user id."""
+    known = [i for i in ids if i]
+    found = (await session.scalars(
+        select(Contact).where(Contact.channel == channel,
+                              or_(Contact.chat_id.in_([chat_id, *known]),
+                                  Contact.platform_user_id.in_(known)))
+        .order_by(Contact.id))).all()
+    return next((c for c in found if c.chat_id == chat_id), None) or next(iter(found), None)
+
+
+async def release_user_id(connection: AsyncConnection | AsyncSession, channel: str,
+                          user_id: str, contact_id: int) -> list[int]:
+    """Take the platform's user id from the other contacts that hold it, so that
+    `contact_id` can; returns theirs. They are the same person (the platform says so):
+    the caller links them."""
+    result = await connection.execute(
+        update(Contact)
+        .where(Contact.channel == channel, Contact.platform_user_id == user_id,
+               Contact.id != contact_id)
+        .values(platform_user_id=None)
+        .returning(Contact.id))
+    return list(result.scalars().all())

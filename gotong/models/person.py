@@ -12,11 +12,12 @@ import enum
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from gotong.models.contact import Contact
+from gotong.models.contact import Contact, release_user_id
 from gotong.models.conversation import Conversation
 from gotong.models.outbox import Claimed, OutboxMessage, OutboxStatus
 
@@ -35,6 +36,21 @@ async def link_by_phone(session: AsyncSession, contact_id: int, phone: str) -> i
     found = (await session.execute(
         select(Contact.id, Contact.person_id)
         .where(or_(Contact.verified_phone == phone, Contact.id == contact_id)))).all()
+    return await _link(session, contact_id, found)
+
+
+async def link_contacts(session: AsyncSession | AsyncConnection, contact_id: int,
+                        others: Sequence[int]) -> int | None:
+    """Link the contact with others the platform says are the same person (an earlier
+    contact of theirs, known by another address); returns the person's id."""
+    found = (await session.execute(
+        select(Contact.id, Contact.person_id)
+        .where(Contact.id.in_([contact_id, *others])))).all()
+    return await _link(session, contact_id, found)
+
+
+async def _link(session: AsyncSession | AsyncConnection, contact_id: int,
+                found: Sequence[Any]) -> int | None:
     if not any(f.id != contact_id for f in found):
         return None
     linked: list[int] = [*(f.id for f in found),
@@ -45,6 +61,76 @@ async def link_by_phone(session: AsyncSession, contact_id: int, phone: str) -> i
         .where(or_(Contact.id.in_(linked), Contact.person_id.in_(linked)))
         .values(person_id=person_id).execution_options(synchronize_session=False))
     return person_id
+
+
+@dataclass(frozen=True)
+class Moved:
+    """A person's contact at their new address (its id and chat id)."""
+
+    contact_id: int
+    chat_id: str
+
+
+async def move_contact(session: AsyncSession, contact: Contact, chat_id: str, *,
+                       verified_phone: str | None, user_id: str | None, now: datetime
+                       ) -> Moved | None:
+    """The person now takes messages at another address (WhatsApp: a new number, with
+    a new user id). Their contact moves there with everything it holds, requests,
+    pledges, roles and answers alike; None when it is there already.
+
+    When a contact is at the new address already (the person wrote from it before), it
+    is the one from now on: the two are linked as one person, and what waited for the
+    old address waits for it; the old address, which may be someone else's now, is
+    written to no more."""
+    if contact.chat_id == chat_id:
+        return None
+    there = await session.scalar(select(Contact).where(
+        Contact.channel == contact.channel, Contact.chat_id == chat_id))
+    target = there or contact
+    others = await release_user_id(session, contact.channel, user_id, target.id) \
+        if user_id else []
+    if there is None:
+        contact.chat_id = chat_id
+        contact.platform_user_id = user_id
+        # Unreachable was the old number's news.
+        contact.unreachable_at = None
+    else:
+        others = [*others, contact.id]
+        contact.unreachable_at = now
+        contact.platform_user_id = None
+        if user_id:
+            there.platform_user_id = user_id
+    if verified_phone:
+        target.verified_phone = verified_phone
+    await session.flush()
+    if there is not None:
+        await session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.contact_id == contact.id,
+                   OutboxMessage.status.in_((OutboxStatus.PENDING, OutboxStatus.HELD)))
+            .values(contact_id=there.id).execution_options(synchronize_session=False))
+    if others:
+        await link_contacts(session, target.id, sorted(set(others)))
+    if verified_phone:
+        # The new number on another app: the same person.
+        await link_by_phone(session, target.id, verified_phone)
+    return Moved(target.id, chat_id)
+
+
+async def change_user_id(session: AsyncSession, contact: Contact, user_id: str) -> None:
+    """The platform gave the person a new user id (their number unchanged). A contact
+    addressed by the old one (no number known) takes the new one as its address."""
+    if contact.platform_user_id == user_id:
+        return
+    others = await release_user_id(session, contact.channel, user_id, contact.id)
+    taken = await session.scalar(select(Contact.id).where(
+        Contact.channel == contact.channel, Contact.chat_id == user_id))
+    if contact.chat_id == contact.platform_user_id and taken is None:
+        contact.chat_id = user_id
+    contact.platform_user_id = user_id
+    await session.flush()
+    if others:
+        await link_contacts(session, contact.id, others)
 
 
 async def person_contact_ids(session: AsyncSession, contact_id: int) -> list[int]:

@@ -21,6 +21,12 @@ Accepted sends answer ``{"messaging_product": "whatsapp", "contacts": [...], "me
 [{"id": "wamid...."}]}`` and are recorded in :attr:`FakeWhatsAppAPI.messages`; "mark as read"
 calls answer ``{"success": true}`` and are recorded in :attr:`FakeWhatsAppAPI.read_ids`.
 
+A send names its recipient by number (``to``) or, for a person known by their username alone,
+by business-scoped user id (``recipient``, e.g. ``"US.13491208655302741918"``); ``to`` wins
+when both are given, as on the Graph API.  The answer's ``contacts`` then carries ``wa_id``
+or ``user_id`` respectively.  Message kinds WhatsApp will not send to a user id are refused
+with 131062 (:attr:`FakeWhatsAppAPI.templates_not_for_user_ids`).
+
 Checks, in the order a send goes through them: token (401, code 190), path (400, code 100),
 payload validation (400, code 100 / 131009 / 132001), injected errors
 (:meth:`FakeWhatsAppAPI.fail_next`, :meth:`FakeWhatsAppAPI.disconnect_next`), the 24-hour
@@ -108,6 +114,7 @@ ERROR_MESSAGES: Mapping[int, str] = {
     131048: "(#131048) Spam rate limit hit",
     131051: "(#131051) Unsupported message type",
     131056: "(#131056) (Business Account, Consumer Account) pair rate limit hit",
+    131062: "(#131062) Business-scoped User ID recipients are not supported for this message.",
     132001: "(#132001) Template name does not exist in the translation",
     133010: "(#133010) Phone number not registered",
 }
@@ -131,7 +138,10 @@ _ERROR_DETAILS: Mapping[int, str] = {
 # ``to`` as the fake accepts it: an international number, digits only.  The real API is more
 # lenient ("+62 812-..." is normalised), but the bot always sends wa_ids, so anything else
 # would be a bug worth failing on.
-_PHONE_SHAPE = re.compile(r"^[1-9]\d{7,14}$")
+_PHONE_SHAPE = re.compile(r"^[1-9][0-9]{7,14}$")
+# ``recipient``: a business-scoped user id, or a parent one (``US.ENT.…``).
+_USER_ID_SHAPE = re.compile(r"^[A-Z]{2}\.(?:ENT\.)?[A-Za-z0-9]{1,128}$")
+NOT_FOR_USER_ID = 131062
 _BEARER = re.compile(r"^Bearer\s+(\S+)$", re.IGNORECASE)
 _TEMPLATE_PARAM_SPACES = re.compile(r" {5,}")
 
@@ -201,11 +211,12 @@ class SentMessage:
     :func:`time.monotonic` time it was accepted (what the rate limit was checked against).
     """
 
-    to: str
+    to: str  # the number, or the business-scoped user id (see ``by_user_id``)
     type: str
     payload: JSONDict
     id: str
     at: float
+    by_user_id: bool = False
 
     @property
     def interactive_type(self) -> str | None:
@@ -318,6 +329,9 @@ class FakeWhatsAppAPI:
         self.outside_window: set[str] = set()
         #: Seconds every send waits before it is answered (mark-as-read calls do not).
         self.response_delay: float = 0.0
+        #: Templates WhatsApp refuses to send to a business-scoped user id (131062), as it
+        #: does one-tap and copy-code authentication templates.
+        self.templates_not_for_user_ids: set[str] = set()
 
         self._failures: list[_FailureRule] = []
         self._rate_limit: FloodLimits[str] = FloodLimits()
@@ -586,18 +600,24 @@ class FakeWhatsAppAPI:
             return _drop_connection(request)
         if rule is not None and rule.error is not None:
             return self._refuse(path, body, rule.error, injected=True)
+        by_user_id = "to" not in body
+        if by_user_id and kind == "template" \
+                and body["template"]["name"] in self.templates_not_for_user_ids:
+            return self._refuse(path, body, GraphError(NOT_FOR_USER_ID))
         if kind != "template" and to in self.outside_window:
             return self._refuse(path, body, GraphError(OUTSIDE_WINDOW, _ERROR_DETAILS[131047]))
         now = time.monotonic()
         if self._rate_limit.admit(to, now) is not None:
             return self._refuse(path, body, GraphError(THROUGHPUT, _ERROR_DETAILS[130429]))
-        message = SentMessage(to=to, type=kind, payload=copy.deepcopy(body), id=new_wamid(), at=now)
+        message = SentMessage(to=to, type=kind, payload=copy.deepcopy(body), id=new_wamid(),
+                              at=now, by_user_id=by_user_id)
         self.messages.append(message)
         self._changed.notify()
+        contact = {"input": to, "user_id": to} if by_user_id else {"input": to, "wa_id": to}
         return web.json_response(
             {
                 "messaging_product": "whatsapp",
-                "contacts": [{"input": to, "wa_id": to}],
+                "contacts": [contact],
                 "messages": [{"id": message.id}],
             }
         )
@@ -697,11 +717,16 @@ def _check_product(body: JSONDict) -> None:
 
 
 def check_send(body: JSONDict) -> tuple[str, str]:
-    """Validate a send; return ``(to, type)``."""
+    """Validate a send; return ``(recipient, type)``: the number in ``to``, else the
+    business-scoped user id in ``recipient``."""
     to = body.get("to")
-    if to is None:
+    if to is None and body.get("recipient") is None:
         raise _invalid("The parameter to is required.")
-    if not isinstance(to, str) or not _PHONE_SHAPE.match(to):
+    if to is None:
+        to = body["recipient"]
+        if not isinstance(to, str) or not _USER_ID_SHAPE.match(to):
+            raise _invalid(f"Param recipient is not a valid business-scoped user id: {to!r}.")
+    elif not isinstance(to, str) or not _PHONE_SHAPE.match(to):
         raise _invalid(f"Param to is not a valid phone number: {to!r}.")
     kind = body.get("type", "text")
     if kind not in _SEND_TYPES:

@@ -9,6 +9,14 @@ Each builder returns the whole envelope Meta posts, with one message (or one sta
          "contacts": [{"profile": {"name": ...}, "wa_id": ...}],
          "messages": [{"from": ..., "id": "wamid...", "timestamp": "1717000000", ...}]}}]}]}
 
+A person with a WhatsApp username is known by a business-scoped user id (``"US.1349…"``):
+:func:`with_user_id` adds it to an envelope (``messages[].from_user_id``,
+``contacts[].user_id`` and ``contacts[].profile.username``) and, unless told to keep it, takes
+their number out (``from`` and ``wa_id``), as Meta does when it withholds the number.  Events
+that are not a person talking: :func:`reaction_message`, :func:`revoke_message`,
+:func:`in_group`, and the system messages :func:`number_changed`, :func:`user_id_changed`
+and :func:`identity_changed`.
+
 :func:`combine` merges several envelopes into one, as Meta batches them.  :func:`post_webhook`
 posts an envelope signed with ``X-Hub-Signature-256`` like Meta does, and
 :func:`verification_query` gives the query of the subscription handshake (``GET``).
@@ -38,15 +46,22 @@ __all__ = [
     "button_reply",
     "combine",
     "contacts_message",
+    "identity_changed",
     "image_message",
+    "in_group",
     "list_reply",
     "location_message",
+    "number_changed",
     "post_webhook",
+    "reaction_message",
+    "revoke_message",
     "sign",
     "status_update",
     "text_message",
     "unsupported_message",
+    "user_id_changed",
     "verification_query",
+    "with_user_id",
 ]
 
 JSONDict = dict[str, Any]
@@ -343,6 +358,7 @@ def unsupported_message(
     from_: str,
     type: str = "sticker",  # named like Meta's field (shadows the builtin)
     *,
+    unsupported_type: str | None = None,
     phone_number_id: str = PHONE_NUMBER_ID,
     name: str = DEFAULT_NAME,
     message_id: str | None = None,
@@ -352,8 +368,9 @@ def unsupported_message(
 
     ``"sticker"``, ``"audio"`` (a voice note), ``"video"`` and ``"document"`` carry their media
     object like Meta's; ``"reaction"`` an emoji on an earlier message; ``"unsupported"`` is what
-    Meta sends for types the Cloud API cannot deliver (with ``errors`` code 131051).  Any other
-    type gets a bare ``{"id": ...}`` object.
+    Meta sends for types the Cloud API cannot deliver (with ``errors`` code 131051, and
+    ``unsupported.type`` naming the kind when given, e.g. ``"revoke"`` for a deleted
+    message).  Any other type gets a bare ``{"id": ...}`` object.
     """
     content: JSONDict
     if type == "unsupported":
@@ -367,6 +384,8 @@ def unsupported_message(
                 }
             ]
         }
+        if unsupported_type is not None:
+            content["unsupported"] = {"type": unsupported_type}
     elif type == "reaction":
         content = {"reaction": {"message_id": new_wamid(), "emoji": "\U0001f44d"}}
     else:
@@ -386,6 +405,160 @@ def unsupported_message(
         message_id=message_id,
         timestamp=timestamp,
     )
+
+
+def reaction_message(
+    from_: str,
+    reacted_to: str,
+    emoji: str | None = "\U0001f44d",
+    *,
+    phone_number_id: str = PHONE_NUMBER_ID,
+    name: str = DEFAULT_NAME,
+    message_id: str | None = None,
+    timestamp: str | None = None,
+) -> JSONDict:
+    """A reaction to the bot's message ``reacted_to``; ``emoji=None`` is a reaction taken
+    back (Meta leaves the ``emoji`` field out)."""
+    reaction: JSONDict = {"message_id": reacted_to}
+    if emoji is not None:
+        reaction["emoji"] = emoji
+    return _message_envelope(
+        from_,
+        "reaction",
+        {"reaction": reaction},
+        phone_number_id=phone_number_id,
+        name=name,
+        message_id=message_id,
+        timestamp=timestamp,
+    )
+
+
+def revoke_message(
+    from_: str,
+    original_message_id: str,
+    *,
+    phone_number_id: str = PHONE_NUMBER_ID,
+    name: str = DEFAULT_NAME,
+    message_id: str | None = None,
+    timestamp: str | None = None,
+) -> JSONDict:
+    """The person deleted a message they sent (``type: "revoke"``)."""
+    return _message_envelope(
+        from_,
+        "revoke",
+        {"revoke": {"original_message_id": original_message_id}},
+        phone_number_id=phone_number_id,
+        name=name,
+        message_id=message_id,
+        timestamp=timestamp,
+    )
+
+
+def in_group(envelope: Mapping[str, Any], group_id: str = "120363041234567890") -> JSONDict:
+    """The envelope's messages as written in a WhatsApp group (``group_id`` beside
+    ``from``)."""
+    envelope = copy.deepcopy(dict(envelope))
+    for message in _messages(envelope):
+        message["group_id"] = group_id
+    return envelope
+
+
+def _system_envelope(from_: str, system: JSONDict, *, phone_number_id: str,
+                     message_id: str | None, timestamp: str | None) -> JSONDict:
+    # System messages carry no contacts array.
+    message: JSONDict = {"from": from_, "id": message_id or new_wamid(),
+                         "timestamp": timestamp or _now(), "type": "system", "system": system}
+    return _envelope(phone_number_id, {"messages": [message]})
+
+
+def number_changed(
+    old: str,
+    new: str,
+    *,
+    new_user_id: str | None = None,
+    previous_user_id: str | None = None,
+    type: str = "user_changed_number",  # named like Meta's field (shadows the builtin)
+    name: str = DEFAULT_NAME,
+    phone_number_id: str = PHONE_NUMBER_ID,
+    message_id: str | None = None,
+    timestamp: str | None = None,
+) -> JSONDict:
+    """The person changed their number from ``old`` to ``new``: ``system.wa_id`` is the new
+    one and ``system.user_id`` their new business-scoped user id (a new number brings a new
+    one).  ``type`` may be the older ``"customer_changed_number"``."""
+    system: JSONDict = {"body": f"User {name} changed from {old} to {new}", "wa_id": new,
+                        "type": type}
+    if new_user_id is not None:
+        system["user_id"] = new_user_id
+    if previous_user_id is not None:
+        system["previous_user_id"] = previous_user_id
+    return _system_envelope(old, system, phone_number_id=phone_number_id,
+                            message_id=message_id, timestamp=timestamp)
+
+
+def user_id_changed(
+    old: str,
+    new: str,
+    *,
+    phone_number_id: str = PHONE_NUMBER_ID,
+    message_id: str | None = None,
+    timestamp: str | None = None,
+) -> JSONDict:
+    """Only the business-scoped user id of a person known by it changed (no number is
+    shared): ``system.user_id`` is the new one, ``system.previous_user_id`` the old."""
+    system: JSONDict = {"body": "User's business-scoped user id changed",
+                        "type": "user_changed_user_id", "user_id": new,
+                        "previous_user_id": old}
+    message: JSONDict = {"from_user_id": old, "id": message_id or new_wamid(),
+                         "timestamp": timestamp or _now(), "type": "system", "system": system}
+    return _envelope(phone_number_id, {"messages": [message]})
+
+
+def identity_changed(
+    from_: str,
+    *,
+    phone_number_id: str = PHONE_NUMBER_ID,
+    message_id: str | None = None,
+    timestamp: str | None = None,
+) -> JSONDict:
+    """The person's security code changed (a new phone, or WhatsApp reinstalled)."""
+    system: JSONDict = {"body": "User's security code changed", "customer": from_,
+                        "identity": secrets.token_urlsafe(16),
+                        "type": "customer_identity_changed"}
+    return _system_envelope(from_, system, phone_number_id=phone_number_id,
+                            message_id=message_id, timestamp=timestamp)
+
+
+def with_user_id(
+    envelope: Mapping[str, Any],
+    user_id: str,
+    *,
+    number: bool = False,
+    username: str | None = "@siti",
+) -> JSONDict:
+    """The envelope as Meta sends it for a person with a business-scoped user id: the id in
+    ``messages[].from_user_id`` and ``contacts[].user_id`` (and their ``username`` in the
+    profile); their number (``from``, ``wa_id``) only when ``number`` is true."""
+    envelope = copy.deepcopy(dict(envelope))
+    for entry in envelope["entry"]:
+        for change in entry["changes"]:
+            value = change["value"]
+            for message in value.get("messages", []):
+                message["from_user_id"] = user_id
+                if not number:
+                    message.pop("from", None)
+            for contact in value.get("contacts", []):
+                contact["user_id"] = user_id
+                if username is not None:
+                    contact.setdefault("profile", {})["username"] = username
+                if not number:
+                    contact.pop("wa_id", None)
+    return envelope
+
+
+def _messages(envelope: Mapping[str, Any]) -> list[JSONDict]:
+    return [message for entry in envelope["entry"] for change in entry["changes"]
+            for message in change["value"].get("messages", [])]
 
 
 def _status_error(error: int | Mapping[str, Any]) -> JSONDict:
@@ -415,13 +588,18 @@ def status_update(
     ``errors`` are Graph error codes (expanded to ``{"code", "title", "message",
     "error_data", "href"}``) or whole error objects; a ``failed`` status without them gets
     131000.  ``sent`` and ``delivered`` carry ``conversation`` / ``pricing`` like Meta's.
+    A ``recipient`` that is a business-scoped user id (a message sent with ``recipient``)
+    goes in ``recipient_user_id``, and ``recipient_id`` is left out.
     """
     entry: JSONDict = {
         "id": message_id,
         "status": status,
         "timestamp": timestamp or _now(),
-        "recipient_id": recipient,
     }
+    if recipient.isdigit():
+        entry["recipient_id"] = recipient
+    else:
+        entry["recipient_user_id"] = recipient
     if status in ("sent", "delivered"):
         entry["conversation"] = {
             "id": secrets.token_hex(16),
@@ -439,7 +617,7 @@ def combine(*envelopes: Mapping[str, Any]) -> JSONDict:
     """One envelope holding the messages, statuses and contacts of all ``envelopes``.
 
     Changes for the same ``phone_number_id`` are merged into one ``value`` (contacts kept once
-    per ``wa_id``), as Meta batches them; other numbers get their own change.
+    per ``wa_id`` and ``user_id``), as Meta batches them; other numbers get their own change.
     """
     if not envelopes:
         raise ValueError("nothing to combine")
@@ -456,11 +634,13 @@ def combine(*envelopes: Mapping[str, Any]) -> JSONDict:
                 for key in ("messages", "statuses"):
                     if key in value:
                         merged.setdefault(key, []).extend(copy.deepcopy(value[key]))
-                known = {contact.get("wa_id") for contact in merged.get("contacts", [])}
+                known = {(contact.get("wa_id"), contact.get("user_id"))
+                         for contact in merged.get("contacts", [])}
                 for contact in value.get("contacts", []):
-                    if contact.get("wa_id") not in known:
+                    key = (contact.get("wa_id"), contact.get("user_id"))
+                    if key not in known:
                         merged.setdefault("contacts", []).append(copy.deepcopy(contact))
-                        known.add(contact.get("wa_id"))
+                        known.add(key)
     return {
         "object": "whatsapp_business_account",
         "entry": [

@@ -22,12 +22,12 @@ import re
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
 from aiohttp import web
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
 from gotong.bot.channels.delivery import (
@@ -52,7 +52,7 @@ from gotong.handlers.catalog import Catalog
 from gotong.handlers.conversations import Conversations
 from gotong.handlers.messages import Hint, Incoming, Kind, Option, Reply
 from gotong.models.base import utcnow
-from gotong.models.contact import Contact
+from gotong.models.contact import Contact, find_contact
 from gotong.models.inbound import (
     LeaseLost,
     QueuedUpdate,
@@ -60,7 +60,15 @@ from gotong.models.inbound import (
     finish_inbound,
     store_inbound,
 )
-from gotong.models.outbox import HELD_AFTER, Claimed, OutboxMessage, OutboxStatus
+from gotong.models.outbox import (
+    HELD_AFTER,
+    Claimed,
+    Notice,
+    OutboxMessage,
+    OutboxStatus,
+    enqueue,
+)
+from gotong.models.person import Moved, change_user_id, move_contact
 from gotong.models.sending import mark_unreachable
 
 log = logging.getLogger(__name__)
@@ -99,6 +107,9 @@ OUTSIDE_WINDOW = 131047
 UNDELIVERABLE = 131026
 SPAM_LIMIT = 131048
 ACCESS_TOKEN = 190
+# This kind of message cannot go to a business-scoped user id (a person known only by
+# their username): it never will.
+NOT_FOR_USER_ID = 131062
 
 # How far a status may move a sent row: forward only, whatever order they arrive in.
 _STATUS_ORDER = {OutboxStatus.SENT: 1, OutboxStatus.DELIVERED: 2, OutboxStatus.READ: 3}
@@ -124,16 +135,49 @@ class Labels:
     more: str
     use_my_number: str
     share_location: str
+    # How to give a number when WhatsApp has not given us theirs (a username).
+    type_my_number: str = ""
 
     @classmethod
     def of(cls, catalog: Catalog, language: str) -> Labels:
         return cls(choose=catalog.text(language, "whatsapp.choose"),
                    more=catalog.text(language, "whatsapp.more"),
                    use_my_number=catalog.text(language, "whatsapp.use_my_number"),
-                   share_location=catalog.text(language, "whatsapp.share_location"))
+                   share_location=catalog.text(language, "whatsapp.share_location"),
+                   type_my_number=catalog.text(language, "whatsapp.type_my_number"))
 
 
 # --- inbound ------------------------------------------------------------------------
+
+# What the adapter takes from a signed notification. Anything else is dropped with the
+# kind of problem in the log (never the value: it may be a number or what someone wrote)
+# and Meta is answered 200: a retry would bring the same bytes, for days.
+#
+# A number as WhatsApp gives it: E.164 digits without the "+", ASCII only. (str.isdigit
+# takes "٣" and "³" too, which no phone network does.)
+PHONE_ID = re.compile(r"[1-9][0-9]{5,14}", re.ASCII)
+# A business-scoped user id ("US.13491208655302741918"): a country code, a dot and up to
+# 128 letters and digits by Meta's word; a chat's queue key holds 128 characters in all.
+USER_ID = re.compile(r"[A-Z]{2}\.[A-Za-z0-9]{1,125}", re.ASCII)
+# Meta's message and media ids ("wamid.HBgL..."): printable ASCII, as long as the queue
+# keeps them.
+MESSAGE_ID = re.compile(r"[!-~]{1,128}", re.ASCII)
+# Longer than anything WhatsApp lets a person send: text, a caption, a button's id.
+MAX_INBOUND_TEXT = 65_536
+MAX_INBOUND_CAPTION = 4096
+MAX_INBOUND_REPLY_ID = 256
+MAX_INBOUND_TYPE = 32
+# A number on a shared contact card, as typed in an address book.
+MAX_CARD_PHONE = 64
+# A timestamp ahead of our clock by more than this is not believed (it would hold the
+# 24-hour window open).
+CLOCK_SKEW = timedelta(minutes=5)
+
+# System messages: the person changed their number (older and newer names of the type),
+# their security code changed, or only their business-scoped user id did.
+NUMBER_CHANGED = frozenset({"customer_changed_number", "user_changed_number"})
+IDENTITY_CHANGED = frozenset({"customer_identity_changed", "user_identity_changed"})
+USER_ID_CHANGED = frozenset({"user_changed_user_id"})
 
 
 def signature_matches(body: bytes, header: str | None, app_secret: str) -> bool:
@@ -147,9 +191,15 @@ def signature_matches(body: bytes, header: str | None, app_secret: str) -> bool:
 @dataclass(frozen=True)
 class InboundMessage:
     message_id: str
-    sender: str  # the WhatsApp number, digits only
+    # The chat: the person's number (digits only), else their business-scoped user id, or
+    # the address of the contact known by that id.
+    sender: str
     sent_at: datetime
     message: dict[str, Any]
+    # What the message says of the sender: their number (when Meta shares it) and their
+    # business-scoped user id (when Meta gives one).
+    phone: str | None = None
+    user_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -158,11 +208,29 @@ class StatusChange:
     status: str
     error_codes: tuple[int, ...]
     recipient: str = ""
+    # The business-scoped user id the message went to (or the person's, when Meta adds it).
+    recipient_user_id: str = ""
+
+
+@dataclass(frozen=True)
+class SystemChange:
+    """What a system message says changed: the person's number (with the new one and its
+    new user id), their security code, or their user id alone."""
+
+    kind: str
+    phone: str | None = None
+    user_id: str | None = None
+
+
+class Ignored(ValueError):
+    """Part of a notification that is dropped: not a person talking to us, or not shaped
+    as Meta documents it. The message is a short reason, without personal data."""
 
 
 def parse_notification(payload: Any, phone_number_id: str
                        ) -> tuple[list[InboundMessage], list[StatusChange]]:
-    """The messages and statuses of a webhook notification meant for our number."""
+    """The messages and statuses of a webhook notification meant for our number; what
+    is not a person talking to us, and what is malformed, is left out (and logged)."""
     if not isinstance(payload, dict) or payload.get("object") != "whatsapp_business_account":
         raise MalformedPayload("not a WhatsApp Business Account notification")
     messages: list[InboundMessage] = []
@@ -178,24 +246,207 @@ def parse_notification(payload: Any, phone_number_id: str
             if phone_number_id and number_id != phone_number_id:
                 # Another number of the same business account: not ours to answer.
                 continue
+            contacts = _dicts(value.get("contacts"))
             for message in _dicts(value.get("messages")):
-                sender, message_id = message.get("from"), message.get("id")
-                if not isinstance(sender, str) or not isinstance(message_id, str) \
-                        or not sender.isdigit():
-                    continue
-                messages.append(InboundMessage(message_id, sender,
-                                               _timestamp(message.get("timestamp")),
-                                               message))
+                try:
+                    messages.append(_message(message, contacts))
+                except Ignored as exc:
+                    log.info("ignored a whatsapp message: %s", exc)
             for status in _dicts(value.get("statuses")):
-                message_id, state = status.get("id"), status.get("status")
-                if isinstance(message_id, str) and isinstance(state, str):
-                    codes = tuple(e["code"] for e in _dicts(status.get("errors"))
-                                  if isinstance(e.get("code"), int))
-                    recipient = status.get("recipient_id")
-                    statuses.append(StatusChange(
-                        message_id, state, codes,
-                        recipient if isinstance(recipient, str) else ""))
+                try:
+                    statuses.append(_status(status))
+                except Ignored as exc:
+                    log.info("ignored a whatsapp status: %s", exc)
     return messages, statuses
+
+
+def _message(message: dict[str, Any], contacts: list[dict[str, Any]]) -> InboundMessage:
+    message_id = message.get("id")
+    if not isinstance(message_id, str) or not MESSAGE_ID.fullmatch(message_id):
+        raise Ignored("its id is not a message id")
+    not_talking = _not_talking(message)
+    if not_talking:
+        raise Ignored(not_talking)
+    phone, user_id = _sender(message, contacts)
+    kind = message.get("type")
+    if not isinstance(kind, str) or len(kind) > MAX_INBOUND_TYPE:
+        raise Ignored("its type is not a name")
+    if kind == "system":
+        _system_change(message)
+    else:
+        _check_content(kind, message.get(kind), message)
+    if user_id is not None and message.get("from_user_id") != user_id:
+        # Kept with the message, which alone is stored (the contacts array is not).
+        message = {**message, "from_user_id": user_id}
+    return InboundMessage(message_id, phone or user_id or "", _timestamp(message.get("timestamp")),
+                          message, phone, user_id)
+
+
+def _not_talking(message: dict[str, Any]) -> str | None:
+    """Why a message is no one talking to us, if it is not: it gets no answer."""
+    if message.get("group_id") is not None:
+        return "a message in a group"
+    kind = message.get("type")
+    if kind == "reaction":
+        return "a reaction"
+    if kind == "revoke":
+        return "a deleted message"
+    unsupported = message.get("unsupported")
+    if kind == "unsupported" and isinstance(unsupported, dict) \
+            and unsupported.get("type") in ("revoke", "reaction"):
+        return "a deleted message" if unsupported["type"] == "revoke" else "a reaction"
+    if kind == "system":
+        system = message.get("system")
+        name = system.get("type") if isinstance(system, dict) else None
+        if name not in NUMBER_CHANGED | IDENTITY_CHANGED | USER_ID_CHANGED:
+            return "a system message of another kind"
+    return None
+
+
+def _sender(message: dict[str, Any], contacts: list[dict[str, Any]]
+            ) -> tuple[str | None, str | None]:
+    """The sender's number and business-scoped user id; one at least."""
+    phone = user_id = None
+    sender = message.get("from")
+    if sender is not None:
+        if isinstance(sender, str) and PHONE_ID.fullmatch(sender):
+            phone = sender
+        elif isinstance(sender, str) and USER_ID.fullmatch(sender):
+            # Meta put the user id where the number goes.
+            user_id = sender
+        else:
+            raise Ignored("its sender is neither a number nor a user id")
+    given = message.get("from_user_id")
+    if isinstance(given, str) and USER_ID.fullmatch(given):
+        user_id = given
+    elif given is not None:
+        if phone is None:
+            raise Ignored("its sender's user id is not a user id")
+        log.info("a whatsapp message's user id is not a user id; its number is used")
+    if phone is not None and user_id is None:
+        # Older notifications name it only in the contacts array.
+        for contact in contacts:
+            found = contact.get("user_id")
+            if contact.get("wa_id") == phone and isinstance(found, str) \
+                    and USER_ID.fullmatch(found):
+                user_id = found
+    if phone is None and user_id is None:
+        raise Ignored("it names no sender")
+    return phone, user_id
+
+
+def _text(value: Any, limit: int, what: str, *, optional: bool = True) -> None:
+    if value is None and optional:
+        return
+    if not isinstance(value, str) or len(value) > limit:
+        raise Ignored(f"its {what} is not a text of at most {limit} characters")
+
+
+def _number(value: Any, low: float, high: float) -> float:
+    """A coordinate, as a number or a decimal string."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str) \
+            or (isinstance(value, str) and len(value) > 32):
+        raise Ignored("a coordinate is not a number")
+    try:
+        number = float(value)
+    except ValueError:
+        raise Ignored("a coordinate is not a number") from None
+    if not low <= number <= high:  # NaN fails this too
+        raise Ignored("a coordinate is out of range")
+    return number
+
+
+def _check_content(kind: str, body: Any, message: dict[str, Any]) -> None:
+    """That the parts of the message that `to_incoming` reads have Meta's types and
+    sizes."""
+    if kind == "text":
+        if not isinstance(body, dict):
+            raise Ignored("its text is not an object")
+        _text(body.get("body"), MAX_INBOUND_TEXT, "text", optional=False)
+    elif kind == "interactive":
+        if not isinstance(body, dict):
+            raise Ignored("its reply is not an object")
+        for name in ("button_reply", "list_reply"):
+            reply = body.get(name)
+            if reply is None:
+                continue
+            if not isinstance(reply, dict):
+                raise Ignored("its reply is not an object")
+            _text(reply.get("id"), MAX_INBOUND_REPLY_ID, "reply id", optional=False)
+            _text(reply.get("title"), MAX_INBOUND_TEXT, "reply title")
+    elif kind == "button":
+        if not isinstance(body, dict):
+            raise Ignored("its button is not an object")
+        _text(body.get("text"), MAX_INBOUND_TEXT, "button text")
+    elif kind == "location":
+        if not isinstance(body, dict):
+            raise Ignored("its location is not an object")
+        _number(body.get("latitude"), -90, 90)
+        _number(body.get("longitude"), -180, 180)
+    elif kind == "image":
+        if not isinstance(body, dict):
+            raise Ignored("its image is not an object")
+        media = body.get("id")
+        if not isinstance(media, str) or not MESSAGE_ID.fullmatch(media):
+            raise Ignored("its media id is not a media id")
+        _text(body.get("caption"), MAX_INBOUND_CAPTION, "caption")
+    elif kind == "contacts":
+        cards = message.get("contacts")
+        if not isinstance(cards, list):
+            raise Ignored("its contacts are not a list")
+        for card in _dicts(cards):
+            phones = card.get("phones")
+            if phones is not None and not isinstance(phones, list):
+                raise Ignored("a card's numbers are not a list")
+            for entry in _dicts(phones):
+                _text(entry.get("phone"), MAX_CARD_PHONE, "card number")
+                _text(entry.get("wa_id"), MAX_CARD_PHONE, "card number")
+
+
+def system_change(message: dict[str, Any]) -> SystemChange:
+    """What a (checked) system message says changed."""
+    return _system_change(message)
+
+
+def _system_change(message: dict[str, Any]) -> SystemChange:
+    system = message.get("system")
+    if not isinstance(system, dict):
+        raise Ignored("its system part is not an object")
+    kind = system.get("type")
+    new_user_id = system.get("user_id")
+    if new_user_id is not None and not (isinstance(new_user_id, str)
+                                        and USER_ID.fullmatch(new_user_id)):
+        raise Ignored("its new user id is not a user id")
+    if kind in NUMBER_CHANGED:
+        # "wa_id" now; "new_wa_id" in older versions of the Graph API.
+        number = system.get("wa_id", system.get("new_wa_id"))
+        if isinstance(number, int) and not isinstance(number, bool):
+            number = str(number)
+        if not isinstance(number, str) or not PHONE_ID.fullmatch(number):
+            raise Ignored("its new number is not a number")
+        return SystemChange("number", number, new_user_id)
+    if kind in USER_ID_CHANGED:
+        if new_user_id is None:
+            raise Ignored("it names no new user id")
+        return SystemChange("user_id", None, new_user_id)
+    return SystemChange("identity")
+
+
+def _status(status: dict[str, Any]) -> StatusChange:
+    message_id, state = status.get("id"), status.get("status")
+    if not isinstance(message_id, str) or not MESSAGE_ID.fullmatch(message_id):
+        raise Ignored("its message id is not a message id")
+    if not isinstance(state, str) or len(state) > MAX_INBOUND_TYPE:
+        raise Ignored("its status is not a name")
+    codes = tuple(e["code"] for e in _dicts(status.get("errors"))
+                  if isinstance(e.get("code"), int) and not isinstance(e.get("code"), bool))
+    recipient = status.get("recipient_id")
+    # A number, or (a message sent to a user id) nothing; a group's id is no one's.
+    recipient = recipient if isinstance(recipient, str) and PHONE_ID.fullmatch(recipient) \
+        else ""
+    user_id = status.get("recipient_user_id")
+    user_id = user_id if isinstance(user_id, str) and USER_ID.fullmatch(user_id) else ""
+    return StatusChange(message_id, state, codes, recipient, user_id)
 
 
 def _dicts(value: Any) -> list[dict[str, Any]]:
@@ -203,10 +454,30 @@ def _dicts(value: Any) -> list[dict[str, Any]]:
 
 
 def _timestamp(value: Any) -> datetime:
+    """When the person wrote (Unix seconds, as a string): now when the value is not
+    one, or lies in the future."""
+    now = utcnow()
+    if isinstance(value, bool) or not isinstance(value, int | str) \
+            or (isinstance(value, str) and not (value.isascii() and value.isdigit()
+                                                and len(value) <= 12)):
+        return now
     try:
-        return datetime.fromtimestamp(int(value), UTC)
-    except (TypeError, ValueError, OverflowError, OSError):
-        return utcnow()
+        sent = datetime.fromtimestamp(int(value), UTC)
+    except (ValueError, OverflowError, OSError):
+        return now
+    return now if sent > now + CLOCK_SKEW else sent
+
+
+def inbound_of(payload: dict[str, Any], chat_id: str) -> InboundMessage:
+    """A stored message (checked when it came) as it was parsed, in the chat it is
+    queued in."""
+    sender = payload.get("from")
+    given = payload.get("from_user_id")
+    phone = sender if isinstance(sender, str) and PHONE_ID.fullmatch(sender) else None
+    user_id = given if isinstance(given, str) and USER_ID.fullmatch(given) else \
+        sender if isinstance(sender, str) and USER_ID.fullmatch(sender) else None
+    return InboundMessage(str(payload["id"]), chat_id, _timestamp(payload.get("timestamp")),
+                          payload, phone, user_id)
 
 
 def to_incoming(inbound: InboundMessage) -> Incoming:
@@ -214,12 +485,16 @@ def to_incoming(inbound: InboundMessage) -> Incoming:
     message = inbound.message
     base: dict[str, Any] = {"channel": CHANNEL, "chat_id": inbound.sender,
                             "external_id": inbound.message_id,
-                            "sender_phone": f"+{inbound.sender}", "sent_at": inbound.sent_at}
+                            "sender_phone": f"+{inbound.phone}" if inbound.phone else None,
+                            "sender_user_id": inbound.user_id, "sent_at": inbound.sent_at}
+    # Their own number: the one this message comes from, or the one Meta gave before and
+    # withholds now (a chat is a number only when Meta gave it as the person's).
+    own = inbound.phone or (inbound.sender if has_number(inbound.sender) else None)
     kind = message.get("type")
     body = message.get(kind) if isinstance(kind, str) else None
     body = body if isinstance(body, dict) else {}
     if kind == "text":
-        text = str(body.get("body") or "")
+        text = _string(body.get("body"))
         if text.startswith("/"):
             word, _, args = text[1:].partition(" ")
             return Incoming(kind=Kind.COMMAND, command=word.lower(), args=args.strip(),
@@ -227,17 +502,20 @@ def to_incoming(inbound: InboundMessage) -> Incoming:
         return Incoming(kind=Kind.TEXT, text=text, **base)
     if kind == "interactive":
         reply = body.get("button_reply") or body.get("list_reply")
-        data = str(reply.get("id") or "") if isinstance(reply, dict) else ""
+        if not isinstance(reply, dict):
+            # A form's or a call's reply, say: nothing a question of ours asked for.
+            return Incoming(kind=Kind.OTHER, **base)
+        data = _string(reply.get("id"))
         context, separator, option = data.partition("|")
         if not separator:
             context, option = "", ""
-        if option == OWN_NUMBER:
-            return Incoming(kind=Kind.CONTACT, phone=f"+{inbound.sender}", phone_is_own=True,
-                            **base)
+        if option == OWN_NUMBER and own:
+            return Incoming(kind=Kind.CONTACT, phone=f"+{own}", phone_is_own=True, **base)
+        # Without a number to use the button is stale: the question is asked again.
         return Incoming(kind=Kind.CHOICE, context=context, option=option, **base)
     if kind == "button":
         # A quick-reply button of a template: its text is the answer.
-        return Incoming(kind=Kind.TEXT, text=str(body.get("text") or ""), **base)
+        return Incoming(kind=Kind.TEXT, text=_string(body.get("text")), **base)
     if kind == "location":
         try:
             return Incoming(kind=Kind.LOCATION, latitude=float(body["latitude"]),
@@ -245,10 +523,10 @@ def to_incoming(inbound: InboundMessage) -> Incoming:
         except (KeyError, TypeError, ValueError):
             return Incoming(kind=Kind.OTHER, **base)
     if kind == "image":
-        return Incoming(kind=Kind.PHOTO, media_id=str(body.get("id") or ""),
-                        text=str(body.get("caption") or ""), **base)
+        return Incoming(kind=Kind.PHOTO, media_id=_string(body.get("id")),
+                        text=_string(body.get("caption")), **base)
     if kind == "contacts":
-        return _shared_contact(message.get("contacts"), inbound.sender, base)
+        return _shared_contact(message.get("contacts"), own, base)
     if kind == "sticker":
         return Incoming(kind=Kind.STICKER, **base)
     if kind in ("audio", "voice"):
@@ -256,14 +534,19 @@ def to_incoming(inbound: InboundMessage) -> Incoming:
     return Incoming(kind=Kind.OTHER, **base)
 
 
-def _shared_contact(cards: Any, sender: str, base: dict[str, Any]) -> Incoming:
+def _string(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _shared_contact(cards: Any, own: str | None, base: dict[str, Any]) -> Incoming:
     for card in _dicts(cards):
         for phone in _dicts(card.get("phones")):
             number = phone.get("wa_id") or phone.get("phone")
             if isinstance(number, str) and number.strip():
-                digits = re.sub(r"\D", "", number)
+                digits = re.sub(r"[^0-9]", "", number)
+                # Their own number only when WhatsApp gave it to us as the sender's.
                 return Incoming(kind=Kind.CONTACT, phone=number.strip(),
-                                phone_is_own=digits == sender, **base)
+                                phone_is_own=own is not None and digits == own, **base)
     return Incoming(kind=Kind.OTHER, **base)
 
 
@@ -329,17 +612,22 @@ class Page:
     controls: tuple[tuple[str, str], ...]
 
 
-def render(reply: Reply, labels: Labels) -> tuple[list[dict[str, Any]], Page | None]:
+def render(reply: Reply, labels: Labels, *, has_number: bool = True
+           ) -> tuple[list[dict[str, Any]], Page | None]:
     """The WhatsApp messages of a reply (without recipient), and the long list to remember
-    for "more" if it is one."""
+    for "more" if it is one. Without `has_number` (WhatsApp gave us no number for the
+    person) there is no number to use in one tap: they type it or share it."""
     context = reply.context or ""
     controls = [(c.id, c.label) for c in reply.controls]
-    if reply.hint == Hint.CONTACT:
-        options: list[tuple[str, str]] = [(OWN_NUMBER, labels.use_my_number)]
+    text = reply.text
+    options: list[tuple[str, str]] = []
+    if reply.hint == Hint.CONTACT and has_number:
+        options = [(OWN_NUMBER, labels.use_my_number)]
+    elif reply.hint == Hint.CONTACT:
+        text = f"{text}\n\n{labels.type_my_number}" if labels.type_my_number else text
     else:
         multi = reply.hint == Hint.MULTI
         options = [(o.id, _label(o, multi)) for o in reply.options]
-    text = reply.text
     if reply.hint == Hint.LOCATION:
         text = f"{text}\n\n{labels.share_location}"
     every = [*options, *controls]
@@ -388,6 +676,18 @@ def list_message(page: Page, start: int, body: str, labels: Labels) -> dict[str,
     return {"type": "interactive", "interactive": interactive}
 
 
+def address(chat_id: str) -> dict[str, str]:
+    """Whom a message to the chat goes to: `to` a number, or (a person known by their
+    username alone) `recipient`, their business-scoped user id."""
+    if has_number(chat_id):
+        return {"to": chat_id}
+    return {"recipient": chat_id}
+
+
+def has_number(chat_id: str) -> bool:
+    return chat_id.isascii() and chat_id.isdigit()
+
+
 def _option_id(context: str, option_id: str) -> str:
     data = f"{context}|{option_id}"
     if len(data) > MAX_ROW_ID:
@@ -429,6 +729,10 @@ def _delivery_error(exc: GraphError, sent: int) -> DeliveryError:
         return Unreachable(f"undeliverable ({exc.code})", sent, detail)
     if exc.code == SPAM_LIMIT:
         return Undeliverable(f"spam limit ({exc.code})", sent, detail)
+    if exc.code == NOT_FOR_USER_ID:
+        # Given up on with this reason, which `gotong outbox` shows the operator.
+        return Undeliverable(f"not allowed to a username's user id ({exc.code})", sent,
+                             detail)
     if exc.http_status >= 500 or exc.http_status == 429:
         return RetryLater(f"whatsapp server error ({exc.http_status})", sent, detail)
     if exc.code == ACCESS_TOKEN or exc.http_status == 401:
@@ -554,6 +858,7 @@ class WhatsAppChannel:
         """Store the new messages of a verified notification in their chats' queues; apply
         its statuses. Returns how many messages were new (replays are dropped)."""
         messages, statuses = parse_notification(payload, self.config.phone_number_id)
+        messages = await self._in_their_chats(messages)
         # Stored with whatever other webhooks bring at the same moment, in one transaction.
         stored = await asyncio.gather(*(
             self.inbound.accept(CHANNEL, message.message_id, message.sender, message.message)
@@ -567,20 +872,86 @@ class WhatsAppChannel:
                     if await store_inbound(connection, CHANNEL,
                                            f"{status.message_id}:{status.status}"[:128], "",
                                            None, now, handled=True) is Stored.NEW:
-                        await apply_status(connection, status, now)
-                        if OUTSIDE_WINDOW in status.error_codes:
+                        chat = await apply_status(connection, status, now)
+                        if OUTSIDE_WINDOW in status.error_codes and chat is not None:
                             # The window's start changed under this process's copy.
-                            self._conversations.forget(CHANNEL, status.recipient)
+                            self._conversations.forget(CHANNEL, chat)
         return sum(result is Stored.NEW for result in stored)
+
+    async def _in_their_chats(self, messages: list[InboundMessage]) -> list[InboundMessage]:
+        """Messages that name the sender by their user id alone join the queue of the
+        contact known by it, whose address may be their number (Meta gave it earlier and
+        withholds it now): one person's messages are handled in one queue, in order."""
+        user_ids = {m.user_id for m in messages if m.phone is None and m.user_id}
+        if not user_ids:
+            return messages
+        async with self._conversations.engine.connect() as connection:
+            chats: dict[str | None, str] = {
+                row.platform_user_id: row.chat_id for row in await connection.execute(
+                    select(Contact.platform_user_id, Contact.chat_id)
+                    .where(Contact.channel == CHANNEL,
+                           Contact.platform_user_id.in_(user_ids)))}
+        return [replace(m, sender=chats.get(m.user_id, m.sender)) if m.phone is None else m
+                for m in messages]
 
     async def handle_stored(self, queued: QueuedUpdate) -> bool:
         """Handle a message of the inbound queue and send the reply."""
-        payload = queued.payload
-        return await self._handle(InboundMessage(str(payload["id"]), str(payload["from"]),
-                                                 _timestamp(payload.get("timestamp")),
-                                                 payload), queued)
+        message = inbound_of(queued.payload, queued.chat_id)
+        if message.message.get("type") == "system":
+            await self._apply_system(message, queued)
+            return True
+        return await self._handle(message, queued)
 
     # --- handling -------------------------------------------------------------------
+
+    async def _apply_system(self, message: InboundMessage, queued: QueuedUpdate) -> None:
+        """What WhatsApp says changed of a person, recorded on their contact; nothing is
+        answered (the person wrote nothing), but a number change is told on the new
+        number, once."""
+        try:
+            change = system_change(message.message)
+        except Ignored as exc:
+            # Stored before this version checked system messages when they came.
+            log.info("ignored a whatsapp system message: %s", exc)
+            await self.inbound.finish_alone(queued)
+            return
+        now = self._conversations.now()
+        moved: Moved | None = None
+        async with self._conversations.engine.begin() as connection:
+            if not await finish_inbound(connection, queued.id, queued.owner, now):
+                raise LeaseLost()
+            # Joins the connection's transaction, which commits it.
+            session = AsyncSession(bind=connection, expire_on_commit=False,
+                                   join_transaction_mode="rollback_only")
+            try:
+                contact = await find_contact(session, CHANNEL, message.sender,
+                                             [message.phone, message.user_id])
+                if contact is None:
+                    # Someone who never wrote to us: nothing of theirs to change.
+                    log.info("a whatsapp system message about no contact of ours")
+                elif change.kind == "identity":
+                    contact.identity_changed_at = now
+                    log.info("a whatsapp contact's security code changed")
+                elif change.kind == "user_id" and change.user_id is not None:
+                    await change_user_id(session, contact, change.user_id)
+                elif change.phone is not None:
+                    moved = await move_contact(session, contact, change.phone,
+                                               verified_phone=f"+{change.phone}",
+                                               user_id=change.user_id, now=now)
+                if moved is not None:
+                    # Told once: a repeat of the change finds the contact there already.
+                    enqueue(session, Notice(moved.contact_id, "notice.number_changed", {}),
+                            now)
+                    log.info("a whatsapp contact moved to a new number")
+                await session.flush()
+            finally:
+                await session.close()
+        if contact is not None:
+            self._conversations.forget(CHANNEL, message.sender)
+        if moved is not None:
+            self._conversations.forget(CHANNEL, moved.chat_id)
+            if self._conversations.on_outbox is not None:
+                self._conversations.on_outbox()
 
     async def _handle(self, message: InboundMessage, queued: QueuedUpdate) -> bool:
         # The blue ticks go while the message is handled, not before.
@@ -621,8 +992,10 @@ class WhatsAppChannel:
         # releases the news held until then.
         handled = await self._conversations.handle_update(
             incoming, keep_reply=outbox is not None, queued=queued)
-        return await send_reply(self, outbox, incoming.chat_id, handled.replies,
-                                handled.reply_id, handled.contact_id,
+        # To the contact's address, which the queue's chat may no longer be (a number
+        # given since the message came).
+        return await send_reply(self, outbox, handled.chat_id or incoming.chat_id,
+                                handled.replies, handled.reply_id, handled.contact_id,
                                 language=handled.language, lease=handled.reply_lease)
 
     async def _next_page(self, incoming: Incoming, page: Page, queued: QueuedUpdate) -> None:
@@ -643,7 +1016,7 @@ class WhatsAppChannel:
         payload = list_message(page, start, self._catalog.text(language, "whatsapp.more_body"),
                                Labels.of(self._catalog, language))
         try:
-            await self._post({**payload, "to": incoming.chat_id})
+            await self._post({**payload, **address(incoming.chat_id)})
         except (GraphError, aiohttp.ClientError, TimeoutError) as exc:
             log.info("a list page could not be sent (%s)", type(exc).__name__)
 
@@ -706,14 +1079,15 @@ class WhatsAppChannel:
         answer_within = self._answer_within(row)
         part = 0
         last_id: str | None = None
+        recipient = address(chat_id)
         for reply in replies:
-            payloads, rest = render(reply, labels)
+            payloads, rest = render(reply, labels, has_number=has_number(chat_id))
             if rest is not None:
                 self._remember(chat_id, rest)
             for payload in payloads:
                 if part >= skip:
                     try:
-                        last_id = await self._paced({**payload, "to": chat_id}, pace,
+                        last_id = await self._paced({**payload, **recipient}, pace,
                                                     answer_within)
                     except GraphError as exc:
                         if exc.code == OUTSIDE_WINDOW and row is not None:
@@ -758,7 +1132,7 @@ class WhatsAppChannel:
         if components:
             template["components"] = components
         try:
-            message_id = await self._paced({"to": chat_id, "type": "template",
+            message_id = await self._paced({**address(chat_id), "type": "template",
                                             "template": template}, pace,
                                            self._answer_within(row))
         except GraphError as exc:
@@ -790,17 +1164,22 @@ def window_open(last_inbound_at: datetime | None, now: datetime) -> bool:
 
 
 async def apply_status(connection: AsyncConnection, status: StatusChange, now: datetime
-                       ) -> None:
+                       ) -> str | None:
     """Move the sent row the status is about forward (sent, delivered, read) or to
-    failed; never back."""
+    failed; never back. Returns the chat of a failure's contact."""
     if status.status == "failed":
         code = status.error_codes[0] if status.error_codes else None
         sent = (OutboxMessage.platform_message_id == status.message_id,
                 OutboxMessage.status == OutboxStatus.SENT)
         # The contact WhatsApp speaks of (the row may be another app's contact of the same
-        # person, routed here).
-        contact_id = await connection.scalar(select(Contact.id).where(
-            Contact.channel == CHANNEL, Contact.chat_id == status.recipient))
+        # person, routed here): by the number the message went to, or the user id.
+        known = [Contact.chat_id == status.recipient] if status.recipient else []
+        if status.recipient_user_id:
+            known += [Contact.chat_id == status.recipient_user_id,
+                      Contact.platform_user_id == status.recipient_user_id]
+        found = (await connection.execute(select(Contact.id, Contact.chat_id).where(
+            Contact.channel == CHANNEL, or_(*known)).limit(1))).first() if known else None
+        contact_id, chat = (found.id, found.chat_id) if found is not None else (None, None)
         if code == OUTSIDE_WINDOW:
             # Accepted as text, then refused: the window had closed. Send it again, which
             # now goes as a template.
@@ -812,26 +1191,31 @@ async def apply_status(connection: AsyncConnection, status: StatusChange, now: d
                 await connection.execute(
                     update(Contact).where(Contact.id == contact_id)
                     .values(last_inbound_at=None))
-            return
+            return chat
+        # Given up on: `gotong outbox` shows it with this reason.
+        reason = f"whatsapp error {code}"
+        if code == NOT_FOR_USER_ID:
+            reason += ": not allowed to a username's user id"
         await connection.execute(
             update(OutboxMessage).where(*sent)
-            .values(status=OutboxStatus.FAILED, last_error=f"whatsapp error {code}"))
+            .values(status=OutboxStatus.FAILED, last_error=reason))
         if code == UNDELIVERABLE and contact_id is not None:
             await mark_unreachable(connection, contact_id, now)
-        return
+        return chat
     try:
         target = OutboxStatus(status.status)
     except ValueError:
-        return
+        return None
     rank = _STATUS_ORDER.get(target)
     if rank is None:
-        return
+        return None
     earlier = [s for s, r in _STATUS_ORDER.items() if r < rank]
     await connection.execute(
         update(OutboxMessage)
         .where(OutboxMessage.platform_message_id == status.message_id,
                OutboxMessage.status.in_(earlier))
         .values(status=target).execution_options(synchronize_session=False))
+    return None
 
 
 # --- the webhook's HTTP side ----------------------------------------------------------

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -21,14 +22,18 @@ from gotong.bot.channels.whatsapp import (
     MAX_TEXT,
     MORE,
     OWN_NUMBER,
+    Ignored,
     InboundMessage,
     Labels,
     MalformedPayload,
+    SystemChange,
     Templates,
+    address,
     list_message,
     parse_notification,
     render,
     signature_matches,
+    system_change,
     template_text,
     to_incoming,
     unique_titles,
@@ -117,9 +122,8 @@ def test_each_kind_of_message_becomes_an_incoming() -> None:
     assert to_incoming(inbound({"type": "audio", "audio": {"id": "a"}})).kind == Kind.VOICE
     odd_ones: list[dict[str, object]] = [
                 {"type": "unsupported", "errors": [{"code": 131051}]},
-                {"type": "video", "video": {"id": "v"}}, {"type": "reaction"},
-                {"type": "location", "location": {"latitude": "north"}},
-                {"type": "contacts", "contacts": []}]
+                {"type": "video", "video": {"id": "v"}}, {"type": "contacts", "contacts": []},
+                {"type": "interactive", "interactive": {"type": "nfm_reply"}}]
     for odd in odd_ones:
         assert to_incoming(inbound(odd)).kind == Kind.OTHER, odd
     template_button = to_incoming(inbound({"type": "button", "button": {
@@ -257,6 +261,73 @@ def test_the_phone_and_location_questions_fit_whatsapp() -> None:
     [place], _ = render(Reply(text="Di mana?", hint=Hint.LOCATION,
                               contact_label="Bagikan lokasi"), LABELS)
     assert place["text"]["body"] == "Di mana?\n\nKetuk 📎 lalu Lokasi."
+    # Known by a username alone: no number to use in one tap, so it is typed.
+    labels = replace(LABELS, type_my_number="Ketik nomor Anda.")
+    [typed], _ = render(Reply(text="Nomor HP?", context="phone", hint=Hint.CONTACT),
+                        labels, has_number=False)
+    assert typed == {"type": "text", "text": {"body": "Nomor HP?\n\nKetik nomor Anda.",
+                                              "preview_url": False}}
+    assert address("6281234567890") == {"to": "6281234567890"}
+    assert address("ID.1502576394655843") == {"recipient": "ID.1502576394655843"}
+
+
+def test_a_sender_is_named_by_number_by_user_id_or_both() -> None:
+    """The shapes Meta documents for usernames (and one seen in the wild: the user id in
+    `from`)."""
+    user_id = "US.13491208655302741918"
+    text = {"id": "wamid.1", "timestamp": "1790000000", "type": "text",
+            "text": {"body": "halo"}}
+
+    def parsed(message: dict[str, object], contacts: list[dict[str, object]]
+               ) -> tuple[str, str | None, str | None]:
+        value = {"messaging_product": "whatsapp", "metadata": {"phone_number_id": PHONE_ID},
+                 "contacts": contacts, "messages": [{**text, **message}]}
+        [found], _ = parse_notification(
+            {"object": "whatsapp_business_account",
+             "entry": [{"id": "WABA", "changes": [{"field": "messages", "value": value}]}]},
+            PHONE_ID)
+        return found.sender, found.phone, found.user_id
+
+    profile = {"name": "Siti", "username": "@siti"}
+    assert parsed({"from_user_id": user_id}, [{"profile": profile, "user_id": user_id}]) \
+        == (user_id, None, user_id)
+    assert parsed({"from": "6281234567890", "from_user_id": user_id},
+                  [{"profile": profile, "wa_id": "6281234567890", "user_id": user_id}]) \
+        == ("6281234567890", "6281234567890", user_id)
+    assert parsed({"from": user_id}, []) == (user_id, None, user_id)
+    # Named in the contacts array only: kept with the message, which alone is stored.
+    assert parsed({"from": "6281234567890"},
+                  [{"wa_id": "6281234567890", "user_id": user_id}])[2] == user_id
+    incoming = to_incoming(inbound({"type": "interactive", "interactive": {
+        "type": "button_reply", "button_reply": {"id": f"phone|{OWN_NUMBER}"}}}))
+    assert (incoming.sender_phone, incoming.phone) == ("+6281234567890", "+6281234567890")
+    # "Use this number" from someone whose number we do not have is a stale button.
+    nobody = to_incoming(InboundMessage("wamid.2", user_id, NOW, {
+        "type": "interactive", "interactive": {"type": "button_reply", "button_reply": {
+            "id": f"phone|{OWN_NUMBER}"}}}, None, user_id))
+    assert (nobody.kind, nobody.phone, nobody.sender_phone, nobody.sender_user_id) == (
+        Kind.CHOICE, None, None, user_id)
+
+
+def test_system_messages_say_what_changed() -> None:
+    def change(system: dict[str, object]) -> SystemChange:
+        return system_change({"type": "system", "system": system})
+
+    new_id = "ID.50000000000000000001"
+    assert change({"type": "user_changed_number", "wa_id": "6281298765432",
+                   "user_id": new_id}) == SystemChange("number", "6281298765432", new_id)
+    # The older name, and the older field for the new number.
+    assert change({"type": "customer_changed_number", "new_wa_id": "6281298765432"}) \
+        == SystemChange("number", "6281298765432", None)
+    assert change({"type": "customer_identity_changed", "identity": "abc"}) \
+        == SystemChange("identity")
+    assert change({"type": "user_changed_user_id", "user_id": new_id}) \
+        == SystemChange("user_id", None, new_id)
+    for bad in ({"type": "user_changed_number", "wa_id": "٦٢٨١٢٩٨٧٦٥٤٣٢"},
+                {"type": "user_changed_number", "wa_id": "6281298765432", "user_id": "x"},
+                {"type": "user_changed_user_id"}):
+        with pytest.raises(Ignored):
+            change(bad)
 
 
 @given(st.lists(st.text(min_size=1, max_size=40), min_size=1, max_size=10),

@@ -29,6 +29,7 @@ from tests.fakes.whatsapp_webhooks import (
     post_webhook,
     text_message,
     unsupported_message,
+    with_user_id,
 )
 
 APP_SECRET = "wa-app-secret-for-tests"
@@ -73,8 +74,11 @@ class WhatsAppBotUnderTest:
         self.last_message_id = _message_ids(envelope)[-1] if messages else self.last_message_id
         await self.channel.wait_handled(self.posted)
 
-    def person(self, number: str, name: str = "Siti") -> WaPerson:
-        return WaPerson(self, number, name)
+    def person(self, number: str | None, name: str = "Siti", *, user_id: str | None = None
+               ) -> WaPerson:
+        """Someone writing from `number`; with `user_id`, a person WhatsApp also knows by
+        that business-scoped user id (without `number`: by a username alone)."""
+        return WaPerson(self, number, name, user_id)
 
 
 def shows(title: str, description: str, label_part: str) -> bool:
@@ -85,14 +89,38 @@ def shows(title: str, description: str, label_part: str) -> bool:
 
 
 class WaPerson:
-    def __init__(self, bot: WhatsAppBotUnderTest, number: str, name: str) -> None:
+    def __init__(self, bot: WhatsAppBotUnderTest, number: str | None, name: str,
+                 user_id: str | None = None) -> None:
+        assert number or user_id
         self.bot = bot
-        self.number = number
+        self.user_id = user_id
         self.name = name
+        # Every address they have had: their number while withheld is still theirs.
+        self._addresses = {user_id} if user_id else set()
+        self._number: str | None = None
+        self.number = number
+
+    @property
+    def number(self) -> str | None:
+        """Their number as Meta shares it now (None: withheld); it may be set later."""
+        return self._number
+
+    @number.setter
+    def number(self, number: str | None) -> None:
+        self._number = number
+        if number:
+            self._addresses.add(number)
+
+    @property
+    def sender(self) -> str:
+        """Who the builders write from (the user id alone goes in once the envelope is
+        built: see `send`)."""
+        return self.number or self.user_id or ""
 
     @property
     def messages(self) -> list[SentMessage]:
-        return self.bot.fake.sent_to(self.number)
+        """What reached them, at any number or user id of theirs."""
+        return [m for m in self.bot.fake.messages if m.to in self._addresses]
 
     @property
     def last(self) -> SentMessage:
@@ -102,12 +130,14 @@ class WaPerson:
         return [m.text for m in self.messages]
 
     async def send(self, envelope: dict[str, Any]) -> list[SentMessage]:
+        if self.user_id is not None:
+            envelope = with_user_id(envelope, self.user_id, number=self.number is not None)
         before = len(self.messages)
         await self.bot.deliver(envelope)
         return self.messages[before:]
 
     async def say(self, text: str) -> list[SentMessage]:
-        return await self.send(text_message(self.number, text, name=self.name))
+        return await self.send(text_message(self.sender, text, name=self.name))
 
     async def tap(self, label_part: str) -> list[SentMessage]:
         """Tap the button or list row whose title contains `label_part` on the latest
@@ -119,28 +149,28 @@ class WaPerson:
         assert len(matches) == 1, (label_part, message.options())
         [(option_id, title)] = matches
         if message.interactive_type == "list":
-            return await self.send(list_reply(self.number, option_id, title, name=self.name))
-        return await self.send(button_reply(self.number, option_id, title, name=self.name))
+            return await self.send(list_reply(self.sender, option_id, title, name=self.name))
+        return await self.send(button_reply(self.sender, option_id, title, name=self.name))
 
     async def tap_id(self, option_id: str, title: str = "x", *, row: bool = False
                      ) -> list[SentMessage]:
         build = list_reply if row else button_reply
-        return await self.send(build(self.number, option_id, title, name=self.name))
+        return await self.send(build(self.sender, option_id, title, name=self.name))
 
     async def share_location(self, latitude: float, longitude: float) -> list[SentMessage]:
-        return await self.send(location_message(self.number, latitude, longitude))
+        return await self.send(location_message(self.sender, latitude, longitude))
 
     async def send_photo(self, media_id: str, caption: str | None = None
                          ) -> list[SentMessage]:
-        return await self.send(image_message(self.number, media_id, caption, name=self.name))
+        return await self.send(image_message(self.sender, media_id, caption, name=self.name))
 
     async def share_contact(self, phone: str, name: str | None = None) -> list[SentMessage]:
         """Send a contact card (WhatsApp's "share contact")."""
-        return await self.send(contacts_message(self.number, phone, name or self.name,
+        return await self.send(contacts_message(self.sender, phone, name or self.name,
                                                 name=self.name))
 
     async def send_unsupported(self, kind: str = "sticker") -> list[SentMessage]:
-        return await self.send(unsupported_message(self.number, kind, name=self.name))
+        return await self.send(unsupported_message(self.sender, kind, name=self.name))
 
 
 @asynccontextmanager
