@@ -2,7 +2,7 @@
 security code changed
 
 Revision ID: 0013
-Revises: 0011
+Revises: 0012
 Create Date: 2026-12-08 10:00:00.000000
 """
 
@@ -16,7 +16,7 @@ from alembic import op
 import gotong.models.base
 
 revision: str = "0013"
-down_revision: str | None = "0011"
+down_revision: str | None = "0012"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
