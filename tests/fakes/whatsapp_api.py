@@ -7,7 +7,8 @@ real WhatsApp client of the bot talks to over HTTP::
         url = f"{fake.base_url}/{fake.api_version}/{fake.phone_number_id}/messages"
         ...  # point the bot's configuration at fake.base_url and fake.access_token
 
-Only ``POST /{version}/{phone_number_id}/messages`` is served, with a JSON body and
+``POST /{version}/{phone_number_id}/messages`` is served (and ``GET`` of the number's
+details), with a JSON body and
 ``Authorization: Bearer <token>`` (an ``access_token`` query parameter works too, as on the
 Graph API).  The fake validates payloads against the documented limits of the Cloud API and
 refuses invalid ones with HTTP 400 and Graph's error envelope::
@@ -347,6 +348,7 @@ class FakeWhatsAppAPI:
             return
         app = web.Application()
         app.router.add_route("*", "/{version}/{phone_number_id}/messages", self._handle_messages)
+        app.router.add_get("/{version}/{phone_number_id}", self._handle_number)
         app.router.add_route("*", "/{tail:.*}", self._handle_unknown)
         runner = web.AppRunner(
             app, access_log=None, handler_cancellation=True, shutdown_timeout=1.0
@@ -531,6 +533,23 @@ class FakeWhatsAppAPI:
                 error_type="GraphMethodException",
             ),
         )
+
+    async def _handle_number(self, request: web.Request) -> web.StreamResponse:
+        """``GET /{version}/{phone_number_id}``: the number's details (display number,
+        verified name, quality rating), as Meta gives them to its owner's token."""
+        path = request.path
+        self.requests.append((path, {}))
+        if not self._authorised(request):
+            return self._refuse(path, {}, GraphError(
+                ACCESS_TOKEN, message=ERROR_MESSAGES[ACCESS_TOKEN], http_status=401))
+        if request.match_info["version"] != self.api_version \
+                or request.match_info["phone_number_id"] != self.phone_number_id:
+            return self._refuse(path, {}, GraphError(
+                INVALID_PARAMETER, message="Unsupported get request.",
+                error_type="GraphMethodException"))
+        return web.json_response({"id": self.phone_number_id,
+                                  "display_phone_number": "+62 21 5555 0100",
+                                  "verified_name": "Gotong Test", "quality_rating": "GREEN"})
 
     async def _handle_messages(self, request: web.Request) -> web.StreamResponse:
         path = request.path

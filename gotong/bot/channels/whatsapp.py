@@ -127,6 +127,25 @@ class GraphError(Exception):
         self.message = message
 
 
+def number_url(config: WhatsAppConfig) -> str:
+    return f"{config.api_base_url.rstrip('/')}/{config.api_version}/{config.phone_number_id}"
+
+
+async def number_details(http: aiohttp.ClientSession, config: WhatsAppConfig
+                         ) -> dict[str, Any]:
+    """The number's details (its verified name, display number, quality rating) through
+    `http`, which carries the access token; GraphError when the number or token is
+    refused."""
+    async with http.get(number_url(config), params={
+            "fields": "display_phone_number,verified_name,quality_rating"}) as response:
+        body = await response.json(content_type=None)
+        if response.status != 200 or not isinstance(body, dict):
+            error = body.get("error") if isinstance(body, dict) else None
+            message = error.get("message") if isinstance(error, dict) else None
+            raise GraphError(response.status, None, str(message or response.reason or ""))
+    return body
+
+
 @dataclass(frozen=True)
 class Labels:
     """The channel's own words, in the person's language."""
@@ -772,28 +791,16 @@ class WhatsAppChannel:
         self.watch = ApiWatch(self.number_info)
 
     @property
-    def number_url(self) -> str:
-        c = self.config
-        return f"{c.api_base_url.rstrip('/')}/{c.api_version}/{c.phone_number_id}"
-
-    @property
     def messages_url(self) -> str:
-        return f"{self.number_url}/messages"
+        return f"{number_url(self.config)}/messages"
 
     async def number_info(self) -> dict[str, Any]:
-        """The number as the Graph API knows it (its name and display number); GraphError
-        when the number or the token is refused."""
+        """The number as the Graph API knows it (see `number_details`)."""
         await self.open_for_sending()
         assert self._http is not None
-        async with self._http.get(self.number_url, params={
-                "fields": "display_phone_number,verified_name,quality_rating"}) as response:
-            body = await response.json(content_type=None)
-            if response.status != 200 or not isinstance(body, dict):
-                error = body.get("error") if isinstance(body, dict) else None
-                message = error.get("message") if isinstance(error, dict) else None
-                raise GraphError(response.status, None, str(message or response.reason or ""))
+        details = await number_details(self._http, self.config)
         self.watch.answered()
-        return body
+        return details
 
     async def api_problem(self) -> str | None:
         return await self.watch.problem()

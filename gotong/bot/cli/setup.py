@@ -9,12 +9,14 @@ import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+import aiohttp
 from sqlalchemy.engine import make_url
 from telegram import Bot
 from telegram.error import InvalidToken, NetworkError, TelegramError
 
 from gotong.bot.channels.http import AiohttpRequest
 from gotong.bot.channels.telegram import ALLOWED_UPDATES
+from gotong.bot.channels.whatsapp import GraphError, number_details
 from gotong.bot.config import Config
 from gotong.models.db import create_engine
 from gotong.models.migrate import schema_state
@@ -91,7 +93,8 @@ class Line:
 
 
 async def run_check(config: Config) -> int:
-    checks: list[Callable[[Config], Awaitable[Line]]] = [check_database, check_telegram]
+    checks: list[Callable[[Config], Awaitable[Line]]] = [check_database, check_telegram,
+                                                          check_whatsapp]
     lines = [Line("config", True, _describe(config))]
     for check in checks:
         lines.append(await check(config))
@@ -145,3 +148,25 @@ async def check_telegram(config: Config) -> Line:
     where = f"webhook {info.url}" if tg.mode == "webhook" else "polling"
     return Line("telegram", True, f"@{me.username}, {where}, "
                                   f"{info.pending_update_count} updates pending")
+
+
+async def check_whatsapp(config: Config) -> Line:
+    """The number answers with the token (its details through the Graph API)."""
+    wa = config.whatsapp
+    if not wa.enabled:
+        return Line("whatsapp", True, "not configured")
+    try:
+        async with aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=15),
+                headers={"Authorization": f"Bearer {wa.access_token}"}) as http:
+            info = await number_details(http, wa)
+    except GraphError as exc:
+        return Line("whatsapp", False, f"the Graph API refused ({exc.http_status}: "
+                                       f"{exc.message}); check whatsapp.phone_number_id "
+                                       "and whatsapp.access_token")
+    except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+        return Line("whatsapp", False, f"the Graph API could not be reached "
+                                       f"({type(exc).__name__})")
+    return Line("whatsapp", True, f"{info.get('verified_name', '?')} "
+                                  f"({info.get('display_phone_number', '?')}), quality "
+                                  f"{info.get('quality_rating', 'unknown')}")

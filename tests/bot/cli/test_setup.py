@@ -12,8 +12,10 @@ import pytest
 from gotong.bot.cli.setup import run_check, run_webhook
 from gotong.bot.config import Config, DatabaseConfig
 from gotong.bot.services import Services
+from tests.bot.channels.whatsapp_harness import whatsapp_config
 from tests.conftest import with_telegram
 from tests.fakes.telegram_api import FakeTelegramAPI
+from tests.fakes.whatsapp_api import FakeWhatsAppAPI
 
 URL = "https://aid.example.org/telegram/webhook"
 SECRET = "setup-test-secret_123"
@@ -86,3 +88,18 @@ async def test_check_fails_on_a_refused_token_and_an_empty_database(
     out = capsys.readouterr().out
     assert "database: FAILED: empty: run `gotong db upgrade`" in out
     assert "telegram: FAILED:" in out and "999:WRONG" not in out
+
+
+@pytest.mark.fake_api("whatsapp_api")
+async def test_check_reaches_the_whatsapp_number(
+        config: Config, services: Services, fake: FakeWhatsAppAPI,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    configured = whatsapp_config(with_telegram(config, token=""), fake)
+    assert await run_check(configured) == 0
+    line = capsys.readouterr().out.splitlines()[-1]
+    assert line == "whatsapp: ok: Gotong Test (+62 21 5555 0100), quality GREEN"
+    refused = whatsapp_config(configured, fake, access_token="not-the-token")
+    assert await run_check(refused) == 1
+    line = capsys.readouterr().out.splitlines()[-1]
+    assert line.startswith("whatsapp: FAILED: the Graph API refused (401")
+    assert "not-the-token" not in line

@@ -13,12 +13,15 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from gotong.bot.channels.telegram import TelegramChannel
+from gotong.bot.channels.whatsapp import WhatsAppChannel
 from gotong.bot.config import Config
 from gotong.bot.process import build_web_app
 from gotong.bot.services import Services, open_services
 from gotong.handlers.catalog import Catalog
+from tests.bot.channels.whatsapp_harness import whatsapp_config
 from tests.conftest import with_telegram
 from tests.fakes.telegram_api import FakeTelegramAPI
+from tests.fakes.whatsapp_api import FakeWhatsAppAPI
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
@@ -82,3 +85,26 @@ async def test_not_ready_without_the_database(config: Config, catalog: Catalog,
     finally:
         await server.close()
         await services.close()
+
+
+@pytest.mark.fake_api("whatsapp_api")
+async def test_whatsapp_readiness_follows_the_graph_api(
+        services: Services, fake: FakeWhatsAppAPI) -> None:
+    config = whatsapp_config(services.config, fake)
+    channel = WhatsAppChannel(config.whatsapp, services.conversations, services.sessions)
+    server = TestServer(build_web_app(services, [channel]))
+    await server.start_server()
+    base = str(server.make_url("")).rstrip("/")
+    try:
+        async with aiohttp.ClientSession() as client:
+            # Nothing sent yet: the probe asks for the number's details.
+            assert await readiness(client, base) == (200, {"database": "ok",
+                                                           "whatsapp": "ok"})
+            channel.watch.fresh_seconds = 0.1
+            await fake.close()
+            await asyncio.sleep(0.2)
+            status, parts = await readiness(client, base)
+            assert status == 503 and parts["whatsapp"].startswith("no answer")
+    finally:
+        await server.close()
+        await channel.stop()
