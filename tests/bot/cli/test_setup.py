@@ -98,7 +98,8 @@ async def test_check_reaches_the_whatsapp_number(
     assert await run_check(configured) == 0
     line = capsys.readouterr().out.splitlines()[-1]
     assert line == "whatsapp: ok: Gotong Test (+62 21 5555 0100), quality GREEN"
-    refused = whatsapp_config(configured, fake, access_token="not-the-token")
+    refused = replace(configured,
+                      whatsapp=replace(configured.whatsapp, access_token="not-the-token"))
     assert await run_check(refused) == 1
     line = capsys.readouterr().out.splitlines()[-1]
     assert line.startswith("whatsapp: FAILED: the Graph API refused (401")
