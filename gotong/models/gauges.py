@@ -30,11 +30,11 @@ async def read_gauges(session: AsyncSession) -> Gauges:
         for status, priority, count in (await session.execute(
             select(m.status, m.priority, func.count()).group_by(m.status, m.priority))).all()
     }
-    requests = dict((await session.execute(
-        select(HelpRequest.status, func.count()).group_by(HelpRequest.status))).tuples().all())
-    stock = dict((await session.execute(
+    requests = {status: count for status, count in (await session.execute(
+        select(HelpRequest.status, func.count()).group_by(HelpRequest.status))).all()}
+    stock = {category: quantity for category, quantity in (await session.execute(
         select(StockItem.category, func.sum(StockItem.quantity))
-        .group_by(StockItem.category))).tuples().all())
+        .group_by(StockItem.category))).all()}
     waiting, aside = await inbound_counts(session)
     return Gauges(outbox, requests, {k: int(v or 0) for k, v in stock.items()}, waiting,
                   aside)
