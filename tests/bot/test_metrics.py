@@ -7,7 +7,6 @@ from __future__ import annotations
 import re
 
 import aiohttp
-import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from gotong.bot.config import Config, WebConfig
