@@ -48,6 +48,7 @@ from gotong.bot.channels.delivery import (
 from gotong.bot.channels.inbound import InboundQueue, InboundSettings
 from gotong.bot.channels.webhook import parse_json, same_secret
 from gotong.bot.config import WhatsAppConfig
+from gotong.bot.metrics import WEBHOOK_REFUSALS
 from gotong.handlers.catalog import Catalog
 from gotong.handlers.conversations import Conversations
 from gotong.handlers.messages import Hint, Incoming, Kind, Option, Reply
@@ -1248,14 +1249,17 @@ async def whatsapp_webhook(request: web.Request) -> web.Response:
     body = await request.read()
     if not channel.signature_matches(body, request.headers.get(SIGNATURE_HEADER)):
         log.warning("refused a whatsapp webhook call without a valid signature")
+        WEBHOOK_REFUSALS.labels(CHANNEL, "signature").inc()
         raise web.HTTPUnauthorized()
     try:
         payload = parse_json(body)
     except ValueError:
+        WEBHOOK_REFUSALS.labels(CHANNEL, "not_json").inc()
         raise web.HTTPBadRequest(text="not JSON") from None
     try:
         await channel.accept_webhook(payload)
     except MalformedPayload:
         # Signed by Meta yet not a notification we know: retrying will not change it.
         log.warning("ignored a signed whatsapp webhook call that is not a notification")
+        WEBHOOK_REFUSALS.labels(CHANNEL, "malformed").inc()
     return web.json_response({"ok": True})
