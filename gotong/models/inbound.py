@@ -133,6 +133,9 @@ class ToStore:
     external_id: str
     chat_id: str
     payload: dict[str, Any]
+    # An update no one answers: recorded as seen (so that a replay of it is dropped),
+    # never queued, and without its payload.
+    seen_only: bool = False
 
 
 async def store_batch(connection: AsyncConnection, updates: Sequence[ToStore], now: datetime
@@ -141,7 +144,8 @@ async def store_batch(connection: AsyncConnection, updates: Sequence[ToStore], n
     one more for those seen before); what became of each, in order."""
     insert = _insert_for(connection.dialect.name)
     rows = [{"channel": u.channel, "external_id": u.external_id, "chat_id": u.chat_id,
-             "payload": u.payload, "received_at": now} for u in updates]
+             "payload": None if u.seen_only else u.payload, "received_at": now,
+             "processed_at": now if u.seen_only else None} for u in updates]
     stored = await connection.execute(
         insert(InboundUpdate).values(rows)
         .on_conflict_do_nothing(index_elements=[InboundUpdate.channel,
@@ -163,7 +167,8 @@ async def store_batch(connection: AsyncConnection, updates: Sequence[ToStore], n
         if key in new:
             # The same update twice in one batch (sent again at once): stored once.
             new.discard(key)
-            waiting.add(key)
+            if not u.seen_only:
+                waiting.add(key)
             results.append(Stored.NEW)
         else:
             results.append(Stored.WAITING if key in waiting else Stored.DONE)
