@@ -430,7 +430,11 @@ class TelegramChannel:
                       row: Claimed | None = None) -> Delivered:
         """Send each reply (an edit, or one message per 4096 characters), from the
         `skip`th message on; raise a DeliveryError that says how many went out."""
-        chat = int(chat_id)
+        try:
+            chat = int(chat_id)
+        except ValueError:
+            # A contact stored before update shapes were checked: no message reaches it.
+            raise Undeliverable("not a Telegram chat id") from None
         # A row whose earlier send got no answer waits longer for this one's.
         answer_within = self.config.answer_timeout_seconds * (
             1 + 2 * (row.timeouts if row is not None else 0))
