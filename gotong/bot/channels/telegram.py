@@ -254,7 +254,9 @@ class TelegramChannel:
         # Updates this process parsed when they came, for their handler.
         self._parsed: OrderedDict[str, Update] = OrderedDict()
         # Groups told lately that the bot works in private chats only: when, and whether
-        # it has left them since.
+        # it has left them since. This process's memory is enough: a chat's waiting
+        # updates are claimed together, so the burst of a group that added the bot is
+        # handled here (one written to in two processes at once may hear it twice).
         self._groups: OrderedDict[str, tuple[float, bool]] = OrderedDict()
         self._worker: asyncio.Task[None] | None = None
         self._polling: asyncio.Task[None] | None = None
@@ -432,7 +434,8 @@ class TelegramChannel:
             seen = inspect_update(queued.payload)
         except Malformed as exc:
             log_malformed(exc)
-            seen = Inspected(queued.id, Route.RECORD)
+            await self.inbound.finish_alone(queued)
+            return True
         if seen.route is not Route.PERSON:
             self._parsed.pop(queued.external_id, None)
             if seen.route is Route.GROUP:
