@@ -222,6 +222,10 @@ class InboundConfig:
     # Updates stored by other processes (webhooks that reached them) are looked for this
     # often when this process has room for more chats.
     poll_seconds: float = 1.0
+    # Updates handled, recorded or set aside are forgotten after this many days: the
+    # window in which a platform's redelivery of one is still recognised (WhatsApp retries
+    # for up to 7 days, Telegram keeps an update for 24 hours).
+    keep_days: int = 7
 
 
 @dataclass(frozen=True)
@@ -427,6 +431,8 @@ def validate(config: Config) -> None:
             raise ConfigError(f"inbound.{key} must be positive")
     if inbound.max_attempts < 1:
         raise ConfigError("inbound.max_attempts must be at least 1")
+    if inbound.keep_days < 1:
+        raise ConfigError("inbound.keep_days must be at least 1")
     _validate_whatsapp(config.whatsapp)
     _validate_web(config.web)
     if config.i18n.default_language not in LANGUAGES:

@@ -45,6 +45,7 @@ from gotong.handlers.notices import claimed_replies
 from gotong.models.base import process_name, utcnow
 from gotong.models.db import refresh_queue_statistics, refresh_statistics
 from gotong.models.digest import send_digests
+from gotong.models.inbound import prune_inbound
 from gotong.models.outbox import Claimed
 from gotong.models.person import LinkedDelivery, route_to_person
 from gotong.models.presence import announce_presence, withdraw_presence
@@ -78,6 +79,7 @@ class DispatchSettings:
     reminder_after: timedelta = timedelta(hours=24)
     reminder_check: timedelta = timedelta(minutes=1)
     keep: timedelta = timedelta(days=30)
+    keep_inbound: timedelta = timedelta(days=7)
     digest_interval: timedelta = timedelta(hours=1)
     linked_delivery: LinkedDelivery = LinkedDelivery.LAST_USED
 
@@ -362,6 +364,9 @@ class Dispatcher:
             pruned = await prune(connection, now - self._settings.keep)
         if pruned:
             log.info("forgot %d settled outbox rows", pruned)
+        forgotten = await prune_inbound(self._engine, now - self._settings.keep_inbound)
+        if forgotten:
+            log.info("forgot %d inbound updates past their window", forgotten)
 
     async def queue_reminders(self) -> int:
         """Write the reminders that are due now (the loop does so every minute)."""

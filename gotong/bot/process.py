@@ -45,6 +45,7 @@ def dispatch_settings(config: Config) -> DispatchSettings:
         lease=timedelta(seconds=n.lease_seconds),
         reminder_after=timedelta(hours=n.reminder_after_hours),
         keep=timedelta(days=n.keep_days),
+        keep_inbound=timedelta(days=config.inbound.keep_days),
         digest_interval=timedelta(minutes=n.digest_minutes),
         linked_delivery=LinkedDelivery(n.linked_delivery),
     )

@@ -35,6 +35,7 @@ from sqlalchemy import (
     UniqueConstraint,
     and_,
     bindparam,
+    delete,
     exists,
     func,
     or_,
@@ -43,7 +44,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from sqlalchemy.orm import Mapped, aliased, mapped_column
 
 from gotong.models.base import Base, UTCDateTime, utcnow
@@ -133,6 +134,9 @@ class ToStore:
     external_id: str
     chat_id: str
     payload: dict[str, Any]
+    # An update no one answers: recorded as seen (so that a replay of it is dropped),
+    # never queued, and without its payload.
+    seen_only: bool = False
 
 
 async def store_batch(connection: AsyncConnection, updates: Sequence[ToStore], now: datetime
@@ -141,7 +145,8 @@ async def store_batch(connection: AsyncConnection, updates: Sequence[ToStore], n
     one more for those seen before); what became of each, in order."""
     insert = _insert_for(connection.dialect.name)
     rows = [{"channel": u.channel, "external_id": u.external_id, "chat_id": u.chat_id,
-             "payload": u.payload, "received_at": now} for u in updates]
+             "payload": None if u.seen_only else u.payload, "received_at": now,
+             "processed_at": now if u.seen_only else None} for u in updates]
     stored = await connection.execute(
         insert(InboundUpdate).values(rows)
         .on_conflict_do_nothing(index_elements=[InboundUpdate.channel,
@@ -163,7 +168,8 @@ async def store_batch(connection: AsyncConnection, updates: Sequence[ToStore], n
         if key in new:
             # The same update twice in one batch (sent again at once): stored once.
             new.discard(key)
-            waiting.add(key)
+            if not u.seen_only:
+                waiting.add(key)
             results.append(Stored.NEW)
         else:
             results.append(Stored.WAITING if key in waiting else Stored.DONE)
@@ -341,6 +347,34 @@ async def next_turn_at(connection: AsyncConnection, channels: Sequence[str]
         select(func.min(func.coalesce(u.lease_until, u.next_attempt_at)))
         .where(_waiting(u), u.channel.in_(channels),
                or_(u.lease_until.is_not(None), u.next_attempt_at.is_not(None))))
+
+
+# Rows deleted per transaction when old ones are forgotten: SQLite has one writer, and
+# the updates coming in must not wait long behind a prune.
+PRUNE_BATCH = 5000
+
+
+async def prune_inbound(engine: AsyncEngine, before: datetime,
+                        batch: int = PRUNE_BATCH) -> int:
+    """Forget updates handled, recorded or set aside before `before` (past the window in
+    which a platform may still send them again); how many. Updates still waiting stay.
+
+    In small transactions; each finds its rows by the index on `processed_at` (set
+    aside ones have none, and are few)."""
+    old = aliased(InboundUpdate)
+    forgotten = 0
+    for done in (old.processed_at < before,
+                 and_(old.processed_at.is_(None), old.set_aside_at < before)):
+        while True:
+            async with engine.begin() as connection:
+                result = await connection.execute(
+                    delete(InboundUpdate).where(
+                        InboundUpdate.id.in_(select(old.id).where(done).limit(batch))))
+            count = max(result.rowcount or 0, 0)
+            forgotten += count
+            if count < batch:
+                break
+    return forgotten
 
 
 @dataclass(frozen=True)

@@ -329,6 +329,7 @@ INVALID: list[tuple[str, str, dict[str, str], str]] = [
     ("reminder never", "[notifications]\nreminder_after_hours = 0\n", {},
      "notifications.reminder_after_hours"),
     ("keep no days", "", {"GOTONG_NOTIFICATIONS__KEEP_DAYS": "0"}, "notifications.keep_days"),
+    ("keep no updates", "[inbound]\nkeep_days = 0\n", {}, "inbound.keep_days"),
     ("digest never", "[notifications]\ndigest_minutes = 0\n", {},
      "notifications.digest_minutes"),
     ("negative cool-down", "[aid]\ncooldown_days = -1\n", {}, "aid.cooldown_days"),

@@ -130,6 +130,25 @@ async def test_a_row_that_keeps_failing_is_given_up_with_the_reason(
     assert sent.status == "sent" and references(fake, chat) == [1]
 
 
+async def test_a_contact_whose_chat_is_no_number_fails_at_once(
+        config: Config, services: Services, fake: FakeTelegramAPI,
+        caplog: pytest.LogCaptureFixture) -> None:
+    # Made from a malformed update before update shapes were checked.
+    async with services.sessions() as session, session.begin():
+        contact = Contact(channel="telegram", chat_id="inf", language="id",
+                          created_at=utcnow())
+        session.add(contact)
+    await queue(services, [numbered_notice(contact.id, 0)])
+    dispatch = await running(services, dispatch_config(config, fake))
+    try:
+        assert await wait_settled(services, within=20) == {"failed": 1}
+    finally:
+        await dispatch.stop()
+    [failed] = await outbox(services)
+    assert failed.attempts == 1 and "not a Telegram chat id" in (failed.last_error or "")
+    assert not [r for r in caplog.records if r.exc_info]
+
+
 async def test_a_403_marks_the_contact_unreachable_until_they_write_again(
         config: Config, services: Services, fake: FakeTelegramAPI) -> None:
     blocked, other = CHAT_BASE + 4, CHAT_BASE + 5

@@ -18,6 +18,7 @@ from gotong.bot.services import Services
 from gotong.handlers.messages import Incoming, Kind
 from gotong.models.base import utcnow
 from gotong.models.help_request import HelpRequest, NewRequest, RequestEvent, submit_request
+from gotong.models.inbound import InboundUpdate
 from tests.bot.channels.telegram_harness import (
     Person,
     Running,
@@ -31,7 +32,7 @@ from tests.bot.dispatch_harness import (
     wait_settled,
 )
 from tests.fakes.telegram_api import FakeApiError, FakeTelegramAPI
-from tests.lookups import outbox
+from tests.lookups import count, outbox
 
 
 class Clock:
@@ -308,12 +309,14 @@ async def test_what_was_said_is_cleared_once_sent_and_rows_are_forgotten_later(
     await person.say("Siti Aminah, Jl. Melati 5")  # not understood: the menu again
     assert await wait_settled(services) == {"sent": 2}
     assert [r.body for r in await outbox(services)] == [None, None]
-    # A pending row is kept however old it is; settled ones go after keep_days.
+    assert await count(services, InboundUpdate) == 2
+    # A pending row is kept however old it is; settled ones go after keep_days, and the
+    # updates answered after inbound.keep_days.
     clock.offset += timedelta(days=31)
     dispatch.dispatcher.wake()
     async with asyncio.timeout(5):
         while True:
-            if not await outbox(services):
+            if not await outbox(services) and not await count(services, InboundUpdate):
                 break
             await asyncio.sleep(0.05)
 

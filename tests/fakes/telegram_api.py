@@ -310,7 +310,8 @@ class FakeTelegramAPI:
     Everything the bot does is recorded: :attr:`calls` (every request with decoded
     parameters) with their arrival times in :attr:`call_times`, the messages per chat
     (:meth:`messages`, :meth:`texts`) and across chats (:meth:`all_messages`),
-    :attr:`commands`, :attr:`webhook` and :attr:`callback_answers`.  Updates for the bot are
+    :attr:`commands`, :attr:`webhook`, :attr:`callback_answers` and the groups it left
+    (:attr:`left_chats`; it can no longer send there).  Updates for the bot are
     queued with :meth:`push_update` and served to ``getUpdates``.  Errors can be injected with
     :meth:`fail_next`, dropped connections with :meth:`reset_connection_next`, slow answers
     with :attr:`response_delay`, and flood limits switched on with :meth:`enforce_rate_limits`
@@ -338,6 +339,8 @@ class FakeTelegramAPI:
         self.commands: dict[tuple[str, str], list[JSONDict]] = {}
         self.webhook: JSONDict | None = None
         self.callback_answers: list[JSONDict] = []
+        #: Groups the bot left with ``leaveChat``, in order.
+        self.left_chats: list[int] = []
 
         self._messages: dict[int, list[SentMessage]] = {}
         self._all_messages: list[SentMessage] = []
@@ -373,6 +376,7 @@ class FakeTelegramAPI:
             "setWebhook": self._set_webhook,
             "deleteWebhook": self._delete_webhook,
             "getWebhookInfo": self._get_webhook_info,
+            "leaveChat": self._leave_chat,
         }.items():
             self.add_method(name, handler)
 
@@ -716,8 +720,10 @@ class FakeTelegramAPI:
                 self._open_callback_queries.add(str(obj.get("id")))
                 continue
             chat = obj.get("chat")
-            if isinstance(chat, dict) and isinstance(obj.get("message_id"), int):
-                ids = self._incoming_message_ids.setdefault(int(chat["id"]), set())
+            # Tests push malformed updates too: only well-formed chats are learnt.
+            if isinstance(chat, dict) and type(chat.get("id")) is int \
+                    and isinstance(obj.get("message_id"), int):
+                ids = self._incoming_message_ids.setdefault(chat["id"], set())
                 ids.add(obj["message_id"])
 
     def _bot_user(self) -> JSONDict:
@@ -836,8 +842,20 @@ class FakeTelegramAPI:
 
         self._pending_updates = [u for u in self._pending_updates if delivered(u)]
 
+    async def _leave_chat(self, params: JSONDict) -> bool:
+        chat_id = _chat_id(params)
+        if chat_id > 0:
+            raise _bad_request("chat member status can't be changed in private chats")
+        if chat_id in self.left_chats:
+            raise FakeApiError(403, "Forbidden: bot is not a member of the group chat")
+        self.left_chats.append(chat_id)
+        self._changed.notify()
+        return True
+
     async def _send_message(self, params: JSONDict) -> JSONDict:
         chat_id = _chat_id(params)
+        if chat_id in self.left_chats:
+            raise FakeApiError(403, "Forbidden: bot is not a member of the group chat")
         text, parse_mode = _message_text(params)
         markup = _check_reply_markup(params.get("reply_markup"))
         now = time.monotonic()

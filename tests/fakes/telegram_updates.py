@@ -23,17 +23,18 @@ JSONDict = dict[str, Any]
 
 @dataclass(frozen=True)
 class TgUser:
-    """A human Telegram user (``is_bot`` false)."""
+    """A Telegram user: a person, unless ``is_bot``."""
 
     id: int
     first_name: str = "Siti"
     language_code: str | None = "id"
     username: str | None = None
     last_name: str | None = None
+    is_bot: bool = False
 
     def to_dict(self) -> JSONDict:
         """The ``User`` object as Telegram sends it (absent fields are omitted)."""
-        user: JSONDict = {"id": self.id, "is_bot": False, "first_name": self.first_name}
+        user: JSONDict = {"id": self.id, "is_bot": self.is_bot, "first_name": self.first_name}
         if self.last_name is not None:
             user["last_name"] = self.last_name
         if self.username is not None:
@@ -227,6 +228,56 @@ class UpdateFactory:
         }
         return self.raw(edited_message=edited)
 
+    def channel_post(self, channel_id: int, text: str) -> JSONDict:
+        """``channel_post``: a post in a channel the bot is an administrator of."""
+        return self.raw(channel_post={
+            "message_id": self.next_message_id(channel_id),
+            "sender_chat": {"id": channel_id, "type": "channel", "title": "Info Warga"},
+            "chat": {"id": channel_id, "type": "channel", "title": "Info Warga"},
+            "date": int(time.time()),
+            "text": text,
+        })
+
+    # ------------------------------------------------------------------ groups
+
+    @staticmethod
+    def group_chat(group_id: int, chat_type: str = "group") -> JSONDict:
+        """The ``Chat`` of a group (negative id; supergroups' start with -100)."""
+        return {"id": group_id, "type": chat_type, "title": "Warga RT 03"}
+
+    def group_text(self, user: TgUser, group_id: int, text: str,
+                   chat_type: str = "group") -> JSONDict:
+        """A text the user writes in a group the bot is in."""
+        message: JSONDict = {
+            "message_id": self.next_message_id(group_id),
+            "from": user.to_dict(),
+            "chat": self.group_chat(group_id, chat_type),
+            "date": int(time.time()),
+            "text": text,
+        }
+        return self.raw(message=message)
+
+    def my_chat_member(self, user: TgUser, chat: JSONDict, old_status: str,
+                       new_status: str) -> JSONDict:
+        """``my_chat_member``: ``user`` changed the bot's membership of ``chat`` (added it
+        to a group: "left" -> "member"; blocked it in private: "member" -> "kicked")."""
+        bot = dict(self.bot)
+        change: JSONDict = {
+            "chat": chat,
+            "from": user.to_dict(),
+            "date": int(time.time()),
+            "old_chat_member": {"user": bot, "status": old_status},
+            "new_chat_member": {"user": bot, "status": new_status},
+        }
+        if new_status == "kicked":
+            change["new_chat_member"]["until_date"] = 0
+        return self.raw(my_chat_member=change)
+
+    def bot_added(self, user: TgUser, group_id: int, chat_type: str = "group") -> JSONDict:
+        """The user added the bot to a group."""
+        return self.my_chat_member(user, self.group_chat(group_id, chat_type), "left",
+                                   "member")
+
     # ------------------------------------------------------------------ callback queries
 
     def callback(
@@ -256,3 +307,14 @@ class UpdateFactory:
             "data": data,
         }
         return self.raw(callback_query=query)
+
+    def inline_callback(self, user: TgUser, data: str) -> JSONDict:
+        """A tap on a button of a message sent in inline mode: no ``message``, only its
+        ``inline_message_id``."""
+        return self.raw(callback_query={
+            "id": f"{user.id}{next(self._callback_ids):08d}",
+            "from": user.to_dict(),
+            "inline_message_id": "AgAAAEl9AQBnY2Ff",
+            "chat_instance": "-5",
+            "data": data,
+        })

@@ -32,6 +32,8 @@ MESSAGE_MODULES = (PACKAGE_DIR / "models" / "notifications.py",
                    PACKAGE_DIR / "models" / "tasks.py",
                    # The WhatsApp channel's own words (list button, "more", ...).
                    PACKAGE_DIR / "bot" / "channels" / "whatsapp.py",
+                   # The Telegram channel's own words (to a group, before it leaves).
+                   PACKAGE_DIR / "bot" / "channels" / "telegram.py",
                    # The playground's screens (their titles, tips and own answers).
                    PACKAGE_DIR / "bot" / "channels" / "webchat.py",
                    # The web pages' handlers (flash messages, chart labels, ...).

@@ -143,7 +143,8 @@ class InboundQueue:
         self._to_store: list[_ToStore] = []
         self._storing: asyncio.Task[None] | None = None
         self._answered_at = 0.0
-        # Updates finished here (handled or set aside), for tests and health.
+        # Updates finished here (handled, recorded only, or set aside), for tests and
+        # health.
         self.finished = 0
         self._finished = asyncio.Condition()
 
@@ -160,19 +161,25 @@ class InboundQueue:
     # --- storing ----------------------------------------------------------------------
 
     async def accept(self, channel: str, external_id: str, chat_id: str,
-                     payload: dict[str, Any]) -> Stored:
+                     payload: dict[str, Any], *, seen_only: bool = False) -> Stored:
         """Store an update before the platform is answered, and wake the worker.
+
+        `seen_only` records an update that no one answers as seen, finished at once and
+        without its payload: a replay of it is dropped, and nothing is left to handle.
 
         Updates arriving together share one transaction (a group commit): the first
         writes at once, and those that come while it writes go in the next one.
         """
         future: asyncio.Future[Stored] = asyncio.get_running_loop().create_future()
-        self._to_store.append(_ToStore(ToStore(channel, external_id, chat_id, payload),
-                                       future))
+        self._to_store.append(_ToStore(
+            ToStore(channel, external_id, chat_id, payload, seen_only), future))
         if self._storing is None or self._storing.done():
             self._storing = asyncio.create_task(self._store_waiting())
         stored = await future
-        if stored is not Stored.DONE:
+        if seen_only:
+            if stored is Stored.NEW:
+                await self._count_finished()
+        elif stored is not Stored.DONE:
             self._wake.set()
         return stored
 

@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 import re
+import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
@@ -61,6 +62,14 @@ from gotong.bot.channels.delivery import (
 from gotong.bot.channels.http import AiohttpRequest
 from gotong.bot.channels.inbound import InboundQueue, InboundSettings, retry_delay
 from gotong.bot.channels.telegram_bot import LeanBot
+from gotong.bot.channels.telegram_payload import (
+    Inspected,
+    Malformed,
+    Route,
+    inspect_update,
+    log_malformed,
+    redact_library_logs,
+)
 from gotong.bot.channels.webhook import parse_json, same_secret
 from gotong.bot.config import TelegramConfig
 from gotong.handlers.conversations import Conversations
@@ -76,7 +85,8 @@ SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 WEBHOOK_PATH = "/telegram/webhook"
 MAX_TEXT = 4096
 MAX_CALLBACK_DATA = 64
-ALLOWED_UPDATES = ["message", "callback_query"]
+# my_chat_member: the bot was added to a group (it leaves), or a person blocked it.
+ALLOWED_UPDATES = ["message", "callback_query", "my_chat_member"]
 HTTP_CONNECTIONS = 8
 # Seconds a getUpdates call waits for updates (long polling).
 POLL_TIMEOUT = 10
@@ -86,37 +96,22 @@ PARSED_KEPT = 10_000
 POLL_LOCK_BASE = 0x60_7060_0000_0000
 # Labels this short fit two to a row on a phone.
 SHORT_LABEL = 18
+# A group is told once that the bot works in private chats only: its updates within this
+# many seconds (those sent before the bot left) are not answered again.
+GROUP_QUIET_SECONDS = 600.0
+# Groups remembered as told, at most.
+GROUPS_KEPT = 1000
 
 
 class PollingTaken(RuntimeError):
     """Another process already polls this bot (PostgreSQL knows: it holds the lock)."""
 
 
-class MalformedUpdate(ValueError):
-    """A webhook payload that does not parse as a Telegram update."""
-
-
-def chat_of(payload: dict[str, Any]) -> str:
-    """The chat whose queue an update joins (its chat, else its sender), read from the
-    update as Telegram sent it: updates of one chat are handled in order."""
-    for name, part in payload.items():
-        if name == "update_id" or not isinstance(part, dict):
-            continue
-        for holder in (part, part.get("message")):
-            chat = holder.get("chat") if isinstance(holder, dict) else None
-            if isinstance(chat, dict) and "id" in chat:
-                return str(chat["id"])
-        sender = part.get("from") or part.get("user")
-        if isinstance(sender, dict) and "id" in sender:
-            return str(sender["id"])
-    return ""
-
-
 def to_incoming(update: Update) -> Incoming | None:
     """The channel-agnostic form of an update, or None for updates we do not handle."""
     user = update.effective_user
     chat = update.effective_chat
-    if user is None or chat is None or chat.type != "private":
+    if user is None or chat is None or chat.type != "private" or user.is_bot:
         return None
     base: dict[str, Any] = {
         "channel": CHANNEL, "chat_id": str(chat.id), "language_hint": user.language_code,
@@ -242,6 +237,7 @@ class TelegramChannel:
             # allow only about 30 messages a second anyway.
             request=AiohttpRequest(HTTP_CONNECTIONS), get_updates_request=AiohttpRequest(1))
         self.application = Application.builder().bot(self.bot).updater(None).build()
+        redact_library_logs()
         settings = inbound or InboundSettings()
         self.inbound = InboundQueue(conversations.engine,
                                     replace(settings, concurrent_chats=config.max_concurrent_chats),
@@ -251,6 +247,11 @@ class TelegramChannel:
         self._stop = asyncio.Event()
         # Updates this process parsed when they came, for their handler.
         self._parsed: OrderedDict[str, Update] = OrderedDict()
+        # Groups told lately that the bot works in private chats only: when, and whether
+        # it has left them since. This process's memory is enough: a chat's waiting
+        # updates are claimed together, so the burst of a group that added the bot is
+        # handled here (one written to in two processes at once may hear it twice).
+        self._groups: OrderedDict[str, tuple[float, bool]] = OrderedDict()
         self._worker: asyncio.Task[None] | None = None
         self._polling: asyncio.Task[None] | None = None
         # Releases the lock that makes this the bot's one polling process.
@@ -331,21 +332,55 @@ class TelegramChannel:
         return same_secret(given, self.config.webhook_secret)
 
     async def accept_webhook(self, payload: dict[str, Any]) -> bool:
-        """Store a verified webhook update in its chat's queue; False for a replay.
+        """Store a verified webhook update in its chat's queue (or, one no one answers, as
+        seen only); False for a replay, and for a malformed update, which is not stored.
 
         The update is committed before Telegram gets its 200, so that a crash between
         the two loses nothing; any process then handles it in its chat's order.
         """
         try:
-            update = Update.de_json(payload, self.bot)
-        except Exception as exc:
-            # Whatever the library makes of a malformed payload, it is not an update.
-            raise MalformedUpdate(type(exc).__name__) from exc
-        external_id = str(update.update_id)
-        stored = await self.inbound.accept(CHANNEL, external_id, chat_of(payload), payload)
-        if stored is Stored.NEW:
-            self._remember(external_id, update)
+            seen = inspect_update(payload)
+            # Only a person's updates are read by the library (and kept read, for their
+            # handler); a group's are answered from the payload.
+            update = self._parse(payload) if seen.route is Route.PERSON else None
+        except Malformed as exc:
+            log_malformed(exc)
+            return False
+        stored = await self._store(seen, payload)
+        if stored is Stored.NEW and update is not None:
+            self._remember(str(seen.update_id), update)
         return stored is Stored.NEW
+
+    def _parse(self, payload: dict[str, Any]) -> Update:
+        try:
+            return Update.de_json(payload, self.bot)
+        except Exception as exc:
+            # A shape the inspection does not look into (it reads only what Gotong uses).
+            raise Malformed(f"unreadable by the library ({type(exc).__name__})",
+                            payload.get("update_id")) from None
+
+    async def _store(self, seen: Inspected, payload: dict[str, Any]) -> Stored:
+        """Store an inspected update: in its chat's queue, or as seen only."""
+        if seen.route is Route.RECORD:
+            log.debug("telegram update %d recorded only: %s", seen.update_id, seen.what)
+            return await self.inbound.accept(CHANNEL, str(seen.update_id), "", payload,
+                                              seen_only=True)
+        return await self.inbound.accept(CHANNEL, str(seen.update_id), seen.chat_id, payload)
+
+    async def _accept_polled(self, payload: object) -> Stored | None:
+        """Store a polled update; a malformed one as its bare id, seen only, so that the
+        next poll's offset confirms it and a replay of it is a no-op. (Whether the library
+        can read it is found when it is handled: one it cannot is set aside.)"""
+        try:
+            seen = inspect_update(payload)
+        except Malformed as exc:
+            log_malformed(exc)
+            if exc.update_id is None:
+                return None
+            return await self.inbound.accept(CHANNEL, str(exc.update_id), "",
+                                             {"update_id": exc.update_id}, seen_only=True)
+        assert isinstance(payload, dict)  # inspect_update reads only dicts
+        return await self._store(seen, payload)
 
     def _remember(self, external_id: str, update: Update) -> None:
         """Keep a parsed update for its handler, if this process handles it soon."""
@@ -362,14 +397,14 @@ class TelegramChannel:
             try:
                 payloads = await self.bot.get_update_payloads(offset, POLL_TIMEOUT,
                                                               ALLOWED_UPDATES)
-                # Stored together, in one transaction, as Telegram sent them; each is
-                # parsed when it is handled.
-                await asyncio.gather(*(
-                    self.inbound.accept(CHANNEL, str(payload["update_id"]), chat_of(payload),
-                                        payload)
-                    for payload in payloads))
-                if payloads:
-                    offset = int(payloads[-1]["update_id"]) + 1
+                # Stored together, in one transaction, as Telegram sent them (each is
+                # parsed when it is handled); a malformed one is left, and confirmed.
+                await asyncio.gather(*(self._accept_polled(payload) for payload in payloads))
+                ids = [payload["update_id"] for payload in payloads
+                       if isinstance(payload, dict) and isinstance(payload.get("update_id"),
+                                                                   int)]
+                if ids:
+                    offset = max(ids) + 1
                 failures = 0
                 continue
             except Conflict:
@@ -394,6 +429,19 @@ class TelegramChannel:
 
     async def handle_stored(self, queued: QueuedUpdate) -> bool:
         """Handle an update of the inbound queue and send the reply."""
+        try:
+            # Inspected again: it may have been stored by an older version, unchecked.
+            seen = inspect_update(queued.payload)
+        except Malformed as exc:
+            log_malformed(exc)
+            await self.inbound.finish_alone(queued)
+            return True
+        if seen.route is not Route.PERSON:
+            self._parsed.pop(queued.external_id, None)
+            if seen.route is Route.GROUP:
+                return await self._leave_group(queued, seen)
+            await self.inbound.finish_alone(queued)
+            return True
         update = self._parsed.pop(queued.external_id, None) \
             or Update.de_json(queued.payload, self.bot)
         query = update.callback_query
@@ -415,13 +463,63 @@ class TelegramChannel:
                                 handled.reply_id, handled.contact_id,
                                 edit_message_id=edit_id, lease=handled.reply_lease)
 
+    async def _leave_group(self, queued: QueuedUpdate, seen: Inspected) -> bool:
+        """Tell a group once that the bot works in private chats only, and leave it."""
+        # Finished first: the group is told at most once for this update, and only while
+        # this process holds its chat.
+        await self.inbound.finish_alone(queued)
+        now = time.monotonic()
+        told = self._groups.get(seen.chat_id)
+        if told is None or now - told[0] >= GROUP_QUIET_SECONDS:
+            await self._tell_group(seen)
+            told = (now, False)
+        elif told[1]:
+            # Sent before the bot left: nothing more to say or do.
+            return True
+        self._groups[seen.chat_id] = (told[0], await self._leave(seen.chat_id))
+        self._groups.move_to_end(seen.chat_id)
+        while len(self._groups) > GROUPS_KEPT:
+            self._groups.popitem(last=False)
+        return True
+
+    async def _tell_group(self, seen: Inspected) -> None:
+        catalog = self._conversations.catalog
+        hint = (seen.language or "").lower()[:2]
+        language = hint if hint in catalog.languages else self._conversations.default_language
+        text = catalog.text(language, "telegram.private_only",
+                            bot=f"@{self.bot.username}")
+        pace = self.outbox.pace_reply(CHANNEL, seen.chat_id) if self.outbox else None
+        try:
+            await self.deliver(seen.chat_id, [Reply(text)], pace=pace)
+        except DeliveryError as exc:
+            log.info("could not tell a group that the bot works in private chats only (%s)",
+                     exc.reason)
+
+    async def _leave(self, chat_id: str) -> bool:
+        """Leave a group; whether the bot is out of it."""
+        try:
+            await self.bot.leave_chat(int(chat_id))
+        except (Forbidden, BadRequest):
+            # Not a member (any more): removed meanwhile, or the group is gone.
+            return True
+        except TelegramError as exc:
+            # Tried again with the group's next update.
+            log.warning("could not leave a group: %s", type(exc).__name__)
+            return False
+        log.info("left a group: the bot works in private chats only")
+        return True
+
     async def deliver(self, chat_id: str, replies: Sequence[Reply], *, skip: int = 0,
                       edit_message_id: int | None = None,
                       pace: tuple[Pace, Done] | None = None, language: str | None = None,
                       row: Claimed | None = None) -> Delivered:
         """Send each reply (an edit, or one message per 4096 characters), from the
         `skip`th message on; raise a DeliveryError that says how many went out."""
-        chat = int(chat_id)
+        try:
+            chat = int(chat_id)
+        except ValueError:
+            # A contact stored before update shapes were checked: no message reaches it.
+            raise Undeliverable("not a Telegram chat id") from None
         # A row whose earlier send got no answer waits longer for this one's.
         answer_within = self.config.answer_timeout_seconds * (
             1 + 2 * (row.timeouts if row is not None else 0))
@@ -512,10 +610,9 @@ async def telegram_webhook(request: web.Request) -> web.Response:
         payload = parse_json(body)
     except ValueError:
         raise web.HTTPBadRequest(text="not JSON") from None
-    if not isinstance(payload, dict) or not isinstance(payload.get("update_id"), int):
+    if not isinstance(payload, dict) or type(payload.get("update_id")) is not int:
         raise web.HTTPBadRequest(text="not a Telegram update")
-    try:
-        await channel.accept_webhook(payload)
-    except MalformedUpdate:
-        raise web.HTTPBadRequest(text="malformed update") from None
+    # An update with something wrong inside is answered 200 all the same (and not
+    # stored): Telegram would send it again and again, holding up the updates behind it.
+    await channel.accept_webhook(payload)
     return web.json_response({"ok": True})
