@@ -13,6 +13,7 @@ from typing import Any
 
 from gotong.handlers.messages import Hint, Incoming, Kind, Option, Reply
 from gotong.handlers.notices import notice_reply
+from gotong.handlers.plain import as_typed
 from gotong.handlers.staff import actor, coverage, not_staff, refuse
 from gotong.handlers.staff_actions import Refusal, assign_volunteer
 from gotong.handlers.stock import amount_text
@@ -149,8 +150,8 @@ async def task_card(turn: Turn, delivery: Delivery, prefix: str | None = None) -
     head = [prefix] if prefix else []
     if shows_details(delivery, turn.now):
         place = turn.areas.place(request.village_id)
-        details = turn.t("task.details", reference=request.reference, name=request.head_name,
-                         phone=request.phone, street=request.street, rt=request.rt,
+        details = turn.t("task.details", reference=request.reference, name=as_typed(request.head_name),
+                         phone=request.phone, street=as_typed(request.street), rt=request.rt,
                          rw=request.rw, place=place.display() if place else "",
                          what=amount_text(turn, delivery.category, delivery.quantity),
                          needs=", ".join(turn.t(f"need.{n}") for n in request.needs),
@@ -384,10 +385,10 @@ async def volunteer_choices(turn: Turn, delivery: Delivery) -> Reply:
         return Reply(text=turn.t("assign.no_volunteer"))
     busy = await open_tasks(turn.session, [v.id for v in candidates])
     lines = [await _area_line(turn, delivery), turn.t("assign.choose")]
-    lines += [turn.t("assign.volunteer", n=i + 1, name=v.name,
+    lines += [turn.t("assign.volunteer", n=i + 1, name=as_typed(v.name),
                      travel=turn.t(f"travel.{v.travel}"), busy=busy.get(v.id, 0))
               for i, v in enumerate(candidates)]
-    options = tuple(Option(f"{TO}:{delivery.id}:{v.id}", v.name, number=i + 1)
+    options = tuple(Option(f"{TO}:{delivery.id}:{v.id}", as_typed(v.name), number=i + 1)
                     for i, v in enumerate(candidates))
     return Reply(text="\n".join(lines), options=options, hint=Hint.SINGLE,
                  context=ASSIGN_CONTEXT)
@@ -413,5 +414,5 @@ async def on_assign_button(turn: Turn, option: str) -> list[Reply]:
         return [Reply(text=turn.t("assign.changed"))]
     request = await turn.session.get(HelpRequest, delivery.request_id)
     assert request is not None
-    done = turn.t("assign.done", reference=request.reference, name=volunteer.name)
+    done = turn.t("assign.done", reference=request.reference, name=as_typed(volunteer.name))
     return [*_reply_notices(turn, notices), *await show_assignable(turn, prefix=done)]
