@@ -29,7 +29,7 @@ from gotong.models.audit import audit
 from gotong.models.delivery import UNDER_WAY, Delivery, DeliveryStatus
 from gotong.models.help_request import HelpRequest
 from gotong.models.person import same_person
-from gotong.models.tasks import MAX_WRONG_CODES, household_answer, rate
+from gotong.models.tasks import MAX_WRONG_CODES, household_answer, rate, reassignable
 from gotong.models.volunteer import Volunteer
 
 RECEIPT_CONTEXT = "dl"
@@ -192,6 +192,12 @@ async def on_review_button(turn: Turn, option: str) -> list[Reply]:
     request = await turn.session.get(HelpRequest, delivery.request_id)
     assert request is not None
     if action == REASSIGN:
+        if not reassignable(delivery):
+            # Offered for failed and locked deliveries only: not one on its way.
+            audit(turn.session, turn.now, "review_reassign", "not allowed now",
+                  contact_id=turn.contact.id, aggregator_id=delivery.aggregator_id,
+                  detail=request.reference)
+            return await show_review(turn, prefix=turn.t("review.changed"))
         audit(turn.session, turn.now, "review_reassign", "done",
               contact_id=turn.contact.id, aggregator_id=delivery.aggregator_id,
               detail=request.reference)

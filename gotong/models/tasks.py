@@ -123,7 +123,7 @@ async def assign(session: AsyncSession, areas: AreaDirectory, delivery: Delivery
     household; a volunteer who had it before is told it went to someone else."""
     before = delivery.volunteer_id
     # A delivery locked after wrong codes is still under way: staff give it to another.
-    if delivery.status in UNDER_WAY and not delivery.locked:
+    if not reassignable(delivery):
         raise NotAllowed(delivery.status)
     await _move(session, delivery, _as_seen(delivery), now,
                 status=DeliveryStatus.ASSIGNED, volunteer_id=volunteer.id, code=new_code(),
@@ -209,8 +209,9 @@ async def submit_proof(session: AsyncSession, delivery: Delivery, volunteer: Vol
 
 async def review_proof(session: AsyncSession, areas: AreaDirectory, delivery: Delivery,
                        accept: bool, staff_contact_id: int, now: datetime) -> list[Notice]:
-    """Staff accept a photo-and-place delivery, or send the volunteer back to it."""
-    if delivery.status != DeliveryStatus.AWAITING_REVIEW:
+    """Staff accept a photo-and-place delivery, or send the volunteer back to it. Not
+    while the household disputes it: the dispute is what staff settle first."""
+    if delivery.status != DeliveryStatus.AWAITING_REVIEW or delivery.disputed:
         raise NotAllowed(delivery.status)
     if accept:
         return await mark_delivered(session, areas, delivery.id, staff_contact_id, now)
@@ -259,10 +260,29 @@ async def _count_failure(session: AsyncSession, delivery: Delivery, actor_contac
     return request, requeue
 
 
+def reassignable(delivery: Delivery) -> bool:
+    """Whether staff may give the delivery to a volunteer (anew): waiting for one,
+    failed, or locked after wrong codes."""
+    return delivery.status in (DeliveryStatus.ALLOCATED, DeliveryStatus.FAILED) \
+        or (delivery.locked and delivery.status in UNDER_WAY)
+
+
+def cancellable(delivery: Delivery) -> bool:
+    """Whether staff may take the delivery back: failed, or locked after wrong codes."""
+    return delivery.status == DeliveryStatus.FAILED \
+        or (delivery.locked and delivery.status in UNDER_WAY)
+
+
 async def cancel(session: AsyncSession, delivery: Delivery, staff_contact_id: int,
                  now: datetime, announce_requeue: bool = True) -> list[Notice]:
     """Take a delivery back: its stock returns to stock and to its pledges, and the
-    household waits among the verified again."""
+    household waits among the verified again.
+
+    Only a failed delivery, or one locked after wrong codes, is taken back: one waiting
+    for a volunteer or on its way is not staff's to cancel (a forged or stale button
+    would otherwise pull aid from under a volunteer carrying it)."""
+    if not cancellable(delivery):
+        raise NotAllowed(delivery.status)
     carried_by = delivery.volunteer_id if delivery.status in UNDER_WAY else None
     await _move(session, delivery, _as_seen(delivery), now, status=DeliveryStatus.CANCELLED)
     sources = (await session.scalars(select(DeliverySource).where(
