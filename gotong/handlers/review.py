@@ -232,5 +232,6 @@ async def show_ratings(turn: Turn) -> list[Reply]:
         .limit(turn.settings.page_size))).all()
     lines = [turn.t("ratings.summary", count=summary[0], average=f"{summary[1]:.1f}")]
     lines += [turn.t("ratings.line", reference=reference, stars=stars,
-                     comment=as_typed(comment) if comment else "-") for reference, stars, comment in latest]
+                     comment=as_typed(comment) if comment else "-")
+              for reference, stars, comment in latest]
     return [Reply(text="\n".join(lines))]

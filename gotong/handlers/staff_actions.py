@@ -19,7 +19,7 @@ from gotong.models.aggregator import covered_areas, staff_aggregators
 from gotong.models.allocation import Allocated, Pick, allocate
 from gotong.models.area import AreaDirectory
 from gotong.models.audit import audit
-from gotong.models.delivery import UNDER_WAY, Delivery, DeliveryStatus
+from gotong.models.delivery import Delivery
 from gotong.models.help_request import (
     HelpRequest,
     RequestStatus,

@@ -107,7 +107,8 @@ async def _submit(turn: Turn, answers: Answers) -> list[Reply]:
     volunteer = await register_volunteer(turn.session, turn.contact.id, NewVolunteer(
         aggregator_id=invite.aggregator_id, name=answers["name"], phone=answers["phone"],
         area_ids=[int(a) for a in answers["areas"]], travel=answers["travel"],
-        capacity=answers["capacity"], approved=invite.pre_approved), turn.now)
+        capacity=answers["capacity"], approved=invite.pre_approved, invite_id=invite.id),
+        turn.now)
     aggregator = await get_aggregator(turn.session, invite.aggregator_id)
     audit(turn.session, turn.now, "volunteer_signup", "done", contact_id=turn.contact.id,
           aggregator_id=aggregator.id)
@@ -184,7 +185,8 @@ async def show_pending(turn: Turn, prefix: str | None = None) -> list[Reply]:
     volunteer = waiting[0]
     areas = ", ".join(entry.name for entry in
                       filter(None, (turn.areas.get(a.area_id) for a in volunteer.areas)))
-    card = turn.t("volunteer.card", name=as_typed(volunteer.name), phone=volunteer.phone, areas=areas,
+    card = turn.t("volunteer.card", name=as_typed(volunteer.name), phone=volunteer.phone,
+                  areas=areas,
                   travel=turn.t(f"travel.{volunteer.travel}"), capacity=volunteer.capacity)
     options = (Option(f"{APPROVE}:{volunteer.id}", turn.t("volunteer.approve"), number=1),
                Option(f"{DECLINE}:{volunteer.id}", turn.t("volunteer.decline"), number=2))

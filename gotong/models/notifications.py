@@ -95,6 +95,7 @@ class Event(enum.StrEnum):
     TASK_REASSIGNED_AWAY = "task_reassigned_away"
     TASK_CANCELLED = "task_cancelled"
     TASKS_RETURNED = "tasks_returned"
+    VOLUNTEER_FLAGGED = "volunteer_flagged"
     REQUEST_REQUEUED = "request_requeued"
     VOLUNTEER_PENDING = "volunteer_pending"
     VOLUNTEER_APPROVED = "volunteer_approved"
@@ -330,6 +331,7 @@ RULES: dict[Event, tuple[Audience, ...]] = {
     Event.TASK_REASSIGNED_AWAY: (Audience(person, "notice.task_reassigned"),),
     Event.TASK_CANCELLED: (Audience(person, "notice.task_cancelled"),),
     Event.TASKS_RETURNED: (Audience(aggregator_staff, "notice.tasks_returned"),),
+    Event.VOLUNTEER_FLAGGED: (Audience(aggregator_staff, "notice.volunteer_flagged"),),
     Event.REQUEST_REQUEUED: (Audience(household, "notice.request_requeued"),),
     Event.VOLUNTEER_PENDING: (
         Audience(aggregator_staff, "notice.volunteer_pending", digest=volunteers_topic),),

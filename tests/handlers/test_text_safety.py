@@ -81,7 +81,8 @@ def test_a_link_in_a_name_an_address_or_a_note_is_refused() -> None:
 def test_typed_text_cannot_pass_as_formatting() -> None:
     shown = as_typed(f"*PENTING*: _hubungi_ ~admin~ `sekarang`{RLO}")
     assert not set("*_~`") & set(shown) and RLO not in shown
-    assert shown == "\u2217PENTING\u2217: \u02cdhubungi\u02cd \u223cadmin\u223c \u02cbsekarang\u02cb"
+    assert shown == ("\u2217PENTING\u2217: \u02cdhubungi\u02cd \u223cadmin\u223c "
+                     "\u02cbsekarang\u02cb")
     assert as_typed("> dari admin").startswith("\u203a")
     assert as_typed(None) == ""
 

@@ -551,7 +551,7 @@ async def test_actions_the_page_does_not_offer_are_refused(site: Site) -> None:
         disputed.status, disputed.disputed = "awaiting_review", True
         disputed.proof_media_id, disputed.proof_latitude, disputed.proof_longitude = \
             "photo", -6.2, 106.8
-    status, page, _ = await browser.get("/dashboard/reviews")
+    _, page, _ = await browser.get("/dashboard/reviews")
     assert f'id="resolve-ok-{travelling}"' not in page
     assert "changed meanwhile" in await post(travelling, "ok")
     async with site.services.sessions() as session:
