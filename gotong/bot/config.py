@@ -186,6 +186,21 @@ class AidConfig:
 
 
 @dataclass(frozen=True)
+class VolunteerConfig:
+    # Deliveries a volunteer may have under way at once (and never more than the
+    # packages they said they carry): one who takes a whole area's tasks would read every
+    # household's details.
+    max_open_tasks: int = 3
+
+
+@dataclass(frozen=True)
+class PublicConfig:
+    # Counts of households below this are shown as "fewer than" it on the public page and
+    # its JSON: a count of 1 in a kelurahan, or on one day, points at one household.
+    min_count: int = 5
+
+
+@dataclass(frozen=True)
 class NotificationsConfig:
     # A message that keeps failing (network, server errors) is given up after this many
     # attempts, retried after about retry_base_seconds, doubling up to retry_max_seconds.
@@ -255,6 +270,8 @@ class Config:
     dialogs: DialogsConfig = field(default_factory=DialogsConfig)
     requests: RequestsConfig = field(default_factory=RequestsConfig)
     aid: AidConfig = field(default_factory=AidConfig)
+    volunteer: VolunteerConfig = field(default_factory=VolunteerConfig)
+    public: PublicConfig = field(default_factory=PublicConfig)
     notifications: NotificationsConfig = field(default_factory=NotificationsConfig)
     inbound: InboundConfig = field(default_factory=InboundConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
@@ -281,6 +298,7 @@ _SECTION_TYPES: dict[str, type[Any]] = {
     "web": WebConfig,
     "i18n": I18nConfig, "privacy": PrivacyConfig, "areas": AreasConfig,
     "dialogs": DialogsConfig, "requests": RequestsConfig, "aid": AidConfig,
+    "volunteer": VolunteerConfig, "public": PublicConfig,
     "notifications": NotificationsConfig, "inbound": InboundConfig, "logging": LoggingConfig,
     "metrics": MetricsConfig,
 }
@@ -482,6 +500,10 @@ def validate(config: Config) -> None:
         raise ConfigError("aid.allocation_size must be between 1 and 50")
     if config.aid.max_delivery_failures < 1:
         raise ConfigError("aid.max_delivery_failures must be at least 1")
+    if not 1 <= config.volunteer.max_open_tasks <= 50:
+        raise ConfigError("volunteer.max_open_tasks must be between 1 and 50")
+    if not 1 <= config.public.min_count <= 100:
+        raise ConfigError("public.min_count must be between 1 and 100 (1 hides nothing)")
     for key in ("retry_base_seconds", "retry_max_seconds", "poll_seconds", "lease_seconds",
                 "reminder_after_hours", "digest_minutes"):
         if not 0 < getattr(n, key) < 1e7:

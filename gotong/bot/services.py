@@ -37,6 +37,7 @@ def handler_settings(config: Config) -> HandlerSettings:
         cooldown=timedelta(days=config.aid.cooldown_days),
         allocation_size=config.aid.allocation_size,
         max_delivery_failures=config.aid.max_delivery_failures,
+        max_open_tasks=config.volunteer.max_open_tasks,
         dashboard_url=f"{config.web.base_url}/dashboard",
         dashboard_link_valid=timedelta(minutes=config.web.link_minutes),
     )

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import select
 
 from gotong.handlers.messages import Hint, Incoming, Kind, Option, Reply
+from gotong.handlers.plain import as_typed
 from gotong.handlers.staff import actor, coverage, not_staff, refuse
 from gotong.handlers.staff_actions import confirm_allocation
 from gotong.handlers.stock import quantity_text
@@ -180,7 +181,8 @@ def _household_line(turn: Turn, request: HelpRequest) -> str:
     parts = score_parts(request.household_size, request.vulnerabilities, request.created_at,
                         turn.now, request.served_before)
     place = turn.areas.place(request.village_id)
-    return turn.t("allocate.household", reference=request.reference, name=request.head_name,
+    return turn.t("allocate.household", reference=request.reference,
+                  name=as_typed(request.head_name),
                   place=place.display() if place else "", size=request.household_size,
                   score=f"{sum(parts.values()):g}",
                   parts=", ".join(f"{turn.t(f'score.{k}')} {v:g}"

@@ -9,20 +9,25 @@ from typing import Any
 
 from gotong.handlers.catalog import Catalog
 from gotong.handlers.messages import Hint, Option, Reply
+from gotong.handlers.plain import as_typed
 from gotong.models.broadcast import BROADCAST_KEY
 from gotong.models.outbox import Claimed, Notice
 
 
-def _param(catalog: Catalog, language: str, value: Any) -> Any:
+def _param(catalog: Catalog, language: str, value: Any, typed: bool) -> Any:
     if isinstance(value, dict) and set(value) == {"key"}:
         return catalog.text(language, str(value["key"]))
-    return value
+    # A notice's own words come from the catalog; the strings in its parameters are what
+    # people typed (a reason, a first name) or codes, and show as typed.
+    return as_typed(value) if typed and isinstance(value, str) else value
 
 
 def render_notice(catalog: Catalog, language: str, key: str, params: Mapping[str, Any],
                   actions: Sequence[Sequence[str]] = ()) -> Reply:
-    text = catalog.text(language, key,
-                        **{name: _param(catalog, language, v) for name, v in params.items()})
+    # A broadcast is the operator's own text, formatting included.
+    typed = key != BROADCAST_KEY
+    text = catalog.text(language, key, **{name: _param(catalog, language, v, typed)
+                                          for name, v in params.items()})
     if not actions:
         return Reply(text=text)
     # All actions of one notice answer the same question (a menu, say).

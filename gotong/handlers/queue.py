@@ -11,6 +11,7 @@ from __future__ import annotations
 from gotong.handlers import staff_actions
 from gotong.handlers.forms import Choice, match_choice
 from gotong.handlers.messages import Hint, Incoming, Kind, Option, Reply
+from gotong.handlers.plain import as_typed
 from gotong.handlers.staff import actor, coverage, not_staff
 from gotong.handlers.staff_actions import Actor, Refusal, decide_request, request_to_review
 from gotong.handlers.turn import Turn
@@ -41,9 +42,9 @@ async def _card(turn: Turn, request: HelpRequest, prefix: str | None) -> Reply:
     parts = score_parts(request.household_size, request.vulnerabilities, request.created_at,
                         turn.now, request.served_before)
     lines = [
-        turn.t("queue.card", reference=request.reference, name=request.head_name,
+        turn.t("queue.card", reference=request.reference, name=as_typed(request.head_name),
                phone=request.phone, nik=f"…{request.nik_last4}" if request.nik_last4 else "-",
-               street=request.street, rt=request.rt, rw=request.rw,
+               street=as_typed(request.street), rt=request.rt, rw=request.rw,
                place=place.display() if place else "", size=request.household_size,
                vulnerable=", ".join(turn.t(f"vulnerable.{v}") for v in request.vulnerabilities)
                or "-",
@@ -58,8 +59,8 @@ async def _card(turn: Turn, request: HelpRequest, prefix: str | None) -> Reply:
         if other is not None:
             other_place = turn.areas.place(other.village_id)
             lines.append(turn.t(
-                "queue.duplicate", reference=other.reference, name=other.head_name,
-                street=other.street, rt=other.rt, rw=other.rw,
+                "queue.duplicate", reference=other.reference, name=as_typed(other.head_name),
+                street=as_typed(other.street), rt=other.rt, rw=other.rw,
                 place=other_place.display() if other_place else "",
                 status=turn.t(f"status.{other.status}"),
                 reasons=", ".join(turn.t(f"duplicate.{r}") for r in request.duplicate_reasons)))

@@ -9,6 +9,7 @@ from sqlalchemy import func, or_, select
 
 from gotong.handlers.messages import Hint, Incoming, Kind, Option, Reply
 from gotong.handlers.notices import notice_reply
+from gotong.handlers.plain import as_typed
 from gotong.handlers.staff import actor, coverage, not_staff
 from gotong.handlers.staff_actions import (
     ACCEPT,
@@ -28,7 +29,7 @@ from gotong.models.audit import audit
 from gotong.models.delivery import UNDER_WAY, Delivery, DeliveryStatus
 from gotong.models.help_request import HelpRequest
 from gotong.models.person import same_person
-from gotong.models.tasks import MAX_WRONG_CODES, household_answer, rate
+from gotong.models.tasks import MAX_WRONG_CODES, household_answer, rate, reassignable
 from gotong.models.volunteer import Volunteer
 
 RECEIPT_CONTEXT = "dl"
@@ -107,6 +108,8 @@ async def on_comment(turn: Turn, incoming: Incoming) -> list[Reply] | None:
         return None
     comment = parse_short_text(incoming.text, MAX_COMMENT)
     if isinstance(comment, Invalid):
+        if comment.reason == "invalid.link":
+            return [Reply(text=turn.t(comment.reason))]
         return [Reply(text=turn.t("rating.comment_too_long", max=MAX_COMMENT))]
     delivery, refusal = await _households_delivery(turn, str(delivery_id), "rate")
     _forget_comment(turn)
@@ -152,7 +155,7 @@ async def show_review(turn: Turn, prefix: str | None = None) -> list[Reply]:
     lines = [turn.t("review.delivery", reference=request.reference,
                     place=place.display() if place else "",
                     what=amount_text(turn, delivery.category, delivery.quantity),
-                    volunteer=volunteer.name if volunteer else "-",
+                    volunteer=as_typed(volunteer.name) if volunteer else "-",
                     status=turn.t(f"delivery.{delivery.status}"))]
     if delivery.disputed:
         lines.append(turn.t("review.disputed"))
@@ -168,7 +171,7 @@ async def show_review(turn: Turn, prefix: str | None = None) -> list[Reply]:
     else:
         reason = delivery.failure_reason or ""
         shown = turn.t(f"failure.{reason}") if turn.catalog.has(f"failure.{reason}") \
-            else reason
+            else as_typed(reason)
         lines.append(turn.t("review.failed", reason=shown))
         actions = [(REASSIGN, "review.reassign"), (CANCEL, "review.cancel")]
     options = tuple(Option(f"{action}:{delivery.id}", turn.t(key), number=i + 1)
@@ -189,6 +192,12 @@ async def on_review_button(turn: Turn, option: str) -> list[Reply]:
     request = await turn.session.get(HelpRequest, delivery.request_id)
     assert request is not None
     if action == REASSIGN:
+        if not reassignable(delivery):
+            # Offered for failed and locked deliveries only: not one on its way.
+            audit(turn.session, turn.now, "review_reassign", "not allowed now",
+                  contact_id=turn.contact.id, aggregator_id=delivery.aggregator_id,
+                  detail=request.reference)
+            return await show_review(turn, prefix=turn.t("review.changed"))
         audit(turn.session, turn.now, "review_reassign", "done",
               contact_id=turn.contact.id, aggregator_id=delivery.aggregator_id,
               detail=request.reference)
@@ -223,5 +232,6 @@ async def show_ratings(turn: Turn) -> list[Reply]:
         .limit(turn.settings.page_size))).all()
     lines = [turn.t("ratings.summary", count=summary[0], average=f"{summary[1]:.1f}")]
     lines += [turn.t("ratings.line", reference=reference, stars=stars,
-                     comment=comment or "-") for reference, stars, comment in latest]
+                     comment=as_typed(comment) if comment else "-")
+              for reference, stars, comment in latest]
     return [Reply(text="\n".join(lines))]

@@ -19,7 +19,7 @@ from gotong.models.aggregator import covered_areas, staff_aggregators
 from gotong.models.allocation import Allocated, Pick, allocate
 from gotong.models.area import AreaDirectory
 from gotong.models.audit import audit
-from gotong.models.delivery import UNDER_WAY, Delivery, DeliveryStatus
+from gotong.models.delivery import Delivery
 from gotong.models.help_request import (
     HelpRequest,
     mark_duplicate,
@@ -188,8 +188,12 @@ async def confirm_allocation(actor: Actor, aggregator_id: int, category: str, pe
         if request is None or request.village_id not in villages:
             continue
         picks.append(Pick(request.id, added.get(str(request_id))))
-    outcome = await allocate(actor.session, actor.areas, aggregator_id, category, per, picks,
-                             actor.contact_id, actor.now, cooldown)
+    try:
+        outcome = await allocate(actor.session, actor.areas, aggregator_id, category, per,
+                                 picks, actor.contact_id, actor.now, cooldown)
+    except NotAllowed:
+        actor.audit("allocate", "not allowed", aggregator_id, f"{category} x{per}")
+        return Allocated()
     actor.audit("allocate", "done", aggregator_id,
                 f"{category} x{per} to {len(outcome.deliveries)} households")
     return outcome
@@ -233,15 +237,15 @@ async def resolve(actor: Actor, delivery: Delivery, action: str, max_failures: i
             notices = await resolve_dispute(actor.session, delivery, action == WAS_DELIVERED,
                                             actor.contact_id, actor.now, max_failures)
         elif action == CANCEL:
-            # Offered for a failed delivery or one locked after wrong codes: a button of a
-            # screen since changed must not take back a delivery given to a volunteer.
-            if delivery.status != DeliveryStatus.FAILED \
-                    and not (delivery.locked and delivery.status in UNDER_WAY):
-                raise NotAllowed(delivery.status)
+            # Offered for a failed delivery or one locked after wrong codes; `cancel`
+            # itself refuses any other.
             notices = await cancel(actor.session, delivery, actor.contact_id, actor.now)
         else:
+            actor.audit(f"review_{action}", "invalid", delivery.aggregator_id)
             return [], Refusal.INVALID
     except NotAllowed:
+        actor.audit(f"review_{action}", "not allowed now", delivery.aggregator_id,
+                    request.reference)
         return [], Refusal.ALREADY_DONE
     actor.audit(f"review_{action}", "done", delivery.aggregator_id, request.reference)
     return notices, None

@@ -9,6 +9,7 @@ staff of the pledge's aggregator and that the pledge still waits.
 from __future__ import annotations
 
 from gotong.handlers.messages import Hint, Incoming, Kind, Option, Reply
+from gotong.handlers.plain import as_typed
 from gotong.handlers.staff import actor, coverage, not_staff
 from gotong.handlers.staff_actions import Actor, Refusal, pledge_to_receive, receive
 from gotong.handlers.turn import Turn
@@ -45,11 +46,11 @@ def amount_text(turn: Turn, category: str, quantity: int) -> str:
 
 def _pledge_line(turn: Turn, pledge: Pledge) -> str:
     handover = turn.t("incoming.drop") if pledge.handover == Handover.DROP else turn.t(
-        "incoming.pickup", address=pledge.pickup_address or "",
-        window=pledge.pickup_window or "")
+        "incoming.pickup", address=as_typed(pledge.pickup_address),
+        window=as_typed(pledge.pickup_window))
     return turn.t("incoming.pledge", code=pledge.code,
                   quantity=amount_text(turn, pledge.category, pledge.quantity),
-                  donor=pledge.donor_name, phone=pledge.phone, handover=handover)
+                  donor=as_typed(pledge.donor_name), phone=pledge.phone, handover=handover)
 
 
 async def show_incoming(turn: Turn, prefix: str | None = None) -> list[Reply]:

@@ -2,8 +2,10 @@
 them (/tasks), and carry each through: picked up, on the way, delivered (with the
 household's code, or a photo and the place) or failed (with why).
 
-A volunteer sees a household's name, phone and address only in their own tasks, and only
-until a day after delivery; open deliveries show the kelurahan and RW alone. Every button
+A volunteer sees a household's name, phone and address only in their own tasks, from
+when they picked the aid up until a day after delivery; open deliveries and tasks only
+taken show the kelurahan and RW alone. A volunteer has at most as many tasks under way as
+they carry (and `volunteer.max_open_tasks`). Every button
 is checked on the server against the person's volunteer or staff memberships.
 """
 
@@ -13,6 +15,7 @@ from typing import Any
 
 from gotong.handlers.messages import Hint, Incoming, Kind, Option, Reply
 from gotong.handlers.notices import notice_reply
+from gotong.handlers.plain import as_typed
 from gotong.handlers.staff import actor, coverage, not_staff, refuse
 from gotong.handlers.staff_actions import Refusal, assign_volunteer
 from gotong.handlers.stock import amount_text
@@ -149,14 +152,17 @@ async def task_card(turn: Turn, delivery: Delivery, prefix: str | None = None) -
     head = [prefix] if prefix else []
     if shows_details(delivery, turn.now):
         place = turn.areas.place(request.village_id)
-        details = turn.t("task.details", reference=request.reference, name=request.head_name,
-                         phone=request.phone, street=request.street, rt=request.rt,
+        details = turn.t("task.details", reference=request.reference,
+                         name=as_typed(request.head_name),
+                         phone=request.phone, street=as_typed(request.street), rt=request.rt,
                          rw=request.rw, place=place.display() if place else "",
                          what=amount_text(turn, delivery.category, delivery.quantity),
                          needs=", ".join(turn.t(f"need.{n}") for n in request.needs),
                          status=_status(turn, delivery))
     else:
         details = await _area_line(turn, delivery)
+        if delivery.status == DeliveryStatus.ASSIGNED:
+            details += "\n" + turn.t("task.details_after_pickup")
     steps: list[tuple[str, str]] = []
     if delivery.status in UNDER_WAY and not delivery.locked:
         if delivery.status == DeliveryStatus.ASSIGNED:
@@ -234,6 +240,14 @@ async def _take(turn: Turn, delivery_id: str) -> list[Reply]:
     taken = [Reply(text=turn.t("task.taken"))]
     if delivery.status != DeliveryStatus.ALLOCATED or delivery.volunteer_id is not None:
         return taken
+    # No more at once than they carry: taking a whole area's tasks would show them every
+    # household's details once picked up, and keep the aid from other volunteers.
+    limit = volunteer.task_limit(turn.settings.max_open_tasks)
+    busy = (await open_tasks(turn.session, [volunteer.id])).get(volunteer.id, 0)
+    if busy >= limit:
+        audit(turn.session, turn.now, "take", "too many open", contact_id=turn.contact.id,
+              aggregator_id=delivery.aggregator_id, detail=f"{busy} of {limit}")
+        return [Reply(text=turn.t("task.too_many", count=busy, limit=limit))]
     notices = await refusing(assign(turn.session, turn.areas, delivery, volunteer,
                                     turn.contact.id, turn.now), taken)
     audit(turn.session, turn.now, "take", "done", contact_id=turn.contact.id,
@@ -384,10 +398,10 @@ async def volunteer_choices(turn: Turn, delivery: Delivery) -> Reply:
         return Reply(text=turn.t("assign.no_volunteer"))
     busy = await open_tasks(turn.session, [v.id for v in candidates])
     lines = [await _area_line(turn, delivery), turn.t("assign.choose")]
-    lines += [turn.t("assign.volunteer", n=i + 1, name=v.name,
+    lines += [turn.t("assign.volunteer", n=i + 1, name=as_typed(v.name),
                      travel=turn.t(f"travel.{v.travel}"), busy=busy.get(v.id, 0))
               for i, v in enumerate(candidates)]
-    options = tuple(Option(f"{TO}:{delivery.id}:{v.id}", v.name, number=i + 1)
+    options = tuple(Option(f"{TO}:{delivery.id}:{v.id}", as_typed(v.name), number=i + 1)
                     for i, v in enumerate(candidates))
     return Reply(text="\n".join(lines), options=options, hint=Hint.SINGLE,
                  context=ASSIGN_CONTEXT)
@@ -413,5 +427,5 @@ async def on_assign_button(turn: Turn, option: str) -> list[Reply]:
         return [Reply(text=turn.t("assign.changed"))]
     request = await turn.session.get(HelpRequest, delivery.request_id)
     assert request is not None
-    done = turn.t("assign.done", reference=request.reference, name=volunteer.name)
+    done = turn.t("assign.done", reference=request.reference, name=as_typed(volunteer.name))
     return [*_reply_notices(turn, notices), *await show_assignable(turn, prefix=done)]

@@ -30,6 +30,8 @@ __all__ = [
     "STREET_MIN_LENGTH",
     "Invalid",
     "StreetAddress",
+    "clean_text",
+    "has_link",
     "nik_birth_date",
     "parse_household_size",
     "parse_id",
@@ -55,6 +57,45 @@ class Invalid:
 def _collapse_whitespace(text: str) -> str:
     """Replace every run of whitespace (any Unicode space, tabs, newlines) by one space."""
     return " ".join(text.split())
+
+
+# Invisible characters that change how text reads without being seen: control characters
+# (Cc), format characters (Cf: bidi overrides such as U+202E that show "exe.txt" as
+# "txt.exe", zero-width spaces and joiners), and lone surrogates (Cs), which cannot even be
+# stored as UTF-8.
+_HIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Cs"})
+
+
+def clean_text(text: str, *, newlines: bool = False) -> str:
+    """The text without control and format characters. Whitespace controls (tab, line
+    breaks) become spaces, or stay line breaks with `newlines`; every other one is
+    dropped, so that what staff and volunteers read is what was typed, in plain order."""
+    kept: list[str] = []
+    for char in text:
+        if newlines and char == "\n":
+            kept.append(char)
+        elif char.isspace() and unicodedata.category(char) == "Cc":
+            kept.append(" ")
+        elif unicodedata.category(char) not in _HIDDEN_CATEGORIES:
+            kept.append(char)
+    return "".join(kept)
+
+
+# A web or chat link: a scheme ("https://", "tg://"), "www.", the chat apps' own short
+# links, or a host name ending in a common top-level domain. Links in an address or a
+# name would reach staff and volunteers as something to tap, from a stranger.
+_LINK = re.compile(
+    r"[a-z][a-z0-9+.-]*://"
+    r"|\bwww\."
+    r"|\b(?:t|wa|telegram|tg)\.me\b"
+    r"|\b[a-z0-9-]+\.(?:com|net|org|info|biz|io|me|ly|co|gl|gg|to|cc|tk|xyz|link|site"
+    r"|online|app|dev|top|click|shop|store|id)(?![a-z0-9-])(?!\.?[^\W\d_])",
+    re.IGNORECASE)
+
+
+def has_link(text: str) -> bool:
+    """Whether the text holds something a chat app would show as a link."""
+    return _LINK.search(text) is not None
 
 
 def _is_ascii_digits(text: str) -> bool:
@@ -108,12 +149,28 @@ def parse_int_in_range(text: str, low: int, high: int) -> int | Invalid:
     return value
 
 
+# Digits grouped by thousands with dots (as Indonesians write them) or commas: "1.500",
+# "1,500", "2.000.000". A dot or comma anywhere else is a decimal point.
+_GROUPED = re.compile(r"[0-9]{1,3}(?:\.[0-9]{3})+|[0-9]{1,3}(?:,[0-9]{3})+")
+
+
 def parse_quantity(text: str, limit: int) -> int | Invalid:
     """A count of items or an amount of rupiah: "1.000", "1,000", "Rp 50.000", "10".
 
-    Keys: ``invalid.quantity``; ``invalid.quantity_too_big`` {max}.
+    "1.500" is one thousand five hundred; "1.5" or "0,5" is not a whole number and is
+    refused with its own hint rather than read as 15 or 5.
+
+    Keys: ``invalid.quantity``; ``invalid.quantity.whole``; ``invalid.quantity_too_big``
+    {max}.
     """
-    digits = re.sub(r"[.,\s]|^rp\.?", "", text.strip().lower())
+    written = re.sub(r"\s|^rp\.?", "", clean_text(text).strip().lower())
+    if re.search(r"[.,]", written):
+        if not _GROUPED.fullmatch(written):
+            if re.fullmatch(r"[0-9]*[.,][0-9.,]*", written) and re.search(r"[0-9]", written):
+                return Invalid("invalid.quantity.whole")
+            return Invalid("invalid.quantity")
+        written = re.sub(r"[.,]", "", written)
+    digits = written
     if not _is_ascii_digits(digits) or int(digits) < 1:
         return Invalid("invalid.quantity")
     if len(digits) > 18 or int(digits) > limit:
@@ -150,13 +207,17 @@ def parse_household_size(text: str) -> int | Invalid:
 def parse_short_text(text: str, max_length: int) -> str | Invalid:
     """Free text with whitespace collapsed; must be non-empty and at most ``max_length`` long.
 
-    Keys: ``invalid.text.empty``; ``invalid.text.too_long`` {max}.
+    Control and format characters are dropped; links are refused.
+
+    Keys: ``invalid.text.empty``; ``invalid.text.too_long`` {max}; ``invalid.link``.
     """
-    cleaned = _collapse_whitespace(text)
+    cleaned = _collapse_whitespace(clean_text(text))
     if not cleaned:
         return Invalid("invalid.text.empty")
     if len(cleaned) > max_length:
         return Invalid("invalid.text.too_long", {"max": max_length})
+    if has_link(cleaned):
+        return Invalid("invalid.link")
     return cleaned
 
 
@@ -187,7 +248,8 @@ def _has_name_characters_only(name: str) -> bool:
 
 
 def _normalise_name(text: str) -> str:
-    return _collapse_whitespace(unicodedata.normalize("NFC", text).translate(_APOSTROPHES))
+    return _collapse_whitespace(
+        unicodedata.normalize("NFC", clean_text(text)).translate(_APOSTROPHES))
 
 
 def parse_person_name(text: str) -> str | Invalid:
@@ -199,11 +261,13 @@ def parse_person_name(text: str) -> str | Invalid:
     any other capitalisation is kept as typed.
 
     Keys: ``invalid.name.too_short``; ``invalid.name.too_long`` {max};
-    ``invalid.name.characters``.
+    ``invalid.name.characters``; ``invalid.link``.
     """
     name = _normalise_name(text)
     if not name:
         return Invalid("invalid.name.too_short")
+    if has_link(name):
+        return Invalid("invalid.link")
     if not _has_name_characters_only(name):
         return Invalid("invalid.name.characters")
     if name.islower() or name.isupper():
@@ -241,8 +305,7 @@ def parse_phone(text: str) -> str | Invalid:
     """
     # Drop invisible formatting characters (bidi marks copied from chat apps)
     # and unify whitespace.
-    cleaned = "".join(char for char in text if unicodedata.category(char) != "Cf")
-    cleaned = _collapse_whitespace(cleaned)
+    cleaned = _collapse_whitespace(clean_text(text))
     if (
         not cleaned
         or len(cleaned) > _PHONE_MAX_INPUT
@@ -434,9 +497,11 @@ def parse_street_address(text: str) -> StreetAddress | Invalid:
     rest of the text, kept as typed with whitespace collapsed.
 
     Keys: ``invalid.address.rt_rw``; ``invalid.address.too_short``;
-    ``invalid.address.too_long`` {max}.
+    ``invalid.address.too_long`` {max}; ``invalid.link``.
     """
-    cleaned = _collapse_whitespace(text)
+    cleaned = _collapse_whitespace(clean_text(text))
+    if has_link(cleaned):
+        return Invalid("invalid.link")
     match = None
     for pattern in _RT_RW_PATTERNS:
         match = pattern.search(cleaned)

@@ -9,6 +9,7 @@ from datetime import timedelta
 from gotong.handlers import forms
 from gotong.handlers.forms import Accept, Answers, Choice, Field, FieldKind, Form, Parsed
 from gotong.handlers.messages import Hint, Kind, Option, Reply
+from gotong.handlers.plain import as_typed
 from gotong.handlers.staff import code_locked, coverage, not_staff, refuse, wrong_code
 from gotong.handlers.turn import Turn, refusing
 from gotong.handlers.validators import (
@@ -106,7 +107,8 @@ async def _submit(turn: Turn, answers: Answers) -> list[Reply]:
     volunteer = await register_volunteer(turn.session, turn.contact.id, NewVolunteer(
         aggregator_id=invite.aggregator_id, name=answers["name"], phone=answers["phone"],
         area_ids=[int(a) for a in answers["areas"]], travel=answers["travel"],
-        capacity=answers["capacity"], approved=invite.pre_approved), turn.now)
+        capacity=answers["capacity"], approved=invite.pre_approved, invite_id=invite.id),
+        turn.now)
     aggregator = await get_aggregator(turn.session, invite.aggregator_id)
     audit(turn.session, turn.now, "volunteer_signup", "done", contact_id=turn.contact.id,
           aggregator_id=aggregator.id)
@@ -184,7 +186,8 @@ async def show_pending(turn: Turn, prefix: str | None = None) -> list[Reply]:
     volunteer = waiting[0]
     areas = ", ".join(entry.name for entry in
                       filter(None, (turn.areas.get(a.area_id) for a in volunteer.areas)))
-    card = turn.t("volunteer.card", name=volunteer.name, phone=volunteer.phone, areas=areas,
+    card = turn.t("volunteer.card", name=as_typed(volunteer.name), phone=volunteer.phone,
+                  areas=areas,
                   travel=turn.t(f"travel.{volunteer.travel}"), capacity=volunteer.capacity)
     options = (Option(f"{APPROVE}:{volunteer.id}", turn.t("volunteer.approve"), number=1),
                Option(f"{DECLINE}:{volunteer.id}", turn.t("volunteer.decline"), number=2))
@@ -204,7 +207,7 @@ async def on_approval(turn: Turn, option: str) -> list[Reply]:
     if volunteer.aggregator_id not in staff.aggregator_ids:
         return refuse(turn, "approve_volunteer", "not their aggregator",
                       "volunteer.not_yours", staff.aggregator_ids[0])
-    decided = [Reply(text=turn.t("volunteer.already_decided", name=volunteer.name))]
+    decided = [Reply(text=turn.t("volunteer.already_decided", name=as_typed(volunteer.name)))]
     if volunteer.status != VolunteerStatus.PENDING:
         return decided
     approved = action == APPROVE
@@ -217,7 +220,7 @@ async def on_approval(turn: Turn, option: str) -> list[Reply]:
                    Subject(contact_id=volunteer.contact_id, volunteer_id=volunteer.id),
                    turn.now, turn.contact.id)
     done = turn.t("volunteer.approved" if approved else "volunteer.declined",
-                  name=volunteer.name)
+                  name=as_typed(volunteer.name))
     return await show_pending(turn, prefix=done)
 
 

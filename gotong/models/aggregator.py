@@ -81,6 +81,8 @@ class Invite(Base):
     pre_approved: Mapped[bool] = mapped_column(default=False, server_default=false())
     expires_at: Mapped[datetime]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Revoked by the operator: admits nobody any more (and those it admitted are out).
+    revoked_at: Mapped[datetime | None]
 
 
 class UnknownAggregator(LookupError):
@@ -165,7 +167,8 @@ async def valid_invite(session: AsyncSession, code: str, role: InviteRole, now: 
     """The invite a code names, if it is for `role` and still usable (not used up)."""
     invite = await session.scalar(
         select(Invite).where(Invite.code_hash == _hash_code(code), Invite.role == role))
-    if invite is None or invite.uses_left < 1 or invite.expires_at <= now:
+    if invite is None or invite.uses_left < 1 or invite.expires_at <= now \
+            or invite.revoked_at is not None:
         return None
     return invite
 
@@ -173,11 +176,14 @@ async def valid_invite(session: AsyncSession, code: str, role: InviteRole, now: 
 async def use_invite(session: AsyncSession, invite_id: int, now: datetime) -> Invite | None:
     """Use up one use of an invite; None if it has none left or has expired meanwhile."""
     invite = await session.get(Invite, invite_id, populate_existing=True)
-    if invite is None or invite.uses_left < 1 or invite.expires_at <= now:
+    if invite is None or invite.uses_left < 1 or invite.expires_at <= now \
+            or invite.revoked_at is not None:
         return None
-    # Guarded, so two people typing the last use at once cannot both have it.
+    # Guarded, so two people typing the last use at once cannot both have it, and a code
+    # revoked meanwhile admits nobody.
     used = await session.execute(
-        update(Invite).where(Invite.id == invite.id, Invite.uses_left == invite.uses_left)
+        update(Invite).where(Invite.id == invite.id, Invite.uses_left == invite.uses_left,
+                             Invite.revoked_at.is_(None))
         .values(uses_left=invite.uses_left - 1).execution_options(synchronize_session=False))
     return invite if used.rowcount == 1 else None  # type: ignore[attr-defined]
 

@@ -27,8 +27,9 @@ from gotong.models.delivery import SERVING_STATUSES, Delivery, DeliverySource, D
 from gotong.models.help_request import HelpRequest, RequestEvent, served_since
 from gotong.models.notifications import Event, Subject, announce
 from gotong.models.outbox import Notice
-from gotong.models.pledge import Pledge, PledgeStatus
+from gotong.models.pledge import Pledge, PledgeStatus, max_quantity
 from gotong.models.request_status import RequestStatus
+from gotong.models.rules import NotAllowed
 from gotong.models.stock import add_stock, take_stock
 
 # Candidates read per query while looking past households in their cool-down.
@@ -90,6 +91,9 @@ async def allocate(session: AsyncSession, areas: AreaDirectory, aggregator_id: i
                    staff_contact_id: int, now: datetime, cooldown: timedelta) -> Allocated:
     """One delivery per household picked, as far as stock goes; the caller has checked
     that the staff member may allocate to these households."""
+    if not 0 < per_household <= max_quantity(category):
+        # Stock is taken per household: none, or less than none, would add to it.
+        raise NotAllowed("quantity")
     outcome = Allocated()
     touched: dict[int, Pledge] = {}
     for pick in picks:

@@ -101,6 +101,7 @@ class Event(enum.StrEnum):
     TASK_REASSIGNED_AWAY = "task_reassigned_away"
     TASK_CANCELLED = "task_cancelled"
     TASKS_RETURNED = "tasks_returned"
+    VOLUNTEER_FLAGGED = "volunteer_flagged"
     REQUEST_REQUEUED = "request_requeued"
     VOLUNTEER_PENDING = "volunteer_pending"
     VOLUNTEER_APPROVED = "volunteer_approved"
@@ -537,6 +538,8 @@ RULES: dict[Event, tuple[Audience, ...]] = {
                  still=Still(DELIVERY, open_for_volunteers)),),
     # "Back in the queue, we will allocate again": moot once aid was allocated again, or
     # the household took the request back.
+    # A volunteer who hands tasks back again and again: true once it happened.
+    Event.VOLUNTEER_FLAGGED: (Audience(aggregator_staff, "notice.volunteer_flagged"),),
     Event.REQUEST_REQUEUED: (
         Audience(household, "notice.request_requeued", still=Still(REQUEST, verified)),),
     Event.VOLUNTEER_PENDING: (

@@ -142,6 +142,51 @@ async def daily_counts(session: AsyncSession, *, since: date, until: date,
             for n, day in enumerate(days)]
 
 
+async def daily_counts_by_village(session: AsyncSession, *, since: date, until: date,
+                                  timezone: str = DEFAULT_TIMEZONE
+                                  ) -> dict[int, dict[int, tuple[int, int]]]:
+    """Requests submitted and deliveries delivered per kelurahan and local day, as
+    `daily_counts` counts them: {village id: {day number (0 for `since`): (requests,
+    deliveries)}}, only the days with something."""
+    if until < since:
+        return {}
+    days = [since + timedelta(days=n) for n in range((until - since).days + 1)]
+    bounds = [utc_bounds(day, day, timezone)[0] for day in days]
+    bounds.append(utc_bounds(until, until, timezone)[1])
+    start, end = bounds[0], bounds[-1]
+    counts: dict[int, dict[int, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0]))
+    requests = (select(HelpRequest.village_id.label("village"),
+                       _day_of(HelpRequest.created_at, bounds).label("day"))
+                .where(HelpRequest.created_at >= start, HelpRequest.created_at < end))
+    deliveries = (select(HelpRequest.village_id.label("village"),
+                         _day_of(Delivery.delivered_at, bounds).label("day"))
+                  .join(HelpRequest, HelpRequest.id == Delivery.request_id)
+                  .where(Delivery.status == DeliveryStatus.DELIVERED,
+                         Delivery.delivered_at >= start, Delivery.delivered_at < end))
+    for column, rows in enumerate((requests, deliveries)):
+        numbered = rows.subquery()
+        result = await session.execute(
+            select(numbered.c.village, numbered.c.day, func.count())
+            .group_by(numbered.c.village, numbered.c.day))
+        for village, day, count in result.all():
+            if day is not None:
+                counts[int(village)][int(day)][column] += int(count)
+    return {village: {day: (pair[0], pair[1]) for day, pair in per_day.items()}
+            for village, per_day in counts.items()}
+
+
+async def village_sums(session: AsyncSession) -> dict[int, tuple[int, int, int, int, int]]:
+    """Per kelurahan: households helped, waiting and in delivery, packages and rupiah
+    delivered."""
+    return {village: (sums.helped, sums.waiting, sums.in_delivery, sums.packages, sums.money)
+            for village, sums in (await _village_sums(session, None)).items()}
+
+
+async def pledges_by_target(session: AsyncSession) -> dict[int, tuple[int, int]]:
+    """Received packages (or items) and rupiah per area a donor chose."""
+    return await _pledges_by_target(session)
+
+
 def _day_of(column: Any, bounds: list[datetime]) -> Any:
     """The number of the day (0 for the first) that the timestamp falls in."""
     return case(*((column < bound, number) for number, bound in enumerate(bounds[1:])))

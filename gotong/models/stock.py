@@ -20,7 +20,7 @@ from gotong.models.base import Base
 from gotong.models.notifications import Event, Subject, announce
 from gotong.models.outbox import Notice
 from gotong.models.person import same_person
-from gotong.models.pledge import Pledge, PledgeStatus
+from gotong.models.pledge import Pledge, PledgeStatus, max_quantity
 from gotong.models.rules import NotAllowed, write_guarded
 
 
@@ -85,6 +85,9 @@ async def incoming_pledges(session: AsyncSession, aggregator_ids: list[int], lim
 async def receive_pledge(session: AsyncSession, pledge: Pledge, counted: int,
                          staff_contact_id: int, now: datetime) -> list[Notice]:
     """Staff counted what arrived: it goes into stock and the donor hears the count."""
+    # Checked here as well as where it is typed: stock only ever grows by what arrived.
+    if not 0 < counted <= max_quantity(pledge.category):
+        raise NotAllowed("quantity")
     await write_guarded(session, update(Pledge)
                         .where(Pledge.id == pledge.id, Pledge.status == PledgeStatus.PLEDGED)
                         .values(status=PledgeStatus.RECEIVED, received_quantity=counted,

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from gotong.models.area import AreaDirectory
+from gotong.models.audit import audit, count_since
 from gotong.models.delivery import (
     FAILURE_REASONS,
     UNDER_WAY,
@@ -42,6 +43,12 @@ CODE_DIGITS = 6
 MAX_WRONG_CODES = 5
 # A volunteer sees a household's name, phone and address until this long after delivery.
 DETAILS_AFTER_DELIVERY = timedelta(hours=24)
+# The statuses in which the volunteer of a task sees the household's details.
+DETAILS_SHOWN = (DeliveryStatus.PICKED_UP, DeliveryStatus.ON_THE_WAY,
+                 DeliveryStatus.AWAITING_REVIEW, DeliveryStatus.DELIVERED)
+# Hand-backs (leaving with tasks under way) within this window that alert staff.
+HAND_BACKS_FLAGGED = 3
+HAND_BACK_WINDOW = timedelta(hours=24)
 # Where a household can say the aid never came, and staff settle that dispute.
 DISPUTABLE = (DeliveryStatus.DELIVERED, DeliveryStatus.AWAITING_REVIEW)
 
@@ -124,7 +131,7 @@ async def assign(session: AsyncSession, areas: AreaDirectory, delivery: Delivery
     household; a volunteer who had it before is told it went to someone else."""
     before = delivery.volunteer_id
     # A delivery locked after wrong codes is still under way: staff give it to another.
-    if delivery.status in UNDER_WAY and not delivery.locked:
+    if not reassignable(delivery):
         raise NotAllowed(delivery.status)
     await _move(session, delivery, _as_seen(delivery), now,
                 status=DeliveryStatus.ASSIGNED, volunteer_id=volunteer.id, code=new_code(),
@@ -210,8 +217,9 @@ async def submit_proof(session: AsyncSession, delivery: Delivery, volunteer: Vol
 
 async def review_proof(session: AsyncSession, areas: AreaDirectory, delivery: Delivery,
                        accept: bool, staff_contact_id: int, now: datetime) -> list[Notice]:
-    """Staff accept a photo-and-place delivery, or send the volunteer back to it."""
-    if delivery.status != DeliveryStatus.AWAITING_REVIEW:
+    """Staff accept a photo-and-place delivery, or send the volunteer back to it. Not
+    while the household disputes it: the dispute is what staff settle first."""
+    if delivery.status != DeliveryStatus.AWAITING_REVIEW or delivery.disputed:
         raise NotAllowed(delivery.status)
     if accept:
         return await mark_delivered(session, areas, delivery.id, staff_contact_id, now)
@@ -260,10 +268,29 @@ async def _count_failure(session: AsyncSession, delivery: Delivery, actor_contac
     return request, requeue
 
 
+def reassignable(delivery: Delivery) -> bool:
+    """Whether staff may give the delivery to a volunteer (anew): waiting for one,
+    failed, or locked after wrong codes."""
+    return delivery.status in (DeliveryStatus.ALLOCATED, DeliveryStatus.FAILED) \
+        or (delivery.locked and delivery.status in UNDER_WAY)
+
+
+def cancellable(delivery: Delivery) -> bool:
+    """Whether staff may take the delivery back: failed, or locked after wrong codes."""
+    return delivery.status == DeliveryStatus.FAILED \
+        or (delivery.locked and delivery.status in UNDER_WAY)
+
+
 async def cancel(session: AsyncSession, delivery: Delivery, staff_contact_id: int,
                  now: datetime, announce_requeue: bool = True) -> list[Notice]:
     """Take a delivery back: its stock returns to stock and to its pledges, and the
-    household waits among the verified again."""
+    household waits among the verified again.
+
+    Only a failed delivery, or one locked after wrong codes, is taken back: one waiting
+    for a volunteer or on its way is not staff's to cancel (a forged or stale button
+    would otherwise pull aid from under a volunteer carrying it)."""
+    if not cancellable(delivery):
+        raise NotAllowed(delivery.status)
     carried_by = delivery.volunteer_id if delivery.status in UNDER_WAY else None
     await _move(session, delivery, _as_seen(delivery), now, status=DeliveryStatus.CANCELLED)
     sources = (await session.scalars(select(DeliverySource).where(
@@ -361,8 +388,39 @@ async def rate(session: AsyncSession, delivery: Delivery, contact_id: int, stars
 
 
 async def leave(session: AsyncSession, volunteer: Volunteer, now: datetime) -> list[Notice]:
-    """The volunteer stops; their deliveries under way return to staff to reassign."""
+    """The volunteer stops; their deliveries under way return to staff to reassign.
+
+    Taking tasks (and with them households' details) and handing them back again and
+    again is how a stranger with an invite would collect addresses: each hand-back is
+    audited, and the `HAND_BACKS_FLAGGED`-th within `HAND_BACK_WINDOW` alerts staff."""
     volunteer.status = VolunteerStatus.LEFT
+    returned = await hand_back(session, volunteer, volunteer.contact_id, now)
+    if not returned:
+        return []
+    notices = await announce(session, Event.TASKS_RETURNED, Subject(
+        aggregator_id=volunteer.aggregator_id,
+        params={"volunteer": volunteer.first_name, "count": len(returned)},
+        delivery_ids=tuple(d.id for d in returned)),
+        now, volunteer.contact_id)
+    audit(session, now, "hand_back", "done", contact_id=volunteer.contact_id,
+          aggregator_id=volunteer.aggregator_id, detail=f"{len(returned)} tasks")
+    await session.flush()
+    times = await count_since(session, volunteer.contact_id, "hand_back", "done",
+                              now - HAND_BACK_WINDOW)
+    if times >= HAND_BACKS_FLAGGED:
+        audit(session, now, "volunteer_flagged", "hand-backs",
+              contact_id=volunteer.contact_id, aggregator_id=volunteer.aggregator_id,
+              detail=f"{times} in {HAND_BACK_WINDOW}")
+        notices += await announce(session, Event.VOLUNTEER_FLAGGED, Subject(
+            aggregator_id=volunteer.aggregator_id,
+            params={"volunteer": volunteer.name, "count": times}),
+            now, volunteer.contact_id)
+    return notices
+
+
+async def hand_back(session: AsyncSession, volunteer: Volunteer, actor_contact_id: int,
+                    now: datetime) -> list[Delivery]:
+    """The volunteer's deliveries under way go back to waiting for a volunteer."""
     returned = []
     for delivery in (await session.scalars(select(Delivery).where(
             Delivery.volunteer_id == volunteer.id, Delivery.status.in_(UNDER_WAY)))).all():
@@ -375,20 +433,16 @@ async def leave(session: AsyncSession, volunteer: Volunteer, now: datetime) -> l
             continue
         returned.append(delivery)
         await _request_status(session, delivery, RequestStatus.ALLOCATED,
-                              volunteer.contact_id, now, "volunteer left")
+                              actor_contact_id, now, "volunteer left")
     await session.flush()
-    if not returned:
-        return []
-    return await announce(session, Event.TASKS_RETURNED, Subject(
-        aggregator_id=volunteer.aggregator_id,
-        params={"volunteer": volunteer.first_name, "count": len(returned)},
-        delivery_ids=tuple(d.id for d in returned)),
-        now, volunteer.contact_id)
+    return returned
 
 
 def shows_details(delivery: Delivery, now: datetime) -> bool:
-    """Whether the volunteer may still see the household's name, phone and address."""
-    if delivery.status in (DeliveryStatus.CANCELLED, DeliveryStatus.FAILED):
+    """Whether the volunteer may see the household's name, phone and address: from when
+    they picked the aid up (a task only taken shows the kelurahan and RW, so taking
+    tasks does not reveal households) until a day after delivery."""
+    if delivery.status not in DETAILS_SHOWN:
         return False
     return delivery.delivered_at is None or now - delivery.delivered_at < DETAILS_AFTER_DELIVERY
 

@@ -24,6 +24,8 @@ class VolunteerStatus(enum.StrEnum):
     APPROVED = "approved"
     DECLINED = "declined"
     LEFT = "left"
+    # Let in by an invite code the operator revoked.
+    REVOKED = "revoked"
 
 
 class Volunteer(Base):
@@ -45,9 +47,16 @@ class Volunteer(Base):
     decided_at: Mapped[datetime | None]
     decided_by: Mapped[int | None] = mapped_column(ForeignKey("contact.id",
                                                               ondelete="SET NULL"))
+    # The invite code they signed up with (last): who let them in, to be revoked with it.
+    invite_id: Mapped[int | None] = mapped_column(ForeignKey("invite.id",
+                                                             ondelete="SET NULL"), index=True)
 
     areas: Mapped[list[VolunteerArea]] = relationship(
         cascade="all, delete-orphan", order_by="VolunteerArea.area_id")
+
+    def task_limit(self, max_open_tasks: int) -> int:
+        """Deliveries they may have under way at once: no more than they carry."""
+        return max(1, min(self.capacity, max_open_tasks))
 
     @property
     def first_name(self) -> str:
@@ -75,6 +84,7 @@ class NewVolunteer:
     travel: str
     capacity: int
     approved: bool
+    invite_id: int | None = None
 
 
 async def register_volunteer(session: AsyncSession, contact_id: int, new: NewVolunteer,
@@ -92,7 +102,12 @@ async def register_volunteer(session: AsyncSession, contact_id: int, new: NewVol
     volunteer.travel, volunteer.capacity = new.travel, new.capacity
     volunteer.status = VolunteerStatus.APPROVED if new.approved else VolunteerStatus.PENDING
     volunteer.decided_at = now if new.approved else None
-    volunteer.areas = [VolunteerArea(area_id=a) for a in dict.fromkeys(new.area_ids)]
+    volunteer.invite_id = new.invite_id
+    # Rows of areas kept are reused: a new row beside the old one of the same area would
+    # be inserted before the old one is deleted, against the unique constraint.
+    kept = {area.area_id: area for area in volunteer.areas}
+    volunteer.areas = [kept.get(a) or VolunteerArea(area_id=a)
+                       for a in dict.fromkeys(new.area_ids)]
     await session.flush()
     await grant_role(session, contact_id, Role.VOLUNTEER, now)
     return volunteer

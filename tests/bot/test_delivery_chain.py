@@ -236,7 +236,10 @@ async def test_the_life_of_aid_from_request_to_rated_delivery(
                "Kota Jakarta Selatan 12930\n"
                "Needs: Staple food package, Medicine / health")
     [opened] = await budi.tap("Open 1")
-    assert opened.text == f"Task {ref} (assigned)\n{details}"
+    # Taken, not yet picked up: the area only, not who or where the household is.
+    assert opened.text == (f"{ref}: 1 staple food package, Karet Semanggi RW 005 "
+                           "(assigned)\nThe household's name, phone and address show once "
+                           "you mark the aid picked up.")
     assert [label for label, _ in opened.buttons()] == [
         "1. Picked up", "2. On the way", "3. Delivered", "4. Could not deliver"]
     [picked_up] = await budi.tap("Picked up")

@@ -786,6 +786,10 @@ async def test_the_household_details_show_until_a_day_after_delivery(
     assert kelurahan in offer and "RW 2" in offer
     assert not any(d in offer for d in details)
     await chat.tap(f"take:{task}")
+    # Taken is not yet picked up: whoever takes tasks learns no household from it.
+    assert not any(d in chat.last.text for d in details)
+    assert "show once you mark the aid picked up" in chat.last.text
+    await chat.tap(f"up:{task}", context="tk")
     assert all(d in chat.last.text for d in details)
     await deliver_with_code(services, chat, task)
     assert all(d in chat.last.text for d in details)

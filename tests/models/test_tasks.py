@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
@@ -576,9 +576,13 @@ async def test_a_volunteer_who_leaves_returns_the_tasks_under_way(services: Serv
 async def test_household_details_show_until_a_day_after_delivery(services: Services
                                                                  ) -> None:
     now = AidWorld(services).now
-    delivery = Delivery(status=DeliveryStatus.ASSIGNED, delivered_at=None)
-    assert shows_details(delivery, now + timedelta(days=30))
-    for status in (DeliveryStatus.FAILED, DeliveryStatus.CANCELLED):
+    for status in (DeliveryStatus.PICKED_UP, DeliveryStatus.ON_THE_WAY,
+                   DeliveryStatus.AWAITING_REVIEW):
+        assert shows_details(Delivery(status=status, delivered_at=None),
+                             now + timedelta(days=30))
+    # Taken but not picked up: the area only.
+    for status in (DeliveryStatus.ALLOCATED, DeliveryStatus.ASSIGNED, DeliveryStatus.FAILED,
+                   DeliveryStatus.CANCELLED):
         assert not shows_details(Delivery(status=status, delivered_at=None), now)
     delivered = Delivery(status=DeliveryStatus.DELIVERED, delivered_at=now)
     assert shows_details(delivered, now)
@@ -629,6 +633,10 @@ async def test_a_delivery_changed_meanwhile_cannot_be_confirmed(services: Servic
     # The volunteer's view of the delivery, read before staff take it back.
     async with services.sessions() as session:
         delivery, volunteer = await mile.load(session, task, volunteer_id)
+    # Wrong codes locked it meanwhile (as staff see it), and staff take it back.
+    async with services.sessions() as session, session.begin():
+        await session.execute(update(Delivery).where(Delivery.id == task)
+                              .values(locked=True))
     async with services.sessions() as session, session.begin():
         staff_copy = await session.get(Delivery, task)
         assert staff_copy is not None

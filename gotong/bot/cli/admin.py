@@ -1,5 +1,5 @@
 """The operator's commands for aggregators: `gotong aggregator add|list|edit`,
-`gotong invite staff`, `gotong audit` and `gotong export`."""
+`gotong invite staff`, `gotong invites list|revoke`, `gotong audit` and `gotong export`."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from gotong.bot.cli.operator import OperatorError, add_area_options, resolve_are
 from gotong.bot.config import Config
 from gotong.bot.services import Services, open_services
 from gotong.handlers.validators import parse_id
+from gotong.models.admission import invites_of, revoke_invite
 from gotong.models.aggregator import (
     Aggregator,
     InviteRole,
@@ -26,6 +27,7 @@ from gotong.models.aggregator import (
     create_aggregator,
     create_invite,
     edit_aggregator,
+    get_aggregator,
     list_aggregators,
 )
 from gotong.models.audit import recent_entries
@@ -33,7 +35,7 @@ from gotong.models.base import utcnow
 from gotong.models.export import FORMATS, KINDS, export_csv
 
 # The top-level commands `run_admin` carries out.
-ADMIN_COMMANDS = ("aggregator", "invite", "audit", "export")
+ADMIN_COMMANDS = ("aggregator", "invite", "invites", "audit", "export")
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([dhm])\s*$")
 _UNITS = {"d": "days", "h": "hours", "m": "minutes"}
@@ -78,6 +80,17 @@ def add_admin_parsers(commands: Any) -> None:
     invite.add_argument("--pre-approved", action="store_true",
                         help="volunteers who join with it need no staff approval")
 
+    invites = commands.add_parser("invites", help="who joined with each invite code; "
+                                  "revoke a code and the volunteers it let in")
+    invite_actions = invites.add_subparsers(dest="action", required=True)
+    listing = invite_actions.add_parser("list", help="an aggregator's codes and who joined")
+    listing.add_argument("--aggregator", type=int, required=True, metavar="ID")
+    revoke = invite_actions.add_parser("revoke", help="a code admits nobody more, and the "
+                                       "volunteers it let in stop (tasks back to staff)")
+    revoke.add_argument("id", type=positive, metavar="INVITE_ID")
+    revoke.add_argument("--keep-volunteers", action="store_true",
+                        help="only stop the code; those it let in stay")
+
     log = commands.add_parser("audit", help="staff actions and refused attempts")
     log.add_argument("--aggregator", type=int, metavar="ID")
     log.add_argument("--limit", type=positive, default=50)
@@ -98,6 +111,8 @@ async def run_admin(config: Config, args: argparse.Namespace, out: TextIO = sys.
             await _aggregator(services, args, out)
         elif args.command == "invite":
             await _invite(services, args, out)
+        elif args.command == "invites":
+            await _invites(services, args, out)
         elif args.command == "export":
             await _export(services, args, out)
         else:
@@ -179,6 +194,36 @@ async def _invite(services: Services, args: argparse.Namespace, out: TextIO) -> 
     print(f"{code}\nGive this code to the new {args.role}: in the bot they type {how}. "
           f"It admits {args.uses} {'person' if args.uses == 1 else 'people'} until "
           f"{until}.{approval}", file=out)
+
+
+async def _invites(services: Services, args: argparse.Namespace, out: TextIO) -> None:
+    now = utcnow()
+    async with services.sessions() as session, session.begin():
+        if args.action == "revoke":
+            revoked = await revoke_invite(session, args.id, now,
+                                          volunteers=not args.keep_volunteers)
+            if revoked is None:
+                raise OperatorError(f"there is no invite {args.id} (see `gotong invites "
+                                    "list --aggregator ID`)")
+            names = ", ".join(f"{v.id} {v.name}" for v in revoked.volunteers) or "none"
+            print(f"invite {args.id} revoked; volunteers stopped: {names}; deliveries back "
+                  f"to staff: {revoked.tasks_returned}", file=out)
+            return
+        await get_aggregator(session, args.aggregator)
+        uses = await invites_of(session, args.aggregator)
+    if not uses:
+        print(f"aggregator {args.aggregator} has no invite codes", file=out)
+    for use in uses:
+        invite = use.invite
+        state = f"revoked {invite.revoked_at:%Y-%m-%d %H:%M}" if invite.revoked_at else (
+            "expired" if invite.expires_at <= now else
+            f"{invite.uses_left} uses left until {invite.expires_at:%Y-%m-%d %H:%M}")
+        approved = ", pre-approved" if invite.pre_approved else ""
+        print(f"invite {invite.id}: {invite.role}{approved}, made "
+              f"{invite.created_at:%Y-%m-%d %H:%M}, {state}", file=out)
+        for volunteer in use.volunteers:
+            print(f"   volunteer {volunteer.id}: {volunteer.name} ({volunteer.status}), "
+                  f"joined {volunteer.created_at:%Y-%m-%d %H:%M}", file=out)
 
 
 async def _audit(services: Services, args: argparse.Namespace, out: TextIO) -> None:

@@ -2,19 +2,21 @@
 and day by day, for anyone to read. Counts only: nothing on it or in its JSON names,
 reaches or identifies a household, a donor or a volunteer.
 
-The page is public and may be hit hard, so the figures of each area are computed once per
-few seconds (`FigureCache`) and shared by every visitor in that time; the page's script
-then polls the same figures as JSON to refresh them in place.
+Counts of households below `public.min_count` are hidden ("fewer than 5"), with others
+where they would give them away by subtraction (models/disclosure.py). That needs every
+area's figures at once, so they are computed together, once per few seconds
+(`FigureCache`), and every area's page and JSON in that time are read from them; the
+page's script then polls the same figures as JSON to refresh them in place.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar, cast
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
@@ -23,14 +25,7 @@ from babel.numbers import format_decimal
 from gotong.bot.services import Services
 from gotong.bot.web.pages import SERVICES, page_language, render
 from gotong.models.area import AreaDirectory, AreaEntry, AreaLevel
-from gotong.models.stats import (
-    AreaFigure,
-    DayCount,
-    Totals,
-    area_figures,
-    daily_counts,
-    totals,
-)
+from gotong.models.disclosure import ROOT, PublicArea, PublicDay, PublicSnapshot, public_snapshot
 
 PATH = "/public"
 FIGURES_PATH = "/public/figures.json"
@@ -51,6 +46,10 @@ HEADLINE_LABELS = {
     "aggregators": "web.public.aggregators",
     "volunteers": "web.public.volunteers",
 }
+# The figures of each row of the JSON's table of areas.
+AREA_FIGURES = ("households_helped", "households_waiting", "households_in_delivery",
+                "packages_delivered", "money_delivered", "pledge_packages_received",
+                "pledge_money_received")
 # Figures counted in rupiah rather than in households or packages.
 MONEY_FIGURES = {"pledge_money_received", "money_delivered"}
 # The columns of the table of areas.
@@ -74,45 +73,53 @@ CHILD_LEVEL = {
 
 @dataclass(frozen=True)
 class PublicFigures:
-    """Everything the page shows for the whole city (area None) or for one area."""
+    """Everything the page shows for the whole city (area None) or for one area; a
+    figure is None where it is hidden (fewer than `min_count`)."""
 
     area: AreaEntry | None
     # The areas above it, from the kota down, then the area itself.
     trail: tuple[AreaEntry, ...]
-    headline: dict[str, int]
-    rows: list[AreaFigure]
+    headline: dict[str, int | None]
+    rows: list[tuple[AreaEntry, PublicArea]]
     rows_level: AreaLevel | None
-    days: list[DayCount]
+    days: list[PublicDay]
+    # The sums of the days shown.
+    period: dict[str, int | None]
     computed_at: datetime
+    min_count: int
+
+
+T = TypeVar("T")
+# The key of the figures of every area together.
+SNAPSHOT = "snapshot"
 
 
 class FigureCache:
-    """Figures per area, each computed at most once per `seconds`: a burst of visitors
-    shares one set of queries (the first computes, the others wait for it)."""
+    """Figures, each computed at most once per `seconds`: a burst of visitors shares one
+    set of queries (the first computes, the others wait for it)."""
 
     def __init__(self, seconds: float = CACHE_SECONDS,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.seconds = seconds
         self._clock = clock
-        # Keys are area ids that exist (or None), so the cache is as big as the city.
-        self._entries: dict[int | None, tuple[float, PublicFigures]] = {}
-        self._locks: dict[int | None, asyncio.Lock] = {}
+        # Keys are area ids that exist (or None), and SNAPSHOT: as many as the city.
+        self._entries: dict[Hashable, tuple[float, object]] = {}
+        self._locks: dict[Hashable, asyncio.Lock] = {}
 
-    def _fresh(self, key: int | None) -> PublicFigures | None:
+    def _fresh(self, key: Hashable) -> object | None:
         entry = self._entries.get(key)
         return entry[1] if entry is not None and entry[0] > self._clock() else None
 
-    async def get(self, key: int | None,
-                  compute: Callable[[], Awaitable[PublicFigures]]) -> PublicFigures:
+    async def get(self, key: Hashable, compute: Callable[[], Awaitable[T]]) -> T:
         figures = self._fresh(key)
         if figures is not None:
-            return figures
+            return cast(T, figures)
         async with self._locks.setdefault(key, asyncio.Lock()):
             figures = self._fresh(key)
             if figures is None:
                 figures = await compute()
                 self._entries[key] = (self._clock() + self.seconds, figures)
-            return figures
+            return cast(T, figures)
 
 
 PUBLIC_FIGURES = web.AppKey("public_figures", FigureCache)
@@ -127,39 +134,43 @@ def _trail(areas: AreaDirectory, area: AreaEntry) -> tuple[AreaEntry, ...]:
     return tuple(trail)
 
 
-def _totals_headline(figures: Totals) -> dict[str, int]:
-    return {key: int(getattr(figures, key)) for key in HEADLINE_LABELS}
+def _headline(snapshot: PublicSnapshot, node: int) -> dict[str, int | None]:
+    """The cards: an area's own figures (those a row of the table has too); for the
+    whole city, its totals as well."""
+    own = snapshot.areas[node].figures
+    if node != ROOT:
+        return {key: own[key] for key in HEADLINE_LABELS
+                if key in own and not (key.startswith("pledge_") and own[key] is None)}
+    assert snapshot.totals is not None
+    whole = snapshot.totals
+    return {key: own[key] if key in own else int(getattr(whole, key))
+            for key in HEADLINE_LABELS}
 
 
-def _area_headline(figure: AreaFigure) -> dict[str, int]:
-    # An area's own figures: those of the cards that a row of the table has too.
-    values = {key: getattr(figure, key, None) for key in HEADLINE_LABELS}
-    return {key: int(value) for key, value in values.items() if value is not None}
-
-
-async def compute_figures(services: Services, area: AreaEntry | None) -> PublicFigures:
-    """The figures of the whole city, or of one kota, kecamatan or kelurahan."""
-    areas = services.areas
+async def compute_snapshot(services: Services) -> PublicSnapshot:
+    """Every area's published figures, with the last `CHART_DAYS` days."""
     timezone = services.config.i18n.timezone
-    now = datetime.now(UTC)
-    until = now.astimezone(ZoneInfo(timezone)).date()
+    until = datetime.now(UTC).astimezone(ZoneInfo(timezone)).date()
     since = until - timedelta(days=CHART_DAYS - 1)
     async with services.sessions() as session:
-        if area is None:
-            headline = _totals_headline(await totals(session))
-            rows = await area_figures(session, areas, AreaLevel.REGENCY)
-            days = await daily_counts(session, since=since, until=until, timezone=timezone)
-            return PublicFigures(None, (), headline, rows, AreaLevel.REGENCY, days, now)
-        level = AreaLevel(area.level)
-        villages = areas.villages_under([area.id])
-        [own] = await area_figures(session, areas, level, village_ids=villages)
-        child_level = CHILD_LEVEL.get(level)
-        rows = [] if child_level is None else await area_figures(
-            session, areas, child_level, within=area.id)
-        days = await daily_counts(session, since=since, until=until, timezone=timezone,
-                                  village_ids=villages)
-    return PublicFigures(area, _trail(areas, area), _area_headline(own), rows, child_level,
-                         days, now)
+        return await public_snapshot(session, services.areas, since=since, until=until,
+                                     timezone=timezone,
+                                     min_count=services.config.public.min_count)
+
+
+def figures_of(areas: AreaDirectory, area: AreaEntry | None, snapshot: PublicSnapshot
+               ) -> PublicFigures:
+    """The figures of the whole city, or of one kota, kecamatan or kelurahan."""
+    node = ROOT if area is None else area.id
+    child_level = AreaLevel.REGENCY if area is None else CHILD_LEVEL.get(AreaLevel(area.level))
+    children = areas.regencies() if area is None else (
+        areas.children(area.id) if child_level is not None else [])
+    rows = [(child, snapshot.areas[child.id]) for child in
+            sorted(children, key=lambda c: (c.name, c.id)) if child.id in snapshot.areas]
+    published = snapshot.areas[node]
+    return PublicFigures(area, _trail(areas, area) if area is not None else (),
+                         _headline(snapshot, node), rows, child_level, published.days,
+                         published.period, snapshot.computed_at, snapshot.min_count)
 
 
 def _requested_area(request: web.Request) -> AreaEntry | None:
@@ -178,12 +189,18 @@ def _requested_area(request: web.Request) -> AreaEntry | None:
 
 
 async def _figures(request: web.Request, area: AreaEntry | None) -> PublicFigures:
+    """The area's figures, read from those of every area, computed at most once per
+    `FigureCache.seconds` whatever the number of visitors and areas asked for."""
     services = request.app[SERVICES]
-    return await request.app[PUBLIC_FIGURES].get(
-        area.id if area is not None else None, lambda: compute_figures(services, area))
+    snapshot = await request.app[PUBLIC_FIGURES].get(
+        SNAPSHOT, lambda: compute_snapshot(services))
+    return figures_of(services.areas, area, snapshot)
 
 
-def format_figure(key: str, value: int, language: str) -> str:
+def format_figure(key: str, value: int | None, language: str, fewer: str = "") -> str:
+    """A figure as the page shows it; `fewer` ("fewer than 5") where it is hidden."""
+    if value is None:
+        return fewer
     number = str(format_decimal(value, locale=language))
     # "Rp" is how rupiah are written in either language.
     return f"Rp {number}" if key in MONEY_FIGURES else number
@@ -201,17 +218,21 @@ async def public_page(request: web.Request) -> web.Response:
     figures = await _figures(request, area)
     services = request.app[SERVICES]
     language = page_language(request)
+    fewer = services.catalog.text(language, "web.public.fewer_than", count=figures.min_count)
     query = f"?area={area.id}" if area is not None else ""
-    cards = [{"key": key, "label": HEADLINE_LABELS[key],
-              "value": format_figure(key, value, language)}
+    cards = [{"key": key, "label": HEADLINE_LABELS[key], "hidden": value is None,
+              "value": format_figure(key, value, language, fewer)}
              for key, value in figures.headline.items()]
     columns = [key for key in COLUMN_LABELS
                if figures.rows_level != AreaLevel.VILLAGE
                or key != "pledge_packages_received"]
-    rows = [{"id": row.area_id, "name": row.name,
-             "cells": [{"key": key, "value": format_figure(key, getattr(row, key), language)}
+    rows = [{"id": entry.id, "name": entry.name,
+             "cells": [{"key": key, "hidden": published.figures[key] is None,
+                        "value": format_figure(key, published.figures[key], language, fewer)}
                        for key in columns]}
-            for row in figures.rows]
+            for entry, published in figures.rows]
+    period = {key: format_figure(key, value, language, fewer)
+              for key, value in figures.period.items()}
     return render(request, "public.html", {
         "home": PATH,
         "area": area,
@@ -222,6 +243,9 @@ async def public_page(request: web.Request) -> web.Response:
         "table_heading": TABLE_HEADINGS.get(figures.rows_level) if figures.rows_level
         else None,
         "days": figures.days,
+        "period": period,
+        "fewer": fewer,
+        "min_count": figures.min_count,
         "chart_days": CHART_DAYS,
         "figures_url": FIGURES_PATH + query,
         "refresh_seconds": services.config.web.public_refresh_seconds,
@@ -231,24 +255,29 @@ async def public_page(request: web.Request) -> web.Response:
 
 
 def figures_json(figures: PublicFigures) -> dict[str, Any]:
-    """The figures as the page's script reads them (and anyone else may)."""
+    """The figures as the page's script reads them (and anyone else may). A figure hidden
+    because it is below `min_count` is null, and named in the `suppressed` list beside
+    it (`headline_suppressed` for the headline)."""
     area = figures.area
     return {
         "area": None if area is None else {"id": area.id, "name": area.name,
                                            "level": area.level},
         "updated_at": figures.computed_at.isoformat(),
+        "min_count": figures.min_count,
         "headline": figures.headline,
-        "areas": [{"id": row.area_id, "name": row.name, "level": str(row.level),
-                   "households_helped": row.households_helped,
-                   "households_waiting": row.households_waiting,
-                   "households_in_delivery": row.households_in_delivery,
-                   "packages_delivered": row.packages_delivered,
-                   "money_delivered": row.money_delivered,
-                   "pledge_packages_received": row.pledge_packages_received,
-                   "pledge_money_received": row.pledge_money_received}
-                  for row in figures.rows],
+        "headline_suppressed": [key for key, value in figures.headline.items()
+                                if value is None],
+        "areas": [{"id": entry.id, "name": entry.name, "level": str(entry.level),
+                   **{key: published.figures[key] for key in AREA_FIGURES},
+                   "suppressed": published.suppressed}
+                  for entry, published in figures.rows],
         "days": [{"day": day.day.isoformat(), "requests": day.requests,
-                  "deliveries": day.deliveries} for day in figures.days],
+                  "deliveries": day.deliveries,
+                  "suppressed": [key for key in ("requests", "deliveries")
+                                 if getattr(day, key) is None]} for day in figures.days],
+        "period": {**figures.period,
+                   "suppressed": [key for key, value in figures.period.items()
+                                  if value is None]},
     }
 
 

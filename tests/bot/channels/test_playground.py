@@ -354,8 +354,10 @@ async def test_the_life_of_aid_on_four_screens(playground: Playground) -> None:
     # The volunteer carries it and confirms with the household's code.
     await volunteer.say("/tugas")
     [opened] = await volunteer.tap("Buka 1")
-    assert "Kepada: Siti Contoh, +6281200000001" in opened["text"]
-    await volunteer.tap("Sudah diambil")
+    # Who and where the household is shows once the aid is picked up.
+    assert "Siti Contoh" not in opened["text"]
+    [picked_up] = await volunteer.tap("Sudah diambil")
+    assert "Kepada: Siti Contoh, +6281200000001" in picked_up["text"]
     await volunteer.tap("Dalam perjalanan")
     await volunteer.tap("Sudah diantar")
     [thanks] = await volunteer.say(found.group(1))

@@ -49,10 +49,13 @@ async def test_a_volunteer_works_on_whatsapp(config: Config, services: Services,
         [tasks] = await budi.say("/tugas")
         assert tasks.options() == [(f"tk|take:{task}", "Ambil 1")]
         [_, card] = await budi.tap("Ambil 1")
-        assert card.interactive_type == "list" and "Kepada: Warga" in card.text
+        # Who and where the household is shows once the aid is picked up.
+        assert card.interactive_type == "list" and "Kepada: Warga" not in card.text
         assert [title for _, title in card.options()] == [
             "Sudah diambil", "Dalam perjalanan", "Sudah diantar", "Tidak bisa diantar"]
         assert (await delivery(services, task)).status == "assigned"
+        [picked_up] = await budi.tap("Sudah diambil")
+        assert "Kepada: Warga" in picked_up.text
         await budi.tap("Sudah diantar")
         ask_code = budi.last
         assert "kode" in ask_code.text

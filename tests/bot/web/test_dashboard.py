@@ -28,6 +28,7 @@ from gotong.models.delivery import Delivery
 from gotong.models.help_request import HelpRequest
 from tests.chat import Chat
 from tests.handlers.test_staff_stock import join
+from tests.handlers.test_volunteers import allocated
 from tests.lookups import outbox
 from tests.models.aid_world import AidWorld
 
@@ -550,3 +551,52 @@ async def test_a_form_is_read_whole_however_it_arrives(site: Site) -> None:
                       chunked=True) == 413
     # A token that is not even ASCII is a wrong token.
     assert await post([b"csrf=%C3%A9"]) == 403
+
+
+async def test_actions_the_page_does_not_offer_are_refused(site: Site) -> None:
+    """Forms posted by hand for a delivery in a state the page offers no such action for:
+    cancelling one waiting for a volunteer or on its way, accepting a photo of a delivery
+    the household disputes, settling a dispute nobody raised. Each is refused on the
+    server, with the page's answer, and audited; nothing changes."""
+    world = site.world
+    aggregator = await world.aggregator(TIMUR)
+    households = [await world.household(world.village(TIMUR)) for _ in range(2)]
+    await world.pledge(aggregator, 2, received=2)
+    browser = await site.sign_in(await join(world, aggregator, "staff-1"))
+    waiting, travelling = await allocated(world, aggregator, households)
+    async with site.services.sessions() as session, session.begin():
+        moving = await session.get(Delivery, travelling)
+        assert moving is not None
+        moving.status = "on_the_way"
+
+    async def post(delivery: int, action: str) -> str:
+        _, page = await browser.form(f"/dashboard/deliveries/{delivery}/resolve",
+                                     {"action": action}, "/dashboard/reviews")
+        return page
+
+    for delivery in (waiting, travelling):
+        assert "changed meanwhile" in await post(delivery, "x")
+        assert "changed meanwhile" in await post(delivery, "yes")
+        assert "changed meanwhile" in await post(delivery, "ok")
+    assert await world.statuses(households) == ["allocated", "allocated"]
+    assert await world.stock(aggregator) == 0
+
+    # A photo the household says is not theirs: the dispute comes first.
+    async with site.services.sessions() as session, session.begin():
+        disputed = await session.get(Delivery, travelling)
+        assert disputed is not None
+        disputed.status, disputed.disputed = "awaiting_review", True
+        disputed.proof_media_id, disputed.proof_latitude, disputed.proof_longitude = \
+            "photo", -6.2, 106.8
+    _, page, _ = await browser.get("/dashboard/reviews")
+    assert f'id="resolve-ok-{travelling}"' not in page
+    assert "changed meanwhile" in await post(travelling, "ok")
+    async with site.services.sessions() as session:
+        still = await session.get(Delivery, travelling)
+        assert still is not None and (still.status, still.disputed) == (
+            "awaiting_review", True)
+    refused = [a[:2] for a in await audit_entries(site.services)]
+    assert refused.count(("review_x", "not allowed now")) == 2
+    assert ("review_ok", "not allowed now") in refused
+    assert not any(action.startswith("review_") and outcome == "done"
+                   for action, outcome in refused)

@@ -7,13 +7,14 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import event, select
 
+from gotong.bot.config import PublicConfig
 from gotong.bot.services import Services
 from gotong.bot.web.app import create_web_app
 from gotong.bot.web.public import PUBLIC_FIGURES, FigureCache
@@ -74,7 +75,11 @@ class Site:
 @pytest.fixture
 async def site(services: Services) -> AsyncIterator[Site]:
     """Jakarta Timur: one household helped with 2 packages, one waiting, one submitted;
-    5 packages received for Jakarta Timur. Jakarta Selatan: one household waiting."""
+    5 packages received for Jakarta Timur. Jakarta Selatan: one household waiting.
+
+    Every count is shown (`public.min_count` 1): these tests are about the figures;
+    hiding small ones is tested in test_public_suppression."""
+    services.config = replace(services.config, public=PublicConfig(min_count=1))
     world = AidWorld(services)
     aggregator = await world.aggregator(TIMUR)
     await world.pledge(aggregator, 6, received=5, target_area_id=regency(services, TIMUR))
@@ -141,7 +146,7 @@ async def test_the_json_has_the_same_figures(site: Site) -> None:
         "id": regency(site.world.services, TIMUR), "name": "Kota Jakarta Timur",
         "level": "regency", "households_helped": 1, "households_waiting": 2,
         "households_in_delivery": 0, "packages_delivered": 2, "money_delivered": 0,
-        "pledge_packages_received": 5, "pledge_money_received": 0}
+        "pledge_packages_received": 5, "pledge_money_received": 0, "suppressed": []}
     days = figures["days"]
     assert len(days) == 30 and [d["day"] for d in days] == sorted(d["day"] for d in days)
     # Everything happened today (in Jakarta).

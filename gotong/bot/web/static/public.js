@@ -20,8 +20,9 @@
 
   // Put a value in an element; whether it changed what the page shows.
   const show = (element, key, value) => {
-    if (typeof value !== "number") return false;
-    const text = format(key, value);
+    // null: fewer households than the page shows, hidden so as not to point at one.
+    if (typeof value !== "number" && value !== null) return false;
+    const text = value === null ? root.dataset.fewerText : format(key, value);
     if (element.textContent === text) return false;
     element.textContent = text;
     return true;
