@@ -27,13 +27,12 @@ from gotong.models.contact import Contact
 from gotong.models.conversation import Conversation
 from gotong.models.outbox import (
     UNSETTLED,
-    About,
     Claimed,
     OutboxMessage,
     OutboxStatus,
     Purpose,
 )
-from gotong.models.subjects import outdated
+from gotong.models.subjects import about_of, outdated
 
 
 def _due(now: datetime) -> Any:
@@ -107,9 +106,10 @@ async def claim(connection: AsyncConnection, channels: Sequence[str], now: datet
             rows.append(row)
     # Read now, in the claim's transaction: whatever waited, and wherever, what is sent is
     # checked against the state of its subject at the moment it is taken to be sent.
-    stale = await outdated(connection, {
-        row.id: About(row.still, tuple(row.subject_ids), row.subject_assignment)
-        for row in rows if row.still is not None and row.subject_ids})
+    abouts = {row.id: about_of(row.id, row.still, row.subject_ids, row.subject_assignment)
+              for row in rows}
+    stale = await outdated(connection, {row_id: about for row_id, about in abouts.items()
+                                        if about is not None})
     for row in rows:
         if row.id in stale:
             skipped.append({"row_id": row.id, "reason": OUTDATED})

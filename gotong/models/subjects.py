@@ -10,6 +10,7 @@ erased its data) holds nothing.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -36,6 +37,8 @@ from gotong.models.notifications import STILL, Current, SubjectKind
 from gotong.models.outbox import About
 from gotong.models.pledge import Pledge
 from gotong.models.volunteer import Volunteer
+
+log = logging.getLogger(__name__)
 
 Column = SQLColumnExpression[Any]
 States = Select[*tuple[Any, ...]]
@@ -81,6 +84,25 @@ def _query(kind: SubjectKind, ids: Iterable[int]) -> States:
                                   Conversation.updated_at <= Conversation.reminded_at))
 
 
+# Subject ids read by one statement at most.
+MAX_IDS = 900
+
+
+def about_of(row_id: int, still: str | None, subject_ids: object,
+             assignment: str | None) -> About | None:
+    """What a claimed row is about, or None when it names nothing that can be checked:
+    a row whose subject was written by hand, or damaged, is sent as rows without a rule
+    are, rather than stopping every claim behind it."""
+    if still is None or not subject_ids:
+        return None
+    if not isinstance(subject_ids, list) or not all(
+            isinstance(i, int) and not isinstance(i, bool) for i in subject_ids):
+        log.warning("outbox row %d names its subject in a form not understood; sent "
+                    "unchecked", row_id)
+        return None
+    return About(still, tuple(subject_ids), assignment)
+
+
 async def outdated(connection: AsyncConnection, abouts: Mapping[int, About]) -> set[int]:
     """Of the rows given (by id, with what each is about), those whose rule no longer
     holds of any of their subjects; one query for all of them, in the caller's
@@ -92,15 +114,24 @@ async def outdated(connection: AsyncConnection, abouts: Mapping[int, About]) -> 
             wanted.setdefault(rule.kind, set()).update(about.ids)
     if not wanted:
         return set()
-    parts = [_query(kind, ids) for kind, ids in sorted(wanted.items())]
-    query = union_all(*parts) if len(parts) > 1 else parts[0]
-    found = {
-        (row.kind, row.id): Current(
-            status=row.status, volunteer_id=row.volunteer_id, assignment=row.assignment,
-            disputed=bool(row.disputed), locked=bool(row.locked),
-            finished=bool(row.finished), untouched=bool(row.untouched))
-        for row in (await connection.execute(query)).all()
-    }
+    # One query for the usual batch; a batch of many large digests is read in parts, each
+    # within the databases' limits on a statement's parameters (SQLite's can be 999).
+    chunks = [(kind, ordered[start:start + MAX_IDS])
+              for kind, ids in sorted(wanted.items())
+              for ordered in (sorted(ids),)
+              for start in range(0, len(ordered), MAX_IDS)]
+    if sum(len(chunk) for _, chunk in chunks) <= MAX_IDS:
+        parts = [_query(kind, chunk) for kind, chunk in chunks]
+        queries = [union_all(*parts) if len(parts) > 1 else parts[0]]
+    else:
+        queries = [_query(kind, chunk) for kind, chunk in chunks]
+    found = {}
+    for query in queries:
+        for row in (await connection.execute(query)).all():
+            found[(row.kind, row.id)] = Current(
+                status=row.status, volunteer_id=row.volunteer_id, assignment=row.assignment,
+                disputed=bool(row.disputed), locked=bool(row.locked),
+                finished=bool(row.finished), untouched=bool(row.untouched))
     stale = set()
     for row_id, (rule, about) in rules.items():
         if rule is None:

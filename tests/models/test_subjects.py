@@ -151,3 +151,48 @@ async def test_news_held_for_whatsapps_window_is_checked_when_released(
     async with services.sessions() as session:
         held = await session.scalar(select(OutboxMessage).where(OutboxMessage.id == row.id))
     assert held is not None and (held.status, held.last_error) == ("skipped", "outdated")
+
+
+async def test_a_row_whose_subject_cannot_be_read_stops_no_claim(services: Services) -> None:
+    """Subjects written by hand, or damaged: each such row is sent unchecked, and the rows
+    behind it are claimed as ever (one odd row used to fail every claim)."""
+    mile = await Mile(services).setup(stock=1)
+    [task] = await mile.deliveries(1)
+    odd: list[Any] = [5, "12", [None], [1, None], ["1"], {"a": 1}, [True]]
+    contacts = await add_contacts(services, range(952_001, 952_002 + len(odd)))
+    async with services.sessions() as session, session.begin():
+        await session.execute(update(OutboxMessage).values(status=OutboxStatus.SENT))
+        now = utcnow()
+        rows = [enqueue(session, Notice(contact_id=contact, key="notice.tasks_open",
+                                        params={}, about=About(OPEN, (task,))), now)
+                for contact in contacts]
+        await session.flush()
+        for row, value in zip(rows, odd, strict=False):
+            row.subject_ids = value
+    async with services.engine.connect() as connection, connection.begin():
+        claimed, skipped = await claim(connection, ["telegram"], utcnow(), 100, LEASE, "test")
+    assert skipped == 0
+    assert {row.contact_id for row in claimed} == set(contacts)
+
+
+async def test_many_subjects_are_read_in_parts(services: Services) -> None:
+    """More subject ids than one statement may carry (large digests in a large batch:
+    PostgreSQL takes 32,767 parameters at most, some SQLite builds 999)."""
+    mile = await Mile(services).setup(stock=2)
+    tasks = await mile.deliveries(2)
+    contacts = await add_contacts(services, range(953_001, 953_331))
+    many = (*tasks, *range(10_000_000, 10_000_000 + MAX_SUBJECTS - 2))
+    async with services.sessions() as session, session.begin():
+        await session.execute(update(OutboxMessage).values(status=OutboxStatus.SENT))
+        now = utcnow()
+        for contact in contacts:
+            enqueue(session, Notice(contact_id=contact, key="notice.tasks_open", params={},
+                                    about=About(OPEN, many)), now)
+        for contact in contacts[:3]:
+            enqueue(session, Notice(contact_id=contact, key="notice.tasks_open", params={},
+                                    about=About(OPEN, (999_999_999,))), now)
+    async with services.engine.connect() as connection, connection.begin():
+        claimed, skipped = await claim(connection, ["telegram"], utcnow(), 400, LEASE, "test")
+    # Each of the 330 tells of open deliveries (still open); the 3 of one that is gone
+    # wait behind them, their contacts' first rows being claimed.
+    assert len(claimed) == len(contacts) and skipped == 0
