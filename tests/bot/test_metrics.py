@@ -59,6 +59,10 @@ async def test_a_registration_moves_the_numbers(
     def moved(name: str, **labels: str) -> float:
         return total(after, name, **labels) - total(before, name, **labels)
 
+    # The person's updates: each received, handled, and how long each took to answer.
+    assert moved("gotong_updates_received_total", channel="telegram", kind="person") >= 12
+    assert moved("gotong_updates_handled_total", channel="telegram", outcome="handled") >= 12
+    assert moved("gotong_update_handling_seconds_count", channel="telegram") >= 12
     assert moved("gotong_dialog_steps_total", dialog="household_request", outcome="step") >= 10
     assert moved("gotong_dialog_steps_total", dialog="household_request", outcome="completed") == 1
     assert moved("gotong_sends_total", channel="telegram", result="sent") >= 12
@@ -68,5 +72,5 @@ async def test_a_registration_moves_the_numbers(
     # No person in any label: only names of kinds, states and channels.
     for (_, labels), _ in after.items():
         for _, value in labels:
-            assert re.fullmatch(r"[a-z_.+]*|[0-9.e+inf]*", value), value
+            assert re.fullmatch(r"[a-z_.+]*|[0-9.e+]*|\+Inf", value), value
     assert "Siti" not in text and "5550001" not in text

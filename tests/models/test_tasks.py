@@ -64,7 +64,9 @@ class Mile:
 
     async def setup(self, stock: int = 3) -> Mile:
         self.aggregator = await self.world.aggregator(TIMUR)
-        self.pledge = await self.world.pledge(self.aggregator, stock, received=stock)
+        # A pledge is received only with something in it: none, for a stock of 0.
+        self.pledge = await self.world.pledge(self.aggregator, max(stock, 1),
+                                              received=stock or None)
         async with self.services.sessions() as session, session.begin():
             session.add(StaffMember(contact_id=self.world.staff_id,
                                     aggregator_id=self.aggregator))

@@ -28,6 +28,7 @@ from typing import Any
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from gotong.bot.metrics import HANDLING_SECONDS, UPDATES_HANDLED, UPDATES_RECEIVED
 from gotong.models.base import process_name, utcnow
 from gotong.models.inbound import (
     LeaseLost,
@@ -56,6 +57,8 @@ WAIT_FINISHED_SECONDS = 10
 # down by then waits to be settled before its chat goes on (shorter than any reply's
 # lease, after which a dispatcher may send it again).
 SETTLED_AGAIN_SECONDS = 0.05
+# Arrival times kept for the metrics: updates stored here and not yet handled.
+ARRIVALS_KEPT = 10_000
 SETTLING_SECONDS = 1.0
 
 
@@ -143,6 +146,8 @@ class InboundQueue:
         self._to_store: list[_ToStore] = []
         self._storing: asyncio.Task[None] | None = None
         self._answered_at = 0.0
+        # When each update this process stored came (for the metrics' handling time).
+        self._arrived: dict[tuple[str, str], float] = {}
         # Updates finished here (handled, recorded only, or set aside), for tests and
         # health.
         self.finished = 0
@@ -161,7 +166,8 @@ class InboundQueue:
     # --- storing ----------------------------------------------------------------------
 
     async def accept(self, channel: str, external_id: str, chat_id: str,
-                     payload: dict[str, Any], *, seen_only: bool = False) -> Stored:
+                     payload: dict[str, Any], *, seen_only: bool = False,
+                     kind: str = "message") -> Stored:
         """Store an update before the platform is answered, and wake the worker.
 
         `seen_only` records an update that no one answers as seen, finished at once and
@@ -176,10 +182,15 @@ class InboundQueue:
         if self._storing is None or self._storing.done():
             self._storing = asyncio.create_task(self._store_waiting())
         stored = await future
+        if stored is Stored.NEW:
+            UPDATES_RECEIVED.labels(channel, kind).inc()
         if seen_only:
             if stored is Stored.NEW:
                 await self._count_finished()
         elif stored is not Stored.DONE:
+            self._arrived[(channel, external_id)] = time.monotonic()
+            while len(self._arrived) > ARRIVALS_KEPT:
+                del self._arrived[next(iter(self._arrived))]
             self._wake.set()
         return stored
 
@@ -313,6 +324,10 @@ class InboundQueue:
             except Exception as exc:
                 await self._failed(update, exc, rest)
                 return
+            UPDATES_HANDLED.labels(update.channel, "handled").inc()
+            arrived = self._arrived.pop((update.channel, update.external_id), None)
+            if arrived is not None:  # stored by this process: its wait is known here
+                HANDLING_SECONDS.labels(update.channel).observe(time.monotonic() - arrived)
             await self._count_finished()
             if go_on:
                 self._answered[update.chat_id] = time.monotonic() + SETTLING_SECONDS
@@ -360,6 +375,8 @@ class InboundQueue:
             # The lease runs out by itself; the update is then claimed again.
             log.warning("could not release inbound update %d: %s", update.id,
                         type(release_error).__name__)
+        UPDATES_HANDLED.labels(update.channel,
+                               "retry" if retry_at is not None else "set_aside").inc()
         if retry_at is None:
             await self._count_finished()
 

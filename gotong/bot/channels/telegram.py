@@ -72,6 +72,7 @@ from gotong.bot.channels.telegram_payload import (
 )
 from gotong.bot.channels.webhook import parse_json, same_secret
 from gotong.bot.config import TelegramConfig
+from gotong.bot.metrics import WEBHOOK_REFUSALS
 from gotong.handlers.conversations import Conversations
 from gotong.handlers.messages import Hint, Incoming, Kind, Option, Reply
 from gotong.models.db import hold_advisory_lock
@@ -364,8 +365,10 @@ class TelegramChannel:
         if seen.route is Route.RECORD:
             log.debug("telegram update %d recorded only: %s", seen.update_id, seen.what)
             return await self.inbound.accept(CHANNEL, str(seen.update_id), "", payload,
+                                              kind=seen.route.name.lower(),
                                               seen_only=True)
-        return await self.inbound.accept(CHANNEL, str(seen.update_id), seen.chat_id, payload)
+        return await self.inbound.accept(CHANNEL, str(seen.update_id), seen.chat_id, payload,
+                                         kind=seen.route.name.lower())
 
     async def _accept_polled(self, payload: object) -> Stored | None:
         """Store a polled update; a malformed one as its bare id, seen only, so that the
@@ -378,7 +381,8 @@ class TelegramChannel:
             if exc.update_id is None:
                 return None
             return await self.inbound.accept(CHANNEL, str(exc.update_id), "",
-                                             {"update_id": exc.update_id}, seen_only=True)
+                                             {"update_id": exc.update_id}, seen_only=True,
+                                             kind="malformed")
         assert isinstance(payload, dict)  # inspect_update reads only dicts
         return await self._store(seen, payload)
 
@@ -604,13 +608,16 @@ async def telegram_webhook(request: web.Request) -> web.Response:
     channel = request.app[TELEGRAM_CHANNEL]
     if not channel.secret_matches(request.headers.get(SECRET_HEADER)):
         log.warning("refused a telegram webhook call without the right secret")
+        WEBHOOK_REFUSALS.labels(CHANNEL, "secret").inc()
         raise web.HTTPForbidden()
     body = await request.read()
     try:
         payload = parse_json(body)
     except ValueError:
+        WEBHOOK_REFUSALS.labels(CHANNEL, "not_json").inc()
         raise web.HTTPBadRequest(text="not JSON") from None
     if not isinstance(payload, dict) or type(payload.get("update_id")) is not int:
+        WEBHOOK_REFUSALS.labels(CHANNEL, "not_an_update").inc()
         raise web.HTTPBadRequest(text="not a Telegram update")
     # An update with something wrong inside is answered 200 all the same (and not
     # stored): Telegram would send it again and again, holding up the updates behind it.
