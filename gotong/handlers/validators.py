@@ -154,6 +154,10 @@ def parse_int_in_range(text: str, low: int, high: int) -> int | Invalid:
 _GROUPED = re.compile(r"[0-9]{1,3}(?:\.[0-9]{3})+|[0-9]{1,3}(?:,[0-9]{3})+")
 
 
+# Thousands grouped by spaces: "1 500", "10 000 000".
+_SPACE_GROUPED = re.compile(r"[0-9]{1,3}(?: [0-9]{3})+")
+
+
 def parse_quantity(text: str, limit: int) -> int | Invalid:
     """A count of items or an amount of rupiah: "1.000", "1,000", "Rp 50.000", "10".
 
@@ -163,7 +167,12 @@ def parse_quantity(text: str, limit: int) -> int | Invalid:
     Keys: ``invalid.quantity``; ``invalid.quantity.whole``; ``invalid.quantity_too_big``
     {max}.
     """
-    written = re.sub(r"\s|^rp\.?", "", clean_text(text).strip().lower())
+    written = re.sub(r"^rp\.?\s*", "", clean_text(text).strip().lower())
+    if re.search(r"\s", written):
+        # A space may group thousands ("10 000"), never join two numbers ("1 5").
+        if not _SPACE_GROUPED.fullmatch(written):
+            return Invalid("invalid.quantity")
+        written = re.sub(r"\s", "", written)
     if re.search(r"[.,]", written):
         if not _GROUPED.fullmatch(written):
             if re.fullmatch(r"[0-9]*[.,][0-9.,]*", written) and re.search(r"[0-9]", written):

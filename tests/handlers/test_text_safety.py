@@ -31,7 +31,8 @@ RLO, ZWSP, LRI, PDI = "\u202e", "\u200b", "\u2066", "\u2069"
 
 @pytest.mark.parametrize(("typed", "value"), [
     ("10", 10), ("1.500", 1500), ("1,500", 1500), ("Rp 50.000", 50000),
-    ("2.000.000", 2_000_000), ("1 000", 1000),
+    ("2.000.000", 2_000_000), ("1 000", 1000), ("10 000 000", 10_000_000),
+    ("Rp 50 000", 50000),
 ])
 def test_quantities_with_thousands_separators(typed: str, value: int) -> None:
     assert parse_quantity(typed, 10**9) == value
@@ -43,6 +44,11 @@ def test_a_decimal_is_not_read_as_a_whole_number(typed: str) -> None:
                                              Invalid("invalid.quantity"))
     assert parse_quantity("1.5", 10**9) == Invalid("invalid.quantity.whole")
     assert parse_quantity("0,5", 10**9) == Invalid("invalid.quantity.whole")
+
+
+@pytest.mark.parametrize("typed", ["1 5", "2 3 4", "1 50", "1.50 0", "10  000", "1 0000"])
+def test_spaces_group_thousands_and_never_join_two_numbers(typed: str) -> None:
+    assert parse_quantity(typed, 10**9) == Invalid("invalid.quantity")
 
 
 def test_controls_and_format_characters_are_dropped() -> None:
