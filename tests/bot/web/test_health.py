@@ -6,12 +6,14 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
+from gotong.bot.channels.delivery import Channel
 from gotong.bot.channels.telegram import TelegramChannel
 from gotong.bot.channels.whatsapp import WhatsAppChannel
 from gotong.bot.config import Config
@@ -38,6 +40,19 @@ async def channel(services: Services, fake: FakeTelegramAPI) -> AsyncIterator[Te
         await made.application.shutdown()
 
 
+@asynccontextmanager
+async def served(services: Services, channels: list[Channel]
+                 ) -> AsyncIterator[tuple[aiohttp.ClientSession, str]]:
+    """The process's web app with these channels; a client and its address."""
+    server = TestServer(build_web_app(services, channels))
+    await server.start_server()
+    try:
+        async with aiohttp.ClientSession() as client:
+            yield client, str(server.make_url("")).rstrip("/")
+    finally:
+        await server.close()
+
+
 async def readiness(client: aiohttp.ClientSession, base: str) -> tuple[int, dict[str, str]]:
     async with client.get(f"{base}/readyz") as response:
         body = await response.json()
@@ -47,35 +62,25 @@ async def readiness(client: aiohttp.ClientSession, base: str) -> tuple[int, dict
 
 async def test_ready_then_not_when_the_api_is_gone(
         services: Services, channel: TelegramChannel, fake: FakeTelegramAPI) -> None:
-    server = TestServer(build_web_app(services, [channel]))
-    await server.start_server()
-    base = str(server.make_url("")).rstrip("/")
-    try:
-        async with aiohttp.ClientSession() as client:
-            assert await readiness(client, base) == (200, {"database": "ok",
-                                                           "telegram": "ok"})
-            # A minute without an answer (here a tenth of a second), and the API down.
-            channel.bot.watch.fresh_seconds = 0.1
-            await fake.close()
-            await asyncio.sleep(0.2)
-            status, parts = await readiness(client, base)
-            assert status == 503 and parts["database"] == "ok"
-            assert parts["telegram"].startswith("no answer")
-            async with client.get(f"{base}/healthz") as alive:
-                assert alive.status == 200  # alive all the same
-    finally:
-        await server.close()
+    async with served(services, [channel]) as (client, base):
+        assert await readiness(client, base) == (200, {"database": "ok", "telegram": "ok"})
+        # A minute without an answer (here a tenth of a second), and the API down.
+        channel.bot.watch.fresh_seconds = 0.1
+        await fake.close()
+        await asyncio.sleep(0.2)
+        status, parts = await readiness(client, base)
+        assert status == 503 and parts["database"] == "ok"
+        assert parts["telegram"].startswith("no answer")
+        async with client.get(f"{base}/healthz") as alive:
+            assert alive.status == 200  # alive all the same
 
 
 async def test_not_ready_without_the_database(config: Config, catalog: Catalog,
                                               tmp_path: Path) -> None:
     database = Path(config.database.url.removeprefix("sqlite+aiosqlite:///"))
     services = await open_services(config, migrate=False, catalog=catalog)
-    server = TestServer(build_web_app(services, []))
-    await server.start_server()
-    base = str(server.make_url("")).rstrip("/")
     try:
-        async with aiohttp.ClientSession() as client:
+        async with served(services, []) as (client, base):
             assert await readiness(client, base) == (200, {"database": "ok"})
             # The file is gone (moved away); SQLite would make an empty one in its place.
             await services.engine.dispose()
@@ -83,7 +88,6 @@ async def test_not_ready_without_the_database(config: Config, catalog: Catalog,
             status, parts = await readiness(client, base)
             assert status == 503 and parts["database"].startswith("schema empty, needs")
     finally:
-        await server.close()
         await services.close()
 
 
@@ -92,11 +96,8 @@ async def test_whatsapp_readiness_follows_the_graph_api(
         services: Services, fake: FakeWhatsAppAPI) -> None:
     config = whatsapp_config(services.config, fake)
     channel = WhatsAppChannel(config.whatsapp, services.conversations, services.sessions)
-    server = TestServer(build_web_app(services, [channel]))
-    await server.start_server()
-    base = str(server.make_url("")).rstrip("/")
     try:
-        async with aiohttp.ClientSession() as client:
+        async with served(services, [channel]) as (client, base):
             # Nothing sent yet: the probe asks for the number's details.
             assert await readiness(client, base) == (200, {"database": "ok",
                                                            "whatsapp": "ok"})
@@ -106,5 +107,4 @@ async def test_whatsapp_readiness_follows_the_graph_api(
             status, parts = await readiness(client, base)
             assert status == 503 and parts["whatsapp"].startswith("no answer")
     finally:
-        await server.close()
         await channel.stop()
