@@ -60,7 +60,8 @@ from telegram.ext import (
     filters,
 )
 
-from gotong.bot.channels.telegram import TelegramChannel, chat_of
+from gotong.bot.channels.telegram import TelegramChannel
+from gotong.bot.channels.telegram_payload import inspect_update
 from gotong.bot.config import Config, TelegramConfig
 from gotong.bot.process import attach_dispatcher
 from gotong.bot.services import Services
@@ -353,7 +354,7 @@ async def latency_round(side: GotongSide, batch: Round, rate: float) -> sidebysi
     def push(update: JSONDict) -> sidebyside.Push:
         async def send() -> None:
             side.fake.push_update(update)
-        return str(chat_of(update)), send
+        return inspect_update(update).chat_id, send
 
     sent = await sidebyside.paced([push(update) for update in batch.updates], rate)
     async with asyncio.timeout(sidebyside.ROUND_TIMEOUT):
