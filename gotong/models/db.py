@@ -16,6 +16,8 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.util import await_only
 
+from gotong.models import sqlite_driver
+
 SQLITE_CONNECTIONS = 1
 
 
@@ -38,6 +40,9 @@ def create_engine(url: str, *, echo: bool = False, pool_size: int = 20) -> Async
         kwargs["pool_size"] = SQLITE_CONNECTIONS
         kwargs["max_overflow"] = 0
         kwargs["pool_timeout"] = 60
+        if parsed.get_driver_name() == "aiosqlite":
+            # The same driver, one trip to its thread per statement (sqlite_driver.py).
+            parsed = parsed.set(drivername=f"sqlite+{sqlite_driver.DRIVER}")
     else:
         # No ping before each use: it would cost a round trip per transaction. A
         # connection the server cut fails its next statement instead; SQLAlchemy then
@@ -48,7 +53,7 @@ def create_engine(url: str, *, echo: bool = False, pool_size: int = 20) -> Async
         # and the prepared statements it had are gone with it.
         kwargs["pool_size"] = pool_size
         kwargs["max_overflow"] = pool_size // 2
-    engine = create_async_engine(url, **kwargs)
+    engine = create_async_engine(parsed, **kwargs)
     if parsed.get_backend_name() == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         event.listen(engine.sync_engine, "begin", _sqlite_begin_immediate)

@@ -1,0 +1,135 @@
+"""SQLite through aiosqlite, with one trip to the database thread per statement.
+
+SQLAlchemy's aiosqlite adapter makes four trips to aiosqlite's thread for every SELECT
+(open a cursor, execute, fetch the rows, close the cursor) and three for every other
+statement, each a queue put, a thread wake-up and a callback on the event loop. On the
+hot path of the inbound queue that was about twenty trips per update, and SQLite's one
+connection is held for all of them. Here a statement runs whole in the thread: a
+cursor is opened, executed, read to the end and closed in one call, and the adapter
+hands SQLAlchemy the rows.
+
+Server-side cursors (streamed exports) keep SQLAlchemy's own adapter: they read in
+batches and need their cursor to stay open.
+"""
+
+from __future__ import annotations
+
+import collections
+import sqlite3
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from sqlalchemy.dialects import registry
+from sqlalchemy.dialects.sqlite.aiosqlite import (
+    AsyncAdapt_aiosqlite_connection,
+    AsyncAdapt_aiosqlite_dbapi,
+    SQLiteDialect_aiosqlite,
+)
+from sqlalchemy.util import await_only
+
+# The name engines are created with: `sqlite+gotong:///path`.
+DRIVER = "gotong"
+
+_Description = tuple[tuple[Any, ...], ...] | None
+_Outcome = tuple[_Description, list[Any], int, int | None]
+
+
+def _run(connection: sqlite3.Connection, operation: str,
+         parameters: Sequence[Any] | dict[str, Any] | None, many: bool) -> _Outcome:
+    """One statement, whole, in the database thread."""
+    cursor = connection.cursor()
+    try:
+        if many:
+            cursor.executemany(operation, parameters or ())
+        elif parameters is None:
+            cursor.execute(operation)
+        else:
+            cursor.execute(operation, parameters)
+        description = cursor.description
+        rows = cursor.fetchall() if description else []
+        return description, rows, cursor.rowcount, cursor.lastrowid
+    finally:
+        cursor.close()
+
+
+class OneTripCursor:
+    """A DBAPI cursor whose statements each take one trip to aiosqlite's thread."""
+
+    server_side = False
+
+    def __init__(self, adapt_connection: AsyncAdapt_aiosqlite_connection) -> None:
+        self._adapt_connection = adapt_connection
+        self._connection = adapt_connection._connection
+        self.description: _Description = None
+        self.rowcount = -1
+        self.lastrowid: int | None = None
+        self.arraysize = 1
+        self._rows: collections.deque[Any] = collections.deque()
+
+    def _trip(self, operation: str, parameters: Any, many: bool) -> None:
+        try:
+            outcome: _Outcome = await_only(self._connection._execute(
+                _run, self._connection._conn, operation, parameters, many))
+        except Exception as error:
+            self._adapt_connection._handle_exception(error)
+        self.description, rows, self.rowcount, self.lastrowid = outcome
+        self._rows = collections.deque(rows)
+
+    def execute(self, operation: str, parameters: Any = None) -> None:
+        self._trip(operation, parameters, False)
+
+    def executemany(self, operation: str, seq_of_parameters: Any) -> None:
+        self._trip(operation, seq_of_parameters, True)
+
+    def fetchone(self) -> Any:
+        return self._rows.popleft() if self._rows else None
+
+    def fetchmany(self, size: int | None = None) -> list[Any]:
+        count = self.arraysize if size is None else size
+        return [self._rows.popleft() for _ in range(min(count, len(self._rows)))]
+
+    def fetchall(self) -> list[Any]:
+        rows = list(self._rows)
+        self._rows.clear()
+        return rows
+
+    def __iter__(self) -> Iterator[Any]:
+        while self._rows:
+            yield self._rows.popleft()
+
+    def close(self) -> None:
+        self._rows.clear()
+
+    async def _async_soft_close(self) -> None:
+        # Nothing is open in the thread: the statement's cursor closed with it.
+        return None
+
+    def setinputsizes(self, *inputsizes: Any) -> None:
+        return None
+
+    def nextset(self) -> None:
+        return None
+
+
+class OneTripConnection(AsyncAdapt_aiosqlite_connection):
+    __slots__ = ()
+
+    _cursor_cls = OneTripCursor  # type: ignore[assignment]
+
+
+class OneTripDBAPI(AsyncAdapt_aiosqlite_dbapi):
+    def connect(self, *arg: Any, **kw: Any) -> OneTripConnection:
+        adapted = super().connect(*arg, **kw)
+        return OneTripConnection(self, adapted._connection)
+
+
+class OneTripDialect(SQLiteDialect_aiosqlite):
+    driver = DRIVER
+    supports_statement_cache = True
+
+    @classmethod
+    def import_dbapi(cls) -> OneTripDBAPI:
+        return OneTripDBAPI(__import__("aiosqlite"), __import__("sqlite3"))
+
+
+registry.register(f"sqlite.{DRIVER}", __name__, "OneTripDialect")

@@ -1,0 +1,100 @@
+"""SQLite statements take one trip to the database thread each, and behave as the
+driver's own: rows, row counts, inserted ids, many rows at once, errors of the right
+kind, streamed results and transactions."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+import pytest
+from sqlalchemy import Column, Integer, MetaData, String, Table, insert, select, text
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from gotong.models.db import create_engine
+
+metadata = MetaData()
+item = Table("item", metadata,
+             Column("id", Integer, primary_key=True),
+             Column("name", String, unique=True, nullable=False))
+
+
+@pytest.fixture
+async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'driver.sqlite3'}")
+    async with engine.begin() as connection:
+        await connection.run_sync(metadata.create_all)
+    try:
+        yield engine
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture
+def trips(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """The calls made in aiosqlite's thread, by name, from now on."""
+    made: list[str] = []
+    execute: Any = aiosqlite.Connection._execute
+
+    async def counted(self: aiosqlite.Connection, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        made.append(getattr(fn, "__name__", repr(fn)))
+        return await execute(self, fn, *args, **kwargs)
+
+    monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
+    yield made
+
+
+async def test_a_select_and_an_insert_take_one_trip_each(
+        engine: AsyncEngine, trips: list[str]) -> None:
+    async with engine.connect() as connection:
+        await connection.execute(select(item.c.id))  # the connection's set-up, first
+        trips.clear()
+        await connection.execute(insert(item).values(name="a"))
+        assert len(trips) == 1, trips
+        rows = (await connection.execute(select(item.c.name))).all()
+        assert len(trips) == 2, trips
+        assert rows == [("a",)]
+
+
+async def test_rows_counts_and_ids_are_the_drivers(engine: AsyncEngine) -> None:
+    async with engine.begin() as connection:
+        first = await connection.execute(insert(item).values(name="a"))
+        assert first.inserted_primary_key == (1,)
+        await connection.execute(insert(item), [{"name": f"n{i}"} for i in range(5)])
+        changed = await connection.execute(
+            text("UPDATE item SET name = name || '!' WHERE id > 3"))
+        assert changed.rowcount == 3
+        result = await connection.execute(select(item.c.id, item.c.name).order_by(item.c.id))
+        assert result.fetchone() == (1, "a")
+        assert result.fetchmany(2) == [(2, "n0"), (3, "n1")]
+        assert [tuple(row) for row in result] == [(4, "n2!"), (5, "n3!"), (6, "n4!")]
+        assert result.fetchone() is None
+        assert await connection.scalar(select(item.c.name).where(item.c.id == 99)) is None
+
+
+async def test_errors_keep_their_kind_and_roll_back(engine: AsyncEngine) -> None:
+    async with engine.begin() as connection:
+        await connection.execute(insert(item).values(name="a"))
+    with pytest.raises(IntegrityError):
+        async with engine.begin() as connection:
+            await connection.execute(insert(item).values(name="b"))
+            await connection.execute(insert(item).values(name="a"))
+    with pytest.raises(OperationalError):
+        async with engine.connect() as connection:
+            await connection.execute(text("SELECT * FROM no_such_table"))
+    async with engine.connect() as connection:
+        names = (await connection.execute(select(item.c.name))).scalars().all()
+    assert names == ["a"]
+
+
+async def test_streamed_results_read_in_batches(engine: AsyncEngine) -> None:
+    async with engine.begin() as connection:
+        await connection.execute(insert(item), [{"name": f"n{i:04d}"} for i in range(2500)])
+    async with engine.connect() as connection:
+        result = await connection.stream(
+            select(item.c.name).order_by(item.c.id).execution_options(yield_per=1000))
+        names = [row.name async for row in result]
+    assert names == [f"n{i:04d}" for i in range(2500)]
