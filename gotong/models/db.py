@@ -64,8 +64,12 @@ def _sqlite_begin_immediate(connection: Any) -> None:
     # Take the write lock when the unit of work starts. With the driver's deferred
     # BEGIN, two concurrent read-then-write transactions fail with "database is locked"
     # instead of waiting for each other; savepoints also need the BEGIN to be ours.
-    # Straight to the driver: one trip to its thread, on every unit of work.
-    await_only(connection.connection.driver_connection.execute("BEGIN IMMEDIATE"))
+    # The driver sends it with the transaction's first statement (sqlite_driver.py).
+    dbapi_connection = connection.connection.dbapi_connection
+    if isinstance(dbapi_connection, sqlite_driver.OneTripConnection):
+        dbapi_connection.begin_immediate()
+    else:
+        await_only(connection.connection.driver_connection.execute("BEGIN IMMEDIATE"))
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -6,7 +6,8 @@ statement, each a queue put, a thread wake-up and a callback on the event loop. 
 hot path of the inbound queue that was about twenty trips per update, and SQLite's one
 connection is held for all of them. Here a statement runs whole in the thread: a
 cursor is opened, executed, read to the end and closed in one call, and the adapter
-hands SQLAlchemy the rows.
+hands SQLAlchemy the rows. The BEGIN IMMEDIATE of a transaction goes with its first
+statement, and a transaction that ran none commits without a trip.
 
 Server-side cursors (streamed exports) keep SQLAlchemy's own adapter: they read in
 batches and need their cursor to stay open.
@@ -34,9 +35,11 @@ _Description = tuple[tuple[Any, ...], ...] | None
 _Outcome = tuple[_Description, list[Any], int, int | None]
 
 
-def _run(connection: sqlite3.Connection, operation: str,
+def _run(connection: sqlite3.Connection, begin: bool, operation: str,
          parameters: Sequence[Any] | dict[str, Any] | None, many: bool) -> _Outcome:
-    """One statement, whole, in the database thread."""
+    """One statement, whole, in the database thread (after the transaction's BEGIN)."""
+    if begin:
+        connection.execute("BEGIN IMMEDIATE")
     cursor = connection.cursor()
     try:
         if many:
@@ -57,7 +60,7 @@ class OneTripCursor:
 
     server_side = False
 
-    def __init__(self, adapt_connection: AsyncAdapt_aiosqlite_connection) -> None:
+    def __init__(self, adapt_connection: OneTripConnection) -> None:
         self._adapt_connection = adapt_connection
         self._connection = adapt_connection._connection
         self.description: _Description = None
@@ -67,9 +70,13 @@ class OneTripCursor:
         self._rows: collections.deque[Any] = collections.deque()
 
     def _trip(self, operation: str, parameters: Any, many: bool) -> None:
+        begin = self._adapt_connection.begin_pending
+        # Cleared first: a BEGIN that failed is not tried again with the next statement
+        # (the caller rolls back).
+        self._adapt_connection.begin_pending = False
         try:
             outcome: _Outcome = await_only(self._connection._execute(
-                _run, self._connection._conn, operation, parameters, many))
+                _run, self._connection._conn, begin, operation, parameters, many))
         except Exception as error:
             self._adapt_connection._handle_exception(error)
         self.description, rows, self.rowcount, self.lastrowid = outcome
@@ -112,9 +119,37 @@ class OneTripCursor:
 
 
 class OneTripConnection(AsyncAdapt_aiosqlite_connection):
-    __slots__ = ()
+    __slots__ = ("begin_pending",)
 
     _cursor_cls = OneTripCursor  # type: ignore[assignment]
+
+    def __init__(self, dbapi: Any, connection: Any) -> None:
+        super().__init__(dbapi, connection)
+        # Whether a transaction was begun whose BEGIN IMMEDIATE is still to be sent.
+        self.begin_pending = False
+
+    def begin_immediate(self) -> None:
+        """Begin a transaction that takes the write lock: with its first statement."""
+        self.begin_pending = True
+
+    def cursor(self, server_side: bool = False) -> Any:
+        if server_side and self.begin_pending:
+            # A streamed read keeps its own cursor: the BEGIN goes first, on its own.
+            self.begin_pending = False
+            await_only(self._connection.execute("BEGIN IMMEDIATE"))
+        return super().cursor(server_side)
+
+    def commit(self) -> None:
+        if self.begin_pending:
+            self.begin_pending = False  # nothing ran: nothing to commit
+            return
+        super().commit()
+
+    def rollback(self) -> None:
+        if self.begin_pending:
+            self.begin_pending = False
+            return
+        super().rollback()
 
 
 class OneTripDBAPI(AsyncAdapt_aiosqlite_dbapi):

@@ -4,6 +4,7 @@ kind, streamed results and transactions."""
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -98,3 +99,29 @@ async def test_streamed_results_read_in_batches(engine: AsyncEngine) -> None:
             select(item.c.name).order_by(item.c.id).execution_options(yield_per=1000))
         names = [row.name async for row in result]
     assert names == [f"n{i:04d}" for i in range(2500)]
+
+
+async def test_a_transaction_begins_with_its_first_statement(
+        engine: AsyncEngine, trips: list[str], tmp_path: Path) -> None:
+    async with engine.connect() as connection:
+        await connection.execute(select(item.c.id))
+        await connection.commit()
+        trips.clear()
+        # Begun and ended with nothing run: no trip at all.
+        async with connection.begin():
+            pass
+        assert trips == []
+        # The BEGIN IMMEDIATE goes with the first statement, the COMMIT on its own.
+        async with connection.begin():
+            await connection.execute(insert(item).values(name="a"))
+        assert len(trips) == 2, trips
+    # And it did take the write lock at once: another connection cannot write meanwhile.
+    async with engine.connect() as connection, connection.begin():
+        await connection.execute(select(item.c.id))
+        other = sqlite3.connect(tmp_path / "driver.sqlite3", timeout=0,
+                                isolation_level=None)
+        try:
+            with pytest.raises(sqlite3.OperationalError, match="locked"):
+                other.execute("BEGIN IMMEDIATE")
+        finally:
+            other.close()
