@@ -57,12 +57,12 @@ from gotong.models.contact import (
 from gotong.models.conversation import (
     Conversation,
     get_or_create_conversation,
-    save_conversation,
 )
-from gotong.models.inbound import LeaseLost, QueuedUpdate, finish_inbound
-from gotong.models.outbox import HELD_AFTER, enqueue_reply
+from gotong.models.inbound import QueuedUpdate
+from gotong.models.outbox import HELD_AFTER
 from gotong.models.person import link_by_phone, link_contacts
 from gotong.models.sending import release_held
+from gotong.models.step_end import Finish, ReplyRow, end_step
 
 log = logging.getLogger(__name__)
 
@@ -245,25 +245,33 @@ class Conversations:
         async with self._engine.connect() as connection, connection.begin():
             work = UnitOfWork(connection)
             try:
-                handled = await self._run(work, incoming, now, queued)
+                handled, conversation, outcome = await self._run(work, incoming, now)
+                reply: ReplyRow | None = None
                 if keep_reply and handled.replies:
-                    body = replies_to_body(handled.replies, edit_message_id)
-                    handled.reply_id = await enqueue_reply(
-                        connection, handled.contact_id, body, now, self._settings.reply_lease,
-                        self.owner)
+                    reply = ReplyRow(handled.contact_id,
+                                     replies_to_body(handled.replies, edit_message_id),
+                                     self._settings.reply_lease, self.owner)
+                # Last, in one go: the update handled (LeaseLost, with nothing written,
+                # when another process holds it now), the conversation saved and the
+                # reply recorded as being sent here.
+                handled.reply_id = await end_step(
+                    connection, now, conversation,
+                    Finish(queued.id, queued.owner) if queued is not None else None, reply)
+                if reply is not None:
                     handled.reply_lease = (now + self._settings.reply_lease,
                                            self._settings.reply_lease, self._clock)
                 handled.wrote_outbox = work.wrote_outbox
-                return handled
             finally:
                 await work.close()
+        if outcome is not None and self.on_dialog is not None:
+            self.on_dialog(*outcome)
+        return handled
 
-    async def _run(self, work: UnitOfWork, incoming: Incoming, now: datetime,
-                   queued: QueuedUpdate | None) -> Handled:
+    async def _run(self, work: UnitOfWork, incoming: Incoming, now: datetime
+                   ) -> tuple[Handled, Conversation, tuple[str, str] | None]:
+        """The step, and what it wrote besides the conversation (which the caller saves
+        last); the replies, the conversation and how its dialog went, if it had one."""
         connection = work.connection
-        if queued is not None and not await finish_inbound(connection, queued.id,
-                                                           queued.owner, now):
-            raise LeaseLost()
         contact, conversation, created = await self._load_state(work, incoming, now)
         contact_before = (contact.language, contact.verified_phone, contact.opted_out_at,
                           contact.last_inbound_at, contact.platform_user_id)
@@ -285,7 +293,6 @@ class Conversations:
         replies = await answered(route(turn))
         conversation.updated_at = now
         await work.flush()
-        await save_conversation(connection, conversation)
         if (contact.language, contact.verified_phone, contact.opted_out_at,
                 contact.last_inbound_at, contact.platform_user_id) != contact_before:
             await save_contact(connection, contact)
@@ -297,16 +304,15 @@ class Conversations:
             work.outbox_due = True
         # Kept even though the commit is still to come: any failure evicts it (handle).
         self._keep_state(contact, conversation)
-        if dialog_before and self.on_dialog is not None:
-            outcome = dialog_outcome(turn.completed, dialog_before, step_before, conversation)
-            if outcome:
-                self.on_dialog(dialog_before, outcome)
+        went = dialog_outcome(turn.completed, dialog_before, step_before, conversation) \
+            if dialog_before else None
         # Kinds and steps only: what people wrote never goes into the logs.
         log.debug("%s %s update at %s/%s -> %s/%s, %d replies", incoming.channel,
                   incoming.kind.value, dialog_before or "-", step_before or "-",
                   conversation.dialog or "-", conversation.step or "-", len(replies))
-        return Handled(replies, contact_id=contact.id, chat_id=contact.chat_id,
-                       language=contact.language)
+        handled = Handled(replies, contact_id=contact.id, chat_id=contact.chat_id,
+                          language=contact.language)
+        return handled, conversation, (dialog_before, went) if dialog_before and went else None
 
     async def _take_user_id(self, work: UnitOfWork, contact: Contact, user_id: str) -> None:
         """The platform's user id is this contact's now. A contact that held it is the
