@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import MetaData, select
 from sqlalchemy.orm import selectinload
 
-from gotong.bot.dispatcher import DispatchSettings, Dispatcher
+from gotong.bot.dispatcher import Dispatcher, DispatchSettings
 from gotong.bot.services import Services
 from gotong.models.aggregator import StaffMember
 from gotong.models.allocation import Pick, allocate
@@ -140,13 +140,13 @@ class Neighbourhood:
         if not self.volunteer_id:
             self.volunteer_contact = await self.world.contact()
             async with self.services.sessions() as session, session.begin():
-                volunteer = await register_volunteer(
+                signed_up = await register_volunteer(
                     session, self.volunteer_contact, NewVolunteer(
                         aggregator_id=self.aggregator, name="Budi Santoso",
                         phone="+6281200001111",
                         area_ids=[self.world.district_of(village_id)], travel="motorbike",
                         capacity=5, approved=True), self.now)
-                self.volunteer_id = volunteer.id
+                self.volunteer_id = signed_up.id
         async with self.services.sessions() as session, session.begin():
             delivery = await session.get(Delivery, delivery_id)
             volunteer = await session.get(Volunteer, self.volunteer_id,
@@ -157,9 +157,9 @@ class Neighbourhood:
             return delivery
 
     async def deliver(self, delivery_id: int, village_id: int) -> None:
-        delivery = await self.assign_to_volunteer(delivery_id, village_id)
+        await self.assign_to_volunteer(delivery_id, village_id)
         async with self.services.sessions() as session, session.begin():
-            delivery = await session.get(Delivery, delivery_id)  # type: ignore[assignment]
+            delivery = await session.get(Delivery, delivery_id)
             volunteer = await session.get(Volunteer, self.volunteer_id)
             assert delivery is not None and volunteer is not None
             check = await confirm_with_code(session, self.services.areas, delivery, volunteer,
