@@ -303,7 +303,7 @@ class Expired:
     @property
     def more(self) -> bool:
         """Whether a full batch was erased, so that more may be due."""
-        return self.requests >= self.limit or self.pledges >= self.limit
+        return max(self.requests, self.pledges, self.drafts) >= self.limit
 
     @property
     def total(self) -> int:
@@ -335,12 +335,18 @@ async def erase_expired(session: AsyncSession, now: datetime, keep: timedelta,
     await session.flush()
     await scrub_messages(session, values)
     # A draft left this long (answers of a registration never sent) is not coming back.
-    drafts = await session.execute(
-        update(Conversation)
+    # Read first, so that a day with nothing due writes nothing (and takes no lock).
+    drafts = list((await session.scalars(
+        select(Conversation.id)
         .where(Conversation.updated_at < cutoff,
                or_(Conversation.dialog.is_not(None), Conversation.step.is_not(None)))
-        .values(dialog=None, step=None, answers={}, scratch={}, invalid_attempts=0,
-                version=Conversation.version + 1)
-        .execution_options(synchronize_session=False))
-    return Expired(len(requests), len(pledges),
-                   int(drafts.rowcount or 0), limit)  # type: ignore[attr-defined]
+        .order_by(Conversation.id).limit(limit))).all())
+    if drafts:
+        # The version moves on, so that a process holding the draft in memory reads it
+        # again before writing.
+        await session.execute(
+            update(Conversation).where(Conversation.id.in_(drafts))
+            .values(dialog=None, step=None, answers={}, scratch={}, invalid_attempts=0,
+                    version=Conversation.version + 1)
+            .execution_options(synchronize_session=False))
+    return Expired(len(requests), len(pledges), len(drafts), limit)

@@ -32,7 +32,7 @@ from gotong.models.tasks import assign, confirm_with_code
 from gotong.models.volunteer import NewVolunteer, Volunteer, register_volunteer
 from tests.chat import Chat
 from tests.conftest import NIK_KEY
-from tests.handlers.test_household_form import NIK, register
+from tests.handlers.test_household_form import NIK, register, start_request
 from tests.handlers.test_staff_stock import join
 from tests.lookups import outbox
 from tests.models.aid_world import AidWorld
@@ -339,7 +339,11 @@ async def test_retention_erases_what_closed_long_ago_in_the_daily_housekeeping(
         request = await session.get(HelpRequest, old)
         assert request is not None
         await reject_request(session, request, world.staff_id, "incomplete", world.now)
-    needles = ("Lama Sekali", "6281277770001", "Jl. Kenanga 9")
+    # A registration left half-way: its answers so far.
+    draft = Chat(services.conversations, chat_id="left-halfway")
+    await start_request(draft)
+    await draft.say("Dewi Lestari")
+    needles = ("Lama Sekali", "6281277770001", "Jl. Kenanga 9", "Dewi Lestari")
     kept_needles = ("Masih Menunggu", "Jl. Anggrek 4")
     figures_before = await figures(services)
 
