@@ -150,6 +150,11 @@ class I18nConfig:
 class PrivacyConfig:
     # Key of the HMAC that stores a NIK without keeping it in clear.
     nik_hash_key: str = ""
+    # The personal data of a request closed (delivered, cancelled, rejected), or of a
+    # pledge cancelled or wholly delivered, this many days ago is erased; its counts stay.
+    # A year lets households, donors and staff look back at a season of aid, and settle
+    # what comes up after it.
+    retention_days: int = 365
 
 
 @dataclass(frozen=True)
@@ -466,6 +471,8 @@ def validate(config: Config) -> None:
             "privacy.nik_hash_key must be a secret of at least 32 characters "
             "(run `gotong init` to generate one)"
         )
+    if not 1 <= config.privacy.retention_days <= 3650:
+        raise ConfigError("privacy.retention_days must be between 1 and 3650")
     if not config.areas.provinces:
         raise ConfigError("areas.provinces must name at least one province")
     for province in config.areas.provinces:

@@ -45,6 +45,7 @@ from gotong.handlers.notices import claimed_replies
 from gotong.models.base import process_name, utcnow
 from gotong.models.db import refresh_queue_statistics, refresh_statistics
 from gotong.models.digest import send_digests
+from gotong.models.erasure import erase_expired
 from gotong.models.inbound import prune_inbound
 from gotong.models.outbox import Claimed
 from gotong.models.person import LinkedDelivery, route_to_person
@@ -63,6 +64,9 @@ MIN_HORIZON = 16
 # Direct replies are answered before any notification.
 REPLY_PRIORITY = (-1, 0)
 STATISTICS_EVERY = timedelta(days=1)
+RETENTION_EVERY = timedelta(days=1)
+# Batches of retention per day at most (what is left waits for the next day).
+RETENTION_MAX_BATCHES = 100
 # Sends of one row that may go out with no answer: the first, and one retry.
 MAX_UNANSWERED = 2
 # How often a dispatcher says it is alive and looks how many share each platform's limit.
@@ -82,6 +86,8 @@ class DispatchSettings:
     keep_inbound: timedelta = timedelta(days=7)
     digest_interval: timedelta = timedelta(hours=1)
     linked_delivery: LinkedDelivery = LinkedDelivery.LAST_USED
+    # Personal data of requests and pledges closed this long ago is erased, daily.
+    retention: timedelta = timedelta(days=365)
 
 
 def backoff(attempts: int, settings: DispatchSettings) -> timedelta:
@@ -136,6 +142,8 @@ class Dispatcher:
         self._next_reminders: datetime | None = None
         # Refreshed at start by `open_services`, then daily from here.
         self._next_statistics: datetime | None = clock() + STATISTICS_EVERY
+        # Retention runs at the first housekeeping, then daily.
+        self._next_retention: datetime | None = None
         # Dialogs that may be reminded of, and the menu item that resumes each.
         self._dialogs = {form.name: form.menu_item for form in FORMS.values()
                          if form.menu_item is not None}
@@ -367,6 +375,25 @@ class Dispatcher:
         forgotten = await prune_inbound(self._engine, now - self._settings.keep_inbound)
         if forgotten:
             log.info("forgot %d inbound updates past their window", forgotten)
+        if self._next_retention is None or now >= self._next_retention:
+            self._next_retention = now + RETENTION_EVERY
+            await self.erase_expired()
+
+    async def erase_expired(self) -> int:
+        """Erase the personal data past `privacy.retention_days`, in small transactions
+        that hold no lock for long (the loop does so daily). Returns the rows erased."""
+        erased = 0
+        for _ in range(RETENTION_MAX_BATCHES):
+            async with AsyncSession(self._engine, expire_on_commit=False) as session, \
+                    session.begin():
+                batch = await erase_expired(session, self._clock(), self._settings.retention)
+            erased += batch.total
+            if not batch.more:
+                break
+        if erased:
+            log.info("erased the personal data of %d requests, pledges and drafts past "
+                     "their retention", erased)
+        return erased
 
     async def queue_reminders(self) -> int:
         """Write the reminders that are due now (the loop does so every minute)."""

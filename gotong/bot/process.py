@@ -48,6 +48,7 @@ def dispatch_settings(config: Config) -> DispatchSettings:
         keep_inbound=timedelta(days=config.inbound.keep_days),
         digest_interval=timedelta(minutes=n.digest_minutes),
         linked_delivery=LinkedDelivery(n.linked_delivery),
+        retention=timedelta(days=config.privacy.retention_days),
     )
 
 

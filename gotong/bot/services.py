@@ -40,6 +40,9 @@ def handler_settings(config: Config) -> HandlerSettings:
         max_open_tasks=config.volunteer.max_open_tasks,
         dashboard_url=f"{config.web.base_url}/dashboard",
         dashboard_link_valid=timedelta(minutes=config.web.link_minutes),
+        retention=timedelta(days=config.privacy.retention_days),
+        keep_inbound=timedelta(days=config.inbound.keep_days),
+        keep_messages=timedelta(days=config.notifications.keep_days),
     )
 
 

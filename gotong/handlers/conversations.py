@@ -21,6 +21,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from gotong.handlers import (
     allocate,
     forms,
+    my_data,
     queue,
     review,
     staff,
@@ -72,7 +73,7 @@ LANGUAGE_OVERLAY = "language"
 # Scratch keys of the questions asked outside forms (language, confirmation, reason,
 # quantity counted, allocation, a task's code or proof, a rating's comment).
 OVERLAY_KEYS = frozenset({"overlay", "reference", "request", "pledge", "al", "task",
-                          "rated"})
+                          "rated", my_data.TOKEN_KEY})
 ButtonHandler = Callable[[Turn, str], Awaitable[list[Reply]]]
 AnswerHandler = Callable[[Turn, Incoming], Awaitable[list[Reply] | None]]
 # Buttons of the screens outside forms, by context: each handler checks the person's
@@ -87,6 +88,7 @@ BUTTONS: dict[str, ButtonHandler] = {
     review.REVIEW_CONTEXT: review.on_review_button,
     review.RECEIPT_CONTEXT: review.on_receipt,
     review.RATING_CONTEXT: review.on_rating,
+    my_data.MY_DATA_CONTEXT: my_data.on_my_data_button,
 }
 # Questions outside forms answered by typing, by overlay; a handler returns None when
 # the message is not an answer, which ends the question. The context is that of the
@@ -97,6 +99,7 @@ QUESTIONS: dict[str, tuple[AnswerHandler, str]] = {
     allocate.OVERLAY: (allocate.on_text, allocate.CONTEXT),
     tasks.TASK_OVERLAY: (tasks.on_task_answer, tasks.QUESTION_CONTEXT),
     review.COMMENT_OVERLAY: (review.on_comment, review.COMMENT_CONTEXT),
+    my_data.ERASE_OVERLAY: (my_data.on_erase_answer, my_data.ERASE_CONTEXT),
 }
 # Commands that show a screen of their own (the person's role is checked by each).
 SCREENS: dict[str, Callable[[Turn], Awaitable[list[Reply]]]] = {
@@ -112,6 +115,8 @@ SCREENS: dict[str, Callable[[Turn], Awaitable[list[Reply]]]] = {
     "invite_volunteer": volunteer.invite_volunteer,
     "tasks": tasks.show_tasks,
     "leave": volunteer.stop_volunteering,
+    "my_data": my_data.show_my_data,
+    "delete_my_data": my_data.ask_erase,
 }
 MAX_ATTEMPTS = 3
 # Chats whose state is kept in memory between updates (least recently active dropped).
@@ -291,6 +296,8 @@ class Conversations:
         step_before, dialog_before = conversation.step, conversation.dialog
         # An action refused is answered and the update completes: it is never run again.
         replies = await answered(route(turn))
+        if turn.restarted is not None:
+            return await self._restarted(work, turn, replies)
         conversation.updated_at = now
         await work.flush()
         if (contact.language, contact.verified_phone, contact.opted_out_at,
@@ -313,6 +320,25 @@ class Conversations:
         handled = Handled(replies, contact_id=contact.id, chat_id=contact.chat_id,
                           language=contact.language)
         return handled, conversation, (dialog_before, went) if dialog_before and went else None
+
+    async def _restarted(self, work: UnitOfWork, turn: Turn, replies: list[Reply]
+                         ) -> Handled:
+        """The person's data was erased in this turn: their contacts (on every app) are
+        tombstones now, and the chat goes on as the new contact the turn made. Nothing
+        of the old contact or conversation is written back, nor kept in memory."""
+        assert turn.restarted is not None
+        contact, conversation = turn.restarted
+        await work.flush()
+        erased = {turn.contact.id}
+        if turn.contact.person_id is not None:
+            erased.add(turn.contact.person_id)
+        for key, (cached, _) in list(self._states.items()):
+            if cached.id in erased or cached.person_id in erased:
+                del self._states[key]
+        self._keep_state(contact, conversation)
+        log.debug("%s update erased a person's data", turn.incoming.channel)
+        return Handled(replies, contact_id=contact.id, chat_id=contact.chat_id,
+                       language=contact.language)
 
     async def _take_user_id(self, work: UnitOfWork, contact: Contact, user_id: str) -> None:
         """The platform's user id is this contact's now. A contact that held it is the

@@ -46,6 +46,12 @@ class HandlerSettings:
     # a sign-in link sent in chat works.
     dashboard_url: str = "http://127.0.0.1:8080/dashboard"
     dashboard_link_valid: timedelta = timedelta(minutes=10)
+    # How long personal data is kept, as /my_data tells the person: a closed request's
+    # or pledge's (privacy.retention_days), updates received (inbound.keep_days) and
+    # messages sent (notifications.keep_days).
+    retention: timedelta = timedelta(days=365)
+    keep_inbound: timedelta = timedelta(days=7)
+    keep_messages: timedelta = timedelta(days=30)
 
 
 class UnitOfWork:
@@ -101,6 +107,12 @@ class Turn:
     loaded: dict[str, Any] = field(default_factory=dict)
     # Whether this update brought its dialog to its end (the summary submitted).
     completed: bool = False
+    # The person had their data erased: their contact is no more, and the chat goes on
+    # as this new contact and conversation.
+    restarted: tuple[Contact, Conversation] | None = None
+
+    def restart(self, contact: Contact, conversation: Conversation) -> None:
+        self.restarted = (contact, conversation)
 
     @property
     def session(self) -> AsyncSession:

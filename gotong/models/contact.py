@@ -45,6 +45,9 @@ class Contact(Base):
     # someone else on the number): kept beside the verified phone, which links contacts
     # of one person (models/person.py), as a sign that the number may have changed hands.
     identity_changed_at: Mapped[datetime | None]
+    # When the person had their data erased (models/erasure.py): the contact is kept, with
+    # nothing that reaches or names them, so that their aid record keeps its links.
+    erased_at: Mapped[datetime | None]
 
 
 class Role(enum.StrEnum):

@@ -82,6 +82,9 @@ class HelpRequest(Base):
     failed_deliveries: Mapped[int] = mapped_column(default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # When its personal data was erased (on the person's demand, or once closed longer
+    # than privacy.retention_days); what the aid record needs stays.
+    erased_at: Mapped[datetime | None]
 
     events: Mapped[list[RequestEvent]] = relationship(
         back_populates="request", order_by="RequestEvent.id", cascade="all, delete-orphan"

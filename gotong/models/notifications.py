@@ -107,6 +107,11 @@ class Event(enum.StrEnum):
     VOLUNTEER_APPROVED = "volunteer_approved"
     VOLUNTEER_DECLINED = "volunteer_declined"
     DIALOG_UNFINISHED = "dialog_unfinished"
+    # The person had their data erased (models/erasure.py): what was open of theirs was
+    # closed first, and those who worked on it hear why.
+    REQUEST_WITHDRAWN = "request_withdrawn"
+    TASK_WITHDRAWN = "task_withdrawn"
+    PLEDGE_WITHDRAWN = "pledge_withdrawn"
 
 
 @dataclass(frozen=True)
@@ -558,6 +563,11 @@ RULES: dict[Event, tuple[Audience, ...]] = {
         Audience(household, "notice.dialog_unfinished", Purpose.REMINDER,
                  actions=resume_action, still=Still(CONVERSATION, untouched)),
     ),
+    # Facts: a request, a delivery or a pledge closed because the person had their data
+    # erased. They name the reference or code only, never the person.
+    Event.REQUEST_WITHDRAWN: (Audience(staff_covering, "notice.request_withdrawn"),),
+    Event.TASK_WITHDRAWN: (Audience(person, "notice.task_withdrawn"),),
+    Event.PLEDGE_WITHDRAWN: (Audience(aggregator_staff, "notice.pledge_withdrawn"),),
 }
 
 # Each rule by the name its rows carry.

@@ -60,6 +60,8 @@ class Pledge(Base):
     pickup_window: Mapped[str | None] = mapped_column(String(120))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # When the donor's personal data was erased; the quantities stay.
+    erased_at: Mapped[datetime | None]
 
 
 @dataclass(frozen=True)

@@ -316,6 +316,35 @@ async def cancel(session: AsyncSession, delivery: Delivery, staff_contact_id: in
                           staff_contact_id)
 
 
+# What a household leaving takes back: everything not yet with them, or claimed so.
+WITHDRAWABLE = (DeliveryStatus.ALLOCATED, DeliveryStatus.FAILED, *UNDER_WAY)
+
+
+async def withdraw(session: AsyncSession, delivery: Delivery, request: HelpRequest,
+                   actor_contact_id: int, now: datetime) -> None:
+    """The household had its data erased before the aid reached it: the delivery is
+    taken back whatever its state (unlike staff's `cancel`, a volunteer may be carrying
+    it), its stock returns to stock and to its pledges, and a volunteer who has it is
+    told to bring it back to the posko. The request's own status is the caller's."""
+    carried_by = delivery.volunteer_id if delivery.status in UNDER_WAY else None
+    await _move(session, delivery, WITHDRAWABLE, now, status=DeliveryStatus.CANCELLED,
+                code=None)
+    sources = (await session.scalars(select(DeliverySource).where(
+        DeliverySource.delivery_id == delivery.id))).all()
+    for source in sources:
+        await session.execute(
+            update(Pledge).where(Pledge.id == source.pledge_id)
+            .values(allocated_quantity=Pledge.allocated_quantity - source.quantity,
+                    updated_at=now)
+            .execution_options(synchronize_session=False))
+    await add_stock(session, delivery.aggregator_id, delivery.category, delivery.quantity)
+    if carried_by is not None:
+        volunteer = await session.get(Volunteer, carried_by)
+        if volunteer is not None:
+            await announce(session, Event.TASK_WITHDRAWN, Subject(
+                request=request, contact_id=volunteer.contact_id), now, actor_contact_id)
+
+
 async def household_answer(session: AsyncSession, areas: AreaDirectory, delivery: Delivery,
                            received: bool, contact_id: int, now: datetime) -> list[Notice]:
     """The household says it received the aid (a confirmation, from either side) or that
