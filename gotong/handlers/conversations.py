@@ -322,7 +322,7 @@ class Conversations:
         return handled, conversation, (dialog_before, went) if dialog_before and went else None
 
     async def _restarted(self, work: UnitOfWork, turn: Turn, replies: list[Reply]
-                         ) -> Handled:
+                         ) -> tuple[Handled, Conversation, None]:
         """The person's data was erased in this turn: their contacts (on every app) are
         tombstones now, and the chat goes on as the new contact the turn made. Nothing
         of the old contact or conversation is written back, nor kept in memory."""
@@ -337,8 +337,9 @@ class Conversations:
                 del self._states[key]
         self._keep_state(contact, conversation)
         log.debug("%s update erased a person's data", turn.incoming.channel)
+        # The new conversation is the one the step ends by saving.
         return Handled(replies, contact_id=contact.id, chat_id=contact.chat_id,
-                       language=contact.language)
+                       language=contact.language), conversation, None
 
     async def _take_user_id(self, work: UnitOfWork, contact: Contact, user_id: str) -> None:
         """The platform's user id is this contact's now. A contact that held it is the
