@@ -51,6 +51,7 @@ from gotong.models.person import LinkedDelivery, route_to_person
 from gotong.models.presence import announce_presence, withdraw_presence
 from gotong.models.reminders import queue_reminders
 from gotong.models.sending import Outcome, Result, claim, extend_leases, next_due_at, prune, record
+from gotong.models.support import alert_unanswered, prune_messages
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +82,10 @@ class DispatchSettings:
     keep: timedelta = timedelta(days=30)
     keep_inbound: timedelta = timedelta(days=7)
     digest_interval: timedelta = timedelta(hours=1)
+    # Support conversations nobody took within this alert the aggregator's staff; their
+    # messages are kept this long.
+    support_answer_within: timedelta = timedelta(minutes=30)
+    support_keep: timedelta = timedelta(days=30)
     linked_delivery: LinkedDelivery = LinkedDelivery.LAST_USED
 
 
@@ -345,14 +350,16 @@ class Dispatcher:
                         "one was held up; it will not send them", len(due) - len(kept))
 
     async def _housekeeping(self) -> None:
-        """Every minute: queue the reminders and digests that are due, refresh the queues'
-        statistics, and forget old settled rows."""
+        """Every minute: queue the reminders, digests and support alerts that are due,
+        refresh the queues' statistics, and forget old settled rows and support
+        messages."""
         now = self._clock()
         if self._next_reminders is not None and now < self._next_reminders:
             return
         self._next_reminders = now + self._settings.reminder_check
         await self.queue_reminders()
         await self.queue_digests()
+        await self.tend_support()
         if self._next_statistics is None or now >= self._next_statistics:
             # The data grows; the statistics are gathered again once a day.
             self._next_statistics = now + STATISTICS_EVERY
@@ -389,6 +396,22 @@ class Dispatcher:
             log.info("queued %d digests", queued)
             self._wake.set()
         return queued
+
+    async def tend_support(self) -> int:
+        """Alert the staff of support conversations nobody took in time, and forget the
+        support messages past their days (the loop does so every minute); the alerts."""
+        now = self._clock()
+        async with AsyncSession(self._engine, expire_on_commit=False) as session, \
+                session.begin():
+            alerted = await alert_unanswered(session, now,
+                                             self._settings.support_answer_within)
+            forgotten = await prune_messages(session, now - self._settings.support_keep)
+        if alerted:
+            log.info("alerted staff of %d support conversations nobody took", alerted)
+            self._wake.set()
+        if forgotten:
+            log.info("forgot %d support messages past their days", forgotten)
+        return alerted
 
     async def _flush(self) -> None:
         self._flushed_at = time.monotonic()

@@ -28,8 +28,10 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from gotong.models.aggregator import AggregatorArea, StaffMember
+from gotong.models.aggregator import Aggregator, AggregatorArea, StaffMember
+from gotong.models.area import Area
 from gotong.models.base import Base, utcnow
+from gotong.models.contact import Contact
 from gotong.models.delivery import Delivery
 from gotong.models.help_request import OPEN_STATUSES, HelpRequest
 from gotong.models.outbox import Notice, OutboxMessage, OutboxStatus, enqueue
@@ -65,22 +67,22 @@ class SupportConversation(Base):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    contact_id: Mapped[int] = mapped_column(ForeignKey("contact.id", ondelete="CASCADE"),
+    contact_id: Mapped[int] = mapped_column(ForeignKey(Contact.id, ondelete="CASCADE"),
                                             index=True)
     # None: no aggregator covers the person; kept for the operator.
     aggregator_id: Mapped[int | None] = mapped_column(
-        ForeignKey("aggregator.id", ondelete="SET NULL"))
+        ForeignKey(Aggregator.id, ondelete="SET NULL"))
     status: Mapped[str] = mapped_column(String(8), default=SupportStatus.OPEN)
     # What staff see of the person: their role, area and open request or pledge, as when
     # they asked.
     role: Mapped[str] = mapped_column(String(16))
-    area_id: Mapped[int | None] = mapped_column(ForeignKey("area.id"))
+    area_id: Mapped[int | None] = mapped_column(ForeignKey(Area.id))
     reference: Mapped[str | None] = mapped_column(String(12))
     opened_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_message_at: Mapped[datetime | None]
-    taken_by: Mapped[int | None] = mapped_column(ForeignKey("contact.id", ondelete="SET NULL"))
+    taken_by: Mapped[int | None] = mapped_column(ForeignKey(Contact.id, ondelete="SET NULL"))
     taken_at: Mapped[datetime | None]
-    closed_by: Mapped[int | None] = mapped_column(ForeignKey("contact.id",
+    closed_by: Mapped[int | None] = mapped_column(ForeignKey(Contact.id,
                                                              ondelete="SET NULL"))
     closed_at: Mapped[datetime | None]
     outcome: Mapped[str | None] = mapped_column(String(16))
@@ -99,10 +101,10 @@ class SupportMessage(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     conversation_id: Mapped[int] = mapped_column(
-        ForeignKey("support_conversation.id", ondelete="CASCADE"), index=True)
+        ForeignKey(SupportConversation.id, ondelete="CASCADE"), index=True)
     # The staff member who wrote it; None: the person.
     staff_contact_id: Mapped[int | None] = mapped_column(
-        ForeignKey("contact.id", ondelete="SET NULL"))
+        ForeignKey(Contact.id, ondelete="SET NULL"))
     text: Mapped[str] = mapped_column(String(MAX_TEXT))
     at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
 
@@ -170,7 +172,8 @@ async def covering_aggregator(session: AsyncSession, area_ids: Sequence[int]) ->
     if not rows:
         return None
     rank = {area_id: i for i, area_id in enumerate(area_ids)}
-    return min(rows, key=lambda row: (rank[row.area_id], row.aggregator_id)).aggregator_id
+    best = min(rows, key=lambda row: (rank[row.area_id], row.aggregator_id))
+    return int(best.aggregator_id)
 
 
 # --- the person's side ----------------------------------------------------------------
