@@ -17,7 +17,7 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy import select
 
-from gotong.bot.web import dashboard_board, signin
+from gotong.bot.web import dashboard_board, dashboard_inbox, signin
 from gotong.bot.web.dashboard_common import (
     FLASH_MESSAGES,
     PAGE_ROWS,
@@ -319,3 +319,4 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get(f"{PREFIX}/allocate", allocate_page)
     app.router.add_post(f"{PREFIX}/allocate", allocate_action)
     dashboard_board.add_routes(app)
+    dashboard_inbox.add_routes(app)
