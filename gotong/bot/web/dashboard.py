@@ -309,7 +309,8 @@ async def allocate_action(request: web.Request) -> web.Response:
 def add_routes(app: web.Application) -> None:
     """Register the dashboard's routes."""
     signin.add_routes(app)
-    app[FLASH_MESSAGES] = FLASHES
+    # A copy: the other pages add their own (dashboard_inbox.py).
+    app[FLASH_MESSAGES] = dict(FLASHES)
     app.router.add_get(PREFIX, queue_page)
     app.router.add_get(f"{PREFIX}/requests/{{id}}", request_page)
     app.router.add_post(f"{PREFIX}/requests/{{id}}/{{action}}", decide)

@@ -94,7 +94,8 @@ async def act(request: web.Request) -> web.Response:
 
 
 def add_routes(app: web.Application) -> None:
-    app[FLASH_MESSAGES] = {**app[FLASH_MESSAGES], **FLASHES}
+    # The dashboard's own messages are set first (dashboard.add_routes).
+    app[FLASH_MESSAGES].update(FLASHES)
     app.router.add_get(INBOX, inbox_page)
     app.router.add_get(f"{INBOX}/{{id}}", conversation_page)
     app.router.add_post(f"{INBOX}/{{id}}/{{action}}", act)
