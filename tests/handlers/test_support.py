@@ -27,16 +27,23 @@ TIMUR, SELATAN = "Jakarta Timur", "Jakarta Selatan"
 
 async def registered(world: AidWorld, chat_id: str, village_id: int) -> tuple[Chat, int]:
     """A household of the console channel with a submitted request: its chat and contact."""
+    contact_id = await request_of(world, "console", chat_id, village_id, "en")
+    return Chat(world.services.conversations, chat_id=chat_id), contact_id
+
+
+async def request_of(world: AidWorld, channel: str, chat_id: str, village_id: int,
+                     language: str) -> int:
+    """A submitted request of the household at this chat; its contact."""
     services = world.services
     async with services.sessions() as session, session.begin():
-        contact, _ = await get_or_create_contact(session, "console", chat_id, "en", world.now)
+        contact, _ = await get_or_create_contact(session, channel, chat_id, language,
+                                                 world.now)
         await submit_request(session, contact.id, NewRequest(
             head_name="Dewi Lestari", phone="+6281277778888", nik=None,
             village_id=village_id, street="Jl. Kamboja 3", rt="2", rw="4",
             household_size=4, vulnerabilities=["chronic"], needs=["medicine"],
             needs_other=None), now=world.now, duplicate_window=timedelta(days=90))
-        contact_id = contact.id
-    return Chat(services.conversations, chat_id=chat_id), contact_id
+        return contact.id
 
 
 async def contact_of(services: Services, chat_id: str) -> int:
