@@ -252,6 +252,15 @@ async def inbox(session: AsyncSession, aggregator_ids: Sequence[int], limit: int
         .limit(limit))).all())
 
 
+async def unassigned(session: AsyncSession) -> list[SupportConversation]:
+    """The open conversations of people no aggregator covers: for the operator."""
+    return list((await session.scalars(
+        select(SupportConversation)
+        .where(SupportConversation.aggregator_id.is_(None),
+               SupportConversation.status != SupportStatus.CLOSED)
+        .order_by(SupportConversation.opened_at, SupportConversation.id))).all())
+
+
 async def last_messages(session: AsyncSession, conversation_id: int, limit: int
                         ) -> list[SupportMessage]:
     """The latest messages of a conversation, oldest first."""

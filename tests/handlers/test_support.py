@@ -17,6 +17,7 @@ from gotong.models.contact import get_or_create_contact
 from gotong.models.help_request import NewRequest, submit_request
 from gotong.models.outbox import OutboxMessage, OutboxStatus
 from gotong.models.support import SupportConversation, SupportMessage, SupportStatus
+from tests.bot.cli.test_admin import admin
 from tests.chat import Chat
 from tests.handlers.test_staff_stock import join
 from tests.lookups import audit_log, count, outbox
@@ -192,8 +193,12 @@ async def test_wrong_answers_offer_a_person_and_nobody_covering_is_said_plainly(
     conversation = await the_conversation(services)
     assert conversation.aggregator_id is None and conversation.role == "none"
     assert ("support_open", "no aggregator") in await audit_log(services)
-    # Without a chat app's button: the text is the way out.
     assert await count(services, SupportMessage) == 1
+    # The operator sees it from the command line.
+    code, out = await admin(services.config, "support")
+    assert code == 0
+    assert f"{conversation.id}: contact {conversation.contact_id}, none, asked" in out
+    assert ": I have no address, I sleep at the mosque" in out
 
 
 async def test_not_staff_are_refused(services: Services) -> None:
