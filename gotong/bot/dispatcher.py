@@ -64,6 +64,8 @@ MIN_HORIZON = 16
 # Direct replies are answered before any notification.
 REPLY_PRIORITY = (-1, 0)
 STATISTICS_EVERY = timedelta(days=1)
+# Support messages past their days are looked for this often: it reads the outbox too.
+SUPPORT_PRUNE_EVERY = timedelta(hours=1)
 # Sends of one row that may go out with no answer: the first, and one retry.
 MAX_UNANSWERED = 2
 # How often a dispatcher says it is alive and looks how many share each platform's limit.
@@ -139,6 +141,7 @@ class Dispatcher:
         self._shared = False
         self._horizon = max(MIN_HORIZON, math.ceil(rate * HORIZON_SECONDS))
         self._next_reminders: datetime | None = None
+        self._next_support_prune: datetime | None = None
         # Refreshed at start by `open_services`, then daily from here.
         self._next_statistics: datetime | None = clock() + STATISTICS_EVERY
         # Dialogs that may be reminded of, and the menu item that resumes each.
@@ -398,14 +401,19 @@ class Dispatcher:
         return queued
 
     async def tend_support(self) -> int:
-        """Alert the staff of support conversations nobody took in time, and forget the
-        support messages past their days (the loop does so every minute); the alerts."""
+        """Alert the staff of support conversations nobody took in time (the loop does so
+        every minute), and forget the support messages past their days (every hour); the
+        alerts."""
         now = self._clock()
         async with AsyncSession(self._engine, expire_on_commit=False) as session, \
                 session.begin():
             alerted = await alert_unanswered(session, now,
                                              self._settings.support_answer_within)
-            forgotten = await prune_messages(session, now - self._settings.support_keep)
+            forgotten = 0
+            if self._next_support_prune is None or now >= self._next_support_prune:
+                self._next_support_prune = now + SUPPORT_PRUNE_EVERY
+                forgotten = await prune_messages(session,
+                                                 now - self._settings.support_keep)
         if alerted:
             log.info("alerted staff of %d support conversations nobody took", alerted)
             self._wake.set()
