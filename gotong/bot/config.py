@@ -199,6 +199,16 @@ class VolunteerConfig:
 
 
 @dataclass(frozen=True)
+class SupportConfig:
+    # A support conversation nobody has taken this many minutes after the person asked
+    # for someone alerts all the aggregator's staff.
+    answer_within_minutes: int = 30
+    # The messages of support conversations (both ways) are forgotten after this many
+    # days.
+    keep_days: int = 30
+
+
+@dataclass(frozen=True)
 class PublicConfig:
     # Counts of households below this are shown as "fewer than" it on the public page and
     # its JSON: a count of 1 in a kelurahan, or on one day, points at one household.
@@ -276,6 +286,7 @@ class Config:
     requests: RequestsConfig = field(default_factory=RequestsConfig)
     aid: AidConfig = field(default_factory=AidConfig)
     volunteer: VolunteerConfig = field(default_factory=VolunteerConfig)
+    support: SupportConfig = field(default_factory=SupportConfig)
     public: PublicConfig = field(default_factory=PublicConfig)
     notifications: NotificationsConfig = field(default_factory=NotificationsConfig)
     inbound: InboundConfig = field(default_factory=InboundConfig)
@@ -303,7 +314,7 @@ _SECTION_TYPES: dict[str, type[Any]] = {
     "web": WebConfig,
     "i18n": I18nConfig, "privacy": PrivacyConfig, "areas": AreasConfig,
     "dialogs": DialogsConfig, "requests": RequestsConfig, "aid": AidConfig,
-    "volunteer": VolunteerConfig, "public": PublicConfig,
+    "volunteer": VolunteerConfig, "support": SupportConfig, "public": PublicConfig,
     "notifications": NotificationsConfig, "inbound": InboundConfig, "logging": LoggingConfig,
     "metrics": MetricsConfig,
 }
@@ -509,6 +520,10 @@ def validate(config: Config) -> None:
         raise ConfigError("aid.max_delivery_failures must be at least 1")
     if not 1 <= config.volunteer.max_open_tasks <= 50:
         raise ConfigError("volunteer.max_open_tasks must be between 1 and 50")
+    if not 1 <= config.support.answer_within_minutes <= 10_080:
+        raise ConfigError("support.answer_within_minutes must be between 1 and 10080")
+    if config.support.keep_days < 1:
+        raise ConfigError("support.keep_days must be at least 1")
     if not 1 <= config.public.min_count <= 100:
         raise ConfigError("public.min_count must be between 1 and 100 (1 hides nothing)")
     for key in ("retry_base_seconds", "retry_max_seconds", "poll_seconds", "lease_seconds",

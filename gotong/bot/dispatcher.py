@@ -52,6 +52,7 @@ from gotong.models.person import LinkedDelivery, route_to_person
 from gotong.models.presence import announce_presence, withdraw_presence
 from gotong.models.reminders import queue_reminders
 from gotong.models.sending import Outcome, Result, claim, extend_leases, next_due_at, prune, record
+from gotong.models.support import alert_unanswered, prune_messages
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,8 @@ STATISTICS_EVERY = timedelta(days=1)
 RETENTION_EVERY = timedelta(days=1)
 # Batches of retention per day at most (what is left waits for the next day).
 RETENTION_MAX_BATCHES = 100
+# Support messages past their days are looked for this often: it reads the outbox too.
+SUPPORT_PRUNE_EVERY = timedelta(hours=1)
 # Sends of one row that may go out with no answer: the first, and one retry.
 MAX_UNANSWERED = 2
 # How often a dispatcher says it is alive and looks how many share each platform's limit.
@@ -85,6 +88,10 @@ class DispatchSettings:
     keep: timedelta = timedelta(days=30)
     keep_inbound: timedelta = timedelta(days=7)
     digest_interval: timedelta = timedelta(hours=1)
+    # Support conversations nobody took within this alert the aggregator's staff; their
+    # messages are kept this long.
+    support_answer_within: timedelta = timedelta(minutes=30)
+    support_keep: timedelta = timedelta(days=30)
     linked_delivery: LinkedDelivery = LinkedDelivery.LAST_USED
     # Personal data of requests and pledges closed this long ago is erased, daily.
     retention: timedelta = timedelta(days=365)
@@ -140,6 +147,7 @@ class Dispatcher:
         self._shared = False
         self._horizon = max(MIN_HORIZON, math.ceil(rate * HORIZON_SECONDS))
         self._next_reminders: datetime | None = None
+        self._next_support_prune: datetime | None = None
         # Refreshed at start by `open_services`, then daily from here.
         self._next_statistics: datetime | None = clock() + STATISTICS_EVERY
         # Retention runs at the first housekeeping, then daily.
@@ -353,14 +361,16 @@ class Dispatcher:
                         "one was held up; it will not send them", len(due) - len(kept))
 
     async def _housekeeping(self) -> None:
-        """Every minute: queue the reminders and digests that are due, refresh the queues'
-        statistics, and forget old settled rows."""
+        """Every minute: queue the reminders, digests and support alerts that are due,
+        refresh the queues' statistics, and forget old settled rows and support
+        messages."""
         now = self._clock()
         if self._next_reminders is not None and now < self._next_reminders:
             return
         self._next_reminders = now + self._settings.reminder_check
         await self.queue_reminders()
         await self.queue_digests()
+        await self.tend_support()
         if self._next_statistics is None or now >= self._next_statistics:
             # The data grows; the statistics are gathered again once a day.
             self._next_statistics = now + STATISTICS_EVERY
@@ -416,6 +426,27 @@ class Dispatcher:
             log.info("queued %d digests", queued)
             self._wake.set()
         return queued
+
+    async def tend_support(self) -> int:
+        """Alert the staff of support conversations nobody took in time (the loop does so
+        every minute), and forget the support messages past their days (every hour); the
+        alerts."""
+        now = self._clock()
+        async with AsyncSession(self._engine, expire_on_commit=False) as session, \
+                session.begin():
+            alerted = await alert_unanswered(session, now,
+                                             self._settings.support_answer_within)
+            forgotten = 0
+            if self._next_support_prune is None or now >= self._next_support_prune:
+                self._next_support_prune = now + SUPPORT_PRUNE_EVERY
+                forgotten = await prune_messages(session,
+                                                 now - self._settings.support_keep)
+        if alerted:
+            log.info("alerted staff of %d support conversations nobody took", alerted)
+            self._wake.set()
+        if forgotten:
+            log.info("forgot %d support messages past their days", forgotten)
+        return alerted
 
     async def _flush(self) -> None:
         self._flushed_at = time.monotonic()

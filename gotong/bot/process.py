@@ -47,6 +47,8 @@ def dispatch_settings(config: Config) -> DispatchSettings:
         keep=timedelta(days=n.keep_days),
         keep_inbound=timedelta(days=config.inbound.keep_days),
         digest_interval=timedelta(minutes=n.digest_minutes),
+        support_answer_within=timedelta(minutes=config.support.answer_within_minutes),
+        support_keep=timedelta(days=config.support.keep_days),
         linked_delivery=LinkedDelivery(n.linked_delivery),
         retention=timedelta(days=config.privacy.retention_days),
     )

@@ -34,6 +34,9 @@ COMMANDS: tuple[Command, ...] = (
     Command("cancel", {"id": ("batal",), "en": ("cancel",)}, "command.cancel"),
     Command("back", {"id": ("kembali",), "en": ("back",)}, "command.back"),
     Command("help", {"id": ("bantuan",), "en": ("help",)}, "command.help"),
+    Command("person", {"id": ("petugas",), "en": ("human",)}, "command.person"),
+    Command("resume", {"id": ("lanjut",), "en": ("resume",)}, "command.resume", False),
+    Command("inbox", {"id": ("pesan",), "en": ("inbox",)}, "command.inbox", False),
     Command("join", {"id": ("gabung",), "en": ("join",)}, "command.join", False),
     Command("queue", {"id": ("antrian",), "en": ("queue",)}, "command.queue", False),
     Command("incoming", {"id": ("donasi_masuk",), "en": ("incoming",)}, "command.incoming",
@@ -69,7 +72,7 @@ def command_menu(turn_language: str) -> list[tuple[str, str]]:
 
 
 MENU_CONTEXT = "menu"
-MENU_ITEMS = ("request", "donate", "volunteer", "status", "language", "help")
+MENU_ITEMS = ("request", "donate", "volunteer", "status", "language", "help", "person")
 LANGUAGE_CONTEXT = "lang"
 LANGUAGE_NAMES = {"id": "Bahasa Indonesia", "en": "English"}
 

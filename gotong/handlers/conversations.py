@@ -27,6 +27,7 @@ from gotong.handlers import (
     staff,
     status,
     stock,
+    support,
     tasks,
     volunteer,
 )
@@ -73,7 +74,7 @@ LANGUAGE_OVERLAY = "language"
 # Scratch keys of the questions asked outside forms (language, confirmation, reason,
 # quantity counted, allocation, a task's code or proof, a rating's comment).
 OVERLAY_KEYS = frozenset({"overlay", "reference", "request", "pledge", "al", "task",
-                          "rated", my_data.TOKEN_KEY})
+                          "rated", my_data.TOKEN_KEY, support.REPLYING})
 ButtonHandler = Callable[[Turn, str], Awaitable[list[Reply]]]
 AnswerHandler = Callable[[Turn, Incoming], Awaitable[list[Reply] | None]]
 # Buttons of the screens outside forms, by context: each handler checks the person's
@@ -89,6 +90,7 @@ BUTTONS: dict[str, ButtonHandler] = {
     review.RECEIPT_CONTEXT: review.on_receipt,
     review.RATING_CONTEXT: review.on_rating,
     my_data.MY_DATA_CONTEXT: my_data.on_my_data_button,
+    support.STAFF_CONTEXT: support.on_staff_button,
 }
 # Questions outside forms answered by typing, by overlay; a handler returns None when
 # the message is not an answer, which ends the question. The context is that of the
@@ -100,6 +102,7 @@ QUESTIONS: dict[str, tuple[AnswerHandler, str]] = {
     tasks.TASK_OVERLAY: (tasks.on_task_answer, tasks.QUESTION_CONTEXT),
     review.COMMENT_OVERLAY: (review.on_comment, review.COMMENT_CONTEXT),
     my_data.ERASE_OVERLAY: (my_data.on_erase_answer, my_data.ERASE_CONTEXT),
+    support.REPLY_OVERLAY: (support.on_reply, support.REPLY_CONTEXT),
 }
 # Commands that show a screen of their own (the person's role is checked by each).
 SCREENS: dict[str, Callable[[Turn], Awaitable[list[Reply]]]] = {
@@ -117,7 +120,11 @@ SCREENS: dict[str, Callable[[Turn], Awaitable[list[Reply]]]] = {
     "leave": volunteer.stop_volunteering,
     "my_data": my_data.show_my_data,
     "delete_my_data": my_data.ask_erase,
+    "inbox": support.show_inbox,
 }
+# Commands that take a person talking to staff back to the bot's own questions.
+LEAVE_SUPPORT = frozenset({"menu", "cancel", "back", "request", "donate", "language",
+                           "resume", "volunteer", "join"})
 MAX_ATTEMPTS = 3
 # Chats whose state is kept in memory between updates (least recently active dropped).
 STATE_CACHE_SIZE = 10_000
@@ -407,6 +414,23 @@ async def route(turn: Turn) -> list[Reply]:
         return await _on_menu(turn, form, incoming.option or "")
     if incoming.kind == Kind.CHOICE and incoming.context == LANGUAGE_CONTEXT:
         return _set_language(turn, form, incoming.option or "")
+    if incoming.kind == Kind.CHOICE and incoming.context == support.PERSON_CONTEXT:
+        return await _on_support_button(turn, form, incoming.option or "")
+    if incoming.kind == Kind.CHOICE and form is not None and \
+            incoming.option == forms.TALK and \
+            incoming.context == form.context(conversation.step or ""):
+        return await support.start(turn, in_form=True)
+    if incoming.kind == Kind.TEXT and support.asks_for_person(turn, incoming.text):
+        return await support.start(turn, in_form=form is not None)
+    if support.is_talking(turn):
+        if incoming.kind == Kind.CHOICE:
+            # A button of the bot's own questions: the person is back with them.
+            support.stop_talking(turn)
+        else:
+            replies = await support.on_message(turn, in_form=form is not None)
+            if replies is not None:
+                return replies
+            return [Reply(text=turn.t("support.ended")), _current(turn, form)]
     if incoming.kind == Kind.CHOICE and incoming.context == status.REQUEST_CONTEXT:
         action, _, reference = (incoming.option or "").partition(":")
         if action == status.CANCEL and reference:
@@ -481,6 +505,12 @@ async def _on_command(turn: Turn, form: Form | None) -> list[Reply]:
     # A command leaves any question asked outside a form (a reason, a confirmation): what
     # is typed next must not be taken as its answer.
     _end_overlay(conversation)
+    if command in LEAVE_SUPPORT:
+        support.stop_talking(turn)
+    if command == "person":
+        return await support.start(turn, in_form=form is not None)
+    if command == "resume":
+        return [_current(turn, form, turn.t("support.resumed"))]
     if command == "start":
         resumed = turn.contact.opted_out_at is not None
         turn.contact.opted_out_at = None
@@ -549,6 +579,19 @@ async def _on_menu(turn: Turn, form: Form | None, item: str) -> list[Reply]:
         return _ask_language(turn)
     if item == "help":
         return [Reply(text=turn.t("help.text")), _current(turn, form)]
+    if item == "person":
+        return await support.start(turn, in_form=form is not None)
+    return [_current(turn, form, turn.t("button.invalid"))]
+
+
+async def _on_support_button(turn: Turn, form: Form | None, option: str) -> list[Reply]:
+    """The person's buttons of a support conversation: talk to a person, or go back to
+    the form (or the menu)."""
+    if option == support.OPEN:
+        return await support.start(turn, in_form=form is not None)
+    if option == support.RESUME:
+        support.stop_talking(turn)
+        return [_current(turn, form, turn.t("support.resumed"))]
     return [_current(turn, form, turn.t("button.invalid"))]
 
 

@@ -33,6 +33,8 @@ BACK = "back"
 SKIP = "skip"
 DONE = "done"
 SUBMIT = "submit"
+# The button offered after repeated wrong answers: talk to a person (handlers/support.py).
+TALK = "person"
 EDIT_PREFIX = "edit:"
 
 
@@ -413,7 +415,15 @@ async def _apply(turn: Turn, form: Form, field: Field | None, parsed: Parsed) ->
         hint = turn.t(parsed.reason, **parsed.params)
         if conversation.invalid_attempts >= turn.settings.max_invalid_attempts:
             conversation.invalid_attempts = 0
-            hint = f"{hint}\n\n{turn.t('dialog.stuck')}"
+            hint = f"{hint}\n\n{turn.t('dialog.stuck')} {turn.t('support.stuck')}"
+            asked = question(turn, form, prefix=hint)
+            if asked.hint == Hint.CONTACT:
+                # The "share my number" keyboard takes no other button: the hint says
+                # what to type.
+                return [asked]
+            # A way out to someone who can help, beside the question's own buttons.
+            return [_replace(asked, controls=(*asked.controls,
+                                              Option(TALK, turn.t("support.talk"))))]
         return [question(turn, form, prefix=hint)]
     answers = dict(conversation.answers)
     set_keys = []

@@ -15,6 +15,7 @@ from gotong.models.outbox import OutboxMessage
 from gotong.models.pledge import Pledge
 from gotong.models.presence import SenderPresence
 from gotong.models.stock import StockItem
+from gotong.models.support import SupportConversation, SupportMessage
 from gotong.models.volunteer import Volunteer, VolunteerArea
 
 __all__ = [
@@ -40,6 +41,8 @@ __all__ = [
     "SignInLink",
     "StaffMember",
     "StockItem",
+    "SupportConversation",
+    "SupportMessage",
     "Volunteer",
     "VolunteerArea",
 ]

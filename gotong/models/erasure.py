@@ -44,6 +44,7 @@ from gotong.models.outbox import OutboxMessage, OutboxStatus
 from gotong.models.person import person_contact_ids
 from gotong.models.pledge import Pledge, PledgeStatus
 from gotong.models.request_status import RequestStatus
+from gotong.models.support import SupportConversation
 from gotong.models.tasks import WITHDRAWABLE, leave, withdraw
 from gotong.models.volunteer import Volunteer, VolunteerStatus
 
@@ -226,8 +227,9 @@ async def erase_person(session: AsyncSession, areas: AreaDirectory, contact_id: 
         values |= erase_pledge(pledge, now)
     await session.flush()
 
+    # Their support conversations go with their messages (deleted with them).
     for model in (Conversation, ContactRole, DashboardSession, SignInLink, Digest,
-                  OutboxMessage):
+                  OutboxMessage, SupportConversation):
         await session.execute(delete(model).where(model.contact_id.in_(contact_ids))
                               .execution_options(synchronize_session=False))
     # Their chats' updates: the payload (cleared once handled) and the address. Updates

@@ -22,6 +22,7 @@ from gotong.models.notifications import STARS
 from gotong.models.pledge import CATEGORIES, PledgeStatus
 from gotong.models.priority import VULNERABILITY_WEIGHTS
 from gotong.models.request_status import RequestStatus
+from gotong.models.support import OUTCOMES, ROLES, SupportStatus
 from gotong.models.volunteer import TRAVEL_MODES
 
 PACKAGE_DIR = Path(__file__).resolve().parents[2] / "gotong"
@@ -30,6 +31,7 @@ HANDLERS_DIR = PACKAGE_DIR / "handlers"
 MESSAGE_MODULES = (PACKAGE_DIR / "models" / "notifications.py",
                    PACKAGE_DIR / "models" / "broadcast.py",
                    PACKAGE_DIR / "models" / "tasks.py",
+                   PACKAGE_DIR / "models" / "support.py",
                    # The WhatsApp channel's own words (list button, "more", ...).
                    PACKAGE_DIR / "bot" / "channels" / "whatsapp.py",
                    # The Telegram channel's own words (to a group, before it leaves).
@@ -38,6 +40,7 @@ MESSAGE_MODULES = (PACKAGE_DIR / "models" / "notifications.py",
                    PACKAGE_DIR / "bot" / "channels" / "webchat.py",
                    # The web pages' handlers (flash messages, chart labels, ...).
                    PACKAGE_DIR / "bot" / "web" / "dashboard.py",
+                   PACKAGE_DIR / "bot" / "web" / "dashboard_inbox.py",
                    PACKAGE_DIR / "bot" / "web" / "public.py",
                    # The error pages' words.
                    PACKAGE_DIR / "bot" / "web" / "pages.py")
@@ -73,6 +76,9 @@ DYNAMIC: dict[str, list[str]] = {
     "unit_one.": list(CATEGORIES),
     "amount.": list(CATEGORIES),
     "donor.": ["individual", "organisation", "drop", "pickup"],
+    "support.role.": list(ROLES),
+    "support.outcome.": list(OUTCOMES),
+    "web.support.status.": [s.value for s in SupportStatus],
 }
 DYNAMIC_KEYS = sorted(prefix + suffix for prefix, suffixes in DYNAMIC.items()
                       for suffix in suffixes)

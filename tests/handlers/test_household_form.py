@@ -412,7 +412,7 @@ async def test_volunteering_from_the_menu_says_how_to_join(services: Services) -
     await chat.say("/start")
     assert "Hello! I am Gotong" in chat.last.text
     assert [o.id for o in chat.last.options] == ["request", "donate", "volunteer", "status",
-                                                  "language", "help"]
+                                                  "language", "help", "person"]
     await chat.tap("volunteer")
     assert "ask an aid organisation for an invite code" in chat.last.text
     await chat.say("3")

@@ -1,5 +1,6 @@
 """The operator's commands for aggregators: `gotong aggregator add|list|edit`,
-`gotong invite staff`, `gotong invites list|revoke`, `gotong audit` and `gotong export`."""
+`gotong invite staff`, `gotong invites list|revoke`, `gotong audit`, `gotong export` and
+`gotong support`."""
 
 from __future__ import annotations
 
@@ -33,9 +34,10 @@ from gotong.models.aggregator import (
 from gotong.models.audit import recent_entries
 from gotong.models.base import utcnow
 from gotong.models.export import FORMATS, KINDS, export_csv
+from gotong.models.support import last_messages, unassigned
 
 # The top-level commands `run_admin` carries out.
-ADMIN_COMMANDS = ("aggregator", "invite", "invites", "audit", "export")
+ADMIN_COMMANDS = ("aggregator", "invite", "invites", "audit", "export", "support")
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([dhm])\s*$")
 _UNITS = {"d": "days", "h": "hours", "m": "minutes"}
@@ -95,6 +97,9 @@ def add_admin_parsers(commands: Any) -> None:
     log.add_argument("--aggregator", type=int, metavar="ID")
     log.add_argument("--limit", type=positive, default=50)
 
+    commands.add_parser("support", help="people who asked for a person where no aggregator "
+                        "covers them, with their messages")
+
     export = commands.add_parser("export", help="an aggregator's requests, pledges or "
                                  "deliveries for reports, without personal data")
     export.add_argument("what", choices=KINDS)
@@ -115,6 +120,8 @@ async def run_admin(config: Config, args: argparse.Namespace, out: TextIO = sys.
             await _invites(services, args, out)
         elif args.command == "export":
             await _export(services, args, out)
+        elif args.command == "support":
+            await _support(services, out)
         else:
             await _audit(services, args, out)
         return 0
@@ -236,6 +243,20 @@ async def _audit(services: Services, args: argparse.Namespace, out: TextIO) -> N
         detail = f" ({entry.detail})" if entry.detail else ""
         print(f"{entry.at:%Y-%m-%d %H:%M:%S} contact {entry.contact_id or '-'}{where}: "
               f"{entry.action}: {entry.outcome}{detail}", file=out)
+
+
+async def _support(services: Services, out: TextIO) -> None:
+    """The support conversations no aggregator's staff can see: kept for the operator."""
+    async with services.sessions() as session:
+        waiting = await unassigned(session)
+        if not waiting:
+            print("nobody is waiting for the operator", file=out)
+        for conversation in waiting:
+            print(f"{conversation.id}: contact {conversation.contact_id}, "
+                  f"{conversation.role}, asked {conversation.opened_at:%Y-%m-%d %H:%M}",
+                  file=out)
+            for message in await last_messages(session, conversation.id, 20):
+                print(f"   {message.at:%Y-%m-%d %H:%M}: {message.text}", file=out)
 
 
 async def _export(services: Services, args: argparse.Namespace, out: TextIO) -> None:

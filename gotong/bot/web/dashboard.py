@@ -17,7 +17,7 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy import select
 
-from gotong.bot.web import dashboard_board, signin
+from gotong.bot.web import dashboard_board, dashboard_inbox, signin
 from gotong.bot.web.dashboard_common import (
     FLASH_MESSAGES,
     PAGE_ROWS,
@@ -309,7 +309,8 @@ async def allocate_action(request: web.Request) -> web.Response:
 def add_routes(app: web.Application) -> None:
     """Register the dashboard's routes."""
     signin.add_routes(app)
-    app[FLASH_MESSAGES] = FLASHES
+    # A copy: the other pages add their own (dashboard_inbox.py).
+    app[FLASH_MESSAGES] = dict(FLASHES)
     app.router.add_get(PREFIX, queue_page)
     app.router.add_get(f"{PREFIX}/requests/{{id}}", request_page)
     app.router.add_post(f"{PREFIX}/requests/{{id}}/{{action}}", decide)
@@ -319,3 +320,4 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get(f"{PREFIX}/allocate", allocate_page)
     app.router.add_post(f"{PREFIX}/allocate", allocate_action)
     dashboard_board.add_routes(app)
+    dashboard_inbox.add_routes(app)

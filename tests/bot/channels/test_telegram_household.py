@@ -66,7 +66,7 @@ async def register_in_indonesian(person: Person) -> None:
     assert "Halo! Saya Gotong" in replies[0].text
     assert [t for t, _ in replies[0].buttons()] == [
         "1. Minta bantuan", "2. Donasi", "3. Jadi relawan", "4. Status saya", "5. Bahasa",
-        "6. Bantuan"]
+        "6. Bantuan", "7. Hubungi petugas"]
     await person.tap("Minta bantuan")
     assert "Apakah Anda setuju?" in person.last.text
     await person.tap("Ya, saya setuju")

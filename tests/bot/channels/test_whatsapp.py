@@ -41,7 +41,8 @@ async def register_on_whatsapp(person: WaPerson) -> None:
     assert "Halo! Saya Gotong" in welcome.text
     assert welcome.interactive_type == "list"
     assert [title for _, title in welcome.options()] == [
-        "Minta bantuan", "Donasi", "Jadi relawan", "Status saya", "Bahasa", "Bantuan"]
+        "Minta bantuan", "Donasi", "Jadi relawan", "Status saya", "Bahasa", "Bantuan",
+        "Hubungi petugas"]
     [consent] = await person.tap("Minta bantuan")
     assert consent.interactive_type == "button" and "Apakah Anda setuju?" in consent.text
     await person.tap("Ya, saya setuju")
