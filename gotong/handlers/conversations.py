@@ -21,6 +21,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from gotong.handlers import (
     allocate,
     forms,
+    linking,
     queue,
     review,
     staff,
@@ -87,6 +88,7 @@ BUTTONS: dict[str, ButtonHandler] = {
     review.REVIEW_CONTEXT: review.on_review_button,
     review.RECEIPT_CONTEXT: review.on_receipt,
     review.RATING_CONTEXT: review.on_rating,
+    linking.CONTEXT: linking.on_link_button,
 }
 # Questions outside forms answered by typing, by overlay; a handler returns None when
 # the message is not an answer, which ends the question. The context is that of the
@@ -291,7 +293,7 @@ class Conversations:
             await save_contact(connection, contact)
         if contact.verified_phone and contact.verified_phone != contact_before[1]:
             # The same number on another app: the same person.
-            await link_by_phone(work.session, contact.id, contact.verified_phone)
+            await link_by_phone(work.session, contact.id, contact.verified_phone, now)
         if release and await release_held(connection, contact.id, now):
             # News held until the person wrote (outside WhatsApp's window) goes now.
             work.outbox_due = True

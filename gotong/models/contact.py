@@ -45,6 +45,14 @@ class Contact(Base):
     # someone else on the number): kept beside the verified phone, which links contacts
     # of one person (models/person.py), as a sign that the number may have changed hands.
     identity_changed_at: Mapped[datetime | None]
+    # When it was linked to a person's contacts on another app by its phone, and the
+    # secret of the "this was not me" button that the person got on those (one link at a
+    # time: a newer link's button replaces it).
+    phone_linked_at: Mapped[datetime | None]
+    link_token: Mapped[str | None] = mapped_column(String(32))
+    # The person said, on their other app, that this link was not theirs: it was taken
+    # apart, and this contact is never linked by its phone again.
+    unlinked_at: Mapped[datetime | None]
 
 
 class Role(enum.StrEnum):

@@ -30,6 +30,8 @@ HANDLERS_DIR = PACKAGE_DIR / "handlers"
 MESSAGE_MODULES = (PACKAGE_DIR / "models" / "notifications.py",
                    PACKAGE_DIR / "models" / "broadcast.py",
                    PACKAGE_DIR / "models" / "tasks.py",
+                   # The notice of a link by phone.
+                   PACKAGE_DIR / "models" / "person.py",
                    # The WhatsApp channel's own words (list button, "more", ...).
                    PACKAGE_DIR / "bot" / "channels" / "whatsapp.py",
                    # The Telegram channel's own words (to a group, before it leaves).
