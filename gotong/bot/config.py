@@ -196,6 +196,10 @@ class VolunteerConfig:
     # packages they said they carry): one who takes a whole area's tasks would read every
     # household's details.
     max_open_tasks: int = 3
+    # Hours for which a task the volunteer reported failed after picking it up (having
+    # read the household's name, phone and address) still counts as one of their open
+    # tasks: failing instead of delivering must not free room to collect more.
+    failed_hold_hours: int = 24
 
 
 @dataclass(frozen=True)
@@ -524,6 +528,8 @@ def validate(config: Config) -> None:
         raise ConfigError("support.answer_within_minutes must be between 1 and 10080")
     if config.support.keep_days < 1:
         raise ConfigError("support.keep_days must be at least 1")
+    if not 0 <= config.volunteer.failed_hold_hours <= 24 * 30:
+        raise ConfigError("volunteer.failed_hold_hours must be between 0 and 720")
     if not 1 <= config.public.min_count <= 100:
         raise ConfigError("public.min_count must be between 1 and 100 (1 hides nothing)")
     for key in ("retry_base_seconds", "retry_max_seconds", "poll_seconds", "lease_seconds",

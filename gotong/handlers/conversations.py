@@ -21,6 +21,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from gotong.handlers import (
     allocate,
     forms,
+    linking,
     my_data,
     queue,
     review,
@@ -91,6 +92,7 @@ BUTTONS: dict[str, ButtonHandler] = {
     review.RATING_CONTEXT: review.on_rating,
     my_data.MY_DATA_CONTEXT: my_data.on_my_data_button,
     support.STAFF_CONTEXT: support.on_staff_button,
+    linking.CONTEXT: linking.on_link_button,
 }
 # Questions outside forms answered by typing, by overlay; a handler returns None when
 # the message is not an answer, which ends the question. The context is that of the
@@ -312,7 +314,7 @@ class Conversations:
             await save_contact(connection, contact)
         if contact.verified_phone and contact.verified_phone != contact_before[1]:
             # The same number on another app: the same person.
-            await link_by_phone(work.session, contact.id, contact.verified_phone)
+            await link_by_phone(work.session, contact.id, contact.verified_phone, now)
         if release and await release_held(connection, contact.id, now):
             # News held until the person wrote (outside WhatsApp's window) goes now.
             work.outbox_due = True

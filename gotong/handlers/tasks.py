@@ -5,7 +5,8 @@ household's code, or a photo and the place) or failed (with why).
 A volunteer sees a household's name, phone and address only in their own tasks, from
 when they picked the aid up until a day after delivery; open deliveries and tasks only
 taken show the kelurahan and RW alone. A volunteer has at most as many tasks under way as
-they carry (and `volunteer.max_open_tasks`). Every button
+they carry (and `volunteer.max_open_tasks`), tasks they reported failed after picking
+them up counted among them for `volunteer.failed_hold_hours`. Every button
 is checked on the server against the person's volunteer or staff memberships.
 """
 
@@ -35,6 +36,7 @@ from gotong.models.tasks import (
     open_tasks,
     shows_details,
     submit_proof,
+    tasks_held,
     tasks_of,
     volunteer_villages,
     volunteers_for,
@@ -242,12 +244,20 @@ async def _take(turn: Turn, delivery_id: str) -> list[Reply]:
         return taken
     # No more at once than they carry: taking a whole area's tasks would show them every
     # household's details once picked up, and keep the aid from other volunteers.
+    # Tasks failed after pick-up count for a while too: failing them instead of handing
+    # them back must not free room to read more households' details.
     limit = volunteer.task_limit(turn.settings.max_open_tasks)
-    busy = (await open_tasks(turn.session, [volunteer.id])).get(volunteer.id, 0)
-    if busy >= limit:
+    under_way, failed = await tasks_held(turn.session, volunteer, turn.now,
+                                         turn.settings.failed_hold)
+    if under_way + failed >= limit:
         audit(turn.session, turn.now, "take", "too many open", contact_id=turn.contact.id,
-              aggregator_id=delivery.aggregator_id, detail=f"{busy} of {limit}")
-        return [Reply(text=turn.t("task.too_many", count=busy, limit=limit))]
+              aggregator_id=delivery.aggregator_id,
+              detail=f"{under_way} + {failed} failed of {limit}")
+        if failed:
+            hours = max(1, round(turn.settings.failed_hold.total_seconds() / 3600))
+            return [Reply(text=turn.t("task.too_many_failed", count=under_way,
+                                      failed=failed, limit=limit, hours=hours))]
+        return [Reply(text=turn.t("task.too_many", count=under_way, limit=limit))]
     notices = await refusing(assign(turn.session, turn.areas, delivery, volunteer,
                                     turn.contact.id, turn.now), taken)
     audit(turn.session, turn.now, "take", "done", contact_id=turn.contact.id,

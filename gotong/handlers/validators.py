@@ -81,21 +81,107 @@ def clean_text(text: str, *, newlines: bool = False) -> str:
     return "".join(kept)
 
 
-# A web or chat link: a scheme ("https://", "tg://"), "www.", the chat apps' own short
-# links, or a host name ending in a common top-level domain. Links in an address or a
-# name would reach staff and volunteers as something to tap, from a stranger.
+# --------------------------------------------------------------------------- links
+#
+# Links in an address or a name would reach staff and volunteers as something to tap,
+# from a stranger. A chat app makes a link of a dotted host name with a known ending, of an
+# address (1.2.3.4), and of forms people type to get past a filter: look-alike dots
+# ("t．me", "evil。ru"), spaces around the dot ("t . me/x"), the dot in words ("example
+# [dot] com"). What Indonesian addresses and names hold is not one: "Jl. Mawar No. 5",
+# "Jl.Cokroaminoto", "Blok C.3", "RT 01/RW 02", "1.500", "M. Ali", "KH. Ahmad Dahlan".
+
+# Dots by another name: NFKC turns the fullwidth and small ones into "." already.
+_DOTS = str.maketrans({char: "." for char in (
+    "\u3002"  # ideographic full stop
+    "\uff61"  # halfwidth ideographic full stop
+    "\u00b7"  # middle dot
+    "\u0387"  # Greek ano teleia
+    "\u06d4"  # Arabic full stop
+    "\u0701\u0702"  # Syriac full stops
+    "\u2027"  # hyphenation point
+    "\u2219\u22c5"  # bullet and dot operators
+    "\u30fb\uff65"  # katakana middle dots
+    "\u2e33\u2e31"  # raised and word-separator dots
+    "\u1362\ua4f8\ua60e")})  # Ethiopic, Lisu and Vai full stops
+# The dot spelled out or bracketed: "[dot]", "(.)", " dot ", " titik ".
+_SPELLED_DOT = re.compile(
+    r"\s*(?:[\[({<]\s*(?:\.|dot|titik)\s*[\])}>]|(?<=\w)\s+(?:dot|titik)\s+(?=\w))\s*",
+    re.IGNORECASE)
+# Endings that are top-level domains and seldom a word of an address: the generic ones
+# and the country codes that links in spam use.
+_TLD_LIST = """
+    com net org info biz edu gov mil int io me ly co gl gg cc tk ml ga cf gq xyz link site
+    online app dev top click shop store id ru su sh pw ws tv fm ai cn ch de uk us eu fr
+    nl ph sg my th vn kr jp pk bd ng ir tr ua by kz uz br ar mx cl pe ve au nz ca za gh
+    tz ug ps lk np mm kh bn tl fj pg vu sb nu gs vg mn lt lv ee pl cz sk hu ro bg gr rs
+    hr si ba mk al md ge az kg tj tm af sa ae qa kw bh jo lb sy iq il eg dz tn sd et rw
+    mw zm zw mz ao bw ls sz mg mu sc yt wf pf nc ck ki nr mh ag bs bb bz dm gd kn lc vc
+    tt jm ht cu pr vi ky bm
+    win bid loan work live life news world today space website tech fun club vip cloud
+    host press email digital network services agency global zone icu cyou buzz rest bar
+    casino bet poker games game money cash finance credit loans trade market gift gifts
+    promo deals sale free best plus one pro mobi name asia tel travel jobs
+    """
+_TLDS = frozenset(_TLD_LIST.split())
+# Words an address or a name puts before a dot: they make no host of what follows.
+_ABBREVIATION_LIST = """
+    jl jln jalan gg gang no nomor kp kav blok blk komp kompl perum perumahan rt rw kel
+    kec kab kota prov ds dsn desa dk dkh lk lkgn lt ruko rusun apt psr pasar sd smp sma
+    tk mi mts ma kh h hj hr dr drs dra ir prof st sdr sdri bpk ibu bu pak muh moh mohd
+    abd ach ahm m mr mrs ms sh se mm mt amd spd skm
+    """
+_ABBREVIATIONS = frozenset(_ABBREVIATION_LIST.split())
+# A host: labels of letters, digits and hyphens joined by dots, the last of them letters.
+_HOST = re.compile(r"(?<![\w.-])((?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)+)([a-z]{2,24})"
+                   r"(?![\w-])(?!\.[a-z0-9])(/|:\d)?", re.IGNORECASE)
+_IP = re.compile(r"(?<![\w.])(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})(?![\w.])(:\d|/)?")
 _LINK = re.compile(
     r"[a-z][a-z0-9+.-]*://"
     r"|\bwww\."
-    r"|\b(?:t|wa|telegram|tg)\.me\b"
-    r"|\b[a-z0-9-]+\.(?:com|net|org|info|biz|io|me|ly|co|gl|gg|to|cc|tk|xyz|link|site"
-    r"|online|app|dev|top|click|shop|store|id)(?![a-z0-9-])(?!\.?[^\W\d_])",
+    r"|\b(?:t|wa|telegram|tg)\.me\b",
     re.IGNORECASE)
 
 
+def _as_a_chat_app_reads_it(text: str) -> str:
+    """The text with look-alike dots as dots, spelled-out dots as dots, and the spaces
+    around a dot before a domain ending dropped ("t . me" is "t.me")."""
+    text = unicodedata.normalize("NFKC", clean_text(text)).translate(_DOTS)
+    text = _SPELLED_DOT.sub(".", text)
+    return re.sub(r"(?<=\w)\s*\.\s+(?=([a-z]{2,24})\b)|(?<=\w)\s+\.\s*(?=([a-z]{2,24})\b)",
+                  lambda m: "." if (m.group(1) or m.group(2) or "").lower() in _TLDS else
+                  m.group(0), text, flags=re.IGNORECASE)
+
+
+def _is_host(match: re.Match[str]) -> bool:
+    labels = match.group(1).lower().rstrip(".").split(".")
+    ending = match.group(2).lower()
+    if match.group(3):
+        # A path or a port after it: "example.anything/x" is a link whatever its ending.
+        return labels[0] not in _ABBREVIATIONS
+    if ending not in _TLDS:
+        return False
+    # "Jl.No", "KH.Ahmad", "M.Ali": an address's or a name's abbreviation before the dot.
+    return not (len(labels) == 1 and (labels[0] in _ABBREVIATIONS or len(labels[0]) == 1)
+                and ending not in ("com", "net", "org", "me", "ru", "io", "ly", "gl", "sh"))
+
+
+def _is_address(match: re.Match[str]) -> bool:
+    parts = [int(part) for part in match.groups()[:4]]
+    if any(part > 255 for part in parts):
+        return False
+    # "1.250.000.000" is an amount (digits grouped by three), unless a port or path says
+    # otherwise.
+    grouped = all(len(part) == 3 for part in match.groups()[1:4])
+    return bool(match.group(5)) or not grouped
+
+
 def has_link(text: str) -> bool:
-    """Whether the text holds something a chat app would show as a link."""
-    return _LINK.search(text) is not None
+    """Whether the text holds something a chat app would show as a link, or that reads
+    as one once its look-alike or spelled-out dots are dots."""
+    read = _as_a_chat_app_reads_it(text)
+    return _LINK.search(read) is not None \
+        or any(_is_host(m) for m in _HOST.finditer(read)) \
+        or any(_is_address(m) for m in _IP.finditer(read))
 
 
 def _is_ascii_digits(text: str) -> bool:

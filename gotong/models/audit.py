@@ -6,6 +6,7 @@ invite code is recorded as wrong, not as the code).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import ForeignKey, Index, String, func, select
@@ -37,12 +38,18 @@ def audit(session: AsyncSession, now: datetime, action: str, outcome: str, *,
                            action=action, outcome=outcome, detail=detail[:200]))
 
 
-async def count_since(session: AsyncSession, contact_id: int, action: str, outcome: str,
-                      since: datetime) -> int:
-    return int(await session.scalar(
-        select(func.count()).select_from(AuditEntry)
-        .where(AuditEntry.contact_id == contact_id, AuditEntry.action == action,
-               AuditEntry.outcome == outcome, AuditEntry.at >= since)) or 0)
+async def count_since(session: AsyncSession, contact_id: int, action: str | Sequence[str],
+                      outcome: str, since: datetime, aggregator_id: int | None = None
+                      ) -> int:
+    """The contact's entries of the action (or any of the actions) since then, of one
+    aggregator or of any."""
+    actions = [action] if isinstance(action, str) else list(action)
+    query = select(func.count()).select_from(AuditEntry).where(
+        AuditEntry.contact_id == contact_id, AuditEntry.action.in_(actions),
+        AuditEntry.outcome == outcome, AuditEntry.at >= since)
+    if aggregator_id is not None:
+        query = query.where(AuditEntry.aggregator_id == aggregator_id)
+    return int(await session.scalar(query) or 0)
 
 
 async def recent_entries(session: AsyncSession, limit: int = 50,

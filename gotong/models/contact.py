@@ -48,6 +48,14 @@ class Contact(Base):
     # When the person had their data erased (models/erasure.py): the contact is kept, with
     # nothing that reaches or names them, so that their aid record keeps its links.
     erased_at: Mapped[datetime | None]
+    # When it was linked to a person's contacts on another app by its phone, and the
+    # secret of the "this was not me" button that the person got on those (one link at a
+    # time: a newer link's button replaces it).
+    phone_linked_at: Mapped[datetime | None]
+    link_token: Mapped[str | None] = mapped_column(String(32))
+    # The person said, on their other app, that this link was not theirs: it was taken
+    # apart, and this contact is never linked by its phone again.
+    unlinked_at: Mapped[datetime | None]
 
 
 class Role(enum.StrEnum):

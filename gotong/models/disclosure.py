@@ -11,15 +11,24 @@ hidden cell never stands alone: another is hidden with it, the smallest one that
 shown ("complementary suppression"). Hiding one cell can make another sum hold a lone
 hidden cell, so the rule is applied until nothing changes.
 
+Sums one at a time are not the whole story: several shown sums together (an area's days
+and its kelurahan's, the rows and the columns of a table) can pin a hidden cell down
+although none of them holds it alone. So every sum the page shows is taken as a linear
+equation over the hidden cells, and the equations are solved together with exact
+arithmetic (integers): a hidden cell that they determine is hidden with another cell of one of its
+sums, and the whole is checked again, until no hidden cell is determined.
+
 The figures of every area and day are computed together, once, so that an area shows the
 same (hidden or not) on its own page, in its parent's table and in the JSON.
 """
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable, Mapping, Sequence
+import asyncio
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from math import gcd
 from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -51,9 +60,42 @@ Cell = tuple[int, int]
 def suppress(values: Mapping[K, int], sums: Iterable[tuple[K, Sequence[K]]],
              min_count: int) -> set[K]:
     """The cells to hide: those above 0 and below `min_count`, and those to hide with
-    them so that no cell of a sum (`total = parts`) can be worked out from the others."""
-    hidden = {key for key, value in values.items() if 0 < value < min_count}
+    them so that no hidden cell can be worked out from what is shown: not from one sum
+    (`total = parts`) by subtraction, nor from several sums together."""
     equations = [(total, list(parts)) for total, parts in sums if parts]
+    hidden = _suppress_per_sum(values, equations, min_count,
+                               {key for key, value in values.items() if 0 < value < min_count})
+    sums_of: dict[K, list[int]] = {}
+    for index, (total, parts) in enumerate(equations):
+        for cell in (total, *parts):
+            sums_of.setdefault(cell, []).append(index)
+    while found := determined(equations, hidden):
+        # For each cell the others give away, hide one more cell of one of its sums: the
+        # smallest above 0, as in each sum; then each sum is seen to, and all checked
+        # again.
+        more = set()
+        for cell in found:
+            shown = [other for index in sums_of.get(cell, ())
+                     for other in (equations[index][0], *equations[index][1])
+                     if other not in hidden]
+            if shown:
+                more.add(min(shown, key=_order(values)))
+        if not more:
+            break
+        hidden = _suppress_per_sum(values, equations, min_count, hidden | more)
+    return hidden
+
+
+def _order(values: Mapping[K, int]) -> Callable[[K], tuple[bool, int, str]]:
+    """Which cell to hide first: the smallest above 0 (a 0 hidden hides little)."""
+    return lambda key: (values.get(key, 0) == 0, values.get(key, 0), str(key))
+
+
+def _suppress_per_sum(values: Mapping[K, int], equations: Sequence[tuple[K, list[K]]],
+                      min_count: int, hidden: set[K]) -> set[K]:
+    """More hidden until no sum holds a lone hidden cell, nor hidden cells of a shown
+    total that hold fewer than `min_count` together."""
+    hidden = set(hidden)
     changed = bool(hidden)
     while changed:
         changed = False
@@ -73,10 +115,66 @@ def suppress(values: Mapping[K, int], sums: Iterable[tuple[K, Sequence[K]]],
                 shown = [p for p in parts if p not in hidden]
                 if not shown:
                     break
-                hidden.add(min(shown, key=lambda p: (values.get(p, 0) == 0,
-                                                      values.get(p, 0), str(p))))
+                hidden.add(min(shown, key=_order(values)))
                 changed = True
     return hidden
+
+
+def determined(sums: Iterable[tuple[K, Sequence[K]]], hidden: set[K]) -> set[K]:
+    """The hidden cells whose value follows from the shown ones and the sums.
+
+    Each sum is an equation `parts - total = 0`; the shown cells are known, so what is
+    left is a linear system in the hidden cells. A hidden cell x is determined when the
+    unit vector of x is a combination of the equations: brought to reduced row echelon
+    form, that is when a row holds x alone. The rows are kept in exact integers
+    (fraction-free: a row is scaled rather than divided, and its common divisor taken
+    out), and sparse, which the sums of a tree of areas and their days keep small.
+    """
+    pivots: dict[K, dict[K, int]] = {}
+    # The pivot rows in which each cell appears, to clear a new pivot's column from them.
+    holding: dict[K, set[K]] = {}
+    for total, parts in sums:
+        row: dict[K, int] = {p: 1 for p in parts if p in hidden}
+        if total in hidden:
+            row[total] = row.get(total, 0) - 1
+            if not row[total]:
+                del row[total]
+        # Every pivot row is reduced (it holds no other pivot): one pass clears them all.
+        for key in [k for k in row if k in pivots]:
+            row = _eliminate(row, pivots[key], key)
+        if not row:
+            continue
+        # The cell in the fewest rows so far: the least to clear, the least fill-in.
+        pivot = min(row, key=lambda k: len(holding.get(k, ())))
+        for name in list(holding.get(pivot, ())):
+            before = pivots[name]
+            after = _eliminate(before, row, pivot)
+            for key in after.keys() - before.keys():
+                holding.setdefault(key, set()).add(name)
+            for key in before.keys() - after.keys():
+                holding[key].discard(name)
+            pivots[name] = after
+        pivots[pivot] = row
+        for key in row:
+            holding.setdefault(key, set()).add(pivot)
+    return {pivot for pivot, row in pivots.items() if len(row) == 1}
+
+
+def _eliminate(row: dict[K, int], pivot_row: Mapping[K, int], pivot: K) -> dict[K, int]:
+    """`row` without `pivot`: pivot_row[pivot] * row - row[pivot] * pivot_row, divided by
+    the common divisor of what is left (exact, in integers)."""
+    a, b = pivot_row[pivot], row[pivot]
+    result = {key: a * value for key, value in row.items()}
+    for key, value in pivot_row.items():
+        new = result.get(key, 0) - b * value
+        if new:
+            result[key] = new
+        else:
+            result.pop(key, None)
+    divisor = gcd(*result.values()) if result else 1
+    if divisor > 1:
+        result = {key: value // divisor for key, value in result.items()}
+    return result
 
 
 @dataclass(frozen=True)
@@ -166,7 +264,9 @@ async def public_snapshot(session: AsyncSession, areas: AreaDirectory, *, since:
                  counts[key])
     hidden: dict[str, set[int]] = {}
     for key in HOUSEHOLD_COUNTS:
-        hidden[key] = suppress(counts[key], parents, min_count)
+        # Solving the sums takes a few hundred ms for a whole city's 30 days: beside the
+        # event loop, which goes on serving meanwhile.
+        hidden[key] = await asyncio.to_thread(suppress, counts[key], parents, min_count)
     for key, leader in FOLLOWS.items():
         hidden[key] = hidden[leader]
 
@@ -192,7 +292,7 @@ async def public_snapshot(session: AsyncSession, areas: AreaDirectory, *, since:
         equations += [((node, PERIOD), [(node, day) for day in range(day_count)])
                       for node in nodes]
         day_values[key] = values
-        day_hidden[key] = suppress(values, equations, min_count)
+        day_hidden[key] = await asyncio.to_thread(suppress, values, equations, min_count)
 
     pledges = await pledges_by_target(session)
     pledge_sums: dict[int, list[int]] = {}

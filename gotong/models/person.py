@@ -4,11 +4,17 @@ app they use (the one they used last, unless configured otherwise).
 
 A contact's `person_id` is the id of the first contact of its person; a contact never
 linked has none and is a person of its own.
+
+A number can change hands (a SIM recycled, a number taken over): whoever proves it on a
+second app would join its former owner's person and see their requests and pledges. So
+the person is told on the app(s) they had, with a button "this was not me" that takes
+the new contact apart again, for good, and is recorded for the operator.
 """
 
 from __future__ import annotations
 
 import enum
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -17,9 +23,21 @@ from typing import Any
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from gotong.models.audit import audit
 from gotong.models.contact import Contact, release_user_id
 from gotong.models.conversation import Conversation
-from gotong.models.outbox import Claimed, OutboxMessage, OutboxStatus
+from gotong.models.outbox import Claimed, Notice, OutboxMessage, OutboxStatus, enqueue
+
+# The notice of a link by phone, and its button: context, and the option "undo:<id of the
+# contact linked>:<its link token>".
+LINKED_NOTICE = "notice.phone_linked"
+LINK_CONTEXT = "ln"
+UNDO = "undo"
+# Names of the apps, as the notice names the one linked.
+APP_NAMES = {"telegram": "Telegram", "whatsapp": "WhatsApp"}
+# Notices that stay with the contact they were written for, whatever app the person used
+# last: "your number was linked to the other app" must reach the app they had before.
+STAYS_WITH_CONTACT = frozenset({LINKED_NOTICE})
 
 
 class LinkedDelivery(enum.StrEnum):
@@ -30,13 +48,83 @@ class LinkedDelivery(enum.StrEnum):
     WHATSAPP = "whatsapp"
 
 
-async def link_by_phone(session: AsyncSession, contact_id: int, phone: str) -> int | None:
+async def link_by_phone(session: AsyncSession, contact_id: int, phone: str, now: datetime
+                        ) -> int | None:
     """Link the contact with those of other apps that have the same verified phone;
-    returns the person's id, or None when there is no one to link with."""
+    returns the person's id, or None when there is no one to link with.
+
+    The contacts that were the person before hear of it, each on its own app, with a
+    button to undo it (`unlink`). A contact the person once said was not theirs is never
+    linked by its phone again."""
     found = (await session.execute(
-        select(Contact.id, Contact.person_id)
+        select(Contact.id, Contact.person_id, Contact.unlinked_at)
         .where(or_(Contact.verified_phone == phone, Contact.id == contact_id)))).all()
-    return await _link(session, contact_id, found)
+    if any(f.id == contact_id and f.unlinked_at is not None for f in found):
+        return None
+    found = [f for f in found if f.unlinked_at is None]
+    before = set(await person_contact_ids(session, contact_id))
+    person_id = await _link(session, contact_id, found)
+    if person_id is None:
+        return None
+    joined = [c for c in await person_contact_ids(session, contact_id) if c not in before]
+    if joined:
+        await _tell_linked(session, contact_id, joined, now)
+    return person_id
+
+
+async def _tell_linked(session: AsyncSession, contact_id: int, told: Sequence[int],
+                       now: datetime) -> None:
+    """The contacts that were the person before the link hear that the contact's app
+    joined them, with a button for "this was not me"."""
+    token = secrets.token_urlsafe(12)
+    channel = await session.scalar(select(Contact.channel).where(Contact.id == contact_id))
+    await session.execute(update(Contact).where(Contact.id == contact_id)
+                          .values(phone_linked_at=now, link_token=token)
+                          .execution_options(synchronize_session=False))
+    app = APP_NAMES.get(channel or "", (channel or "").title())
+    for other in told:
+        enqueue(session, Notice(
+            contact_id=other, key=LINKED_NOTICE, params={"app": app},
+            actions=((LINK_CONTEXT, f"{UNDO}:{contact_id}:{token}", "notice.not_me"),)),
+            now)
+    audit(session, now, "phone_link", "done", contact_id=contact_id,
+          detail=f"{len(told)} contacts told")
+    # The unit of work may have flushed its session for the last time already.
+    await session.flush()
+
+
+class UnlinkRefused(Exception):
+    """The button is not (or no longer) one to take this contact apart."""
+
+
+async def unlink(session: AsyncSession, by_contact_id: int, contact_id: int, token: str,
+                 now: datetime) -> list[int]:
+    """The person, on an app they had, says the link of another contact by their phone
+    was not them: that contact leaves the person (it goes on as a contact of its own,
+    with only what it did itself), is never linked by its phone again, and the operator
+    finds it in the audit log. Returns the contacts that stay the person.
+
+    Only with the secret of the notice sent to the person's earlier contacts, from one of
+    them, while the two are still linked: a forged, stale or foreign button changes
+    nothing (UnlinkRefused)."""
+    linked = await session.get(Contact, contact_id, populate_existing=True)
+    if linked is None or linked.link_token is None or by_contact_id == contact_id \
+            or not secrets.compare_digest(token.encode(), linked.link_token.encode()) \
+            or not await same_person(session, by_contact_id, contact_id):
+        audit(session, now, "phone_unlink", "refused", contact_id=by_contact_id)
+        raise UnlinkRefused()
+    staying = [c for c in await person_contact_ids(session, contact_id) if c != contact_id]
+    await session.execute(update(Contact).where(Contact.id == contact_id).values(
+        person_id=None, link_token=None, unlinked_at=now)
+        .execution_options(synchronize_session=False))
+    # The person's id is its first contact's: the one that left may have been it.
+    await session.execute(update(Contact).where(Contact.id.in_(staying)).values(
+        person_id=min(staying) if len(staying) > 1 else None)
+        .execution_options(synchronize_session=False))
+    await session.refresh(linked)
+    audit(session, now, "phone_unlink", "done", contact_id=by_contact_id,
+          detail=f"contact {contact_id} unlinked")
+    return staying
 
 
 async def link_contacts(session: AsyncSession | AsyncConnection, contact_id: int,
@@ -113,7 +201,7 @@ async def move_contact(session: AsyncSession, contact: Contact, chat_id: str, *,
         await link_contacts(session, target.id, sorted(set(others)))
     if verified_phone:
         # The new number on another app: the same person.
-        await link_by_phone(session, target.id, verified_phone)
+        await link_by_phone(session, target.id, verified_phone, now)
     return Moved(target.id, chat_id)
 
 
@@ -197,7 +285,7 @@ async def route_to_person(connection: AsyncConnection, rows: Sequence[Claimed],
     routed = []
     for row in rows:
         person = persons.get(row.contact_id)
-        if row.body is not None or person is None:
+        if row.body is not None or person is None or row.message_key in STAYS_WITH_CONTACT:
             routed.append(row)
             continue
         choice = _choose(by_person.get(person, []), preference, channels)

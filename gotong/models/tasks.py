@@ -49,6 +49,12 @@ DETAILS_SHOWN = (DeliveryStatus.PICKED_UP, DeliveryStatus.ON_THE_WAY,
 # Hand-backs (leaving with tasks under way) within this window that alert staff.
 HAND_BACKS_FLAGGED = 3
 HAND_BACK_WINDOW = timedelta(hours=24)
+# The statuses of a task picked up: its household's details are shown.
+PICKED = (DeliveryStatus.PICKED_UP, DeliveryStatus.ON_THE_WAY)
+# Failing a task once picked up drops it as a hand-back does, the details read: counted
+# with hand-backs towards the alert, and for a while among the volunteer's open tasks.
+FAILED_AFTER_PICKUP = "fail_after_pickup"
+DROPS = ("hand_back", FAILED_AFTER_PICKUP)
 # Where a household can say the aid never came, and staff settle that dispute.
 DISPUTABLE = (DeliveryStatus.DELIVERED, DeliveryStatus.AWAITING_REVIEW)
 
@@ -109,6 +115,19 @@ async def open_tasks(session: AsyncSession, volunteer_ids: Sequence[int]) -> dic
         .group_by(Delivery.volunteer_id))
     return {volunteer_id: count for volunteer_id, count in rows.all()
             if volunteer_id is not None}
+
+
+async def tasks_held(session: AsyncSession, volunteer: Volunteer, now: datetime,
+                     failed_hold: timedelta) -> tuple[int, int]:
+    """What counts against the volunteer's limit of open tasks: their deliveries under
+    way, and those they reported failed after picking them up within `failed_hold`
+    (failing instead of delivering must not free room to read more households'
+    details). Returns (under way, failed lately)."""
+    under_way = (await open_tasks(session, [volunteer.id])).get(volunteer.id, 0)
+    failed = await count_since(session, volunteer.contact_id, FAILED_AFTER_PICKUP, "done",
+                               now - failed_hold, volunteer.aggregator_id) \
+        if failed_hold > timedelta(0) else 0
+    return under_way, failed
 
 
 async def volunteers_for(session: AsyncSession, areas: AreaDirectory, delivery: Delivery,
@@ -234,9 +253,18 @@ async def review_proof(session: AsyncSession, areas: AreaDirectory, delivery: De
 
 async def fail(session: AsyncSession, delivery: Delivery, reason: str,
                actor_contact_id: int, now: datetime, max_failures: int) -> list[Notice]:
-    """The volunteer could not deliver: the household hears why and staff decide."""
+    """The volunteer could not deliver: the household hears why and staff decide.
+
+    Once picked up, the volunteer has read the household's details: failing then is
+    counted as a drop (see `leave`), and alerts staff when it comes again and again."""
+    picked_by = delivery.volunteer_id if delivery.status in PICKED else None
     await _move(session, delivery, UNDER_WAY, now, status=DeliveryStatus.FAILED,
                 failure_reason=reason[:200])
+    flagged: list[Notice] = []
+    volunteer = await session.get(Volunteer, picked_by) if picked_by is not None else None
+    if volunteer is not None:
+        flagged = await _dropped(session, volunteer, FAILED_AFTER_PICKUP, now,
+                                 f"delivery {delivery.id}")
     request, requeue = await _count_failure(session, delivery, actor_contact_id, now,
                                             reason[:200], max_failures)
     shown: object = {"key": f"failure.{reason}"} if reason in FAILURE_REASONS else reason
@@ -245,7 +273,7 @@ async def fail(session: AsyncSession, delivery: Delivery, reason: str,
         params={"reason": shown, "next": _next_step(requeue)}), now, actor_contact_id)
     if requeue:
         await cancel(session, delivery, actor_contact_id, now, announce_requeue=False)
-    return notices
+    return [*notices, *flagged]
 
 
 def _next_step(requeue: bool) -> dict[str, str]:
@@ -421,7 +449,8 @@ async def leave(session: AsyncSession, volunteer: Volunteer, now: datetime) -> l
 
     Taking tasks (and with them households' details) and handing them back again and
     again is how a stranger with an invite would collect addresses: each hand-back is
-    audited, and the `HAND_BACKS_FLAGGED`-th within `HAND_BACK_WINDOW` alerts staff."""
+    audited, and the `HAND_BACKS_FLAGGED`-th drop (a hand-back, or a task failed after
+    pick-up) within `HAND_BACK_WINDOW` alerts staff."""
     volunteer.status = VolunteerStatus.LEFT
     returned = await hand_back(session, volunteer, volunteer.contact_id, now)
     if not returned:
@@ -431,20 +460,28 @@ async def leave(session: AsyncSession, volunteer: Volunteer, now: datetime) -> l
         params={"volunteer": volunteer.first_name, "count": len(returned)},
         delivery_ids=tuple(d.id for d in returned)),
         now, volunteer.contact_id)
-    audit(session, now, "hand_back", "done", contact_id=volunteer.contact_id,
-          aggregator_id=volunteer.aggregator_id, detail=f"{len(returned)} tasks")
+    return notices + await _dropped(session, volunteer, "hand_back", now,
+                                    f"{len(returned)} tasks")
+
+
+async def _dropped(session: AsyncSession, volunteer: Volunteer, action: str, now: datetime,
+                   detail: str) -> list[Notice]:
+    """Record a drop (tasks handed back, or a task failed after pick-up); the
+    `HAND_BACKS_FLAGGED`-th within `HAND_BACK_WINDOW` alerts the aggregator's staff."""
+    audit(session, now, action, "done", contact_id=volunteer.contact_id,
+          aggregator_id=volunteer.aggregator_id, detail=detail)
     await session.flush()
-    times = await count_since(session, volunteer.contact_id, "hand_back", "done",
+    times = await count_since(session, volunteer.contact_id, DROPS, "done",
                               now - HAND_BACK_WINDOW)
-    if times >= HAND_BACKS_FLAGGED:
-        audit(session, now, "volunteer_flagged", "hand-backs",
-              contact_id=volunteer.contact_id, aggregator_id=volunteer.aggregator_id,
-              detail=f"{times} in {HAND_BACK_WINDOW}")
-        notices += await announce(session, Event.VOLUNTEER_FLAGGED, Subject(
-            aggregator_id=volunteer.aggregator_id,
-            params={"volunteer": volunteer.name, "count": times}),
-            now, volunteer.contact_id)
-    return notices
+    if times < HAND_BACKS_FLAGGED:
+        return []
+    audit(session, now, "volunteer_flagged", "hand-backs",
+          contact_id=volunteer.contact_id, aggregator_id=volunteer.aggregator_id,
+          detail=f"{times} in {HAND_BACK_WINDOW}")
+    return await announce(session, Event.VOLUNTEER_FLAGGED, Subject(
+        aggregator_id=volunteer.aggregator_id,
+        params={"volunteer": volunteer.name, "count": times}),
+        now, volunteer.contact_id)
 
 
 async def hand_back(session: AsyncSession, volunteer: Volunteer, actor_contact_id: int,

@@ -32,6 +32,8 @@ MESSAGE_MODULES = (PACKAGE_DIR / "models" / "notifications.py",
                    PACKAGE_DIR / "models" / "broadcast.py",
                    PACKAGE_DIR / "models" / "tasks.py",
                    PACKAGE_DIR / "models" / "support.py",
+                   # The notice of a link by phone.
+                   PACKAGE_DIR / "models" / "person.py",
                    # The WhatsApp channel's own words (list button, "more", ...).
                    PACKAGE_DIR / "bot" / "channels" / "whatsapp.py",
                    # The Telegram channel's own words (to a group, before it leaves).

@@ -64,6 +64,17 @@ def test_controls_and_format_characters_are_dropped() -> None:
 @pytest.mark.parametrize("typed", [
     "https://example.org", "HTTP://x.y", "www.bantuan-cepat", "t.me/bantuan", "wa.me/62812",
     "bit.ly/abc", "klik bantuan.com sekarang", "donasi.co.id", "tg://resolve?x",
+    # Other endings, on any dotted host; any ending with a path.
+    "hadiah.ru", "kunjungi promo.sh", "evil.pw", "Evil.Ru", "x.com", "a.b.c.xyz",
+    "login.example.zzz/x",
+    # Addresses of a machine, with or without a port or a path.
+    "cek 1.2.3.4", "1.2.3.4:8080", "10.0.0.1/admin", "192.168.100.200:80",
+    # Dots that look like dots: fullwidth, ideographic, halfwidth, middle dot.
+    "t\uff0eme/x", "evil\u3002ru", "evil\uff61ru", "hadiah\uff0ecom",
+    "\uff54\uff0e\uff4d\uff45/x", "evil\u00b7ru", "t\u200b.me/x",
+    # Spaced out, bracketed or spelled out.
+    "t . me/x", "t. me/x", "example [dot] com", "example dot com", "example(.)com",
+    "hadiah titik com",
 ])
 def test_links_are_recognised(typed: str) -> None:
     assert has_link(typed)
@@ -72,6 +83,13 @@ def test_links_are_recognised(typed: str) -> None:
 @pytest.mark.parametrize("typed", [
     "Jl. Melati No. 5", "Gg. Mawar 3", "Jl.Cokroaminoto 12", "Komp. Taman Kota Blok C.2",
     "Siti Aminah", "Ruko Sentra No.10", "Yayasan Peduli Tebet",
+    "Jl. Mawar No. 5", "RT 01/RW 02", "Blok C.3", "harga 1.500", "Rp 1.250.000.000",
+    "M. Ali", "KH. Ahmad Dahlan", "Jl.KH.Ahmad Dahlan 5", "Jl. SD Inpres 4",
+    "sebelah pasar. Ke kiri", "Budi, S.H., M.H.", "Drs.H.Ahmad", "Jl. Raya Bogor Km. 5",
+    "rumah no 5.pagar hijau", "sudah sampai.terima kasih", "Dekat masjid. Di sana",
+    "Perum. Griya Asri Blok A.12", "Jl. Mawar I No. 3 RT.01/RW.02", "jam 8.30 pagi",
+    "Kel. Tebet Barat, Kec. Tebet", "Ibu Hj. Siti", "titik kumpul di masjid",
+    "Apt. Kalibata City Tower B.12", "Jl. Dr. Sutomo", "dr. Budi Sp.A",
 ])
 def test_ordinary_addresses_and_names_are_not_links(typed: str) -> None:
     assert not has_link(typed)

@@ -6,6 +6,7 @@ with each invite code and revoking it with the volunteers it let in."""
 from __future__ import annotations
 
 import io
+from datetime import timedelta
 
 from gotong.bot.cli.admin import run_admin
 from gotong.bot.cli.main import build_parser
@@ -19,6 +20,7 @@ from tests.handlers.test_volunteers import (
     delivery,
     make_invite,
     rendered,
+    use_clock,
     volunteer_of,
 )
 from tests.lookups import audit_log, outbox
@@ -93,6 +95,51 @@ async def test_taking_and_handing_back_again_and_again_is_flagged_to_staff(
     log = await audit_log(services)
     assert log.count(("hand_back", "done")) == 3
     assert ("volunteer_flagged", "hand-backs") in log
+
+
+async def test_failing_tasks_after_pick_up_is_no_way_around_the_limit_or_the_flag(
+        services: Services) -> None:
+    """Picking tasks up (which shows each household's name, phone and address) and
+    reporting them failed instead of handing them back: each failure after pick-up holds
+    a place among the volunteer's open tasks for a day, and the third drop alerts staff
+    as hand-backs do. A task failed before pick-up, its household unseen, counts for
+    neither."""
+    scene = await Scene.make(services, stock=6)
+    clock = use_clock(services, scene.world.now)
+    tasks = await scene.deliveries(6, street="Jl. Kenanga 7")
+    code = await make_invite(scene.world, scene.aggregator, pre_approved=True)
+    chat = await sign_up(scene.world, code, "collector", scene.village, capacity=5)
+
+    async def fail(task: int) -> None:
+        await chat.tap(f"fail:{task}", context="tk")
+        await chat.tap(f"why:nobody_home:{task}")
+        assert "Noted" in chat.last.text
+
+    assert "The task is yours" in await take(chat, tasks[0])
+    await fail(tasks[0])
+    for round_, task in enumerate(tasks[1:4]):
+        assert "The task is yours" in await take(chat, task)
+        await chat.tap(f"up:{task}", context="tk")
+        assert "Jl. Kenanga 7" in chat.last.text
+        await fail(task)
+        flagged = await outbox(services, "notice.volunteer_flagged")
+        assert len(flagged) == (1 if round_ == 2 else 0)
+    # Three failed after pick-up within the day: as many as they may have open (3).
+    refused = await take(chat, tasks[4])
+    assert "reported 3 tasks failed after pick-up in the last 24 hours" in refused
+    assert (await delivery(services, tasks[4])).volunteer_id is None
+    [notice] = await outbox(services, "notice.volunteer_flagged")
+    assert notice.contact_id == await contact_of(services, scene.staff)
+    text = rendered(services, notice, "en")
+    assert "Budi Santoso" in text and "reported them failed after picking them up" in text
+    assert "3 times in 24 hours" in text
+    log = await audit_log(services)
+    assert log.count(("fail_after_pickup", "done")) == 3
+    assert ("volunteer_flagged", "hand-backs") in log
+    assert ("take", "too many open") in log
+    # A day later the failures no longer hold a place.
+    clock.now += timedelta(hours=24, minutes=1)
+    assert "The task is yours" in await take(chat, tasks[4])
 
 
 async def admin(config: Config, *argv: str) -> str:

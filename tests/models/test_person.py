@@ -17,10 +17,12 @@ from gotong.models.help_request import HelpRequest
 from gotong.models.outbox import Claimed
 from gotong.models.person import (
     LinkedDelivery,
+    UnlinkRefused,
     link_by_phone,
     person_contact_ids,
     route_to_person,
     same_person,
+    unlink,
 )
 from gotong.models.rules import NotAllowed
 from gotong.models.tasks import household_answer, rate
@@ -45,8 +47,8 @@ async def test_contacts_with_one_verified_phone_become_one_person(services: Serv
         services, ("telegram", "1", PHONE), ("whatsapp", "6281234567890", PHONE),
         ("whatsapp", "6289999999999", "+6289999999999"), ("telegram", "2", None))
     async with services.sessions() as session, session.begin():
-        assert await link_by_phone(session, stranger, "+6289999999999") is None
-        assert await link_by_phone(session, whatsapp, PHONE) == telegram
+        assert await link_by_phone(session, stranger, "+6289999999999", utcnow()) is None
+        assert await link_by_phone(session, whatsapp, PHONE, utcnow()) == telegram
     async with services.sessions() as session:
         for contact in (telegram, whatsapp):
             assert await person_contact_ids(session, contact) == [telegram, whatsapp]
@@ -59,8 +61,8 @@ async def test_contacts_with_one_verified_phone_become_one_person(services: Serv
     # changes nothing.
     [third] = await add(services, ("telegram", "3", PHONE))
     async with services.sessions() as session, session.begin():
-        assert await link_by_phone(session, third, PHONE) == telegram
-        assert await link_by_phone(session, whatsapp, PHONE) == telegram
+        assert await link_by_phone(session, third, PHONE, utcnow()) == telegram
+        assert await link_by_phone(session, whatsapp, PHONE, utcnow()) == telegram
     async with services.sessions() as session:
         assert await person_contact_ids(session, third) == [telegram, whatsapp, third]
 
@@ -78,7 +80,7 @@ async def test_news_goes_to_the_app_used_last_that_can_reach_the_person(
                                    ("whatsapp", "6281234567890", PHONE))
     now = utcnow()
     async with services.sessions() as session, session.begin():
-        await link_by_phone(session, whatsapp, PHONE)
+        await link_by_phone(session, whatsapp, PHONE, utcnow())
         session.add_all([
             Conversation(contact_id=telegram, updated_at=now - timedelta(hours=2)),
             Conversation(contact_id=whatsapp, updated_at=now - timedelta(hours=1))])
@@ -112,7 +114,7 @@ async def test_a_broadcast_reaches_a_person_once_on_two_apps(services: Services)
         services, ("telegram", "1", PHONE), ("whatsapp", "6281234567890", PHONE),
         ("telegram", "2", None))
     async with services.sessions() as session, session.begin():
-        await link_by_phone(session, whatsapp, PHONE)
+        await link_by_phone(session, whatsapp, PHONE, utcnow())
         for contact_id in (telegram, whatsapp, other):
             await grant_role(session, contact_id, Role.HOUSEHOLD, utcnow())
     everyone = Audience(role=Role.HOUSEHOLD)
@@ -137,7 +139,7 @@ async def test_a_household_answers_from_its_other_app(services: Services) -> Non
     async with services.sessions() as session, session.begin():
         await session.execute(update(Contact).where(Contact.id == household)
                               .values(verified_phone=PHONE))
-        await link_by_phone(session, elsewhere, PHONE)
+        await link_by_phone(session, elsewhere, PHONE, utcnow())
     async def confirm(contact_id: int) -> None:
         async with services.sessions() as session, session.begin():
             delivery = await session.get(Delivery, task)
@@ -154,3 +156,35 @@ async def test_a_household_answers_from_its_other_app(services: Services) -> Non
     async with services.sessions() as session:
         request = await session.get(HelpRequest, delivered.request_id)
         assert request is not None and request.status == "delivered"
+
+
+async def test_a_link_taken_apart_leaves_the_others_one_person(services: Services) -> None:
+    """The contact taken apart was the person's first (its id is the person's): the
+    others stay one person under the first of them, and it is never linked again."""
+    first, whatsapp, telegram = await add(services, ("telegram", "1", None),
+                                          ("whatsapp", "6281234567890", PHONE),
+                                          ("telegram", "3", PHONE))
+    now = utcnow()
+    async with services.sessions() as session, session.begin():
+        await link_by_phone(session, telegram, PHONE, now)
+    [told] = await outbox(services, "notice.phone_linked")
+    assert told.contact_id == whatsapp
+    async with services.sessions() as session, session.begin():
+        await session.execute(update(Contact).where(Contact.id == first)
+                              .values(verified_phone=PHONE))
+        assert await link_by_phone(session, first, PHONE, now) == first
+    rows = await outbox(services, "notice.phone_linked")
+    assert sorted(r.contact_id for r in rows[1:]) == [whatsapp, telegram]
+    token = rows[-1].actions[0][1].split(":")[2]
+    async with services.sessions() as session, session.begin():
+        with pytest.raises(UnlinkRefused):
+            await unlink(session, first, first, token, now)
+        assert await unlink(session, whatsapp, first, token, now) == [whatsapp, telegram]
+    async with services.sessions() as session, session.begin():
+        assert await person_contact_ids(session, telegram) == [whatsapp, telegram]
+        assert await person_contact_ids(session, first) == [first]
+        assert await link_by_phone(session, first, PHONE, now) is None
+        assert await link_by_phone(session, whatsapp, PHONE, now) == whatsapp
+        assert await person_contact_ids(session, first) == [first]
+        with pytest.raises(UnlinkRefused):
+            await unlink(session, whatsapp, first, token, now)

@@ -10,7 +10,7 @@ from aiohttp import web
 
 from gotong.bot.services import Services
 from gotong.bot.web import dashboard, health, playground, public
-from gotong.bot.web.guard import JSON_MAX_BYTES, guard
+from gotong.bot.web.guard import JSON_MAX_BYTES, finish_routes, guard
 from gotong.bot.web.pages import setup_pages
 
 # A part of the process that serves something over HTTP adds its routes with this.
@@ -46,4 +46,5 @@ def create_web_app(routes: Iterable[AddRoutes] = (), *, services: Services | Non
         app.router.add_get("/", _redirect(home))
     for add in routes:
         add(app)
+    finish_routes(app)
     return app

@@ -7,6 +7,9 @@
 - Bodies of the kind and size the route takes, read within a time limit: webhooks take
   JSON, dashboard forms small urlencoded bodies (read only after the session is checked,
   see signin.staff_work); anything else is refused before its body is read.
+- No "100 Continue" before those checks: aiohttp would send it as soon as a request's
+  headers are in, before any middleware, inviting a body we then refuse (a stranger's
+  POST, another host's request). Ours is sent when the body is about to be read.
 - Every response, errors included, carries the security headers, `no-store` unless it is
   a public page or a static file, and no version banner. Errors are a short page in the
   reader's language (or JSON for a client that sent JSON); an unexpected exception is
@@ -22,7 +25,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from aiohttp import web
+from aiohttp import HttpVersion11, web
 from multidict import MultiDict, MultiDictProxy
 
 from gotong.bot.config import LOOPBACK_NAMES, WebConfig
@@ -46,6 +49,8 @@ BODY_SECONDS = 10.0
 JSON_TYPES = ("application/json",)
 FORM_TYPES = ("application/x-www-form-urlencoded",)
 DASHBOARD_PREFIX = "/dashboard"
+# Set on a request once "100 Continue" was sent.
+_CONTINUED = web.RequestKey("continued", bool)
 # Pages anyone may keep a copy of: the public figures and the static files.
 CACHEABLE_PREFIXES = ("/static/", "/public")
 
@@ -115,7 +120,8 @@ async def bodies(request: web.Request, handler: Handler) -> web.StreamResponse:
     Dashboard forms are left unread here: the view reads them (`read_form`) once the
     session is known, so that a stranger's POST is refused before its body is read.
     """
-    if request.method in ("GET", "HEAD", "OPTIONS") or not request.body_exists:
+    if request.method in ("GET", "HEAD", "OPTIONS") or not request.body_exists \
+            or request.match_info.handler is not_found:
         return await handler(request)
     if request.path.startswith(DASHBOARD_PREFIX):
         if request.content_type not in FORM_TYPES:
@@ -125,12 +131,56 @@ async def bodies(request: web.Request, handler: Handler) -> web.StreamResponse:
     if request.content_type not in JSON_TYPES:
         raise web.HTTPUnsupportedMediaType()
     _refuse_larger(request, JSON_MAX_BYTES)
+    await continue_body(request)
     try:
         async with asyncio.timeout(BODY_SECONDS):
             await request.read()  # kept by the request for the handler
     except TimeoutError:
         raise web.HTTPRequestTimeout() from None
     return await handler(request)
+
+
+async def expect_nothing_yet(request: web.Request) -> None:
+    """Every route's expect handler: aiohttp's own answers `Expect: 100-continue` before
+    any middleware, so a request for another host, or a stranger's POST, would hear "100
+    Continue" before its 421 or 403. The answer to the expectation waits for the body to
+    be wanted (`continue_body`); a request refused before that is answered at once, and
+    its body never invited."""
+
+
+async def continue_body(request: web.Request) -> None:
+    """Send "100 Continue" to a client waiting for it before sending its body, once the
+    request has passed the checks made before reading it."""
+    if request.version != HttpVersion11 or request.get(_CONTINUED) \
+            or request.headers.get("Expect", "").lower() != "100-continue":
+        return
+    request[_CONTINUED] = True
+    await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+    # Not part of the answer: as aiohttp does, the answer's size starts after it.
+    request.writer.output_size = 0
+
+
+async def not_found(request: web.Request) -> web.StreamResponse:
+    """The last route, for paths no other route takes: 404, or 405 when another route
+    takes the path with another method. aiohttp's own answer for these (a route of its
+    making) would answer an expectation before any middleware."""
+    allowed: set[str] = set()
+    for resource in request.app.router.resources():
+        if resource is not request.match_info.route.resource:
+            allowed |= (await resource.resolve(request))[1]
+    if allowed:
+        raise web.HTTPMethodNotAllowed(request.method, allowed)
+    raise web.HTTPNotFound()
+
+
+def finish_routes(app: web.Application) -> None:
+    """After every route is added: the last one for paths no other takes, and ours as
+    every route's expect handler."""
+    app.router.add_route("*", "/{path:.*}", not_found)
+    for route in app.router.routes():
+        # aiohttp takes an expect handler per route, when it is added; the routes of
+        # every module get ours here instead of each passing it.
+        route._expect_handler = expect_nothing_yet
 
 
 def _refuse_larger(request: web.Request, limit: int) -> None:
@@ -142,6 +192,7 @@ def _refuse_larger(request: web.Request, limit: int) -> None:
 async def read_form(request: web.Request) -> MultiDictProxy[str]:
     """A dashboard form (urlencoded, small), read to its end within BODY_SECONDS."""
     body = bytearray()
+    await continue_body(request)
     try:
         async with asyncio.timeout(BODY_SECONDS):
             # A body comes in pieces (chunked, or over several packets): read to the end.

@@ -21,7 +21,7 @@ from tests.bot.channels.whatsapp_harness import WhatsAppBotUnderTest, running_wh
 from tests.bot.dispatch_harness import wait_settled
 from tests.fakes.telegram_api import FakeTelegramAPI
 from tests.fakes.whatsapp_api import FakeWhatsAppAPI
-from tests.lookups import outbox
+from tests.lookups import audit_log, outbox
 
 # The number the Telegram household shares in register_in_indonesian.
 NUMBER = "6281234567890"
@@ -134,5 +134,84 @@ async def test_a_different_number_is_another_person(
             answers = await someone_else.say("/status")
             assert answers and not any("GT-" in a.text for a in answers)
         assert [c.person_id for c in await contacts(services)] == [None, None]
+    finally:
+        await telegram.stop()
+
+
+async def test_the_app_they_had_hears_of_the_link_and_can_undo_it(
+        config: Config, services: Services, fakes: tuple[FakeTelegramAPI, FakeWhatsAppAPI],
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Someone with the household's number (a SIM passed on) writes from WhatsApp: the
+    household hears of it on Telegram, where they were, even though WhatsApp was used
+    last. A button forged by the new contact, a stranger's tap or a wrong secret changes
+    nothing; the household's own tap takes the WhatsApp contact apart for good, and the
+    operator finds it in the audit log."""
+    tg_fake, wa_fake = fakes
+    config = telegram_config(replace(config, notifications=replace(
+        config.notifications, poll_seconds=0.05)), tg_fake)
+    telegram = TelegramChannel(config.telegram, services.conversations, services.sessions)
+    await telegram.start()
+    try:
+        async with running_whatsapp(config, services, wa_fake, dispatch=True,
+                                    telegram=telegram) as bot:
+            harness = TelegramBotUnderTest(tg_fake, telegram)
+            household = harness.person(TELEGRAM_USER)
+            await register_in_indonesian(household)
+            [reference] = [r.reference for r in await requests(services)]
+
+            newcomer = bot.person(NUMBER)
+            await newcomer.say("halo")
+            assert bot.dispatcher is not None
+            bot.dispatcher.wake()
+            assert set(await wait_settled(services)) <= {"sent"}
+            telegram_contact, whatsapp_contact = (await contacts(services))[:2]
+            assert whatsapp_contact.person_id == telegram_contact.id
+            notice = household.last_with_buttons()
+            assert "Nomor Anda baru saja ditautkan ke WhatsApp" in notice.text
+            assert not any("ditautkan" in t for t in wa_fake.texts(NUMBER))
+            [(label, data)] = notice.buttons()
+            assert label == "Ini bukan saya"
+            context, _, option = data.partition("|")
+            action, linked, token = option.split(":")
+            assert (context, action, int(linked)) == ("ln", "undo", whatsapp_contact.id)
+
+            # The newcomer forges the button (they know their own contact id, not the
+            # secret), or replays the household's from WhatsApp; a stranger on Telegram
+            # taps it; the household taps it with a wrong secret: nothing changes.
+            for forged in (f"ln|undo:{whatsapp_contact.id}:guess",
+                           f"ln|undo:{telegram_contact.id}:{token}", data):
+                [refused] = await newcomer.tap_id(forged)
+                assert "Tombol itu sudah tidak berlaku" in refused.text
+            stranger = harness.person(2002)
+            [refused] = await stranger.tap_data(data, notice)
+            assert "Tombol itu sudah tidak berlaku" in refused.text
+            [refused] = await household.tap_data(f"ln|undo:{whatsapp_contact.id}:{token}x",
+                                                 notice)
+            assert "Tombol itu sudah tidak berlaku" in refused.text
+            assert [c.person_id for c in (await contacts(services))[:2]] == [
+                telegram_contact.id, telegram_contact.id]
+
+            with caplog.at_level("WARNING", logger="gotong.handlers.linking"):
+                [done] = await household.tap("Ini bukan saya")
+            assert "tidak lagi tertaut dengan Anda" in done.text
+            assert f"contact {whatsapp_contact.id} taken apart" in caplog.text
+            assert NUMBER not in caplog.text
+            telegram_contact, whatsapp_contact = (await contacts(services))[:2]
+            assert (telegram_contact.person_id, whatsapp_contact.person_id) == (None, None)
+            assert whatsapp_contact.unlinked_at is not None
+            # The WhatsApp contact goes on, on its own: the household's request is not
+            # theirs, and writing again does not link it again.
+            answers = await newcomer.say("/status")
+            assert answers and not any(reference in a.text for a in answers)
+            await newcomer.say("halo")
+            assert [c.person_id for c in (await contacts(services))[:2]] == [None, None]
+            # The household's Telegram still sees its request; a second tap does nothing.
+            [status] = await household.say("/status")
+            assert reference in status.text
+            [again] = await household.tap_data(data, notice)
+            assert "Tombol itu sudah tidak berlaku" in again.text
+        log = await audit_log(services)
+        assert ("phone_link", "done") in log and ("phone_unlink", "done") in log
+        assert log.count(("phone_unlink", "refused")) == 6
     finally:
         await telegram.stop()

@@ -81,8 +81,12 @@ async def start(services: Services, **web_changes: object) -> Running:
     async def fails(request: web.Request) -> web.Response:
         raise RuntimeError(f"a bug that echoes what it was given: {request.query}")
 
+    async def echo(request: web.Request) -> web.Response:
+        return web.json_response({"length": len(await request.read())})
+
     def routes(app: web.Application) -> None:
         app.router.add_get("/fails", fails)
+        app.router.add_post("/echo", echo)
 
     server = WebServer(create_web_app([routes], services=services), config)
     await server.start()
@@ -152,7 +156,7 @@ async def test_a_strangers_post_is_refused_before_its_body_is_read(site: Running
         b"Content-Length: 50000", method=b"POST"), wait=3)
     assert answer.status == 302
     # JSON only where JSON is taken, within its size.
-    answer = await ask(site.port, request("/telegram/webhook", b"Content-Length: 2000000",
+    answer = await ask(site.port, request("/echo", b"Content-Length: 2000000",
                                           b"Content-Type: application/json", method=b"POST"))
     assert answer.status == 413
 
@@ -292,3 +296,44 @@ async def test_no_secret_of_a_bad_request_reaches_the_log(
     assert "error handling GET /fails: RuntimeError" in logged
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR
                 and r.name.startswith("aiohttp")]
+
+
+async def test_no_body_is_invited_before_the_request_is_ours(site: Running) -> None:
+    """`Expect: 100-continue`: another host's request, or a stranger's POST, is refused
+    at once, without "100 Continue" first; our own webhook call is invited to send."""
+    expect = b"Expect: 100-continue"
+    form = b"Content-Type: application/x-www-form-urlencoded"
+    for raw in (request("/dashboard/requests/1/verify", expect, form, b"Content-Length: 10",
+                        method=b"POST", host=b"rebind.evil.example"),
+                request("/no/such/page", expect, b"Content-Length: 10", method=b"POST",
+                        host=b"rebind.evil.example"),
+                request("/healthz", expect, b"Content-Length: 10", method=b"PUT",
+                        host=b"rebind.evil.example")):
+        answer = await ask(site.port, raw, wait=3)
+        assert answer.status == 421, raw
+    # Ours, but a stranger's form: sent to sign in, not asked for its body.
+    answer = await ask(site.port, request("/dashboard/requests/1/verify", expect, form,
+                                          b"Content-Length: 10", method=b"POST"), wait=3)
+    assert answer.status == 302
+    # Paths of ours with another method, and no path at all: 405 and 404 as before.
+    assert (await ask(site.port, request("/healthz", method=b"DELETE"))).status == 405
+    assert (await ask(site.port, request("/no/such/page"))).status == 404
+    answer = await ask(site.port, request("/no/such/hook", expect, b"Content-Length: 2",
+                                          b"Content-Type: application/json",
+                                          method=b"POST"), wait=3)
+    assert answer.status == 404
+    # A JSON body where one is taken: invited, then read.
+    reader, writer = await asyncio.open_connection("127.0.0.1", site.port)
+    try:
+        writer.write(request("/echo", expect, b"Content-Length: 2",
+                             b"Content-Type: application/json", method=b"POST"))
+        async with asyncio.timeout(3):
+            head = await reader.readuntil(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 100 Continue")
+        writer.write(b"{}")
+        async with asyncio.timeout(3):
+            answer = parse(await reader.readuntil(b"\r\n\r\n"))
+            body = await reader.readexactly(int(answer.headers["content-length"]))
+        assert (answer.status, body) == (200, b'{"length": 2}')
+    finally:
+        writer.close()
