@@ -69,6 +69,9 @@ class WhatsAppConfig:
     verify_token: str = ""
     api_base_url: str = "https://graph.facebook.com"
     api_version: str = "v21.0"
+    # The WhatsApp Business Account that owns the number and its templates, for
+    # `gotong whatsapp check`; empty: the templates are not checked.
+    business_account_id: str = ""
     webhook_path: str = "/whatsapp/webhook"
     # The number's throughput, and messages a second to one person.
     messages_per_second: float = 80.0
@@ -537,6 +540,8 @@ def _validate_whatsapp(wa: WhatsAppConfig) -> None:
             raise ConfigError(f"whatsapp.{key} must be set when WhatsApp is on")
     if not wa.api_base_url.startswith(("http://", "https://")):
         raise ConfigError("whatsapp.api_base_url must be an http(s) URL")
+    if wa.business_account_id and not re.fullmatch(r"[0-9]{1,30}", wa.business_account_id):
+        raise ConfigError("whatsapp.business_account_id must be the account's id (digits)")
     if not re.fullmatch(r"v\d+\.\d+", wa.api_version):
         raise ConfigError("whatsapp.api_version must look like v21.0")
     if not wa.webhook_path.startswith("/"):

@@ -137,14 +137,54 @@ async def number_details(http: aiohttp.ClientSession, config: WhatsAppConfig
     """The number's details (its verified name, display number, quality rating) through
     `http`, which carries the access token; GraphError when the number or token is
     refused."""
-    async with http.get(number_url(config), params={
-            "fields": "display_phone_number,verified_name,quality_rating"}) as response:
-        body = await response.json(content_type=None)
+    return await _graph_get(http, number_url(config), {
+        "fields": "display_phone_number,verified_name,quality_rating"})
+
+
+async def _graph_get(http: aiohttp.ClientSession, url: str, params: Mapping[str, str]
+                     ) -> dict[str, Any]:
+    """A Graph API GET through `http` (which carries the access token); GraphError when
+    it is refused."""
+    async with http.get(url, params=params) as response:
+        try:
+            body = await response.json(content_type=None)
+        except ValueError:
+            body = None
         if response.status != 200 or not isinstance(body, dict):
             error = body.get("error") if isinstance(body, dict) else None
-            message = error.get("message") if isinstance(error, dict) else None
-            raise GraphError(response.status, None, str(message or response.reason or ""))
+            error = error if isinstance(error, dict) else {}
+            code = error.get("code")
+            raise GraphError(response.status, code if isinstance(code, int) else None,
+                             str(error.get("message") or response.reason or ""))
     return body
+
+
+# Pages of templates read at most (of 100 each): an account holds far fewer.
+MAX_TEMPLATE_PAGES = 50
+
+
+async def message_templates(http: aiohttp.ClientSession, config: WhatsAppConfig
+                            ) -> list[dict[str, Any]]:
+    """Every template of the WhatsApp Business Account (`whatsapp.business_account_id`),
+    each with its name, language and status, through `http`, which carries the access
+    token; GraphError when the account or the token is refused. Pages are followed by
+    their cursor on our own URL, never by the `next` address the answer names."""
+    url = (f"{config.api_base_url.rstrip('/')}/{config.api_version}/"
+           f"{config.business_account_id}/message_templates")
+    params = {"fields": "name,language,status,category", "limit": "100"}
+    found: list[dict[str, Any]] = []
+    for _ in range(MAX_TEMPLATE_PAGES):
+        body = await _graph_get(http, url, params)
+        data = body.get("data")
+        found += [t for t in data if isinstance(t, dict)] if isinstance(data, list) else []
+        paging = body.get("paging")
+        paging = paging if isinstance(paging, dict) else {}
+        cursors = paging.get("cursors")
+        after = cursors.get("after") if isinstance(cursors, dict) else None
+        if not paging.get("next") or not isinstance(after, str) or not after:
+            break
+        params = {**params, "after": after}
+    return found
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from gotong.bot.channels.telegram import PollingTaken
 from gotong.bot.cli.admin import ADMIN_COMMANDS, add_admin_parsers, run_admin
 from gotong.bot.cli.backup import add_backup_parsers, run_backup, run_restore
 from gotong.bot.cli.broadcast import add_broadcast_parser, run_broadcast
-from gotong.bot.cli.setup import add_setup_parsers, run_check, run_webhook
+from gotong.bot.cli.setup import add_setup_parsers, run_check, run_webhook, run_whatsapp
 from gotong.bot.config import Config, ConfigError, load_config
 from gotong.bot.logs import setup_logging
 from gotong.bot.process import run_bot, run_dispatcher
@@ -103,6 +103,8 @@ def _run_command(args: argparse.Namespace, config: Config) -> int:
         return asyncio.run(run_webhook(config, args))
     if args.command == "check":
         return asyncio.run(run_check(config))
+    if args.command == "whatsapp":
+        return asyncio.run(run_whatsapp(config, args))
     if args.command == "restore":
         return run_restore(config, args)
     if args.command == "dispatch":
