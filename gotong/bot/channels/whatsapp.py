@@ -64,6 +64,7 @@ from gotong.models.inbound import (
 from gotong.models.outbox import (
     HELD_AFTER,
     Claimed,
+    Failure,
     Notice,
     OutboxMessage,
     OutboxStatus,
@@ -111,6 +112,8 @@ ACCESS_TOKEN = 190
 # This kind of message cannot go to a business-scoped user id (a person known only by
 # their username): it never will.
 NOT_FOR_USER_ID = 131062
+# "Something went wrong": Meta gives no reason.
+GENERIC_ERROR = 131000
 
 # How far a status may move a sent row: forward only, whatever order they arrive in.
 _STATUS_ORDER = {OutboxStatus.SENT: 1, OutboxStatus.DELIVERED: 2, OutboxStatus.READ: 3}
@@ -790,15 +793,38 @@ def _delivery_error(exc: GraphError, sent: int) -> DeliveryError:
     if exc.code == SPAM_LIMIT:
         return Undeliverable(f"spam limit ({exc.code})", sent, detail)
     if exc.code == NOT_FOR_USER_ID:
-        # Given up on with this reason, which `gotong outbox` shows the operator.
+        # Given up on with this reason, which `gotong outbox` and staff's list show.
         return Undeliverable(f"not allowed to a username's user id ({exc.code})", sent,
-                             detail)
+                             detail, failure=Failure.NOT_FOR_USERNAME)
+    if is_template_error(exc.code):
+        return Undeliverable(f"template refused ({exc.code})", sent, detail,
+                             failure=Failure.TEMPLATE_REFUSED)
     if exc.http_status >= 500 or exc.http_status == 429:
         return RetryLater(f"whatsapp server error ({exc.http_status})", sent, detail)
     if exc.code == ACCESS_TOKEN or exc.http_status == 401:
         # A wrong or expired token: nothing will go out until the operator fixes it.
         return RetryLater("whatsapp access token refused", sent, detail)
-    return Undeliverable(f"refused by WhatsApp ({exc.code})", sent, detail)
+    return Undeliverable(f"refused by WhatsApp ({exc.code})", sent, detail,
+                         failure=Failure.UNKNOWN if exc.code in (None, GENERIC_ERROR)
+                         else Failure.REFUSED)
+
+
+def is_template_error(code: int | None) -> bool:
+    """Meta's template errors are 132000-132999 (missing in a language, paused, ...)."""
+    return code is not None and 132_000 <= code < 133_000
+
+
+def status_failure(code: int | None) -> Failure:
+    """Why a message WhatsApp accepted and then reported failed was given up on."""
+    if code == NOT_FOR_USER_ID:
+        return Failure.NOT_FOR_USERNAME
+    if code == UNDELIVERABLE:
+        return Failure.UNREACHABLE
+    if code == SPAM_LIMIT:
+        return Failure.REFUSED
+    if is_template_error(code):
+        return Failure.TEMPLATE_REFUSED
+    return Failure.UNKNOWN
 
 
 class WhatsAppChannel:
@@ -1246,7 +1272,8 @@ async def apply_status(connection: AsyncConnection, status: StatusChange, now: d
             reason += ": not allowed to a username's user id"
         await connection.execute(
             update(OutboxMessage).where(*sent)
-            .values(status=OutboxStatus.FAILED, last_error=reason))
+            .values(status=OutboxStatus.FAILED, last_error=reason,
+                    failure=status_failure(code), failed_at=now))
         if code == UNDELIVERABLE and contact_id is not None:
             await mark_unreachable(connection, contact_id, now)
         return chat
