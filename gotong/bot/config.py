@@ -224,6 +224,9 @@ class NotificationsConfig:
     # News for a person on both apps (the same verified phone) goes to the app they used
     # last ("last_used"), or to "telegram" or "whatsapp" when that one reaches them.
     linked_delivery: str = "last_used"
+    # A message still waiting this long after it was written (queued, retried, or kept
+    # for a person outside WhatsApp's 24 hours) is listed to staff as not reached.
+    stuck_after_minutes: int = 30
 
 
 @dataclass(frozen=True)
@@ -516,6 +519,8 @@ def validate(config: Config) -> None:
                           "whatsapp")
     if n.keep_days < 1:
         raise ConfigError("notifications.keep_days must be at least 1")
+    if n.stuck_after_minutes < 1:
+        raise ConfigError("notifications.stuck_after_minutes must be at least 1")
     if n.retry_max_seconds < n.retry_base_seconds:
         raise ConfigError("notifications.retry_max_seconds must not be below "
                           "notifications.retry_base_seconds")

@@ -46,6 +46,7 @@ from gotong.handlers.notices import claimed_replies
 from gotong.models.base import process_name, utcnow
 from gotong.models.db import refresh_queue_statistics, refresh_statistics
 from gotong.models.digest import send_digests
+from gotong.models.failures import note_unreached
 from gotong.models.inbound import prune_inbound
 from gotong.models.outbox import Claimed, Failure
 from gotong.models.person import LinkedDelivery, route_to_person
@@ -384,8 +385,10 @@ class Dispatcher:
         """Write the digests that are due now (the loop does so every minute)."""
         async with AsyncSession(self._engine, expire_on_commit=False) as session, \
                 session.begin():
-            queued = await send_digests(session, self._clock(),
-                                        self._settings.digest_interval)
+            now = self._clock()
+            # Staff hear of their households that could not be reached with the rest.
+            await note_unreached(session, now)
+            queued = await send_digests(session, now, self._settings.digest_interval)
         if queued:
             log.info("queued %d digests", queued)
             self._wake.set()

@@ -30,6 +30,8 @@ HANDLERS_DIR = PACKAGE_DIR / "handlers"
 MESSAGE_MODULES = (PACKAGE_DIR / "models" / "notifications.py",
                    PACKAGE_DIR / "models" / "broadcast.py",
                    PACKAGE_DIR / "models" / "tasks.py",
+                   # Staff's digest of the households that could not be reached.
+                   PACKAGE_DIR / "models" / "failures.py",
                    # The WhatsApp channel's own words (list button, "more", ...).
                    PACKAGE_DIR / "bot" / "channels" / "whatsapp.py",
                    # The Telegram channel's own words (to a group, before it leaves).
@@ -38,6 +40,7 @@ MESSAGE_MODULES = (PACKAGE_DIR / "models" / "notifications.py",
                    PACKAGE_DIR / "bot" / "channels" / "webchat.py",
                    # The web pages' handlers (flash messages, chart labels, ...).
                    PACKAGE_DIR / "bot" / "web" / "dashboard.py",
+                   PACKAGE_DIR / "bot" / "web" / "dashboard_failures.py",
                    PACKAGE_DIR / "bot" / "web" / "public.py",
                    # The error pages' words.
                    PACKAGE_DIR / "bot" / "web" / "pages.py")
