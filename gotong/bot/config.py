@@ -69,6 +69,9 @@ class WhatsAppConfig:
     verify_token: str = ""
     api_base_url: str = "https://graph.facebook.com"
     api_version: str = "v21.0"
+    # The WhatsApp Business Account that owns the number and its templates, for
+    # `gotong whatsapp check`; empty: the templates are not checked.
+    business_account_id: str = ""
     webhook_path: str = "/whatsapp/webhook"
     # The number's throughput, and messages a second to one person.
     messages_per_second: float = 80.0
@@ -240,6 +243,9 @@ class NotificationsConfig:
     # News for a person on both apps (the same verified phone) goes to the app they used
     # last ("last_used"), or to "telegram" or "whatsapp" when that one reaches them.
     linked_delivery: str = "last_used"
+    # A message still waiting this long after it was written (queued, retried, or kept
+    # for a person outside WhatsApp's 24 hours) is listed to staff as not reached.
+    stuck_after_minutes: int = 30
 
 
 @dataclass(frozen=True)
@@ -541,6 +547,8 @@ def validate(config: Config) -> None:
                           "whatsapp")
     if n.keep_days < 1:
         raise ConfigError("notifications.keep_days must be at least 1")
+    if n.stuck_after_minutes < 1:
+        raise ConfigError("notifications.stuck_after_minutes must be at least 1")
     if n.retry_max_seconds < n.retry_base_seconds:
         raise ConfigError("notifications.retry_max_seconds must not be below "
                           "notifications.retry_base_seconds")
@@ -565,6 +573,8 @@ def _validate_whatsapp(wa: WhatsAppConfig) -> None:
             raise ConfigError(f"whatsapp.{key} must be set when WhatsApp is on")
     if not wa.api_base_url.startswith(("http://", "https://")):
         raise ConfigError("whatsapp.api_base_url must be an http(s) URL")
+    if wa.business_account_id and not re.fullmatch(r"[0-9]{1,30}", wa.business_account_id):
+        raise ConfigError("whatsapp.business_account_id must be the account's id (digits)")
     if not re.fullmatch(r"v\d+\.\d+", wa.api_version):
         raise ConfigError("whatsapp.api_version must look like v21.0")
     if not wa.webhook_path.startswith("/"):

@@ -34,6 +34,7 @@ from gotong.bot.channels.delivery import (
     Pace,
     RetryLater,
     Sender,
+    Undeliverable,
     Unreachable,
     still_leased,
 )
@@ -46,8 +47,9 @@ from gotong.models.base import process_name, utcnow
 from gotong.models.db import refresh_queue_statistics, refresh_statistics
 from gotong.models.digest import send_digests
 from gotong.models.erasure import erase_expired
+from gotong.models.failures import note_unreached
 from gotong.models.inbound import prune_inbound
-from gotong.models.outbox import Claimed
+from gotong.models.outbox import Claimed, Failure
 from gotong.models.person import LinkedDelivery, route_to_person
 from gotong.models.presence import announce_presence, withdraw_presence
 from gotong.models.reminders import queue_reminders
@@ -420,8 +422,10 @@ class Dispatcher:
         """Write the digests that are due now (the loop does so every minute)."""
         async with AsyncSession(self._engine, expire_on_commit=False) as session, \
                 session.begin():
-            queued = await send_digests(session, self._clock(),
-                                        self._settings.digest_interval)
+            now = self._clock()
+            # Staff hear of their households that could not be reached with the rest.
+            await note_unreached(session, now)
+            queued = await send_digests(session, now, self._settings.digest_interval)
         if queued:
             log.info("queued %d digests", queued)
             self._wake.set()
@@ -524,7 +528,8 @@ class Dispatcher:
         if isinstance(outcome, Unreachable):
             log.info("a %s contact is unreachable: %s", channel, outcome.reason)
             return Result(row_id, Outcome.UNREACHABLE, now, error=outcome.description,
-                          parts_sent=parts, contact_id=contact_id)
+                          parts_sent=parts, contact_id=contact_id,
+                          failure=Failure.UNREACHABLE)
         attempts += 1
         if isinstance(outcome, OutcomeUnknown):
             if timeouts >= MAX_UNANSWERED - 1:
@@ -543,6 +548,8 @@ class Dispatcher:
                           next_attempt_at=now + wait, parts_sent=parts)
         log.warning("outbox row %d failed after %d attempts: %s", row_id, attempts,
                     outcome.reason)
+        # Refused for good with its own reason; else tried until given up on.
+        failure = outcome.failure if isinstance(outcome, Undeliverable) else Failure.GAVE_UP
         return Result(row_id, Outcome.FAILED, now, error=outcome.description,
-                      parts_sent=parts)
+                      parts_sent=parts, failure=failure)
 

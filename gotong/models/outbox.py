@@ -51,6 +51,25 @@ class OutboxStatus(enum.StrEnum):
     UNCERTAIN = "uncertain"
 
 
+class Failure(enum.StrEnum):
+    """Why a row was given up on, in a word that staff are shown in plain words."""
+
+    # The person blocked the bot, or is not (or no longer) on the app: nothing reaches them
+    # until they write again.
+    UNREACHABLE = "unreachable"
+    # WhatsApp will not send this kind of message to a person known by their username
+    # alone (131062); free text within 24 hours of their message can go.
+    NOT_FOR_USERNAME = "not_for_username"
+    # WhatsApp refused the template (missing in that language, not approved, paused...).
+    TEMPLATE_REFUSED = "template_refused"
+    # The app refused the message for good (spam limit, a message it will never take).
+    REFUSED = "refused"
+    # Failed again and again (network, the app's servers, its limits) until given up on.
+    GAVE_UP = "gave_up"
+    # The app said it failed, without a reason we know.
+    UNKNOWN = "unknown"
+
+
 class Purpose(enum.IntEnum):
     """Why a row is sent; the value is its priority (lower goes first)."""
 
@@ -106,6 +125,10 @@ class OutboxMessage(Base):
     timeouts: Mapped[int] = mapped_column(default=0, server_default="0")
     platform_message_id: Mapped[str | None] = mapped_column(String(128))
     last_error: Mapped[str | None] = mapped_column(String(200))
+    # Why and when the row was given up on (or skipped for a person who cannot be
+    # reached): what staff see of it (models/failures.py).
+    failure: Mapped[str | None] = mapped_column(String(20))
+    failed_at: Mapped[datetime | None] = mapped_column(index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     sent_at: Mapped[datetime | None]
     # What the notice is about (its About), checked when it is claimed: a notice whose

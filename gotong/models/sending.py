@@ -28,6 +28,7 @@ from gotong.models.conversation import Conversation
 from gotong.models.outbox import (
     UNSETTLED,
     Claimed,
+    Failure,
     OutboxMessage,
     OutboxStatus,
     Purpose,
@@ -101,7 +102,12 @@ async def claim(connection: AsyncConnection, channels: Sequence[str], now: datet
         reason = "overtaken" if row.overtaken else _skip_reason(
             row.essential, row.opted_out_at, row.unreachable_at, row.active_at)
         if reason is not None:
-            skipped.append({"row_id": row.id, "reason": reason})
+            # A person who cannot be reached is a failure staff hear of; the other
+            # reasons are the person's choice or news that moved on.
+            unreachable = reason == UNREACHABLE
+            skipped.append({"row_id": row.id, "reason": reason,
+                            "b_failure": Failure.UNREACHABLE if unreachable else None,
+                            "b_failed_at": now if unreachable else None})
         else:
             rows.append(row)
     # Read now, in the claim's transaction: whatever waited, and wherever, what is sent is
@@ -112,7 +118,8 @@ async def claim(connection: AsyncConnection, channels: Sequence[str], now: datet
                                         if about is not None})
     for row in rows:
         if row.id in stale:
-            skipped.append({"row_id": row.id, "reason": OUTDATED})
+            skipped.append({"row_id": row.id, "reason": OUTDATED, "b_failure": None,
+                            "b_failed_at": None})
             continue
         claimed.append(Claimed(
             id=row.id, contact_id=row.contact_id, channel=row.channel, chat_id=row.chat_id,
@@ -138,10 +145,13 @@ async def claim(connection: AsyncConnection, channels: Sequence[str], now: datet
 OUTDATED = "outdated"
 
 
+UNREACHABLE = "unreachable"
+
+
 def _skip_reason(essential: bool, opted_out_at: datetime | None,
                  unreachable_at: datetime | None, active_at: datetime | None) -> str | None:
     if unreachable_at is not None and (active_at is None or active_at < unreachable_at):
-        return "unreachable"
+        return UNREACHABLE
     if not essential and opted_out_at is not None:
         return "opted out"
     return None
@@ -152,7 +162,8 @@ _SKIP = (
     update(_TABLE)  # type: ignore[arg-type]
     .where(_TABLE.c.id == bindparam("row_id"))
     .values(status=OutboxStatus.SKIPPED, last_error=bindparam("reason"), lease_until=None,
-            body=null(), lease_owner=None)
+            body=null(), lease_owner=None, failure=bindparam("b_failure"),
+            failed_at=bindparam("b_failed_at", type_=UTCDateTime()))
 )
 
 
@@ -181,6 +192,8 @@ class Result:
     contact_id: int | None = None
     # The send timed out: its outcome is unknown (the next copy waits longer).
     timed_out: bool = False
+    # Why a row given up on failed (FAILED and UNREACHABLE outcomes).
+    failure: Failure | None = None
 
 
 _SETTLE_SENT = (
@@ -217,7 +230,8 @@ _SETTLE_FAILED = (
             attempts=_TABLE.c.attempts + 1,
             timeouts=_TABLE.c.timeouts + bindparam("b_timed_out"),
             last_error=bindparam("b_error"), parts_sent=bindparam("b_parts_sent"),
-            body=null())
+            body=null(), failure=bindparam("b_failure"),
+            failed_at=bindparam("b_failed_at", type_=UTCDateTime()))
 )
 
 
@@ -245,6 +259,7 @@ async def record(connection: AsyncConnection, results: Sequence[Result], owner: 
             "b_parts_sent": r.parts_sent, "b_owner": owner, "b_timed_out": int(r.timed_out),
             "b_status": OutboxStatus.UNCERTAIN if r.outcome is Outcome.UNCERTAIN
             else OutboxStatus.FAILED,
+            "b_failure": r.failure, "b_failed_at": r.at if r.failure is not None else None,
         })
     if by_kind[Outcome.SENT]:
         await connection.execute(_SETTLE_SENT, by_kind[Outcome.SENT])
@@ -272,7 +287,8 @@ async def mark_unreachable(connection: AsyncConnection, contact_id: int, now: da
         update(OutboxMessage)
         .where(OutboxMessage.contact_id == contact_id,
                OutboxMessage.status == OutboxStatus.PENDING)
-        .values(status=OutboxStatus.SKIPPED, last_error="unreachable", body=null())
+        .values(status=OutboxStatus.SKIPPED, last_error=UNREACHABLE, body=null(),
+                failure=Failure.UNREACHABLE, failed_at=now)
     )
 
 

@@ -76,7 +76,8 @@ def test_every_variable_the_files_set_is_a_config_key() -> None:
     filled = {name: value or "x" for name, value in env_example().items()
               if name.startswith("GOTONG_")}
     filled.update(GOTONG_DATABASE__URL="postgresql+asyncpg://gotong:pw@db:5432/gotong",
-                  GOTONG_TELEGRAM__TOKEN="123456:ABC", GOTONG_WHATSAPP__PHONE_NUMBER_ID="1")
+                  GOTONG_TELEGRAM__TOKEN="123456:ABC", GOTONG_WHATSAPP__PHONE_NUMBER_ID="1",
+                  GOTONG_WHATSAPP__BUSINESS_ACCOUNT_ID="2")
     config = load_config(environ=filled)
     assert config.telegram.mode == "webhook" and not config.playground_on
 

@@ -8,7 +8,8 @@ real WhatsApp client of the bot talks to over HTTP::
         ...  # point the bot's configuration at fake.base_url and fake.access_token
 
 ``POST /{version}/{phone_number_id}/messages`` is served (and ``GET`` of the number's
-details), with a JSON body and
+details, and of the business account's templates: ``GET /{version}/{waba_id}/
+message_templates``), with a JSON body and
 ``Authorization: Bearer <token>`` (an ``access_token`` query parameter works too, as on the
 Graph API).  The fake validates payloads against the documented limits of the Cloud API and
 refuses invalid ones with HTTP 400 and Graph's error envelope::
@@ -311,10 +312,12 @@ class FakeWhatsAppAPI:
         access_token: str = "TEST-WA-TOKEN",
         phone_number_id: str = "1234567890",
         api_version: str = "v21.0",
+        business_account_id: str = "102290129340398",
     ) -> None:
         self.access_token = access_token
         self.phone_number_id = phone_number_id
         self.api_version = api_version
+        self.business_account_id = business_account_id
 
         #: Accepted sends, in the order accepted.
         self.messages: list[SentMessage] = []
@@ -333,6 +336,10 @@ class FakeWhatsAppAPI:
         #: Templates WhatsApp refuses to send to a business-scoped user id (131062), as it
         #: does one-tap and copy-code authentication templates.
         self.templates_not_for_user_ids: set[str] = set()
+        #: The business account's templates as ``GET /{waba_id}/message_templates`` lists
+        #: them (:meth:`add_template`); what sends are checked against is
+        #: :attr:`approved_templates`, apart.
+        self.templates: list[JSONDict] = []
 
         self._failures: list[_FailureRule] = []
         self._rate_limit: FloodLimits[str] = FloodLimits()
@@ -348,6 +355,8 @@ class FakeWhatsAppAPI:
             return
         app = web.Application()
         app.router.add_route("*", "/{version}/{phone_number_id}/messages", self._handle_messages)
+        app.router.add_get("/{version}/{account_id}/message_templates",
+                           self._handle_templates)
         app.router.add_get("/{version}/{phone_number_id}", self._handle_number)
         app.router.add_route("*", "/{tail:.*}", self._handle_unknown)
         runner = web.AppRunner(
@@ -497,6 +506,14 @@ class FakeWhatsAppAPI:
         )
         self._failures.append(_FailureRule(error, times, to))
 
+    def add_template(self, name: str, language: str, status: str = "APPROVED",
+                     category: str = "UTILITY") -> None:
+        """A template of the business account, in one language, in ``status`` (APPROVED,
+        PENDING, REJECTED, PAUSED, DISABLED...), as WhatsApp Manager lists it."""
+        self.templates.append({"name": name, "language": language, "status": status,
+                               "category": category,
+                               "id": str(1_192_339_204_654_487 + len(self.templates))})
+
     def disconnect_next(self, *, times: int = 1, to: str | None = None) -> None:
         """Close the connection of the next ``times`` valid sends (to ``to`` if given) without
         answering, so the client sees a network error (aiohttp ``ServerDisconnectedError``).
@@ -533,6 +550,43 @@ class FakeWhatsAppAPI:
                 error_type="GraphMethodException",
             ),
         )
+
+    async def _handle_templates(self, request: web.Request) -> web.StreamResponse:
+        """``GET /{version}/{waba_id}/message_templates``: the account's templates, a page
+        at a time (``limit``, default 25; ``after``, the cursor of the page before), as
+        ``{"data": [{"name", "language", "status", "category", "id"}], "paging":
+        {"cursors": {"before", "after"}, "next": URL}}``; ``next`` only where more
+        follow."""
+        path = request.path
+        self.requests.append((path, {}))
+        if not self._authorised(request):
+            return self._refuse(path, {}, GraphError(
+                ACCESS_TOKEN, message=ERROR_MESSAGES[ACCESS_TOKEN], http_status=401))
+        account_id = request.match_info["account_id"]
+        if request.match_info["version"] != self.api_version \
+                or account_id != self.business_account_id:
+            return self._refuse(path, {}, GraphError(
+                INVALID_PARAMETER, message=(
+                    f"Unsupported get request. Object with ID '{account_id}' does not "
+                    "exist, cannot be loaded due to missing permissions, or does not "
+                    "support this operation."),
+                error_type="GraphMethodException", subcode=33))
+        try:
+            limit = max(1, min(int(request.query.get("limit", "25")), 1000))
+            start = int(base64.b64decode(request.query["after"]).decode()) \
+                if "after" in request.query else 0
+        except ValueError:
+            return self._refuse(path, {}, _invalid("Invalid limit or cursor."))
+        page = self.templates[start:start + limit]
+        body: JSONDict = {"data": copy.deepcopy(page)}
+        if page:
+            cursor = base64.b64encode(str(start + len(page)).encode()).decode()
+            body["paging"] = {"cursors": {
+                "before": base64.b64encode(str(start).encode()).decode(), "after": cursor}}
+            if start + len(page) < len(self.templates):
+                body["paging"]["next"] = (f"{self.base_url}{path}?limit={limit}"
+                                          f"&after={cursor}")
+        return web.json_response(body)
 
     async def _handle_number(self, request: web.Request) -> web.StreamResponse:
         """``GET /{version}/{phone_number_id}``: the number's details (display number,

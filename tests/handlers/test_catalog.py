@@ -34,6 +34,8 @@ MESSAGE_MODULES = (PACKAGE_DIR / "models" / "notifications.py",
                    PACKAGE_DIR / "models" / "support.py",
                    # The notice of a link by phone.
                    PACKAGE_DIR / "models" / "person.py",
+                   # Staff's digest of the households that could not be reached.
+                   PACKAGE_DIR / "models" / "failures.py",
                    # The WhatsApp channel's own words (list button, "more", ...).
                    PACKAGE_DIR / "bot" / "channels" / "whatsapp.py",
                    # The Telegram channel's own words (to a group, before it leaves).
@@ -43,6 +45,7 @@ MESSAGE_MODULES = (PACKAGE_DIR / "models" / "notifications.py",
                    # The web pages' handlers (flash messages, chart labels, ...).
                    PACKAGE_DIR / "bot" / "web" / "dashboard.py",
                    PACKAGE_DIR / "bot" / "web" / "dashboard_inbox.py",
+                   PACKAGE_DIR / "bot" / "web" / "dashboard_failures.py",
                    PACKAGE_DIR / "bot" / "web" / "public.py",
                    # The error pages' words.
                    PACKAGE_DIR / "bot" / "web" / "pages.py")

@@ -13,7 +13,7 @@ from typing import Protocol
 from aiohttp import web
 
 from gotong.handlers.messages import Reply
-from gotong.models.outbox import Claimed
+from gotong.models.outbox import Claimed, Failure
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,13 @@ class Unreachable(DeliveryError):
 
 
 class Undeliverable(DeliveryError):
-    """The platform refuses this message for good (it would refuse it again)."""
+    """The platform refuses this message for good (it would refuse it again); `failure`
+    says why in the word staff are shown."""
+
+    def __init__(self, reason: str, sent: int = 0, detail: str = "",
+                 failure: Failure = Failure.REFUSED) -> None:
+        super().__init__(reason, sent, detail)
+        self.failure = failure
 
 
 class Held(DeliveryError):

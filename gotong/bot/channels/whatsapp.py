@@ -64,6 +64,7 @@ from gotong.models.inbound import (
 from gotong.models.outbox import (
     HELD_AFTER,
     Claimed,
+    Failure,
     Notice,
     OutboxMessage,
     OutboxStatus,
@@ -111,6 +112,8 @@ ACCESS_TOKEN = 190
 # This kind of message cannot go to a business-scoped user id (a person known only by
 # their username): it never will.
 NOT_FOR_USER_ID = 131062
+# "Something went wrong": Meta gives no reason.
+GENERIC_ERROR = 131000
 
 # How far a status may move a sent row: forward only, whatever order they arrive in.
 _STATUS_ORDER = {OutboxStatus.SENT: 1, OutboxStatus.DELIVERED: 2, OutboxStatus.READ: 3}
@@ -137,14 +140,54 @@ async def number_details(http: aiohttp.ClientSession, config: WhatsAppConfig
     """The number's details (its verified name, display number, quality rating) through
     `http`, which carries the access token; GraphError when the number or token is
     refused."""
-    async with http.get(number_url(config), params={
-            "fields": "display_phone_number,verified_name,quality_rating"}) as response:
-        body = await response.json(content_type=None)
+    return await _graph_get(http, number_url(config), {
+        "fields": "display_phone_number,verified_name,quality_rating"})
+
+
+async def _graph_get(http: aiohttp.ClientSession, url: str, params: Mapping[str, str]
+                     ) -> dict[str, Any]:
+    """A Graph API GET through `http` (which carries the access token); GraphError when
+    it is refused."""
+    async with http.get(url, params=params) as response:
+        try:
+            body = await response.json(content_type=None)
+        except ValueError:
+            body = None
         if response.status != 200 or not isinstance(body, dict):
             error = body.get("error") if isinstance(body, dict) else None
-            message = error.get("message") if isinstance(error, dict) else None
-            raise GraphError(response.status, None, str(message or response.reason or ""))
+            error = error if isinstance(error, dict) else {}
+            code = error.get("code")
+            raise GraphError(response.status, code if isinstance(code, int) else None,
+                             str(error.get("message") or response.reason or ""))
     return body
+
+
+# Pages of templates read at most (of 100 each): an account holds far fewer.
+MAX_TEMPLATE_PAGES = 50
+
+
+async def message_templates(http: aiohttp.ClientSession, config: WhatsAppConfig
+                            ) -> list[dict[str, Any]]:
+    """Every template of the WhatsApp Business Account (`whatsapp.business_account_id`),
+    each with its name, language and status, through `http`, which carries the access
+    token; GraphError when the account or the token is refused. Pages are followed by
+    their cursor on our own URL, never by the `next` address the answer names."""
+    url = (f"{config.api_base_url.rstrip('/')}/{config.api_version}/"
+           f"{config.business_account_id}/message_templates")
+    params = {"fields": "name,language,status,category", "limit": "100"}
+    found: list[dict[str, Any]] = []
+    for _ in range(MAX_TEMPLATE_PAGES):
+        body = await _graph_get(http, url, params)
+        data = body.get("data")
+        found += [t for t in data if isinstance(t, dict)] if isinstance(data, list) else []
+        paging = body.get("paging")
+        paging = paging if isinstance(paging, dict) else {}
+        cursors = paging.get("cursors")
+        after = cursors.get("after") if isinstance(cursors, dict) else None
+        if not paging.get("next") or not isinstance(after, str) or not after:
+            break
+        params = {**params, "after": after}
+    return found
 
 
 @dataclass(frozen=True)
@@ -750,15 +793,38 @@ def _delivery_error(exc: GraphError, sent: int) -> DeliveryError:
     if exc.code == SPAM_LIMIT:
         return Undeliverable(f"spam limit ({exc.code})", sent, detail)
     if exc.code == NOT_FOR_USER_ID:
-        # Given up on with this reason, which `gotong outbox` shows the operator.
+        # Given up on with this reason, which `gotong outbox` and staff's list show.
         return Undeliverable(f"not allowed to a username's user id ({exc.code})", sent,
-                             detail)
+                             detail, failure=Failure.NOT_FOR_USERNAME)
+    if is_template_error(exc.code):
+        return Undeliverable(f"template refused ({exc.code})", sent, detail,
+                             failure=Failure.TEMPLATE_REFUSED)
     if exc.http_status >= 500 or exc.http_status == 429:
         return RetryLater(f"whatsapp server error ({exc.http_status})", sent, detail)
     if exc.code == ACCESS_TOKEN or exc.http_status == 401:
         # A wrong or expired token: nothing will go out until the operator fixes it.
         return RetryLater("whatsapp access token refused", sent, detail)
-    return Undeliverable(f"refused by WhatsApp ({exc.code})", sent, detail)
+    return Undeliverable(f"refused by WhatsApp ({exc.code})", sent, detail,
+                         failure=Failure.UNKNOWN if exc.code in (None, GENERIC_ERROR)
+                         else Failure.REFUSED)
+
+
+def is_template_error(code: int | None) -> bool:
+    """Meta's template errors are 132000-132999 (missing in a language, paused, ...)."""
+    return code is not None and 132_000 <= code < 133_000
+
+
+def status_failure(code: int | None) -> Failure:
+    """Why a message WhatsApp accepted and then reported failed was given up on."""
+    if code == NOT_FOR_USER_ID:
+        return Failure.NOT_FOR_USERNAME
+    if code == UNDELIVERABLE:
+        return Failure.UNREACHABLE
+    if code == SPAM_LIMIT:
+        return Failure.REFUSED
+    if is_template_error(code):
+        return Failure.TEMPLATE_REFUSED
+    return Failure.UNKNOWN
 
 
 class WhatsAppChannel:
@@ -1206,7 +1272,8 @@ async def apply_status(connection: AsyncConnection, status: StatusChange, now: d
             reason += ": not allowed to a username's user id"
         await connection.execute(
             update(OutboxMessage).where(*sent)
-            .values(status=OutboxStatus.FAILED, last_error=reason))
+            .values(status=OutboxStatus.FAILED, last_error=reason,
+                    failure=status_failure(code), failed_at=now))
         if code == UNDELIVERABLE and contact_id is not None:
             await mark_unreachable(connection, contact_id, now)
         return chat

@@ -8,6 +8,7 @@ import logging
 import os
 import secrets
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy.exc import DBAPIError
@@ -17,12 +18,15 @@ from gotong.bot.channels.telegram import PollingTaken
 from gotong.bot.cli.admin import ADMIN_COMMANDS, add_admin_parsers, run_admin
 from gotong.bot.cli.backup import add_backup_parsers, run_backup, run_restore
 from gotong.bot.cli.broadcast import add_broadcast_parser, run_broadcast
-from gotong.bot.cli.setup import add_setup_parsers, run_check, run_webhook
+from gotong.bot.cli.setup import add_setup_parsers, run_check, run_webhook, run_whatsapp
 from gotong.bot.config import Config, ConfigError, load_config
 from gotong.bot.logs import setup_logging
 from gotong.bot.process import run_bot, run_dispatcher
 from gotong.bot.services import NotReady, open_services, prepare_database
+from gotong.models.aggregator import list_aggregators
+from gotong.models.base import utcnow
 from gotong.models.db import create_engine
+from gotong.models.failures import Waiting, reason_counts
 from gotong.models.inbound import inbound_counts, set_aside_updates
 from gotong.models.outbox import OutboxStatus
 from gotong.models.sending import latest_failures, skip_reasons, status_counts
@@ -61,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     dispatch.add_argument("--until-idle", action="store_true",
                           help="stop when nothing is left to send")
     commands.add_parser("outbox", help="how many notifications are waiting, sent, failed, "
-                        "skipped and why")
+                        "skipped and why; what did not reach people, by aggregator")
     add_broadcast_parser(commands)
     add_admin_parsers(commands)
     add_backup_parsers(commands)
@@ -103,6 +107,8 @@ def _run_command(args: argparse.Namespace, config: Config) -> int:
         return asyncio.run(run_webhook(config, args))
     if args.command == "check":
         return asyncio.run(run_check(config))
+    if args.command == "whatsapp":
+        return asyncio.run(run_whatsapp(config, args))
     if args.command == "restore":
         return run_restore(config, args)
     if args.command == "dispatch":
@@ -158,10 +164,15 @@ async def chat_in_terminal(config: Config, language: str | None) -> None:
         await services.close()
 
 
+def _reasons(counts: dict[str, int]) -> str:
+    return ", ".join(f"{reason} {count}" for reason, count in counts.items())
+
+
 async def print_outbox(config: Config) -> None:
     """Counts by status, why messages were skipped, and the latest messages given up on
-    with the reason; updates waiting to be handled, and the latest ones set aside with
-    the reason."""
+    with the reason; what did not reach people (or waits too long), by reason and by
+    aggregator; updates waiting to be handled, and the latest ones set aside with the
+    reason."""
     services = await open_services(config)
     try:
         async with services.sessions() as session:
@@ -170,6 +181,12 @@ async def print_outbox(config: Config) -> None:
             failures = await latest_failures(session)
             waiting, aside = await inbound_counts(session)
             set_aside = await set_aside_updates(session)
+            now = utcnow()
+            stuck_after = timedelta(minutes=config.notifications.stuck_after_minutes)
+            unreached = await reason_counts(session, now, stuck_after)
+            by_aggregator = [(aggregator, await reason_counts(session, now, stuck_after,
+                                                              [aggregator.id]))
+                             for aggregator in await list_aggregators(session)]
     finally:
         await services.close()
     for status in OutboxStatus:
@@ -183,6 +200,14 @@ async def print_outbox(config: Config) -> None:
     for row in failures:
         print(f"  #{row.id} {row.created_at:%Y-%m-%d %H:%M} UTC, {row.attempts} attempts: "
               f"{row.last_error}")
+    # What staff see on their dashboard, by aggregator (a person may be the people of
+    # several: each counts them).
+    print("not reached, by reason: " + (_reasons(unreached) or "none"))
+    for aggregator, counts in by_aggregator:
+        print(f"  aggregator #{aggregator.id} {aggregator.name}: {_reasons(counts) or 'none'}")
+    print(f"waiting over {config.notifications.stuck_after_minutes} minutes: "
+          f"{unreached.get(Waiting.STUCK, 0)} queued, {unreached.get(Waiting.HELD, 0)} held "
+          "for the person to write")
     print(f"updates waiting: {waiting}")
     print(f"updates set aside: {aside}")
     for update in set_aside:

@@ -1,6 +1,8 @@
 """Setting Gotong up against the world: `gotong webhook set|info|delete` (Telegram's
-webhook, through python-telegram-bot) and `gotong check` (the configuration, the database
-and every configured chat app's API, a line each; non-zero on any failure)."""
+webhook, through python-telegram-bot), `gotong whatsapp check` (the number, and each
+configured template approved in every language) and `gotong check` (the configuration,
+the database and every configured chat app's API, a line each; non-zero on any
+failure)."""
 
 from __future__ import annotations
 
@@ -16,8 +18,14 @@ from telegram.error import InvalidToken, NetworkError, TelegramError
 
 from gotong.bot.channels.http import AiohttpRequest
 from gotong.bot.channels.telegram import ALLOWED_UPDATES
-from gotong.bot.channels.whatsapp import GraphError, number_details
-from gotong.bot.config import Config
+from gotong.bot.channels.whatsapp import (
+    ACCESS_TOKEN,
+    GraphError,
+    Templates,
+    message_templates,
+    number_details,
+)
+from gotong.bot.config import LANGUAGES, Config
 from gotong.models.db import create_engine
 from gotong.models.migrate import schema_state
 
@@ -29,6 +37,10 @@ def add_setup_parsers(commands: argparse._SubParsersAction[argparse.ArgumentPars
                          help="set/delete: drop the updates Telegram still holds for the bot")
     commands.add_parser("check", help="check the configuration, the database and every "
                                       "configured chat app's API")
+    whatsapp = commands.add_parser(
+        "whatsapp", help="the WhatsApp number: check that its id and token answer and that "
+                         "the configured templates are approved in id and en")
+    whatsapp.add_argument("action", choices=["check"])
 
 
 def telegram_bot(config: Config) -> Bot:
@@ -92,15 +104,38 @@ class Line:
     said: str
 
 
+def _print(lines: list[Line]) -> int:
+    for line in lines:
+        print(f"{line.part}: {'ok' if line.ok else 'FAILED'}: {line.said}")
+    return 0 if all(line.ok for line in lines) else 1
+
+
 async def run_check(config: Config) -> int:
     checks: list[Callable[[Config], Awaitable[Line]]] = [check_database, check_telegram,
                                                           check_whatsapp]
     lines = [Line("config", True, _describe(config))]
     for check in checks:
         lines.append(await check(config))
-    for line in lines:
-        print(f"{line.part}: {'ok' if line.ok else 'FAILED'}: {line.said}")
-    return 0 if all(line.ok for line in lines) else 1
+    if config.whatsapp.enabled and config.whatsapp.business_account_id:
+        lines += await check_templates(config)
+    return _print(lines)
+
+
+async def run_whatsapp(config: Config, args: argparse.Namespace) -> int:
+    """`gotong whatsapp check`: the number, then each template in each language."""
+    wa = config.whatsapp
+    if not wa.enabled:
+        print("gotong: no WhatsApp number is configured (set whatsapp.phone_number_id)",
+              file=sys.stderr)
+        return 2
+    lines = [await check_whatsapp(config)]
+    if wa.business_account_id:
+        lines += await check_templates(config)
+    else:
+        lines.append(Line("whatsapp templates", False, "not checked: set "
+                          "whatsapp.business_account_id to the WhatsApp Business Account "
+                          "that owns the number"))
+    return _print(lines)
 
 
 def _describe(config: Config) -> str:
@@ -161,12 +196,59 @@ async def check_whatsapp(config: Config) -> Line:
                 headers={"Authorization": f"Bearer {wa.access_token}"}) as http:
             info = await number_details(http, wa)
     except GraphError as exc:
-        return Line("whatsapp", False, f"the Graph API refused ({exc.http_status}: "
-                                       f"{exc.message}); check whatsapp.phone_number_id "
-                                       "and whatsapp.access_token")
-    except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+        return Line("whatsapp", False, _graph_problem(exc, "whatsapp.phone_number_id"))
+    except (aiohttp.ClientError, TimeoutError) as exc:
         return Line("whatsapp", False, f"the Graph API could not be reached "
                                        f"({type(exc).__name__})")
     return Line("whatsapp", True, f"{info.get('verified_name', '?')} "
                                   f"({info.get('display_phone_number', '?')}), quality "
                                   f"{info.get('quality_rating', 'unknown')}")
+
+
+def _graph_problem(exc: GraphError, id_key: str) -> str:
+    """What a Graph API refusal means, naming the key to fix; never the token."""
+    if exc.http_status == 401 or exc.code == ACCESS_TOKEN:
+        return (f"the Graph API refused the access token ({exc.http_status}: "
+                f"{exc.message}); check whatsapp.access_token")
+    return (f"the Graph API refused ({exc.http_status}: {exc.message}); check {id_key} "
+            "and whatsapp.access_token")
+
+
+def configured_templates(config: Config) -> list[str]:
+    """The templates Gotong sends: the generic one and each kind of news' own."""
+    wa = config.whatsapp
+    names = [wa.fallback_template, *Templates.parse(wa.templates, "").by_key.values()]
+    return list(dict.fromkeys(name for name in names if name))
+
+
+async def check_templates(config: Config) -> list[Line]:
+    """A line per template and language: it exists in the WhatsApp Business Account and
+    is approved (only approved templates can be sent)."""
+    wa = config.whatsapp
+    try:
+        async with aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=30),
+                headers={"Authorization": f"Bearer {wa.access_token}"}) as http:
+            found = await message_templates(http, wa)
+    except GraphError as exc:
+        return [Line("whatsapp templates", False,
+                     _graph_problem(exc, "whatsapp.business_account_id"))]
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        return [Line("whatsapp templates", False, f"the Graph API could not be reached "
+                                                  f"({type(exc).__name__})")]
+    status = {(str(t.get("name")), str(t.get("language"))): str(t.get("status", "")).upper()
+              for t in found}
+    lines = []
+    for name in configured_templates(config):
+        for language in LANGUAGES:
+            part = f"template {name} ({language})"
+            state = status.get((name, language))
+            if state is None:
+                lines.append(Line(part, False, f"missing: create it in language {language!r} "
+                                               "in WhatsApp Manager and get it approved"))
+            elif state != "APPROVED":
+                lines.append(Line(part, False, f"{state}, not approved: WhatsApp sends "
+                                               "only approved templates"))
+            else:
+                lines.append(Line(part, True, "approved"))
+    return lines

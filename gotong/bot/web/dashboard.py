@@ -1,5 +1,6 @@
 """The staff dashboard: the verification queue, pledges and stock, allocation, and the
-routes of the other pages (deliveries, reviews, statistics, exports).
+routes of the other pages (deliveries, reviews, statistics, exports, messages that did
+not reach people).
 
 Every page and action runs as the signed-in staff member (bot/signin.py) and goes through
 the same checks and domain operations as the chat's staff commands
@@ -17,7 +18,7 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy import select
 
-from gotong.bot.web import dashboard_board, dashboard_inbox, signin
+from gotong.bot.web import dashboard_board, dashboard_failures, dashboard_inbox, signin
 from gotong.bot.web.dashboard_common import (
     FLASH_MESSAGES,
     PAGE_ROWS,
@@ -65,6 +66,8 @@ FLASHES: dict[str, tuple[str, bool]] = {
     "changed": ("review.changed", True),
     "assigned": ("web.dashboard.flash_assigned", False),
     "not_covering": ("assign.not_covering", True),
+    "retried": ("web.failures.flash_retried", False),
+    "not_retried": ("web.failures.flash_not_retried", True),
 }
 # --- the verification queue -----------------------------------------------------------
 
@@ -321,3 +324,4 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post(f"{PREFIX}/allocate", allocate_action)
     dashboard_board.add_routes(app)
     dashboard_inbox.add_routes(app)
+    dashboard_failures.add_routes(app)
