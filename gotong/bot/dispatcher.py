@@ -43,6 +43,7 @@ from gotong.handlers.catalog import Catalog
 from gotong.handlers.conversations import FORMS
 from gotong.handlers.notices import claimed_replies
 from gotong.models.base import process_name, utcnow
+from gotong.models.coverage import count_uncovered
 from gotong.models.db import refresh_queue_statistics, refresh_statistics
 from gotong.models.digest import send_digests
 from gotong.models.inbound import prune_inbound
@@ -134,6 +135,8 @@ class Dispatcher:
         self._shared = False
         self._horizon = max(MIN_HORIZON, math.ceil(rate * HORIZON_SECONDS))
         self._next_reminders: datetime | None = None
+        # When the operator's digest (requests no aggregator covers) is next written.
+        self._next_operator_digest: datetime | None = None
         # Refreshed at start by `open_services`, then daily from here.
         self._next_statistics: datetime | None = clock() + STATISTICS_EVERY
         # Dialogs that may be reminded of, and the menu item that resumes each.
@@ -353,6 +356,7 @@ class Dispatcher:
         self._next_reminders = now + self._settings.reminder_check
         await self.queue_reminders()
         await self.queue_digests()
+        await self.operator_digest()
         if self._next_statistics is None or now >= self._next_statistics:
             # The data grows; the statistics are gathered again once a day.
             self._next_statistics = now + STATISTICS_EVERY
@@ -389,6 +393,21 @@ class Dispatcher:
             log.info("queued %d digests", queued)
             self._wake.set()
         return queued
+
+    async def operator_digest(self) -> int:
+        """The operator's digest, in the log once per digest interval: how many requests
+        wait where no aggregator covers the area (`gotong uncovered` lists them). Counts
+        only: never who they are."""
+        now = self._clock()
+        if self._next_operator_digest is not None and now < self._next_operator_digest:
+            return -1
+        self._next_operator_digest = now + self._settings.digest_interval
+        async with AsyncSession(self._engine) as session:
+            waiting = await count_uncovered(session)
+        if waiting:
+            log.warning("%d %s where no aggregator covers the area: see `gotong uncovered`",
+                        waiting, "request waits" if waiting == 1 else "requests wait")
+        return waiting
 
     async def _flush(self) -> None:
         self._flushed_at = time.monotonic()
