@@ -24,6 +24,10 @@ DEFAULT_CONFIG_FILE = "config.toml"
 _SECRET_TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 
 
+# When staff hear of news that concerns them: at once, or in their digest.
+STAFF_NEWS_TIMING = ("now", "digest")
+
+
 class ConfigError(ValueError):
     """A configuration value is missing or wrong; the message names the key."""
 
@@ -221,6 +225,9 @@ class NotificationsConfig:
     # News for a person on both apps (the same verified phone) goes to the app they used
     # last ("last_used"), or to "telegram" or "whatsapp" when that one reaches them.
     linked_delivery: str = "last_used"
+    # Staff hear of a new pledge to their aggregator (brought to the posko, or to be
+    # picked up) at once ("now"), or in their digest of that topic ("digest").
+    staff_new_pledge: str = "now"
 
 
 @dataclass(frozen=True)
@@ -508,6 +515,8 @@ def validate(config: Config) -> None:
                 "reminder_after_hours", "digest_minutes"):
         if not 0 < getattr(n, key) < 1e7:
             raise ConfigError(f"notifications.{key} must be above 0")
+    if n.staff_new_pledge not in STAFF_NEWS_TIMING:
+        raise ConfigError("notifications.staff_new_pledge must be 'now' or 'digest'")
     if n.linked_delivery not in ("last_used", "telegram", "whatsapp"):
         raise ConfigError("notifications.linked_delivery must be last_used, telegram or "
                           "whatsapp")

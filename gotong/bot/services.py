@@ -40,6 +40,7 @@ def handler_settings(config: Config) -> HandlerSettings:
         max_open_tasks=config.volunteer.max_open_tasks,
         dashboard_url=f"{config.web.base_url}/dashboard",
         dashboard_link_valid=timedelta(minutes=config.web.link_minutes),
+        staff_pledge_digest=config.notifications.staff_new_pledge == "digest",
     )
 
 

@@ -46,6 +46,8 @@ class HandlerSettings:
     # a sign-in link sent in chat works.
     dashboard_url: str = "http://127.0.0.1:8080/dashboard"
     dashboard_link_valid: timedelta = timedelta(minutes=10)
+    # Staff hear of new pledges in their digest rather than at once.
+    staff_pledge_digest: bool = False
 
 
 class UnitOfWork:
