@@ -24,6 +24,10 @@ DEFAULT_CONFIG_FILE = "config.toml"
 _SECRET_TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 
 
+# When staff hear of news that concerns them: at once, or in their digest.
+STAFF_NEWS_TIMING = ("now", "digest")
+
+
 class ConfigError(ValueError):
     """A configuration value is missing or wrong; the message names the key."""
 
@@ -246,6 +250,9 @@ class NotificationsConfig:
     # A message still waiting this long after it was written (queued, retried, or kept
     # for a person outside WhatsApp's 24 hours) is listed to staff as not reached.
     stuck_after_minutes: int = 30
+    # Staff hear of a new pledge to their aggregator (brought to the posko, or to be
+    # picked up) at once ("now"), or in their digest of that topic ("digest").
+    staff_new_pledge: str = "now"
 
 
 @dataclass(frozen=True)
@@ -542,6 +549,8 @@ def validate(config: Config) -> None:
                 "reminder_after_hours", "digest_minutes"):
         if not 0 < getattr(n, key) < 1e7:
             raise ConfigError(f"notifications.{key} must be above 0")
+    if n.staff_new_pledge not in STAFF_NEWS_TIMING:
+        raise ConfigError("notifications.staff_new_pledge must be 'now' or 'digest'")
     if n.linked_delivery not in ("last_used", "telegram", "whatsapp"):
         raise ConfigError("notifications.linked_delivery must be last_used, telegram or "
                           "whatsapp")

@@ -44,6 +44,7 @@ from gotong.handlers.catalog import Catalog
 from gotong.handlers.conversations import FORMS
 from gotong.handlers.notices import claimed_replies
 from gotong.models.base import process_name, utcnow
+from gotong.models.coverage import count_uncovered
 from gotong.models.db import refresh_queue_statistics, refresh_statistics
 from gotong.models.digest import send_digests
 from gotong.models.erasure import erase_expired
@@ -150,6 +151,8 @@ class Dispatcher:
         self._horizon = max(MIN_HORIZON, math.ceil(rate * HORIZON_SECONDS))
         self._next_reminders: datetime | None = None
         self._next_support_prune: datetime | None = None
+        # When the operator's digest (requests no aggregator covers) is next written.
+        self._next_operator_digest: datetime | None = None
         # Refreshed at start by `open_services`, then daily from here.
         self._next_statistics: datetime | None = clock() + STATISTICS_EVERY
         # Retention runs at the first housekeeping, then daily.
@@ -373,6 +376,7 @@ class Dispatcher:
         await self.queue_reminders()
         await self.queue_digests()
         await self.tend_support()
+        await self.operator_digest()
         if self._next_statistics is None or now >= self._next_statistics:
             # The data grows; the statistics are gathered again once a day.
             self._next_statistics = now + STATISTICS_EVERY
@@ -451,6 +455,20 @@ class Dispatcher:
         if forgotten:
             log.info("forgot %d support messages past their days", forgotten)
         return alerted
+    async def operator_digest(self) -> int:
+        """The operator's digest, in the log once per digest interval: how many requests
+        wait where no aggregator covers the area (`gotong uncovered` lists them). Counts
+        only: never who they are."""
+        now = self._clock()
+        if self._next_operator_digest is not None and now < self._next_operator_digest:
+            return -1
+        self._next_operator_digest = now + self._settings.digest_interval
+        async with AsyncSession(self._engine) as session:
+            waiting = await count_uncovered(session)
+        if waiting:
+            log.warning("%d %s where no aggregator covers the area: see `gotong uncovered`",
+                        waiting, "request waits" if waiting == 1 else "requests wait")
+        return waiting
 
     async def _flush(self) -> None:
         self._flushed_at = time.monotonic()

@@ -29,7 +29,7 @@ from gotong.bot.web import playground
 from gotong.bot.web.app import create_web_app
 from gotong.bot.web.server import WebServer
 from gotong.models.base import utcnow
-from gotong.models.demo import seed_demo
+from gotong.models.demo import RealData, has_demo_data, seed_demo
 from gotong.models.person import LinkedDelivery
 
 log = logging.getLogger("gotong")
@@ -158,9 +158,32 @@ def build_channels(config: Config, services: Services, *, chat_apps_only: bool =
 
 
 async def seed_playground(config: Config, services: Services) -> None:
-    """The playground's fictional aid organisation, staff and volunteer (idempotent)."""
-    async with services.sessions() as session, session.begin():
-        await seed_demo(session, services.areas, utcnow(), config.i18n.default_language)
+    """The playground's fictional aid organisation, staff and volunteer (idempotent); never
+    into a database that holds real data."""
+    try:
+        async with services.sessions() as session, session.begin():
+            await seed_demo(session, services.areas, utcnow(), config.i18n.default_language)
+    except RealData:
+        log.warning("demo data not loaded: this database holds real data; the playground's "
+                    "staff and volunteer screens belong to no aid organisation")
+
+
+DEMO_WARNING = ("Warning: this database holds demo data (the fictional \"Posko Contoh "
+                "(demo)\", its staff and volunteer). Real people must not be served beside "
+                "it: remove it with `gotong demo clear`, or use a database of its own.")
+
+
+async def warn_of_demo_data(config: Config, services: Services) -> bool:
+    """Say so, in the log and on the terminal, when demo data sits in a database that a
+    chat app serves real people from."""
+    if not config.has_chat_channel:
+        return False
+    async with services.sessions() as session:
+        present = await has_demo_data(session)
+    if present:
+        log.warning("this database holds demo data: remove it with `gotong demo clear`")
+        print(DEMO_WARNING, flush=True)
+    return present
 
 
 async def build_webchat(config: Config, services: Services) -> WebChat | None:
@@ -238,6 +261,7 @@ async def run_bot(config: Config) -> None:
     try:
         if config.playground_on:
             await seed_playground(config, services)
+        await warn_of_demo_data(config, services)
     except BaseException:
         await services.close()
         raise

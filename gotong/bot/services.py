@@ -44,6 +44,7 @@ def handler_settings(config: Config) -> HandlerSettings:
         retention=timedelta(days=config.privacy.retention_days),
         keep_inbound=timedelta(days=config.inbound.keep_days),
         keep_messages=timedelta(days=config.notifications.keep_days),
+        staff_pledge_digest=config.notifications.staff_new_pledge == "digest",
     )
 
 

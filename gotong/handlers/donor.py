@@ -36,11 +36,10 @@ from gotong.models.pledge import (
     Handover,
     NewPledge,
     aggregators_covering,
-    create_pledge,
     max_quantity,
 )
 from gotong.models.request_status import RequestStatus
-from gotong.models.stock import stock_of
+from gotong.models.stock import make_pledge, stock_of
 
 log = logging.getLogger(__name__)
 
@@ -197,13 +196,14 @@ async def _submit(turn: Turn, answers: Answers) -> list[Reply]:
         # Its coverage changed while the donor was answering.
         return [Reply(text=turn.t("donor.no_aggregator"))]
     handover = Handover(answers["handover"])
-    pledge = await create_pledge(turn.session, turn.contact.id, NewPledge(
+    pledge = await make_pledge(turn.session, turn.contact.id, NewPledge(
         organisation=answers["kind"] == "organisation", donor_name=answers["name"],
         phone=answers["phone"], category=answers["category"], quantity=answers["quantity"],
         target_area_id=_target_area(answers),
         aggregator_id=aggregator.id, handover=handover,
         pickup_address=answers.get("pickup_address"),
-        pickup_window=answers.get("pickup_window")), turn.now)
+        pickup_window=answers.get("pickup_window")), turn.now,
+        staff_digest=turn.settings.staff_pledge_digest)
     log.info("pledge %s made to aggregator %d", pledge.code, aggregator.id)
     how = turn.t("donor.drop_at", address=aggregator.posko_address,
                  hours=aggregator.posko_hours or "-") if handover == Handover.DROP \

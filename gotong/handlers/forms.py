@@ -124,6 +124,9 @@ class Form:
     # the form handles or shows anything in an update (option lists are computed
     # synchronously).
     prepare: Callable[[Turn], Awaitable[None]] | None = None
+    # A line the summary adds below the answers when there is something to know before
+    # sending (e.g. that no organisation serves the area yet); None: nothing.
+    summary_note: Callable[[Turn, Answers], str | None] | None = None
 
     def field(self, name: str | None) -> Field | None:
         return next((f for f in self.fields if f.name == name), None)
@@ -246,6 +249,9 @@ def _summary(turn: Turn, form: Form) -> Reply:
     for field in form.fields:
         if field.show is not None and field.applies(answers) and field.name in answers:
             lines.append(f"• {turn.t(field.label)}: {field.show(turn, answers)}")
+    note = form.summary_note(turn, answers) if form.summary_note is not None else None
+    if note:
+        lines.extend(("", note))
     lines.append("")
     lines.append(turn.t("summary.prompt"))
     options = tuple(Option(c.id, c.render(turn), number=i + 1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 from datetime import date
@@ -33,7 +34,9 @@ from gotong.handlers.validators import (
     parse_street_address,
     small_number,
 )
+from gotong.models.aggregator import covered_areas
 from gotong.models.area import Place
+from gotong.models.coverage import is_covered
 from gotong.models.help_request import (
     NEEDS,
     VULNERABILITIES,
@@ -46,6 +49,9 @@ from gotong.models.nik import ProtectedNik, mask_nik, protect_nik
 log = logging.getLogger(__name__)
 
 NONE_OF_THESE = "none"
+COVERED = "covered"  # turn.loaded key: the areas enabled aggregators cover
+# The questions whose answer can set the kelurahan.
+AREA_STEPS = ("kota", "area_pick", "kecamatan", "kelurahan")
 MAX_CANDIDATES = 5
 NEEDS_OTHER_MAX = 200
 
@@ -176,6 +182,27 @@ def _show_choices(name: str, prefix: str) -> Callable[[Turn, Answers], str]:
     return show
 
 
+# --- coverage -----------------------------------------------------------------------
+
+
+async def _prepare(turn: Turn) -> None:
+    """Once an area is chosen, the areas an aggregator serves, to say at the summary when
+    none serves it (aggregators change only by the operator's hand)."""
+    conversation = turn.conversation
+    if "kelurahan" in conversation.answers or conversation.step in AREA_STEPS:
+        covered = await covered_areas(turn.session)
+        turn.loaded[COVERED] = {area for areas in covered.values() for area in areas}
+
+
+def _uncovered_note(turn: Turn, answers: Answers) -> str | None:
+    place = turn.areas.place(int(answers["kelurahan"])) if "kelurahan" in answers else None
+    covered = turn.loaded.get(COVERED)
+    if place is None or covered is None or \
+            covered & {place.village_id, place.district_id, place.regency_id}:
+        return None
+    return turn.t("household.uncovered_note")
+
+
 # --- submit -------------------------------------------------------------------------
 
 
@@ -204,7 +231,15 @@ async def _submit(turn: Turn, answers: Answers) -> list[Reply]:
     )
     log.info("household request %s submitted%s", request.reference,
              " (possible duplicate)" if request.duplicate_of_id else "")
-    return [notice_reply(turn.catalog, turn.language, n) for n in notices]
+    replies = [notice_reply(turn.catalog, turn.language, n) for n in notices]
+    place = turn.areas.place(request.village_id)
+    if replies and place is not None and not await is_covered(
+            turn.session, (place.village_id, place.district_id, place.regency_id)):
+        # Kept, and routed the day an aggregator covers the area (models/coverage.py).
+        log.info("household request %s waits where no aggregator serves", request.reference)
+        replies[0] = dataclasses.replace(
+            replies[0], text=f"{replies[0].text}\n\n{turn.t('household.uncovered_kept')}")
+    return replies
 
 
 HOUSEHOLD_REQUEST = Form(
@@ -213,6 +248,8 @@ HOUSEHOLD_REQUEST = Form(
     summary_title="household.summary_title",
     submit=_submit,
     precheck=_precheck,
+    prepare=_prepare,
+    summary_note=_uncovered_note,
     state_keys=frozenset({"area_candidates"}),
     menu_item="request",
     fields=(

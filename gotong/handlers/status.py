@@ -8,7 +8,7 @@ from sqlalchemy import select
 from gotong.handlers.forms import Choice, match_choice
 from gotong.handlers.messages import Hint, Incoming, Kind, Option, Reply
 from gotong.handlers.notices import notice_reply
-from gotong.handlers.stock import amount_text
+from gotong.handlers.stock import amount_text, pledge_state_key
 from gotong.handlers.turn import Turn, refusing
 from gotong.models.allocation import pledge_progress
 from gotong.models.delivery import UNDER_WAY, Delivery
@@ -83,7 +83,7 @@ async def _pledge_status(turn: Turn, pledges: list[Pledge]) -> Reply:
         progress = await pledge_progress(turn.session, turn.areas, pledge)
         what = amount_text(turn, pledge.category, pledge.quantity)
         lines = [turn.t("status.pledge", code=pledge.code, what=what,
-                        status=turn.t(f"pledge.{pledge.status}"))]
+                        status=turn.t(pledge_state_key(pledge.status, pledge.handover)))]
         if pledge.status == PledgeStatus.RECEIVED:
             lines.append(turn.t("status.pledge_progress", **progress))
         blocks.append("\n".join(lines))

@@ -14,7 +14,7 @@ from gotong.handlers.staff import actor, coverage, not_staff
 from gotong.handlers.staff_actions import Actor, Refusal, pledge_to_receive, receive
 from gotong.handlers.turn import Turn
 from gotong.handlers.validators import Invalid, parse_quantity
-from gotong.models.pledge import CATEGORIES, Handover, Pledge, max_quantity
+from gotong.models.pledge import CATEGORIES, Handover, Pledge, PledgeStatus, max_quantity
 from gotong.models.stock import incoming_pledges, stock_of
 
 INCOMING_CONTEXT = "inc"
@@ -42,6 +42,15 @@ def amount_text(turn: Turn, category: str, quantity: int) -> str:
     line about one pledge or delivery. One message per category, as joining a unit to
     the category's name repeats the unit ("1 paket Paket sembako")."""
     return turn.t(f"amount.{category}", quantity=_thousands(quantity))
+
+
+def pledge_state_key(status: str, handover: str) -> str:
+    """The words for where a pledge stands. One not yet handed over waits to be brought
+    to the posko or to be picked up: "not received" would read as if it were lost."""
+    if status == PledgeStatus.PLEDGED:
+        return "pledge.awaiting_pickup" if handover == Handover.PICKUP \
+            else "pledge.awaiting_drop"
+    return f"pledge.{status}"
 
 
 def _pledge_line(turn: Turn, pledge: Pledge) -> str:

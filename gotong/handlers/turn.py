@@ -54,6 +54,8 @@ class HandlerSettings:
     retention: timedelta = timedelta(days=365)
     keep_inbound: timedelta = timedelta(days=7)
     keep_messages: timedelta = timedelta(days=30)
+    # Staff hear of new pledges in their digest rather than at once.
+    staff_pledge_digest: bool = False
 
 
 class UnitOfWork:

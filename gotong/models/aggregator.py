@@ -29,9 +29,18 @@ class Aggregator(Base):
     posko_address: Mapped[str] = mapped_column(String(300))
     posko_hours: Mapped[str] = mapped_column(String(120), default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Disabled by the operator: takes no new requests or pledges; nothing of it is deleted.
+    disabled_at: Mapped[datetime | None]
+    # Fictional, made for the playground (models/demo.py): `gotong demo clear` removes it.
+    demo: Mapped[bool] = mapped_column(default=False, server_default=false())
 
     areas: Mapped[list[AggregatorArea]] = relationship(
         cascade="all, delete-orphan", order_by="AggregatorArea.area_id")
+
+
+    @property
+    def enabled(self) -> bool:
+        return self.disabled_at is None
 
 
 class AggregatorArea(Base):
@@ -102,9 +111,10 @@ class Posko:
 
 
 async def create_aggregator(session: AsyncSession, name: str, posko: Posko,
-                            area_ids: Sequence[int], now: datetime) -> Aggregator:
+                            area_ids: Sequence[int], now: datetime, demo: bool = False
+                            ) -> Aggregator:
     aggregator = Aggregator(name=name, posko_address=posko.address, posko_hours=posko.hours,
-                            created_at=now,
+                            created_at=now, demo=demo,
                             areas=[AggregatorArea(area_id=a) for a in dict.fromkeys(area_ids)])
     session.add(aggregator)
     await session.flush()
@@ -207,8 +217,14 @@ async def redeem_invite(session: AsyncSession, code: str, role: InviteRole, cont
 
 async def covered_areas(session: AsyncSession, aggregator_ids: Sequence[int] | None = None
                         ) -> dict[int, list[int]]:
-    """The areas each aggregator covers (of these aggregators, or all)."""
-    query = select(AggregatorArea.aggregator_id, AggregatorArea.area_id)
+    """The areas each enabled aggregator covers (of these aggregators, or all).
+
+    A disabled aggregator covers nothing: its areas take no new requests through it, and
+    its staff have no queue to verify or allocate from.
+    """
+    query = (select(AggregatorArea.aggregator_id, AggregatorArea.area_id)
+             .join(Aggregator, Aggregator.id == AggregatorArea.aggregator_id)
+             .where(Aggregator.disabled_at.is_(None)))
     if aggregator_ids is not None:
         query = query.where(AggregatorArea.aggregator_id.in_(aggregator_ids))
     covered: dict[int, list[int]] = {}

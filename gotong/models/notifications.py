@@ -21,7 +21,7 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from gotong.models.aggregator import AggregatorArea, StaffMember
+from gotong.models.aggregator import Aggregator, AggregatorArea, StaffMember
 from gotong.models.area import Area
 from gotong.models.delivery import UNDER_WAY, DeliveryStatus
 from gotong.models.digest import note_change
@@ -112,6 +112,14 @@ class Event(enum.StrEnum):
     REQUEST_WITHDRAWN = "request_withdrawn"
     TASK_WITHDRAWN = "task_withdrawn"
     PLEDGE_WITHDRAWN = "pledge_withdrawn"
+    # An aggregator now covers the area of a request that waited where none did.
+    REQUEST_COVERED = "request_covered"
+    # A donor pledged to an aggregator: to bring to its posko, or to be picked up.
+    PLEDGE_MADE = "pledge_made"
+    PICKUP_REQUESTED = "pickup_requested"
+    # The operator disabled an aggregator, or enabled it again.
+    AGGREGATOR_DISABLED = "aggregator_disabled"
+    AGGREGATOR_ENABLED = "aggregator_enabled"
 
 
 @dataclass(frozen=True)
@@ -133,6 +141,9 @@ class Subject:
     volunteer_id: int | None = None
     delivery_ids: tuple[int, ...] = ()
     conversation_id: int | None = None
+    # Staff chose to hear of this kind of news in their digest rather than at once
+    # (notifications.staff_new_pledge).
+    staff_digest: bool = False
 
 
 Recipients = Callable[[AsyncSession, Subject], Awaitable[list[int]]]
@@ -275,6 +286,17 @@ def declined(now: Current, told: str | None) -> bool:
     return now.status == VolunteerStatus.DECLINED
 
 
+def awaits_an_aggregator(now: Current, told: str | None) -> bool:
+    """The request still waits for an aggregator to verify it or allocate to it: not
+    taken back, rejected, nor served since."""
+    return now.status in (RequestStatus.SUBMITTED, RequestStatus.VERIFIED)
+
+
+def awaits_handover(now: Current, told: str | None) -> bool:
+    """The pledge still waits to be brought or picked up: not received, nor cancelled."""
+    return now.status == PledgeStatus.PLEDGED
+
+
 def untouched(now: Current, told: str | None) -> bool:
     """The person has not come back to the conversation since the reminder."""
     return now.untouched
@@ -300,7 +322,11 @@ class Audience:
     actions: Actions = no_actions
     # News that comes often goes into a digest of this topic (models/digest.py), sent at
     # most once per interval, instead of a message each time.
-    digest: Callable[[Subject], str] | None = None
+    # The topic may depend on the subject; None then means: at once.
+    digest: Callable[[Subject], str | None] | None = None
+    # The words of the digest when they are not the single message's (which names one
+    # subject, and a digest may tell of many).
+    digest_key: str | None = None
     # What must still hold when the message is sent; None: it always is.
     still: Still | None = None
 
@@ -337,15 +363,16 @@ async def _areas_holding(session: AsyncSession, village_id: int) -> list[int]:
 
 
 async def staff_covering(session: AsyncSession, subject: Subject) -> list[int]:
-    """Staff of the aggregators covering the request's kelurahan (or its kecamatan or
-    kota)."""
+    """Staff of the enabled aggregators covering the request's kelurahan (or its
+    kecamatan or kota)."""
     if subject.request is None:
         return []
     area_ids = await _areas_holding(session, subject.request.village_id)
     result = await session.scalars(
         select(StaffMember.contact_id).distinct()
         .join(AggregatorArea, AggregatorArea.aggregator_id == StaffMember.aggregator_id)
-        .where(AggregatorArea.area_id.in_(area_ids)))
+        .join(Aggregator, Aggregator.id == StaffMember.aggregator_id)
+        .where(AggregatorArea.area_id.in_(area_ids), Aggregator.disabled_at.is_(None)))
     return sorted(result.all())
 
 
@@ -429,6 +456,11 @@ def volunteers_topic(subject: Subject) -> str:
 
 def queue_topic(subject: Subject) -> str:
     return "queue"
+
+
+def new_pledges_topic(subject: Subject) -> str | None:
+    """Staff's digest of new pledges, when they chose it; else each is told at once."""
+    return "pledges" if subject.staff_digest else None
 
 
 def pledge_topic(subject: Subject) -> str:
@@ -568,6 +600,26 @@ RULES: dict[Event, tuple[Audience, ...]] = {
     Event.REQUEST_WITHDRAWN: (Audience(staff_covering, "notice.request_withdrawn"),),
     Event.TASK_WITHDRAWN: (Audience(person, "notice.task_withdrawn"),),
     Event.PLEDGE_WITHDRAWN: (Audience(aggregator_staff, "notice.pledge_withdrawn"),),
+    # "An organisation now serves your area": moot once the request was taken back. Its
+    # new staff hear of it as of a new request.
+    Event.REQUEST_COVERED: (
+        Audience(household, "notice.request_covered",
+                 still=Still(REQUEST, awaits_an_aggregator)),
+        Audience(staff_covering, "notice.queue_new", digest=queue_topic,
+                 still=Still(REQUEST, waits_for_review)),
+    ),
+    # "A pledge is coming to your posko" / "a donor asks you to pick up": moot once it
+    # was received or cancelled. In staff's digest when they chose it (the digest's own
+    # words then, for any number of pledges).
+    Event.PLEDGE_MADE: (
+        Audience(aggregator_staff, "notice.pledge_new", digest=new_pledges_topic,
+                 digest_key="notice.pledges_waiting", still=Still(PLEDGE, awaits_handover)),),
+    Event.PICKUP_REQUESTED: (
+        Audience(aggregator_staff, "notice.pickup_requested", digest=new_pledges_topic,
+                 digest_key="notice.pledges_waiting", still=Still(PLEDGE, awaits_handover)),),
+    # Facts about their organisation, whatever followed.
+    Event.AGGREGATOR_DISABLED: (Audience(aggregator_staff, "notice.aggregator_disabled"),),
+    Event.AGGREGATOR_ENABLED: (Audience(aggregator_staff, "notice.aggregator_enabled"),),
 }
 
 # Each rule by the name its rows carry.
@@ -617,9 +669,10 @@ async def announce(session: AsyncSession, event: Event, subject: Subject, now: d
                             actions=audience.actions(subject), about=subject_of)
             if contact_id == actor_contact_id:
                 for_actor.append(notice)
-            elif audience.digest is not None:
-                await note_change(session, contact_id, audience.digest(subject), audience.key,
-                                  params, audience.essential, now, subject_of)
+            elif (topic := audience.digest(subject) if audience.digest else None) is not None:
+                await note_change(session, contact_id, topic,
+                                  audience.digest_key or audience.key, params,
+                                  audience.essential, now, subject_of)
             else:
                 enqueue(session, notice, now)
     return for_actor

@@ -84,8 +84,10 @@ def max_quantity(category: str) -> int:
 
 async def aggregators_covering(session: AsyncSession, area_ids: Sequence[int] | None
                                ) -> list[Aggregator]:
-    """Aggregators covering any of these areas (all of them for None), by name."""
-    query = select(Aggregator).order_by(Aggregator.name, Aggregator.id)
+    """Enabled aggregators covering any of these areas (all of them for None), by name:
+    those a donor can give through."""
+    query = (select(Aggregator).where(Aggregator.disabled_at.is_(None))
+             .order_by(Aggregator.name, Aggregator.id))
     if area_ids is not None:
         query = query.where(Aggregator.id.in_(
             select(AggregatorArea.aggregator_id).where(AggregatorArea.area_id.in_(area_ids))))

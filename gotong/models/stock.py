@@ -20,7 +20,14 @@ from gotong.models.base import Base
 from gotong.models.notifications import Event, Subject, announce
 from gotong.models.outbox import Notice
 from gotong.models.person import same_person
-from gotong.models.pledge import Pledge, PledgeStatus, max_quantity
+from gotong.models.pledge import (
+    Handover,
+    NewPledge,
+    Pledge,
+    PledgeStatus,
+    create_pledge,
+    max_quantity,
+)
 from gotong.models.rules import NotAllowed, write_guarded
 
 
@@ -80,6 +87,18 @@ async def incoming_pledges(session: AsyncSession, aggregator_ids: list[int], lim
         .where(Pledge.aggregator_id.in_(aggregator_ids), Pledge.status == PledgeStatus.PLEDGED)
         .order_by(Pledge.id).limit(limit))
     return list(result.all())
+
+
+async def make_pledge(session: AsyncSession, contact_id: int, new: NewPledge, now: datetime,
+                      staff_digest: bool = False) -> Pledge:
+    """A donor's pledge, which the aggregator's staff hear of: a pledge to expect at the
+    posko, or a pick-up to arrange (at once, or in their digest when `staff_digest`)."""
+    pledge = await create_pledge(session, contact_id, new, now)
+    event = Event.PICKUP_REQUESTED if new.handover == Handover.PICKUP else Event.PLEDGE_MADE
+    await announce(session, event, Subject(pledge=pledge, aggregator_id=pledge.aggregator_id,
+                                           staff_digest=staff_digest),
+                   now, actor_contact_id=contact_id)
+    return pledge
 
 
 async def receive_pledge(session: AsyncSession, pledge: Pledge, counted: int,

@@ -1,8 +1,8 @@
 """Scenario test: the whole aid chain through the real python-telegram-bot and the fake Bot
 API, each person in their own chat, and what each of them hears (PRODUCT.md, "who hears
 what"): the operator sets up an aggregator, its staff member joins, three households
-register, staff verify two and reject one, a donor pledges, staff receive the pledge into
-stock and allocate it by priority, and the digests go out."""
+register, staff verify two and reject one, a donor pledges (staff hear of it), staff
+receive the pledge into stock and allocate it by priority, and the digests go out."""
 
 from __future__ import annotations
 
@@ -169,6 +169,11 @@ async def test_the_aid_chain_from_request_to_allocation_and_who_hears_what(
     maria = bot.person(7004, language="en", first_name="Maria")
     code = await pledge_in_english(maria)
     pledge_dialog = len(maria.messages)
+    # Staff hear of it at once (notifications.staff_new_pledge = "now").
+    await wait_settled(services)
+    assert staff.messages[-1].text == (
+        f"Donasi baru untuk lembaga Anda: {code}, 10 × Paket sembako, akan diantar "
+        "donatur ke posko. Catat saat tiba dengan /donasi_masuk.")
 
     # 6. Staff receive the pledge and count 8.
     [listing] = await staff.say("/donasi_masuk")
@@ -208,7 +213,7 @@ async def test_the_aid_chain_from_request_to_allocation_and_who_hears_what(
 
     # Who heard what, in their own chat and language.
     staff_texts = texts(staff)
-    assert len(staff_texts) == 16, staff_texts
+    assert len(staff_texts) == 17, staff_texts
     for text, expected in zip(staff_texts, [
             "Selamat datang! Anda sekarang petugas Posko Jakarta Selatan.",
             "Apa yang ingin Anda lakukan?",  # the menu after joining
@@ -219,6 +224,7 @@ async def test_the_aid_chain_from_request_to_allocation_and_who_hears_what(
             f"{siti_ref} sudah diverifikasi",
             f"Mengapa {rudi_ref} ditolak?",
             f"{rudi_ref} ditolak; keluarganya sudah diberi tahu alasannya.",
+            f"Donasi baru untuk lembaga Anda: {code}",
             "Donasi yang menunggu diterima",
             f"Berapa {code} yang tiba?",
             f"{code} diterima: 8 paket masuk stok.",

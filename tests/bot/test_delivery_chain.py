@@ -152,6 +152,9 @@ async def test_the_life_of_aid_from_request_to_rated_delivery(
     maria = bot.person(8002, language="en", first_name="Maria")
     code = await pledge_one_package(maria)
     assert len(maria.messages) == DONOR_TEXTS
+    # Staff hear of the pledge at once (notifications.staff_new_pledge = "now").
+    await settle(services)
+    assert staff.messages[-1].text.startswith(f"Donasi baru untuk lembaga Anda: {code}")
     [incoming] = await staff.say("/donasi_masuk")
     assert (f"1. {code}: 1 paket sembako, dari Maria Lestari (+6281355557777). "
             "Diantar ke posko.") in incoming.text
@@ -273,6 +276,7 @@ async def test_the_life_of_aid_from_request_to_rated_delivery(
         "Ada permintaan baru yang menunggu verifikasi di wilayah Anda. Kirim /antrian",
         f"{ref} menunggu verifikasi",
         f"{ref} sudah diverifikasi",
+        f"Donasi baru untuk lembaga Anda: {code}",
         "Donasi yang menunggu diterima",
         f"Berapa {code} yang tiba?",
         f"{code} diterima: 1 paket masuk stok.",

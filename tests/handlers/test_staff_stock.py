@@ -179,7 +179,7 @@ async def test_a_donor_sees_their_pledges_and_cancels_one_not_yet_received(
             pledge.contact_id = contact.id
     await donor.say("/status")
     status = "\n".join(r.text for r in donor.replies[-2:])
-    assert "staple food packages, waiting to be received" in status
+    assert "staple food packages, waiting to be brought to the posko" in status
     assert "4 received, 0 set aside for 0 households, 0 delivered." in status
     [cancel] = [o for r in donor.replies[-2:] for o in r.options if o.id.startswith("cancel:")]
     await donor.tap(cancel.id, context="req")

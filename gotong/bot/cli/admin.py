@@ -1,6 +1,6 @@
-"""The operator's commands for aggregators: `gotong aggregator add|list|edit`,
-`gotong invite staff`, `gotong invites list|revoke`, `gotong audit`, `gotong export` and
-`gotong support`."""
+"""The operator's commands for aggregators: `gotong aggregator add|list|edit|disable|
+enable`, `gotong uncovered`, `gotong invite staff`, `gotong invites list|revoke`,
+`gotong audit`, `gotong export` and `gotong support`."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import re
 import sys
 import tempfile
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -33,11 +33,14 @@ from gotong.models.aggregator import (
 )
 from gotong.models.audit import recent_entries
 from gotong.models.base import utcnow
+from gotong.models.coverage import route_newly_covered, uncovered_requests
 from gotong.models.export import FORMATS, KINDS, export_csv
+from gotong.models.handover import OpenWork, disable_aggregator, enable_aggregator, open_work
 from gotong.models.support import last_messages, unassigned
 
 # The top-level commands `run_admin` carries out.
-ADMIN_COMMANDS = ("aggregator", "invite", "invites", "audit", "export", "support")
+ADMIN_COMMANDS = ("aggregator", "uncovered", "invite", "invites", "audit", "export",
+                  "support")
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([dhm])\s*$")
 _UNITS = {"d": "days", "h": "hours", "m": "minutes"}
@@ -72,6 +75,14 @@ def add_admin_parsers(commands: Any) -> None:
     edit.add_argument("--name")
     edit.add_argument("--posko", metavar='"ADDRESS; HOURS"')
     add_area_options(edit, "covers (replacing the areas it covered)")
+    disable = actions.add_parser("disable", help="take no new requests or pledges; list its "
+                                 "open work for hand-over and tell its staff (deletes nothing)")
+    disable.add_argument("id", type=int)
+    enable = actions.add_parser("enable", help="take requests and pledges again")
+    enable.add_argument("id", type=int)
+
+    commands.add_parser("uncovered", help="requests waiting in areas no aggregator covers "
+                        "(reference, area, age)")
 
     invite = commands.add_parser("invite", help="one-time codes to join an aggregator")
     invite.add_argument("role", choices=[InviteRole.STAFF.value, InviteRole.VOLUNTEER.value])
@@ -122,6 +133,8 @@ async def run_admin(config: Config, args: argparse.Namespace, out: TextIO = sys.
             await _export(services, args, out)
         elif args.command == "support":
             await _support(services, out)
+        elif args.command == "uncovered":
+            await _uncovered(services, out)
         else:
             await _audit(services, args, out)
         return 0
@@ -144,9 +157,16 @@ def _posko(text: str) -> Posko:
 
 
 async def _aggregator(services: Services, args: argparse.Namespace, out: TextIO) -> None:
+    if args.action in ("disable", "enable"):
+        await _switch(services, args, out)
+        return
     areas = resolve_areas(services.areas, args.kota, args.kecamatan, args.kelurahan) \
         if args.action != "list" else []
+    now = utcnow()
     async with services.sessions() as session, session.begin():
+        # Requests waiting where nobody served: those the new coverage reaches are routed.
+        before = [row.id for row in await uncovered_requests(session)] \
+            if args.action != "list" else []
         if args.action == "add":
             name = " ".join(args.name.split())
             if not name:
@@ -154,10 +174,10 @@ async def _aggregator(services: Services, args: argparse.Namespace, out: TextIO)
             if not areas:
                 raise OperatorError("name the areas it covers with --kota, --kecamatan or "
                                     "--kelurahan")
-            aggregator = await create_aggregator(session, name, _posko(args.posko), areas,
-                                                 utcnow())
+            aggregator = await create_aggregator(session, name, _posko(args.posko), areas, now)
             print(f"added aggregator {aggregator.id}", file=out)
             _show(services, aggregator, out)
+            _routed(await route_newly_covered(session, before, aggregator, now), out)
         elif args.action == "edit":
             new_name = " ".join(args.name.split()) if args.name is not None else None
             if new_name == "":
@@ -167,6 +187,8 @@ async def _aggregator(services: Services, args: argparse.Namespace, out: TextIO)
                 posko=_posko(args.posko) if args.posko is not None else None,
                 area_ids=areas or None)
             _show(services, aggregator, out)
+            if aggregator.enabled:
+                _routed(await route_newly_covered(session, before, aggregator, now), out)
         else:
             aggregators = await list_aggregators(session)
             if not aggregators:
@@ -181,8 +203,83 @@ def _show(services: Services, aggregator: Aggregator, out: TextIO) -> None:
         entry = services.areas.get(area.area_id)
         names.append(entry.name if entry is not None else str(area.area_id))
     hours = f" ({aggregator.posko_hours})" if aggregator.posko_hours else ""
-    print(f"{aggregator.id}: {aggregator.name}\n   posko: {aggregator.posko_address}{hours}\n"
+    state = f" [disabled since {aggregator.disabled_at:%Y-%m-%d %H:%M} UTC]" \
+        if aggregator.disabled_at is not None else ""
+    demo = " [demo data]" if aggregator.demo else ""
+    print(f"{aggregator.id}: {aggregator.name}{demo}{state}\n"
+          f"   posko: {aggregator.posko_address}{hours}\n"
           f"   covers: {', '.join(names)}", file=out)
+
+
+def _routed(count: int, out: TextIO) -> None:
+    if count:
+        print(f"{count} waiting {'request' if count == 1 else 'requests'} in areas no "
+              "aggregator covered now go to it; the households are told, and its staff "
+              "see them in /queue", file=out)
+
+
+async def _switch(services: Services, args: argparse.Namespace, out: TextIO) -> None:
+    """`aggregator disable|enable ID`."""
+    now = utcnow()
+    async with services.sessions() as session, session.begin():
+        if args.action == "enable":
+            enabled = await enable_aggregator(session, args.id, now)
+            if enabled is None:
+                print(f"aggregator {args.id} is enabled already", file=out)
+                return
+            print(f"aggregator {args.id} enabled: it takes requests and pledges again; "
+                  "its staff are told", file=out)
+            _routed(enabled[1], out)
+            return
+        if await disable_aggregator(session, args.id, now) is None:
+            print(f"aggregator {args.id} is disabled already", file=out)
+        else:
+            print(f"aggregator {args.id} disabled: it takes no new requests or pledges, and "
+                  "donors no longer see it; nothing is deleted; its staff are told", file=out)
+        work = await open_work(session, services.areas, await get_aggregator(session, args.id))
+    _show_open_work(work, out)
+
+
+def _show_open_work(work: OpenWork, out: TextIO) -> None:
+    """Its open work by reference, for whoever takes it over."""
+    print("open work to hand over:", file=out)
+    for label, references in (
+            ("requests waiting in its areas", work.requests),
+            ("  of which no other aggregator covers", work.uncovered),
+            ("pledges not yet received", work.pledges),
+            ("pledges with stock not yet allocated", work.stock_pledges),
+            ("deliveries not finished", work.deliveries)):
+        listed = f": {', '.join(references)}" if references else ""
+        print(f"   {label}: {len(references)}{listed}", file=out)
+    if work.uncovered:
+        print("   (see `gotong uncovered`; they go to the aggregator that covers their "
+              "area next)", file=out)
+
+
+def _age(created_at: datetime, now: datetime) -> str:
+    waited = now - created_at
+    if waited >= timedelta(days=1):
+        return f"{waited.days}d"
+    return f"{int(waited.total_seconds() // 3600)}h"
+
+
+async def _uncovered(services: Services, out: TextIO) -> None:
+    """Each waiting request no enabled aggregator covers: its reference, area and age.
+    Never a name or a phone."""
+    now = utcnow()
+    async with services.sessions() as session:
+        waiting = await uncovered_requests(session)
+    if not waiting:
+        print("every waiting request is in an area an aggregator covers", file=out)
+        return
+    for request in waiting:
+        place = services.areas.place(request.village_id)
+        area = place.display() if place is not None else str(request.village_id)
+        print(f"{request.reference}  {area}  waiting {_age(request.created_at, now)} "
+              f"({request.status})", file=out)
+    print(f"{len(waiting)} {'request waits' if len(waiting) == 1 else 'requests wait'} "
+          "where no aggregator covers the area: add one with `gotong aggregator add`, or "
+          "give the area to one with `gotong aggregator edit`", file=out)
 
 
 async def _invite(services: Services, args: argparse.Namespace, out: TextIO) -> None:

@@ -18,6 +18,7 @@ from gotong.bot.channels.telegram import PollingTaken
 from gotong.bot.cli.admin import ADMIN_COMMANDS, add_admin_parsers, run_admin
 from gotong.bot.cli.backup import add_backup_parsers, run_backup, run_restore
 from gotong.bot.cli.broadcast import add_broadcast_parser, run_broadcast
+from gotong.bot.cli.demo import add_demo_parser, run_demo
 from gotong.bot.cli.setup import add_setup_parsers, run_check, run_webhook, run_whatsapp
 from gotong.bot.config import Config, ConfigError, load_config
 from gotong.bot.logs import setup_logging
@@ -70,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_admin_parsers(commands)
     add_backup_parsers(commands)
     add_setup_parsers(commands)
+    add_demo_parser(commands)
     return parser
 
 
@@ -98,6 +100,8 @@ def _run_command(args: argparse.Namespace, config: Config) -> int:
         return asyncio.run(run_broadcast(config, args))
     if args.command in ADMIN_COMMANDS:
         return asyncio.run(run_admin(config, args))
+    if args.command == "demo":
+        return asyncio.run(run_demo(config, args))
     if args.command == "outbox":
         asyncio.run(print_outbox(config))
         return 0

@@ -15,6 +15,7 @@ from aiohttp import web
 
 from gotong.bot.web.pages import SERVICES, render, translator
 from gotong.bot.web.signin import PageError, Work, see_other
+from gotong.handlers.stock import pledge_state_key
 
 # Rows a list shows at once.
 PAGE_ROWS = 50
@@ -86,6 +87,10 @@ def names(request: web.Request) -> Any:
             amount = f"{quantity:,}".replace(",", ".")
             unit = t(f"unit_one.{category}") if quantity == 1 else t(f"unit.{category}")
             return t("stock.quantity", quantity=amount, unit=unit)
+
+        @staticmethod
+        def pledge_state(status: str, handover: str) -> str:
+            return t(pledge_state_key(status, handover))
 
     return Names
 
