@@ -199,6 +199,13 @@ class VolunteerConfig:
 
 
 @dataclass(frozen=True)
+class ProxyConfig:
+    # Households a proxy may have registered and still being helped at once: an RT head
+    # knows a few dozen households; more points at a mistake or at abuse.
+    max_households: int = 30
+
+
+@dataclass(frozen=True)
 class PublicConfig:
     # Counts of households below this are shown as "fewer than" it on the public page and
     # its JSON: a count of 1 in a kelurahan, or on one day, points at one household.
@@ -276,6 +283,7 @@ class Config:
     requests: RequestsConfig = field(default_factory=RequestsConfig)
     aid: AidConfig = field(default_factory=AidConfig)
     volunteer: VolunteerConfig = field(default_factory=VolunteerConfig)
+    proxy: ProxyConfig = field(default_factory=ProxyConfig)
     public: PublicConfig = field(default_factory=PublicConfig)
     notifications: NotificationsConfig = field(default_factory=NotificationsConfig)
     inbound: InboundConfig = field(default_factory=InboundConfig)
@@ -303,7 +311,7 @@ _SECTION_TYPES: dict[str, type[Any]] = {
     "web": WebConfig,
     "i18n": I18nConfig, "privacy": PrivacyConfig, "areas": AreasConfig,
     "dialogs": DialogsConfig, "requests": RequestsConfig, "aid": AidConfig,
-    "volunteer": VolunteerConfig, "public": PublicConfig,
+    "volunteer": VolunteerConfig, "proxy": ProxyConfig, "public": PublicConfig,
     "notifications": NotificationsConfig, "inbound": InboundConfig, "logging": LoggingConfig,
     "metrics": MetricsConfig,
 }
@@ -509,6 +517,8 @@ def validate(config: Config) -> None:
         raise ConfigError("aid.max_delivery_failures must be at least 1")
     if not 1 <= config.volunteer.max_open_tasks <= 50:
         raise ConfigError("volunteer.max_open_tasks must be between 1 and 50")
+    if not 1 <= config.proxy.max_households <= 1000:
+        raise ConfigError("proxy.max_households must be between 1 and 1000")
     if not 1 <= config.public.min_count <= 100:
         raise ConfigError("public.min_count must be between 1 and 100 (1 hides nothing)")
     for key in ("retry_base_seconds", "retry_max_seconds", "poll_seconds", "lease_seconds",

@@ -41,7 +41,8 @@ TOKEN_KEY = "erase"
 MAX_MESSAGE = 3000
 CHANNEL_KEYS = {"telegram": "mydata.app_telegram", "whatsapp": "mydata.app_whatsapp"}
 ROLE_KEYS = {Role.HOUSEHOLD: "mydata.role_household", Role.DONOR: "mydata.role_donor",
-             Role.VOLUNTEER: "mydata.role_volunteer", Role.STAFF: "mydata.role_staff"}
+             Role.VOLUNTEER: "mydata.role_volunteer", Role.STAFF: "mydata.role_staff",
+             Role.PROXY: "mydata.role_proxy"}
 
 
 # --- what is held --------------------------------------------------------------------

@@ -42,6 +42,8 @@ class HandlerSettings:
     max_delivery_failures: int = 3
     # Deliveries a volunteer may have under way at once (also bounded by what they carry).
     max_open_tasks: int = 3
+    # Households a proxy may have registered and still being helped at once.
+    max_proxy_households: int = 30
     # Where staff sign in to the dashboard (the web app's /dashboard), and for how long
     # a sign-in link sent in chat works.
     dashboard_url: str = "http://127.0.0.1:8080/dashboard"

@@ -29,7 +29,7 @@ TABLES = {"area", "contact", "contact_role", "conversation", "help_request", "re
           "aggregator_area",
           "staff_member", "invite", "audit_entry", "pledge", "digest", "stock_item", "delivery",
           "volunteer", "volunteer_area",
-          "delivery_source", "dashboard_link", "dashboard_session"}
+          "delivery_source", "dashboard_link", "dashboard_session", "proxy"}
 
 
 @pytest.fixture(params=BACKENDS)
