@@ -232,11 +232,12 @@ async def households_status(turn: Turn) -> list[Reply]:
     if not requests:
         return [Reply(text=turn.t("proxy.status_none"))]
     # The delivery codes of households without a phone: the proxy hands them over.
-    codes = dict((await turn.session.execute(
+    rows = await turn.session.execute(
         select(Delivery.request_id, Delivery.code)
         .where(Delivery.request_id.in_([r.id for r in requests
                                         if r.contact_id == turn.contact.id]),
-               Delivery.status.in_(UNDER_WAY)))).tuples().all())
+               Delivery.status.in_(UNDER_WAY)))
+    codes = {request_id: code for request_id, code in rows.all()}
     lines = [turn.t("proxy.status_title", count=len(requests))]
     for r in requests:
         lines.append(turn.t("proxy.status_line", reference=r.reference,
