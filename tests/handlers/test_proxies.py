@@ -20,7 +20,7 @@ from gotong.models.proxy import Proxy
 from gotong.models.request_status import RequestStatus
 from tests.chat import Chat
 from tests.handlers.test_household_form import NIK
-from tests.handlers.test_staff_stock import join
+from tests.handlers.test_staff_stock import TIMUR, join
 from tests.handlers.test_volunteers import (
     SELATAN,
     allocated,
@@ -71,10 +71,10 @@ async def new_proxy(services: Services, staff: Chat, chat_id: str = "rt-05",
     return chat
 
 
-async def register(chat: Chat, *, phone: str | None, name: str = "Ibu Sumi",
-                   nik: str | None = NIK, address: str = "Jl. Melati No. 5 RT 03 RW 05"
-                   ) -> str:
-    """/register_household and the whole form; the reference the proxy is given."""
+async def fill(chat: Chat, *, phone: str | None, name: str = "Ibu Sumi",
+               nik: str | None = NIK, address: str = "Jl. Melati No. 5 RT 03 RW 05",
+               area: str = POSTAL_CODE) -> None:
+    """/register_household and the whole form, sent."""
     await chat.say("/daftarkan")
     assert chat.last.context == "px.consent", chat.last.text
     assert "Did the household agree" in chat.last.text
@@ -83,9 +83,19 @@ async def register(chat: Chat, *, phone: str | None, name: str = "Ibu Sumi",
     assert chat.last.context == "px.phone", chat.last.text
     await (chat.say(phone) if phone else chat.tap("skip"))
     await (chat.say(nik) if nik else chat.tap("skip"))
-    await chat.say_all(POSTAL_CODE, address, "4", "1,4", "1")
+    await chat.say(area)
+    if chat.last.context == "px.area_pick":  # a postal code of several kelurahan
+        await chat.tap(chat.last.options[0].id)
+    await chat.say_all(address, "4", "1,4", "1")
     assert chat.last.context == "px.summary", chat.last.text
     await chat.tap("submit")
+
+
+async def register(chat: Chat, *, phone: str | None, name: str = "Ibu Sumi",
+                   nik: str | None = NIK, address: str = "Jl. Melati No. 5 RT 03 RW 05"
+                   ) -> str:
+    """/register_household and the whole form; the reference the proxy is given."""
+    await fill(chat, phone=phone, name=name, nik=nik, address=address)
     found = REFERENCE.search(chat.last.text)
     assert found and "Registered" in chat.last.text, chat.last.text
     return found.group(0)
@@ -295,3 +305,16 @@ async def test_outbox_rows_for_the_household_name_no_proxy(services: Services) -
     async with services.sessions() as session:
         keys = set((await session.scalars(select(OutboxMessage.message_key))).all())
     assert not any(key and key.startswith("proxy.") for key in keys)
+
+
+async def test_a_household_outside_the_aggregators_area_is_refused(services: Services
+                                                                   ) -> None:
+    world, _, staff = await proxy_world(services)
+    chat = await new_proxy(services, staff)
+    elsewhere = services.areas.get(world.village(TIMUR))
+    assert elsewhere is not None
+    await fill(chat, phone=None, area=elsewhere.code)
+    assert "outside the area of the organisation" in chat.last.text, chat.last.text
+    assert ("proxy_register", "outside area") in await audit_log(services)
+    async with services.sessions() as session:
+        assert (await session.scalars(select(HelpRequest))).all() == []
