@@ -168,7 +168,7 @@ def identity_key(head_name: str, village_id: int, street: str, rt: str, rw: str)
     return f"{fold(head_name)}|{village_id}|{fold(street)}|{int(rt)}|{int(rw)}"
 
 
-def _own(contact_ids: Collection[int]) -> Any:
+def own_requests(contact_ids: Collection[int]) -> Any:
     """Requests of the person's household: theirs, except those they registered as a
     proxy for a household without a phone (whose news comes to them)."""
     return HelpRequest.contact_id.in_(list(contact_ids)) & or_(
@@ -180,7 +180,7 @@ async def open_request_of(session: AsyncSession, contact_id: int) -> HelpRequest
     """The person's open request, made from this app or another."""
     return await session.scalar(
         select(HelpRequest)
-        .where(_own(await person_contact_ids(session, contact_id)),
+        .where(own_requests(await person_contact_ids(session, contact_id)),
                HelpRequest.status.in_(OPEN_STATUSES))
         .order_by(HelpRequest.id.desc())
         .limit(1)
@@ -190,7 +190,7 @@ async def open_request_of(session: AsyncSession, contact_id: int) -> HelpRequest
 async def requests_of(session: AsyncSession, contact_id: int) -> Sequence[HelpRequest]:
     result = await session.scalars(
         select(HelpRequest)
-        .where(_own(await person_contact_ids(session, contact_id)))
+        .where(own_requests(await person_contact_ids(session, contact_id)))
         .options(selectinload(HelpRequest.events))
         .order_by(HelpRequest.id.desc())
     )

@@ -20,6 +20,7 @@ from gotong.models.proxy import Proxy
 from gotong.models.request_status import RequestStatus
 from tests.chat import Chat
 from tests.handlers.test_household_form import NIK
+from tests.handlers.test_my_data import erase
 from tests.handlers.test_staff_stock import TIMUR, join
 from tests.handlers.test_volunteers import (
     SELATAN,
@@ -117,7 +118,7 @@ async def contact(services: Services, contact_id: int) -> Contact:
 
 
 async def test_staff_invite_a_proxy_who_accepts(services: Services) -> None:
-    world, aggregator, staff = await proxy_world(services)
+    _, aggregator, staff = await proxy_world(services)
     code = await invite_code(staff)
     chat = await accept(services, code, "rt-05", "Budi Santoso", "+6281200000005")
     assert "You are now a proxy of Posko Jakarta Selatan" in chat.last.text
@@ -318,3 +319,27 @@ async def test_a_household_outside_the_aggregators_area_is_refused(services: Ser
     assert ("proxy_register", "outside area") in await audit_log(services)
     async with services.sessions() as session:
         assert (await session.scalars(select(HelpRequest))).all() == []
+
+
+async def test_a_proxys_data_is_theirs_and_the_households_stay(services: Services) -> None:
+    _, _, staff = await proxy_world(services)
+    chat = await new_proxy(services, staff)
+    with_phone = await register(chat, phone="0813 1111 2222", nik=None)
+    without = await register(chat, phone=None, name="Pak Karto", nik=None,
+                             address="Jl. Melati No. 7 RT 03 RW 05")
+    await chat.say("/my_data")
+    shown = "\n".join(r.text for r in chat.replies[-3:])
+    assert "Proxy for Posko Jakarta Selatan: name Budi Santoso, phone +6281200000005; " \
+           "households registered: 2" in shown, shown
+    answer = await erase(chat)
+    # Erasing the proxy's data closes nothing of the households'.
+    assert with_phone not in answer and without not in answer, answer
+    one, two = await request_by(services, with_phone), await request_by(services, without)
+    assert one.status == two.status == RequestStatus.SUBMITTED
+    assert one.phone == "+6281311112222"
+    assert two.phone == "-"  # the proxy's number, which stood in for the household's
+    async with services.sessions() as session:
+        proxy = (await session.scalars(select(Proxy))).one()
+    assert (proxy.name, proxy.phone) == ("-", "-")
+    # Staff still see that a proxy registered them.
+    assert one.proxy_id == two.proxy_id == proxy.id
