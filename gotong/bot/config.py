@@ -220,6 +220,13 @@ class SupportConfig:
 
 
 @dataclass(frozen=True)
+class ProxyConfig:
+    # Households a proxy may have registered and still being helped at once: an RT head
+    # knows a few dozen households; more points at a mistake or at abuse.
+    max_households: int = 30
+
+
+@dataclass(frozen=True)
 class PublicConfig:
     # Counts of households below this are shown as "fewer than" it on the public page and
     # its JSON: a count of 1 in a kelurahan, or on one day, points at one household.
@@ -304,6 +311,7 @@ class Config:
     aid: AidConfig = field(default_factory=AidConfig)
     volunteer: VolunteerConfig = field(default_factory=VolunteerConfig)
     support: SupportConfig = field(default_factory=SupportConfig)
+    proxy: ProxyConfig = field(default_factory=ProxyConfig)
     public: PublicConfig = field(default_factory=PublicConfig)
     notifications: NotificationsConfig = field(default_factory=NotificationsConfig)
     inbound: InboundConfig = field(default_factory=InboundConfig)
@@ -331,7 +339,8 @@ _SECTION_TYPES: dict[str, type[Any]] = {
     "web": WebConfig,
     "i18n": I18nConfig, "privacy": PrivacyConfig, "areas": AreasConfig,
     "dialogs": DialogsConfig, "requests": RequestsConfig, "aid": AidConfig,
-    "volunteer": VolunteerConfig, "support": SupportConfig, "public": PublicConfig,
+    "volunteer": VolunteerConfig, "support": SupportConfig, "proxy": ProxyConfig,
+    "public": PublicConfig,
     "notifications": NotificationsConfig, "inbound": InboundConfig, "logging": LoggingConfig,
     "metrics": MetricsConfig,
 }
@@ -543,6 +552,8 @@ def validate(config: Config) -> None:
         raise ConfigError("support.keep_days must be at least 1")
     if not 0 <= config.volunteer.failed_hold_hours <= 24 * 30:
         raise ConfigError("volunteer.failed_hold_hours must be between 0 and 720")
+    if not 1 <= config.proxy.max_households <= 1000:
+        raise ConfigError("proxy.max_households must be between 1 and 1000")
     if not 1 <= config.public.min_count <= 100:
         raise ConfigError("public.min_count must be between 1 and 100 (1 hides nothing)")
     for key in ("retry_base_seconds", "retry_max_seconds", "poll_seconds", "lease_seconds",

@@ -39,6 +39,7 @@ def handler_settings(config: Config) -> HandlerSettings:
         max_delivery_failures=config.aid.max_delivery_failures,
         max_open_tasks=config.volunteer.max_open_tasks,
         failed_hold=timedelta(hours=config.volunteer.failed_hold_hours),
+        max_proxy_households=config.proxy.max_households,
         dashboard_url=f"{config.web.base_url}/dashboard",
         dashboard_link_valid=timedelta(minutes=config.web.link_minutes),
         retention=timedelta(days=config.privacy.retention_days),

@@ -55,6 +55,11 @@ COMMANDS: tuple[Command, ...] = (
     Command("volunteer", {"id": ("relawan",), "en": ("volunteer",)}, "command.volunteer",
             False),
     Command("tasks", {"id": ("tugas",), "en": ("tasks",)}, "command.tasks", False),
+    Command("invite_proxy", {"id": ("undang_pendamping",), "en": ("invite_proxy",)},
+            "command.invite_proxy", False),
+    Command("proxy", {"id": ("pendamping",), "en": ("proxy",)}, "command.proxy", False),
+    Command("register_household", {"id": ("daftarkan",), "en": ("register_household",)},
+            "command.register_household", False),
     Command("leave", {"id": ("berhenti_relawan",), "en": ("leave",)}, "command.leave", False),
 )
 

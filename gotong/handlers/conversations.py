@@ -23,6 +23,7 @@ from gotong.handlers import (
     forms,
     linking,
     my_data,
+    proxy,
     queue,
     review,
     staff,
@@ -70,7 +71,8 @@ from gotong.models.step_end import Finish, ReplyRow, end_step
 log = logging.getLogger(__name__)
 
 FORMS: dict[str, Form] = {form.name: form for form in (
-    HOUSEHOLD_REQUEST, DONOR_PLEDGE, volunteer.VOLUNTEER_SIGNUP)}
+    HOUSEHOLD_REQUEST, DONOR_PLEDGE, volunteer.VOLUNTEER_SIGNUP, proxy.PROXY_SIGNUP,
+    proxy.PROXY_REQUEST)}
 LANGUAGE_OVERLAY = "language"
 # Scratch keys of the questions asked outside forms (language, confirmation, reason,
 # quantity counted, allocation, a task's code or proof, a rating's comment).
@@ -118,6 +120,8 @@ SCREENS: dict[str, Callable[[Turn], Awaitable[list[Reply]]]] = {
     "dashboard": staff.dashboard_link,
     "volunteers": volunteer.show_pending,
     "invite_volunteer": volunteer.invite_volunteer,
+    "invite_proxy": proxy.invite_proxy,
+    "register_household": proxy.register_household,
     "tasks": tasks.show_tasks,
     "leave": volunteer.stop_volunteering,
     "my_data": my_data.show_my_data,
@@ -529,6 +533,8 @@ async def _on_command(turn: Turn, form: Form | None) -> list[Reply]:
         return await SCREENS[command](turn)
     if command == "volunteer":
         return await volunteer.sign_up(turn, incoming.args)
+    if command == "proxy":
+        return await proxy.sign_up(turn, incoming.args)
     if command == "join":
         return [*await staff.join(turn, incoming.args), _current(turn, form)]
     if command == "cancel_request":

@@ -214,17 +214,22 @@ async def _precheck(turn: Turn) -> list[Reply] | None:
                               status=turn.t(f"status.{open_request.status}")))]
 
 
-async def _submit(turn: Turn, answers: Answers) -> list[Reply]:
+def new_request(answers: Answers, phone: str) -> NewRequest:
+    """The request the form's answers describe, reached at this phone."""
     nik = answers.get("nik") or None
     address = answers["address"]
     vulnerable = [v for v in answers["vulnerable"] if v != NONE_OF_THESE]
-    new = NewRequest(
-        head_name=answers["name"], phone=answers["phone"],
+    return NewRequest(
+        head_name=answers["name"], phone=phone,
         nik=ProtectedNik(nik["hash"], nik["last4"]) if nik else None,
         village_id=int(answers["kelurahan"]), street=address["street"], rt=address["rt"],
         rw=address["rw"], household_size=int(answers["size"]), vulnerabilities=vulnerable,
         needs=list(answers["needs"]), needs_other=answers.get("needs_other") or None,
     )
+
+
+async def _submit(turn: Turn, answers: Answers) -> list[Reply]:
+    new = new_request(answers, answers["phone"])
     request, notices = await submit_request(
         turn.session, turn.contact.id, new, now=turn.now,
         duplicate_window=turn.settings.duplicate_window,

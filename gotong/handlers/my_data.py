@@ -18,11 +18,12 @@ from gotong.models.contact import Contact, ContactRole, Role
 from gotong.models.conversation import Conversation
 from gotong.models.delivery import Delivery
 from gotong.models.erasure import erase_person
-from gotong.models.help_request import OPEN_STATUSES, HelpRequest, requests_of
+from gotong.models.help_request import OPEN_STATUSES, HelpRequest, own_requests, requests_of
 from gotong.models.inbound import InboundUpdate
 from gotong.models.outbox import OutboxMessage
 from gotong.models.person import person_contact_ids
 from gotong.models.pledge import Handover, Pledge, PledgeStatus, pledges_of
+from gotong.models.proxy import Proxy, registered_by
 from gotong.models.volunteer import Volunteer, VolunteerStatus
 
 # The "erase my data" button under the data shown, and the confirmation's buttons.
@@ -41,7 +42,8 @@ TOKEN_KEY = "erase"
 MAX_MESSAGE = 3000
 CHANNEL_KEYS = {"telegram": "mydata.app_telegram", "whatsapp": "mydata.app_whatsapp"}
 ROLE_KEYS = {Role.HOUSEHOLD: "mydata.role_household", Role.DONOR: "mydata.role_donor",
-             Role.VOLUNTEER: "mydata.role_volunteer", Role.STAFF: "mydata.role_staff"}
+             Role.VOLUNTEER: "mydata.role_volunteer", Role.STAFF: "mydata.role_staff",
+             Role.PROXY: "mydata.role_proxy"}
 
 
 # --- what is held --------------------------------------------------------------------
@@ -136,6 +138,15 @@ async def _roles(turn: Turn, contact_ids: list[int]) -> str:
                             name=as_typed(volunteer.name), phone=volunteer.phone,
                             travel=turn.t(f"travel.{volunteer.travel}"),
                             capacity=volunteer.capacity))
+    proxies = (await session.execute(
+        select(Proxy, Aggregator.name)
+        .join(Aggregator, Aggregator.id == Proxy.aggregator_id)
+        .where(Proxy.contact_id.in_(contact_ids)).order_by(Proxy.id))).all()
+    for proxy, aggregator in proxies:
+        # The households they registered are the households' own data, not theirs.
+        registered = len(await registered_by(session, [proxy.id]))
+        lines.append(turn.t("mydata.proxy", aggregator=aggregator, name=as_typed(proxy.name),
+                            phone=proxy.phone, count=registered))
     return "\n".join(lines)
 
 
@@ -251,7 +262,7 @@ async def ask_erase(turn: Turn) -> list[Reply]:
     contact_ids = await person_contact_ids(session, turn.contact.id)
     lines = [turn.t("erase.confirm")]
     open_requests = (await session.scalars(
-        select(HelpRequest.reference).where(HelpRequest.contact_id.in_(contact_ids),
+        select(HelpRequest.reference).where(own_requests(contact_ids),
                                             HelpRequest.status.in_(OPEN_STATUSES))
         .order_by(HelpRequest.id))).all()
     if open_requests:

@@ -17,6 +17,7 @@ from gotong.handlers.staff_actions import Actor, Refusal, decide_request, reques
 from gotong.handlers.turn import Turn
 from gotong.models.help_request import REJECT_REASONS, HelpRequest, queue_of
 from gotong.models.priority import score_parts
+from gotong.models.proxy import proxy_names
 
 QUEUE_CONTEXT = "q"
 REASON_CONTEXT = "qr"
@@ -52,6 +53,10 @@ async def _card(turn: Turn, request: HelpRequest, prefix: str | None) -> Reply:
         turn.t("queue.score", score=f"{sum(parts.values()):g}",
                parts=", ".join(f"{turn.t(f'score.{k}')} {v:g}" for k, v in parts.items() if v)),
     ]
+    if request.proxy_id is not None:
+        names = await proxy_names(turn.session, [request.proxy_id])
+        lines.insert(1, turn.t("proxy.registered_by",
+                               name=as_typed(names.get(request.proxy_id, "-"))))
     options = [Option(f"{VERIFY}:{request.id}", turn.t("queue.verify"), number=1),
                Option(f"{REJECT}:{request.id}", turn.t("queue.reject"), number=2)]
     if request.duplicate_of_id is not None:

@@ -8,6 +8,7 @@ from sqlalchemy import select
 from gotong.handlers.forms import Choice, match_choice
 from gotong.handlers.messages import Hint, Incoming, Kind, Option, Reply
 from gotong.handlers.notices import notice_reply
+from gotong.handlers.proxy import households_status
 from gotong.handlers.stock import amount_text, pledge_state_key
 from gotong.handlers.turn import Turn, refusing
 from gotong.models.allocation import pledge_progress
@@ -34,11 +35,13 @@ CONFIRM_OVERLAY = "cancel_request"
 
 
 async def status_replies(turn: Turn) -> list[Reply]:
+    # A proxy sees the households they registered first, then anything of their own.
+    registered = await households_status(turn)
     requests = await requests_of(turn.session, turn.contact.id)
     pledges = await pledges_of(turn.session, turn.contact.id)
     if not requests and not pledges:
-        return [Reply(text=turn.t("status.none"))]
-    replies = [await _pledge_status(turn, pledges)] if pledges else []
+        return registered or [Reply(text=turn.t("status.none"))]
+    replies = [*registered, *([await _pledge_status(turn, pledges)] if pledges else [])]
     if not requests:
         return replies
     blocks = []

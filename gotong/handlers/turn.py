@@ -44,6 +44,8 @@ class HandlerSettings:
     max_open_tasks: int = 3
     # How long a task failed after pick-up counts among the volunteer's open tasks.
     failed_hold: timedelta = timedelta(hours=24)
+    # Households a proxy may have registered and still being helped at once.
+    max_proxy_households: int = 30
     # Where staff sign in to the dashboard (the web app's /dashboard), and for how long
     # a sign-in link sent in chat works.
     dashboard_url: str = "http://127.0.0.1:8080/dashboard"

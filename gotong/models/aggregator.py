@@ -70,6 +70,7 @@ class StaffMember(Base):
 class InviteRole(enum.StrEnum):
     STAFF = "staff"
     VOLUNTEER = "volunteer"
+    PROXY = "proxy"
 
 
 class Invite(Base):

@@ -14,6 +14,7 @@ from gotong.models.inbound import InboundUpdate
 from gotong.models.outbox import OutboxMessage
 from gotong.models.pledge import Pledge
 from gotong.models.presence import SenderPresence
+from gotong.models.proxy import Proxy
 from gotong.models.stock import StockItem
 from gotong.models.support import SupportConversation, SupportMessage
 from gotong.models.volunteer import Volunteer, VolunteerArea
@@ -36,6 +37,7 @@ __all__ = [
     "Invite",
     "OutboxMessage",
     "Pledge",
+    "Proxy",
     "RequestEvent",
     "SenderPresence",
     "SignInLink",

@@ -63,6 +63,8 @@ class Role(enum.StrEnum):
     DONOR = "donor"
     VOLUNTEER = "volunteer"
     STAFF = "staff"
+    # Registers households on their behalf (an RT/RW head, a village official).
+    PROXY = "proxy"
 
 
 class ContactRole(Base):

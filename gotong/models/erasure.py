@@ -37,12 +37,13 @@ from gotong.models.dashboard import DashboardSession, SignInLink
 from gotong.models.delivery import Delivery, DeliveryStatus
 from gotong.models.digest import Digest
 from gotong.models.fulfilment import mark_delivered
-from gotong.models.help_request import OPEN_STATUSES, HelpRequest, RequestEvent
+from gotong.models.help_request import OPEN_STATUSES, HelpRequest, RequestEvent, own_requests
 from gotong.models.inbound import InboundUpdate
 from gotong.models.notifications import Event, Subject, announce
 from gotong.models.outbox import OutboxMessage, OutboxStatus
 from gotong.models.person import person_contact_ids
 from gotong.models.pledge import Pledge, PledgeStatus
+from gotong.models.proxy import Proxy
 from gotong.models.request_status import RequestStatus
 from gotong.models.support import SupportConversation
 from gotong.models.tasks import WITHDRAWABLE, leave, withdraw
@@ -175,8 +176,9 @@ async def erase_person(session: AsyncSession, areas: AreaDirectory, contact_id: 
     for contact in contacts:
         values |= _values(contact.verified_phone, _digits(contact.verified_phone))
 
+    # Not the households they registered as a proxy: those are the households' own.
     requests = list((await session.scalars(
-        select(HelpRequest).where(HelpRequest.contact_id.in_(contact_ids))
+        select(HelpRequest).where(own_requests(contact_ids))
         .order_by(HelpRequest.id))).all())
     for request in requests:
         if request.status in OPEN_STATUSES:
@@ -204,6 +206,19 @@ async def erase_person(session: AsyncSession, areas: AreaDirectory, contact_id: 
         if volunteer.status == VolunteerStatus.APPROVED:
             await leave(session, volunteer, now)
         volunteer.status = VolunteerStatus.LEFT
+    await session.flush()
+
+    # A proxy: their name and phone go, and so does their phone where it stood in for a
+    # household's; the households they registered stay, and staff still see that a proxy
+    # registered them.
+    for proxy in (await session.scalars(
+            select(Proxy).where(Proxy.contact_id.in_(contact_ids)))).all():
+        values |= _values(proxy.name, proxy.phone, _digits(proxy.phone))
+        await session.execute(
+            update(HelpRequest).where(HelpRequest.proxy_id == proxy.id,
+                                      HelpRequest.phone == proxy.phone)
+            .values(phone=ERASED).execution_options(synchronize_session=False))
+        proxy.name = proxy.phone = ERASED
     await session.flush()
 
     # Staff: their role ends with their data; their organisation invites them again if

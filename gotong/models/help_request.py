@@ -8,6 +8,7 @@ import unicodedata
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import JSON, ForeignKey, Index, String, false, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -85,6 +86,14 @@ class HelpRequest(Base):
     # When its personal data was erased (on the person's demand, or once closed longer
     # than privacy.retention_days); what the aid record needs stays.
     erased_at: Mapped[datetime | None]
+    # Registered by a proxy (models/proxy.py) on the household's behalf, who said they
+    # had the household's consent, and when. Its phone then does not tell households
+    # apart: it may be a family's shared phone, or the proxy's own.
+    proxy_id: Mapped[int | None] = mapped_column(ForeignKey("proxy.id", ondelete="SET NULL"),
+                                                 index=True)
+    consent_by: Mapped[int | None] = mapped_column(ForeignKey("contact.id",
+                                                              ondelete="SET NULL"))
+    consent_at: Mapped[datetime | None]
 
     events: Mapped[list[RequestEvent]] = relationship(
         back_populates="request", order_by="RequestEvent.id", cascade="all, delete-orphan"
@@ -136,6 +145,17 @@ class NewRequest:
     needs_other: str | None
 
 
+@dataclass(frozen=True)
+class ByProxy:
+    """A request a proxy registers: who they are and the consent they confirmed."""
+
+    proxy_id: int
+    contact_id: int
+    consent_at: datetime
+    # The household has a phone of its own (and is told there), or the proxy's stands in.
+    own_phone: bool
+
+
 def identity_key(head_name: str, village_id: int, street: str, rt: str, rw: str) -> str:
     """Name and address reduced to letters and digits, so spacing, case, accents and
     punctuation do not hide a second registration of the same household."""
@@ -148,11 +168,19 @@ def identity_key(head_name: str, village_id: int, street: str, rt: str, rw: str)
     return f"{fold(head_name)}|{village_id}|{fold(street)}|{int(rt)}|{int(rw)}"
 
 
+def own_requests(contact_ids: Collection[int]) -> Any:
+    """Requests of the person's household: theirs, except those they registered as a
+    proxy for a household without a phone (whose news comes to them)."""
+    return HelpRequest.contact_id.in_(list(contact_ids)) & or_(
+        HelpRequest.proxy_id.is_(None), HelpRequest.consent_by.is_(None),
+        HelpRequest.consent_by.not_in(list(contact_ids)))
+
+
 async def open_request_of(session: AsyncSession, contact_id: int) -> HelpRequest | None:
     """The person's open request, made from this app or another."""
     return await session.scalar(
         select(HelpRequest)
-        .where(HelpRequest.contact_id.in_(await person_contact_ids(session, contact_id)),
+        .where(own_requests(await person_contact_ids(session, contact_id)),
                HelpRequest.status.in_(OPEN_STATUSES))
         .order_by(HelpRequest.id.desc())
         .limit(1)
@@ -162,7 +190,7 @@ async def open_request_of(session: AsyncSession, contact_id: int) -> HelpRequest
 async def requests_of(session: AsyncSession, contact_id: int) -> Sequence[HelpRequest]:
     result = await session.scalars(
         select(HelpRequest)
-        .where(HelpRequest.contact_id.in_(await person_contact_ids(session, contact_id)))
+        .where(own_requests(await person_contact_ids(session, contact_id)))
         .options(selectinload(HelpRequest.events))
         .order_by(HelpRequest.id.desc())
     )
@@ -170,16 +198,23 @@ async def requests_of(session: AsyncSession, contact_id: int) -> Sequence[HelpRe
 
 
 async def find_duplicate(
-    session: AsyncSession, *, contact_id: int, nik_hash: str | None, phone: str,
-    identity: str, now: datetime, window: timedelta,
+    session: AsyncSession, *, contact_id: int | None, nik_hash: str | None,
+    phone: str | None, identity: str, now: datetime, window: timedelta,
 ) -> tuple[HelpRequest | None, list[str]]:
-    """Another household's open or recent request that looks like the same household."""
-    same = [HelpRequest.phone == phone, HelpRequest.identity_key == identity]
+    """Another household's open or recent request that looks like the same household.
+
+    Requests of `contact_id` are the household's own (None: any request may be another
+    household's); a `phone` of None does not tell households apart (a proxy gave it).
+    """
+    same = [HelpRequest.identity_key == identity]
+    if phone is not None:
+        same.append((HelpRequest.phone == phone) & HelpRequest.proxy_id.is_(None))
     if nik_hash is not None:
         same.append(HelpRequest.nik_hash == nik_hash)
+    others = [] if contact_id is None else [HelpRequest.contact_id != contact_id]
     candidates = (await session.scalars(
         select(HelpRequest)
-        .where(HelpRequest.contact_id != contact_id, or_(*same),
+        .where(*others, or_(*same),
                or_(HelpRequest.status.in_(OPEN_STATUSES), HelpRequest.updated_at >= now - window))
         .order_by(HelpRequest.id)
     )).all()
@@ -187,7 +222,7 @@ async def find_duplicate(
         reasons = []
         if nik_hash is not None and other.nik_hash == nik_hash:
             reasons.append("nik")
-        if other.phone == phone:
+        if phone is not None and other.phone == phone and other.proxy_id is None:
             reasons.append("phone")
         if other.identity_key == identity:
             reasons.append("name_address")
@@ -202,10 +237,12 @@ async def served_since(session: AsyncSession, requests: Sequence[HelpRequest],
     address) was allocated aid since then (ever, for None), by any aggregator."""
     if not requests:
         return set()
-    phones = {r.phone for r in requests}
+    # A phone a proxy gave may be shared by households: it does not tell them apart.
+    phones = {r.phone for r in requests if r.proxy_id is None}
     identities = {r.identity_key for r in requests}
     hashes = {r.nik_hash for r in requests if r.nik_hash}
-    same = [HelpRequest.phone.in_(phones), HelpRequest.identity_key.in_(identities)]
+    same = [HelpRequest.phone.in_(phones) & HelpRequest.proxy_id.is_(None),
+            HelpRequest.identity_key.in_(identities)]
     if hashes:
         same.append(HelpRequest.nik_hash.in_(hashes))
     # Two steps, each an index lookup: the requests of the same households (by phone,
@@ -213,7 +250,7 @@ async def served_since(session: AsyncSession, requests: Sequence[HelpRequest],
     # starts from the deliveries' status instead and reads every delivery.
     households = {row.id: row for row in (await session.execute(
         select(HelpRequest.id, HelpRequest.phone, HelpRequest.identity_key,
-               HelpRequest.nik_hash).where(or_(*same)))).all()}
+               HelpRequest.nik_hash, HelpRequest.proxy_id).where(or_(*same)))).all()}
     if not households:
         return set()
     query = (select(Delivery.request_id).distinct()
@@ -222,29 +259,34 @@ async def served_since(session: AsyncSession, requests: Sequence[HelpRequest],
     if since is not None:
         query = query.where(Delivery.created_at >= since)
     served = [households[request_id] for request_id in (await session.scalars(query)).all()]
-    served_phones = {row.phone for row in served}
+    served_phones = {row.phone for row in served if row.proxy_id is None}
     served_identities = {row.identity_key for row in served}
     served_hashes = {row.nik_hash for row in served if row.nik_hash}
     return {r.id for r in requests
-            if r.phone in served_phones or r.identity_key in served_identities
+            if (r.proxy_id is None and r.phone in served_phones)
+            or r.identity_key in served_identities
             or (r.nik_hash is not None and r.nik_hash in served_hashes)}
 
 
 async def submit_request(
     session: AsyncSession, contact_id: int, new: NewRequest, *, now: datetime,
-    duplicate_window: timedelta,
+    duplicate_window: timedelta, by_proxy: ByProxy | None = None,
 ) -> tuple[HelpRequest, list[Notice]]:
     """Store a submitted request with its first event; flag a possible duplicate.
 
-    Returns the request and what the household is told of it.
+    `contact_id` is who hears of the request: the household, or the proxy who registered
+    it for a household without a phone. Returns what the one who submitted it is told.
     """
     protected = new.nik
     nik_hash = protected.hash if protected else None
     identity = identity_key(new.head_name, new.village_id, new.street, new.rt, new.rw)
+    # A proxy may register several households on one phone, and any of them again.
     duplicate, reasons = await find_duplicate(
-        session, contact_id=contact_id, nik_hash=nik_hash, phone=new.phone, identity=identity,
-        now=now, window=duplicate_window,
+        session, contact_id=None if by_proxy else contact_id, nik_hash=nik_hash,
+        phone=None if by_proxy else new.phone, identity=identity, now=now,
+        window=duplicate_window,
     )
+    actor = by_proxy.contact_id if by_proxy else contact_id
     reference = await _unused_reference(session)
     request = HelpRequest(
         reference=reference, contact_id=contact_id, status=RequestStatus.SUBMITTED,
@@ -255,17 +297,21 @@ async def submit_request(
         needs_other=new.needs_other, identity_key=identity,
         duplicate_of_id=duplicate.id if duplicate else None, duplicate_reasons=reasons,
         created_at=now, updated_at=now,
+        proxy_id=by_proxy.proxy_id if by_proxy else None,
+        consent_by=by_proxy.contact_id if by_proxy else None,
+        consent_at=by_proxy.consent_at if by_proxy else None,
     )
     request.served_before = bool(await served_since(session, [request]))
     request.queue_rank = queue_rank(new.household_size, new.vulnerabilities, now,
                                     request.served_before)
     request.events.append(RequestEvent(status=RequestStatus.SUBMITTED,
-                                       actor_contact_id=contact_id, at=now))
+                                       actor_contact_id=actor, at=now))
     session.add(request)
     await session.flush()
-    await grant_role(session, contact_id, Role.HOUSEHOLD, now)
+    if by_proxy is None or by_proxy.own_phone:
+        await grant_role(session, contact_id, Role.HOUSEHOLD, now)
     notices = await announce(session, Event.REQUEST_SUBMITTED, Subject(request=request), now,
-                             actor_contact_id=contact_id)
+                             actor_contact_id=actor)
     return request, notices
 
 

@@ -85,7 +85,8 @@ def add_admin_parsers(commands: Any) -> None:
                         "(reference, area, age)")
 
     invite = commands.add_parser("invite", help="one-time codes to join an aggregator")
-    invite.add_argument("role", choices=[InviteRole.STAFF.value, InviteRole.VOLUNTEER.value])
+    invite.add_argument("role", choices=[InviteRole.STAFF.value, InviteRole.VOLUNTEER.value,
+                                         InviteRole.PROXY.value])
     invite.add_argument("--aggregator", type=int, required=True, metavar="ID")
     invite.add_argument("--uses", type=positive, default=1, help="people it admits (1)")
     invite.add_argument("--expires", type=duration, default=timedelta(days=7),
@@ -293,6 +294,9 @@ async def _invite(services: Services, args: argparse.Namespace, out: TextIO) -> 
         how = f"/volunteer {code} (/relawan {code})"
         approval = " They need no approval." if args.pre_approved else \
             " Staff approve them in the bot (/volunteers)."
+    elif args.role == InviteRole.PROXY:
+        how = f"/proxy {code} (/pendamping {code})"
+        approval = " Then they register households with /register_household (/daftarkan)."
     else:
         how, approval = f"/join {code} (/gabung {code})", ""
     print(f"{code}\nGive this code to the new {args.role}: in the bot they type {how}. "

@@ -46,6 +46,7 @@ from gotong.models.allocation import propose
 from gotong.models.help_request import REJECT_REASONS, HelpRequest, RequestEvent
 from gotong.models.pledge import CATEGORIES, Pledge, PledgeStatus, max_quantity
 from gotong.models.priority import score_parts
+from gotong.models.proxy import proxy_names
 from gotong.models.request_status import RequestStatus
 from gotong.models.stock import incoming_pledges, stock_of
 
@@ -151,8 +152,11 @@ async def request_page(request: web.Request) -> web.Response:
         other = await work.session.get(HelpRequest, found.duplicate_of_id) \
             if found.duplicate_of_id else None
         now = work.actor.now
+        # Staff see who registered it when a proxy did, on the household's behalf.
+        proxy = (await proxy_names(work.session, [found.proxy_id])).get(found.proxy_id) \
+            if found.proxy_id is not None else None
         return page(request, work, "request", "queue", {
-            "row": _row(found, now, other),
+            "row": _row(found, now, other), "proxy": proxy,
             "events": events, "reasons": REJECT_REASONS})
 
 

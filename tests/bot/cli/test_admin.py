@@ -21,6 +21,7 @@ from gotong.models.base import utcnow
 from gotong.models.contact import ContactRole
 from tests.bot.channels.telegram_harness import TelegramBotUnderTest, running_telegram
 from tests.fakes.telegram_api import FakeTelegramAPI
+from tests.handlers.test_proxies import accept
 from tests.lookups import audit_log
 
 CODE = re.compile(r"^([2-9A-Z]{8})$", re.MULTILINE)
@@ -181,3 +182,17 @@ async def test_an_expired_code_and_a_bare_join_are_answered(
     assert "not valid (wrong, used up or expired)" in replies[0].text
     replies = await person.say("/join")
     assert "type /join followed by the invite code" in replies[0].text
+
+
+async def test_a_proxy_invite_is_accepted_in_chat(config: Config, services: Services) -> None:
+    await add_yayasan(config)
+    code, out = await admin(config, "invite", "proxy", "--aggregator", "1")
+    assert code == 0
+    assert "/proxy " in out and "/register_household" in out
+    found = CODE.search(out)
+    assert found is not None
+    chat = await accept(services, found.group(0), "rt-01", "Budi Santoso", "+6281200000001")
+    assert "You are now a proxy of Yayasan Peduli Tebet" in chat.last.text
+    async with services.sessions() as session:
+        stored = (await session.scalars(select(Invite))).one()
+    assert (stored.role, stored.uses_left) == ("proxy", 0)

@@ -27,6 +27,7 @@ from gotong.models.audit import AuditEntry
 from gotong.models.delivery import Delivery
 from gotong.models.help_request import HelpRequest
 from tests.chat import Chat
+from tests.handlers.test_proxies import new_proxy, register
 from tests.handlers.test_staff_stock import join
 from tests.handlers.test_volunteers import allocated
 from tests.lookups import outbox
@@ -600,3 +601,20 @@ async def test_actions_the_page_does_not_offer_are_refused(site: Site) -> None:
     assert ("review_ok", "not allowed now") in refused
     assert not any(action.startswith("review_") and outcome == "done"
                    for action, outcome in refused)
+
+
+async def test_a_request_a_proxy_registered_names_the_proxy(site: Site) -> None:
+    world = site.world
+    aggregator = await world.aggregator(SELATAN)
+    staff = await join(world, aggregator, "staff-1")
+    proxy = await new_proxy(site.services, staff)
+    reference = await register(proxy, phone=None)
+    own = await world.household(world.village(SELATAN), verified=False)
+    async with site.services.sessions() as session:
+        registered = await session.scalar(select(HelpRequest.id)
+                                          .where(HelpRequest.reference == reference))
+    browser = await site.sign_in(staff)
+    _, page, _ = await browser.get(f"/dashboard/requests/{registered}")
+    assert "registered by proxy Budi Santoso" in page, page
+    _, page, _ = await browser.get(f"/dashboard/requests/{own}")
+    assert "registered by proxy" not in page

@@ -1,0 +1,247 @@
+"""Proxies: a trusted person (an RT/RW head, a village official, a volunteer) whom an
+aggregator invited registers households without a phone, or without a smartphone, with
+the household's own form, and follows what became of them."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+
+from gotong.handlers import forms
+from gotong.handlers.forms import Accept, Answers, Choice, Field, FieldKind, Form, Parsed, Stop
+from gotong.handlers.household import HOUSEHOLD_REQUEST, new_request
+from gotong.handlers.messages import Kind, Reply
+from gotong.handlers.plain import as_typed
+from gotong.handlers.staff import code_locked, coverage, not_staff, wrong_code
+from gotong.handlers.turn import Turn
+from gotong.handlers.validators import Invalid, parse_person_name, parse_phone
+from gotong.models.aggregator import (
+    InviteRole,
+    covered_areas,
+    create_invite,
+    get_aggregator,
+    use_invite,
+    valid_invite,
+)
+from gotong.models.audit import audit
+from gotong.models.delivery import UNDER_WAY, Delivery
+from gotong.models.help_request import ByProxy, submit_request
+from gotong.models.proxy import (
+    NewProxy,
+    Proxy,
+    household_contact,
+    open_households,
+    proxies_of,
+    register_proxy,
+    registered_by,
+)
+
+log = logging.getLogger(__name__)
+
+# An invite staff make in chat admits one proxy within a week.
+CHAT_INVITE_VALID = timedelta(days=7)
+
+
+# --- joining with an invite -----------------------------------------------------------
+
+
+def _parse_name(turn: Turn, text: str, answers: Answers) -> Parsed:
+    name = parse_person_name(text)
+    return name if isinstance(name, Invalid) else Accept({"name": name})
+
+
+def _parse_own_phone(turn: Turn, text: str, answers: Answers) -> Parsed:
+    # It stands in for the households that have none: only the phone the chat app
+    # vouches for is taken.
+    if turn.incoming.kind != Kind.CONTACT or not turn.incoming.phone_is_own:
+        return Invalid("proxy.share_phone")
+    phone = parse_phone(text)
+    return phone if isinstance(phone, Invalid) else Accept({"phone": phone})
+
+
+async def _join(turn: Turn, answers: Answers) -> list[Reply]:
+    invite = await use_invite(turn.session, int(answers["invite"]), turn.now)
+    if invite is None:
+        return [Reply(text=turn.t("proxy.invite_gone"))]
+    await register_proxy(turn.session, turn.contact.id, NewProxy(
+        aggregator_id=invite.aggregator_id, name=answers["name"], phone=answers["phone"],
+        invite_id=invite.id), turn.now)
+    aggregator = await get_aggregator(turn.session, invite.aggregator_id)
+    audit(turn.session, turn.now, "proxy_join", "done", contact_id=turn.contact.id,
+          aggregator_id=aggregator.id)
+    log.info("a proxy joined aggregator %d", aggregator.id)
+    return [Reply(text=turn.t("proxy.joined", name=aggregator.name))]
+
+
+PROXY_SIGNUP = Form(
+    name="proxy_signup",
+    code="pj",
+    summary_title="proxy.signup_summary_title",
+    submit=_join,
+    state_keys=frozenset({"invite", "aggregator"}),
+    fields=(
+        Field("name", FieldKind.TEXT, "proxy.name", label="field.name",
+              parse_text=_parse_name, show=lambda t, a: str(a["name"])),
+        Field("phone", FieldKind.PHONE, "proxy.own_phone", label="field.phone",
+              parse_text=_parse_own_phone, show=lambda t, a: str(a["phone"])),
+    ),
+)
+
+
+async def sign_up(turn: Turn, code: str) -> list[Reply]:
+    """/proxy CODE: check the code (used up only when the form is sent) and ask."""
+    if await code_locked(turn):
+        return [Reply(text=turn.t("staff.join_locked"))]
+    code = code.strip()
+    if not code:
+        return [Reply(text=turn.t("proxy.how"))]
+    invite = await valid_invite(turn.session, code, InviteRole.PROXY, turn.now)
+    if invite is None:
+        return await wrong_code(turn)
+    replies = await forms.begin(turn, PROXY_SIGNUP)
+    turn.conversation.answers = {**turn.conversation.answers, "invite": invite.id,
+                                 "aggregator": invite.aggregator_id}
+    aggregator = await get_aggregator(turn.session, invite.aggregator_id)
+    return [Reply(text=turn.t("proxy.welcome", name=aggregator.name)), *replies]
+
+
+async def invite_proxy(turn: Turn) -> list[Reply]:
+    """/invite_proxy: staff get a code for one proxy of their aggregator."""
+    staff = await coverage(turn)
+    if not staff.is_staff:
+        return not_staff(turn, "invite_proxy")
+    aggregator_id = staff.aggregator_ids[0]
+    code = await create_invite(turn.session, aggregator_id, InviteRole.PROXY, 1,
+                               turn.now + CHAT_INVITE_VALID, turn.now)
+    audit(turn.session, turn.now, "invite_proxy", "done", contact_id=turn.contact.id,
+          aggregator_id=aggregator_id)
+    return [Reply(text=turn.t("proxy.invite_code", code=code))]
+
+
+# --- registering a household ----------------------------------------------------------
+
+
+def _on_consent(turn: Turn, option: str, answers: Answers) -> Parsed:
+    if option == "yes":
+        # When the proxy confirmed it, kept on the request with who did.
+        return Accept({"consent": turn.now.isoformat()})
+    return Stop("proxy.consent_needed")
+
+
+def _parse_household_phone(turn: Turn, text: str, answers: Answers) -> Parsed:
+    phone = parse_phone(text)
+    return phone if isinstance(phone, Invalid) else Accept({"phone": phone})
+
+
+# The household's own form, asked of the proxy: the proxy confirms the household's
+# consent instead of giving their own, and gives the household's phone if it has one.
+_PROXY_FIELDS = {
+    "consent": Field("consent", FieldKind.CHOICE, "proxy.consent",
+                     choices=(Choice("yes", "proxy.consent_yes"),
+                              Choice("no", "proxy.consent_no")),
+                     on_choice=_on_consent),
+    "phone": Field("phone", FieldKind.TEXT, "proxy.household_phone", label="field.phone",
+                   optional=True, parse_text=_parse_household_phone,
+                   show=lambda t, a: str(a["phone"]) or t.t("proxy.no_phone")),
+}
+
+
+async def _checked(turn: Turn) -> tuple[list[Proxy], list[Reply] | None]:
+    """The person's proxy memberships, or why they cannot register a household now."""
+    proxies = await proxies_of(turn.session, turn.contact.id)
+    if not proxies:
+        audit(turn.session, turn.now, "proxy_register", "not proxy", contact_id=turn.contact.id)
+        return [], [Reply(text=turn.t("proxy.only"))]
+    limit = turn.settings.max_proxy_households
+    if await open_households(turn.session, [p.id for p in proxies]) >= limit:
+        audit(turn.session, turn.now, "proxy_register", "limit", contact_id=turn.contact.id,
+              aggregator_id=proxies[0].aggregator_id)
+        return proxies, [Reply(text=turn.t("proxy.limit", max=limit))]
+    return proxies, None
+
+
+async def _precheck(turn: Turn) -> list[Reply] | None:
+    return (await _checked(turn))[1]
+
+
+async def _register(turn: Turn, answers: Answers) -> list[Reply]:
+    # Checked again: the role may have gone, or the limit been reached, since the start.
+    proxies, refused = await _checked(turn)
+    if refused is not None:
+        return refused
+    village_id = int(answers["kelurahan"])
+    covered = await covered_areas(turn.session, [p.aggregator_id for p in proxies])
+    proxy = next((p for p in proxies if village_id in turn.areas.villages_under(
+        covered.get(p.aggregator_id, []))), None)
+    if proxy is None:
+        audit(turn.session, turn.now, "proxy_register", "outside area",
+              contact_id=turn.contact.id, aggregator_id=proxies[0].aggregator_id)
+        return [Reply(text=turn.t("proxy.outside_area"))]
+    phone = str(answers["phone"])
+    household = await household_contact(turn.session, phone, turn.settings.default_language,
+                                        turn.now) if phone else turn.contact
+    request, _ = await submit_request(
+        turn.session, household.id, new_request(answers, phone or proxy.phone), now=turn.now,
+        duplicate_window=turn.settings.duplicate_window,
+        by_proxy=ByProxy(proxy_id=proxy.id, contact_id=turn.contact.id,
+                         consent_at=datetime.fromisoformat(str(answers["consent"])),
+                         own_phone=bool(phone)))
+    audit(turn.session, turn.now, "proxy_register", "done", contact_id=turn.contact.id,
+          aggregator_id=proxy.aggregator_id)
+    log.info("household request %s registered by a proxy%s", request.reference,
+             " (possible duplicate)" if request.duplicate_of_id else "")
+    # The household's own receipt goes to its phone; without one, the proxy's words say
+    # that the news comes to them.
+    key = "proxy.registered_told" if phone else "proxy.registered_no_phone"
+    return [Reply(text=turn.t(key, reference=request.reference,
+                              name=as_typed(request.head_name)))]
+
+
+PROXY_REQUEST = dataclasses.replace(
+    HOUSEHOLD_REQUEST,
+    name="proxy_request",
+    code="px",
+    summary_title="proxy.summary_title",
+    submit=_register,
+    precheck=_precheck,
+    menu_item=None,
+    fields=tuple(_PROXY_FIELDS.get(f.name, f) for f in HOUSEHOLD_REQUEST.fields),
+)
+
+
+async def register_household(turn: Turn) -> list[Reply]:
+    """/register_household: a proxy starts (or resumes) the form for a household."""
+    if turn.conversation.dialog == PROXY_REQUEST.name:
+        return [forms.question(turn, PROXY_REQUEST, prefix=turn.t("dialog.continue"))]
+    return await forms.begin(turn, PROXY_REQUEST)
+
+
+# --- following them -----------------------------------------------------------------
+
+
+async def households_status(turn: Turn) -> list[Reply]:
+    """For a proxy: the households they registered, with their references and status;
+    nothing for anyone else."""
+    proxies = await proxies_of(turn.session, turn.contact.id)
+    if not proxies:
+        return []
+    requests = await registered_by(turn.session, [p.id for p in proxies])
+    if not requests:
+        return [Reply(text=turn.t("proxy.status_none"))]
+    # The delivery codes of households without a phone: the proxy hands them over.
+    rows = await turn.session.execute(
+        select(Delivery.request_id, Delivery.code)
+        .where(Delivery.request_id.in_([r.id for r in requests
+                                        if r.contact_id == turn.contact.id]),
+               Delivery.status.in_(UNDER_WAY)))
+    codes = {request_id: code for request_id, code in rows.all()}
+    lines = [turn.t("proxy.status_title", count=len(requests))]
+    for r in requests:
+        lines.append(turn.t("proxy.status_line", reference=r.reference,
+                            name=as_typed(r.head_name), status=turn.t(f"status.{r.status}")))
+        if codes.get(r.id):
+            lines.append(turn.t("proxy.status_code", code=codes[r.id]))
+    return [Reply(text="\n".join(lines))]

@@ -1,0 +1,119 @@
+"""Proxies: trusted people (RT/RW heads, village officials, volunteers) whom an aggregator
+invited to register households that have no phone, or no smartphone, on their behalf."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, String, UniqueConstraint, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped, mapped_column
+
+from gotong.models.base import Base, utcnow
+from gotong.models.contact import Contact, Role, get_or_create_contact, grant_role
+from gotong.models.help_request import OPEN_STATUSES, HelpRequest
+
+# The app on which a household known only by its phone number is written to: a
+# WhatsApp chat's address is the number itself (without the "+").
+PHONE_CHANNEL = "whatsapp"
+
+
+class Proxy(Base):
+    """A person who registers households for an aggregator."""
+
+    __tablename__ = "proxy"
+    __table_args__ = (UniqueConstraint("contact_id", "aggregator_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contact.id", ondelete="CASCADE"),
+                                            index=True)
+    aggregator_id: Mapped[int] = mapped_column(
+        ForeignKey("aggregator.id", ondelete="CASCADE"), index=True)
+    # As staff see it beside the households they registered.
+    name: Mapped[str] = mapped_column(String(100))
+    # Their own number, shared from the app: the number of the households that have none.
+    phone: Mapped[str] = mapped_column(String(20))
+    joined_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The invite code they accepted.
+    invite_id: Mapped[int | None] = mapped_column(ForeignKey("invite.id",
+                                                             ondelete="SET NULL"), index=True)
+
+
+@dataclass(frozen=True)
+class NewProxy:
+    aggregator_id: int
+    name: str
+    phone: str
+    invite_id: int | None = None
+
+
+async def register_proxy(session: AsyncSession, contact_id: int, new: NewProxy,
+                         now: datetime) -> Proxy:
+    """Make the person a proxy of the aggregator (again: their name and phone renewed)."""
+    proxy = await session.scalar(select(Proxy).where(
+        Proxy.contact_id == contact_id, Proxy.aggregator_id == new.aggregator_id))
+    if proxy is None:
+        proxy = Proxy(contact_id=contact_id, aggregator_id=new.aggregator_id, joined_at=now)
+        session.add(proxy)
+    proxy.name, proxy.phone, proxy.invite_id = new.name, new.phone, new.invite_id
+    await session.flush()
+    await grant_role(session, contact_id, Role.PROXY, now)
+    return proxy
+
+
+async def proxies_of(session: AsyncSession, contact_id: int) -> list[Proxy]:
+    """The person's proxy memberships, oldest first."""
+    result = await session.scalars(
+        select(Proxy).where(Proxy.contact_id == contact_id).order_by(Proxy.id))
+    return list(result.all())
+
+
+async def registered_by(session: AsyncSession, proxy_ids: Sequence[int]
+                        ) -> list[HelpRequest]:
+    """The requests these proxies registered, newest first."""
+    if not proxy_ids:
+        return []
+    result = await session.scalars(
+        select(HelpRequest).where(HelpRequest.proxy_id.in_(list(proxy_ids)))
+        .order_by(HelpRequest.id.desc()))
+    return list(result.all())
+
+
+async def open_households(session: AsyncSession, proxy_ids: Sequence[int]) -> int:
+    """How many households these proxies registered are still being helped: what
+    proxy.max_households limits."""
+    if not proxy_ids:
+        return 0
+    return int(await session.scalar(
+        select(func.count()).select_from(HelpRequest)
+        .where(HelpRequest.proxy_id.in_(list(proxy_ids)),
+               HelpRequest.status.in_(OPEN_STATUSES))) or 0)
+
+
+async def proxy_names(session: AsyncSession, proxy_ids: Sequence[int]) -> dict[int, str]:
+    """Proxies' names by id, for staff to see who registered a request."""
+    ids = [i for i in proxy_ids if i is not None]
+    if not ids:
+        return {}
+    rows = await session.execute(select(Proxy.id, Proxy.name).where(Proxy.id.in_(ids)))
+    return {row.id: row.name for row in rows.all()}
+
+
+async def household_contact(session: AsyncSession, phone: str, language: str,
+                            now: datetime) -> Contact:
+    """The contact a household with this phone is told on: the person already known by
+    this number on either app, else a new WhatsApp chat at the number (written to within
+    WhatsApp's rules: outside its 24 hours, as a template)."""
+    digits = phone.removeprefix("+")
+    known = await session.scalar(
+        select(Contact).where(
+            Contact.erased_at.is_(None),
+            or_(Contact.verified_phone == phone,
+                (Contact.channel == PHONE_CHANNEL) & (Contact.chat_id == digits)))
+        .order_by(Contact.id).limit(1))
+    if known is not None:
+        return known
+    contact, _ = await get_or_create_contact(session, PHONE_CHANNEL, digits, language, now)
+    return contact
