@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import date
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from gotong.handlers.forms import (
@@ -88,9 +89,29 @@ def _show_nik(turn: Turn, answers: Answers) -> str:
 # --- area ---------------------------------------------------------------------------
 
 
-def _place_answers(place: Place) -> Accept:
-    return Accept({"kota": str(place.regency_id), "kecamatan": str(place.district_id),
-                   "kelurahan": str(place.village_id), "area_candidates": None})
+def _place_answers(turn: Turn, place: Place, answers: Answers) -> Accept:
+    return _in_village(turn, answers, place.village_id, {
+        "kota": str(place.regency_id), "kecamatan": str(place.district_id),
+        "kelurahan": str(place.village_id), "area_candidates": None})
+
+
+def _in_village(turn: Turn, answers: Answers, village_id: int, values: dict[str, Any]
+                ) -> Accept:
+    """The area's answers; an address given for another kelurahan (the area changed at
+    the summary) no longer fits, and is asked again."""
+    address = answers.get("address")
+    if address is None or address.get("village") == village_id:
+        return Accept(values)
+    place = turn.areas.place(village_id)
+    return Accept({**values, "address": None}, note="household.address_again",
+                  note_params={"kelurahan": place.village if place else ""})
+
+
+def _on_kelurahan(turn: Turn, option: str, answers: Answers) -> Parsed:
+    village_id = parse_id(option)
+    if village_id is None:
+        return Accept({"kelurahan": option})
+    return _in_village(turn, answers, village_id, {"kelurahan": option})
 
 
 def _parse_area_text(turn: Turn, text: str, answers: Answers) -> Parsed:
@@ -110,7 +131,7 @@ def _parse_area_text(turn: Turn, text: str, answers: Answers) -> Parsed:
         if not places:
             return Invalid("invalid.area.not_found")
     if len(places) == 1 and certain:
-        return _place_answers(places[0])
+        return _place_answers(turn, places[0], answers)
     return Accept({"area_candidates": [p.village_id for p in places[:10]]})
 
 
@@ -138,8 +159,9 @@ def _on_candidate(turn: Turn, option: str, answers: Answers) -> Parsed:
     village_id = parse_id(option)
     place = turn.areas.place(village_id) if village_id is not None else None
     if place is None:
-        return Accept({"area_candidates": None})
-    return _place_answers(place)
+        # None of these: say how else the place can be found.
+        return Accept({"area_candidates": None}, note="household.area_none_next")
+    return _place_answers(turn, place, answers)
 
 
 def _show_area(turn: Turn, answers: Answers) -> str:
@@ -154,11 +176,15 @@ def _parse_address(turn: Turn, text: str, answers: Answers) -> Parsed:
     address = parse_street_address(text)
     if isinstance(address, Invalid):
         return address
-    return Accept({"address": {"street": address.street, "rt": address.rt, "rw": address.rw}})
+    # The kelurahan it was given for: an address fits one place only.
+    village = parse_id(str(answers.get("kelurahan", "")))
+    return Accept({"address": {"street": address.street, "rt": address.rt, "rw": address.rw,
+                               "village": village}})
 
 
 def _show_address(turn: Turn, answers: Answers) -> str:
-    return StreetAddress(**answers["address"]).display()
+    address = answers["address"]
+    return StreetAddress(address["street"], address["rt"], address["rw"]).display()
 
 
 def _labels(prefix: str, ids: list[str]) -> list[Choice]:
@@ -241,7 +267,7 @@ HOUSEHOLD_REQUEST = Form(
               prompt_params=lambda t, a: {"kota": _area_name(t, a, "kota")}),
         Field("kelurahan", FieldKind.CHOICE, "household.kelurahan",
               choices=_children_of("kecamatan"), parse_text=_parse_area_text,
-              when=lambda a: "kecamatan" in a,
+              on_choice=_on_kelurahan, when=lambda a: "kecamatan" in a,
               prompt_params=lambda t, a: {"kecamatan": _area_name(t, a, "kecamatan")}),
         Field("address", FieldKind.TEXT, "household.address", label="field.address",
               parse_text=_parse_address, show=_show_address),

@@ -23,6 +23,9 @@ COUNT_CONTEXT = "incq"
 COUNT_OVERLAY = "count"
 RECEIVE = "p"
 AS_PLEDGED = "all"
+# Counts given as examples in a hint: a sensible gift of goods, and of money.
+EXAMPLE_ITEMS = 10
+EXAMPLE_MONEY = 50_000
 
 
 def _thousands(quantity: int) -> str:
@@ -42,6 +45,16 @@ def amount_text(turn: Turn, category: str, quantity: int) -> str:
     line about one pledge or delivery. One message per category, as joining a unit to
     the category's name repeats the unit ("1 paket Paket sembako")."""
     return turn.t(f"amount.{category}", quantity=_thousands(quantity))
+
+
+def parse_count(turn: Turn, text: str, category: str, example: int | None = None
+                ) -> int | Invalid:
+    """A count of a category's unit as typed ("10", "10 paket", "Rp 50.000", "50rb"); a
+    refusal names the unit expected and gives an example of it."""
+    if example is None:
+        example = EXAMPLE_MONEY if category == "money" else EXAMPLE_ITEMS
+    return parse_quantity(text, max_quantity(category), unit=turn.t(f"unit.{category}"),
+                          example=example)
 
 
 def _pledge_line(turn: Turn, pledge: Pledge) -> str:
@@ -119,7 +132,7 @@ async def on_count(turn: Turn, incoming: Incoming) -> list[Reply] | None:
         return refusal
     counted = pledge.quantity
     if incoming.kind == Kind.TEXT:
-        parsed = parse_quantity(incoming.text, max_quantity(pledge.category))
+        parsed = parse_count(turn, incoming.text, pledge.category)
         if isinstance(parsed, Invalid):
             return [Reply(text=turn.t(parsed.reason, **parsed.params))]
         counted = parsed
