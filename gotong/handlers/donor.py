@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import func, select
 
+from gotong.handlers import on_file
 from gotong.handlers.forms import (
     Accept,
     Answers,
@@ -226,6 +227,18 @@ async def _choose_for_me(turn: Turn, candidates: list[Covering], answers: Answer
     return best
 
 
+async def _start(turn: Turn) -> dict[str, object]:
+    """A donor who gave or asked before is offered the name and phone on file."""
+    details = await on_file.known_details(turn, organisations=True)
+    return {on_file.ON_FILE: details} if details else {}
+
+
+def _on_file_params(turn: Turn, answers: Answers) -> dict[str, object]:
+    organisation = on_file.known(answers).get("organisation")
+    return {**on_file.prompt_params(turn, answers),
+            "kind": turn.t("donor.organisation" if organisation else "donor.individual")}
+
+
 async def _submit(turn: Turn, answers: Answers) -> list[Reply]:
     candidates = _covering(turn, answers)
     chosen = str(answers["aggregator"]).removeprefix(CHOSEN_PREFIX)
@@ -256,8 +269,13 @@ DONOR_PLEDGE = Form(
     summary_title="donor.summary_title",
     submit=_submit,
     prepare=_prepare,
+    start=_start,
+    state_keys=frozenset({on_file.ON_FILE}),
     menu_item="donate",
     fields=(
+        Field(on_file.FIELD, FieldKind.CHOICE, "donor.on_file", choices=on_file.CHOICES,
+              on_choice=on_file.on_choice(kind=True), when=on_file.applies,
+              prompt_params=_on_file_params),
         Field("kind", FieldKind.CHOICE, "donor.kind", label="field.donor_kind",
               choices=(Choice("individual", "donor.individual"),
                        Choice("organisation", "donor.organisation")),

@@ -124,6 +124,9 @@ class Form:
     # The main menu item that starts or resumes the form; left unfinished, the person is
     # reminded once with a button to it.
     menu_item: str | None = None
+    # Answers known before the first question (what is on file of the person), read when
+    # the form starts.
+    start: Callable[[Turn], Awaitable[Mapping[str, Any]]] | None = None
     # Reads what the form's options need from the database into `turn.loaded`, before
     # the form handles or shows anything in an update (option lists are computed
     # synchronously).
@@ -164,6 +167,8 @@ async def begin(turn: Turn, form: Form) -> list[Reply]:
     conversation = turn.conversation
     conversation.reset()
     conversation.dialog = form.name
+    if form.start is not None:
+        conversation.answers = dict(await form.start(turn))
     return ask_next(turn, form)
 
 

@@ -8,6 +8,7 @@ from datetime import date
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from gotong.handlers import on_file
 from gotong.handlers.forms import (
     Accept,
     Answers,
@@ -213,6 +214,13 @@ async def _precheck(turn: Turn) -> list[Reply] | None:
                               status=turn.t(f"status.{open_request.status}")))]
 
 
+async def _start(turn: Turn) -> dict[str, object]:
+    """A household that asked (or gave, as a person) before is offered the name and
+    phone on file."""
+    details = await on_file.known_details(turn, organisations=False)
+    return {on_file.ON_FILE: details} if details else {}
+
+
 async def _submit(turn: Turn, answers: Answers) -> list[Reply]:
     nik = answers.get("nik") or None
     address = answers["address"]
@@ -239,13 +247,17 @@ HOUSEHOLD_REQUEST = Form(
     summary_title="household.summary_title",
     submit=_submit,
     precheck=_precheck,
-    state_keys=frozenset({"area_candidates"}),
+    start=_start,
+    state_keys=frozenset({"area_candidates", on_file.ON_FILE}),
     menu_item="request",
     fields=(
         Field("consent", FieldKind.CHOICE, "household.consent",
               choices=(Choice("yes", "household.consent_yes"),
                        Choice("no", "household.consent_no")),
               on_choice=_on_consent),
+        Field(on_file.FIELD, FieldKind.CHOICE, "household.on_file", choices=on_file.CHOICES,
+              on_choice=on_file.on_choice(kind=False), when=on_file.applies,
+              prompt_params=on_file.prompt_params),
         Field("name", FieldKind.TEXT, "household.name", label="field.name",
               parse_text=lambda t, s, a: _value(parse_person_name(s), "name"),
               show=lambda t, a: str(a["name"])),

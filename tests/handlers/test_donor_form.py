@@ -83,8 +83,9 @@ async def test_choose_for_me_picks_where_most_households_wait(services: Services
     # Two verified households wait in Jakarta Timur, none in Jakarta Selatan.
     [timur] = services.areas.named(AreaLevel.REGENCY, "Jakarta Timur")
     village = services.areas.children(services.areas.children(timur.id)[0].id)[0].id
+    household = Chat(services.conversations, chat_id="household")
     for i in range(2):
-        await chat.say("/start")  # any contact will do as the household
+        await household.say("/start")  # any contact but the donor's will do
         async with services.sessions() as session, session.begin():
             request, _ = await submit_request(session, 1, NewRequest(
                 head_name=f"Warga {i}", phone=f"+62812000000{i}", nik=None,
