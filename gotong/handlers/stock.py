@@ -111,8 +111,10 @@ async def on_incoming_button(turn: Turn, option: str) -> list[Reply]:
     quick = Option(f"{AS_PLEDGED}:{pledge.id}", turn.t(
         "incoming.as_pledged", quantity=quantity_text(turn, pledge.category, pledge.quantity)),
         number=1)
+    # "How many packages of GP-…": what is counted is named, the pledge is where from.
     return [Reply(text=turn.t("incoming.count", code=pledge.code,
-                              quantity=quantity_text(turn, pledge.category, pledge.quantity)),
+                              unit=turn.t(f"unit.{pledge.category}"),
+                              quantity=amount_text(turn, pledge.category, pledge.quantity)),
                   options=(quick,), hint=Hint.SINGLE, context=COUNT_CONTEXT)]
 
 

@@ -174,7 +174,8 @@ async def test_the_aid_chain_from_request_to_allocation_and_who_hears_what(
     [listing] = await staff.say("/donasi_masuk")
     assert f"1. {code}: 10 paket sembako, dari Maria Lestari" in listing.text
     [question] = await staff.tap(f"Terima {code}")
-    assert f"Berapa {code} yang tiba? Dijanjikan: 10 paket." in question.text
+    assert f"Berapa paket yang tiba untuk donasi {code}? Dijanjikan: 10 paket sembako." \
+        in question.text
     [reply] = await staff.say("8")
     assert reply.text.startswith(f"{code} diterima: 8 paket masuk stok.")
 
@@ -220,7 +221,7 @@ async def test_the_aid_chain_from_request_to_allocation_and_who_hears_what(
             f"Mengapa {rudi_ref} ditolak?",
             f"{rudi_ref} ditolak; keluarganya sudah diberi tahu alasannya.",
             "Donasi yang menunggu diterima",
-            f"Berapa {code} yang tiba?",
+            f"Berapa paket yang tiba untuk donasi {code}?",
             f"{code} diterima: 8 paket masuk stok.",
             "Stok lembaga Anda:",
             "Apa yang ingin Anda alokasikan?",

@@ -155,7 +155,8 @@ async def test_the_life_of_aid_from_request_to_rated_delivery(
     assert (f"1. {code}: 1 paket sembako, dari Maria Lestari (+6281355557777). "
             "Diantar ke posko.") in incoming.text
     [question] = await staff.tap(f"Terima {code}")
-    assert question.text.startswith(f"Berapa {code} yang tiba? Dijanjikan: 1 paket.")
+    assert question.text.startswith(
+        f"Berapa paket yang tiba untuk donasi {code}? Dijanjikan: 1 paket sembako.")
     [received] = await staff.say("1")
     assert received.text == (f"{code} diterima: 1 paket masuk stok. Donatur sudah diberi "
                              "tahu.\n\nTidak ada donasi yang menunggu diterima.")
@@ -233,7 +234,7 @@ async def test_the_life_of_aid_from_request_to_rated_delivery(
                "To: Siti Aminah, +6281234567890\n"
                "Address: Jl. Melati No. 5, RT 003/RW 005, Karet Semanggi, Setia Budi, "
                "Kota Jakarta Selatan 12930\n"
-               "Needs: Staple food package, Medicine / health")
+               "Needs: Staple food package, Medicine and health")
     [opened] = await budi.tap("Open 1")
     # Taken, not yet picked up: the area only, not who or where the household is.
     assert opened.text == (f"{ref}: 1 staple food package, Karet Semanggi RW 005 "
@@ -273,7 +274,7 @@ async def test_the_life_of_aid_from_request_to_rated_delivery(
         f"{ref} menunggu verifikasi",
         f"{ref} sudah diverifikasi",
         "Donasi yang menunggu diterima",
-        f"Berapa {code} yang tiba?",
+        f"Berapa paket yang tiba untuk donasi {code}?",
         f"{code} diterima: 1 paket masuk stok.",
         "Apa yang ingin Anda alokasikan?",
         "Berapa paket per keluarga?",

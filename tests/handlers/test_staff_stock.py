@@ -85,7 +85,7 @@ async def test_staff_receive_a_counted_quantity_and_the_donor_hears_it(
     await staff.say("/incoming")
     assert "10 staple food packages, from Donatur" in staff.last.text
     await staff.tap(staff.option_id("Received"))
-    assert "Pledged: 10 packages" in staff.last.text
+    assert "Pledged: 10 staple food packages" in staff.last.text
     await staff.say("about eight")
     assert "Type the number of packages, e.g. 10." in staff.last.text
     await staff.say("8")
