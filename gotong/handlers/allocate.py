@@ -19,14 +19,14 @@ from gotong.handlers.messages import Hint, Incoming, Kind, Option, Reply
 from gotong.handlers.plain import as_typed
 from gotong.handlers.staff import actor, coverage, not_staff, refuse
 from gotong.handlers.staff_actions import confirm_allocation
-from gotong.handlers.stock import quantity_text
+from gotong.handlers.stock import parse_count, quantity_text
 from gotong.handlers.turn import Turn
-from gotong.handlers.validators import Invalid, parse_id, parse_quantity, parse_short_text
+from gotong.handlers.validators import Invalid, parse_id, parse_short_text
 from gotong.models.aggregator import covered_areas, get_aggregator
 from gotong.models.allocation import propose
 from gotong.models.audit import audit
 from gotong.models.help_request import HelpRequest, served_since
-from gotong.models.pledge import CATEGORIES, max_quantity
+from gotong.models.pledge import CATEGORIES
 from gotong.models.priority import score_parts
 from gotong.models.request_status import RequestStatus
 from gotong.models.stock import stock_of
@@ -122,7 +122,9 @@ async def _chose_category(turn: Turn, rest: str) -> list[Reply]:
 
 
 async def _chose_per(turn: Turn, state: dict[str, Any], text: str) -> list[Reply]:
-    parsed = parse_quantity(text, max_quantity(state["category"]))
+    # One household's share: an example of one, or a modest sum of money.
+    parsed = parse_count(turn, text, state["category"],
+                         None if state["category"] == "money" else 1)
     if isinstance(parsed, Invalid):
         return [Reply(text=turn.t(parsed.reason, **parsed.params))]
     return await _proposal(turn, {**state, "per": parsed, "skipped": {}, "added": {}})

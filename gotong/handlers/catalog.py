@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import string
 from collections.abc import Iterable, Mapping
+from decimal import Decimal
 from pathlib import Path
 
 from babel.messages.pofile import read_po
@@ -31,10 +32,20 @@ class _Formatter(string.Formatter):
     """str.format, plus the `plural:one|other` format of a count."""
 
     def format_field(self, value: object, format_spec: str) -> str:
+        if _whole(value) and (not format_spec or format_spec.startswith("plural:")):
+            # A count that went through a float or a database sum reads "4", never "4.0".
+            value = int(value)  # type: ignore[call-overload]
         if format_spec.startswith("plural:"):
             one, _, other = format_spec.removeprefix("plural:").partition("|")
             return f"{value} {one if str(value) == '1' else other or one}"
         return str(super().format_field(value, format_spec))
+
+
+def _whole(value: object) -> bool:
+    """A float or decimal number with nothing after the point."""
+    if isinstance(value, float):
+        return value.is_integer()
+    return isinstance(value, Decimal) and value.is_finite() and value == int(value)
 
 
 _FORMATTER = _Formatter()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gotong.handlers.messages import Hint, Option, Reply
+from gotong.handlers.roles import Held, roles
 from gotong.handlers.turn import Turn
 
 
@@ -28,6 +29,7 @@ COMMANDS: tuple[Command, ...] = (
             "command.cancel_request"),
     Command("language", {"id": ("bahasa",), "en": ("language",)}, "command.language"),
     Command("stop", {"id": ("berhenti",), "en": ("stop",)}, "command.stop"),
+    Command("resume", {"id": ("terima_kabar",), "en": ("resume",)}, "command.resume"),
     Command("my_data", {"id": ("data_saya",), "en": ("my_data",)}, "command.my_data"),
     Command("delete_my_data", {"id": ("hapus_data",), "en": ("delete_my_data",)},
             "command.delete_my_data"),
@@ -35,7 +37,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("back", {"id": ("kembali",), "en": ("back",)}, "command.back"),
     Command("help", {"id": ("bantuan",), "en": ("help",)}, "command.help"),
     Command("person", {"id": ("petugas",), "en": ("human",)}, "command.person"),
-    Command("resume", {"id": ("lanjut",), "en": ("resume",)}, "command.resume", False),
+    Command("continue", {"id": ("lanjut",), "en": ("continue",)}, "command.continue", False),
     Command("inbox", {"id": ("pesan",), "en": ("inbox",)}, "command.inbox", False),
     Command("join", {"id": ("gabung",), "en": ("join",)}, "command.join", False),
     Command("queue", {"id": ("antrian",), "en": ("queue",)}, "command.queue", False),
@@ -77,7 +79,36 @@ def command_menu(turn_language: str) -> list[tuple[str, str]]:
 
 
 MENU_CONTEXT = "menu"
-MENU_ITEMS = ("request", "donate", "volunteer", "status", "language", "help", "person")
+# Every item the main menu can show; each person sees those of their roles.
+MENU_ITEMS = ("request", "donate", "volunteer", "tasks", "queue", "incoming", "allocate",
+              "assign", "status", "language", "help", "person")
+# Items of one role: shown to those who have it.
+ROLE_ITEMS = {"tasks": Held.VOLUNTEER, "queue": Held.STAFF, "incoming": Held.STAFF,
+              "allocate": Held.STAFF, "assign": Held.STAFF}
+# Sections of /help, each for the roles it names (None: for everyone), in order.
+HELP_SECTIONS: tuple[tuple[str, Held | None], ...] = (
+    ("help.everyone", None), ("help.household", Held.HOUSEHOLD), ("help.donor", Held.DONOR),
+    ("help.volunteer", Held.VOLUNTEER), ("help.staff", Held.STAFF))
+
+
+def menu_items(turn: Turn) -> tuple[str, ...]:
+    """The main menu's items for this person: their roles' items, and "become a
+    volunteer" only for someone who is neither a volunteer nor staff."""
+    held = roles(turn)
+    return tuple(item for item in MENU_ITEMS
+                 if (item not in ROLE_ITEMS or ROLE_ITEMS[item] in held)
+                 and not (item == "volunteer" and held & {Held.VOLUNTEER, Held.STAFF}))
+
+
+def help_reply(turn: Turn) -> Reply:
+    """/help: what Gotong does, and the commands of the person's roles."""
+    held = roles(turn)
+    parts = [turn.t("help.intro")]
+    parts += [turn.t(key) for key, role in HELP_SECTIONS if role is None or role in held]
+    if not held & {Held.VOLUNTEER, Held.STAFF}:
+        parts.append(turn.t("help.join"))
+    parts.append(turn.t("help.buttons"))
+    return Reply(text="\n\n".join(parts))
 LANGUAGE_CONTEXT = "lang"
 LANGUAGE_NAMES = {"id": "Bahasa Indonesia", "en": "English"}
 
@@ -87,7 +118,7 @@ def menu_reply(turn: Turn, prefix: str | None = None) -> Reply:
     if prefix:
         text = f"{prefix}\n\n{text}"
     options = tuple(Option(item, turn.t(f"menu.{item}"), number=i + 1)
-                    for i, item in enumerate(MENU_ITEMS))
+                    for i, item in enumerate(menu_items(turn)))
     return Reply(text=text, options=options, hint=Hint.SINGLE, context=MENU_CONTEXT)
 
 

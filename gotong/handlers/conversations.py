@@ -38,9 +38,10 @@ from gotong.handlers.commands import (
     LANGUAGE_CONTEXT,
     LANGUAGE_NAMES,
     MENU_CONTEXT,
-    MENU_ITEMS,
     command_menu,
+    help_reply,
     language_reply,
+    menu_items,
     menu_reply,
     resolve_command,
 )
@@ -49,6 +50,7 @@ from gotong.handlers.forms import Form, match_choice
 from gotong.handlers.household import HOUSEHOLD_REQUEST
 from gotong.handlers.messages import Incoming, Kind, Reply
 from gotong.handlers.notices import replies_to_body
+from gotong.handlers.roles import load_roles
 from gotong.handlers.turn import HandlerSettings, Turn, UnitOfWork, answered
 from gotong.models.area import AreaDirectory
 from gotong.models.base import process_name, utcnow
@@ -130,7 +132,7 @@ SCREENS: dict[str, Callable[[Turn], Awaitable[list[Reply]]]] = {
 }
 # Commands that take a person talking to staff back to the bot's own questions.
 LEAVE_SUPPORT = frozenset({"menu", "cancel", "back", "request", "donate", "language",
-                           "resume", "volunteer", "join"})
+                           "resume", "continue", "volunteer", "join"})
 MAX_ATTEMPTS = 3
 # Chats whose state is kept in memory between updates (least recently active dropped).
 STATE_CACHE_SIZE = 10_000
@@ -411,6 +413,10 @@ async def route(turn: Turn) -> list[Reply]:
         conversation.reset()  # a dialog this version no longer has
     if form is not None:
         await forms.prepare(turn, form)
+    if form is None or incoming.kind == Kind.COMMAND or incoming.context == MENU_CONTEXT:
+        # The menu and /help show what the person's roles allow; in a form, a typed
+        # answer goes to the question and needs none of it.
+        await load_roles(turn)
     if incoming.kind == Kind.TEXT and len(incoming.text) > turn.settings.max_text_length:
         return [_current(turn, form, turn.t("input.too_long",
                                             max=turn.settings.max_text_length))]
@@ -478,7 +484,7 @@ async def route(turn: Turn) -> list[Reply]:
             return [forms.question(turn, form, prefix=turn.t("dialog.welcome_back"))]
         return await forms.step(turn, form)
     if incoming.kind == Kind.TEXT:
-        choices = [forms.Choice(item, f"menu.{item}") for item in MENU_ITEMS]
+        choices = [forms.Choice(item, f"menu.{item}") for item in menu_items(turn)]
         item = match_choice(turn, incoming.text, choices)
         if item is not None:
             return await _on_menu(turn, form, item)
@@ -515,16 +521,23 @@ async def _on_command(turn: Turn, form: Form | None) -> list[Reply]:
         support.stop_talking(turn)
     if command == "person":
         return await support.start(turn, in_form=form is not None)
-    if command == "resume":
+    if command == "continue":
         return [_current(turn, form, turn.t("support.resumed"))]
     if command == "start":
+        # Start means one thing: the welcome and the menu (or the question left open).
+        # Reminders stopped stay stopped until /resume; the person is reminded how.
+        stopped = turn.t("notifications.still_stopped") \
+            if turn.contact.opted_out_at is not None else None
+        if form is not None:
+            prefix = "\n\n".join(filter(None, (stopped, turn.t("dialog.continue"))))
+            return [forms.question(turn, form, prefix=prefix)]
+        return [menu_reply(turn, prefix="\n\n".join(filter(None, (turn.t("welcome"),
+                                                                    stopped))))]
+    if command == "resume":
         resumed = turn.contact.opted_out_at is not None
         turn.contact.opted_out_at = None
-        prefix = turn.t("notifications.resumed") if resumed else None
-        if form is not None:
-            prefix = "\n\n".join(filter(None, (prefix, turn.t("dialog.continue"))))
-            return [forms.question(turn, form, prefix=prefix)]
-        return [menu_reply(turn, prefix=prefix or turn.t("welcome"))]
+        key = "notifications.resumed" if resumed else "notifications.not_stopped"
+        return [Reply(text=turn.t(key)), _current(turn, form)]
     if command == "stop":
         if turn.contact.opted_out_at is None:
             turn.contact.opted_out_at = turn.now
@@ -540,8 +553,8 @@ async def _on_command(turn: Turn, form: Form | None) -> list[Reply]:
     if command == "cancel_request":
         return [*await status.ask_cancel(turn), *([forms.question(turn, form)] if form else [])]
     if command == "menu":
-        prefix = turn.t("menu.draft_kept") if form is not None else None
-        return [menu_reply(turn, prefix=prefix)]
+        kept = turn.t("menu.draft_kept") if form is not None else None
+        return [menu_reply(turn, prefix=kept)]
     if command in ("request", "donate"):
         return await _on_menu(turn, form, command)
     if command == "status":
@@ -562,7 +575,7 @@ async def _on_command(turn: Turn, form: Form | None) -> list[Reply]:
             return [menu_reply(turn)]
         return forms.go_back(turn, form)
     if command == "help":
-        return [Reply(text=turn.t("help.text")), _current(turn, form)]
+        return [help_reply(turn), _current(turn, form)]
     return [_current(turn, form, turn.t("command.unknown",
                                          command="/" + (incoming.command or "")[:32]))]
 
@@ -586,9 +599,12 @@ async def _on_menu(turn: Turn, form: Form | None, item: str) -> list[Reply]:
     if item == "language":
         return _ask_language(turn)
     if item == "help":
-        return [Reply(text=turn.t("help.text")), _current(turn, form)]
+        return [help_reply(turn), _current(turn, form)]
     if item == "person":
         return await support.start(turn, in_form=form is not None)
+    if item in menu_items(turn) and item in SCREENS:
+        # A role's own screen (the volunteer's tasks, the staff's queue...).
+        return await SCREENS[item](turn)
     return [_current(turn, form, turn.t("button.invalid"))]
 
 

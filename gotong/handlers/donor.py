@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import func, select
 
+from gotong.handlers import on_file
 from gotong.handlers.forms import (
     Accept,
     Answers,
@@ -20,13 +21,12 @@ from gotong.handlers.forms import (
     Parsed,
 )
 from gotong.handlers.messages import Reply
-from gotong.handlers.stock import quantity_text
+from gotong.handlers.stock import parse_count, quantity_text
 from gotong.handlers.turn import Turn
 from gotong.handlers.validators import (
     Invalid,
     parse_person_name,
     parse_phone,
-    parse_quantity,
     parse_short_text,
 )
 from gotong.models.aggregator import covered_areas
@@ -36,7 +36,6 @@ from gotong.models.pledge import (
     Handover,
     NewPledge,
     aggregators_covering,
-    max_quantity,
 )
 from gotong.models.request_status import RequestStatus
 from gotong.models.stock import make_pledge, stock_of
@@ -47,6 +46,10 @@ ANYWHERE = "any"
 WHOLE_KOTA = "all"
 CHOOSE_FOR_ME = "auto"
 LOADED = "aggregators"  # turn.loaded key: the aggregators and what they cover
+# turn.loaded key: the aggregator "choose for me" picks, read while that is asked.
+CHOSEN = "chosen_for_me"
+# An aggregator answer "auto:<id>" is the one chosen for the donor (said so in the summary).
+CHOSEN_PREFIX = CHOOSE_FOR_ME + ":"
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,12 @@ async def _prepare(turn: Turn) -> None:
         Covering(a.id, a.name, a.posko_address, a.posko_hours,
                  frozenset(turn.areas.villages_under(covered.get(a.id, ()))))
         for a in aggregators]
+    if turn.conversation.step == "aggregator":
+        # Told before the donor confirms, so chosen while the question is open.
+        candidates = _covering(turn, turn.conversation.answers)
+        if len(candidates) > 1 and "category" in turn.conversation.answers:
+            turn.loaded[CHOSEN] = await _choose_for_me(turn, candidates,
+                                                       turn.conversation.answers)
 
 
 def _target_area(answers: Answers) -> int | None:
@@ -100,7 +109,7 @@ def _parse_name(turn: Turn, text: str, answers: Answers) -> Parsed:
 
 
 def _parse_quantity(turn: Turn, text: str, answers: Answers) -> Parsed:
-    quantity = parse_quantity(text, max_quantity(answers.get("category", "")))
+    quantity = parse_count(turn, text, answers.get("category", "money"))
     return quantity if isinstance(quantity, Invalid) else Accept({"quantity": quantity})
 
 
@@ -133,6 +142,31 @@ def _aggregators(turn: Turn, answers: Answers) -> list[Choice]:
         else choices
 
 
+def _on_aggregator(turn: Turn, option: str, answers: Answers) -> Parsed:
+    if option != CHOOSE_FOR_ME:
+        return Accept({"aggregator": option})
+    chosen: Covering | None = turn.loaded.get(CHOSEN)
+    if chosen is None:
+        return Invalid("donor.no_aggregator")
+    return Accept({"aggregator": f"{CHOSEN_PREFIX}{chosen.id}"}, note="donor.chosen_for_you",
+                  note_params={"name": chosen.name})
+
+
+def _told_aggregator(turn: Turn, answers: Answers, option: str) -> str:
+    """The one aggregator that can receive the gift, with where its posko is."""
+    only = _aggregator(turn, option)
+    if only is None:
+        return ""
+    return turn.t("donor.aggregator_only", name=only.name, address=only.posko_address,
+                  hours=only.posko_hours or "-")
+
+
+def _aggregator(turn: Turn, answer: object) -> Covering | None:
+    """The aggregator an answer names (chosen by the donor or for them)."""
+    wanted = str(answer).removeprefix(CHOSEN_PREFIX)
+    return next((a for a in turn.loaded.get(LOADED, []) if str(a.id) == wanted), None)
+
+
 Show = Callable[[Turn, Answers], str]
 
 
@@ -158,10 +192,15 @@ def _show_target(turn: Turn, answers: Answers) -> str:
 
 
 def _show_aggregator(turn: Turn, answers: Answers) -> str:
-    if answers.get("aggregator") == CHOOSE_FOR_ME:
+    answer = str(answers.get("aggregator"))
+    if answer == CHOOSE_FOR_ME:  # a draft from before the choice was made at once
         return turn.t("donor.choose_for_me")
-    return next((a.name for a in turn.loaded.get(LOADED, [])
-                 if str(a.id) == answers.get("aggregator")), "-")
+    chosen = _aggregator(turn, answer)
+    if chosen is None:
+        return "-"
+    if answer.startswith(CHOSEN_PREFIX):
+        return turn.t("donor.chosen_name", name=chosen.name)
+    return chosen.name
 
 
 # --- submit ---------------------------------------------------------------------------
@@ -187,9 +226,21 @@ async def _choose_for_me(turn: Turn, candidates: list[Covering], answers: Answer
     return best
 
 
+async def _start(turn: Turn) -> dict[str, object]:
+    """A donor who gave or asked before is offered the name and phone on file."""
+    details = await on_file.known_details(turn, organisations=True)
+    return {on_file.ON_FILE: details} if details else {}
+
+
+def _on_file_params(turn: Turn, answers: Answers) -> dict[str, object]:
+    organisation = on_file.known(answers).get("organisation")
+    return {**on_file.prompt_params(turn, answers),
+            "kind": turn.t("donor.organisation" if organisation else "donor.individual")}
+
+
 async def _submit(turn: Turn, answers: Answers) -> list[Reply]:
     candidates = _covering(turn, answers)
-    chosen = answers["aggregator"]
+    chosen = str(answers["aggregator"]).removeprefix(CHOSEN_PREFIX)
     aggregator = await _choose_for_me(turn, candidates, answers) if chosen == CHOOSE_FOR_ME else \
         next((a for a in candidates if str(a.id) == chosen), None)
     if aggregator is None:
@@ -218,8 +269,13 @@ DONOR_PLEDGE = Form(
     summary_title="donor.summary_title",
     submit=_submit,
     prepare=_prepare,
+    start=_start,
+    state_keys=frozenset({on_file.ON_FILE}),
     menu_item="donate",
     fields=(
+        Field(on_file.FIELD, FieldKind.CHOICE, "donor.on_file", choices=on_file.CHOICES,
+              on_choice=on_file.on_choice(kind=True), when=on_file.applies,
+              prompt_params=_on_file_params),
         Field("kind", FieldKind.CHOICE, "donor.kind", label="field.donor_kind",
               choices=(Choice("individual", "donor.individual"),
                        Choice("organisation", "donor.organisation")),
@@ -243,7 +299,8 @@ DONOR_PLEDGE = Form(
               on_choice=_on_target("kecamatan"),
               when=lambda a: a.get("target") not in (None, ANYWHERE), clears=("aggregator",)),
         Field("aggregator", FieldKind.CHOICE, "donor.aggregator", label="field.aggregator",
-              choices=_aggregators, show=_show_aggregator),
+              choices=_aggregators, on_choice=_on_aggregator,
+              told_when_only=_told_aggregator, show=_show_aggregator),
         Field("handover", FieldKind.CHOICE, "donor.handover", label="field.handover",
               choices=(Choice(Handover.DROP, "donor.drop"),
                        Choice(Handover.PICKUP, "donor.pickup")),

@@ -59,9 +59,12 @@ class Choice:
 
 @dataclass(frozen=True)
 class Accept:
-    """Answers to store; a value of None removes that answer."""
+    """Answers to store; a value of None removes that answer. A note (catalog key) is
+    said before the next question: what the answer changed, or what to do next."""
 
     values: Mapping[str, Any]
+    note: str | None = None
+    note_params: Mapping[str, object] = dataclasses.field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -98,6 +101,9 @@ class Field:
     min_selected: int = 0
     max_length: int | None = None
     prompt_params: Callable[[Turn, Answers], Mapping[str, object]] | None = None
+    # CHOICE: a question with one possible answer is not asked. The answer is taken, and
+    # the person is told it with the text this gives (the choice's id in, the text out).
+    told_when_only: Callable[[Turn, Answers, str], str] | None = None
 
     def applies(self, answers: Answers) -> bool:
         return self.when is None or self.when(answers)
@@ -120,6 +126,9 @@ class Form:
     # The main menu item that starts or resumes the form; left unfinished, the person is
     # reminded once with a button to it.
     menu_item: str | None = None
+    # Answers known before the first question (what is on file of the person), read when
+    # the form starts.
+    start: Callable[[Turn], Awaitable[Mapping[str, Any]]] | None = None
     # Reads what the form's options need from the database into `turn.loaded`, before
     # the form handles or shows anything in an update (option lists are computed
     # synchronously).
@@ -163,16 +172,41 @@ async def begin(turn: Turn, form: Form) -> list[Reply]:
     conversation = turn.conversation
     conversation.reset()
     conversation.dialog = form.name
+    if form.start is not None:
+        conversation.answers = dict(await form.start(turn))
     return ask_next(turn, form)
 
 
 def ask_next(turn: Turn, form: Form, prefix: str | None = None) -> list[Reply]:
-    """Move to the first unanswered field (or the summary) and ask it."""
+    """Move to the first unanswered field (or the summary) and ask it. Questions with a
+    single possible answer are answered on the way, and the person is told so."""
     conversation = turn.conversation
+    told = [prefix] if prefix else []
     field = form.next_field(conversation.answers)
+    while field is not None and (only := _only_choice(turn, field)) is not None:
+        assert field.told_when_only is not None
+        answers = dict(conversation.answers)
+        answers[field.name] = only
+        # Taken with the answer that led here: going back asks that question again,
+        # rather than this one, which would be answered again at once.
+        history = [list(keys) for keys in answers.get(HISTORY, [])]
+        if history:
+            history[-1].append(field.name)
+            answers[HISTORY] = history
+        conversation.answers = answers
+        told.append(field.told_when_only(turn, answers, only))
+        field = form.next_field(conversation.answers)
     conversation.step = field.name if field else SUMMARY
     conversation.scratch = {}
-    return [question(turn, form, prefix=prefix)]
+    return [question(turn, form, prefix="\n\n".join(told) or None)]
+
+
+def _only_choice(turn: Turn, field: Field) -> str | None:
+    """The one answer a question told rather than asked can have, if it has only one."""
+    if field.told_when_only is None:
+        return None
+    choices = field.resolve_choices(turn, turn.conversation.answers)
+    return choices[0].id if len(choices) == 1 else None
 
 
 def question(turn: Turn, form: Form, prefix: str | None = None, edit: bool = False) -> Reply:
@@ -195,15 +229,14 @@ def _render_field(turn: Turn, form: Form, field: Field) -> Reply:
     controls: list[Option] = []
     if field.optional:
         controls.append(Option(SKIP, turn.t("control.skip")))
-    if answers.get(HISTORY):
-        controls.append(Option(BACK, turn.t("control.back")))
+    back = Option(BACK, turn.t("control.back")) if answers.get(HISTORY) else None
     if field.kind == FieldKind.PHONE:
         # A reply keyboard carries the "share my number" button; it cannot share a
         # message with inline buttons, so back and skip are typed here.
         return Reply(text=text, hint=Hint.CONTACT, context=context,
                      contact_label=turn.t("control.share_phone"))
     if field.kind == FieldKind.TEXT:
-        return Reply(text=text, controls=tuple(controls), context=context)
+        return Reply(text=text, controls=(*controls, *filter(None, [back])), context=context)
     choices = field.resolve_choices(turn, answers)
     size = turn.settings.page_size
     pages = _page_count(turn, len(choices))
@@ -215,9 +248,13 @@ def _render_field(turn: Turn, form: Form, field: Field) -> Reply:
     )[page * size : (page + 1) * size]
     paging: list[Option] = []
     if page > 0:
-        paging.append(Option(f"{PREV_PAGE}{page - 1}", turn.t("control.prev")))
+        # One "back" on a screen: past the first page it turns the page back, and only
+        # on the first page does it go back to the previous question.
+        back = Option(f"{PREV_PAGE}{page - 1}", turn.t("control.back"))
     if page < pages - 1:
         paging.append(Option(f"{NEXT_PAGE}{page + 1}", turn.t("control.next")))
+    if back is not None:
+        controls.append(back)
     if field.kind == FieldKind.MULTI:
         controls.insert(0, Option(DONE, turn.t("control.done")))
         hint = Hint.MULTI
@@ -237,7 +274,9 @@ def _summary_choices(turn: Turn, form: Form) -> list[Choice]:
     answers = turn.conversation.answers
     choices = [Choice(SUBMIT, "summary.submit")]
     for field in form.fields:
-        if field.show is not None and field.applies(answers) and field.name in answers:
+        if field.show is not None and field.applies(answers) and field.name in answers \
+                and _only_choice(turn, field) is None:
+            # An answer that had no alternative is not offered for a change.
             choices.append(Choice(EDIT_PREFIX + field.name,
                                   label=turn.t("summary.edit", field=turn.t(field.label))))
     return choices
@@ -322,6 +361,9 @@ async def _on_button(turn: Turn, form: Form, option: str) -> list[Reply]:
         if option == DONE:
             selected = list(conversation.scratch.get("selected", ()))
             return await _apply(turn, form, field, _multi_answer(field, selected, choice_ids))
+        if option in field.exclusive and option in choice_ids:
+            # "None of these" is the whole answer: nothing to add, nothing to confirm.
+            return await _apply(turn, form, field, _multi_answer(field, [option], choice_ids))
         if option in choice_ids:
             selected = _toggle(field, list(conversation.scratch.get("selected", ())), option)
             conversation.scratch = {**conversation.scratch, "selected": selected}
@@ -338,6 +380,12 @@ async def _on_text(turn: Turn, form: Form, text: str) -> list[Reply]:
     if not text:
         return [question(turn, form, prefix=turn.t("reask.empty"))]
     word = _control_word(turn, text)
+    if word in (BACK, PREV_PAGE) and field is not None and field.kind in (
+            FieldKind.CHOICE, FieldKind.MULTI):
+        # "Back" and "previous" are one thing, as on the screen's one back button: the
+        # page before, or on the first page the question before.
+        page = int(conversation.scratch.get("page", 0))
+        word = PREV_PAGE if page > 0 else BACK
     if word == BACK:
         return go_back(turn, form)
     if field is None:
@@ -447,7 +495,8 @@ async def _apply(turn: Turn, form: Form, field: Field | None, parsed: Parsed) ->
     if field is not None and field.kind == FieldKind.PHONE:
         # The "share my number" keyboard has served its purpose.
         replies.append(Reply(text=turn.t("phone.saved"), remove_keyboard=True))
-    replies.extend(ask_next(turn, form))
+    note = turn.t(parsed.note, **parsed.note_params) if parsed.note else None
+    replies.extend(ask_next(turn, form, prefix=note))
     return replies
 
 
@@ -460,8 +509,8 @@ def _choose(turn: Turn, field: Field, option: str) -> Parsed:
 def _toggle(field: Field, selected: list[str], option: str) -> list[str]:
     if option in selected:
         return [s for s in selected if s != option]
-    if option in field.exclusive:
-        return [option]
+    # An exclusive option ends the question when tapped (_on_button), so it is never
+    # toggled on; one chosen before this version of the form is let go here.
     return [*(s for s in selected if s not in field.exclusive), option]
 
 

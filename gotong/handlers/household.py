@@ -6,8 +6,10 @@ import dataclasses
 import logging
 from collections.abc import Callable
 from datetime import date
+from typing import Any
 from zoneinfo import ZoneInfo
 
+from gotong.handlers import on_file
 from gotong.handlers.forms import (
     Accept,
     Answers,
@@ -94,9 +96,29 @@ def _show_nik(turn: Turn, answers: Answers) -> str:
 # --- area ---------------------------------------------------------------------------
 
 
-def _place_answers(place: Place) -> Accept:
-    return Accept({"kota": str(place.regency_id), "kecamatan": str(place.district_id),
-                   "kelurahan": str(place.village_id), "area_candidates": None})
+def _place_answers(turn: Turn, place: Place, answers: Answers) -> Accept:
+    return _in_village(turn, answers, place.village_id, {
+        "kota": str(place.regency_id), "kecamatan": str(place.district_id),
+        "kelurahan": str(place.village_id), "area_candidates": None})
+
+
+def _in_village(turn: Turn, answers: Answers, village_id: int, values: dict[str, Any]
+                ) -> Accept:
+    """The area's answers; an address given for another kelurahan (the area changed at
+    the summary) no longer fits, and is asked again."""
+    address = answers.get("address")
+    if address is None or address.get("village") == village_id:
+        return Accept(values)
+    place = turn.areas.place(village_id)
+    return Accept({**values, "address": None}, note="household.address_again",
+                  note_params={"kelurahan": place.village if place else ""})
+
+
+def _on_kelurahan(turn: Turn, option: str, answers: Answers) -> Parsed:
+    village_id = parse_id(option)
+    if village_id is None:
+        return Accept({"kelurahan": option})
+    return _in_village(turn, answers, village_id, {"kelurahan": option})
 
 
 def _parse_area_text(turn: Turn, text: str, answers: Answers) -> Parsed:
@@ -116,7 +138,7 @@ def _parse_area_text(turn: Turn, text: str, answers: Answers) -> Parsed:
         if not places:
             return Invalid("invalid.area.not_found")
     if len(places) == 1 and certain:
-        return _place_answers(places[0])
+        return _place_answers(turn, places[0], answers)
     return Accept({"area_candidates": [p.village_id for p in places[:10]]})
 
 
@@ -144,8 +166,9 @@ def _on_candidate(turn: Turn, option: str, answers: Answers) -> Parsed:
     village_id = parse_id(option)
     place = turn.areas.place(village_id) if village_id is not None else None
     if place is None:
-        return Accept({"area_candidates": None})
-    return _place_answers(place)
+        # None of these: say how else the place can be found.
+        return Accept({"area_candidates": None}, note="household.area_none_next")
+    return _place_answers(turn, place, answers)
 
 
 def _show_area(turn: Turn, answers: Answers) -> str:
@@ -160,11 +183,15 @@ def _parse_address(turn: Turn, text: str, answers: Answers) -> Parsed:
     address = parse_street_address(text)
     if isinstance(address, Invalid):
         return address
-    return Accept({"address": {"street": address.street, "rt": address.rt, "rw": address.rw}})
+    # The kelurahan it was given for: an address fits one place only.
+    village = parse_id(str(answers.get("kelurahan", "")))
+    return Accept({"address": {"street": address.street, "rt": address.rt, "rw": address.rw,
+                               "village": village}})
 
 
 def _show_address(turn: Turn, answers: Answers) -> str:
-    return StreetAddress(**answers["address"]).display()
+    address = answers["address"]
+    return StreetAddress(address["street"], address["rt"], address["rw"]).display()
 
 
 def _labels(prefix: str, ids: list[str]) -> list[Choice]:
@@ -214,6 +241,13 @@ async def _precheck(turn: Turn) -> list[Reply] | None:
                               status=turn.t(f"status.{open_request.status}")))]
 
 
+async def _start(turn: Turn) -> dict[str, object]:
+    """A household that asked (or gave, as a person) before is offered the name and
+    phone on file."""
+    details = await on_file.known_details(turn, organisations=False)
+    return {on_file.ON_FILE: details} if details else {}
+
+
 def new_request(answers: Answers, phone: str) -> NewRequest:
     """The request the form's answers describe, reached at this phone."""
     nik = answers.get("nik") or None
@@ -254,14 +288,18 @@ HOUSEHOLD_REQUEST = Form(
     submit=_submit,
     precheck=_precheck,
     prepare=_prepare,
+    start=_start,
     summary_note=_uncovered_note,
-    state_keys=frozenset({"area_candidates"}),
+    state_keys=frozenset({"area_candidates", on_file.ON_FILE}),
     menu_item="request",
     fields=(
         Field("consent", FieldKind.CHOICE, "household.consent",
               choices=(Choice("yes", "household.consent_yes"),
                        Choice("no", "household.consent_no")),
               on_choice=_on_consent),
+        Field(on_file.FIELD, FieldKind.CHOICE, "household.on_file", choices=on_file.CHOICES,
+              on_choice=on_file.on_choice(kind=False), when=on_file.applies,
+              prompt_params=on_file.prompt_params),
         Field("name", FieldKind.TEXT, "household.name", label="field.name",
               parse_text=lambda t, s, a: _value(parse_person_name(s), "name"),
               show=lambda t, a: str(a["name"])),
@@ -283,7 +321,7 @@ HOUSEHOLD_REQUEST = Form(
               prompt_params=lambda t, a: {"kota": _area_name(t, a, "kota")}),
         Field("kelurahan", FieldKind.CHOICE, "household.kelurahan",
               choices=_children_of("kecamatan"), parse_text=_parse_area_text,
-              when=lambda a: "kecamatan" in a,
+              on_choice=_on_kelurahan, when=lambda a: "kecamatan" in a,
               prompt_params=lambda t, a: {"kecamatan": _area_name(t, a, "kecamatan")}),
         Field("address", FieldKind.TEXT, "household.address", label="field.address",
               parse_text=_parse_address, show=_show_address),

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
-from gotong.handlers import forms
+from gotong.handlers import forms, on_file
 from gotong.handlers.forms import Accept, Answers, Choice, Field, FieldKind, Form, Parsed, Stop
 from gotong.handlers.household import HOUSEHOLD_REQUEST, new_request
 from gotong.handlers.messages import Kind, Reply
@@ -208,7 +208,10 @@ PROXY_REQUEST = dataclasses.replace(
     submit=_register,
     precheck=_precheck,
     menu_item=None,
-    fields=tuple(_PROXY_FIELDS.get(f.name, f) for f in HOUSEHOLD_REQUEST.fields),
+    # Details on file are the proxy's own, never the household's: not offered.
+    start=None,
+    fields=tuple(_PROXY_FIELDS.get(f.name, f) for f in HOUSEHOLD_REQUEST.fields
+                 if f.name != on_file.FIELD),
 )
 
 

@@ -59,11 +59,15 @@ async def status_replies(turn: Turn) -> list[Reply]:
             lines.append(turn.t("status.delivery_code", code=delivery.code or "",
                                 volunteer=volunteer))
         blocks.append("\n".join(lines))
-    cancellable = next((r for r in requests if r.status in CANCELLABLE_STATUSES), None)
-    if cancellable is None:
+    # Each request that can still be taken back has a button of its own, naming it.
+    options = tuple(Option(f"{CANCEL}:{r.reference}",
+                           turn.t("status.cancel_request", reference=r.reference),
+                           number=i + 1)
+                    for i, r in enumerate(r for r in requests
+                                          if r.status in CANCELLABLE_STATUSES))
+    if not options:
         return [Reply(text="\n\n".join(blocks)), *replies]
-    option = Option(f"{CANCEL}:{cancellable.reference}", turn.t("status.cancel_button"))
-    return [Reply(text="\n\n".join(blocks), options=(option,), hint=Hint.SINGLE,
+    return [Reply(text="\n\n".join(blocks), options=options, hint=Hint.SINGLE,
                   context=REQUEST_CONTEXT), *replies]
 
 

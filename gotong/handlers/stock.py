@@ -23,6 +23,9 @@ COUNT_CONTEXT = "incq"
 COUNT_OVERLAY = "count"
 RECEIVE = "p"
 AS_PLEDGED = "all"
+# Counts given as examples in a hint: a sensible gift of goods, and of money.
+EXAMPLE_ITEMS = 10
+EXAMPLE_MONEY = 50_000
 
 
 def _thousands(quantity: int) -> str:
@@ -51,6 +54,14 @@ def pledge_state_key(status: str, handover: str) -> str:
         return "pledge.awaiting_pickup" if handover == Handover.PICKUP \
             else "pledge.awaiting_drop"
     return f"pledge.{status}"
+def parse_count(turn: Turn, text: str, category: str, example: int | None = None
+                ) -> int | Invalid:
+    """A count of a category's unit as typed ("10", "10 paket", "Rp 50.000", "50rb"); a
+    refusal names the unit expected and gives an example of it."""
+    if example is None:
+        example = EXAMPLE_MONEY if category == "money" else EXAMPLE_ITEMS
+    return parse_quantity(text, max_quantity(category), unit=turn.t(f"unit.{category}"),
+                          example=example)
 
 
 def _pledge_line(turn: Turn, pledge: Pledge) -> str:
@@ -107,8 +118,10 @@ async def on_incoming_button(turn: Turn, option: str) -> list[Reply]:
     quick = Option(f"{AS_PLEDGED}:{pledge.id}", turn.t(
         "incoming.as_pledged", quantity=quantity_text(turn, pledge.category, pledge.quantity)),
         number=1)
+    # "How many packages of GP-…": what is counted is named, the pledge is where from.
     return [Reply(text=turn.t("incoming.count", code=pledge.code,
-                              quantity=quantity_text(turn, pledge.category, pledge.quantity)),
+                              unit=turn.t(f"unit.{pledge.category}"),
+                              quantity=amount_text(turn, pledge.category, pledge.quantity)),
                   options=(quick,), hint=Hint.SINGLE, context=COUNT_CONTEXT)]
 
 
@@ -128,7 +141,7 @@ async def on_count(turn: Turn, incoming: Incoming) -> list[Reply] | None:
         return refusal
     counted = pledge.quantity
     if incoming.kind == Kind.TEXT:
-        parsed = parse_quantity(incoming.text, max_quantity(pledge.category))
+        parsed = parse_count(turn, incoming.text, pledge.category)
         if isinstance(parsed, Invalid):
             return [Reply(text=turn.t(parsed.reason, **parsed.params))]
         counted = parsed

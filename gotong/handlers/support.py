@@ -3,7 +3,7 @@
 in chat (/pesan, /inbox).
 
 While the person talks to staff their typed messages go to staff, and the dialog they were
-in waits: a button or /lanjut (/resume) takes them back to it. Staff take a conversation,
+in waits: a button or /lanjut (/continue) takes them back to it. Staff take a conversation,
 reply to it (what they type next goes to the person, until they close it or do something
 else) and close it with an outcome.
 """

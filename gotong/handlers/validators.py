@@ -243,34 +243,90 @@ _GROUPED = re.compile(r"[0-9]{1,3}(?:\.[0-9]{3})+|[0-9]{1,3}(?:,[0-9]{3})+")
 # Thousands grouped by spaces: "1 500", "10 000 000".
 _SPACE_GROUPED = re.compile(r"[0-9]{1,3}(?: [0-9]{3})+")
 
+# A count as people write it: an amount of rupiah ("Rp 50.000", "IDR 50000"), digits
+# (grouped or not), a word that multiplies them ("50rb", "1 juta", "1,5 jt"), and the
+# unit counted ("10 paket", "10 pcs", "10 dus", "5 orang", "1 juta rupiah").
+_COUNT = re.compile(
+    r"(?:(?:rp|idr)\.?\s*)?"
+    r"(?P<number>[0-9](?:[0-9., ]*[0-9])?)"
+    r"\s*(?P<words>[^\W\d_][^\W\d]*(?:[\s.]+[^\W\d_][^\W\d]*)*)?\.?")
+# Words that multiply the number before them, in Bahasa Indonesia and English.
+_MULTIPLIERS = {
+    "rb": 1_000, "ribu": 1_000, "rebu": 1_000, "k": 1_000, "thousand": 1_000,
+    "jt": 1_000_000, "juta": 1_000_000, "million": 1_000_000,
+    "miliar": 1_000_000_000, "milyar": 1_000_000_000,
+    "billion": 1_000_000_000,
+}
+# With a multiplier, a decimal part is a fraction of it: "1,5 juta", "2.25 jt".
+_DECIMAL = re.compile(r"(?P<whole>[0-9]+)(?:[.,](?P<fraction>[0-9]{1,2}))?")
 
-def parse_quantity(text: str, limit: int) -> int | Invalid:
-    """A count of items or an amount of rupiah: "1.000", "1,000", "Rp 50.000", "10".
+
+def parse_quantity(text: str, limit: int, *, unit: str, example: int = 10
+                   ) -> int | Invalid:
+    """A count of items or an amount of rupiah, with or without its unit: "10", "1.000",
+    "1,000", "10 paket", "10 pcs", "5 orang", "Rp 50.000", "50rb", "1 juta", "1,5 jt".
 
     "1.500" is one thousand five hundred; "1.5" or "0,5" is not a whole number and is
-    refused with its own hint rather than read as 15 or 5.
+    refused with its own hint rather than read as 15 or 5. `unit` names what is counted
+    (in the person's language) and `example` a sensible count of it, for the hints.
 
-    Keys: ``invalid.quantity``; ``invalid.quantity.whole``; ``invalid.quantity_too_big``
-    {max}.
+    Keys: ``invalid.quantity`` {unit} {example}; ``invalid.quantity.whole``;
+    ``invalid.quantity.none`` {unit} {example}; ``invalid.quantity_too_big`` {max}.
     """
-    written = re.sub(r"^rp\.?\s*", "", clean_text(text).strip().lower())
-    if re.search(r"\s", written):
+    written = clean_text(text).strip().lower()
+    match = _COUNT.fullmatch(written)
+    value: int | Invalid | None = None
+    if match is not None:
+        number = match["number"]
+        words = match["words"].replace(".", " ").split() if match["words"] else []
+        multiplier = _MULTIPLIERS.get(words[0], 1) if words else 1
+        value = _multiplied(number, multiplier) if multiplier > 1 else _whole(number)
+    if value is None:
+        return Invalid("invalid.quantity", {"unit": unit, "example": _thousands(example)})
+    if isinstance(value, Invalid):
+        return value
+    if value < 1:
+        return Invalid("invalid.quantity.none", {"unit": unit, "example": _thousands(example)})
+    if value > limit:
+        return Invalid("invalid.quantity_too_big", {"max": _thousands(limit)})
+    return value
+
+
+def _thousands(value: int) -> str:
+    """1000 as "1.000": thousands marked the Indonesian way."""
+    return f"{value:,}".replace(",", ".")
+
+
+def _whole(number: str) -> int | Invalid | None:
+    """A whole number in digits, grouped by thousands or not; None when it is not one
+    number."""
+    if " " in number:
         # A space may group thousands ("10 000"), never join two numbers ("1 5").
-        if not _SPACE_GROUPED.fullmatch(written):
-            return Invalid("invalid.quantity")
-        written = re.sub(r"\s", "", written)
-    if re.search(r"[.,]", written):
-        if not _GROUPED.fullmatch(written):
-            if re.fullmatch(r"[0-9]*[.,][0-9.,]*", written) and re.search(r"[0-9]", written):
-                return Invalid("invalid.quantity.whole")
-            return Invalid("invalid.quantity")
-        written = re.sub(r"[.,]", "", written)
-    digits = written
-    if not _is_ascii_digits(digits) or int(digits) < 1:
-        return Invalid("invalid.quantity")
-    if len(digits) > 18 or int(digits) > limit:
-        return Invalid("invalid.quantity_too_big", {"max": f"{limit:,}".replace(",", ".")})
-    return int(digits)
+        if not _SPACE_GROUPED.fullmatch(number):
+            return None
+        number = number.replace(" ", "")
+    if re.search(r"[.,]", number):
+        if not _GROUPED.fullmatch(number):
+            return Invalid("invalid.quantity.whole")
+        number = re.sub(r"[.,]", "", number)
+    if not _is_ascii_digits(number):
+        return None
+    # Past 18 digits, more than anything can count: read as just that, without turning an
+    # absurdly long text into a number.
+    return int(number) if len(number) <= 18 else 10**19
+
+
+def _multiplied(number: str, multiplier: int) -> int | Invalid | None:
+    """A number before "rb", "juta"...: whole ("50rb", "1.500 rb") or with a decimal part
+    ("1,5 juta"), as long as the amount is whole."""
+    decimal = _DECIMAL.fullmatch(number)
+    if decimal is None:
+        whole = _whole(number)
+        return whole * multiplier if isinstance(whole, int) else whole
+    fraction = decimal["fraction"] or ""
+    cents = int(decimal["whole"]) * 10 ** len(fraction) + int(fraction or 0)
+    amount, rest = divmod(cents * multiplier, 10 ** len(fraction))
+    return Invalid("invalid.quantity.whole") if rest else amount
 
 
 HOUSEHOLD_SIZE_MIN = 1

@@ -154,22 +154,31 @@ async def test_stop_ends_reminders_but_not_news_of_ones_own_request(
     dispatch.dispatcher.wake()
     await bot.fake.wait_for_messages(person.user.id, count + 1)
     assert "GT-000001" in person.last.text
-    # /start turns reminders on again (answered in place, the dialog kept).
-    replies = await person.say("/start")
-    assert "Anda akan menerima pengingat dan pengumuman lagi" in replies[0].text
+    # /mulai means start, and says how to receive reminders again; /terima_kabar does.
+    replies = await person.say("/mulai")
+    assert "Ketik /terima_kabar untuk menerimanya lagi" in replies[0].text
     assert "nama lengkap kepala keluarga" in replies[0].text
+    replies = await person.say("/terima_kabar")
+    assert "Anda akan menerima pengingat dan pengumuman lagi" in replies[0].text
+    # Answered in place, the dialog kept.
+    assert "nama lengkap kepala keluarga" in replies[-1].text
 
 
-async def test_stop_twice_and_start_without_stop_are_harmless(
+async def test_stop_twice_and_resume_without_stop_are_harmless(
         bot: TelegramBotUnderTest) -> None:
     person = bot.person(7011, language="en")
     await person.say("/stop")
     replies = await person.say("/stop")
     assert "no more reminders or announcements" in replies[0].text
     replies = await person.say("/start")
+    assert "Hello! I am Gotong" in replies[0].text
+    assert "Type /resume to receive them again" in replies[0].text
+    replies = await person.say("/resume")
     assert "receive reminders and announcements again" in replies[0].text
+    replies = await person.say("/resume")
+    assert "You already receive reminders and announcements" in replies[0].text
     replies = await person.say("/start")
-    assert "again" not in replies[0].text and "Hello! I am Gotong" in replies[0].text
+    assert "/resume" not in replies[0].text and "Hello! I am Gotong" in replies[0].text
 
 
 # --- taking a request back ---------------------------------------------------------
@@ -202,7 +211,7 @@ async def test_a_household_cancels_its_request_from_status(
     request = await submitted_request(services, await _contact_id(services, person))
     replies = await person.say("/status")
     assert f"{request.reference}: menunggu verifikasi" in replies[0].text
-    await person.tap("Batalkan permintaan ini")
+    await person.tap(f"Batalkan permintaan {request.reference}")
     assert f"membatalkan permintaan {request.reference}?" in person.last.text
     replies = await person.tap("Ya, batalkan")
     assert f"Permintaan Anda {request.reference} sudah dibatalkan" in replies[0].text

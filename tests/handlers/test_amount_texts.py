@@ -33,7 +33,10 @@ NOTICES = (
     "notice.pledge_received",
 )
 NOTICE_COUNTS = ("quantity", "pledged", "received")
-WORD = re.compile(r"\w+")
+# A word, with its reduplication ("masing-masing", "rata-rata") as one.
+WORD = re.compile(r"\w+(?:-\w+)*")
+# Where a clause ends: a word may start the next one as it ended this ("Thank you; you").
+CLAUSE_END = re.compile(r"[;:,!?()\n]|\.(?!\d)")
 # The longest run of words checked for repeating itself ("staple food package").
 MAX_RUN = 3
 
@@ -58,10 +61,16 @@ def fillers(template: str) -> dict[str, object]:
 def repeated_words(text: str) -> list[str]:
     """Words, or runs of up to three, that follow themselves, ignoring case and a plural
     "s": "paket Paket", "parcel parcels", "paket sembako Paket sembako"."""
-    words = [word.removesuffix("s") for word in WORD.findall(text.casefold())]
-    return [" ".join(words[start:start + 2 * size])
-            for size in range(1, MAX_RUN + 1) for start in range(len(words) - 2 * size + 1)
-            if words[start:start + size] == words[start + size:start + 2 * size]]
+    found = []
+    for clause in CLAUSE_END.split(text.casefold()):
+        # The plural "s" of a noun, not of a short word ("as a person" is not "a a").
+        words = [word.removesuffix("s") if len(word) > 3 else word
+                 for word in WORD.findall(clause)]
+        found += [" ".join(words[start:start + 2 * size])
+                  for size in range(1, MAX_RUN + 1)
+                  for start in range(len(words) - 2 * size + 1)
+                  if words[start:start + size] == words[start + size:start + 2 * size]]
+    return found
 
 
 def test_repeated_words_are_found() -> None:

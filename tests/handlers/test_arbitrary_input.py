@@ -40,6 +40,8 @@ PATHS: dict[str, list[object]] = {
     "needs": TO_NEEDS,
     "needs_other": [*TO_NEEDS, "5"],
     "summary": [*TO_NEEDS, "1"],
+    # A household that asked before (and took the request back) is offered its details.
+    "use_on_file": [*TO_NEEDS, "1", "1", "/cancel_request", "yes", "/request", (TAP, "yes")],
 }
 
 COMMAND_WORDS = sorted({a for c in COMMANDS for names in c.aliases.values() for a in names})

@@ -54,6 +54,8 @@ PATHS: dict[str, list[object]] = {
     "pickup_window": [*TO_PICKUP, "Jl. Kenanga 3, Menteng"],
     SUMMARY: [*TO_PICKUP, "Jl. Kenanga 3, Menteng", "Sabtu 09.00-12.00"],
 }
+# A donor who pledged before is offered the details on file.
+PATHS["use_on_file"] = [*PATHS[SUMMARY], (TAP, "submit"), "/donate"]
 STEPS = [*(field.name for field in DONOR_PLEDGE.fields), SUMMARY]
 
 # Taps one of the current question's own buttons (by index, modulo their number).

@@ -46,13 +46,22 @@ async def test_a_pledge_to_the_aggregator_of_a_kota(services: Services) -> None:
     await chat.say("1.000")
     await chat.tap(chat.option_id("Jakarta Selatan"))
     await chat.tap("all")
-    # Only the aggregator covering that kota is offered.
-    assert [o.label for o in chat.last.options] == ["Posko Selatan"]
-    await chat.tap(chat.last.options[0].id)
+    # Only one aggregator covers that kota: the donor is told, not asked.
+    assert chat.last.context == "dn.handover"
+    assert ("Your gift goes to Posko Selatan, the aid organisation working there (posko: "
+            "Jl. Posko Selatan 1, open 08.00-16.00).") in chat.last.text
+    # Back goes to the question the donor answered, not to the one they were told.
+    await chat.tap("back")
+    assert chat.last.context == "dn.kecamatan"
+    await chat.tap("all")
+    assert chat.last.context == "dn.handover"
     await chat.tap("drop")
     summary = chat.last.text
     assert "Please check your pledge" in summary and "Staple food packages" in summary
     assert "1.000 packages" in summary and "Kota Jakarta Selatan" in summary
+    assert "Aid organisation: Posko Selatan" in summary
+    # Nothing else to choose, so nothing to change.
+    assert "edit:aggregator" not in [o.id for o in chat.last.options]
     await chat.tap("submit")
     reply = chat.last.text
     code = re.search(r"Pledge code: (GP-[2-9A-Z]{5})", reply)
@@ -74,8 +83,9 @@ async def test_choose_for_me_picks_where_most_households_wait(services: Services
     # Two verified households wait in Jakarta Timur, none in Jakarta Selatan.
     [timur] = services.areas.named(AreaLevel.REGENCY, "Jakarta Timur")
     village = services.areas.children(services.areas.children(timur.id)[0].id)[0].id
+    household = Chat(services.conversations, chat_id="household")
     for i in range(2):
-        await chat.say("/start")  # any contact will do as the household
+        await household.say("/start")  # any contact but the donor's will do
         async with services.sessions() as session, session.begin():
             request, _ = await submit_request(session, 1, NewRequest(
                 head_name=f"Warga {i}", phone=f"+62812000000{i}", nik=None,
@@ -89,15 +99,20 @@ async def test_choose_for_me_picks_where_most_households_wait(services: Services
     await chat.say("Rp 20.000.000.000")
     assert "at most 10.000.000.000" in chat.last.text
     await chat.say("0")
-    assert "a number above 0" in chat.last.text
+    assert "The number of rupiah is at least 1. Type it, e.g. 50.000." in chat.last.text
     await chat.say("500.000")
     await chat.tap("any")
     assert [o.id for o in chat.last.options][-1] == "auto"
     await chat.tap("auto")
+    # The donor hears which one before confirming anything.
+    assert ("Chosen for you: Posko Timur, where most households wait for this aid."
+            in chat.last.text)
+    assert chat.last.context == "dn.handover"
     await chat.tap("pickup")
     assert "which address" in chat.last.text
     await chat.say("Jl. Kenanga 3, Menteng")
     await chat.say("Sabtu 09.00-12.00")
+    assert "Aid organisation: Posko Timur (chosen for you)" in chat.last.text
     await chat.tap("submit")
     assert "registered with Posko Timur" in chat.last.text
     assert "will contact you to pick it up" in chat.last.text

@@ -190,7 +190,7 @@ async def test_two_staff_receive_one_pledge(services: Services) -> None:
     first, second = await staff_pair(world, aggregator)
     for chat in (first, second):
         await chat.tap(f"p:{pledge_id}", context="inc")
-        assert f"How much of {code} arrived?" in chat.last.text
+        assert f"How many packages of pledge {code} arrived?" in chat.last.text
 
     won, lost = await race(services, first, saying("5"), second, saying("4"), writes="pledge")
     assert f"{code} received: 5 packages added to stock" in texts(won)

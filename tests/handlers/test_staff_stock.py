@@ -85,9 +85,9 @@ async def test_staff_receive_a_counted_quantity_and_the_donor_hears_it(
     await staff.say("/incoming")
     assert "10 staple food packages, from Donatur" in staff.last.text
     await staff.tap(staff.option_id("Received"))
-    assert "Pledged: 10 packages" in staff.last.text
+    assert "Pledged: 10 staple food packages" in staff.last.text
     await staff.say("about eight")
-    assert "Please type a number above 0" in staff.last.text
+    assert "Type the number of packages, e.g. 10." in staff.last.text
     await staff.say("8")
     assert re.search(r"GP-\w+ received: 8 packages added to stock", staff.replies[-1].text)
     assert "No pledges are waiting" in staff.last.text

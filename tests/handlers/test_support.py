@@ -169,7 +169,7 @@ async def test_the_dialog_waits_and_resumes_and_one_conversation_stays_open(
     # Typed text answers the form again, not staff.
     await household.say("/human")
     assert "is still open" in household.last.text
-    await household.say("/resume")
+    await household.say("/continue")
     assert household.last.text.endswith(question)
     assert await count(services, SupportConversation) == 1
     assert await count(services, SupportMessage) == 0

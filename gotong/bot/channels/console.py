@@ -19,7 +19,8 @@ def render(reply: Reply) -> str:
         mark = ""
         if reply.hint == Hint.MULTI:
             mark = "[x] " if option.selected else "[ ] "
-        lines.append(f"  {option.number}. {mark}{option.label}")
+        number = f"{option.number}." if option.number is not None else "-"
+        lines.append(f"  {number} {mark}{option.label}")
     if reply.controls:
         lines.append("  " + "   ".join(f"({c.label})" for c in reply.controls))
     return "\n".join(lines)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import re
 import time
 import traceback
 from collections import deque
@@ -95,10 +96,30 @@ def render_options(options: Sequence[Option]) -> list[dict[str, Any]]:
             for o in options]
 
 
+# A web address in the bot's words (the dashboard's sign-in link): drawn as a link. A
+# closing bracket or a full stop after it ends the sentence, not the address.
+_LINK = re.compile(r"https?://[^\s<>\"']+?(?=[.,;:!?)\]]*(?:\s|$))")
+
+
+def text_parts(text: str) -> list[dict[str, str]]:
+    """The text in pieces, each plain text or a web link, for the page to draw the links
+    as links without reading the text as HTML."""
+    parts: list[dict[str, str]] = []
+    position = 0
+    for match in _LINK.finditer(text):
+        if match.start() > position:
+            parts.append({"text": text[position:match.start()]})
+        parts.append({"link": match.group()})
+        position = match.end()
+    if position < len(text):
+        parts.append({"text": text[position:]})
+    return parts
+
+
 def render_reply(reply: Reply, message_id: int) -> dict[str, Any]:
     """A reply as the page draws it."""
     return {
-        "id": message_id, "from": "bot", "text": reply.text,
+        "id": message_id, "from": "bot", "text": reply.text, "parts": text_parts(reply.text),
         "options": render_options(reply.options), "controls": render_options(reply.controls),
         "hint": reply.hint.value, "context": reply.context,
         "contact_label": reply.contact_label, "edit": reply.edit,

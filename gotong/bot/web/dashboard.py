@@ -221,7 +221,9 @@ async def receive_action(request: web.Request) -> web.Response:
         path = f"{PREFIX}/pledges"
         if refusal == Refusal.ALREADY_DONE:
             return redirect(work, path, "pledge_done", pledge.code)
-        counted = parse_quantity(work.field("quantity"), max_quantity(pledge.category))
+        # The page says what a quantity must be; the hint's words are the chat's.
+        counted = parse_quantity(work.field("quantity"), max_quantity(pledge.category),
+                                 unit="")
         if isinstance(counted, Invalid):
             return redirect(work, path, "quantity", pledge.code)
         if await receive(work.actor, pledge, counted) is not None:
@@ -266,7 +268,7 @@ def _allocation_form(request: web.Request, work: Work, choices: list[dict[str, A
     choice = str(source.get("stock", ""))
     aggregator, _, category = choice.partition(":")
     per = parse_quantity(str(source.get("per", "")), max_quantity(category)
-                         if category in CATEGORIES else 1)
+                         if category in CATEGORIES else 1, unit="")
     picked = next((c for c in choices if f"{c['aggregator']}:{c['category']}" == choice),
                   None)
     if picked is None or isinstance(per, Invalid) or parse_id(aggregator) is None:

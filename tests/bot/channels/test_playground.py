@@ -304,7 +304,8 @@ async def pledge_one_package(donor: Phone) -> str:
     await donor.tap("Jakarta Selatan")
     await donor.tap("Next")
     await donor.tap("Setia Budi")
-    await donor.tap(AGGREGATOR_NAME)
+    # The demo posko is the one there: named, not asked for.
+    assert f"Your gift goes to {AGGREGATOR_NAME}" in donor.last["text"]
     await donor.tap("I bring it to the posko")
     assert "Please check your pledge" in donor.last["text"]
     [done] = await donor.tap("Submit")
@@ -456,3 +457,16 @@ def test_gotong_run_with_the_playground_off_chats_in_the_terminal(tmp_path: Path
     assert result.returncode == 0, result.stderr
     assert "No Telegram token or WhatsApp number is configured" in result.stdout
     assert "Playground" not in result.stdout
+
+
+async def test_the_dashboard_sign_in_link_is_a_link_on_the_staff_screen(
+        playground: Playground) -> None:
+    staff = await playground.phone("staff")
+    [answer] = await staff.say("/dasbor")
+    links = [part["link"] for part in answer["parts"] if "link" in part]
+    assert len(links) == 1 and "/dashboard" in links[0], answer
+    assert "".join(part.get("text", part.get("link", "")) for part in answer["parts"]) \
+        == answer["text"]
+    # What a person types is never drawn as a link.
+    await staff.say("lihat https://contoh.example")
+    assert "parts" not in [m for m in staff.shown if m["from"] == "me"][-1]

@@ -58,7 +58,7 @@ async def test_the_aid_chain_on_whatsapp(config: Config, services: Services,
         [listing] = await rina.say("/donasi_masuk")
         assert f"1. {code}: 10 paket sembako, dari Maria Lestari" in listing.text
         [question] = await rina.tap(f"Terima {code}")
-        assert f"Berapa {code} yang tiba?" in question.text
+        assert f"Berapa paket yang tiba untuk donasi {code}?" in question.text
         [received] = await rina.say("8")
         assert received.text.startswith(f"{code} diterima: 8 paket masuk stok.")
 

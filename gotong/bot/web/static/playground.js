@@ -55,7 +55,24 @@
       item.dataset.id = String(message.id);
       const text = document.createElement("p");
       text.className = "text";
-      text.textContent = message.text;
+      if (message.parts) {
+        // Links the server found in the bot's words (a dashboard sign-in link) are drawn
+        // as links; every other piece stays plain text.
+        message.parts.forEach((part) => {
+          if (part.link && /^https?:\/\//.test(part.link)) {
+            const link = document.createElement("a");
+            link.href = part.link;
+            link.textContent = part.link;
+            link.target = "_blank";
+            link.rel = "noopener noreferrer";
+            text.appendChild(link);
+          } else {
+            text.appendChild(document.createTextNode(part.text || ""));
+          }
+        });
+      } else {
+        text.textContent = message.text;
+      }
       item.appendChild(text);
       const options = message.options || [];
       const controls = message.controls || [];
