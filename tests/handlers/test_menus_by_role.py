@@ -29,7 +29,8 @@ async def help_text(chat: Chat) -> str:
 async def test_a_newcomer_sees_how_to_ask_give_and_volunteer(services: Services) -> None:
     chat = Chat(services.conversations)
     await chat.say("/menu")
-    assert menu(chat) == ["request", "donate", "volunteer", "status", "language", "help"]
+    assert menu(chat) == ["request", "donate", "volunteer", "status", "language", "help",
+                          "person"]
     shown = await help_text(chat)
     assert "/request" in shown and "/donate" in shown and "/volunteer CODE" in shown
     for other in ("/tasks", "/queue", "/dashboard", "/cancel_request", "/leave"):

@@ -31,7 +31,9 @@ async def pledge(chat: Chat, *, pickup: bool) -> None:
     await chat.say("10")
     await chat.tap(chat.option_id("Jakarta Timur"))
     await chat.tap("all")
-    await chat.tap(chat.last.options[0].id)
+    if "pickup" not in {option.id for option in chat.last.options}:
+        # The organisation, when there is a choice (one alone is named, not asked for).
+        await chat.tap(chat.last.options[0].id)
     if pickup:
         await chat.tap("pickup")
         await chat.say("Jl. Kenanga 7, Cipinang")

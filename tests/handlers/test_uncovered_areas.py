@@ -93,6 +93,9 @@ async def test_changing_the_area_at_the_summary_brings_the_warning_or_takes_it_a
     await chat.tap(chat.option_id("Change Area"))
     # A kelurahan of Jakarta Timur, by its postal code (Cipinang Melayu).
     await chat.say("13620")
+    # The address given for the old kelurahan no longer fits: asked again.
+    assert chat.last.context == "hh.address", chat.last.text
+    await chat.say("Jl. Kenanga 7 RT 02 RW 04")
     assert chat.last.context == "hh.summary", chat.last.text
     assert UNCOVERED_NOTE not in chat.last.text
 
