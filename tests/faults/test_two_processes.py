@@ -80,9 +80,12 @@ async def test_one_of_two_processes_killed(tmp_path: Path, database_url: str,
         async with writes_held(database_url):
             await wait_holding(run.observer, victim)
             await victim.kill()
-        # The dead process changes nothing any more: what it holds now waits for its
-        # leases to run out, and what it left unsettled may arrive twice.
-        stranded = await run.observer.leased_by(victim)
+            # Counted before the writes go on: a step of the dead process already sent
+            # as one statement (the whole unit of work, outside a transaction) may still
+            # complete once they do, and its update is then handled, once.
+            stranded = await run.observer.leased_by(victim)
+        # The dead process changes nothing more: what it holds waits for its leases to
+        # run out, and what it left unsettled may arrive twice.
         in_flight = await run.observer.unsettled_messages(platform.channel)
         report = await run.finish(reference, allowed_duplicates=in_flight)
         log.info("one of two killed after %d of %d updates, holding %d, %d messages in "
