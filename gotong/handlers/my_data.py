@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Sequence
+from datetime import timedelta
 
 from sqlalchemy import func, or_, select
 
@@ -40,6 +41,10 @@ TOKEN_KEY = "erase"
 # A message longer than this is split: the apps take 4096 characters, and a long one is
 # hard to read on a small screen.
 MAX_MESSAGE = 3000
+# How long after a contact was joined to a person by its phone it cannot read or erase
+# what the person's other apps hold: a number given up and handed to someone else must
+# not hand over the data of the one who had it (they are told, and can undo the link).
+LINK_QUIET = timedelta(days=3)
 CHANNEL_KEYS = {"telegram": "mydata.app_telegram", "whatsapp": "mydata.app_whatsapp"}
 ROLE_KEYS = {Role.HOUSEHOLD: "mydata.role_household", Role.DONOR: "mydata.role_donor",
              Role.VOLUNTEER: "mydata.role_volunteer", Role.STAFF: "mydata.role_staff",
@@ -49,10 +54,25 @@ ROLE_KEYS = {Role.HOUSEHOLD: "mydata.role_household", Role.DONOR: "mydata.role_d
 # --- what is held --------------------------------------------------------------------
 
 
+async def _linked_too_recently(turn: Turn, contact_ids: Sequence[int]) -> list[Reply] | None:
+    """The refusal for a contact joined to the person by its phone a moment ago, while
+    the person's other apps hold data of theirs; None when it may go on."""
+    if len(contact_ids) < 2:
+        return None
+    linked_at = await turn.session.scalar(
+        select(Contact.phone_linked_at).where(Contact.id == turn.contact.id))
+    if linked_at is None or linked_at + LINK_QUIET <= turn.now:
+        return None
+    return [Reply(text=turn.t("mydata.linked_recently", days=LINK_QUIET.days))]
+
+
 async def show_my_data(turn: Turn) -> list[Reply]:
     """Everything held about the person, on every linked app, in a few messages."""
     session = turn.session
     contact_ids = await person_contact_ids(session, turn.contact.id)
+    refused = await _linked_too_recently(turn, contact_ids)
+    if refused is not None:
+        return refused
     sections = [await _contacts(turn, contact_ids), await _roles(turn, contact_ids)]
     sections += await _requests(turn)
     sections += await _pledges(turn)
@@ -260,6 +280,9 @@ async def ask_erase(turn: Turn) -> list[Reply]:
     """Say what erasing will do, and ask to confirm it with a button of this question."""
     session = turn.session
     contact_ids = await person_contact_ids(session, turn.contact.id)
+    refused = await _linked_too_recently(turn, contact_ids)
+    if refused is not None:
+        return refused
     lines = [turn.t("erase.confirm")]
     open_requests = (await session.scalars(
         select(HelpRequest.reference).where(own_requests(contact_ids),
@@ -322,6 +345,10 @@ def _forget(turn: Turn) -> None:
 async def _erase(turn: Turn) -> list[Reply]:
     session = turn.session
     old = turn.contact
+    # Asked before a link by phone, confirmed after it: checked again.
+    refused = await _linked_too_recently(turn, await person_contact_ids(session, old.id))
+    if refused is not None:
+        return refused
     erased = await erase_person(session, turn.areas, old.id, turn.now)
     # The chat is free again: it goes on as a new contact, which holds only what any
     # chat's first message gives (its address and language).

@@ -45,7 +45,7 @@ from gotong.models.person import person_contact_ids
 from gotong.models.pledge import Pledge, PledgeStatus
 from gotong.models.proxy import Proxy
 from gotong.models.request_status import RequestStatus
-from gotong.models.support import SupportConversation
+from gotong.models.support import TEXT_NOTICES, SupportConversation, SupportStatus
 from gotong.models.tasks import WITHDRAWABLE, leave, withdraw
 from gotong.models.volunteer import Volunteer, VolunteerStatus
 
@@ -242,6 +242,7 @@ async def erase_person(session: AsyncSession, areas: AreaDirectory, contact_id: 
         values |= erase_pledge(pledge, now)
     await session.flush()
 
+    await _forget_support(session, contact_ids)
     # Their support conversations go with their messages (deleted with them).
     for model in (Conversation, ContactRole, DashboardSession, SignInLink, Digest,
                   OutboxMessage, SupportConversation):
@@ -367,3 +368,28 @@ async def erase_expired(session: AsyncSession, now: datetime, keep: timedelta,
                     version=Conversation.version + 1)
             .execution_options(synchronize_session=False))
     return Expired(len(requests), len(pledges), len(drafts), limit)
+
+
+async def _forget_support(session: AsyncSession, contact_ids: Collection[int]) -> None:
+    """What the person wrote to staff, still to be delivered to a staff member, is not
+    delivered; conversations they took as staff go back to their colleagues."""
+    own = set((await session.scalars(select(SupportConversation.id).where(
+        SupportConversation.contact_id.in_(contact_ids)))).all())
+    if own:
+        rows = (await session.execute(
+            select(OutboxMessage.id, OutboxMessage.params)
+            .where(OutboxMessage.message_key.in_(TEXT_NOTICES),
+                   OutboxMessage.status != OutboxStatus.SENT))).all()
+        written = [row.id for row in rows if (row.params or {}).get("number") in own]
+        if written:
+            await session.execute(
+                update(OutboxMessage).where(OutboxMessage.id.in_(written))
+                .values(status=OutboxStatus.SKIPPED, message_key=None, params={},
+                        last_error="erased")
+                .execution_options(synchronize_session=False))
+    await session.execute(
+        update(SupportConversation)
+        .where(SupportConversation.taken_by.in_(contact_ids),
+               SupportConversation.status == SupportStatus.TAKEN)
+        .values(status=SupportStatus.OPEN, taken_by=None)
+        .execution_options(synchronize_session=False))

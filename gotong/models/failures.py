@@ -30,7 +30,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from gotong.models.aggregator import AggregatorArea, StaffMember
+from gotong.models.aggregator import Aggregator, AggregatorArea, StaffMember
 from gotong.models.area import Area
 from gotong.models.contact import Contact, Role
 from gotong.models.digest import Digest, note_change
@@ -130,7 +130,11 @@ def _people(aggregator_ids: Sequence[int], roles: Iterable[Role] = (
             .join(AggregatorArea, or_(AggregatorArea.area_id == village.id,
                                       AggregatorArea.area_id == district.id,
                                       AggregatorArea.area_id == district.parent_id))
-            .where(AggregatorArea.aggregator_id.in_(aggregator_ids)))
+            .where(AggregatorArea.aggregator_id.in_(aggregator_ids),
+                   # A disabled aggregator covers no area: its households are no longer
+                   # its people, though its pledges and volunteers still are.
+                   AggregatorArea.aggregator_id.in_(
+                       select(Aggregator.id).where(Aggregator.disabled_at.is_(None)))))
     if Role.DONOR in roles:
         parts.append(
             select(Pledge.contact_id, literal_column(f"'{Role.DONOR.value}'"), Pledge.code,

@@ -167,7 +167,10 @@ async def covering_aggregator(session: AsyncSession, area_ids: Sequence[int]) ->
     rows = (await session.execute(
         select(AggregatorArea.aggregator_id, AggregatorArea.area_id)
         .where(AggregatorArea.area_id.in_(list(area_ids)),
-               AggregatorArea.aggregator_id.in_(select(StaffMember.aggregator_id)))
+               AggregatorArea.aggregator_id.in_(select(StaffMember.aggregator_id)),
+               # A disabled aggregator takes no new work, conversations included.
+               AggregatorArea.aggregator_id.in_(
+                   select(Aggregator.id).where(Aggregator.disabled_at.is_(None))))
         .order_by(AggregatorArea.aggregator_id))).all()
     if not rows:
         return None

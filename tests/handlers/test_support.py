@@ -14,6 +14,7 @@ from gotong.bot.dispatcher import Dispatcher, DispatchSettings
 from gotong.bot.services import Services
 from gotong.handlers import forms
 from gotong.models.contact import get_or_create_contact
+from gotong.models.handover import disable_aggregator
 from gotong.models.help_request import NewRequest, submit_request
 from gotong.models.outbox import OutboxMessage, OutboxStatus
 from gotong.models.support import SupportConversation, SupportMessage, SupportStatus
@@ -272,3 +273,57 @@ async def test_a_person_who_erases_their_data_leaves_no_support_messages(
     assert "erased" in (await erase(household)).lower()
     assert await count(services, SupportMessage) == 0
     assert await count(services, SupportConversation) == 0
+
+
+SECRET = "Rumah saya Jl. Kenanga 7 belakang masjid"
+
+
+async def test_what_an_erased_person_wrote_is_not_delivered_to_staff(
+        services: Services) -> None:
+    world = AidWorld(services)
+    timur = await world.aggregator(TIMUR)
+    rina = await join(world, timur, "staff-rina")
+    household, _ = await registered(world, "dewi", world.village(TIMUR))
+    await household.say("/human")
+    number = (await the_conversation(services)).id
+    await rina.tap(f"take:{number}", context="sp")
+    await household.say(SECRET)
+    [carried] = await outbox(services, "support.staff_message")
+    assert carried.params["text"] == SECRET
+    await erase(household)
+    async with services.sessions() as session:
+        rows = (await session.execute(
+            select(OutboxMessage.params, OutboxMessage.status))).all()
+    assert not [row for row in rows if "Kenanga" in str(row.params)]
+
+
+async def test_conversations_taken_by_staff_who_erase_their_data_go_back_to_colleagues(
+        services: Services) -> None:
+    world = AidWorld(services)
+    timur = await world.aggregator(TIMUR)
+    rina = await join(world, timur, "staff-rina")
+    budi = await join(world, timur, "staff-budi")
+    household, _ = await registered(world, "dewi", world.village(TIMUR))
+    await household.say("/human")
+    number = (await the_conversation(services)).id
+    await rina.tap(f"take:{number}", context="sp")
+    assert (await the_conversation(services)).status == SupportStatus.TAKEN
+    await erase(rina)
+    conversation = await the_conversation(services)
+    assert (conversation.status, conversation.taken_by) == (SupportStatus.OPEN, None)
+    await budi.tap(f"take:{number}", context="sp")
+    assert f"You took conversation #{number}" in budi.replies[-2].text
+
+
+async def test_a_disabled_aggregator_gets_no_new_conversations(services: Services) -> None:
+    world = AidWorld(services)
+    timur = await world.aggregator(TIMUR)
+    rina = await join(world, timur, "staff-rina")
+    async with services.sessions() as session, session.begin():
+        await disable_aggregator(session, timur, world.now)
+    household, _ = await registered(world, "dewi", world.village(TIMUR))
+    await household.say("/human")
+    await household.say("I need help")
+    assert (await the_conversation(services)).aggregator_id is None
+    await rina.say("/inbox")
+    assert "No messages from people are waiting" in rina.last.text
