@@ -1,0 +1,27 @@
+"""an index on the outbox's creation time, by which old settled rows are forgotten
+
+Revision ID: 0016
+Revises: 0015
+Create Date: 2026-12-27 10:00:00.000000
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from alembic import op
+
+revision: str = "0016"
+down_revision: str | None = "0015"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("outbox_message", schema=None) as batch_op:
+        batch_op.create_index("ix_outbox_message_created", ["created_at"], unique=False)
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("outbox_message", schema=None) as batch_op:
+        batch_op.drop_index("ix_outbox_message_created")
