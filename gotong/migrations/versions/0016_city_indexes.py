@@ -1,4 +1,5 @@
-"""an index on the outbox's creation time, by which old settled rows are forgotten
+"""indexes for a city: the outbox by creation time (pruning), deliveries by aggregator
+and id (exports)
 
 Revision ID: 0016
 Revises: 0015
@@ -20,8 +21,13 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     with op.batch_alter_table("outbox_message", schema=None) as batch_op:
         batch_op.create_index("ix_outbox_message_created", ["created_at"], unique=False)
+    with op.batch_alter_table("delivery", schema=None) as batch_op:
+        batch_op.create_index("ix_delivery_aggregator_order", ["aggregator_id", "id"],
+                              unique=False)
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("delivery", schema=None) as batch_op:
+        batch_op.drop_index("ix_delivery_aggregator_order")
     with op.batch_alter_table("outbox_message", schema=None) as batch_op:
         batch_op.drop_index("ix_outbox_message_created")
