@@ -4,12 +4,16 @@ The outbox of a fresh, migrated database (scratch_database.py: an SQLite file, o
 PostgreSQL database with ``--database URL``) is filled with one pending broadcast row per
 contact, first 10,000 and then ``--rows`` (1,000,000 by default), written in bulk by the
 database itself (a recursive CTE on SQLite, generate_series on PostgreSQL). Beside them lie
-1,000 settled rows older than the outbox keeps. At each size:
+1,000 settled rows older than the outbox keeps, and each contact has asked for aid, a
+quarter of them in the kelurahan of one aggregator (Jakarta Timur). At each size:
 
     claim   one dispatcher claim of a batch (models/sending.claim), rolled back after each
             so that every claim finds the same queue; p50 and p95 over --claims claims
-    prune   forgetting the settled rows past their keep (models/sending.prune), rolled
-            back after each so that each finds the same rows; p50 and p95 over 5
+    prune   forgetting the settled rows past their keep (models/sending.prune), in
+            batches of their own; the rows are put back after each so that each finds
+            the same rows; p50 and p95 over 5
+    export  the aggregator's requests.csv, as the dashboard and `gotong export` make it
+            (models/export.py): ms to the header and to the first rows, rows a second
 
 Each prints ``name p95_1m_ms=... ratio=<big/10k>`` (figures at the big size, ratio against
 the small one); a ratio near 1 means the cost does not grow with the queue::
@@ -26,17 +30,22 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
+from allocation import bench_config
 from scratch_database import add_database_argument, scratch_database
 from sidebyside import BenchmarkFailure, run_benchmark
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gotong.models.db import create_engine, refresh_statistics
-from gotong.models.migrate import upgrade
+from gotong.bot.services import Services, open_services
+from gotong.models.area import AreaLevel
+from gotong.models.db import refresh_statistics
+from gotong.models.export import export_chunks
 from gotong.models.sending import claim, prune
 
 SMALL = 10_000
 CLAIM_BATCH = 30
+# The aggregator whose requests are exported, and the kota whose requests lie beside them.
+KOTA, OTHER_KOTA = "Jakarta Timur", "Jakarta Selatan"
 SETTLED = 1_000
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 KEEP = timedelta(days=30)
@@ -50,8 +59,9 @@ def _numbers(dialect: str, start: int, stop: int) -> str:
             f"WHERE n < {stop}) SELECT n FROM s")
 
 
-async def fill(engine: AsyncEngine, start: int, stop: int) -> None:
-    """Contacts start..stop, each with a pending broadcast row."""
+async def fill(engine: AsyncEngine, start: int, stop: int, villages: Sequence[int]) -> None:
+    """Contacts start..stop, each with a pending broadcast row and a request for aid from
+    a kelurahan of `villages`, in turn."""
     dialect = engine.dialect.name
     numbers = _numbers(dialect, start, stop)
     created = "'2025-03-01 11:00:00'" if dialect == "sqlite" \
@@ -66,13 +76,31 @@ async def fill(engine: AsyncEngine, start: int, stop: int) -> None:
             f"broadcast_id, status, attempts, parts_sent, next_attempt_at, timeouts, "
             f"created_at) SELECT n, 3, {false}, '{{}}', '[]', 1, 'pending', 0, 0, {created}, "
             f"0, {created} FROM ({numbers}) AS s"))
+        places = ", ".join(f"({k}, {village})" for k, village in enumerate(villages))
+        await conn.execute(text(
+            f"WITH place(k, village) AS (VALUES {places}) "
+            f"INSERT INTO help_request (reference, contact_id, status, head_name, phone, "
+            f"village_id, street, rt, rw, household_size, vulnerabilities, needs, "
+            f"identity_key, duplicate_reasons, served_before, queue_rank, failed_deliveries, "
+            f"created_at, updated_at) "
+            f"SELECT 'GT-' || CAST(n AS TEXT), n, 'waiting', '', '', place.village, '', '', "
+            f"'', 4, '[]', '[\"food\"]', CAST(n AS TEXT), '[]', {false}, 0, 0, {created}, "
+            f"{created} FROM ({numbers}) AS s JOIN place ON place.k = n % {len(villages)}"))
 
 
-async def seed(engine: AsyncEngine) -> None:
+async def seed(engine: AsyncEngine, regency: int) -> None:
+    """The broadcast, the aggregator of one kota whose export is measured, and the settled
+    rows to prune."""
     async with engine.begin() as conn:
         await conn.execute(text(
             "INSERT INTO broadcast (id, text, audience, recipients, created_at) "
             "VALUES (1, 'Banjir: posko dibuka', '{}', 0, CURRENT_TIMESTAMP)"))
+        await conn.execute(text(
+            "INSERT INTO aggregator (id, name, posko_address, posko_hours, created_at) "
+            "VALUES (1, 'Posko', 'Jl. Raya 1', '', CURRENT_TIMESTAMP)"))
+        await conn.execute(text(
+            "INSERT INTO aggregator_area (aggregator_id, area_id) VALUES (1, :regency)"),
+            {"regency": regency})
     await add_settled(engine)
 
 
@@ -118,7 +146,9 @@ async def timed_runs(runs: int, one: Callable[[], Awaitable[None]],
     return percentiles(samples)
 
 
-async def measure(engine: AsyncEngine, claims: int) -> dict[str, tuple[float, float]]:
+async def measure(services: Services, claims: int) -> dict[str, tuple[float, float]]:
+    engine = services.engine
+
     async def one_claim() -> None:
         async with engine.connect() as conn:
             transaction = await conn.begin()
@@ -134,36 +164,66 @@ async def measure(engine: AsyncEngine, claims: int) -> dict[str, tuple[float, fl
             raise BenchmarkFailure(f"pruned {pruned} rows, not {SETTLED}")
 
     return {"claim": await timed_runs(claims, one_claim),
-            "prune": await timed_runs(5, one_prune, lambda: add_settled(engine))}
+            "prune": await timed_runs(5, one_prune, lambda: add_settled(engine)),
+            **await measure_export(services)}
+
+
+async def measure_export(services: Services) -> dict[str, tuple[float, float]]:
+    """One export of the aggregator's requests: ms to the header and to the first rows,
+    and rows a second over the whole file."""
+    started = time.perf_counter()
+    marks: list[float] = []
+    rows = 0
+    async for chunk in export_chunks(services.sessions, services.areas, "requests", 1):
+        if len(marks) < 2:
+            marks.append((time.perf_counter() - started) * 1000)
+        rows += chunk.count("\n")
+    elapsed = time.perf_counter() - started
+    rate = (rows - 1) / elapsed
+    return {"export_first_byte": (marks[0], marks[0]),
+            "export_first_rows": (marks[-1], marks[-1]), "export_rows_per_s": (rate, rate),
+            "export_rows": (rows - 1, rows - 1)}
 
 
 async def benchmark(rows: int, claims: int, url: str | None) -> list[str]:
     lines = []
     async with scratch_database(url) as database:
         print(database.header, flush=True)
-        engine = create_engine(database.url)
+        services = await open_services(bench_config(database.url), migrate=True)
         try:
-            await upgrade(engine)
-            await seed(engine)
+            [regency] = services.areas.named(AreaLevel.REGENCY, KOTA)
+            [other] = services.areas.named(AreaLevel.REGENCY, OTHER_KOTA)
+            # A quarter of the requests are the aggregator's, spread over its kelurahan.
+            own = sorted(services.areas.villages_under([regency.id]))
+            elsewhere = sorted(services.areas.villages_under([other.id]))
+            villages = [village for pair in zip(own, elsewhere, elsewhere, elsewhere,
+                                                strict=False) for village in pair]
+            await seed(services.engine, regency.id)
             results = {}
             done = 0
             for size in (SMALL, rows):
                 started = time.perf_counter()
-                await fill(engine, done + 1, size)
+                await fill(services.engine, done + 1, size, villages)
                 done = size
-                await refresh_statistics(engine)
+                await refresh_statistics(services.engine)
                 print(f"filled {size} rows in {time.perf_counter() - started:.1f} s",
                       flush=True)
-                results[size] = await measure(engine, claims)
+                results[size] = await measure(services, claims)
                 for name, (p50, p95) in results[size].items():
                     print(f"  n={size} {name} p50={p50:.1f} p95={p95:.1f}", flush=True)
         finally:
-            await engine.dispose()
+            await services.close()
     small, big = results[SMALL], results[rows]
     label = "1m" if rows == 1_000_000 else f"{rows}"
     for name in ("claim", "prune"):
         lines.append(f"{name} p50_{label}_ms={big[name][0]:.1f} p95_{label}_ms="
                      f"{big[name][1]:.1f} ratio={big[name][1] / small[name][1]:.2f}")
+    export = {name: big[f"export_{name}"][0] for name in ("first_byte", "first_rows",
+                                                          "rows_per_s")}
+    lines.append(f"export first_byte_ms={export['first_byte']:.1f} "
+                 f"first_rows_ms={export['first_rows']:.1f} "
+                 f"rows_per_s={export['rows_per_s']:.0f} "
+                 f"ratio={export['first_rows'] / small['export_first_rows'][0]:.2f}")
     return lines
 
 
