@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
@@ -85,7 +85,7 @@ async def export_csv(sessions: async_sessionmaker[AsyncSession], areas: AreaDire
 
 
 async def export_chunks(sessions: async_sessionmaker[AsyncSession], areas: AreaDirectory,
-                        kind: str, aggregator_id: int) -> AsyncIterator[str]:
+                        kind: str, aggregator_id: int) -> AsyncGenerator[str]:
     """The same CSV as export_csv, in pieces as they are read: the header first, at
     once, then a piece per batch of rows (the dashboard sends each as it comes).
 
@@ -98,7 +98,7 @@ async def export_chunks(sessions: async_sessionmaker[AsyncSession], areas: AreaD
 
 
 async def _csv_batches(sessions: async_sessionmaker[AsyncSession], areas: AreaDirectory,
-                       kind: str, aggregator_id: int) -> AsyncIterator[tuple[str, int]]:
+                       kind: str, aggregator_id: int) -> AsyncGenerator[tuple[str, int]]:
     """The header, then each batch of rows as CSV text, with how many rows it holds."""
     batches: Callable[[async_sessionmaker[AsyncSession], AreaDirectory, Aggregator],
                       AsyncIterator[list[Cells]]]
@@ -127,8 +127,9 @@ def _csv(rows: Sequence[Sequence[object]]) -> str:
 # SQLite, whose one connection everything shares).
 
 
-async def _keyset_batches(sessions: async_sessionmaker[AsyncSession], query: Select[Any],
-                          key: InstrumentedAttribute[int]) -> AsyncIterator[list[AnyRow]]:
+async def _keyset_batches(sessions: async_sessionmaker[AsyncSession],
+                          query: Select[*tuple[Any, ...]], key: InstrumentedAttribute[int]
+                          ) -> AsyncIterator[list[AnyRow]]:
     """The rows of `query` (which selects `key` as `id`) in batches, in `key` order."""
     last: int | None = None
     while True:

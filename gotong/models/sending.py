@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, bindparam, delete, exists, func, null, or_, select, update
+from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -87,7 +88,7 @@ async def claim(connection: AsyncConnection, channels: Sequence[str], now: datet
                Conversation.updated_at.label("active_at"),
                Broadcast.text.label("broadcast_text"), held_before.label("held_before"),
                overtaken.label("overtaken"), m.still, m.subject_ids, m.subject_assignment)
-    found = []
+    found: list[Row[*tuple[Any, ...]]] = []
     for due in _due_conditions(now):
         query = (
             select(*columns)
