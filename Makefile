@@ -44,6 +44,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/public_figures.py
 	$(BIN)/python benchmarks/processes.py
 	$(BIN)/python benchmarks/slow_clients.py
+	$(BIN)/python benchmarks/city.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -384,8 +384,7 @@ class Dispatcher:
         else:
             # The queues swing within minutes: their statistics every minute.
             await refresh_queue_statistics(self._engine)
-        async with self._engine.connect() as connection, connection.begin():
-            pruned = await prune(connection, now - self._settings.keep)
+        pruned = await prune(self._engine, now - self._settings.keep)
         if pruned:
             log.info("forgot %d settled outbox rows", pruned)
         forgotten = await prune_inbound(self._engine, now - self._settings.keep_inbound)

@@ -34,6 +34,9 @@ FAILURE_REASONS = ("nobody_home", "wrong_address", "refused")
 class Delivery(Base):
     __tablename__ = "delivery"
     __table_args__ = (Index("ix_delivery_aggregator_created", "aggregator_id", "created_at"),
+                      # The aggregator's deliveries in id order, read in batches by
+                      # exports (models/export.py).
+                      Index("ix_delivery_aggregator_order", "aggregator_id", "id"),
                       # Deliveries per day (the charts) read only recent ones.
                       Index("ix_delivery_delivered", "delivered_at"))
 

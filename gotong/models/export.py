@@ -5,20 +5,23 @@ Only what an operator may report on leaves the database: areas, sizes, categorie
 quantities, statuses, codes and times. A household's or donor's name, phone, NIK (not
 even its hash or last digits), street, RT/RW and pickup address never do.
 
-Rows are streamed from the database in batches and written as they come, so an export
-of any size takes little memory.
+Rows are read from the database in batches, in index order, and written as they come,
+so an export of any size takes little memory and its first bytes come at once.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
-from collections.abc import AsyncIterator, Callable, Sequence
+import io
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-from sqlalchemy import BindParameter, Executable, bindparam, select
+from sqlalchemy import BindParameter, Select, bindparam, select
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import InstrumentedAttribute
 
 from gotong.models.aggregator import Aggregator, get_aggregator
 from gotong.models.area import AreaDirectory
@@ -72,34 +75,76 @@ async def export_csv(sessions: async_sessionmaker[AsyncSession], areas: AreaDire
 
     Raises UnknownAggregator before anything is written.
     """
-    rows: Callable[[AsyncSession, AreaDirectory, Aggregator], AsyncIterator[Cells]]
-    header, rows = {
-        "requests": (REQUEST_COLUMNS, _request_rows),
-        "pledges": (PLEDGE_COLUMNS, _pledge_rows),
-        "deliveries": (DELIVERY_COLUMNS, _delivery_rows),
-    }[kind]
-    async with sessions() as session:
-        aggregator = await get_aggregator(session, aggregator_id)
-        writer = csv.writer(out)
-        writer.writerow(header)
-        count = 0
-        async for cells in rows(session, areas, aggregator):
-            writer.writerow([cell(value) for value in cells])
-            count += 1
+    count = 0
+    async with contextlib.aclosing(_csv_batches(sessions, areas, kind, aggregator_id)) \
+            as batches:
+        async for text, rows in batches:
+            out.write(text)
+            count += rows
     return count
 
 
-async def _stream(session: AsyncSession, query: Executable) -> AsyncIterator[AnyRow]:
-    result = await session.stream(query.execution_options(yield_per=BATCH))
-    try:
-        async for row in result:
-            yield row
-    finally:
-        await result.close()
+async def export_chunks(sessions: async_sessionmaker[AsyncSession], areas: AreaDirectory,
+                        kind: str, aggregator_id: int) -> AsyncGenerator[str]:
+    """The same CSV as export_csv, in pieces as they are read: the header first, at
+    once, then a piece per batch of rows (the dashboard sends each as it comes).
+
+    Raises UnknownAggregator before the first piece.
+    """
+    async with contextlib.aclosing(_csv_batches(sessions, areas, kind, aggregator_id)) \
+            as batches:
+        async for text, _ in batches:
+            yield text
 
 
-async def _request_rows(session: AsyncSession, areas: AreaDirectory, aggregator: Aggregator
-                        ) -> AsyncIterator[Cells]:
+async def _csv_batches(sessions: async_sessionmaker[AsyncSession], areas: AreaDirectory,
+                       kind: str, aggregator_id: int) -> AsyncGenerator[tuple[str, int]]:
+    """The header, then each batch of rows as CSV text, with how many rows it holds."""
+    batches: Callable[[async_sessionmaker[AsyncSession], AreaDirectory, Aggregator],
+                      AsyncIterator[list[Cells]]]
+    header, batches = {
+        "requests": (REQUEST_COLUMNS, _request_batches),
+        "pledges": (PLEDGE_COLUMNS, _pledge_batches),
+        "deliveries": (DELIVERY_COLUMNS, _delivery_batches),
+    }[kind]
+    async with sessions() as session:
+        aggregator = await get_aggregator(session, aggregator_id)
+    yield _csv([header]), 0
+    async for rows in batches(sessions, areas, aggregator):
+        yield _csv([[cell(value) for value in cells] for cells in rows]), len(rows)
+
+
+def _csv(rows: Sequence[Sequence[object]]) -> str:
+    text = io.StringIO()
+    csv.writer(text).writerows(rows)
+    return text.getvalue()
+
+
+# Every kind is read in batches of BATCH rows by id, each batch in a transaction of its
+# own and found by its key (`id > last ORDER BY id LIMIT BATCH`) on an index that gives
+# the rows in that order: no query sorts the aggregator's rows, the first rows come at
+# once whatever the size, and between two batches the database is free for the chat (on
+# SQLite, whose one connection everything shares).
+
+
+async def _keyset_batches(sessions: async_sessionmaker[AsyncSession],
+                          query: Select[*tuple[Any, ...]], key: InstrumentedAttribute[int]
+                          ) -> AsyncIterator[list[AnyRow]]:
+    """The rows of `query` (which selects `key` as `id`) in batches, in `key` order."""
+    last: int | None = None
+    while True:
+        batch_query = query if last is None else query.where(key > last)
+        async with sessions() as session:
+            rows = list((await session.execute(batch_query.order_by(key).limit(BATCH))).all())
+        if rows:
+            yield rows
+        if len(rows) < BATCH:
+            return
+        last = rows[-1].id
+
+
+async def _request_batches(sessions: async_sessionmaker[AsyncSession], areas: AreaDirectory,
+                           aggregator: Aggregator) -> AsyncIterator[list[Cells]]:
     villages = sorted(areas.villages_under(area.area_id for area in aggregator.areas))
     if not villages:
         return
@@ -107,61 +152,69 @@ async def _request_rows(session: AsyncSession, areas: AreaDirectory, aggregator:
     # tens of thousands of kelurahan, more parameters than the drivers accept.
     in_villages: BindParameter[list[int]] = bindparam("villages", villages, expanding=True,
                                                       literal_execute=True)
-    query = (select(HelpRequest.reference, HelpRequest.status, HelpRequest.village_id,
-                    HelpRequest.household_size, HelpRequest.vulnerabilities,
-                    HelpRequest.needs, HelpRequest.created_at, HelpRequest.updated_at)
-             .where(HelpRequest.village_id.in_(in_villages))
-             .order_by(HelpRequest.id))
-    async for row in _stream(session, query):
-        place = areas.place(row.village_id)
-        yield (row.reference, row.status,
-               place.village if place else None, place.district if place else None,
-               place.regency if place else None,
-               row.household_size, row.vulnerabilities, row.needs,
-               row.created_at, row.updated_at)
+    async with sessions() as session:
+        dialect = session.get_bind().dialect.name
+    # On SQLite the rows are walked by id (the table's key) and filtered by kelurahan: an
+    # expression of the kelurahan, which no index holds, keeps SQLite from gathering every
+    # row of the kelurahan by their index and sorting them, again for each batch.
+    # PostgreSQL weighs both ways by its statistics and walks the key when it pays.
+    village = HelpRequest.village_id + 0 if dialect == "sqlite" else HelpRequest.village_id
+    query = (select(HelpRequest.id, HelpRequest.reference, HelpRequest.status,
+                    HelpRequest.village_id, HelpRequest.household_size,
+                    HelpRequest.vulnerabilities, HelpRequest.needs, HelpRequest.created_at,
+                    HelpRequest.updated_at)
+             .where(village.in_(in_villages)))
+    async for rows in _keyset_batches(sessions, query, HelpRequest.id):
+        yield [_request_cells(areas, row) for row in rows]
 
 
-async def _pledge_rows(session: AsyncSession, areas: AreaDirectory, aggregator: Aggregator
-                       ) -> AsyncIterator[Cells]:
-    query = (select(Pledge.code, Pledge.status, Pledge.organisation, Pledge.category,
-                    Pledge.quantity, Pledge.received_quantity, Pledge.allocated_quantity,
-                    Pledge.delivered_quantity, Pledge.target_area_id, Pledge.handover,
-                    Pledge.created_at, Pledge.updated_at)
-             .where(Pledge.aggregator_id == aggregator.id)
-             .order_by(Pledge.id))
-    async for row in _stream(session, query):
-        target = areas.get(row.target_area_id) if row.target_area_id is not None else None
-        yield (row.code, row.status, row.organisation, row.category, row.quantity,
-               row.received_quantity, row.allocated_quantity, row.delivered_quantity,
-               target.name if target else None, row.handover, row.created_at,
-               row.updated_at)
+def _request_cells(areas: AreaDirectory, row: AnyRow) -> Cells:
+    place = areas.place(row.village_id)
+    return (row.reference, row.status,
+            place.village if place else None, place.district if place else None,
+            place.regency if place else None,
+            row.household_size, row.vulnerabilities, row.needs,
+            row.created_at, row.updated_at)
 
 
-async def _delivery_rows(session: AsyncSession, areas: AreaDirectory, aggregator: Aggregator
-                         ) -> AsyncIterator[Cells]:
-    # One row per (delivery, pledge it drew on), in delivery order: the pledges of a
-    # delivery are consecutive, so only one delivery is held at a time.
+async def _pledge_batches(sessions: async_sessionmaker[AsyncSession], areas: AreaDirectory,
+                          aggregator: Aggregator) -> AsyncIterator[list[Cells]]:
+    query = (select(Pledge.id, Pledge.code, Pledge.status, Pledge.organisation,
+                    Pledge.category, Pledge.quantity, Pledge.received_quantity,
+                    Pledge.allocated_quantity, Pledge.delivered_quantity,
+                    Pledge.target_area_id, Pledge.handover, Pledge.created_at,
+                    Pledge.updated_at)
+             .where(Pledge.aggregator_id == aggregator.id))
+    async for rows in _keyset_batches(sessions, query, Pledge.id):
+        yield [_pledge_cells(areas, row) for row in rows]
+
+
+def _pledge_cells(areas: AreaDirectory, row: AnyRow) -> Cells:
+    target = areas.get(row.target_area_id) if row.target_area_id is not None else None
+    return (row.code, row.status, row.organisation, row.category, row.quantity,
+            row.received_quantity, row.allocated_quantity, row.delivered_quantity,
+            target.name if target else None, row.handover, row.created_at, row.updated_at)
+
+
+async def _delivery_batches(sessions: async_sessionmaker[AsyncSession], areas: AreaDirectory,
+                            aggregator: Aggregator) -> AsyncIterator[list[Cells]]:
     query = (select(Delivery.id, HelpRequest.reference, HelpRequest.village_id,
                     Delivery.category, Delivery.quantity, Delivery.status,
-                    Delivery.override_reason, Delivery.created_at, Delivery.updated_at,
-                    Pledge.code.label("pledge_code"),
-                    DeliverySource.quantity.label("pledge_quantity"))
+                    Delivery.override_reason, Delivery.created_at, Delivery.updated_at)
              .join(HelpRequest, HelpRequest.id == Delivery.request_id)
-             .outerjoin(DeliverySource, DeliverySource.delivery_id == Delivery.id)
-             .outerjoin(Pledge, Pledge.id == DeliverySource.pledge_id)
-             .where(Delivery.aggregator_id == aggregator.id)
-             .order_by(Delivery.id, DeliverySource.id))
-    current: AnyRow | None = None
-    sources: list[str] = []
-    async for row in _stream(session, query):
-        if current is not None and row.id != current.id:
-            yield _delivery_cells(areas, current, sources)
-            sources = []
-        current = row
-        if row.pledge_code is not None:
-            sources.append(f"{row.pledge_code}:{row.pledge_quantity}")
-    if current is not None:
-        yield _delivery_cells(areas, current, sources)
+             .where(Delivery.aggregator_id == aggregator.id))
+    async for rows in _keyset_batches(sessions, query, Delivery.id):
+        # The pledges each delivery of the batch drew on, in the order they were drawn.
+        sources: dict[int, list[str]] = {row.id: [] for row in rows}
+        async with sessions() as session:
+            drawn = await session.execute(
+                select(DeliverySource.delivery_id, Pledge.code, DeliverySource.quantity)
+                .join(Pledge, Pledge.id == DeliverySource.pledge_id)
+                .where(DeliverySource.delivery_id.in_(list(sources)))
+                .order_by(DeliverySource.delivery_id, DeliverySource.id))
+            for delivery_id, code, quantity in drawn.all():
+                sources[delivery_id].append(f"{code}:{quantity}")
+        yield [_delivery_cells(areas, row, sources[row.id]) for row in rows]
 
 
 def _delivery_cells(areas: AreaDirectory, row: AnyRow, sources: list[str]) -> Cells:

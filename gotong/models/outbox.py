@@ -95,6 +95,8 @@ class OutboxMessage(Base):
     __table_args__ = (
         Index("ix_outbox_message_due", "status", "priority", "id"),
         Index("ix_outbox_message_contact_status", "contact_id", "status"),
+        # Old settled rows are forgotten by age, in small batches (sending.prune).
+        Index("ix_outbox_message_created", "created_at"),
         # Delivery statuses name the platform's message.
         Index("ix_outbox_message_platform_message_id", "platform_message_id"),
     )

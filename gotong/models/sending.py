@@ -18,7 +18,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, bindparam, delete, exists, func, null, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from sqlalchemy.orm import aliased
 
 from gotong.models.base import UTCDateTime
@@ -36,8 +37,12 @@ from gotong.models.outbox import (
 from gotong.models.subjects import about_of, outdated
 
 
-def _due(now: datetime) -> Any:
-    return or_(
+# The two ways a row falls due, each claimed by its own walk of ix_outbox_message_due
+# (status, priority, id): a condition joining them with OR would make the database read
+# and sort every pending row before the batch's LIMIT, which with a broadcast to a city
+# queued is a million rows for every claim.
+def _due_conditions(now: datetime) -> tuple[Any, Any]:
+    return (
         and_(OutboxMessage.status == OutboxStatus.PENDING, OutboxMessage.next_attempt_at <= now),
         and_(OutboxMessage.status == OutboxStatus.SENDING, OutboxMessage.lease_until < now),
     )
@@ -78,27 +83,35 @@ async def claim(connection: AsyncConnection, channels: Sequence[str], now: datet
     overtaken = and_(m.priority == int(Purpose.REPLY), exists().where(
         newer.contact_id == m.contact_id, newer.priority == int(Purpose.REPLY),
         newer.id > m.id))
-    query = (
-        select(m.id, m.contact_id, m.priority, m.essential, m.message_key, m.params, m.actions,
-               m.body, m.parts_sent, m.attempts, m.timeouts, c.channel, c.chat_id, c.language,
-               c.opted_out_at, c.unreachable_at, c.last_inbound_at,
+    columns = (m.id, m.contact_id, m.priority, m.essential, m.message_key, m.params,
+               m.actions, m.body, m.parts_sent, m.attempts, m.timeouts, c.channel, c.chat_id,
+               c.language, c.opted_out_at, c.unreachable_at, c.last_inbound_at,
                Conversation.updated_at.label("active_at"),
                Broadcast.text.label("broadcast_text"), held_before.label("held_before"),
                overtaken.label("overtaken"), m.still, m.subject_ids, m.subject_assignment)
-        .join(c, c.id == m.contact_id)
-        .outerjoin(Conversation, Conversation.contact_id == c.id)
-        .outerjoin(Broadcast, Broadcast.id == m.broadcast_id)
-        .where(_due(now), c.channel.in_(channels), ~blocked,
-               *([~just_sent] if chat_gap else []))
-        .order_by(m.priority, m.id)
-        .limit(limit)
-    )
-    if connection.dialect.name == "postgresql":
-        query = query.with_for_update(of=m, skip_locked=True)
+    found: list[Row[*tuple[Any, ...]]] = []
+    for due in _due_conditions(now):
+        query = (
+            select(*columns)
+            .join(c, c.id == m.contact_id)
+            .outerjoin(Conversation, Conversation.contact_id == c.id)
+            .outerjoin(Broadcast, Broadcast.id == m.broadcast_id)
+            .where(due, c.channel.in_(channels), ~blocked,
+                   *([~just_sent] if chat_gap else []))
+            .order_by(m.priority, m.id)
+            .limit(limit)
+        )
+        if connection.dialect.name == "postgresql":
+            query = query.with_for_update(of=m, skip_locked=True)
+        found.extend((await connection.execute(query)).all())
+    # The first of both walks, in the order one walk over both would have given. (On
+    # PostgreSQL the few rows beyond the batch stay locked until the claim commits: the
+    # other dispatchers pass over them for that long.)
+    found.sort(key=lambda row: (row.priority, row.id))
     claimed: list[Claimed] = []
     skipped: list[dict[str, Any]] = []
     rows = []
-    for row in (await connection.execute(query)).all():
+    for row in found[:limit]:
         reason = "overtaken" if row.overtaken else _skip_reason(
             row.essential, row.opted_out_at, row.unreachable_at, row.active_at)
         if reason is not None:
@@ -320,13 +333,30 @@ async def extend_leases(connection: AsyncConnection, row_ids: Sequence[int],
     return set(result.scalars())
 
 
-async def prune(connection: AsyncConnection, before: datetime) -> int:
-    """Forget settled rows written before `before` (they name who was told what)."""
-    result = await connection.execute(
-        delete(OutboxMessage)
-        .where(OutboxMessage.status.not_in(UNSETTLED), OutboxMessage.created_at < before)
-    )
-    return max(result.rowcount or 0, 0)
+# Rows forgotten per transaction: SQLite has one writer, and the chat must not wait long
+# behind a prune.
+PRUNE_BATCH = 5000
+
+
+async def prune(engine: AsyncEngine, before: datetime, batch: int = PRUNE_BATCH) -> int:
+    """Forget settled rows written before `before` (they name who was told what); how many.
+
+    In small transactions; each finds its rows by ix_outbox_message_created, reading only
+    the rows older than `before` (of which the rows still unsettled, read again by each
+    batch, are few: a row waits days only while its contact's platform refuses it)."""
+    old = aliased(OutboxMessage)
+    forgotten = 0
+    while True:
+        async with engine.begin() as connection:
+            result = await connection.execute(
+                delete(OutboxMessage).where(OutboxMessage.id.in_(
+                    select(old.id)
+                    .where(old.created_at < before, old.status.not_in(UNSETTLED))
+                    .limit(batch))))
+        count = max(result.rowcount or 0, 0)
+        forgotten += count
+        if count < batch:
+            return forgotten
 
 
 async def next_due_at(connection: AsyncConnection, channels: Sequence[str]) -> datetime | None:

@@ -6,6 +6,9 @@ only."""
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
+import math
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -16,16 +19,21 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
-from sqlalchemy import delete, select
+from sqlalchemy import delete, event, select
+from sqlalchemy.orm import selectinload
 
 from gotong.bot.services import Services, handler_settings
 from gotong.bot.web.app import create_web_app
 from gotong.handlers.conversations import Conversations
 from gotong.handlers.messages import Incoming, Kind
-from gotong.models.aggregator import StaffMember
+from gotong.models import export
+from gotong.models.aggregator import Aggregator, StaffMember
+from gotong.models.allocation import Pick, allocate
 from gotong.models.audit import AuditEntry
-from gotong.models.delivery import Delivery
+from gotong.models.delivery import Delivery, DeliverySource
 from gotong.models.help_request import HelpRequest
+from gotong.models.pledge import Pledge
+from tests.bot.cli.test_export import admin
 from tests.chat import Chat
 from tests.handlers.test_proxies import new_proxy, register
 from tests.handlers.test_staff_stock import join
@@ -618,3 +626,124 @@ async def test_a_request_a_proxy_registered_names_the_proxy(site: Site) -> None:
     assert "registered by proxy Budi Santoso" in page, page
     _, page, _ = await browser.get(f"/dashboard/requests/{own}")
     assert "registered by proxy" not in page
+
+
+# --- exports ------------------------------------------------------------------------------
+
+
+async def reference_export(services: Services, kind: str, aggregator_id: int) -> str:
+    """The export as it was made in one piece before it was streamed: each kind in one
+    query in id order, the whole file in memory. The streamed export must match it byte
+    for byte."""
+    rows: list[list[object]] = []
+    async with services.sessions() as session:
+        aggregator = await session.scalar(
+            select(Aggregator).where(Aggregator.id == aggregator_id)
+            .options(selectinload(Aggregator.areas)))
+        assert aggregator is not None
+        if kind == "requests":
+            villages = services.areas.villages_under(a.area_id for a in aggregator.areas)
+            for r in (await session.scalars(select(HelpRequest).where(
+                    HelpRequest.village_id.in_(villages)).order_by(HelpRequest.id))).all():
+                place = services.areas.place(r.village_id)
+                assert place is not None
+                rows.append([r.reference, r.status, place.village, place.district,
+                             place.regency, r.household_size, r.vulnerabilities, r.needs,
+                             r.created_at, r.updated_at])
+        elif kind == "pledges":
+            for p in (await session.scalars(select(Pledge).where(
+                    Pledge.aggregator_id == aggregator_id).order_by(Pledge.id))).all():
+                target = services.areas.get(p.target_area_id) if p.target_area_id else None
+                rows.append([p.code, p.status, p.organisation, p.category, p.quantity,
+                             p.received_quantity, p.allocated_quantity, p.delivered_quantity,
+                             target.name if target else None, p.handover, p.created_at,
+                             p.updated_at])
+        else:
+            for d in (await session.scalars(select(Delivery).where(
+                    Delivery.aggregator_id == aggregator_id).order_by(Delivery.id))).all():
+                request = await session.get(HelpRequest, d.request_id)
+                assert request is not None
+                place = services.areas.place(request.village_id)
+                sources = (await session.execute(
+                    select(Pledge.code, DeliverySource.quantity)
+                    .join(Pledge, Pledge.id == DeliverySource.pledge_id)
+                    .where(DeliverySource.delivery_id == d.id)
+                    .order_by(DeliverySource.id))).all()
+                rows.append([d.id, request.reference, place.village if place else None,
+                             d.category, d.quantity, d.status, d.override_reason,
+                             [f"{code}:{quantity}" for code, quantity in sources],
+                             d.created_at, d.updated_at])
+    header = {"requests": export.REQUEST_COLUMNS, "pledges": export.PLEDGE_COLUMNS,
+              "deliveries": export.DELIVERY_COLUMNS}[kind]
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(header)
+    writer.writerows([export.cell(value) for value in row] for row in rows)
+    return out.getvalue()
+
+
+async def test_exports_stream_the_same_csv_as_the_command_line_batch_by_batch(
+        site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
+    world, services = site.world, site.services
+    timur = await world.aggregator(TIMUR)
+    selatan = await world.aggregator(SELATAN)
+    # Rows of both aggregators interleaved, so that a batch of one is read between rows of
+    # the other, and more rows than a batch holds.
+    households = []
+    for index in range(7):
+        households.append(await world.household(world.village(TIMUR, index)))
+        await world.household(world.village(SELATAN, index))
+    first = await world.pledge(timur, 4, received=4)
+    second = await world.pledge(timur, 20, received=20)
+    await world.pledge(selatan, 3, received=3)
+    async with services.sessions() as session:
+        codes = [p.code for p in (await session.scalars(
+            select(Pledge).where(Pledge.id.in_([first, second])).order_by(Pledge.id))).all()]
+    # The first delivery draws on both pledges.
+    for request_id, quantity in zip(households, (5, 1, 2, 1, 3, 1, 2), strict=True):
+        async with services.sessions() as session, session.begin():
+            outcome = await allocate(session, services.areas, timur, "food_package",
+                                     quantity, [Pick(request_id, None)], world.staff_id,
+                                     world.now, timedelta(days=14))
+        assert len(outcome.deliveries) == 1, outcome.refused
+    monkeypatch.setattr(export, "BATCH", 2)
+    browser = await site.sign_in(await join(world, timur, "staff-timur"))
+    stranger = await site.sign_in(await join(world, selatan, "staff-selatan"))
+
+    selects: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if statement.lstrip().upper().startswith("SELECT"):
+            selects.append(statement)
+
+    for kind, rows, reads_per_batch in (("requests", 7, 1), ("pledges", 2, 1),
+                                        ("deliveries", 7, 2)):
+        expected = await reference_export(services, kind, timur)
+        assert len(expected.splitlines()) == rows + 1
+        if kind == "deliveries":
+            assert f"{codes[0]}:4;{codes[1]}:1" in expected
+        status, text, response = await browser.get(f"/dashboard/export/{kind}.csv")
+        assert status == 200
+        # Sent as it is read, in pieces, not as one body of a known length.
+        assert response.headers.get("Transfer-Encoding") == "chunked"
+        assert "Content-Length" not in response.headers
+        assert text == expected
+        status, text, _ = await stranger.get(f"/dashboard/export/{kind}.csv")
+        assert status == 200 and text == await reference_export(services, kind, selatan)
+
+        out = io.StringIO()
+        selects.clear()
+        event.listen(services.engine.sync_engine, "before_cursor_execute", count)
+        try:
+            written = await export.export_csv(services.sessions, services.areas, kind,
+                                              timur, out)
+        finally:
+            event.remove(services.engine.sync_engine, "before_cursor_execute", count)
+        assert written == rows
+        assert out.getvalue() == expected
+        # The aggregator and its areas, then a read per batch (two for deliveries: their
+        # pledges), and one finding the last batch empty when the rows fill every batch.
+        assert len(selects) <= 2 + reads_per_batch * math.ceil(rows / 2) + 1, selects
+        code, printed = await admin(services.config, "export", kind, "--aggregator",
+                                    str(timur))
+        assert code == 0 and printed.encode() == expected.encode()

@@ -1,0 +1,249 @@
+"""City scale: what the dispatcher's claim and prune cost with a broadcast to a city queued.
+
+The outbox of a fresh, migrated database (scratch_database.py: an SQLite file, or a new
+PostgreSQL database with ``--database URL``) is filled with one pending broadcast row per
+contact, first 10,000 and then ``--rows`` (1,000,000 by default), written in bulk by the
+database itself (a recursive CTE on SQLite, generate_series on PostgreSQL). Beside them lie
+1,000 settled rows older than the outbox keeps, and each contact has asked for aid, a
+quarter of them in the kelurahan of one aggregator (Jakarta Timur). At each size:
+
+    claim   one dispatcher claim of a batch (models/sending.claim), rolled back after each
+            so that every claim finds the same queue; p50 and p95 over --claims claims
+    prune   forgetting the settled rows past their keep (models/sending.prune), in
+            batches of their own; the rows are put back after each so that each finds
+            the same rows; p50 and p95 over 5
+    export  the aggregator's requests.csv, as the dashboard and `gotong export` make it
+            (models/export.py): ms to the header and to the first rows, rows a second
+
+Each prints ``name p95_1m_ms=... ratio=<big/10k>`` (figures at the big size, ratio against
+the small one); a ratio near 1 means the cost does not grow with the queue::
+
+    .venv/bin/python benchmarks/city.py [--rows N] [--claims C] [--database URL]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime, timedelta
+
+from allocation import bench_config
+from scratch_database import add_database_argument, scratch_database
+from sidebyside import BenchmarkFailure, run_benchmark
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from gotong.bot.services import Services, open_services
+from gotong.models.area import AreaLevel
+from gotong.models.db import refresh_statistics
+from gotong.models.export import export_chunks
+from gotong.models.sending import claim, prune
+
+SMALL = 10_000
+CLAIM_BATCH = 30
+# The aggregator whose requests are exported, and the kota whose requests lie beside them.
+KOTA, OTHER_KOTA = "Jakarta Timur", "Jakarta Selatan"
+SETTLED = 1_000
+NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+KEEP = timedelta(days=30)
+
+
+def _numbers(dialect: str, start: int, stop: int) -> str:
+    """A query of the integers start..stop as column n, made by the database itself."""
+    if dialect == "postgresql":
+        return f"SELECT n FROM generate_series({start}, {stop}) AS n"
+    return (f"WITH RECURSIVE s(n) AS (SELECT {start} UNION ALL SELECT n + 1 FROM s "
+            f"WHERE n < {stop}) SELECT n FROM s")
+
+
+async def fill(engine: AsyncEngine, start: int, stop: int, villages: Sequence[int]) -> None:
+    """Contacts start..stop, each with a pending broadcast row and a request for aid from
+    a kelurahan of `villages`, in turn."""
+    dialect = engine.dialect.name
+    numbers = _numbers(dialect, start, stop)
+    created = "'2025-03-01 11:00:00'" if dialect == "sqlite" \
+        else "TIMESTAMPTZ '2025-03-01 11:00:00+00'"
+    false = "0" if dialect == "sqlite" else "false"
+    async with engine.begin() as conn:
+        await conn.execute(text(
+            f"INSERT INTO contact (id, channel, chat_id, language, created_at) "
+            f"SELECT n, 'telegram', CAST(n AS TEXT), 'id', {created} FROM ({numbers}) AS s"))
+        await conn.execute(text(
+            f"INSERT INTO outbox_message (contact_id, priority, essential, params, actions, "
+            f"broadcast_id, status, attempts, parts_sent, next_attempt_at, timeouts, "
+            f"created_at) SELECT n, 3, {false}, '{{}}', '[]', 1, 'pending', 0, 0, {created}, "
+            f"0, {created} FROM ({numbers}) AS s"))
+        places = ", ".join(f"({k}, {village})" for k, village in enumerate(villages))
+        await conn.execute(text(
+            f"WITH place(k, village) AS (VALUES {places}) "
+            f"INSERT INTO help_request (reference, contact_id, status, head_name, phone, "
+            f"village_id, street, rt, rw, household_size, vulnerabilities, needs, "
+            f"identity_key, duplicate_reasons, served_before, queue_rank, failed_deliveries, "
+            f"created_at, updated_at) "
+            f"SELECT 'GT-' || CAST(n AS TEXT), n, 'waiting', '', '', place.village, '', '', "
+            f"'', 4, '[]', '[\"food\"]', CAST(n AS TEXT), '[]', {false}, 0, 0, {created}, "
+            f"{created} FROM ({numbers}) AS s JOIN place ON place.k = n % {len(villages)}"))
+
+
+async def seed(engine: AsyncEngine, regency: int) -> None:
+    """The broadcast, the aggregator of one kota whose export is measured, and the settled
+    rows to prune."""
+    async with engine.begin() as conn:
+        await conn.execute(text(
+            "INSERT INTO broadcast (id, text, audience, recipients, created_at) "
+            "VALUES (1, 'Banjir: posko dibuka', '{}', 0, CURRENT_TIMESTAMP)"))
+        await conn.execute(text(
+            "INSERT INTO aggregator (id, name, posko_address, posko_hours, created_at) "
+            "VALUES (1, 'Posko', 'Jl. Raya 1', '', CURRENT_TIMESTAMP)"))
+        await conn.execute(text(
+            "INSERT INTO aggregator_area (aggregator_id, area_id) VALUES (1, :regency)"),
+            {"regency": regency})
+    await add_settled(engine)
+
+
+async def add_settled(engine: AsyncEngine) -> None:
+    """Settled rows past their keep, to be pruned, of contacts of their own (ids above any
+    bulk one)."""
+    dialect = engine.dialect.name
+    old = "'2025-01-01 00:00:00'" if dialect == "sqlite" \
+        else "TIMESTAMPTZ '2025-01-01 00:00:00+00'"
+    numbers = _numbers(dialect, 1, SETTLED)
+    false = "0" if dialect == "sqlite" else "false"
+    async with engine.begin() as conn:
+        await conn.execute(text(
+            f"INSERT INTO contact (id, channel, chat_id, language, created_at) "
+            f"SELECT 100000000 + n, 'telegram', 'old' || CAST(n AS TEXT), 'id', {old} "
+            f"FROM ({numbers}) AS s WHERE NOT EXISTS (SELECT 1 FROM contact "
+            f"WHERE id = 100000000 + n)"))
+        await conn.execute(text(
+            f"INSERT INTO outbox_message (contact_id, priority, essential, params, actions, "
+            f"status, attempts, parts_sent, next_attempt_at, timeouts, created_at, sent_at) "
+            f"SELECT 100000000 + n, 1, {false}, '{{}}', '[]', 'sent', 1, 1, {old}, 0, {old}, "
+            f"{old} FROM ({numbers}) AS s"))
+
+
+def percentiles(samples: Sequence[float]) -> tuple[float, float]:
+    ordered = sorted(samples)
+    return statistics.median(ordered), ordered[min(len(ordered) - 1,
+                                                   round(0.95 * (len(ordered) - 1)))]
+
+
+async def timed_runs(runs: int, one: Callable[[], Awaitable[None]],
+                     reset: Callable[[], Awaitable[None]] | None = None
+                     ) -> tuple[float, float]:
+    """p50 and p95 of `one` in ms, after a warm-up; `reset` (untimed) after each."""
+    samples = []
+    for run in range(runs + 1):
+        started = time.perf_counter()
+        await one()
+        if run:
+            samples.append((time.perf_counter() - started) * 1000)
+        if reset is not None:
+            await reset()
+    return percentiles(samples)
+
+
+async def measure(services: Services, claims: int) -> dict[str, tuple[float, float]]:
+    engine = services.engine
+
+    async def one_claim() -> None:
+        async with engine.connect() as conn:
+            transaction = await conn.begin()
+            rows, _ = await claim(conn, ["telegram"], NOW, CLAIM_BATCH, timedelta(minutes=5),
+                                  "bench")
+            await transaction.rollback()
+        if len(rows) != CLAIM_BATCH:
+            raise BenchmarkFailure(f"claimed {len(rows)} rows, not {CLAIM_BATCH}")
+
+    async def one_prune() -> None:
+        pruned = await prune(engine, NOW - KEEP)
+        if pruned != SETTLED:
+            raise BenchmarkFailure(f"pruned {pruned} rows, not {SETTLED}")
+
+    return {"claim": await timed_runs(claims, one_claim),
+            "prune": await timed_runs(5, one_prune, lambda: add_settled(engine)),
+            **await measure_export(services)}
+
+
+async def measure_export(services: Services) -> dict[str, tuple[float, float]]:
+    """One export of the aggregator's requests: ms to the header and to the first rows,
+    and rows a second over the whole file."""
+    started = time.perf_counter()
+    marks: list[float] = []
+    rows = 0
+    async for chunk in export_chunks(services.sessions, services.areas, "requests", 1):
+        if len(marks) < 2:
+            marks.append((time.perf_counter() - started) * 1000)
+        rows += chunk.count("\n")
+    elapsed = time.perf_counter() - started
+    rate = (rows - 1) / elapsed
+    return {"export_first_byte": (marks[0], marks[0]),
+            "export_first_rows": (marks[-1], marks[-1]), "export_rows_per_s": (rate, rate),
+            "export_rows": (rows - 1, rows - 1)}
+
+
+async def benchmark(rows: int, claims: int, url: str | None) -> list[str]:
+    lines = []
+    async with scratch_database(url) as database:
+        print(database.header, flush=True)
+        services = await open_services(bench_config(database.url), migrate=True)
+        try:
+            [regency] = services.areas.named(AreaLevel.REGENCY, KOTA)
+            [other] = services.areas.named(AreaLevel.REGENCY, OTHER_KOTA)
+            # A quarter of the requests are the aggregator's, spread over its kelurahan.
+            own = sorted(services.areas.villages_under([regency.id]))
+            elsewhere = sorted(services.areas.villages_under([other.id]))
+            villages = [village for pair in zip(own, elsewhere, elsewhere, elsewhere,
+                                                strict=False) for village in pair]
+            await seed(services.engine, regency.id)
+            results = {}
+            done = 0
+            for size in (SMALL, rows):
+                started = time.perf_counter()
+                await fill(services.engine, done + 1, size, villages)
+                done = size
+                await refresh_statistics(services.engine)
+                print(f"filled {size} rows in {time.perf_counter() - started:.1f} s",
+                      flush=True)
+                results[size] = await measure(services, claims)
+                for name, (p50, p95) in results[size].items():
+                    print(f"  n={size} {name} p50={p50:.1f} p95={p95:.1f}", flush=True)
+        finally:
+            await services.close()
+    small, big = results[SMALL], results[rows]
+    label = "1m" if rows == 1_000_000 else f"{rows}"
+    for name in ("claim", "prune"):
+        lines.append(f"{name} p50_{label}_ms={big[name][0]:.1f} p95_{label}_ms="
+                     f"{big[name][1]:.1f} ratio={big[name][1] / small[name][1]:.2f}")
+    export = {name: big[f"export_{name}"][0] for name in ("first_byte", "first_rows",
+                                                          "rows_per_s")}
+    lines.append(f"export first_byte_ms={export['first_byte']:.1f} "
+                 f"first_rows_ms={export['first_rows']:.1f} "
+                 f"rows_per_s={export['rows_per_s']:.0f} "
+                 f"ratio={export['first_rows'] / small['export_first_rows'][0]:.2f}")
+    return lines
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--rows", type=int, default=1_000_000,
+                        help="pending rows of the big queue (default 1,000,000)")
+    parser.add_argument("--claims", type=int, default=50, help="claims timed at each size")
+    add_database_argument(parser)
+    args = parser.parse_args(argv)
+    if args.rows <= SMALL:
+        parser.error(f"--rows must be more than {SMALL}")
+
+    def show(lines: list[str]) -> int:
+        for line in lines:
+            print(line)
+        return 0
+
+    return run_benchmark(benchmark(args.rows, args.claims, args.database), show)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
