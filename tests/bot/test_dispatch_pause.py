@@ -43,6 +43,9 @@ from tests.bot.dispatch_harness import (
 )
 from tests.fakes.telegram_api import FakeTelegramAPI, SentMessage
 
+# Measures time itself: run alone, after the other tests (make pytest).
+pytestmark = pytest.mark.timing
+
 GOTONG = Path(sys.executable).parent / "gotong"
 CHATS = 60
 ROWS = 300

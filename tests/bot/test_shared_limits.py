@@ -21,6 +21,9 @@ from tests.bot.dispatch_harness import (
 )
 from tests.fakes.telegram_api import FakeTelegramAPI
 
+# Measures time itself: run alone, after the other tests (make pytest).
+pytestmark = pytest.mark.timing
+
 GOTONG = Path(sys.executable).parent / "gotong"
 PROCESSES = 3
 LIMIT = 30.0  # Telegram's own: light enough to reach on a loaded machine

@@ -32,6 +32,9 @@ from tests.bot.dispatch_harness import (
 )
 from tests.fakes.telegram_api import FakeTelegramAPI, SentMessage
 
+# Measures time itself: run alone, after the other tests (make pytest).
+pytestmark = pytest.mark.timing
+
 CHAT_BASE = 900_000
 # How long the dispatcher waits for an answer; the second send of a row waits three
 # times as long (telegram.answer_timeout_seconds).
