@@ -5,12 +5,15 @@ name, number or address, and either app starts afresh."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from gotong.bot.channels.telegram import TelegramChannel
 from gotong.bot.config import Config
 from gotong.bot.services import Services
+from gotong.models.base import utcnow
 from gotong.models.contact import Contact
 from gotong.models.help_request import HelpRequest
 from tests.bot.channels.telegram_harness import TelegramBotUnderTest
@@ -45,6 +48,13 @@ async def test_seen_on_whatsapp_and_erased_from_telegram_on_both(
             on_whatsapp = bot.person(NUMBER)
             await on_whatsapp.say("halo")
 
+            # Joined to the person by its number a moment ago: it may not read their data
+            # yet (a number handed on must not hand over its former owner's).
+            [refused] = await on_whatsapp.say("/my_data")
+            assert "kurang dari 3 hari" in refused.text and "Siti" not in refused.text
+            async with services.sessions() as session, session.begin():
+                await session.execute(update(Contact).where(Contact.channel == "whatsapp")
+                                      .values(phone_linked_at=utcnow() - timedelta(days=4)))
             shown = "\n".join(m.text for m in await on_whatsapp.say("/my_data"))
             for part in ("Siti Aminah", "+6281234567890", "Jl. Melati No. 5", "Telegram",
                          "WhatsApp", "NIK: tidak diberikan", "rumah tangga"):
