@@ -10,7 +10,7 @@ from sqlalchemy import exists, select
 from gotong.handlers.staff import coverage
 from gotong.handlers.turn import Turn
 from gotong.models.help_request import HelpRequest
-from gotong.models.person import person_contact_ids
+from gotong.models.person import person_contacts
 from gotong.models.pledge import Pledge
 from gotong.models.volunteer import VolunteerStatus, volunteers_of
 
@@ -29,10 +29,14 @@ async def load_roles(turn: Turn) -> frozenset[Held]:
     if LOADED in turn.loaded:
         return roles(turn)
     held: set[Held] = set()
-    contacts = await person_contact_ids(turn.session, turn.contact.id)
-    if await turn.session.scalar(select(exists().where(HelpRequest.contact_id.in_(contacts)))):
+    # Asked and gave, on any of the person's apps: one statement.
+    contacts = person_contacts(turn.contact.id)
+    asked, gave = (await turn.session.execute(select(
+        exists().where(HelpRequest.contact_id.in_(contacts)),
+        exists().where(Pledge.contact_id.in_(contacts))))).one()
+    if asked:
         held.add(Held.HOUSEHOLD)
-    if await turn.session.scalar(select(exists().where(Pledge.contact_id.in_(contacts)))):
+    if gave:
         held.add(Held.DONOR)
     if await volunteers_of(turn.session, turn.contact.id,
                            (VolunteerStatus.APPROVED, VolunteerStatus.PENDING)):

@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import Select, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from gotong.models.audit import audit
@@ -223,14 +223,16 @@ async def change_user_id(session: AsyncSession, contact: Contact, user_id: str) 
 
 async def person_contact_ids(session: AsyncSession, contact_id: int) -> list[int]:
     """Every contact of the contact's person (itself included)."""
-    person_id = await session.scalar(
-        select(func.coalesce(Contact.person_id, Contact.id)).where(Contact.id == contact_id))
-    if person_id is None:
-        return [contact_id]
-    ids = await session.scalars(
-        select(Contact.id).where(or_(Contact.id == person_id, Contact.person_id == person_id))
-        .order_by(Contact.id))
+    ids = await session.scalars(person_contacts(contact_id).order_by(Contact.id))
     return list(ids.all()) or [contact_id]
+
+
+def person_contacts(contact_id: int) -> Select[int]:
+    """The ids of every contact of the contact's person, as one statement (to read, or to
+    use inside another); none for a contact that does not exist."""
+    person = select(func.coalesce(Contact.person_id, Contact.id)) \
+        .where(Contact.id == contact_id).scalar_subquery()
+    return select(Contact.id).where(or_(Contact.id == person, Contact.person_id == person))
 
 
 async def same_person(session: AsyncSession, contact_id: int, other_id: int) -> bool:
