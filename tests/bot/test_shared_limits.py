@@ -10,8 +10,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from sqlalchemy import func, select
 
+from gotong.bot.dispatcher import PRESENCE_EVERY
 from gotong.bot.services import Services
+from gotong.models.presence import SenderPresence
 from tests.bot.dispatch_harness import (
     add_contacts,
     numbered_notice,
@@ -31,6 +34,18 @@ CHATS = 150
 ROWS = 450  # three messages a chat: the per-chat limit binds too
 
 
+async def all_present(services: Services, count: int) -> None:
+    async with asyncio.timeout(60):
+        while True:
+            async with services.sessions() as session:
+                present = await session.scalar(
+                    select(func.count()).select_from(SenderPresence)
+                    .where(SenderPresence.channel == "telegram"))
+            if present == count:
+                return
+            await asyncio.sleep(0.1)
+
+
 @pytest.fixture
 def fake(telegram_api: FakeTelegramAPI) -> FakeTelegramAPI:
     telegram_api.enforce_rate_limits(overall_per_second=LIMIT, per_chat_per_second=1.0)
@@ -47,8 +62,11 @@ async def test_three_dispatchers_share_one_limit(tmp_path: Path, fake: FakeTeleg
                                       NOTIFICATIONS__POLL_SECONDS=0.2)
                  for n in range(PROCESSES)]
     try:
-        # All three are up and have seen each other before the load comes.
-        await asyncio.sleep(3)
+        # All three are up and have seen each other before the load comes: each has said
+        # it is alive, and each has since looked how many share the limit (a process
+        # slow to start on a busy machine would otherwise count two at first).
+        await all_present(services, PROCESSES)
+        await asyncio.sleep(2 * PRESENCE_EVERY.total_seconds())
         contacts = await add_contacts(services, [8_000_000 + n for n in range(CHATS)])
         await queue(services, [numbered_notice(contacts[n % CHATS], n) for n in range(ROWS)])
         async with asyncio.timeout(90):
@@ -62,7 +80,7 @@ async def test_three_dispatchers_share_one_limit(tmp_path: Path, fake: FakeTeleg
             if process.returncode is None:
                 process.send_signal(signal.SIGTERM)
         await asyncio.gather(*(p.wait() for p in processes))
-    assert fake.rate_limit_violations == 0
+    assert fake.rate_limit_violations == 0, fake.violations_by_chat
     assert await statuses(services) == {"sent": ROWS}
     # Each did its part.
     logs = [(tmp_path / f"dispatch{n}.log").read_text(errors="replace")
