@@ -55,19 +55,15 @@ class LateBotAPI:
     """`sendMessage` taken late: the message arrives (is recorded and counted against the
     flood limits) only after `delay` seconds, and it does arrive even when the bot has
     stopped waiting for the answer by then, as a request may at Telegram. Only chats in
-    `slow_chats` are slow, when given, only the first `slow_requests` requests, and with
-    `first_copy_only` only the first copy of each message (a copy sent again is answered
-    at once, so that whether it is answered in time does not hang on a busy machine).
+    `slow_chats` are slow, when given, and only the first `slow_requests` requests.
 
     The fake's own `response_delay` records a message at once and holds back only the
     answer; a message that itself arrives late is the case the flood limits are about."""
 
     def __init__(self, fake: FakeTelegramAPI, delay: float, *,
                  slow_chats: Collection[int] | None = None,
-                 slow_requests: int | None = None, first_copy_only: bool = False) -> None:
+                 slow_requests: int | None = None) -> None:
         self.delay = delay
-        self.first_copy_only = first_copy_only
-        self._seen: set[tuple[int, str]] = set()
         self.slow_chats = set(slow_chats) if slow_chats is not None else None
         self.slow_requests = slow_requests
         # sendMessage requests taken so far, answered or not.
@@ -81,10 +77,6 @@ class LateBotAPI:
         self.requests += 1
         slow = (self.slow_chats is None or int(params["chat_id"]) in self.slow_chats) \
             and (self.slow_requests is None or self.requests <= self.slow_requests)
-        if self.first_copy_only:
-            copy = (int(params["chat_id"]), str(params["text"]))
-            slow = slow and copy not in self._seen
-            self._seen.add(copy)
         delay = self.delay if slow else 0.0
         if delay <= 0:
             return await self._handle(params)
@@ -210,7 +202,7 @@ async def test_only_the_slow_chats_get_a_second_copy(
                        base=CHAT_BASE + 100)
     # Every other chat is slow (a far data centre, say); the others answer at once.
     slow = set(chats[::2])
-    late = LateBotAPI(fake, LATE, slow_chats=slow, first_copy_only=True)
+    late = LateBotAPI(fake, LATE, slow_chats=slow)
     counts = await dispatch_all(services, slow_config(config, fake), fake)
     await late.all_arrived()
     rows = await rows_by_reference(services)
