@@ -15,7 +15,7 @@ from gotong.handlers.forms import Accept, Answers, Choice, Field, FieldKind, For
 from gotong.handlers.household import HOUSEHOLD_REQUEST, new_request
 from gotong.handlers.messages import Kind, Reply
 from gotong.handlers.plain import as_typed
-from gotong.handlers.staff import code_locked, coverage, not_staff, wrong_code
+from gotong.handlers.staff import begin_invited, coverage, not_staff
 from gotong.handlers.turn import Turn
 from gotong.handlers.validators import Invalid, parse_person_name, parse_phone
 from gotong.models.aggregator import (
@@ -24,7 +24,6 @@ from gotong.models.aggregator import (
     create_invite,
     get_aggregator,
     use_invite,
-    valid_invite,
 )
 from gotong.models.audit import audit
 from gotong.models.delivery import UNDER_WAY, Delivery
@@ -93,19 +92,8 @@ PROXY_SIGNUP = Form(
 
 async def sign_up(turn: Turn, code: str) -> list[Reply]:
     """/proxy CODE: check the code (used up only when the form is sent) and ask."""
-    if await code_locked(turn):
-        return [Reply(text=turn.t("staff.join_locked"))]
-    code = code.strip()
-    if not code:
-        return [Reply(text=turn.t("proxy.how"))]
-    invite = await valid_invite(turn.session, code, InviteRole.PROXY, turn.now)
-    if invite is None:
-        return await wrong_code(turn)
-    replies = await forms.begin(turn, PROXY_SIGNUP)
-    turn.conversation.answers = {**turn.conversation.answers, "invite": invite.id,
-                                 "aggregator": invite.aggregator_id}
-    aggregator = await get_aggregator(turn.session, invite.aggregator_id)
-    return [Reply(text=turn.t("proxy.welcome", name=aggregator.name)), *replies]
+    return await begin_invited(turn, code, InviteRole.PROXY, PROXY_SIGNUP, "proxy.how",
+                               "proxy.welcome")
 
 
 async def invite_proxy(turn: Turn) -> list[Reply]:

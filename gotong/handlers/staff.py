@@ -6,10 +6,12 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
+from gotong.handlers import forms
+from gotong.handlers.forms import Form
 from gotong.handlers.messages import Reply
 from gotong.handlers.staff_actions import Actor, Coverage, staff_coverage
 from gotong.handlers.turn import Turn
-from gotong.models.aggregator import InviteRole, redeem_invite
+from gotong.models.aggregator import InviteRole, get_aggregator, redeem_invite, valid_invite
 from gotong.models.audit import audit, count_since
 from gotong.models.dashboard import create_link
 
@@ -42,6 +44,25 @@ async def wrong_code(turn: Turn) -> list[Reply]:
     if left <= 0:
         return [Reply(text=turn.t("staff.join_locked"))]
     return [Reply(text=turn.t("staff.join_wrong", left=left))]
+
+
+async def begin_invited(turn: Turn, code: str, role: InviteRole, form: Form, how_key: str,
+                        welcome_key: str) -> list[Reply]:
+    """/volunteer CODE, /proxy CODE: check the code (used up only when the form is sent),
+    then welcome the person to the aggregator and ask the form's questions."""
+    if await code_locked(turn):
+        return [Reply(text=turn.t("staff.join_locked"))]
+    code = code.strip()
+    if not code:
+        return [Reply(text=turn.t(how_key))]
+    invite = await valid_invite(turn.session, code, role, turn.now)
+    if invite is None:
+        return await wrong_code(turn)
+    replies = await forms.begin(turn, form)
+    turn.conversation.answers = {**turn.conversation.answers, "invite": invite.id,
+                                 "aggregator": invite.aggregator_id}
+    aggregator = await get_aggregator(turn.session, invite.aggregator_id)
+    return [Reply(text=turn.t(welcome_key, name=aggregator.name)), *replies]
 
 
 async def join(turn: Turn, code: str) -> list[Reply]:

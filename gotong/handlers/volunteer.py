@@ -6,11 +6,15 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from gotong.handlers import forms
 from gotong.handlers.forms import Accept, Answers, Choice, Field, FieldKind, Form, Parsed
 from gotong.handlers.messages import Hint, Kind, Option, Reply
 from gotong.handlers.plain import as_typed
-from gotong.handlers.staff import code_locked, coverage, not_staff, refuse, wrong_code
+from gotong.handlers.staff import (
+    begin_invited,
+    coverage,
+    not_staff,
+    refuse,
+)
 from gotong.handlers.turn import Turn, refusing
 from gotong.handlers.validators import (
     Invalid,
@@ -25,7 +29,6 @@ from gotong.models.aggregator import (
     create_invite,
     get_aggregator,
     use_invite,
-    valid_invite,
 )
 from gotong.models.area import AreaLevel
 from gotong.models.audit import audit
@@ -146,19 +149,8 @@ VOLUNTEER_SIGNUP = Form(
 
 async def sign_up(turn: Turn, code: str) -> list[Reply]:
     """/volunteer CODE: check the code (not used up until the form is sent) and ask."""
-    if await code_locked(turn):
-        return [Reply(text=turn.t("staff.join_locked"))]
-    code = code.strip()
-    if not code:
-        return [Reply(text=turn.t("volunteer.how"))]
-    invite = await valid_invite(turn.session, code, InviteRole.VOLUNTEER, turn.now)
-    if invite is None:
-        return await wrong_code(turn)
-    replies = await forms.begin(turn, VOLUNTEER_SIGNUP)
-    turn.conversation.answers = {**turn.conversation.answers, "invite": invite.id,
-                                 "aggregator": invite.aggregator_id}
-    aggregator = await get_aggregator(turn.session, invite.aggregator_id)
-    return [Reply(text=turn.t("volunteer.welcome", name=aggregator.name)), *replies]
+    return await begin_invited(turn, code, InviteRole.VOLUNTEER, VOLUNTEER_SIGNUP, "volunteer.how",
+                               "volunteer.welcome")
 
 
 async def invite_volunteer(turn: Turn) -> list[Reply]:
