@@ -64,6 +64,7 @@ from gotong.models.conversation import (
     Conversation,
     get_or_create_conversation,
 )
+from gotong.models.coverage import CoverageSnapshot
 from gotong.models.inbound import QueuedUpdate
 from gotong.models.outbox import HELD_AFTER
 from gotong.models.person import link_by_phone, link_contacts
@@ -190,6 +191,7 @@ class Conversations:
         self.owner = process_name()
         self._states: OrderedDict[tuple[str, str], tuple[Contact, Conversation]] = \
             OrderedDict()
+        self._coverage = CoverageSnapshot()
 
     async def handle(self, incoming: Incoming) -> list[Reply]:
         """The replies to an update, for channels that print them at once (the console)."""
@@ -307,7 +309,8 @@ class Conversations:
             contact.last_inbound_at = incoming.sent_at
         turn = Turn(work=work, contact=contact, conversation=conversation,
                     incoming=incoming, catalog=self.catalog, areas=self._areas,
-                    settings=self._settings, now=now, first_contact=created)
+                    settings=self._settings, now=now, coverage=self._coverage,
+                    first_contact=created)
         step_before, dialog_before = conversation.step, conversation.dialog
         # An action refused is answered and the update completes: it is never run again.
         replies = await answered(route(turn))

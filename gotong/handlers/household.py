@@ -36,7 +36,6 @@ from gotong.handlers.validators import (
     parse_street_address,
     small_number,
 )
-from gotong.models.aggregator import covered_areas
 from gotong.models.area import Place
 from gotong.models.coverage import is_covered
 from gotong.models.help_request import (
@@ -217,8 +216,7 @@ async def _prepare(turn: Turn) -> None:
     none serves it (aggregators change only by the operator's hand)."""
     conversation = turn.conversation
     if "kelurahan" in conversation.answers or conversation.step in AREA_STEPS:
-        covered = await covered_areas(turn.session)
-        turn.loaded[COVERED] = {area for areas in covered.values() for area in areas}
+        turn.loaded[COVERED] = await turn.coverage.covered(turn.session)
 
 
 def _uncovered_note(turn: Turn, answers: Answers) -> str | None:

@@ -17,7 +17,7 @@ from sqlalchemy import select
 from gotong.handlers.forms import Accept, Answers, Choice, ChoiceHandler, Parsed
 from gotong.handlers.turn import Turn
 from gotong.models.help_request import HelpRequest
-from gotong.models.person import person_contact_ids
+from gotong.models.person import person_contacts
 from gotong.models.pledge import Pledge
 
 ON_FILE = "on_file"  # answers key: the details found when the form started
@@ -30,7 +30,7 @@ CHOICES = (Choice(USE, "on_file.use"), Choice(CHANGE, "on_file.change"))
 async def known_details(turn: Turn, *, organisations: bool) -> dict[str, Any] | None:
     """The name and phone of the person's latest pledge or request, whichever is newer
     (a pledge for an organisation only where `organisations`); None if there is none."""
-    contacts = await person_contact_ids(turn.session, turn.contact.id)
+    contacts = person_contacts(turn.contact.id)
     pledges = select(Pledge).where(Pledge.contact_id.in_(contacts))
     if not organisations:
         pledges = pledges.where(Pledge.organisation.is_(False))

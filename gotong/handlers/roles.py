@@ -7,12 +7,12 @@ import enum
 
 from sqlalchemy import exists, select
 
-from gotong.handlers.staff import coverage
 from gotong.handlers.turn import Turn
+from gotong.models.aggregator import StaffMember
 from gotong.models.help_request import HelpRequest
 from gotong.models.person import person_contacts
 from gotong.models.pledge import Pledge
-from gotong.models.volunteer import VolunteerStatus, volunteers_of
+from gotong.models.volunteer import Volunteer, VolunteerStatus
 
 LOADED = "roles"  # turn.loaded key
 
@@ -28,21 +28,18 @@ async def load_roles(turn: Turn) -> frozenset[Held]:
     """Read the person's roles into `turn.loaded` (menus are drawn synchronously)."""
     if LOADED in turn.loaded:
         return roles(turn)
-    held: set[Held] = set()
-    # Asked and gave, on any of the person's apps: one statement.
+    # On any of the person's apps, asked and gave; on this one, volunteers and staff:
+    # one statement, as a menu is drawn on most updates.
     contacts = person_contacts(turn.contact.id)
-    asked, gave = (await turn.session.execute(select(
+    found = (await turn.session.execute(select(
         exists().where(HelpRequest.contact_id.in_(contacts)),
-        exists().where(Pledge.contact_id.in_(contacts))))).one()
-    if asked:
-        held.add(Held.HOUSEHOLD)
-    if gave:
-        held.add(Held.DONOR)
-    if await volunteers_of(turn.session, turn.contact.id,
-                           (VolunteerStatus.APPROVED, VolunteerStatus.PENDING)):
-        held.add(Held.VOLUNTEER)
-    if (await coverage(turn)).is_staff:
-        held.add(Held.STAFF)
+        exists().where(Pledge.contact_id.in_(contacts)),
+        exists().where(Volunteer.contact_id == turn.contact.id,
+                       Volunteer.status.in_((VolunteerStatus.APPROVED,
+                                             VolunteerStatus.PENDING))),
+        exists().where(StaffMember.contact_id == turn.contact.id)))).one()
+    held = {role for role, has in zip(
+        (Held.HOUSEHOLD, Held.DONOR, Held.VOLUNTEER, Held.STAFF), found, strict=True) if has}
     turn.loaded[LOADED] = frozenset(held)
     return roles(turn)
 

@@ -16,6 +16,7 @@ from gotong.handlers.messages import Incoming, Reply
 from gotong.models.area import AreaDirectory
 from gotong.models.contact import Contact
 from gotong.models.conversation import Conversation
+from gotong.models.coverage import CoverageSnapshot
 from gotong.models.outbox import OUTBOX_WRITTEN
 from gotong.models.rules import NotAllowed
 
@@ -108,6 +109,8 @@ class Turn:
     areas: AreaDirectory
     settings: HandlerSettings
     now: datetime
+    # The coverage this process last read, for advisory notes (see CoverageSnapshot).
+    coverage: CoverageSnapshot
     first_contact: bool = False
     # What a form read for this update before computing its options (Form.prepare).
     loaded: dict[str, Any] = field(default_factory=dict)

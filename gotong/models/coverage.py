@@ -10,9 +10,10 @@ the aggregator's staff hear of new requests in their queue.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+import time
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Exists, Select, exists, func, or_, select
@@ -20,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import SQLCoreOperations
 
-from gotong.models.aggregator import Aggregator, AggregatorArea
+from gotong.models.aggregator import Aggregator, AggregatorArea, covered_areas
 from gotong.models.area import Area
 from gotong.models.help_request import HelpRequest
 from gotong.models.notifications import Event, Subject, announce
@@ -75,6 +76,40 @@ async def is_covered(session: AsyncSession, area_ids: Collection[int]) -> bool:
     """Whether an enabled aggregator covers any of these areas (a kelurahan with its
     kecamatan and kota)."""
     return bool(await session.scalar(select(_enabled_covering(*area_ids))))
+
+
+# How long a process trusts the coverage it read (CoverageSnapshot).
+COVERAGE_FRESH = timedelta(seconds=5)
+
+
+class CoverageSnapshot:
+    """The areas enabled aggregators cover, as this process last read them.
+
+    The household form's summary says when nobody serves the chosen area, and it may be
+    shown after nearly any answer, so the coverage would be read on nearly every step of
+    every registration: one statement in seven of the whole inbound path. Coverage
+    changes only by the operator's hand (`gotong aggregator ...`, in another process), so
+    a process reads it again at most every `fresh_for`. Only the advisory note uses it:
+    where a request is routed, and what the household is told after sending, are read
+    from the database at that moment.
+    """
+
+    def __init__(self, fresh_for: timedelta = COVERAGE_FRESH,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._fresh_for = fresh_for.total_seconds()
+        self._clock = clock
+        self._areas: frozenset[int] | None = None
+        self._read_at = 0.0
+
+    async def covered(self, session: AsyncSession) -> frozenset[int]:
+        """The ids of the areas (kelurahan, kecamatan or kota) an enabled aggregator
+        covers."""
+        now = self._clock()
+        if self._areas is None or now - self._read_at >= self._fresh_for:
+            covered = await covered_areas(session)
+            self._areas = frozenset(area for areas in covered.values() for area in areas)
+            self._read_at = now
+        return self._areas
 
 
 async def route_newly_covered(session: AsyncSession, before: Collection[int],

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, String, false, or_, select, update
+from sqlalchemy import JSON, ForeignKey, Index, Select, String, false, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column, relationship, selectinload
 
@@ -20,7 +20,7 @@ from gotong.models.delivery import SERVING_STATUSES, Delivery
 from gotong.models.nik import ProtectedNik
 from gotong.models.notifications import Event, Subject, announce
 from gotong.models.outbox import Notice
-from gotong.models.person import person_contact_ids, same_person
+from gotong.models.person import person_contact_ids, person_contacts, same_person
 from gotong.models.priority import queue_rank
 from gotong.models.request_status import RequestStatus
 from gotong.models.rules import NotAllowed, write_guarded
@@ -168,19 +168,22 @@ def identity_key(head_name: str, village_id: int, street: str, rt: str, rw: str)
     return f"{fold(head_name)}|{village_id}|{fold(street)}|{int(rt)}|{int(rw)}"
 
 
-def own_requests(contact_ids: Collection[int]) -> Any:
+def own_requests(contact_ids: Collection[int] | Select[int]) -> Any:
     """Requests of the person's household: theirs, except those they registered as a
-    proxy for a household without a phone (whose news comes to them)."""
-    return HelpRequest.contact_id.in_(list(contact_ids)) & or_(
+    proxy for a household without a phone (whose news comes to them). The person's
+    contacts as ids, or as a query of them (person_contacts) to read all in one
+    statement."""
+    ids = contact_ids if isinstance(contact_ids, Select) else list(contact_ids)
+    return HelpRequest.contact_id.in_(ids) & or_(
         HelpRequest.proxy_id.is_(None), HelpRequest.consent_by.is_(None),
-        HelpRequest.consent_by.not_in(list(contact_ids)))
+        HelpRequest.consent_by.not_in(ids))
 
 
 async def open_request_of(session: AsyncSession, contact_id: int) -> HelpRequest | None:
     """The person's open request, made from this app or another."""
     return await session.scalar(
         select(HelpRequest)
-        .where(own_requests(await person_contact_ids(session, contact_id)),
+        .where(own_requests(person_contacts(contact_id)),
                HelpRequest.status.in_(OPEN_STATUSES))
         .order_by(HelpRequest.id.desc())
         .limit(1)
