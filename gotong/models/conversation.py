@@ -47,7 +47,7 @@ class Conversation(Base):
         self.reminded_at = None
 
 
-_SAVE = (
+SAVE_CONVERSATION = (
     update(Conversation.__table__)  # type: ignore[arg-type]
     .where(Conversation.__table__.c.id == bindparam("row_id"),
            Conversation.__table__.c.version == bindparam("row_version"))
@@ -64,16 +64,21 @@ async def save_conversation(connection: AsyncConnection, conversation: Conversat
     One prepared UPDATE guarded by the version; when another process wrote the row first,
     StaleDataError tells the caller to run the update again on the row as it is now.
     """
-    result = await connection.execute(_SAVE, {
+    result = await connection.execute(SAVE_CONVERSATION, save_values(conversation))
+    if result.rowcount != 1:
+        raise StaleDataError(f"conversation {conversation.id} changed concurrently")
+    conversation.version += 1
+
+
+def save_values(conversation: Conversation) -> dict[str, Any]:
+    """SAVE_CONVERSATION's parameters."""
+    return {
         "row_id": conversation.id, "row_version": conversation.version,
         "dialog": conversation.dialog, "step": conversation.step,
         "answers": conversation.answers, "scratch": conversation.scratch,
         "invalid_attempts": conversation.invalid_attempts,
         "reminded_at": conversation.reminded_at, "updated_at": conversation.updated_at,
-    })
-    if result.rowcount != 1:
-        raise StaleDataError(f"conversation {conversation.id} changed concurrently")
-    conversation.version += 1
+    }
 
 
 async def get_or_create_conversation(session: AsyncSession, contact_id: int) -> Conversation:

@@ -285,7 +285,7 @@ async def claim_waiting(connection: AsyncConnection, owner: str, channels: Seque
 
 
 @cache
-def _finish_statement() -> Any:
+def finish_statement() -> Any:
     # Built once: constructing the statement costs more than running it.
     now = bindparam("now", type_=UTCDateTime())
     return (
@@ -305,9 +305,14 @@ async def finish_inbound(connection: AsyncConnection, update_id: int, owner: str
     False when the lease is no longer the caller's (it expired and another process took
     the chat over): the caller must then roll its unit of work back.
     """
-    result = await connection.execute(_finish_statement(),
-                                      {"update_id": update_id, "owner": owner, "now": now})
+    result = await connection.execute(finish_statement(),
+                                      finish_values(update_id, owner, now))
     return result.first() is not None
+
+
+def finish_values(update_id: int, owner: str, now: datetime) -> dict[str, Any]:
+    """finish_statement's parameters."""
+    return {"update_id": update_id, "owner": owner, "now": now}
 
 
 async def release_leases(connection: AsyncConnection, update_ids: Sequence[int],

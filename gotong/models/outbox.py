@@ -197,7 +197,7 @@ def enqueue(session: AsyncSession, notice: Notice, now: datetime,
 
 
 @cache
-def _reply_insert() -> Any:
+def reply_insert() -> Any:
     # Built once: every inbound update writes one.
     table = OutboxMessage.__table__
     return (
@@ -218,11 +218,16 @@ async def enqueue_reply(connection: AsyncConnection, contact_id: int, body: dict
     """Record a direct reply as being sent by `owner` (this process), within the update's
     unit of work; a dispatcher sends it if the owner does not settle it within the
     lease."""
-    result = await connection.execute(_reply_insert(), {
-        "contact_id": contact_id, "body": body, "now": now, "lease_until": now + lease,
-        "owner": owner,
-    })
+    result = await connection.execute(reply_insert(),
+                                      reply_values(contact_id, body, now, lease, owner))
     return int(result.scalar_one())
+
+
+def reply_values(contact_id: int, body: dict[str, Any], now: datetime, lease: timedelta,
+                 owner: str) -> dict[str, Any]:
+    """reply_insert's parameters."""
+    return {"contact_id": contact_id, "body": body, "now": now, "lease_until": now + lease,
+            "owner": owner}
 
 
 # --- claiming ---------------------------------------------------------------------

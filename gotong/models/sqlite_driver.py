@@ -11,6 +11,10 @@ statement, and a transaction that ran none commits without a trip.
 
 Server-side cursors (streamed exports) keep SQLAlchemy's own adapter: they read in
 batches and need their cursor to stay open.
+
+A few statements that end every step (models/step_end.py) go further: compiled once
+(`Prepared`), their parameters processed by SQLAlchemy's own types, and run together in
+one trip (`run_together`), without SQLAlchemy's execution machinery around each.
 """
 
 from __future__ import annotations
@@ -26,6 +30,10 @@ from sqlalchemy.dialects.sqlite.aiosqlite import (
     AsyncAdapt_aiosqlite_dbapi,
     SQLiteDialect_aiosqlite,
 )
+from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.util import await_only
 
 # The name engines are created with: `sqlite+gotong:///path`.
@@ -53,6 +61,36 @@ def _run(connection: sqlite3.Connection, begin: bool, operation: str,
         return description, rows, cursor.rowcount, cursor.lastrowid
     finally:
         cursor.close()
+
+
+def _run_together(connection: sqlite3.Connection, begin: bool,
+                  statements: Sequence[tuple[str, tuple[Any, ...]]]) -> list[_Outcome]:
+    """Several statements, one after another, in the database thread."""
+    return [_run(connection, begin and number == 0, operation, parameters, False)
+            for number, (operation, parameters) in enumerate(statements)]
+
+
+class Prepared:
+    """A statement compiled once for SQLite, with its parameters' processing: what
+    SQLAlchemy does on every execution, done once, but for the values themselves."""
+
+    def __init__(self, statement: ClauseElement, dialect: Dialect) -> None:
+        compiled = statement.compile(dialect=dialect)
+        assert isinstance(compiled, SQLCompiler)
+        self._compiled = compiled
+        self.sql = str(compiled)
+        self._names = tuple(compiled.positiontup or ())
+        self._processors = tuple(
+            compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect)
+            for name in self._names)
+
+    def parameters(self, values: dict[str, Any]) -> tuple[Any, ...]:
+        """The statement's positional parameters for these named values (the statement's
+        own constants included), as SQLAlchemy's types store them."""
+        params = self._compiled.construct_params(values)
+        assert params is not None
+        return tuple(params[name] if process is None else process(params[name])
+                     for name, process in zip(self._names, self._processors, strict=True))
 
 
 class OneTripCursor:
@@ -138,6 +176,22 @@ class OneTripConnection(AsyncAdapt_aiosqlite_connection):
             self.begin_pending = False
             await_only(self._connection.execute("BEGIN IMMEDIATE"))
         return super().cursor(server_side)
+
+    async def run_together(self, statements: Sequence[tuple[Prepared, dict[str, Any]]]
+                           ) -> list[tuple[list[Any], int, int | None]]:
+        """Run prepared statements in the current transaction, in one trip to the
+        database thread; each one's rows, row count and last row id. A failure is raised
+        as SQLAlchemy raises it (the caller rolls back)."""
+        begin = self.begin_pending
+        self.begin_pending = False
+        batch = [(prepared.sql, prepared.parameters(values)) for prepared, values in statements]
+        try:
+            outcomes = await self._connection._execute(
+                _run_together, self._connection._conn, begin, batch)
+        except sqlite3.Error as error:
+            operation, parameters = batch[0]
+            raise DBAPIError.instance(operation, parameters, error, sqlite3.Error) from error
+        return [(rows, rowcount, lastrowid) for _, rows, rowcount, lastrowid in outcomes]
 
     def commit(self) -> None:
         if self.begin_pending:

@@ -6,16 +6,31 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import aiosqlite
 import pytest
-from sqlalchemy import Column, Integer, MetaData, String, Table, insert, select, text
+from sqlalchemy import (
+    JSON,
+    Column,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    bindparam,
+    insert,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from gotong.models.base import UTCDateTime
 from gotong.models.db import create_engine
+from gotong.models.sqlite_driver import OneTripConnection, Prepared
 
 metadata = MetaData()
 item = Table("item", metadata,
@@ -125,3 +140,51 @@ async def test_a_transaction_begins_with_its_first_statement(
                 other.execute("BEGIN IMMEDIATE")
         finally:
             other.close()
+
+
+stamped = Table("stamped", metadata,
+                Column("id", Integer, primary_key=True),
+                Column("at", UTCDateTime(), nullable=False),
+                Column("data", JSON, nullable=False))
+
+
+async def test_prepared_statements_run_together_in_one_trip_as_sqlalchemy_would(
+        engine: AsyncEngine, trips: list[str]) -> None:
+    at = datetime(2025, 3, 1, 12, 30, tzinfo=UTC)
+    put = insert(stamped).values(at=bindparam("at"), data=bindparam("data")) \
+        .returning(stamped.c.id)
+    rename = update(item).where(item.c.name == bindparam("old")).values(name=bindparam("new"))
+    async with engine.connect() as connection:
+        await connection.execute(insert(item).values(name="a"))
+        await connection.commit()
+        adapter = (await connection.get_raw_connection()).dbapi_connection
+        assert isinstance(adapter, OneTripConnection)
+        await connection.begin()
+        trips.clear()
+        outcomes = await adapter.run_together([
+            (Prepared(put, connection.dialect), {"at": at, "data": {"k": [1, "é"]}}),
+            (Prepared(rename, connection.dialect), {"old": "a", "new": "b"}),
+            (Prepared(rename, connection.dialect), {"old": "none", "new": "c"})])
+        assert trips == ["_run_together"]
+        (rows, _, _), (_, renamed, _), (_, none, _) = outcomes
+        assert len(rows) == 1 and (renamed, none) == (1, 0)
+        await connection.commit()
+        # Read back through SQLAlchemy: stored as its own types store them.
+        assert (await connection.execute(select(stamped.c.at, stamped.c.data))).one() == \
+            (at, {"k": [1, "é"]})
+        assert (await connection.execute(select(item.c.name))).scalars().all() == ["b"]
+
+
+async def test_statements_run_together_fail_as_sqlalchemy_fails(engine: AsyncEngine) -> None:
+    async with engine.connect() as connection:
+        await connection.execute(insert(item).values(name="a"))
+        await connection.commit()
+        adapter = (await connection.get_raw_connection()).dbapi_connection
+        assert isinstance(adapter, OneTripConnection)
+        await connection.begin()
+        add = Prepared(insert(item).values(name=bindparam("name")), connection.dialect)
+        with pytest.raises(IntegrityError):
+            await adapter.run_together([(add, {"name": "b"}), (add, {"name": "a"})])
+        await connection.rollback()
+        # The transaction's first statement went too: nothing is left of it.
+        assert (await connection.execute(select(item.c.name))).scalars().all() == ["a"]
