@@ -139,6 +139,13 @@ class InboundQueue:
         self._handlers: dict[str, UpdateHandler] = {}
         self._wake = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
+        # The chats this process is handling now, by their task. An update stored for one
+        # of them cannot be claimed before that task ends (the chat's older update waits
+        # in it): storing it does not wake the worker, the task's end does (`_behind`).
+        self._holding: dict[asyncio.Task[None], tuple[str, str]] = {}
+        self._behind: set[tuple[str, str]] = set()
+        # Whether the last claim took as many chats as there was room for (more may wait).
+        self._room_was_full = False
         # Chats whose last answer this process sent itself, until when that counts as
         # settled (the dispatcher writes it down meanwhile).
         self._answered: dict[str, float] = {}
@@ -191,7 +198,10 @@ class InboundQueue:
             self._arrived[(channel, external_id)] = time.monotonic()
             while len(self._arrived) > ARRIVALS_KEPT:
                 del self._arrived[next(iter(self._arrived))]
-            self._wake.set()
+            if (channel, chat_id) in self._holding.values():
+                self._behind.add((channel, chat_id))
+            else:
+                self._wake.set()
         return stored
 
     async def _store_waiting(self) -> None:
@@ -279,8 +289,10 @@ class InboundQueue:
         for chat in claimed:
             task = asyncio.create_task(self._handle_chat(chat))
             self._tasks.add(task)
+            self._holding[task] = (chat[0].channel, chat[0].chat_id)
             task.add_done_callback(self._done)
-        if len(claimed) == room or self._wake.is_set():
+        self._room_was_full = len(claimed) == room
+        if self._room_was_full or self._wake.is_set():
             return 0.0
         poll = self._settings.poll.total_seconds()
         if time.monotonic() - self._answered_at < SETTLING_SECONDS:
@@ -288,7 +300,7 @@ class InboundQueue:
             # dispatcher, in a batch a few times a second), then its next update is due.
             poll = min(poll, SETTLED_AGAIN_SECONDS)
         if self._tasks:
-            # Busy: a finishing update wakes the loop (its chat may have another).
+            # Busy: a finishing chat wakes the loop when it has another update (`_done`).
             return poll
         async with self._engine.connect() as connection:
             turn = await next_turn_at(connection, self.channels)
@@ -305,8 +317,17 @@ class InboundQueue:
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
+        chat = self._holding.pop(task, None)
         self._answered_at = time.monotonic()
-        self._wake.set()
+        # Claimed again at once when the chat has an update stored here meanwhile, or the
+        # last claim may have left chats for want of room; anything else (another
+        # process's updates, a retry coming due, an answer being settled) is found by
+        # looking again within the poll.
+        behind = chat in self._behind
+        if chat is not None:
+            self._behind.discard(chat)
+        if behind or self._room_was_full or not self._tasks:
+            self._wake.set()
 
     async def _handle_chat(self, updates: list[QueuedUpdate]) -> None:
         """A chat's claimed updates, one after another, as long as each goes well."""

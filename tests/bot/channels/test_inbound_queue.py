@@ -6,8 +6,11 @@ runs out lets another process take the chat over."""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import timedelta
+from typing import Any
 
+import pytest
 from sqlalchemy.exc import OperationalError
 
 from gotong.bot.channels.inbound import InboundQueue, InboundSettings
@@ -195,3 +198,57 @@ async def inbound_counts_of(services: Services) -> tuple[int, int]:
     async with services.sessions() as session:
         return await inbound_counts(session)
 
+
+
+async def test_updates_stored_while_their_chat_is_handled_follow_it_at_once(
+        services: Services) -> None:
+    # A poll so long that only wake-ups can bring the updates within the test's time.
+    settings = replace(FAST, poll=timedelta(seconds=60))
+    queue = InboundQueue(services.engine, settings)
+    recorder = Recorder(queue)
+    release = asyncio.Event()
+    held = asyncio.Event()
+    handle = recorder.handle
+
+    async def first_waits(update: QueuedUpdate) -> bool:
+        if update.payload["text"] == "a1":
+            held.set()
+            await release.wait()
+        return await handle(update)
+
+    queue.register(CHANNEL, first_waits)
+    claims: list[int] = []
+    claim = claim_waiting
+
+    async def counted_claim(*args: Any, **kwargs: Any) -> Any:
+        claims.append(1)
+        return await claim(*args, **kwargs)
+
+    stop = asyncio.Event()
+    worker = asyncio.create_task(queue.run(stop))
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr("gotong.bot.channels.inbound.claim_waiting", counted_claim)
+            await store(queue, 1, "A", "a1")
+            async with asyncio.timeout(5):
+                await held.wait()
+            claims_while_held = len(claims)
+            # The chat is being handled: these cannot be claimed before it ends, and
+            # storing them does not make the worker look.
+            await store(queue, 2, "A", "a2")
+            await store(queue, 3, "A", "a3")
+            await asyncio.sleep(0.2)
+            assert len(claims) == claims_while_held
+            release.set()
+            async with asyncio.timeout(5):
+                await queue.wait_finished(3)
+            # Another chat's update, stored while nothing is held, is claimed at once.
+            await store(queue, 4, "B", "b1")
+            async with asyncio.timeout(5):
+                await queue.wait_finished(4)
+    finally:
+        release.set()
+        stop.set()
+        await worker
+    assert handled(recorder.events, "a") == ["a1", "a2", "a3"]
+    assert handled(recorder.events, "b") == ["b1"]
