@@ -125,10 +125,17 @@ async def answer_question(session: AsyncSession, by_contact_id: int, confirmatio
         audit(session, now, "proxy_phone", "refused", contact_id=by_contact_id,
               detail=Refused.NOT_THEIRS.value)
         raise AnswerRefused(Refused.NOT_THEIRS)
+    # Closed first, and only by the one answer that closes it: a second tap at the same
+    # moment (on another of the person's apps, say) finds it gone.
+    closed = await session.execute(
+        delete(PhoneConfirmation).where(PhoneConfirmation.id == asked.id)
+        .execution_options(synchronize_session=False))
+    if not closed.rowcount:  # type: ignore[attr-defined]
+        audit(session, now, "proxy_phone", "refused", contact_id=by_contact_id,
+              detail=Refused.UNKNOWN.value)
+        raise AnswerRefused(Refused.UNKNOWN)
     request = await session.get(HelpRequest, asked.request_id, populate_existing=True)
     assert request is not None  # the question goes with its request
-    await session.execute(delete(PhoneConfirmation).where(PhoneConfirmation.id == asked.id)
-                          .execution_options(synchronize_session=False))
     proxy_contact = request.consent_by
     if confirmed:
         request.contact_id = by_contact_id
