@@ -27,7 +27,7 @@ from gotong.models.aggregator import (
 )
 from gotong.models.audit import audit
 from gotong.models.delivery import UNDER_WAY, Delivery
-from gotong.models.help_request import ByProxy, submit_request
+from gotong.models.help_request import ByProxy, open_households, registered_by, submit_request
 from gotong.models.person import same_person
 from gotong.models.phone_confirmation import (
     CONFIRM_CONTEXT,
@@ -42,10 +42,9 @@ from gotong.models.proxy import (
     NewProxy,
     Proxy,
     household_contact,
-    open_households,
     proxies_of,
     register_proxy,
-    registered_by,
+    was_removed,
 )
 
 log = logging.getLogger(__name__)
@@ -151,8 +150,11 @@ async def _checked(turn: Turn) -> tuple[list[Proxy], list[Reply] | None]:
     """The person's proxy memberships, or why they cannot register a household now."""
     proxies = await proxies_of(turn.session, turn.contact.id)
     if not proxies:
-        audit(turn.session, turn.now, "proxy_register", "not proxy", contact_id=turn.contact.id)
-        return [], [Reply(text=turn.t("proxy.only"))]
+        # Taken out by the operator with their invite code: told so, not "for proxies".
+        removed = await was_removed(turn.session, turn.contact.id)
+        audit(turn.session, turn.now, "proxy_register", "removed" if removed else "not proxy",
+              contact_id=turn.contact.id)
+        return [], [Reply(text=turn.t("proxy.removed" if removed else "proxy.only"))]
     limit = turn.settings.max_proxy_households
     if await open_households(turn.session, [p.id for p in proxies]) >= limit:
         audit(turn.session, turn.now, "proxy_register", "limit", contact_id=turn.contact.id,

@@ -35,6 +35,7 @@ from gotong.models.contact import Contact, Role, grant_role
 from gotong.models.help_request import HelpRequest
 from gotong.models.outbox import Notice, enqueue
 from gotong.models.person import same_person
+from gotong.models.proxy import stands_in_for_removed
 
 # The question's buttons: context, and the options "yes:<id>:<token>", "no:<id>:<token>".
 CONFIRM_CONTEXT = "hp"
@@ -145,7 +146,10 @@ async def answer_question(session: AsyncSession, by_contact_id: int, confirmatio
     audit(session, now, "proxy_phone", "confirmed" if confirmed else "declined",
           contact_id=by_contact_id, detail=f"request {request.id}")
     await session.flush()
-    if proxy_contact is not None and await _reachable(session, proxy_contact):
+    # A proxy the operator took out hears nothing more of the households.
+    if proxy_contact is not None and await _reachable(session, proxy_contact) \
+            and not (request.proxy_id is not None and await stands_in_for_removed(
+                session, request.proxy_id, proxy_contact)):
         enqueue(session, Notice(
             contact_id=proxy_contact,
             key="notice.proxy_phone_confirmed" if confirmed else "notice.proxy_phone_declined",

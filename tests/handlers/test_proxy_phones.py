@@ -56,12 +56,12 @@ def button(asked: OutboxMessage, answer: str) -> tuple[str, str]:
     return context, option
 
 
-async def on_whatsapp(services: Services, chat_id: str, context: str, option: str
-                      ) -> list[Reply]:
+async def on_whatsapp(services: Services, chat_id: str, context: str, option: str,
+                      language: str = "id") -> list[Reply]:
     """A tap in the WhatsApp chat at this number."""
     return await services.conversations.handle(Incoming(
         channel="whatsapp", chat_id=chat_id, kind=Kind.CHOICE, context=context,
-        option=option, language_hint="id", sender_phone=f"+{chat_id}"))
+        option=option, language_hint=language, sender_phone=f"+{chat_id}"))
 
 
 async def roles(services: Services, contact_id: int) -> set[str]:
