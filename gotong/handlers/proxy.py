@@ -196,8 +196,7 @@ async def _register(turn: Turn, answers: Answers) -> list[Reply]:
         new_request(answers, phone if phone and household is None else proxy.phone),
         now=turn.now, duplicate_window=turn.settings.duplicate_window,
         by_proxy=ByProxy(proxy_id=proxy.id, contact_id=turn.contact.id,
-                         consent_at=datetime.fromisoformat(str(answers["consent"])),
-                         own_phone=False))
+                         consent_at=datetime.fromisoformat(str(answers["consent"]))))
     audit(turn.session, turn.now, "proxy_register", "done", contact_id=turn.contact.id,
           aggregator_id=proxy.aggregator_id)
     log.info("household request %s registered by a proxy%s", request.reference,

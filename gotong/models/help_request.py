@@ -152,8 +152,6 @@ class ByProxy:
     proxy_id: int
     contact_id: int
     consent_at: datetime
-    # The household has a phone of its own (and is told there), or the proxy's stands in.
-    own_phone: bool
 
 
 def identity_key(head_name: str, village_id: int, street: str, rt: str, rw: str) -> str:
@@ -278,7 +276,7 @@ async def submit_request(
     """Store a submitted request with its first event; flag a possible duplicate.
 
     `contact_id` is who hears of the request: the household, or the proxy who registered
-    it for a household without a phone. Returns what the one who submitted it is told.
+    it (for a household without a phone, or until it confirms the one the proxy gave). Returns what the one who submitted it is told.
     """
     protected = new.nik
     nik_hash = protected.hash if protected else None
@@ -311,7 +309,9 @@ async def submit_request(
                                        actor_contact_id=actor, at=now))
     session.add(request)
     await session.flush()
-    if by_proxy is None or by_proxy.own_phone:
+    # A proxy's request is told to the proxy until the household confirms a phone of its
+    # own (models/phone_confirmation.py), which makes it a household then.
+    if by_proxy is None:
         await grant_role(session, contact_id, Role.HOUSEHOLD, now)
     notices = await announce(session, Event.REQUEST_SUBMITTED, Subject(request=request), now,
                              actor_contact_id=actor)

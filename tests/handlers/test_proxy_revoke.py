@@ -96,6 +96,8 @@ async def test_revoking_a_code_takes_out_its_proxies_and_keeps_their_households(
     assert by_proxy["Sari Wulandari"]["references"] == of_sari
     log = await audit_log(services)
     assert log.count(("revoke_proxy", "done")) == 2 and ("revoke_invite", "done") in log
+    listing = await admin(config, "invites", "list", "--aggregator", str(aggregator))
+    assert "Budi Santoso (removed)" in listing and "Rina Wati (active)" in listing
 
     # They can register no more, and no longer follow the households.
     await budi.say("/register_household")
