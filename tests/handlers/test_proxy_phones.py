@@ -16,6 +16,7 @@ from gotong.models.contact import Contact, ContactRole
 from gotong.models.outbox import OutboxMessage
 from gotong.models.phone_confirmation import PhoneConfirmation
 from tests.chat import Chat
+from tests.handlers.race import Move, race, texts
 from tests.handlers.test_my_data import erase
 from tests.handlers.test_proxies import (
     contact,
@@ -200,9 +201,9 @@ async def test_forged_and_foreign_answers_change_nothing(services: Services) -> 
     await neighbour.tap(f"yes:{int(number) + 1}:{token}", context=context)
     assert "bukan untuk Anda, atau sudah dijawab" in neighbour.last.text
     # Not a button this question has.
-    await neighbour.tap(f"maybe:{number}:{token}", context=context)
-    await neighbour.tap("yes", context=context)
-    assert all("sekarang diikuti" not in r.text for r in neighbour.replies)
+    for made_up in (f"maybe:{number}:{token}", "yes", f"yes:x:{token}", f"no:{number}:"):
+        await neighbour.tap(made_up, context=context)
+        assert "tombol itu tidak berlaku" in neighbour.last.text, made_up
     # Someone else, even the proxy, tapping the real button.
     intruder = Chat(services.conversations, chat_id="intruder")
     await intruder.tap(option, context=context)
@@ -249,3 +250,39 @@ async def test_a_person_asked_who_erases_their_data_is_asked_no_more(
     # Their old button, from the chat that starts afresh, is refused.
     await neighbour.tap(*reversed(button(asked, "yes")))
     assert (await request_by(services, reference)).contact_id != neighbour_id
+
+
+async def test_two_answers_at_once_from_one_person_count_once(services: Services) -> None:
+    """The same person on two apps taps yes on one and no on the other at the same moment:
+    one answer counts, the other is refused."""
+    _, _, staff = await proxy_world(services)
+    neighbour, neighbour_id = await neighbour_known_by_phone(services)
+    other_app = Chat(services.conversations, chat_id="neighbour-2", language="id")
+    await other_app.say("/start")
+    other_id = await contact_of(services, other_app)
+    async with services.sessions() as session, session.begin():
+        for contact_id in (neighbour_id, other_id):
+            linked = await session.get(Contact, contact_id)
+            assert linked is not None
+            linked.person_id = neighbour_id
+    chat = await new_proxy(services, staff)
+    reference = await register(chat, phone="0813 4444 5555")
+    asked = await the_question(services, neighbour_id)
+    context, yes = button(asked, "yes")
+    no = button(asked, "no")[1]
+
+    async def tap(option: str) -> Move:
+        async def move(person: Chat) -> list[Reply]:
+            return await person.tap(option, context=context)
+        return move
+
+    won, lost = await race(services, neighbour, await tap(yes), other_app, await tap(no),
+                           "phone_confirmation", verb="DELETE FROM")
+    assert "sekarang diikuti di sini" in texts(won)
+    assert "bukan untuk Anda, atau sudah dijawab" in texts(lost)
+    request = await request_by(services, reference)
+    assert (request.contact_id, request.phone) == (neighbour_id, NEIGHBOUR_PHONE)
+    assert await outbox(services, "notice.proxy_phone_declined") == []
+    log = await audit_log(services)
+    assert log.count(("proxy_phone", "confirmed")) == 1
+    assert ("proxy_phone", "declined") not in log and ("proxy_phone", "refused") in log
