@@ -276,7 +276,8 @@ async def submit_request(
     """Store a submitted request with its first event; flag a possible duplicate.
 
     `contact_id` is who hears of the request: the household, or the proxy who registered
-    it (for a household without a phone, or until it confirms the one the proxy gave). Returns what the one who submitted it is told.
+    it (for a household without a phone, or until it confirms the one the proxy gave).
+    Returns what the one who submitted it is told.
     """
     protected = new.nik
     nik_hash = protected.hash if protected else None
