@@ -98,6 +98,7 @@ BUTTONS: dict[str, ButtonHandler] = {
     my_data.MY_DATA_CONTEXT: my_data.on_my_data_button,
     support.STAFF_CONTEXT: support.on_staff_button,
     linking.CONTEXT: linking.on_link_button,
+    proxy.PHONE_CONTEXT: proxy.on_phone_button,
 }
 # Questions outside forms answered by typing, by overlay; a handler returns None when
 # the message is not an answer, which ends the question. The context is that of the

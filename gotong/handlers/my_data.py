@@ -19,12 +19,18 @@ from gotong.models.contact import Contact, ContactRole, Role
 from gotong.models.conversation import Conversation
 from gotong.models.delivery import Delivery
 from gotong.models.erasure import erase_person
-from gotong.models.help_request import OPEN_STATUSES, HelpRequest, own_requests, requests_of
+from gotong.models.help_request import (
+    OPEN_STATUSES,
+    HelpRequest,
+    own_requests,
+    registered_by,
+    requests_of,
+)
 from gotong.models.inbound import InboundUpdate
 from gotong.models.outbox import OutboxMessage
 from gotong.models.person import person_contact_ids
 from gotong.models.pledge import Handover, Pledge, PledgeStatus, pledges_of
-from gotong.models.proxy import Proxy, registered_by
+from gotong.models.proxy import Proxy
 from gotong.models.volunteer import Volunteer, VolunteerStatus
 
 # The "erase my data" button under the data shown, and the confirmation's buttons.

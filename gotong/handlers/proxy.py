@@ -17,7 +17,7 @@ from gotong.handlers.messages import Kind, Reply
 from gotong.handlers.plain import as_typed
 from gotong.handlers.staff import begin_invited, coverage, not_staff
 from gotong.handlers.turn import Turn
-from gotong.handlers.validators import Invalid, parse_person_name, parse_phone
+from gotong.handlers.validators import Invalid, parse_id, parse_person_name, parse_phone
 from gotong.models.aggregator import (
     InviteRole,
     covered_areas,
@@ -27,15 +27,24 @@ from gotong.models.aggregator import (
 )
 from gotong.models.audit import audit
 from gotong.models.delivery import UNDER_WAY, Delivery
-from gotong.models.help_request import ByProxy, submit_request
+from gotong.models.help_request import ByProxy, open_households, registered_by, submit_request
+from gotong.models.person import same_person
+from gotong.models.phone_confirmation import (
+    CONFIRM_CONTEXT,
+    NO,
+    YES,
+    AnswerRefused,
+    answer_question,
+    ask_household,
+    pending_for,
+)
 from gotong.models.proxy import (
     NewProxy,
     Proxy,
     household_contact,
-    open_households,
     proxies_of,
     register_proxy,
-    registered_by,
+    was_removed,
 )
 
 log = logging.getLogger(__name__)
@@ -141,8 +150,11 @@ async def _checked(turn: Turn) -> tuple[list[Proxy], list[Reply] | None]:
     """The person's proxy memberships, or why they cannot register a household now."""
     proxies = await proxies_of(turn.session, turn.contact.id)
     if not proxies:
-        audit(turn.session, turn.now, "proxy_register", "not proxy", contact_id=turn.contact.id)
-        return [], [Reply(text=turn.t("proxy.only"))]
+        # Taken out by the operator with their invite code: told so, not "for proxies".
+        removed = await was_removed(turn.session, turn.contact.id)
+        audit(turn.session, turn.now, "proxy_register", "removed" if removed else "not proxy",
+              contact_id=turn.contact.id)
+        return [], [Reply(text=turn.t("proxy.removed" if removed else "proxy.only"))]
     limit = turn.settings.max_proxy_households
     if await open_households(turn.session, [p.id for p in proxies]) >= limit:
         audit(turn.session, turn.now, "proxy_register", "limit", contact_id=turn.contact.id,
@@ -169,21 +181,34 @@ async def _register(turn: Turn, answers: Answers) -> list[Reply]:
               contact_id=turn.contact.id, aggregator_id=proxies[0].aggregator_id)
         return [Reply(text=turn.t("proxy.outside_area"))]
     phone = str(answers["phone"])
+    # The number's owner, known or new. A number of the proxy's own (on any of their
+    # apps) asks nobody: the news comes to them anyway.
     household = await household_contact(turn.session, phone, turn.settings.default_language,
-                                        turn.now) if phone else turn.contact
+                                        turn.now) if phone else None
+    if household is not None and await same_person(turn.session, household.id,
+                                                   turn.contact.id):
+        household = None
+    # Until the household confirms the number, the request is registered as for a
+    # household without a phone: news and delivery code go to the proxy, and the proxy's
+    # number is the one staff and volunteers see (models/phone_confirmation.py says why).
     request, _ = await submit_request(
-        turn.session, household.id, new_request(answers, phone or proxy.phone), now=turn.now,
-        duplicate_window=turn.settings.duplicate_window,
+        turn.session, turn.contact.id,
+        new_request(answers, phone if phone and household is None else proxy.phone),
+        now=turn.now, duplicate_window=turn.settings.duplicate_window,
         by_proxy=ByProxy(proxy_id=proxy.id, contact_id=turn.contact.id,
-                         consent_at=datetime.fromisoformat(str(answers["consent"])),
-                         own_phone=bool(phone)))
+                         consent_at=datetime.fromisoformat(str(answers["consent"]))))
     audit(turn.session, turn.now, "proxy_register", "done", contact_id=turn.contact.id,
           aggregator_id=proxy.aggregator_id)
     log.info("household request %s registered by a proxy%s", request.reference,
              " (possible duplicate)" if request.duplicate_of_id else "")
-    # The household's own receipt goes to its phone; without one, the proxy's words say
-    # that the news comes to them.
-    key = "proxy.registered_told" if phone else "proxy.registered_no_phone"
+    if household is not None:
+        aggregator = await get_aggregator(turn.session, proxy.aggregator_id)
+        await ask_household(turn.session, request, household.id, phone, aggregator.name,
+                            turn.now)
+    # The proxy hears where the news goes: to them, and to the household once it has
+    # said the number is its own.
+    key = "proxy.registered_pending" if household is not None \
+        else "proxy.registered_no_phone"
     return [Reply(text=turn.t(key, reference=request.reference,
                               name=as_typed(request.head_name)))]
 
@@ -210,6 +235,35 @@ async def register_household(turn: Turn) -> list[Reply]:
     return await forms.begin(turn, PROXY_REQUEST)
 
 
+# --- the household's answer about its phone -------------------------------------------
+
+PHONE_CONTEXT = CONFIRM_CONTEXT
+
+
+async def on_phone_button(turn: Turn, option: str) -> list[Reply]:
+    """The owner of a phone a proxy gave answers "is this your household?": yes, the
+    request is theirs from now on; no, the number leaves it. The model checks the
+    button's secret and that the question was theirs."""
+    action, _, rest = option.partition(":")
+    number, _, token = rest.partition(":")
+    key = parse_id(number)
+    if action not in (YES, NO) or key is None or not token:
+        return [Reply(text=turn.t("button.invalid"))]
+    try:
+        answered = await answer_question(turn.session, turn.contact.id, key, token,
+                                         action == YES, turn.now)
+    except AnswerRefused:
+        return [Reply(text=turn.t("proxy.phone_not_yours"))]
+    request = answered.request
+    log.info("the household of request %s %s the phone its proxy gave", request.reference,
+             "confirmed" if answered.confirmed else "declined")
+    if not answered.confirmed:
+        # Nothing more of the request: the number's owner said it is not theirs.
+        return [Reply(text=turn.t("proxy.phone_declined"))]
+    return [Reply(text=turn.t("proxy.phone_confirmed", reference=request.reference,
+                              status=turn.t(f"status.{request.status}")))]
+
+
 # --- following them -----------------------------------------------------------------
 
 
@@ -229,10 +283,13 @@ async def households_status(turn: Turn) -> list[Reply]:
                                         if r.contact_id == turn.contact.id]),
                Delivery.status.in_(UNDER_WAY)))
     codes = {request_id: code for request_id, code in rows.all()}
+    asked = await pending_for(turn.session, [r.id for r in requests])
     lines = [turn.t("proxy.status_title", count=len(requests))]
     for r in requests:
         lines.append(turn.t("proxy.status_line", reference=r.reference,
                             name=as_typed(r.head_name), status=turn.t(f"status.{r.status}")))
+        if r.id in asked:
+            lines.append(turn.t("proxy.status_phone_pending"))
         if codes.get(r.id):
             lines.append(turn.t("proxy.status_code", code=codes[r.id]))
     return [Reply(text="\n".join(lines))]

@@ -1,9 +1,15 @@
 """Who each invite code let in, and taking a code back with the people it admitted.
 
 An invite is a key to an aggregator: whoever holds a volunteer code sees delivery tasks
-in the aggregator's areas. So the operator can see, per code, who joined with it, and
-revoke it: it admits nobody more, and the volunteers it let in stop at once, their
-deliveries under way going back to staff as when a volunteer leaves.
+in the aggregator's areas, and a proxy code lets its holder register households. So the
+operator can see, per code, who joined with it, and revoke it: it admits nobody more, the
+volunteers it let in stop at once, their deliveries under way going back to staff as when
+a volunteer leaves, and the proxies it let in register no more.
+
+The households a proxy registered stay: their requests are theirs, and still valid. Those
+that have no phone of their own (or have yet to confirm the one the proxy gave) heard of
+their request through the proxy; that news now reaches nobody, so staff are told which
+requests those are, to reach the households another way.
 """
 
 from __future__ import annotations
@@ -15,9 +21,12 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gotong.models.aggregator import Invite
+from gotong.models.aggregator import Aggregator, Invite
 from gotong.models.audit import audit
+from gotong.models.contact import Contact
+from gotong.models.help_request import news_to_proxy
 from gotong.models.notifications import Event, Subject, announce
+from gotong.models.proxy import Proxy, remove_proxy
 from gotong.models.tasks import hand_back
 from gotong.models.volunteer import Volunteer, VolunteerStatus
 
@@ -29,21 +38,27 @@ STILL_IN = (VolunteerStatus.PENDING, VolunteerStatus.APPROVED)
 class InviteUse:
     invite: Invite
     volunteers: list[Volunteer] = field(default_factory=list)
+    proxies: list[Proxy] = field(default_factory=list)
 
 
 async def invites_of(session: AsyncSession, aggregator_id: int) -> list[InviteUse]:
-    """The aggregator's invite codes, newest first, each with the volunteers who signed
-    up with it."""
+    """The aggregator's invite codes, newest first, each with the volunteers and proxies
+    who joined with it."""
     invites = (await session.scalars(
         select(Invite).where(Invite.aggregator_id == aggregator_id)
         .order_by(Invite.id.desc()))).all()
+    ids = [i.id for i in invites]
     joined = (await session.scalars(
-        select(Volunteer).where(Volunteer.invite_id.in_([i.id for i in invites]))
-        .order_by(Volunteer.id))).all()
+        select(Volunteer).where(Volunteer.invite_id.in_(ids)).order_by(Volunteer.id))).all()
     by_invite: dict[int, list[Volunteer]] = {}
     for volunteer in joined:
         by_invite.setdefault(volunteer.invite_id or 0, []).append(volunteer)
-    return [InviteUse(invite, by_invite.get(invite.id, [])) for invite in invites]
+    proxies: dict[int, list[Proxy]] = {}
+    for proxy in (await session.scalars(
+            select(Proxy).where(Proxy.invite_id.in_(ids)).order_by(Proxy.id))).all():
+        proxies.setdefault(proxy.invite_id or 0, []).append(proxy)
+    return [InviteUse(invite, by_invite.get(invite.id, []), proxies.get(invite.id, []))
+            for invite in invites]
 
 
 @dataclass(frozen=True)
@@ -51,13 +66,18 @@ class Revoked:
     invite: Invite
     volunteers: Sequence[Volunteer]
     tasks_returned: int
+    proxies: Sequence[Proxy] = ()
+    # References of the open requests the proxies taken out registered whose news came
+    # to them, and now reaches nobody.
+    unfollowed: Sequence[str] = ()
 
 
 async def revoke_invite(session: AsyncSession, invite_id: int, now: datetime, *,
-                        volunteers: bool = True, actor_contact_id: int | None = None
-                        ) -> Revoked | None:
+                        volunteers: bool = True, proxies: bool = True,
+                        actor_contact_id: int | None = None) -> Revoked | None:
     """Revoke a code (None if there is none by that id) and, unless told otherwise, the
-    volunteers it let in; staff hear of deliveries that wait for a new volunteer."""
+    volunteers and the proxies it let in; staff hear of deliveries that wait for a new
+    volunteer, and of the requests whose news came to a proxy taken out."""
     invite = await session.get(Invite, invite_id, populate_existing=True)
     if invite is None:
         return None
@@ -88,5 +108,39 @@ async def revoke_invite(session: AsyncSession, invite_id: int, now: datetime, *,
                     aggregator_id=invite.aggregator_id,
                     params={"volunteer": volunteer.first_name, "count": len(tasks)}),
                     now, actor_contact_id)
+    taken_out: list[Proxy] = []
+    unfollowed: list[str] = []
+    if proxies:
+        for proxy in (await session.scalars(
+                select(Proxy).where(Proxy.invite_id == invite.id, Proxy.removed_at.is_(None))
+                .order_by(Proxy.id))).all():
+            unfollowed += await _take_out(session, proxy, now, actor_contact_id)
+            taken_out.append(proxy)
     await session.flush()
-    return Revoked(invite, removed, returned)
+    return Revoked(invite, removed, returned, taken_out, unfollowed)
+
+
+async def _take_out(session: AsyncSession, proxy: Proxy, now: datetime,
+                    actor_contact_id: int | None) -> list[str]:
+    """Take a proxy out, tell them, and tell their aggregator's staff which open requests
+    they stood in for; those requests' references."""
+    await remove_proxy(session, proxy, now)
+    requests = await news_to_proxy(session, proxy.id, proxy.contact_id)
+    references = [r.reference for r in requests]
+    audit(session, now, "revoke_proxy", "done", contact_id=actor_contact_id,
+          aggregator_id=proxy.aggregator_id,
+          detail=f"proxy {proxy.id}, {len(references)} requests without news")
+    aggregator = await session.get(Aggregator, proxy.aggregator_id)
+    # An erased person's contact is never written to again.
+    if await session.scalar(select(Contact.erased_at).where(
+            Contact.id == proxy.contact_id)) is None:
+        await announce(session, Event.PROXY_REMOVED, Subject(
+            contact_id=proxy.contact_id,
+            params={"organisation": aggregator.name if aggregator else ""}), now,
+            actor_contact_id)
+    if references:
+        await announce(session, Event.PROXY_HOUSEHOLDS_UNFOLLOWED, Subject(
+            aggregator_id=proxy.aggregator_id,
+            params={"proxy": proxy.name, "count": len(references),
+                    "references": ", ".join(references)}), now, actor_contact_id)
+    return references

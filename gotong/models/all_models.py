@@ -12,6 +12,7 @@ from gotong.models.digest import Digest
 from gotong.models.help_request import HelpRequest, RequestEvent
 from gotong.models.inbound import InboundUpdate
 from gotong.models.outbox import OutboxMessage
+from gotong.models.phone_confirmation import PhoneConfirmation
 from gotong.models.pledge import Pledge
 from gotong.models.presence import SenderPresence
 from gotong.models.proxy import Proxy
@@ -36,6 +37,7 @@ __all__ = [
     "InboundUpdate",
     "Invite",
     "OutboxMessage",
+    "PhoneConfirmation",
     "Pledge",
     "Proxy",
     "RequestEvent",

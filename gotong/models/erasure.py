@@ -42,6 +42,7 @@ from gotong.models.inbound import InboundUpdate
 from gotong.models.notifications import Event, Subject, announce
 from gotong.models.outbox import OutboxMessage, OutboxStatus
 from gotong.models.person import person_contact_ids
+from gotong.models.phone_confirmation import forget_questions
 from gotong.models.pledge import Pledge, PledgeStatus
 from gotong.models.proxy import Proxy
 from gotong.models.request_status import RequestStatus
@@ -98,6 +99,8 @@ async def erase_request(session: AsyncSession, request: HelpRequest, now: dateti
     # erased household is no one's duplicate.
     request.identity_key = f"{TOMBSTONE_PREFIX}{request.id}"
     request.erased_at = now
+    # A phone a proxy gave for the household, not yet confirmed, goes with the rest.
+    await forget_questions(session, request_ids=[request.id])
     await session.execute(
         update(Delivery).where(Delivery.request_id == request.id)
         .values(code=None, override_reason=None, failure_reason=None, proof_media_id=None,
@@ -243,6 +246,9 @@ async def erase_person(session: AsyncSession, areas: AreaDirectory, contact_id: 
     await session.flush()
 
     await _forget_support(session, contact_ids)
+    # Asked whether a proxy's request was their household's: the number is theirs, and
+    # goes; the request stays the proxy's, as if they had said no.
+    await forget_questions(session, contact_ids=contact_ids)
     # Their support conversations go with their messages (deleted with them).
     for model in (Conversation, ContactRole, DashboardSession, SignInLink, Digest,
                   OutboxMessage, SupportConversation):

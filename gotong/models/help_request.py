@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, Select, String, false, or_, select, update
+from sqlalchemy import JSON, ForeignKey, Index, Select, String, false, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column, relationship, selectinload
 
@@ -152,8 +152,6 @@ class ByProxy:
     proxy_id: int
     contact_id: int
     consent_at: datetime
-    # The household has a phone of its own (and is told there), or the proxy's stands in.
-    own_phone: bool
 
 
 def identity_key(head_name: str, village_id: int, street: str, rt: str, rw: str) -> str:
@@ -278,7 +276,8 @@ async def submit_request(
     """Store a submitted request with its first event; flag a possible duplicate.
 
     `contact_id` is who hears of the request: the household, or the proxy who registered
-    it for a household without a phone. Returns what the one who submitted it is told.
+    it (for a household without a phone, or until it confirms the one the proxy gave).
+    Returns what the one who submitted it is told.
     """
     protected = new.nik
     nik_hash = protected.hash if protected else None
@@ -311,11 +310,51 @@ async def submit_request(
                                        actor_contact_id=actor, at=now))
     session.add(request)
     await session.flush()
-    if by_proxy is None or by_proxy.own_phone:
+    # A proxy's request is told to the proxy until the household confirms a phone of its
+    # own (models/phone_confirmation.py), which makes it a household then.
+    if by_proxy is None:
         await grant_role(session, contact_id, Role.HOUSEHOLD, now)
     notices = await announce(session, Event.REQUEST_SUBMITTED, Subject(request=request), now,
                              actor_contact_id=actor)
     return request, notices
+
+
+# --- registered by proxies (models/proxy.py) --------------------------------------
+
+
+async def registered_by(session: AsyncSession, proxy_ids: Sequence[int]
+                        ) -> list[HelpRequest]:
+    """The requests these proxies registered, newest first."""
+    if not proxy_ids:
+        return []
+    result = await session.scalars(
+        select(HelpRequest).where(HelpRequest.proxy_id.in_(list(proxy_ids)))
+        .order_by(HelpRequest.id.desc()))
+    return list(result.all())
+
+
+async def open_households(session: AsyncSession, proxy_ids: Sequence[int]) -> int:
+    """How many households these proxies registered are still being helped: what
+    proxy.max_households limits."""
+    if not proxy_ids:
+        return 0
+    return int(await session.scalar(
+        select(func.count()).select_from(HelpRequest)
+        .where(HelpRequest.proxy_id.in_(list(proxy_ids)),
+               HelpRequest.status.in_(OPEN_STATUSES))) or 0)
+
+
+async def news_to_proxy(session: AsyncSession, proxy_id: int, contact_id: int
+                        ) -> list[HelpRequest]:
+    """The open requests the proxy registered whose news comes to them (the contact they
+    registered from): households without a phone of their own, or that have yet to
+    confirm the one the proxy gave."""
+    result = await session.scalars(
+        select(HelpRequest).where(HelpRequest.proxy_id == proxy_id,
+                                  HelpRequest.contact_id == contact_id,
+                                  HelpRequest.status.in_(OPEN_STATUSES))
+        .order_by(HelpRequest.id))
+    return list(result.all())
 
 
 async def request_of(session: AsyncSession, contact_id: int, reference: str

@@ -27,6 +27,7 @@ from gotong.models.delivery import UNDER_WAY, DeliveryStatus
 from gotong.models.digest import note_change
 from gotong.models.outbox import About, Notice, Purpose, enqueue
 from gotong.models.pledge import PledgeStatus
+from gotong.models.proxy import stands_in_for_removed
 from gotong.models.request_status import RequestStatus
 from gotong.models.volunteer import Volunteer, VolunteerArea, VolunteerStatus
 
@@ -45,6 +46,8 @@ class AnnouncedRequest(Protocol):
     def contact_id(self) -> int: ...
     @property
     def village_id(self) -> int: ...
+    @property
+    def proxy_id(self) -> int | None: ...
 
 
 class AnnouncedPledge(Protocol):
@@ -120,6 +123,10 @@ class Event(enum.StrEnum):
     # The operator disabled an aggregator, or enabled it again.
     AGGREGATOR_DISABLED = "aggregator_disabled"
     AGGREGATOR_ENABLED = "aggregator_enabled"
+    # The operator took a proxy out with the invite code that let them in: they hear it,
+    # and staff hear of the households whose news came to them.
+    PROXY_REMOVED = "proxy_removed"
+    PROXY_HOUSEHOLDS_UNFOLLOWED = "proxy_households_unfollowed"
 
 
 @dataclass(frozen=True)
@@ -336,9 +343,15 @@ class Audience:
 
 
 async def household(session: AsyncSession, subject: Subject) -> list[int]:
-    """The person whose request it is (or who the reminder is for)."""
-    if subject.request is not None:
-        return [subject.request.contact_id]
+    """The person whose request it is (or who the reminder is for): nobody when it is the
+    proxy who registered it, standing in for the household, and the operator took them
+    out (staff were told which requests those are)."""
+    request = subject.request
+    if request is not None:
+        if request.proxy_id is not None and await stands_in_for_removed(
+                session, request.proxy_id, request.contact_id):
+            return []
+        return [request.contact_id]
     return [subject.contact_id] if subject.contact_id is not None else []
 
 
@@ -620,6 +633,10 @@ RULES: dict[Event, tuple[Audience, ...]] = {
     # Facts about their organisation, whatever followed.
     Event.AGGREGATOR_DISABLED: (Audience(aggregator_staff, "notice.aggregator_disabled"),),
     Event.AGGREGATOR_ENABLED: (Audience(aggregator_staff, "notice.aggregator_enabled"),),
+    # Facts: a proxy taken out, and the households whose news now reaches nobody.
+    Event.PROXY_REMOVED: (Audience(person, "notice.proxy_removed"),),
+    Event.PROXY_HOUSEHOLDS_UNFOLLOWED: (
+        Audience(aggregator_staff, "notice.proxy_households_unfollowed"),),
 }
 
 # Each rule by the name its rows carry.

@@ -7,13 +7,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String, UniqueConstraint, func, or_, select
+from sqlalchemy import ForeignKey, String, UniqueConstraint, delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from gotong.models.base import Base, utcnow
-from gotong.models.contact import Contact, Role, get_or_create_contact, grant_role
-from gotong.models.help_request import OPEN_STATUSES, HelpRequest
+from gotong.models.contact import Contact, ContactRole, Role, get_or_create_contact, grant_role
 
 # The app on which a household known only by its phone number is written to: a
 # WhatsApp chat's address is the number itself (without the "+").
@@ -39,6 +38,10 @@ class Proxy(Base):
     # The invite code they accepted.
     invite_id: Mapped[int | None] = mapped_column(ForeignKey("invite.id",
                                                              ondelete="SET NULL"), index=True)
+    # When the operator took them out with that code (models/admission.py): they register
+    # no more, and the news of the households they stood in for no longer comes to them.
+    # Kept, not deleted: staff still see who registered a request.
+    removed_at: Mapped[datetime | None]
 
 
 @dataclass(frozen=True)
@@ -58,38 +61,45 @@ async def register_proxy(session: AsyncSession, contact_id: int, new: NewProxy,
         proxy = Proxy(contact_id=contact_id, aggregator_id=new.aggregator_id, joined_at=now)
         session.add(proxy)
     proxy.name, proxy.phone, proxy.invite_id = new.name, new.phone, new.invite_id
+    proxy.removed_at = None
     await session.flush()
     await grant_role(session, contact_id, Role.PROXY, now)
     return proxy
 
 
 async def proxies_of(session: AsyncSession, contact_id: int) -> list[Proxy]:
-    """The person's proxy memberships, oldest first."""
+    """The person's proxy memberships, oldest first (not those taken out)."""
     result = await session.scalars(
-        select(Proxy).where(Proxy.contact_id == contact_id).order_by(Proxy.id))
+        select(Proxy).where(Proxy.contact_id == contact_id, Proxy.removed_at.is_(None))
+        .order_by(Proxy.id))
     return list(result.all())
 
 
-async def registered_by(session: AsyncSession, proxy_ids: Sequence[int]
-                        ) -> list[HelpRequest]:
-    """The requests these proxies registered, newest first."""
-    if not proxy_ids:
-        return []
-    result = await session.scalars(
-        select(HelpRequest).where(HelpRequest.proxy_id.in_(list(proxy_ids)))
-        .order_by(HelpRequest.id.desc()))
-    return list(result.all())
+async def was_removed(session: AsyncSession, contact_id: int) -> bool:
+    """Whether the person was a proxy whom the operator took out."""
+    return await session.scalar(select(Proxy.id).where(
+        Proxy.contact_id == contact_id, Proxy.removed_at.is_not(None)).limit(1)) is not None
 
 
-async def open_households(session: AsyncSession, proxy_ids: Sequence[int]) -> int:
-    """How many households these proxies registered are still being helped: what
-    proxy.max_households limits."""
-    if not proxy_ids:
-        return 0
-    return int(await session.scalar(
-        select(func.count()).select_from(HelpRequest)
-        .where(HelpRequest.proxy_id.in_(list(proxy_ids)),
-               HelpRequest.status.in_(OPEN_STATUSES))) or 0)
+async def remove_proxy(session: AsyncSession, proxy: Proxy, now: datetime) -> None:
+    """Take the proxy out: they register no more, and lose the proxy role once no
+    aggregator has them as a proxy."""
+    proxy.removed_at = now
+    await session.flush()
+    if not await proxies_of(session, proxy.contact_id):
+        await session.execute(delete(ContactRole).where(
+            ContactRole.contact_id == proxy.contact_id, ContactRole.role == Role.PROXY)
+            .execution_options(synchronize_session=False))
+
+
+async def stands_in_for_removed(session: AsyncSession, proxy_id: int, contact_id: int
+                                ) -> bool:
+    """Whether news for this contact about a request of this proxy would go to a proxy
+    taken out, standing in for a household that has no phone of its own (or has yet to
+    confirm it)."""
+    return await session.scalar(select(Proxy.id).where(
+        Proxy.id == proxy_id, Proxy.contact_id == contact_id,
+        Proxy.removed_at.is_not(None))) is not None
 
 
 async def proxy_names(session: AsyncSession, proxy_ids: Sequence[int]) -> dict[int, str]:

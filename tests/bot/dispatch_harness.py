@@ -111,6 +111,21 @@ async def wait_settled(services: Services, within: float = 60.0) -> dict[str, in
             await asyncio.sleep(0.05)
 
 
+async def wait_settled_for(services: Services, contact_id: int, within: float = 20.0
+                           ) -> list[str]:
+    """Wait until none of the contact's rows is pending or being sent (rows of chats on
+    apps no dispatcher of the test sends to may wait on); their statuses in order."""
+    async with asyncio.timeout(within):
+        while True:
+            async with services.sessions() as session:
+                found = list((await session.scalars(
+                    select(OutboxMessage.status).where(OutboxMessage.contact_id == contact_id)
+                    .order_by(OutboxMessage.id))).all())
+            if not any(s in ("pending", "sending") for s in found):
+                return found
+            await asyncio.sleep(0.05)
+
+
 GOTONG = Path(sys.executable).parent / "gotong"
 
 

@@ -29,10 +29,11 @@ RACE_TIMEOUT = 60
 
 
 async def race(services: Services, winner: Chat, win: Move, loser: Chat, lose: Move,
-               writes: str) -> tuple[list[Reply], list[Reply]]:
+               writes: str, verb: str = "UPDATE") -> tuple[list[Reply], list[Reply]]:
     """Play `win` in `winner`'s chat and `lose` in `loser`'s at once; `writes` is the
-    table whose first UPDATE by the loser is where the winner's change lands (on
-    PostgreSQL). Returns the winner's replies and the loser's."""
+    table whose first UPDATE (or other `verb`, "DELETE FROM" say) by the loser is where
+    the winner's change lands (on PostgreSQL). Returns the winner's replies and the
+    loser's."""
     if is_sqlite(services.config.database.url):
         won, lost = await asyncio.wait_for(asyncio.gather(win(winner), lose(loser)),
                                            RACE_TIMEOUT)
@@ -47,7 +48,8 @@ async def race(services: Services, winner: Chat, win: Move, loser: Chat, lose: M
 
     def before_write(connection: Any, cursor: Any, statement: str, *args: Any) -> None:
         nonlocal played
-        if not played and statement.lstrip().upper().startswith(f"UPDATE {writes.upper()} "):
+        if not played and statement.lstrip().upper().startswith(
+                f"{verb} {writes.upper()} "):
             played = True
             checked.set()
             # In the unit of work's own greenlet: the loser waits here, its checks

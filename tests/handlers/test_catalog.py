@@ -34,6 +34,8 @@ MESSAGE_MODULES = (PACKAGE_DIR / "models" / "notifications.py",
                    PACKAGE_DIR / "models" / "support.py",
                    # The notice of a link by phone.
                    PACKAGE_DIR / "models" / "person.py",
+                   # The question to a phone a proxy gave, and the proxy's news of it.
+                   PACKAGE_DIR / "models" / "phone_confirmation.py",
                    # Staff's digest of the households that could not be reached.
                    PACKAGE_DIR / "models" / "failures.py",
                    # The WhatsApp channel's own words (list button, "more", ...).

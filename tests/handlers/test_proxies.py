@@ -12,10 +12,10 @@ from sqlalchemy import select
 from gotong.bot.services import Services, handler_settings
 from gotong.handlers.conversations import Conversations
 from gotong.handlers.messages import Kind
-from gotong.handlers.notices import render_notice
 from gotong.models.contact import Contact, ContactRole
 from gotong.models.help_request import HelpRequest
 from gotong.models.outbox import OutboxMessage
+from gotong.models.phone_confirmation import PhoneConfirmation
 from gotong.models.proxy import Proxy
 from gotong.models.request_status import RequestStatus
 from tests.chat import Chat
@@ -137,50 +137,6 @@ async def test_staff_invite_a_proxy_who_accepts(services: Services) -> None:
         other.last.text
     assert ("invite_proxy", "done") in await audit_log(services)
     assert ("proxy_join", "done") in await audit_log(services)
-
-
-async def test_a_household_with_a_phone_is_told_there_and_can_take_over(
-        services: Services) -> None:
-    _, _, staff = await proxy_world(services)
-    chat = await new_proxy(services, staff)
-    reference = await register(chat, phone="0813 1111 2222")
-    assert "told on its phone" in chat.last.text
-    request = await request_by(services, reference)
-    proxy_contact = await contact_of(services, chat)
-    assert request.status == RequestStatus.SUBMITTED
-    assert request.phone == "+6281311112222"
-    assert request.consent_by == proxy_contact and request.consent_at is not None
-    assert request.consent_at <= request.created_at
-    # Unknown on both apps: a WhatsApp chat at the number, written to through the
-    # outbox (within WhatsApp's rules: it has never written, so as a template).
-    household = await contact(services, request.contact_id)
-    assert (household.channel, household.chat_id) == ("whatsapp", "6281311112222")
-    [receipt] = await outbox(services, "notice.request_submitted", household.id)
-    assert receipt.params["reference"] == reference
-    # The proxy is not the household: their own /status as a household is empty of it,
-    # and the household's is not.
-    assert await outbox(services, "notice.request_submitted", proxy_contact) == []
-
-
-async def test_a_known_phone_is_told_on_its_app_in_its_language(services: Services) -> None:
-    _, _, staff = await proxy_world(services)
-    neighbour = Chat(services.conversations, chat_id="neighbour", language="id")
-    await neighbour.say("/start")
-    neighbour_id = await contact_of(services, neighbour)
-    async with services.sessions() as session, session.begin():
-        known = await session.get(Contact, neighbour_id)
-        assert known is not None
-        known.verified_phone = "+6281344445555"
-    chat = await new_proxy(services, staff)
-    reference = await register(chat, phone="0813 4444 5555")
-    request = await request_by(services, reference)
-    assert request.contact_id == neighbour_id
-    [receipt] = await outbox(services, "notice.request_submitted", neighbour_id)
-    text = render_notice(services.catalog, "id", receipt.message_key or "", receipt.params).text
-    assert reference in text and "Permintaan Anda sudah terdaftar" in text
-    # The household follows its request itself.
-    await neighbour.say("/status")
-    assert reference in neighbour.last.text
 
 
 async def test_without_a_phone_the_proxy_gets_the_news_and_the_code(services: Services
@@ -336,8 +292,12 @@ async def test_a_proxys_data_is_theirs_and_the_households_stay(services: Service
     assert with_phone not in answer and without not in answer, answer
     one, two = await request_by(services, with_phone), await request_by(services, without)
     assert one.status == two.status == RequestStatus.SUBMITTED
-    assert one.phone == "+6281311112222"
-    assert two.phone == "-"  # the proxy's number, which stood in for the household's
+    # The proxy's number stood in for both households' (one has yet to confirm its own,
+    # which stays asked: it is the household's, not the proxy's).
+    assert one.phone == two.phone == "-"
+    async with services.sessions() as session:
+        asked = (await session.scalars(select(PhoneConfirmation))).one()
+    assert (asked.request_id, asked.phone) == (one.id, "+6281311112222")
     async with services.sessions() as session:
         proxy = (await session.scalars(select(Proxy))).one()
     assert (proxy.name, proxy.phone) == ("-", "-")

@@ -95,15 +95,19 @@ def add_admin_parsers(commands: Any) -> None:
                         help="volunteers who join with it need no staff approval")
 
     invites = commands.add_parser("invites", help="who joined with each invite code; "
-                                  "revoke a code and the volunteers it let in")
+                                  "revoke a code and the volunteers and proxies it let in")
     invite_actions = invites.add_subparsers(dest="action", required=True)
     listing = invite_actions.add_parser("list", help="an aggregator's codes and who joined")
     listing.add_argument("--aggregator", type=int, required=True, metavar="ID")
-    revoke = invite_actions.add_parser("revoke", help="a code admits nobody more, and the "
-                                       "volunteers it let in stop (tasks back to staff)")
+    revoke = invite_actions.add_parser(
+        "revoke", help="a code admits nobody more, the volunteers it let in stop (tasks back "
+        "to staff) and the proxies it let in register no more (their households stay; staff "
+        "are told which of them no longer hear their news)")
     revoke.add_argument("id", type=positive, metavar="INVITE_ID")
     revoke.add_argument("--keep-volunteers", action="store_true",
-                        help="only stop the code; those it let in stay")
+                        help="the volunteers it let in stay")
+    revoke.add_argument("--keep-proxies", action="store_true",
+                        help="the proxies it let in stay")
 
     log = commands.add_parser("audit", help="staff actions and refused attempts")
     log.add_argument("--aggregator", type=int, metavar="ID")
@@ -309,13 +313,19 @@ async def _invites(services: Services, args: argparse.Namespace, out: TextIO) ->
     async with services.sessions() as session, session.begin():
         if args.action == "revoke":
             revoked = await revoke_invite(session, args.id, now,
-                                          volunteers=not args.keep_volunteers)
+                                          volunteers=not args.keep_volunteers,
+                                          proxies=not args.keep_proxies)
             if revoked is None:
                 raise OperatorError(f"there is no invite {args.id} (see `gotong invites "
                                     "list --aggregator ID`)")
             names = ", ".join(f"{v.id} {v.name}" for v in revoked.volunteers) or "none"
+            proxies = ", ".join(f"{p.id} {p.name}" for p in revoked.proxies) or "none"
             print(f"invite {args.id} revoked; volunteers stopped: {names}; deliveries back "
-                  f"to staff: {revoked.tasks_returned}", file=out)
+                  f"to staff: {revoked.tasks_returned}; proxies removed: {proxies}",
+                  file=out)
+            if revoked.unfollowed:
+                print(f"requests whose news came to those proxies and now reaches nobody "
+                      f"(staff told): {', '.join(revoked.unfollowed)}", file=out)
             return
         await get_aggregator(session, args.aggregator)
         uses = await invites_of(session, args.aggregator)
@@ -332,6 +342,10 @@ async def _invites(services: Services, args: argparse.Namespace, out: TextIO) ->
         for volunteer in use.volunteers:
             print(f"   volunteer {volunteer.id}: {volunteer.name} ({volunteer.status}), "
                   f"joined {volunteer.created_at:%Y-%m-%d %H:%M}", file=out)
+        for proxy in use.proxies:
+            state = "removed" if proxy.removed_at else "active"
+            print(f"   proxy {proxy.id}: {proxy.name} ({state}), "
+                  f"joined {proxy.joined_at:%Y-%m-%d %H:%M}", file=out)
 
 
 async def _audit(services: Services, args: argparse.Namespace, out: TextIO) -> None:
