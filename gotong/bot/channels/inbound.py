@@ -141,11 +141,8 @@ class InboundQueue:
         self._tasks: set[asyncio.Task[None]] = set()
         # The chats this process is handling now, by their task. An update stored for one
         # of them cannot be claimed before that task ends (the chat's older update waits
-        # in it): storing it does not wake the worker, the task's end does (`_behind`).
+        # in it): storing it does not wake the worker, the task's end does.
         self._holding: dict[asyncio.Task[None], tuple[str, str]] = {}
-        self._behind: set[tuple[str, str]] = set()
-        # Whether the last claim took as many chats as there was room for (more may wait).
-        self._room_was_full = False
         # Chats whose last answer this process sent itself, until when that counts as
         # settled (the dispatcher writes it down meanwhile).
         self._answered: dict[str, float] = {}
@@ -198,9 +195,7 @@ class InboundQueue:
             self._arrived[(channel, external_id)] = time.monotonic()
             while len(self._arrived) > ARRIVALS_KEPT:
                 del self._arrived[next(iter(self._arrived))]
-            if (channel, chat_id) in self._holding.values():
-                self._behind.add((channel, chat_id))
-            else:
+            if (channel, chat_id) not in self._holding.values():
                 self._wake.set()
         return stored
 
@@ -291,8 +286,7 @@ class InboundQueue:
             self._tasks.add(task)
             self._holding[task] = (chat[0].channel, chat[0].chat_id)
             task.add_done_callback(self._done)
-        self._room_was_full = len(claimed) == room
-        if self._room_was_full or self._wake.is_set():
+        if len(claimed) == room or self._wake.is_set():
             return 0.0
         poll = self._settings.poll.total_seconds()
         if time.monotonic() - self._answered_at < SETTLING_SECONDS:
@@ -300,7 +294,7 @@ class InboundQueue:
             # dispatcher, in a batch a few times a second), then its next update is due.
             poll = min(poll, SETTLED_AGAIN_SECONDS)
         if self._tasks:
-            # Busy: a finishing chat wakes the loop when it has another update (`_done`).
+            # Busy: a finishing update wakes the loop (its chat may have another).
             return poll
         async with self._engine.connect() as connection:
             turn = await next_turn_at(connection, self.channels)
@@ -317,17 +311,11 @@ class InboundQueue:
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
-        chat = self._holding.pop(task, None)
+        self._holding.pop(task, None)
         self._answered_at = time.monotonic()
-        # Claimed again at once when the chat has an update stored here meanwhile, or the
-        # last claim may have left chats for want of room; anything else (another
-        # process's updates, a retry coming due, an answer being settled) is found by
-        # looking again within the poll.
-        behind = chat in self._behind
-        if chat is not None:
-            self._behind.discard(chat)
-        if behind or self._room_was_full or not self._tasks:
-            self._wake.set()
+        # Its chat may have another update (stored here meanwhile, or by another process),
+        # and there is room for one more chat.
+        self._wake.set()
 
     async def _handle_chat(self, updates: list[QueuedUpdate]) -> None:
         """A chat's claimed updates, one after another, as long as each goes well."""
