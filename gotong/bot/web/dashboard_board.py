@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 
 from gotong.bot.web.dashboard_common import PAGE_ROWS, not_found, page, redirect
 from gotong.bot.web.pages import SERVICES
-from gotong.bot.web.signin import PREFIX, PageError, Work, staff_work
+from gotong.bot.web.signin import PREFIX, PageError, Work, staff_reading, staff_work
 from gotong.handlers.review import needs_review
 from gotong.handlers.staff_actions import (
     RESOLUTIONS,
@@ -55,7 +55,7 @@ async def _rows(work: Work, deliveries: list[Delivery]) -> list[dict[str, Any]]:
 
 
 async def deliveries_page(request: web.Request) -> web.Response:
-    async with staff_work(request) as work:
+    async with staff_reading(request) as work:
         columns = []
         for status in DeliveryStatus:
             deliveries = list((await work.session.scalars(
@@ -108,7 +108,7 @@ async def _review_choices(work: Work, delivery: Delivery) -> dict[str, Any]:
 
 
 async def reviews_page(request: web.Request) -> web.Response:
-    async with staff_work(request) as work:
+    async with staff_reading(request) as work:
         ids = work.staff.aggregator_ids
         waiting = list((await work.session.scalars(
             select(Delivery).where(Delivery.aggregator_id.in_(ids),
@@ -169,7 +169,7 @@ async def assign_action(request: web.Request) -> web.Response:
 
 
 async def stats_page(request: web.Request) -> web.Response:
-    async with staff_work(request) as work:
+    async with staff_reading(request) as work:
         config = work.config
         today = work.actor.now.astimezone(ZoneInfo(config.i18n.timezone)).date()
         villages = sorted(work.staff.villages)
@@ -196,8 +196,9 @@ async def export(request: web.Request) -> web.StreamResponse:
             raise not_found(work, f"export_{kind}")
         work.actor.audit(f"export_{kind}", "done", aggregator_id)
     services = request.app[SERVICES]
-    # Sent as it is read: the first bytes at once, and memory flat whatever the size.
-    async with contextlib.aclosing(export_chunks(services.sessions, services.areas, kind,
+    # Sent as it is read: the first bytes at once, and memory flat whatever the size; read
+    # on the read connections, beside the chat's writer, once the audit is committed.
+    async with contextlib.aclosing(export_chunks(services.reads, services.areas, kind,
                                                  aggregator_id)) as chunks:
         response = web.StreamResponse(
             headers={"Content-Disposition": f'attachment; filename="{kind}.csv"'})
