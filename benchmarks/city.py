@@ -14,16 +14,24 @@ quarter of them in the kelurahan of one aggregator (Jakarta Timur). At each size
             the same rows; p50 and p95 over 5
     export  the aggregator's requests.csv, as the dashboard and `gotong export` make it
             (models/export.py): ms to the header and to the first rows, rows a second
+    webhook what a chat app's webhook does before it answers (its update stored in the
+            inbound queue, in a unit of work on the writer), p50 and p95 over
+            --webhooks, alone and then while that export runs again and again beside it
 
 Each prints ``name p95_1m_ms=... ratio=<big/10k>`` (figures at the big size, ratio against
-the small one); a ratio near 1 means the cost does not grow with the queue::
+the small one); a ratio near 1 means the cost does not grow with the queue, and
+``webhook_export_vs_alone`` compares a webhook during the export with one alone::
 
-    .venv/bin/python benchmarks/city.py [--rows N] [--claims C] [--database URL]
+    .venv/bin/python benchmarks/city.py [--rows N] [--claims C] [--webhooks W]
+                                        [--database URL]
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
+import itertools
 import statistics
 import sys
 import time
@@ -40,6 +48,7 @@ from gotong.bot.services import Services, open_services
 from gotong.models.area import AreaLevel
 from gotong.models.db import refresh_statistics
 from gotong.models.export import export_chunks
+from gotong.models.inbound import ToStore, store_batch
 from gotong.models.sending import claim, prune
 
 SMALL = 10_000
@@ -49,6 +58,8 @@ KOTA, OTHER_KOTA = "Jakarta Timur", "Jakarta Selatan"
 SETTLED = 1_000
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 KEEP = timedelta(days=30)
+# Seconds between two timed webhooks.
+WEBHOOK_GAP = 0.01
 
 
 def _numbers(dialect: str, start: int, stop: int) -> str:
@@ -146,7 +157,8 @@ async def timed_runs(runs: int, one: Callable[[], Awaitable[None]],
     return percentiles(samples)
 
 
-async def measure(services: Services, claims: int) -> dict[str, tuple[float, float]]:
+async def measure(services: Services, claims: int, webhooks: int
+                  ) -> dict[str, tuple[float, float]]:
     engine = services.engine
 
     async def one_claim() -> None:
@@ -165,7 +177,47 @@ async def measure(services: Services, claims: int) -> dict[str, tuple[float, flo
 
     return {"claim": await timed_runs(claims, one_claim),
             "prune": await timed_runs(5, one_prune, lambda: add_settled(engine)),
-            **await measure_export(services)}
+            **await measure_export(services),
+            **await measure_webhooks(services, webhooks)}
+
+
+async def measure_webhooks(services: Services, runs: int) -> dict[str, tuple[float, float]]:
+    """p50 and p95 of storing a webhook's update, alone and with the aggregator's export
+    running beside it (started again whenever it ends, until the last webhook)."""
+    numbers = itertools.count()
+
+    async def one_webhook() -> None:
+        update = ToStore("telegram", f"bench-{next(numbers)}", "1", {"update_id": 1})
+        async with services.engine.begin() as connection:
+            await store_batch(connection, [update], NOW)
+
+    async def gap() -> None:
+        # Webhooks arrive apart, not back to back: each finds the export somewhere else.
+        await asyncio.sleep(WEBHOOK_GAP)
+
+    alone = await timed_runs(runs, one_webhook, gap)
+    stop = asyncio.Event()
+    exports = 0
+
+    async def export_again() -> None:
+        nonlocal exports
+        while not stop.is_set():
+            async with contextlib.aclosing(export_chunks(services.reads, services.areas,
+                                                         "requests", 1)) as chunks:
+                async for _ in chunks:
+                    if stop.is_set():
+                        return
+            exports += 1
+
+    beside = asyncio.create_task(export_again())
+    try:
+        # Its first rows out: the webhooks meet the export in full flow.
+        await asyncio.sleep(WEBHOOK_GAP)
+        during = await timed_runs(runs, one_webhook, gap)
+    finally:
+        stop.set()
+        await beside
+    return {"webhook": alone, "webhook_during_export": during}
 
 
 async def measure_export(services: Services) -> dict[str, tuple[float, float]]:
@@ -174,7 +226,7 @@ async def measure_export(services: Services) -> dict[str, tuple[float, float]]:
     started = time.perf_counter()
     marks: list[float] = []
     rows = 0
-    async for chunk in export_chunks(services.sessions, services.areas, "requests", 1):
+    async for chunk in export_chunks(services.reads, services.areas, "requests", 1):
         if len(marks) < 2:
             marks.append((time.perf_counter() - started) * 1000)
         rows += chunk.count("\n")
@@ -185,7 +237,7 @@ async def measure_export(services: Services) -> dict[str, tuple[float, float]]:
             "export_rows": (rows - 1, rows - 1)}
 
 
-async def benchmark(rows: int, claims: int, url: str | None) -> list[str]:
+async def benchmark(rows: int, claims: int, webhooks: int, url: str | None) -> list[str]:
     lines = []
     async with scratch_database(url) as database:
         print(database.header, flush=True)
@@ -208,16 +260,20 @@ async def benchmark(rows: int, claims: int, url: str | None) -> list[str]:
                 await refresh_statistics(services.engine)
                 print(f"filled {size} rows in {time.perf_counter() - started:.1f} s",
                       flush=True)
-                results[size] = await measure(services, claims)
+                results[size] = await measure(services, claims, webhooks)
                 for name, (p50, p95) in results[size].items():
                     print(f"  n={size} {name} p50={p50:.1f} p95={p95:.1f}", flush=True)
         finally:
             await services.close()
     small, big = results[SMALL], results[rows]
     label = "1m" if rows == 1_000_000 else f"{rows}"
-    for name in ("claim", "prune"):
+    for name in ("claim", "prune", "webhook", "webhook_during_export"):
         lines.append(f"{name} p50_{label}_ms={big[name][0]:.1f} p95_{label}_ms="
                      f"{big[name][1]:.1f} ratio={big[name][1] / small[name][1]:.2f}")
+    # A webhook during an export against one alone, at the big size: near 1 when the
+    # export never holds the writer.
+    lines.append(f"webhook_export_vs_alone p95_{label}_ms={big['webhook_during_export'][1]:.1f}"
+                 f" ratio={big['webhook_during_export'][1] / big['webhook'][1]:.2f}")
     export = {name: big[f"export_{name}"][0] for name in ("first_byte", "first_rows",
                                                           "rows_per_s")}
     lines.append(f"export first_byte_ms={export['first_byte']:.1f} "
@@ -232,6 +288,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=1_000_000,
                         help="pending rows of the big queue (default 1,000,000)")
     parser.add_argument("--claims", type=int, default=50, help="claims timed at each size")
+    parser.add_argument("--webhooks", type=int, default=100,
+                        help="webhooks timed at each size, alone and during an export")
     add_database_argument(parser)
     args = parser.parse_args(argv)
     if args.rows <= SMALL:
@@ -242,7 +300,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(line)
         return 0
 
-    return run_benchmark(benchmark(args.rows, args.claims, args.database), show)
+    return run_benchmark(benchmark(args.rows, args.claims, args.webhooks, args.database),
+                         show)
 
 
 if __name__ == "__main__":
