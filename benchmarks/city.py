@@ -38,6 +38,8 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
+import aiohttp
+from aiohttp.test_utils import TestServer
 from allocation import bench_config
 from scratch_database import add_database_argument, scratch_database
 from sidebyside import BenchmarkFailure, run_benchmark
@@ -45,8 +47,12 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gotong.bot.services import Services, open_services
+from gotong.bot.web.app import create_web_app
+from gotong.bot.web.public import PUBLIC_FIGURES
 from gotong.models.area import AreaLevel
+from gotong.models.dashboard import start_session
 from gotong.models.db import refresh_statistics
+from gotong.models.delivery import DeliveryStatus
 from gotong.models.export import export_chunks
 from gotong.models.inbound import ToStore, store_batch
 from gotong.models.sending import claim, prune
@@ -56,6 +62,14 @@ CLAIM_BATCH = 30
 # The aggregator whose requests are exported, and the kota whose requests lie beside them.
 KOTA, OTHER_KOTA = "Jakarta Timur", "Jakarta Selatan"
 SETTLED = 1_000
+# The aggregator's staff member who signs in to the dashboard (above any bulk contact).
+STAFF = 200_000_000
+# The pages timed, signed in as that staff member; the public page with its figures
+# computed afresh for each view.
+PAGES = {"queue": "/dashboard", "deliveries": "/dashboard/deliveries",
+         "reviews": "/dashboard/reviews", "stats": "/dashboard/stats", "public": "/public",
+         "public_kota": "/public?area={kota}"}
+PAGE_RUNS = 10
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 KEEP = timedelta(days=30)
 # Seconds between two timed webhooks.
@@ -70,6 +84,32 @@ def _numbers(dialect: str, start: int, stop: int) -> str:
             f"WHERE n < {stop}) SELECT n FROM s")
 
 
+def _recent(dialect: str, n: str) -> str:
+    """A time in the last 60 days (row n's day is n % 60 days ago, at n % 1440 minutes
+    past midnight UTC): half of the rows fall within the pages' 30-day charts."""
+    today = datetime.now(UTC).strftime("%Y-%m-%d")
+    if dialect == "postgresql":
+        return (f"(TIMESTAMPTZ '{today} 00:00:00+00' - ({n} % 60) * INTERVAL '1 day' "
+                f"+ ({n} % 1440) * INTERVAL '1 minute')")
+    return (f"datetime('{today}', '-' || ({n} % 60) || ' days', '+' || ({n} % 1440) "
+            f"|| ' minutes')")
+
+
+def _request_status(n: str) -> str:
+    """Most requests wait (submitted or verified); some are on their way, done or closed."""
+    return (f"CASE {n} % 10 WHEN 0 THEN 'allocated' WHEN 1 THEN 'delivered' "
+            f"WHEN 2 THEN 'rejected' WHEN 3 THEN 'verified' WHEN 4 THEN 'verified' "
+            f"ELSE 'submitted' END")
+
+
+def _delivery_status(n: str) -> str:
+    """Every status in turn, delivered four times as often as each other."""
+    statuses = [status.value for status in DeliveryStatus]
+    statuses += [DeliveryStatus.DELIVERED] * 3
+    whens = " ".join(f"WHEN {k} THEN '{status}'" for k, status in enumerate(statuses))
+    return f"CASE ({n} / 5) % {len(statuses)} {whens} END"
+
+
 async def fill(engine: AsyncEngine, start: int, stop: int, villages: Sequence[int]) -> None:
     """Contacts start..stop, each with a pending broadcast row and a request for aid from
     a kelurahan of `villages`, in turn."""
@@ -77,7 +117,8 @@ async def fill(engine: AsyncEngine, start: int, stop: int, villages: Sequence[in
     numbers = _numbers(dialect, start, stop)
     created = "'2025-03-01 11:00:00'" if dialect == "sqlite" \
         else "TIMESTAMPTZ '2025-03-01 11:00:00+00'"
-    false = "0" if dialect == "sqlite" else "false"
+    false, true = ("0", "1") if dialect == "sqlite" else ("false", "true")
+    asked = _recent(dialect, "n")
     async with engine.begin() as conn:
         await conn.execute(text(
             f"INSERT INTO contact (id, channel, chat_id, language, created_at) "
@@ -94,12 +135,24 @@ async def fill(engine: AsyncEngine, start: int, stop: int, villages: Sequence[in
             f"village_id, street, rt, rw, household_size, vulnerabilities, needs, "
             f"identity_key, duplicate_reasons, served_before, queue_rank, failed_deliveries, "
             f"created_at, updated_at) "
-            f"SELECT 'GT-' || CAST(n AS TEXT), n, 'waiting', '', '', place.village, '', '', "
-            f"'', 4, '[]', '[\"food\"]', CAST(n AS TEXT), '[]', {false}, 0, 0, {created}, "
-            f"{created} FROM ({numbers}) AS s JOIN place ON place.k = n % {len(villages)}"))
+            f"SELECT 'GT-' || CAST(n AS TEXT), n, {_request_status('n')}, '', '', "
+            f"place.village, '', '', '', 4, '[]', '[\"food\"]', CAST(n AS TEXT), '[]', "
+            f"{false}, 0, 0, {asked}, {asked} "
+            f"FROM ({numbers}) AS s JOIN place ON place.k = n % {len(villages)}"))
+        # A delivery for every fifth request: the aggregator's (its own kelurahan come
+        # first of every four) and, for the others, the other kota's aggregator's.
+        await conn.execute(text(
+            f"INSERT INTO delivery (request_id, aggregator_id, category, quantity, status, "
+            f"wrong_codes, locked, disputed, delivered_at, rating, created_at, updated_at) "
+            f"SELECT n, CASE WHEN n % 4 = 0 THEN 1 ELSE 2 END, 'food_package', 1, "
+            f"{_delivery_status('n')}, 0, {false}, "
+            f"CASE WHEN n % 97 = 0 THEN {true} ELSE {false} END, "
+            f"CASE WHEN {_delivery_status('n')} = 'delivered' THEN {asked} END, "
+            f"CASE WHEN {_delivery_status('n')} = 'delivered' AND n % 3 = 0 THEN 4 + n % 2 "
+            f"END, {asked}, {asked} FROM ({numbers}) AS s WHERE n % 5 = 0"))
 
 
-async def seed(engine: AsyncEngine, regency: int) -> None:
+async def seed(engine: AsyncEngine, regency: int, other: int) -> None:
     """The broadcast, the aggregator of one kota whose export is measured, and the settled
     rows to prune."""
     async with engine.begin() as conn:
@@ -110,8 +163,17 @@ async def seed(engine: AsyncEngine, regency: int) -> None:
             "INSERT INTO aggregator (id, name, posko_address, posko_hours, created_at) "
             "VALUES (1, 'Posko', 'Jl. Raya 1', '', CURRENT_TIMESTAMP)"))
         await conn.execute(text(
-            "INSERT INTO aggregator_area (aggregator_id, area_id) VALUES (1, :regency)"),
-            {"regency": regency})
+            "INSERT INTO aggregator (id, name, posko_address, posko_hours, created_at) "
+            "VALUES (2, 'Posko lain', 'Jl. Raya 2', '', CURRENT_TIMESTAMP)"))
+        await conn.execute(text(
+            "INSERT INTO aggregator_area (aggregator_id, area_id) VALUES (1, :regency), "
+            "(2, :other)"), {"regency": regency, "other": other})
+        await conn.execute(text(
+            "INSERT INTO contact (id, channel, chat_id, language, created_at) "
+            f"VALUES ({STAFF}, 'telegram', 'staff', 'en', CURRENT_TIMESTAMP)"))
+        await conn.execute(text(
+            "INSERT INTO staff_member (contact_id, aggregator_id, joined_at) "
+            f"VALUES ({STAFF}, 1, CURRENT_TIMESTAMP)"))
     await add_settled(engine)
 
 
@@ -157,7 +219,7 @@ async def timed_runs(runs: int, one: Callable[[], Awaitable[None]],
     return percentiles(samples)
 
 
-async def measure(services: Services, claims: int, webhooks: int
+async def measure(services: Services, claims: int, webhooks: int, kota: int
                   ) -> dict[str, tuple[float, float]]:
     engine = services.engine
 
@@ -178,7 +240,38 @@ async def measure(services: Services, claims: int, webhooks: int
     return {"claim": await timed_runs(claims, one_claim),
             "prune": await timed_runs(5, one_prune, lambda: add_settled(engine)),
             **await measure_export(services),
-            **await measure_webhooks(services, webhooks)}
+            **await measure_webhooks(services, webhooks),
+            **await measure_pages(services, kota)}
+
+
+async def measure_pages(services: Services, kota: int) -> dict[str, tuple[float, float]]:
+    """p50 and p95 of each page in PAGES over HTTP, as the aggregator's staff member,
+    after a first view of each (cold caches are the first view's)."""
+    app = create_web_app(services=services)
+    # Every view of the public page computes its figures: the cost of an uncached view.
+    app[PUBLIC_FIGURES].seconds = 0
+    server = TestServer(app)
+    await server.start_server()
+    async with services.sessions() as session, session.begin():
+        token = await start_session(session, STAFF, datetime.now(UTC), timedelta(hours=1))
+    headers = {"Cookie": f"gotong_session={token}", "Accept-Language": "en"}
+    results = {}
+    try:
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as client:
+            for name, path in PAGES.items():
+                url = str(server.make_url(path.format(kota=kota)))
+
+                async def view(url: str = url) -> None:
+                    async with client.get(url, headers=headers,
+                                          allow_redirects=False) as response:
+                        await response.read()
+                        if response.status != 200:
+                            raise BenchmarkFailure(f"{url}: {response.status}")
+
+                results[f"page_{name}"] = await timed_runs(PAGE_RUNS, view)
+    finally:
+        await server.close()
+    return results
 
 
 async def measure_webhooks(services: Services, runs: int) -> dict[str, tuple[float, float]]:
@@ -250,7 +343,7 @@ async def benchmark(rows: int, claims: int, webhooks: int, url: str | None) -> l
             elsewhere = sorted(services.areas.villages_under([other.id]))
             villages = [village for pair in zip(own, elsewhere, elsewhere, elsewhere,
                                                 strict=False) for village in pair]
-            await seed(services.engine, regency.id)
+            await seed(services.engine, regency.id, other.id)
             results = {}
             done = 0
             for size in (SMALL, rows):
@@ -260,14 +353,15 @@ async def benchmark(rows: int, claims: int, webhooks: int, url: str | None) -> l
                 await refresh_statistics(services.engine)
                 print(f"filled {size} rows in {time.perf_counter() - started:.1f} s",
                       flush=True)
-                results[size] = await measure(services, claims, webhooks)
+                results[size] = await measure(services, claims, webhooks, regency.id)
                 for name, (p50, p95) in results[size].items():
                     print(f"  n={size} {name} p50={p50:.1f} p95={p95:.1f}", flush=True)
         finally:
             await services.close()
     small, big = results[SMALL], results[rows]
     label = "1m" if rows == 1_000_000 else f"{rows}"
-    for name in ("claim", "prune", "webhook", "webhook_during_export"):
+    for name in ("claim", "prune", "webhook", "webhook_during_export",
+                 *(f"page_{page}" for page in PAGES)):
         lines.append(f"{name} p50_{label}_ms={big[name][0]:.1f} p95_{label}_ms="
                      f"{big[name][1]:.1f} ratio={big[name][1] / small[name][1]:.2f}")
     # A webhook during an export against one alone, at the big size: near 1 when the
