@@ -107,18 +107,33 @@ async def queue_broadcast(sessions: async_sessionmaker[AsyncSession], text: str,
         broadcast = Broadcast(text=text, audience=audience.described, created_at=now)
         session.add(broadcast)
         await session.flush()
-        last = await session.scalar(select(func.max(Contact.id))) or 0
+        first = await _next_key(session, 0)
     queued = 0
-    for first in range(1, last + 1, batch):
+    while first is not None:
+        stop = first + batch
         async with sessions() as session, session.begin():
             queued += await _queue_batch(session, broadcast.id, audience, now,
-                                         (first, first + batch))
+                                         (first, stop))
             await session.execute(update(Broadcast).where(Broadcast.id == broadcast.id)
                                   .values(recipients=queued))
+            # Ids need not be dense (contacts made in bulk, imported): a range with
+            # nobody in it is skipped, not walked.
+            first = await _next_key(session, stop)
         if progress is not None:
             progress(queued)
     broadcast.recipients = queued
     return broadcast
+
+
+async def _next_key(session: AsyncSession, at_least: int) -> int | None:
+    """The smallest person key from `at_least` on: two lookups, on the key and on the
+    person_id (a person's first contact may be gone while the others keep its id)."""
+    lone = await session.scalar(select(func.min(Contact.id)).where(
+        Contact.person_id.is_(None), Contact.id >= at_least))
+    linked = await session.scalar(select(func.min(Contact.person_id)).where(
+        Contact.person_id >= at_least))
+    keys = [key for key in (lone, linked) if key is not None]
+    return min(keys) if keys else None
 
 
 async def _queue_batch(session: AsyncSession, broadcast_id: int, audience: Audience,
