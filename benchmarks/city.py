@@ -137,11 +137,11 @@ async def fill(engine: AsyncEngine, start: int, stop: int, villages: Sequence[in
         places = ", ".join(f"({k}, {village})" for k, village in enumerate(villages))
         await conn.execute(text(
             f"WITH place(k, village) AS (VALUES {places}) "
-            f"INSERT INTO help_request (reference, contact_id, status, head_name, phone, "
+            f"INSERT INTO help_request (id, reference, contact_id, status, head_name, phone, "
             f"village_id, street, rt, rw, household_size, vulnerabilities, needs, "
             f"identity_key, duplicate_reasons, served_before, queue_rank, failed_deliveries, "
             f"created_at, updated_at) "
-            f"SELECT 'GT-' || CAST(n AS TEXT), n, {_request_status('n')}, '', '', "
+            f"SELECT n, 'GT-' || CAST(n AS TEXT), n, {_request_status('n')}, '', '', "
             f"place.village, '', '', '', 4, '[]', '[\"food\"]', CAST(n AS TEXT), '[]', "
             f"{false}, 0, 0, {asked}, {asked} "
             f"FROM ({numbers}) AS s JOIN place ON place.k = n % {len(villages)}"))
@@ -171,6 +171,11 @@ async def seed(engine: AsyncEngine, regency: int, other: int) -> None:
         await conn.execute(text(
             "INSERT INTO aggregator (id, name, posko_address, posko_hours, created_at) "
             "VALUES (2, 'Posko lain', 'Jl. Raya 2', '', CURRENT_TIMESTAMP)"))
+        if engine.dialect.name == "postgresql":
+            # Rows given their ids leave the sequences behind: the broadcast timed later
+            # takes the next id.
+            await conn.execute(text(
+                "SELECT setval(pg_get_serial_sequence('broadcast', 'id'), 1)"))
         await conn.execute(text(
             "INSERT INTO aggregator_area (aggregator_id, area_id) VALUES (1, :regency), "
             "(2, :other)"), {"regency": regency, "other": other})
