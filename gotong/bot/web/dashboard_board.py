@@ -32,7 +32,7 @@ from gotong.models.delivery import Delivery, DeliveryStatus
 from gotong.models.export import KINDS, export_chunks
 from gotong.models.help_request import HelpRequest
 from gotong.models.stats import area_figures, daily_counts
-from gotong.models.tasks import MAX_WRONG_CODES, volunteers_for
+from gotong.models.tasks import MAX_WRONG_CODES, Volunteers
 from gotong.models.volunteer import Volunteer
 
 # Days the statistics chart shows.
@@ -84,9 +84,10 @@ async def delivery_page(request: web.Request) -> web.Response:
                      "attempts": MAX_WRONG_CODES})
 
 
-async def _review_choices(work: Work, delivery: Delivery) -> dict[str, Any]:
+async def _review_choices(work: Work, delivery: Delivery,
+                          candidates: Volunteers | None = None) -> dict[str, Any]:
     """What /review offers for this delivery: the resolutions, and volunteers to give it
-    to when it can be reassigned."""
+    to when it can be reassigned (from `candidates`, when a page offers them for many)."""
     if delivery.disputed:
         kind, actions = "disputed", [("yes", "review.was_delivered"),
                                      ("nd", "review.not_delivered")]
@@ -100,8 +101,8 @@ async def _review_choices(work: Work, delivery: Delivery) -> dict[str, Any]:
     if kind in ("locked", "failed"):
         request = await work.session.get(HelpRequest, delivery.request_id)
         assert request is not None
-        volunteers = [v for v in await volunteers_for(work.session, work.actor.areas,
-                                                      delivery, request.village_id)
+        candidates = candidates or Volunteers(work.session, work.actor.areas)
+        volunteers = [v for v in await candidates.for_delivery(delivery, request.village_id)
                       if v.id != delivery.volunteer_id]
     return {"kind": kind, "actions": actions,
             "volunteers": [{"id": v.id, "name": v.first_name} for v in volunteers]}
@@ -114,7 +115,8 @@ async def reviews_page(request: web.Request) -> web.Response:
             select(Delivery).where(Delivery.aggregator_id.in_(ids),
                                    needs_review())  # type: ignore[arg-type]
             .order_by(Delivery.updated_at, Delivery.id).limit(PAGE_ROWS))).all())
-        rows = [{**row, **await _review_choices(work, row["delivery"])}
+        candidates = Volunteers(work.session, work.actor.areas)
+        rows = [{**row, **await _review_choices(work, row["delivery"], candidates)}
                 for row in await _rows(work, waiting)]
         rated = Delivery.rating.is_not(None)
         count, average = (await work.session.execute(
