@@ -1,11 +1,13 @@
-"""City scale: what the dispatcher's claim and prune cost with a broadcast to a city queued.
+"""City scale: what the dispatcher, exports, webhooks, the dashboard's pages, the public
+page and a broadcast cost in a city of 10,000 households and in one of a million.
 
 The outbox of a fresh, migrated database (scratch_database.py: an SQLite file, or a new
 PostgreSQL database with ``--database URL``) is filled with one pending broadcast row per
 contact, first 10,000 and then ``--rows`` (1,000,000 by default), written in bulk by the
 database itself (a recursive CTE on SQLite, generate_series on PostgreSQL). Beside them lie
-1,000 settled rows older than the outbox keeps, and each contact has asked for aid, a
-quarter of them in the kelurahan of one aggregator (Jakarta Timur). At each size:
+1,000 settled rows older than the outbox keeps, and each contact has asked for aid in the
+last 60 days, a quarter of them in the kelurahan of one aggregator (Jakarta Timur), whose
+staff member signs in; every fifth request has a delivery, in every status. At each size:
 
     claim   one dispatcher claim of a batch (models/sending.claim), rolled back after each
             so that every claim finds the same queue; p50 and p95 over --claims claims
@@ -14,22 +16,40 @@ quarter of them in the kelurahan of one aggregator (Jakarta Timur). At each size
             the same rows; p50 and p95 over 5
     export  the aggregator's requests.csv, as the dashboard and `gotong export` make it
             (models/export.py): ms to the header and to the first rows, rows a second
+    webhook what a chat app's webhook does before it answers (its update stored in the
+            inbound queue, in a unit of work on the writer), p50 and p95 over
+            --webhooks, alone, while that export runs again and again beside it, and
+            while the public page's figures are computed again and again beside it
+    pages   the dashboard's pages (queue, deliveries, reviews, statistics) as the
+            aggregator's staff member and the public page (the city, the kota) with its
+            figures computed for each view, over HTTP; p50 and p95 over 10 views
+    broadcast  a broadcast to every contact: the count, then the rows queued in batches,
+            with webhooks stored beside it all along (p50 and p95 of those)
 
 Each prints ``name p95_1m_ms=... ratio=<big/10k>`` (figures at the big size, ratio against
-the small one); a ratio near 1 means the cost does not grow with the queue::
+the small one); a ratio near 1 means the cost does not grow with the city, and
+``webhook_export_vs_alone`` compares a webhook during the export with one alone. Then the
+budgets of each figure at the big size that were not kept, and last ``city: N/M within
+budget``::
 
-    .venv/bin/python benchmarks/city.py [--rows N] [--claims C] [--database URL]
+    .venv/bin/python benchmarks/city.py [--rows N] [--claims C] [--webhooks W]
+                                        [--database URL]
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
+import itertools
 import statistics
 import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
+import aiohttp
+from aiohttp.test_utils import TestServer
 from allocation import bench_config
 from scratch_database import add_database_argument, scratch_database
 from sidebyside import BenchmarkFailure, run_benchmark
@@ -37,9 +57,15 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gotong.bot.services import Services, open_services
+from gotong.bot.web.app import create_web_app
+from gotong.bot.web.public import PUBLIC_FIGURES, compute_snapshot
 from gotong.models.area import AreaLevel
+from gotong.models.broadcast import Audience, count_recipients, queue_broadcast
+from gotong.models.dashboard import start_session
 from gotong.models.db import refresh_statistics
+from gotong.models.delivery import DeliveryStatus
 from gotong.models.export import export_chunks
+from gotong.models.inbound import ToStore, store_batch
 from gotong.models.sending import claim, prune
 
 SMALL = 10_000
@@ -47,8 +73,18 @@ CLAIM_BATCH = 30
 # The aggregator whose requests are exported, and the kota whose requests lie beside them.
 KOTA, OTHER_KOTA = "Jakarta Timur", "Jakarta Selatan"
 SETTLED = 1_000
+# The aggregator's staff member who signs in to the dashboard (above any bulk contact).
+STAFF = 200_000_000
+# The pages timed, signed in as that staff member; the public page with its figures
+# computed afresh for each view.
+PAGES = {"queue": "/dashboard", "deliveries": "/dashboard/deliveries",
+         "reviews": "/dashboard/reviews", "stats": "/dashboard/stats", "public": "/public",
+         "public_kota": "/public?area={kota}"}
+PAGE_RUNS = 10
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 KEEP = timedelta(days=30)
+# Seconds between two timed webhooks.
+WEBHOOK_GAP = 0.01
 
 
 def _numbers(dialect: str, start: int, stop: int) -> str:
@@ -59,6 +95,32 @@ def _numbers(dialect: str, start: int, stop: int) -> str:
             f"WHERE n < {stop}) SELECT n FROM s")
 
 
+def _recent(dialect: str, n: str) -> str:
+    """A time in the last 60 days (row n's day is n % 60 days ago, at n % 1440 minutes
+    past midnight UTC): half of the rows fall within the pages' 30-day charts."""
+    today = datetime.now(UTC).strftime("%Y-%m-%d")
+    if dialect == "postgresql":
+        return (f"(TIMESTAMPTZ '{today} 00:00:00+00' - ({n} % 60) * INTERVAL '1 day' "
+                f"+ ({n} % 1440) * INTERVAL '1 minute')")
+    return (f"datetime('{today}', '-' || ({n} % 60) || ' days', '+' || ({n} % 1440) "
+            f"|| ' minutes')")
+
+
+def _request_status(n: str) -> str:
+    """Most requests wait (submitted or verified); some are on their way, done or closed."""
+    return (f"CASE {n} % 10 WHEN 0 THEN 'allocated' WHEN 1 THEN 'delivered' "
+            f"WHEN 2 THEN 'rejected' WHEN 3 THEN 'verified' WHEN 4 THEN 'verified' "
+            f"ELSE 'submitted' END")
+
+
+def _delivery_status(n: str) -> str:
+    """Every status in turn, delivered four times as often as each other."""
+    statuses = [status.value for status in DeliveryStatus]
+    statuses += [DeliveryStatus.DELIVERED] * 3
+    whens = " ".join(f"WHEN {k} THEN '{status}'" for k, status in enumerate(statuses))
+    return f"CASE ({n} / 5) % {len(statuses)} {whens} END"
+
+
 async def fill(engine: AsyncEngine, start: int, stop: int, villages: Sequence[int]) -> None:
     """Contacts start..stop, each with a pending broadcast row and a request for aid from
     a kelurahan of `villages`, in turn."""
@@ -66,7 +128,8 @@ async def fill(engine: AsyncEngine, start: int, stop: int, villages: Sequence[in
     numbers = _numbers(dialect, start, stop)
     created = "'2025-03-01 11:00:00'" if dialect == "sqlite" \
         else "TIMESTAMPTZ '2025-03-01 11:00:00+00'"
-    false = "0" if dialect == "sqlite" else "false"
+    false, true = ("0", "1") if dialect == "sqlite" else ("false", "true")
+    asked = _recent(dialect, "n")
     async with engine.begin() as conn:
         await conn.execute(text(
             f"INSERT INTO contact (id, channel, chat_id, language, created_at) "
@@ -79,16 +142,28 @@ async def fill(engine: AsyncEngine, start: int, stop: int, villages: Sequence[in
         places = ", ".join(f"({k}, {village})" for k, village in enumerate(villages))
         await conn.execute(text(
             f"WITH place(k, village) AS (VALUES {places}) "
-            f"INSERT INTO help_request (reference, contact_id, status, head_name, phone, "
+            f"INSERT INTO help_request (id, reference, contact_id, status, head_name, phone, "
             f"village_id, street, rt, rw, household_size, vulnerabilities, needs, "
             f"identity_key, duplicate_reasons, served_before, queue_rank, failed_deliveries, "
             f"created_at, updated_at) "
-            f"SELECT 'GT-' || CAST(n AS TEXT), n, 'waiting', '', '', place.village, '', '', "
-            f"'', 4, '[]', '[\"food\"]', CAST(n AS TEXT), '[]', {false}, 0, 0, {created}, "
-            f"{created} FROM ({numbers}) AS s JOIN place ON place.k = n % {len(villages)}"))
+            f"SELECT n, 'GT-' || CAST(n AS TEXT), n, {_request_status('n')}, '', '', "
+            f"place.village, '', '', '', 4, '[]', '[\"food\"]', CAST(n AS TEXT), '[]', "
+            f"{false}, 0, 0, {asked}, {asked} "
+            f"FROM ({numbers}) AS s JOIN place ON place.k = n % {len(villages)}"))
+        # A delivery for every fifth request: the aggregator's (its own kelurahan come
+        # first of every four) and, for the others, the other kota's aggregator's.
+        await conn.execute(text(
+            f"INSERT INTO delivery (request_id, aggregator_id, category, quantity, status, "
+            f"wrong_codes, locked, disputed, delivered_at, rating, created_at, updated_at) "
+            f"SELECT n, CASE WHEN n % 4 = 0 THEN 1 ELSE 2 END, 'food_package', 1, "
+            f"{_delivery_status('n')}, 0, {false}, "
+            f"CASE WHEN n % 97 = 0 THEN {true} ELSE {false} END, "
+            f"CASE WHEN {_delivery_status('n')} = 'delivered' THEN {asked} END, "
+            f"CASE WHEN {_delivery_status('n')} = 'delivered' AND n % 3 = 0 THEN 4 + n % 2 "
+            f"END, {asked}, {asked} FROM ({numbers}) AS s WHERE n % 5 = 0"))
 
 
-async def seed(engine: AsyncEngine, regency: int) -> None:
+async def seed(engine: AsyncEngine, regency: int, other: int) -> None:
     """The broadcast, the aggregator of one kota whose export is measured, and the settled
     rows to prune."""
     async with engine.begin() as conn:
@@ -99,8 +174,22 @@ async def seed(engine: AsyncEngine, regency: int) -> None:
             "INSERT INTO aggregator (id, name, posko_address, posko_hours, created_at) "
             "VALUES (1, 'Posko', 'Jl. Raya 1', '', CURRENT_TIMESTAMP)"))
         await conn.execute(text(
-            "INSERT INTO aggregator_area (aggregator_id, area_id) VALUES (1, :regency)"),
-            {"regency": regency})
+            "INSERT INTO aggregator (id, name, posko_address, posko_hours, created_at) "
+            "VALUES (2, 'Posko lain', 'Jl. Raya 2', '', CURRENT_TIMESTAMP)"))
+        if engine.dialect.name == "postgresql":
+            # Rows given their ids leave the sequences behind: the broadcast timed later
+            # takes the next id.
+            await conn.execute(text(
+                "SELECT setval(pg_get_serial_sequence('broadcast', 'id'), 1)"))
+        await conn.execute(text(
+            "INSERT INTO aggregator_area (aggregator_id, area_id) VALUES (1, :regency), "
+            "(2, :other)"), {"regency": regency, "other": other})
+        await conn.execute(text(
+            "INSERT INTO contact (id, channel, chat_id, language, created_at) "
+            f"VALUES ({STAFF}, 'telegram', 'staff', 'en', CURRENT_TIMESTAMP)"))
+        await conn.execute(text(
+            "INSERT INTO staff_member (contact_id, aggregator_id, joined_at) "
+            f"VALUES ({STAFF}, 1, CURRENT_TIMESTAMP)"))
     await add_settled(engine)
 
 
@@ -125,6 +214,48 @@ async def add_settled(engine: AsyncEngine) -> None:
             f"{old} FROM ({numbers}) AS s"))
 
 
+# What each figure at the big size must stay within (issue 24: "City scale").
+PAGE_BUDGET_MS = 150.0
+FIRST_BYTE_BUDGET_MS = 200.0
+# The biggest aggregator's requests.csv at 1,000,000 households, in under 5 s.
+BIG_EXPORT_ROWS, EXPORT_BUDGET_S = 285_378, 5.0
+# A webhook beside an export or a broadcast being queued: no longer than a page may take
+# to read, and far from the seconds it took when they shared SQLite's one connection.
+WEBHOOK_BUDGET_MS = 50.0
+BROADCAST_BUDGET_S = 10.0
+# Claim and prune: the cost must not grow with the queue.
+RATIO_BUDGET = 2.0
+
+
+def verdicts(big: dict[str, tuple[float, float]], small: dict[str, tuple[float, float]]
+             ) -> list[str]:
+    """The budgets broken, and last `city: N/M within budget`."""
+    checks = {f"{name}_ratio": big[name][1] / small[name][1] < RATIO_BUDGET
+              for name in ("claim", "prune")}
+    checks.update({f"page_{page}": big[f"page_{page}"][1] < PAGE_BUDGET_MS
+                   for page in PAGES})
+    checks["export_first_byte"] = big["export_first_byte"][0] < FIRST_BYTE_BUDGET_MS
+    checks["export_285k"] = BIG_EXPORT_ROWS / big["export_rows_per_s"][0] < EXPORT_BUDGET_S
+    for name in ("webhook_during_export", "webhook_during_public",
+                 "webhook_during_broadcast"):
+        checks[name] = big[name][1] < WEBHOOK_BUDGET_MS
+    checks["broadcast_queue"] = big["broadcast_queue"][0] / 1000 < BROADCAST_BUDGET_S
+    lines = [f"over budget: {name}" for name, kept in checks.items() if not kept]
+    lines.append(f"city: {sum(checks.values())}/{len(checks)} within budget")
+    return lines
+
+
+async def settle(engine: AsyncEngine) -> None:
+    """The database as it is some minutes after a bulk load: statistics gathered, and on
+    PostgreSQL the new rows vacuumed, as autovacuum does after so many inserts (until
+    then, counting rows by an index must visit the table for each)."""
+    if engine.dialect.name == "postgresql":
+        async with engine.connect() as conn:
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
+            await conn.exec_driver_sql("VACUUM ANALYZE")
+    await refresh_statistics(engine)
+
+
 def percentiles(samples: Sequence[float]) -> tuple[float, float]:
     ordered = sorted(samples)
     return statistics.median(ordered), ordered[min(len(ordered) - 1,
@@ -146,7 +277,8 @@ async def timed_runs(runs: int, one: Callable[[], Awaitable[None]],
     return percentiles(samples)
 
 
-async def measure(services: Services, claims: int) -> dict[str, tuple[float, float]]:
+async def measure(services: Services, claims: int, webhooks: int, kota: int
+                  ) -> dict[str, tuple[float, float]]:
     engine = services.engine
 
     async def one_claim() -> None:
@@ -165,7 +297,114 @@ async def measure(services: Services, claims: int) -> dict[str, tuple[float, flo
 
     return {"claim": await timed_runs(claims, one_claim),
             "prune": await timed_runs(5, one_prune, lambda: add_settled(engine)),
-            **await measure_export(services)}
+            **await measure_export(services),
+            **await measure_webhooks(services, webhooks),
+            **await measure_pages(services, kota),
+            **await measure_broadcast(services)}
+
+
+async def measure_broadcast(services: Services) -> dict[str, tuple[float, float]]:
+    """A broadcast to everyone: the count the operator confirms, then the rows queued in
+    batches (`gotong broadcast`), with webhooks stored beside it; its rows are deleted
+    after, so that the next size starts from the same queue."""
+    numbers = itertools.count()
+    started = time.perf_counter()
+    async with services.reads() as session:
+        everyone = await count_recipients(session, Audience())
+    counted = (time.perf_counter() - started) * 1000
+    started = time.perf_counter()
+    queueing = asyncio.create_task(queue_broadcast(services.sessions, "Banjir", Audience(),
+                                                   NOW))
+    samples: list[float] = []
+    while not queueing.done() or len(samples) < 2:
+        update = ToStore("telegram", f"broadcast-{next(numbers)}", "1", {"update_id": 1})
+        begun = time.perf_counter()
+        async with services.engine.begin() as connection:
+            await store_batch(connection, [update], NOW)
+        samples.append((time.perf_counter() - begun) * 1000)
+        await asyncio.sleep(WEBHOOK_GAP)
+    broadcast = await queueing
+    queued = (time.perf_counter() - started) * 1000
+    if broadcast.recipients != everyone:
+        raise BenchmarkFailure(f"queued {broadcast.recipients} of {everyone}")
+    async with services.engine.begin() as conn:
+        await conn.execute(text("DELETE FROM outbox_message WHERE broadcast_id = :id"),
+                           {"id": broadcast.id})
+    return {"broadcast_count": (counted, counted), "broadcast_queue": (queued, queued),
+            "webhook_during_broadcast": percentiles(samples)}
+
+
+async def measure_pages(services: Services, kota: int) -> dict[str, tuple[float, float]]:
+    """p50 and p95 of each page in PAGES over HTTP, as the aggregator's staff member,
+    after a first view of each (cold caches are the first view's)."""
+    app = create_web_app(services=services)
+    # Every view of the public page computes its figures: the cost of an uncached view.
+    app[PUBLIC_FIGURES].seconds = 0
+    server = TestServer(app)
+    await server.start_server()
+    async with services.sessions() as session, session.begin():
+        token = await start_session(session, STAFF, datetime.now(UTC), timedelta(hours=1))
+    headers = {"Cookie": f"gotong_session={token}", "Accept-Language": "en"}
+    results = {}
+    try:
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as client:
+            for name, path in PAGES.items():
+                url = str(server.make_url(path.format(kota=kota)))
+
+                async def view(url: str = url) -> None:
+                    async with client.get(url, headers=headers,
+                                          allow_redirects=False) as response:
+                        await response.read()
+                        if response.status != 200:
+                            raise BenchmarkFailure(f"{url}: {response.status}")
+
+                results[f"page_{name}"] = await timed_runs(PAGE_RUNS, view)
+    finally:
+        await server.close()
+    return results
+
+
+async def measure_webhooks(services: Services, runs: int) -> dict[str, tuple[float, float]]:
+    """p50 and p95 of storing a webhook's update, alone, with the aggregator's export
+    running beside it, and with the public page's figures being computed beside it
+    (each started again whenever it ends, until the last webhook)."""
+    numbers = itertools.count()
+
+    async def one_webhook() -> None:
+        update = ToStore("telegram", f"bench-{next(numbers)}", "1", {"update_id": 1})
+        async with services.engine.begin() as connection:
+            await store_batch(connection, [update], NOW)
+
+    async def gap() -> None:
+        # Webhooks arrive apart, not back to back: each finds the reads somewhere else.
+        await asyncio.sleep(WEBHOOK_GAP)
+
+    async def export() -> None:
+        async for _ in export_chunks(services.reads, services.areas, "requests", 1):
+            pass
+
+    async def public_figures() -> None:
+        await compute_snapshot(services)
+
+    async def beside(work: Callable[[], Awaitable[None]]) -> tuple[float, float]:
+        running = asyncio.create_task(_again(work))
+        try:
+            # Under way: the webhooks meet it in full flow.
+            await asyncio.sleep(WEBHOOK_GAP)
+            return await timed_runs(runs, one_webhook, gap)
+        finally:
+            running.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await running
+
+    return {"webhook": await timed_runs(runs, one_webhook, gap),
+            "webhook_during_export": await beside(export),
+            "webhook_during_public": await beside(public_figures)}
+
+
+async def _again(work: Callable[[], Awaitable[None]]) -> None:
+    while True:
+        await work()
 
 
 async def measure_export(services: Services) -> dict[str, tuple[float, float]]:
@@ -174,7 +413,7 @@ async def measure_export(services: Services) -> dict[str, tuple[float, float]]:
     started = time.perf_counter()
     marks: list[float] = []
     rows = 0
-    async for chunk in export_chunks(services.sessions, services.areas, "requests", 1):
+    async for chunk in export_chunks(services.reads, services.areas, "requests", 1):
         if len(marks) < 2:
             marks.append((time.perf_counter() - started) * 1000)
         rows += chunk.count("\n")
@@ -185,7 +424,7 @@ async def measure_export(services: Services) -> dict[str, tuple[float, float]]:
             "export_rows": (rows - 1, rows - 1)}
 
 
-async def benchmark(rows: int, claims: int, url: str | None) -> list[str]:
+async def benchmark(rows: int, claims: int, webhooks: int, url: str | None) -> list[str]:
     lines = []
     async with scratch_database(url) as database:
         print(database.header, flush=True)
@@ -198,32 +437,39 @@ async def benchmark(rows: int, claims: int, url: str | None) -> list[str]:
             elsewhere = sorted(services.areas.villages_under([other.id]))
             villages = [village for pair in zip(own, elsewhere, elsewhere, elsewhere,
                                                 strict=False) for village in pair]
-            await seed(services.engine, regency.id)
+            await seed(services.engine, regency.id, other.id)
             results = {}
             done = 0
             for size in (SMALL, rows):
                 started = time.perf_counter()
                 await fill(services.engine, done + 1, size, villages)
                 done = size
-                await refresh_statistics(services.engine)
+                await settle(services.engine)
                 print(f"filled {size} rows in {time.perf_counter() - started:.1f} s",
                       flush=True)
-                results[size] = await measure(services, claims)
+                results[size] = await measure(services, claims, webhooks, regency.id)
                 for name, (p50, p95) in results[size].items():
                     print(f"  n={size} {name} p50={p50:.1f} p95={p95:.1f}", flush=True)
         finally:
             await services.close()
     small, big = results[SMALL], results[rows]
     label = "1m" if rows == 1_000_000 else f"{rows}"
-    for name in ("claim", "prune"):
+    for name in ("claim", "prune", "webhook", "webhook_during_export",
+                 "webhook_during_public", "webhook_during_broadcast",
+                 *(f"page_{page}" for page in PAGES), "broadcast_count", "broadcast_queue"):
         lines.append(f"{name} p50_{label}_ms={big[name][0]:.1f} p95_{label}_ms="
                      f"{big[name][1]:.1f} ratio={big[name][1] / small[name][1]:.2f}")
+    # A webhook during an export against one alone, at the big size: near 1 when the
+    # export never holds the writer.
+    lines.append(f"webhook_export_vs_alone p95_{label}_ms={big['webhook_during_export'][1]:.1f}"
+                 f" ratio={big['webhook_during_export'][1] / big['webhook'][1]:.2f}")
     export = {name: big[f"export_{name}"][0] for name in ("first_byte", "first_rows",
                                                           "rows_per_s")}
     lines.append(f"export first_byte_ms={export['first_byte']:.1f} "
                  f"first_rows_ms={export['first_rows']:.1f} "
                  f"rows_per_s={export['rows_per_s']:.0f} "
                  f"ratio={export['first_rows'] / small['export_first_rows'][0]:.2f}")
+    lines.extend(verdicts(big, small))
     return lines
 
 
@@ -232,6 +478,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=1_000_000,
                         help="pending rows of the big queue (default 1,000,000)")
     parser.add_argument("--claims", type=int, default=50, help="claims timed at each size")
+    parser.add_argument("--webhooks", type=int, default=100,
+                        help="webhooks timed at each size, alone and during an export")
     add_database_argument(parser)
     args = parser.parse_args(argv)
     if args.rows <= SMALL:
@@ -242,7 +490,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(line)
         return 0
 
-    return run_benchmark(benchmark(args.rows, args.claims, args.database), show)
+    return run_benchmark(benchmark(args.rows, args.claims, args.webhooks, args.database),
+                         show)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,12 @@ from gotong.handlers.catalog import Catalog
 from gotong.handlers.conversations import Conversations
 from gotong.handlers.turn import HandlerSettings
 from gotong.models.area import AreaDirectory, load_areas
-from gotong.models.db import create_engine, create_session_factory, refresh_statistics
+from gotong.models.db import (
+    create_engine,
+    create_read_engine,
+    create_session_factory,
+    refresh_statistics,
+)
 from gotong.models.migrate import upgrade
 
 
@@ -57,8 +62,15 @@ class Services:
     catalog: Catalog
     areas: AreaDirectory
     conversations: Conversations
+    # Units of work that only read (dashboard pages, the public page, exports, figures):
+    # on SQLite on read-only connections of their own (models/db.create_read_engine),
+    # which never queue for the writer the chat uses; elsewhere `sessions` itself.
+    reads: async_sessionmaker[AsyncSession]
+    read_engine: AsyncEngine | None = None
 
     async def close(self) -> None:
+        if self.read_engine is not None:
+            await self.read_engine.dispose()
         await self.engine.dispose()
 
 
@@ -100,4 +112,7 @@ async def open_services(config: Config, *, migrate: bool | None = None,
         raise
     catalog = catalog or Catalog.load()
     conversations = Conversations(engine, catalog, areas, handler_settings(config))
-    return Services(config, engine, sessions, catalog, areas, conversations)
+    read_engine = create_read_engine(config.database.url, echo=config.database.echo)
+    reads = create_session_factory(read_engine) if read_engine is not None else sessions
+    return Services(config, engine, sessions, catalog, areas, conversations, reads,
+                    read_engine)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
@@ -19,6 +20,10 @@ from sqlalchemy.util import await_only
 from gotong.models import sqlite_driver
 
 SQLITE_CONNECTIONS = 1
+# Read-only connections to SQLite beside the writer: pages, exports and figures. In WAL
+# mode a reader neither waits for the writer nor makes it wait; two let a page be read
+# while an export streams, and each holds a thread and a page cache of its own.
+SQLITE_READ_CONNECTIONS = 2
 
 
 def create_engine(url: str, *, echo: bool = False, pool_size: int = 20) -> AsyncEngine:
@@ -60,6 +65,34 @@ def create_engine(url: str, *, echo: bool = False, pool_size: int = 20) -> Async
     return engine
 
 
+def create_read_engine(url: str, *, echo: bool = False) -> AsyncEngine | None:
+    """On an SQLite file, an engine of read-only connections for what only reads (pages,
+    exports, figures), so that none of it queues for the one writer that the chat and the
+    dispatcher use; None elsewhere: PostgreSQL's pool serves readers and writers alike,
+    and an in-memory database is not shared between connections.
+
+    The file is opened read-only (`mode=ro`): a write through these connections fails
+    instead of taking the write lock. Each transaction is a snapshot of the database
+    taken at its first statement (WAL), however long it lasts.
+    """
+    parsed = make_url(url)
+    database = parsed.database or ""
+    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:" \
+            or database.startswith("file:"):
+        return None
+    location = quote(str(Path(database).resolve()))
+    read_url = parsed.set(drivername=f"sqlite+{sqlite_driver.DRIVER}",
+                          database=f"file:{location}",
+                          query={"mode": "ro", "uri": "true"})
+    engine = create_async_engine(
+        read_url, echo=echo, hide_parameters=True, connect_args={"timeout": 30},
+        pool_reset_on_return=None, pool_size=SQLITE_READ_CONNECTIONS, max_overflow=0,
+        pool_timeout=60)
+    event.listen(engine.sync_engine, "connect", _sqlite_read_pragmas)
+    event.listen(engine.sync_engine, "begin", _sqlite_begin_deferred)
+    return engine
+
+
 def _sqlite_begin_immediate(connection: Any) -> None:
     # Take the write lock when the unit of work starts. With the driver's deferred
     # BEGIN, two concurrent read-then-write transactions fail with "database is locked"
@@ -70,6 +103,17 @@ def _sqlite_begin_immediate(connection: Any) -> None:
         dbapi_connection.begin_immediate()
     else:
         await_only(connection.connection.driver_connection.execute("BEGIN IMMEDIATE"))
+
+
+def _sqlite_begin_deferred(connection: Any) -> None:
+    # A read transaction: every statement of a page reads the same snapshot.
+    connection.connection.dbapi_connection.begin_deferred()
+
+
+def _sqlite_read_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # The driver must not emit BEGIN itself: _sqlite_begin_deferred does. The journal
+    # mode is the file's, set by the writer; foreign keys are only checked on writes.
+    dbapi_connection.isolation_level = None
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -13,12 +13,23 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import functools
 import io
+import json
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-from sqlalchemy import BindParameter, Select, bindparam, select
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    Select,
+    Text,
+    bindparam,
+    cast,
+    func,
+    select,
+)
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import InstrumentedAttribute
@@ -46,6 +57,7 @@ DELIVERY_COLUMNS = ("id", "request_reference", "kelurahan", "category", "quantit
 # return are included because some spreadsheets skip them before looking.
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
+# A row's cells, each as `cell` writes it (or a number).
 Cells = Sequence[object]
 # A result row of any columns, read by name.
 AnyRow = Row[*tuple[Any, ...]]
@@ -111,7 +123,7 @@ async def _csv_batches(sessions: async_sessionmaker[AsyncSession], areas: AreaDi
         aggregator = await get_aggregator(session, aggregator_id)
     yield _csv([header]), 0
     async for rows in batches(sessions, areas, aggregator):
-        yield _csv([[cell(value) for value in cells] for cells in rows]), len(rows)
+        yield _csv(rows), len(rows)
 
 
 def _csv(rows: Sequence[Sequence[object]]) -> str:
@@ -123,8 +135,9 @@ def _csv(rows: Sequence[Sequence[object]]) -> str:
 # Every kind is read in batches of BATCH rows by id, each batch in a transaction of its
 # own and found by its key (`id > last ORDER BY id LIMIT BATCH`) on an index that gives
 # the rows in that order: no query sorts the aggregator's rows, the first rows come at
-# once whatever the size, and between two batches the database is free for the chat (on
-# SQLite, whose one connection everything shares).
+# once whatever the size, and no connection is held while a slow client reads (callers
+# pass the read sessions, Services.reads: on SQLite, connections beside the chat's
+# writer).
 
 
 async def _keyset_batches(sessions: async_sessionmaker[AsyncSession],
@@ -135,7 +148,10 @@ async def _keyset_batches(sessions: async_sessionmaker[AsyncSession],
     while True:
         batch_query = query if last is None else query.where(key > last)
         async with sessions() as session:
-            rows = list((await session.execute(batch_query.order_by(key).limit(BATCH))).all())
+            # Plain rows (Core), not through the ORM's loading.
+            connection = await session.connection()
+            rows = list((await connection.execute(batch_query.order_by(key).limit(BATCH)))
+                        .all())
         if rows:
             yield rows
         if len(rows) < BATCH:
@@ -159,22 +175,51 @@ async def _request_batches(sessions: async_sessionmaker[AsyncSession], areas: Ar
     # row of the kelurahan by their index and sorting them, again for each batch.
     # PostgreSQL weighs both ways by its statistics and walks the key when it pays.
     village = HelpRequest.village_id + 0 if dialect == "sqlite" else HelpRequest.village_id
+    # Hundreds of thousands of rows: each cell is read as the text it is written as, the
+    # times formatted by the database and the lists as their JSON text (a few distinct
+    # ones, each formatted once), not made into Python objects to be formatted again.
     query = (select(HelpRequest.id, HelpRequest.reference, HelpRequest.status,
                     HelpRequest.village_id, HelpRequest.household_size,
-                    HelpRequest.vulnerabilities, HelpRequest.needs, HelpRequest.created_at,
-                    HelpRequest.updated_at)
+                    cast(HelpRequest.vulnerabilities, Text).label("vulnerabilities"),
+                    cast(HelpRequest.needs, Text).label("needs"),
+                    _utc_text(HelpRequest.created_at, dialect).label("created_at"),
+                    _utc_text(HelpRequest.updated_at, dialect).label("updated_at"))
              .where(village.in_(in_villages)))
+    places: dict[int, tuple[str, str, str]] = {}
     async for rows in _keyset_batches(sessions, query, HelpRequest.id):
-        yield [_request_cells(areas, row) for row in rows]
+        yield [_request_cells(areas, places, row) for row in rows]
 
 
-def _request_cells(areas: AreaDirectory, row: AnyRow) -> Cells:
-    place = areas.place(row.village_id)
-    return (row.reference, row.status,
-            place.village if place else None, place.district if place else None,
-            place.regency if place else None,
-            row.household_size, row.vulnerabilities, row.needs,
-            row.created_at, row.updated_at)
+def _request_cells(areas: AreaDirectory, places: dict[int, tuple[str, str, str]],
+                   row: AnyRow) -> Cells:
+    # Unpacked by position: a row's attribute by name costs more than the rest together.
+    _, reference, status, village_id, size, vulnerabilities, needs, created, updated = row
+    place = places.get(village_id)
+    if place is None:
+        place = places[village_id] = _place_cells(areas, village_id)
+    return (neutralise(reference), neutralise(status), *place, size,
+            _list_cell(vulnerabilities), _list_cell(needs), created, updated)
+
+
+def _place_cells(areas: AreaDirectory, village_id: int) -> tuple[str, str, str]:
+    place = areas.place(village_id)
+    if place is None:
+        return "", "", ""
+    return (cell(place.village), cell(place.district), cell(place.regency))
+
+
+@functools.lru_cache(maxsize=1024)
+def _list_cell(stored: str | None) -> str:
+    """A list column (JSON text as stored) as its cell."""
+    return "" if stored is None else cell(json.loads(stored))
+
+
+def _utc_text(column: InstrumentedAttribute[datetime], dialect: str) -> ColumnElement[str]:
+    """A timestamp as `cell` writes it (2025-03-01T11:00:00Z), made by the database."""
+    if dialect == "sqlite":
+        # Stored as naive UTC (models/base.UTCDateTime).
+        return func.strftime("%Y-%m-%dT%H:%M:%SZ", column)
+    return func.to_char(func.timezone("UTC", column), 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
 
 
 async def _pledge_batches(sessions: async_sessionmaker[AsyncSession], areas: AreaDirectory,
@@ -186,7 +231,7 @@ async def _pledge_batches(sessions: async_sessionmaker[AsyncSession], areas: Are
                     Pledge.updated_at)
              .where(Pledge.aggregator_id == aggregator.id))
     async for rows in _keyset_batches(sessions, query, Pledge.id):
-        yield [_pledge_cells(areas, row) for row in rows]
+        yield [[cell(value) for value in _pledge_cells(areas, row)] for row in rows]
 
 
 def _pledge_cells(areas: AreaDirectory, row: AnyRow) -> Cells:
@@ -214,7 +259,8 @@ async def _delivery_batches(sessions: async_sessionmaker[AsyncSession], areas: A
                 .order_by(DeliverySource.delivery_id, DeliverySource.id))
             for delivery_id, code, quantity in drawn.all():
                 sources[delivery_id].append(f"{code}:{quantity}")
-        yield [_delivery_cells(areas, row, sources[row.id]) for row in rows]
+        yield [[cell(value) for value in _delivery_cells(areas, row, sources[row.id])]
+               for row in rows]
 
 
 def _delivery_cells(areas: AreaDirectory, row: AnyRow, sources: list[str]) -> Cells:

@@ -112,6 +112,8 @@ Index("ix_help_request_village_queue", HelpRequest.status, HelpRequest.village_i
       HelpRequest.queue_rank.desc(), HelpRequest.id)
 # Requests per day (the dashboard's and the public page's chart) read only recent ones.
 Index("ix_help_request_created", HelpRequest.created_at)
+# The same for an aggregator's kelurahan: only their recent requests, not the city's.
+Index("ix_help_request_village_created", HelpRequest.village_id, HelpRequest.created_at)
 
 
 class RequestEvent(Base):

@@ -6,8 +6,9 @@ statement, each a queue put, a thread wake-up and a callback on the event loop. 
 hot path of the inbound queue that was about twenty trips per update, and SQLite's one
 connection is held for all of them. Here a statement runs whole in the thread: a
 cursor is opened, executed, read to the end and closed in one call, and the adapter
-hands SQLAlchemy the rows. The BEGIN IMMEDIATE of a transaction goes with its first
-statement, and a transaction that ran none commits without a trip.
+hands SQLAlchemy the rows. The BEGIN of a transaction (IMMEDIATE on the writer, plain on
+the read-only connections) goes with its first statement, and a transaction that ran none
+commits without a trip.
 
 Server-side cursors (streamed exports) keep SQLAlchemy's own adapter: they read in
 batches and need their cursor to stay open.
@@ -43,11 +44,11 @@ _Description = tuple[tuple[Any, ...], ...] | None
 _Outcome = tuple[_Description, list[Any], int, int | None]
 
 
-def _run(connection: sqlite3.Connection, begin: bool, operation: str,
+def _run(connection: sqlite3.Connection, begin: str | None, operation: str,
          parameters: Sequence[Any] | dict[str, Any] | None, many: bool) -> _Outcome:
     """One statement, whole, in the database thread (after the transaction's BEGIN)."""
-    if begin:
-        connection.execute("BEGIN IMMEDIATE")
+    if begin is not None:
+        connection.execute(begin)
     cursor = connection.cursor()
     try:
         if many:
@@ -111,7 +112,7 @@ class OneTripCursor:
         begin = self._adapt_connection.begin_pending
         # Cleared first: a BEGIN that failed is not tried again with the next statement
         # (the caller rolls back).
-        self._adapt_connection.begin_pending = False
+        self._adapt_connection.begin_pending = None
         try:
             outcome: _Outcome = await_only(self._connection._execute(
                 _run, self._connection._conn, begin, operation, parameters, many))
@@ -163,18 +164,23 @@ class OneTripConnection(AsyncAdapt_aiosqlite_connection):
 
     def __init__(self, dbapi: Any, connection: Any) -> None:
         super().__init__(dbapi, connection)
-        # Whether a transaction was begun whose BEGIN IMMEDIATE is still to be sent.
-        self.begin_pending = False
+        # The BEGIN of a transaction begun whose first statement is still to be sent.
+        self.begin_pending: str | None = None
 
     def begin_immediate(self) -> None:
         """Begin a transaction that takes the write lock: with its first statement."""
-        self.begin_pending = True
+        self.begin_pending = "BEGIN IMMEDIATE"
+
+    def begin_deferred(self) -> None:
+        """Begin a read transaction: its snapshot is taken by its first statement, and it
+        takes no lock a writer waits for (WAL)."""
+        self.begin_pending = "BEGIN"
 
     def cursor(self, server_side: bool = False) -> Any:
-        if server_side and self.begin_pending:
+        if server_side and self.begin_pending is not None:
             # A streamed read keeps its own cursor: the BEGIN goes first, on its own.
-            self.begin_pending = False
-            await_only(self._connection.execute("BEGIN IMMEDIATE"))
+            begin, self.begin_pending = self.begin_pending, None
+            await_only(self._connection.execute(begin))
         return super().cursor(server_side)
 
     async def run_together(self, statements: Sequence[tuple[Prepared, dict[str, Any]]]
@@ -194,14 +200,14 @@ class OneTripConnection(AsyncAdapt_aiosqlite_connection):
         return [(rows, rowcount, lastrowid) for _, rows, rowcount, lastrowid in outcomes]
 
     def commit(self) -> None:
-        if self.begin_pending:
-            self.begin_pending = False  # nothing ran: nothing to commit
+        if self.begin_pending is not None:
+            self.begin_pending = None  # nothing ran: nothing to commit
             return
         super().commit()
 
     def rollback(self) -> None:
-        if self.begin_pending:
-            self.begin_pending = False
+        if self.begin_pending is not None:
+            self.begin_pending = None
             return
         super().rollback()
 

@@ -17,7 +17,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, case, distinct, func, select
+from sqlalchemy import Select, case, distinct, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gotong.models.aggregator import Aggregator
@@ -188,8 +188,22 @@ async def pledges_by_target(session: AsyncSession) -> dict[int, tuple[int, int]]
 
 
 def _day_of(column: Any, bounds: list[datetime]) -> Any:
-    """The number of the day (0 for the first) that the timestamp falls in."""
-    return case(*((column < bound, number) for number, bound in enumerate(bounds[1:])))
+    """The number of the day (0 for the first) that the timestamp falls in (None past
+    the last day)."""
+    ends = bounds[1:]
+    return case((column < ends[-1], _day_among(column, ends, 0, len(ends))), else_=None)
+
+
+def _day_among(column: Any, ends: list[datetime], first: int, stop: int) -> Any:
+    """The first day from `first` (included) to `stop` (excluded) that ends after the
+    timestamp, which is before the last one's end. Halving the days at each step, a
+    row is compared 5 times for 30 days rather than 15 times on average one day after
+    another: a kota's month of requests is counted row by row."""
+    if stop - first == 1:
+        return literal(first)
+    middle = (first + stop) // 2
+    return case((column < ends[middle - 1], _day_among(column, ends, first, middle)),
+                else_=_day_among(column, ends, middle, stop))
 
 
 async def _per_day(session: AsyncSession, rows: Select[Any]) -> dict[int, int]:

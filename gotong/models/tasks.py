@@ -134,14 +134,37 @@ async def volunteers_for(session: AsyncSession, areas: AreaDirectory, delivery: 
                          village_id: int) -> list[Volunteer]:
     """Approved volunteers of the delivery's aggregator who cover the household's
     kelurahan, least busy first."""
-    candidates = (await session.scalars(
-        select(Volunteer)
-        .where(Volunteer.aggregator_id == delivery.aggregator_id,
-               Volunteer.status == VolunteerStatus.APPROVED)
-        .options(selectinload(Volunteer.areas)).order_by(Volunteer.id))).all()
-    covering = [v for v in candidates if village_id in await volunteer_villages(areas, v)]
-    busy = await open_tasks(session, [v.id for v in covering])
-    return sorted(covering, key=lambda v: (busy.get(v.id, 0), v.id))
+    return await Volunteers(session, areas).for_delivery(delivery, village_id)
+
+
+class Volunteers:
+    """The approved volunteers of each aggregator asked about, with their kelurahan and
+    how busy each is, read once: a page offering them for fifty deliveries reads them
+    once, not fifty times."""
+
+    def __init__(self, session: AsyncSession, areas: AreaDirectory) -> None:
+        self._session = session
+        self._areas = areas
+        self._of: dict[int, list[tuple[Volunteer, set[int], int]]] = {}
+
+    async def for_delivery(self, delivery: Delivery, village_id: int) -> list[Volunteer]:
+        """As volunteers_for."""
+        if delivery.aggregator_id not in self._of:
+            self._of[delivery.aggregator_id] = await self._read(delivery.aggregator_id)
+        covering = [(busy, volunteer.id, volunteer) for volunteer, villages, busy
+                    in self._of[delivery.aggregator_id] if village_id in villages]
+        return [volunteer for _, _, volunteer in sorted(covering, key=lambda c: c[:2])]
+
+    async def _read(self, aggregator_id: int) -> list[tuple[Volunteer, set[int], int]]:
+        candidates = (await self._session.scalars(
+            select(Volunteer)
+            .where(Volunteer.aggregator_id == aggregator_id,
+                   Volunteer.status == VolunteerStatus.APPROVED)
+            .options(selectinload(Volunteer.areas)).order_by(Volunteer.id))).all()
+        busy = await open_tasks(self._session, [v.id for v in candidates]) \
+            if candidates else {}
+        return [(v, await volunteer_villages(self._areas, v), busy.get(v.id, 0))
+                for v in candidates]
 
 
 async def assign(session: AsyncSession, areas: AreaDirectory, delivery: Delivery,

@@ -376,10 +376,10 @@ async def _support(services: Services, out: TextIO) -> None:
 
 async def _export(services: Services, args: argparse.Namespace, out: TextIO) -> None:
     if args.output is None:
-        await export_csv(services.sessions, services.areas, args.what, args.aggregator, out)
+        await export_csv(services.reads, services.areas, args.what, args.aggregator, out)
         return
     with output_file(args.output) as fh:
-        count = await export_csv(services.sessions, services.areas, args.what, args.aggregator, fh)
+        count = await export_csv(services.reads, services.areas, args.what, args.aggregator, fh)
     print(f"wrote {count} {args.what} of aggregator {args.aggregator} to {args.output}",
           file=out)
 

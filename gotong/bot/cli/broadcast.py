@@ -15,7 +15,7 @@ from gotong.bot.config import LANGUAGES, Config
 from gotong.bot.services import open_services
 from gotong.models.area import AreaDirectory
 from gotong.models.base import utcnow
-from gotong.models.broadcast import Audience, count_recipients, create_broadcast
+from gotong.models.broadcast import Audience, count_recipients, queue_broadcast
 from gotong.models.contact import Role
 from gotong.models.outbox import OutboxStatus
 from gotong.models.sending import status_counts
@@ -92,8 +92,10 @@ async def run_broadcast(config: Config, args: argparse.Namespace,
             if stdin.readline().strip().lower() not in ("y", "yes", "ya"):
                 print("cancelled: nothing was sent", file=out)
                 return 1
-        async with services.sessions() as session, session.begin():
-            broadcast = await create_broadcast(session, text, audience, utcnow())
+        broadcast = await queue_broadcast(
+            services.sessions, text, audience, utcnow(),
+            progress=lambda queued: _bar("queued", queued, count, "", out))
+        print(file=out)
         print(f"broadcast {broadcast.id} queued for {broadcast.recipients} people", file=out)
         if args.no_wait:
             return 0
@@ -113,6 +115,13 @@ def _describe(described: dict[str, Any]) -> str:
                      for k, v in described.items())
 
 
+def _bar(what: str, done: int, total: int, detail: str, out: TextIO) -> None:
+    """A progress bar, drawn again on the same line."""
+    filled = min(BAR_WIDTH, BAR_WIDTH * done // total) if total else BAR_WIDTH
+    print(f"\r{what} [{'#' * filled}{'.' * (BAR_WIDTH - filled)}] {done}/{total}{detail}",
+          end="", file=out, flush=True)
+
+
 async def show_progress(sessions: Any, broadcast_id: int, total: int, out: TextIO) -> None:
     """Draw a progress bar until every row of the broadcast is settled."""
     last_done, last_change = -1, time.monotonic()
@@ -124,10 +133,8 @@ async def show_progress(sessions: Any, broadcast_id: int, total: int, out: TextI
         done = total - waiting
         failed = counts.get(OutboxStatus.FAILED, 0)
         skipped = counts.get(OutboxStatus.SKIPPED, 0)
-        filled = BAR_WIDTH * done // total if total else BAR_WIDTH
-        line = (f"[{'#' * filled}{'.' * (BAR_WIDTH - filled)}] {done}/{total} "
-                f"({done - failed - skipped} sent, {failed} failed, {skipped} skipped)")
-        print(f"\r{line}", end="", file=out, flush=True)
+        _bar("sending", done, total,
+             f" ({done - failed - skipped} sent, {failed} failed, {skipped} skipped)", out)
         if waiting == 0:
             print(file=out)
             return

@@ -27,7 +27,7 @@ from gotong.bot.web.dashboard_common import (
     page,
     redirect,
 )
-from gotong.bot.web.signin import PREFIX, PageError, Work, staff_work
+from gotong.bot.web.signin import PREFIX, PageError, Work, staff_reading, staff_work
 from gotong.handlers.staff_actions import (
     DUPLICATE,
     REJECT,
@@ -93,7 +93,7 @@ def _row(request: HelpRequest, now: datetime, other: HelpRequest | None = None) 
 
 
 async def queue_page(request: web.Request) -> web.Response:
-    async with staff_work(request) as work:
+    async with staff_reading(request) as work:
         query = request.query
         villages = sorted(work.staff.villages,
                           key=lambda v: names(request).village(v))
@@ -191,7 +191,7 @@ async def decide(request: web.Request) -> web.Response:
 
 
 async def pledges_page(request: web.Request) -> web.Response:
-    async with staff_work(request) as work:
+    async with staff_reading(request) as work:
         ids = work.staff.aggregator_ids
         incoming = await incoming_pledges(work.session, ids, PAGE_ROWS)
         recent = (await work.session.scalars(
@@ -277,7 +277,7 @@ def _allocation_form(request: web.Request, work: Work, choices: list[dict[str, A
 
 
 async def allocate_page(request: web.Request) -> web.Response:
-    async with staff_work(request) as work:
+    async with staff_reading(request) as work:
         choices = await _stock_choices(work)
         chosen = _allocation_form(request, work, choices)
         context: dict[str, Any] = {"choices": choices, "chosen": None,

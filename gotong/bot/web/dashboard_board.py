@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 
 from gotong.bot.web.dashboard_common import PAGE_ROWS, not_found, page, redirect
 from gotong.bot.web.pages import SERVICES
-from gotong.bot.web.signin import PREFIX, PageError, Work, staff_work
+from gotong.bot.web.signin import PREFIX, PageError, Work, staff_reading, staff_work
 from gotong.handlers.review import needs_review
 from gotong.handlers.staff_actions import (
     RESOLUTIONS,
@@ -32,7 +32,7 @@ from gotong.models.delivery import Delivery, DeliveryStatus
 from gotong.models.export import KINDS, export_chunks
 from gotong.models.help_request import HelpRequest
 from gotong.models.stats import area_figures, daily_counts
-from gotong.models.tasks import MAX_WRONG_CODES, volunteers_for
+from gotong.models.tasks import MAX_WRONG_CODES, Volunteers
 from gotong.models.volunteer import Volunteer
 
 # Days the statistics chart shows.
@@ -55,7 +55,7 @@ async def _rows(work: Work, deliveries: list[Delivery]) -> list[dict[str, Any]]:
 
 
 async def deliveries_page(request: web.Request) -> web.Response:
-    async with staff_work(request) as work:
+    async with staff_reading(request) as work:
         columns = []
         for status in DeliveryStatus:
             deliveries = list((await work.session.scalars(
@@ -84,9 +84,10 @@ async def delivery_page(request: web.Request) -> web.Response:
                      "attempts": MAX_WRONG_CODES})
 
 
-async def _review_choices(work: Work, delivery: Delivery) -> dict[str, Any]:
+async def _review_choices(work: Work, delivery: Delivery,
+                          candidates: Volunteers | None = None) -> dict[str, Any]:
     """What /review offers for this delivery: the resolutions, and volunteers to give it
-    to when it can be reassigned."""
+    to when it can be reassigned (from `candidates`, when a page offers them for many)."""
     if delivery.disputed:
         kind, actions = "disputed", [("yes", "review.was_delivered"),
                                      ("nd", "review.not_delivered")]
@@ -100,21 +101,22 @@ async def _review_choices(work: Work, delivery: Delivery) -> dict[str, Any]:
     if kind in ("locked", "failed"):
         request = await work.session.get(HelpRequest, delivery.request_id)
         assert request is not None
-        volunteers = [v for v in await volunteers_for(work.session, work.actor.areas,
-                                                      delivery, request.village_id)
+        candidates = candidates or Volunteers(work.session, work.actor.areas)
+        volunteers = [v for v in await candidates.for_delivery(delivery, request.village_id)
                       if v.id != delivery.volunteer_id]
     return {"kind": kind, "actions": actions,
             "volunteers": [{"id": v.id, "name": v.first_name} for v in volunteers]}
 
 
 async def reviews_page(request: web.Request) -> web.Response:
-    async with staff_work(request) as work:
+    async with staff_reading(request) as work:
         ids = work.staff.aggregator_ids
         waiting = list((await work.session.scalars(
             select(Delivery).where(Delivery.aggregator_id.in_(ids),
                                    needs_review())  # type: ignore[arg-type]
             .order_by(Delivery.updated_at, Delivery.id).limit(PAGE_ROWS))).all())
-        rows = [{**row, **await _review_choices(work, row["delivery"])}
+        candidates = Volunteers(work.session, work.actor.areas)
+        rows = [{**row, **await _review_choices(work, row["delivery"], candidates)}
                 for row in await _rows(work, waiting)]
         rated = Delivery.rating.is_not(None)
         count, average = (await work.session.execute(
@@ -169,7 +171,7 @@ async def assign_action(request: web.Request) -> web.Response:
 
 
 async def stats_page(request: web.Request) -> web.Response:
-    async with staff_work(request) as work:
+    async with staff_reading(request) as work:
         config = work.config
         today = work.actor.now.astimezone(ZoneInfo(config.i18n.timezone)).date()
         villages = sorted(work.staff.villages)
@@ -196,8 +198,9 @@ async def export(request: web.Request) -> web.StreamResponse:
             raise not_found(work, f"export_{kind}")
         work.actor.audit(f"export_{kind}", "done", aggregator_id)
     services = request.app[SERVICES]
-    # Sent as it is read: the first bytes at once, and memory flat whatever the size.
-    async with contextlib.aclosing(export_chunks(services.sessions, services.areas, kind,
+    # Sent as it is read: the first bytes at once, and memory flat whatever the size; read
+    # on the read connections, beside the chat's writer, once the audit is committed.
+    async with contextlib.aclosing(export_chunks(services.reads, services.areas, kind,
                                                  aggregator_id)) as chunks:
         response = web.StreamResponse(
             headers={"Content-Disposition": f'attachment; filename="{kind}.csv"'})

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 
 from gotong.bot.web.dashboard_common import PAGE_ROWS, not_found, page, redirect
-from gotong.bot.web.signin import PREFIX, Work, staff_work
+from gotong.bot.web.signin import PREFIX, Work, staff_reading, staff_work
 from gotong.handlers.validators import parse_id
 from gotong.models.contact import Role
 from gotong.models.failures import RetryRefusal, Waiting, retry, unreached
@@ -50,7 +50,7 @@ def _stuck_after(work: Work) -> timedelta:
 
 
 async def failures_page(request: web.Request) -> web.Response:
-    async with staff_work(request) as work:
+    async with staff_reading(request) as work:
         rows = await unreached(work.session, work.staff.aggregator_ids, work.actor.now,
                                _stuck_after(work), PAGE_ROWS)
         zone = ZoneInfo(work.config.i18n.timezone)

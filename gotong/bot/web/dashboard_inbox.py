@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from gotong.bot.web.dashboard_common import FLASH_MESSAGES, PAGE_ROWS, page, redirect
 from gotong.bot.web.pages import SERVICES
-from gotong.bot.web.signin import PREFIX, PageError, Work, staff_work
+from gotong.bot.web.signin import PREFIX, PageError, Work, staff_reading, staff_work
 from gotong.handlers.staff_actions import Refusal
 from gotong.handlers.support_actions import (
     CLOSE,
@@ -50,7 +50,7 @@ async def _own(work: Work, conversation_id: str, action: str) -> SupportConversa
 
 
 async def inbox_page(request: web.Request) -> web.Response:
-    async with staff_work(request) as work:
+    async with staff_reading(request) as work:
         waiting = await inbox(work.session, work.staff.aggregator_ids, PAGE_ROWS)
         areas = request.app[SERVICES].areas
         rows = [{"conversation": c, "place": area_name(areas, c.area_id)} for c in waiting]

@@ -152,7 +152,7 @@ async def compute_snapshot(services: Services) -> PublicSnapshot:
     timezone = services.config.i18n.timezone
     until = datetime.now(UTC).astimezone(ZoneInfo(timezone)).date()
     since = until - timedelta(days=CHART_DAYS - 1)
-    async with services.sessions() as session:
+    async with services.reads() as session:
         return await public_snapshot(session, services.areas, since=since, until=until,
                                      timezone=timezone,
                                      min_count=services.config.public.min_count)

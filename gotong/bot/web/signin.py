@@ -32,6 +32,7 @@ from gotong.handlers.staff_actions import DASHBOARD, Actor, Coverage, staff_cove
 from gotong.models.audit import audit
 from gotong.models.contact import Contact
 from gotong.models.dashboard import (
+    DashboardSession,
     end_session,
     link_is_usable,
     live_session,
@@ -113,6 +114,28 @@ def _check_origin(request: web.Request) -> None:
         raise PageError(403, "csrf")
 
 
+async def _signed_in(request: web.Request, session: AsyncSession, at: datetime
+                     ) -> tuple[DashboardSession, Coverage]:
+    """The live session of the request's cookie and the staff member's coverage, or a
+    redirect to the signed-out page (a session whose person is no longer staff is ended,
+    audited and committed first)."""
+    services = request.app[SERVICES]
+    token = request.cookies.get(COOKIE, "")
+    live = await live_session(session, token, at,
+                              timedelta(minutes=services.config.web.idle_minutes)) \
+        if well_formed(token) else None
+    staff = await staff_coverage(session, services.areas, live.contact_id) \
+        if live is not None else Coverage([], set())
+    if live is None or not staff.is_staff:
+        if live is not None:
+            await end_session(session, live.id, at)
+            audit(session, at, "dashboard", "not staff", contact_id=live.contact_id)
+        await session.commit()
+        raise web.HTTPFound(f"{SIGNED_OUT}?why="
+                            + ("no_access" if live is not None else "expired"))
+    return live, staff
+
+
 @asynccontextmanager
 async def staff_work(request: web.Request) -> AsyncIterator[Work]:
     """Open the request's transaction as the signed-in staff member, or redirect to the
@@ -126,22 +149,10 @@ async def staff_work(request: web.Request) -> AsyncIterator[Work]:
     form = None
     if request.method == "POST":
         _check_origin(request)
-    token = request.cookies.get(COOKIE, "")
     at = now(request)
-    web_config = services.config.web
     async with services.sessions() as session:
-        live = await live_session(session, token, at,
-                                  timedelta(minutes=web_config.idle_minutes)) \
-            if well_formed(token) else None
-        staff = await staff_coverage(session, services.areas, live.contact_id) \
-            if live is not None else Coverage([], set())
-        if live is None or not staff.is_staff:
-            if live is not None:
-                await end_session(session, live.id, at)
-                audit(session, at, "dashboard", "not staff", contact_id=live.contact_id)
-            await session.commit()
-            raise web.HTTPFound(f"{SIGNED_OUT}?why="
-                                + ("no_access" if live is not None else "expired"))
+        live, staff = await _signed_in(request, session, at)
+        token = request.cookies.get(COOKIE, "")
         csrf = csrf_token(token)
         if request.method == "POST":
             # Read only now: a stranger's POST is refused before its body is.
@@ -167,6 +178,28 @@ async def staff_work(request: web.Request) -> AsyncIterator[Work]:
     on_outbox = services.conversations.on_outbox
     if wrote and on_outbox is not None:
         on_outbox()
+
+
+@asynccontextmanager
+async def staff_reading(request: web.Request) -> AsyncIterator[Work]:
+    """A page that only reads (GET), as the signed-in staff member: the sign-in checks
+    run in a short unit of work of their own (a session's last use is written), then
+    the page reads on the read connections (Services.reads) in one transaction, a
+    snapshot of the database. On SQLite those connections are read-only: a page read
+    there never holds the writer the chat uses, and a write from it fails; pages that
+    audit a refusal (another aggregator's thing) use staff_work.
+    """
+    if request.method != "GET":
+        raise web.HTTPMethodNotAllowed(request.method, ["GET"])
+    services = request.app[SERVICES]
+    at = now(request)
+    async with services.sessions() as session:
+        live, staff = await _signed_in(request, session, at)
+        await session.commit()
+    csrf = csrf_token(request.cookies.get(COOKIE, ""))
+    async with services.reads() as reads:
+        actor = Actor(reads, services.areas, live.contact_id, at, staff, DASHBOARD)
+        yield Work(reads, actor, services.config, csrf, live.id, None)
 
 
 def see_other(location: str) -> web.Response:
