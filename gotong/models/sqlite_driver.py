@@ -64,10 +64,11 @@ def _run(connection: sqlite3.Connection, begin: str | None, operation: str,
         cursor.close()
 
 
-def _run_together(connection: sqlite3.Connection, begin: bool,
+def _run_together(connection: sqlite3.Connection, begin: str | None,
                   statements: Sequence[tuple[str, tuple[Any, ...]]]) -> list[_Outcome]:
-    """Several statements, one after another, in the database thread."""
-    return [_run(connection, begin and number == 0, operation, parameters, False)
+    """Several statements, one after another, in the database thread (the first after
+    the transaction's BEGIN)."""
+    return [_run(connection, begin if number == 0 else None, operation, parameters, False)
             for number, (operation, parameters) in enumerate(statements)]
 
 
@@ -188,8 +189,7 @@ class OneTripConnection(AsyncAdapt_aiosqlite_connection):
         """Run prepared statements in the current transaction, in one trip to the
         database thread; each one's rows, row count and last row id. A failure is raised
         as SQLAlchemy raises it (the caller rolls back)."""
-        begin = self.begin_pending
-        self.begin_pending = False
+        begin, self.begin_pending = self.begin_pending, None
         batch = [(prepared.sql, prepared.parameters(values)) for prepared, values in statements]
         try:
             outcomes = await self._connection._execute(
