@@ -55,6 +55,7 @@ from gotong.handlers.turn import HandlerSettings, Turn, UnitOfWork, answered
 from gotong.models.area import AreaDirectory
 from gotong.models.base import process_name, utcnow
 from gotong.models.contact import (
+    LAST_INBOUND_PRECISION,
     Contact,
     get_or_create_contact,
     release_user_id,
@@ -138,11 +139,6 @@ LEAVE_SUPPORT = frozenset({"menu", "cancel", "back", "request", "donate", "langu
 MAX_ATTEMPTS = 3
 # Chats whose state is kept in memory between updates (least recently active dropped).
 STATE_CACHE_SIZE = 10_000
-
-
-# When the person last wrote is kept to the minute: a chat of many quick messages writes
-# it once.
-INBOUND_PRECISION = timedelta(minutes=1)
 
 
 def within(earlier: datetime | None, later: datetime, span: timedelta) -> bool:
@@ -306,7 +302,7 @@ class Conversations:
         release = incoming.sent_at is not None and not within(
             contact.last_inbound_at, incoming.sent_at, HELD_AFTER)
         if incoming.sent_at is not None and not within(
-                contact.last_inbound_at, incoming.sent_at, INBOUND_PRECISION):
+                contact.last_inbound_at, incoming.sent_at, LAST_INBOUND_PRECISION):
             contact.last_inbound_at = incoming.sent_at
         turn = Turn(work=work, contact=contact, conversation=conversation,
                     incoming=incoming, catalog=self.catalog, areas=self._areas,

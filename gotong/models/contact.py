@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import ForeignKey, String, UniqueConstraint, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from gotong.models.base import Base, utcnow
+
+# When the person last wrote (Contact.last_inbound_at) is kept to the minute, and the
+# platforms date a message to the second: a chat of many quick messages writes it once.
+LAST_INBOUND_PRECISION = timedelta(minutes=1, seconds=1)
 
 
 class Contact(Base):

@@ -32,7 +32,7 @@ from sqlalchemy.orm import aliased
 
 from gotong.models.aggregator import Aggregator, AggregatorArea, StaffMember
 from gotong.models.area import Area
-from gotong.models.contact import Contact, Role
+from gotong.models.contact import LAST_INBOUND_PRECISION, Contact, Role
 from gotong.models.digest import Digest, note_change
 from gotong.models.help_request import HelpRequest
 from gotong.models.outbox import (
@@ -104,8 +104,10 @@ def worth_retrying(reason: str, has_content: bool, wrote_at: datetime | None,
     if reason in RETRY_ANY_TIME:
         return True
     if reason in RETRY_AFTER_THEY_WROTE:
+        # When they wrote is known to a minute: a message up to then before the failure
+        # may have come after it, and a try too many costs less than a person left out.
         return wrote_at is not None and now - wrote_at < HELD_AFTER and (
-            failed_at is None or wrote_at > failed_at)
+            failed_at is None or wrote_at > failed_at - LAST_INBOUND_PRECISION)
     return False
 
 

@@ -3,14 +3,14 @@ which reason, and which of them a new try can get through."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import insert, update
 
 from gotong.bot.services import Services
 from gotong.models.contact import Contact
-from gotong.models.failures import reason_counts, retry, unreached
+from gotong.models.failures import reason_counts, retry, unreached, worth_retrying
 from gotong.models.help_request import HelpRequest
 from gotong.models.outbox import OutboxMessage
 from gotong.models.pledge import Pledge
@@ -112,3 +112,22 @@ async def test_staff_see_their_peoples_failures_with_the_ones_worth_a_new_try(
         again = await session.get(OutboxMessage, rows["blocked"])
         assert again is not None
         assert (again.status, again.failure, again.attempts) == ("pending", None, 0)
+
+
+def test_a_person_who_wrote_about_when_the_news_failed_is_worth_a_new_try() -> None:
+    failed = datetime(2025, 3, 1, 12, 0, 30, 700_000, tzinfo=UTC)
+    now = failed + timedelta(minutes=5)
+
+    def worth(wrote: datetime | None) -> bool:
+        return worth_retrying("unreachable", True, wrote, failed, now)
+
+    # When they wrote is kept to the minute and dated to the second: "halo" sent in the
+    # second the news failed, or stored as a minute before it, may have come after it.
+    assert worth(failed.replace(microsecond=0))
+    assert worth(failed - timedelta(seconds=50))
+    assert worth(failed + timedelta(minutes=2))
+    # Before that, and never, it may not.
+    assert not worth(failed - timedelta(minutes=2))
+    assert not worth(None)
+    # A message the app will never take is not tried again, whenever they wrote.
+    assert not worth_retrying("refused", True, now, failed, now)
