@@ -34,6 +34,7 @@ from gotong.models.phone_confirmation import (
     NO,
     YES,
     AnswerRefused,
+    Refused,
     answer_question,
     ask_household,
     pending_for,
@@ -252,7 +253,9 @@ async def on_phone_button(turn: Turn, option: str) -> list[Reply]:
     try:
         answered = await answer_question(turn.session, turn.contact.id, key, token,
                                          action == YES, turn.now)
-    except AnswerRefused:
+    except AnswerRefused as refused:
+        if refused.reason is Refused.CLOSED:
+            return [Reply(text=turn.t("proxy.phone_closed"))]
         return [Reply(text=turn.t("proxy.phone_not_yours"))]
     request = answered.request
     log.info("the household of request %s %s the phone its proxy gave", request.reference,

@@ -28,7 +28,7 @@ from gotong.handlers.validators import Invalid, parse_id, parse_short_text
 from gotong.models.audit import audit
 from gotong.models.delivery import UNDER_WAY, Delivery, DeliveryStatus
 from gotong.models.help_request import HelpRequest
-from gotong.models.person import same_person
+from gotong.models.proxy import acts_for_household
 from gotong.models.tasks import MAX_WRONG_CODES, household_answer, rate, reassignable
 from gotong.models.volunteer import Volunteer
 
@@ -51,8 +51,8 @@ async def _households_delivery(turn: Turn, delivery_id: str, action: str
     key = parse_id(delivery_id)
     delivery = await turn.session.get(Delivery, key, populate_existing=True) if key else None
     request = await turn.session.get(HelpRequest, delivery.request_id) if delivery else None
-    if delivery is None or request is None \
-            or not await same_person(turn.session, turn.contact.id, request.contact_id):
+    if delivery is None or request is None or not await acts_for_household(
+            turn.session, turn.contact.id, request.contact_id, request.proxy_id):
         audit(turn.session, turn.now, action, "not theirs", contact_id=turn.contact.id)
         return None, [Reply(text=turn.t("receipt.not_yours"))]
     return delivery, []

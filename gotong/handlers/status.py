@@ -20,7 +20,9 @@ from gotong.models.help_request import (
     request_of,
     requests_of,
 )
+from gotong.models.phone_confirmation import forget_questions
 from gotong.models.pledge import CODE_PREFIX, Pledge, PledgeStatus, pledges_of
+from gotong.models.proxy import acts_for_household
 from gotong.models.stock import cancel_pledge
 from gotong.models.volunteer import Volunteer
 
@@ -112,7 +114,9 @@ async def ask_cancel(turn: Turn, reference: str | None = None) -> list[Reply]:
         request = await open_request_of(turn.session, turn.contact.id)
     else:
         request = await request_of(turn.session, turn.contact.id, reference)
-    if request is None or request.status not in CANCELLABLE_STATUSES:
+    if request is None or request.status not in CANCELLABLE_STATUSES \
+            or not await acts_for_household(turn.session, turn.contact.id,
+                                            request.contact_id, request.proxy_id):
         return [Reply(text=turn.t("status.nothing_to_cancel"))]
     turn.conversation.scratch = {**turn.conversation.scratch, "overlay": CONFIRM_OVERLAY,
                                  "reference": request.reference}
@@ -157,11 +161,14 @@ async def confirm_cancel(turn: Turn, incoming: Incoming, answer: str) -> list[Re
     if tapped.startswith(CODE_PREFIX):
         return await _cancel_pledge(turn, tapped, reference)
     request = await request_of(turn.session, turn.contact.id, tapped)
-    if request is None or tapped != reference:
+    if request is None or tapped != reference or not await acts_for_household(
+            turn.session, turn.contact.id, request.contact_id, request.proxy_id):
         # A button of an older question, or data that was never ours.
         return [Reply(text=turn.t("button.stale"))]
     notices = await refusing(cancel_request(turn.session, request, turn.contact.id, turn.now),
                              [Reply(text=turn.t("status.nothing_to_cancel"))])
+    # A phone a proxy gave is no longer asked about a request taken back.
+    await forget_questions(turn.session, request_ids=[request.id])
     return [notice_reply(turn.catalog, turn.language, n) for n in notices]
 
 

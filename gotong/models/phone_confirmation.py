@@ -32,7 +32,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from gotong.models.audit import audit
 from gotong.models.base import Base, utcnow
 from gotong.models.contact import Contact, Role, grant_role
-from gotong.models.help_request import HelpRequest
+from gotong.models.help_request import OPEN_STATUSES, HelpRequest
 from gotong.models.outbox import Notice, enqueue
 from gotong.models.person import same_person
 from gotong.models.proxy import stands_in_for_removed
@@ -71,8 +71,10 @@ async def ask_household(session: AsyncSession, request: HelpRequest, contact_id:
                               token=secrets.token_urlsafe(12), asked_at=now)
     session.add(asked)
     await session.flush()
+    # Not essential: someone who sent /stop is asked nothing (the request stays the
+    # proxy's, as if they never answered).
     enqueue(session, Notice(
-        contact_id=contact_id, key=QUESTION_NOTICE,
+        contact_id=contact_id, key=QUESTION_NOTICE, essential=False,
         params={"organisation": organisation, "reference": request.reference},
         actions=((CONFIRM_CONTEXT, f"{YES}:{asked.id}:{asked.token}", "notice.phone_ours"),
                  (CONFIRM_CONTEXT, f"{NO}:{asked.id}:{asked.token}",
@@ -97,6 +99,8 @@ class Refused(enum.StrEnum):
     UNKNOWN = "unknown"
     # The question went to someone else.
     NOT_THEIRS = "not theirs"
+    # The request is no longer open (taken back, or closed).
+    CLOSED = "closed"
 
 
 class AnswerRefused(Exception):
@@ -137,6 +141,11 @@ async def answer_question(session: AsyncSession, by_contact_id: int, confirmatio
         raise AnswerRefused(Refused.UNKNOWN)
     request = await session.get(HelpRequest, asked.request_id, populate_existing=True)
     assert request is not None  # the question goes with its request
+    if request.status not in OPEN_STATUSES:
+        # Taken back (or closed) since it was asked: nothing is left to take over.
+        audit(session, now, "proxy_phone", "refused", contact_id=by_contact_id,
+              detail=Refused.CLOSED.value)
+        raise AnswerRefused(Refused.CLOSED)
     proxy_contact = request.consent_by
     if confirmed:
         request.contact_id = by_contact_id

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from gotong.models.base import Base, utcnow
 from gotong.models.contact import Contact, ContactRole, Role, get_or_create_contact, grant_role
+from gotong.models.person import same_person
 
 # The app on which a household known only by its phone number is written to: a
 # WhatsApp chat's address is the number itself (without the "+").
@@ -100,6 +101,17 @@ async def stands_in_for_removed(session: AsyncSession, proxy_id: int, contact_id
     return await session.scalar(select(Proxy.id).where(
         Proxy.id == proxy_id, Proxy.contact_id == contact_id,
         Proxy.removed_at.is_not(None))) is not None
+
+
+async def acts_for_household(session: AsyncSession, actor_contact_id: int,
+                             request_contact_id: int, proxy_id: int | None) -> bool:
+    """Whether the person may act as a request's household (take it back, say whether
+    its aid came): it is theirs, on any of their apps, unless they only stood in for the
+    household as a proxy the operator has since taken out."""
+    if not await same_person(session, actor_contact_id, request_contact_id):
+        return False
+    return proxy_id is None or not await stands_in_for_removed(session, proxy_id,
+                                                               request_contact_id)
 
 
 async def proxy_names(session: AsyncSession, proxy_ids: Sequence[int]) -> dict[int, str]:
