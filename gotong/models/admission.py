@@ -24,14 +24,20 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from gotong.models.aggregator import Aggregator, Invite
 from gotong.models.audit import audit
 from gotong.models.contact import Contact
+from gotong.models.delivery import Delivery
 from gotong.models.help_request import news_to_proxy
-from gotong.models.notifications import Event, Subject, announce
+from gotong.models.notifications import STILL, Event, Subject, SubjectKind, announce
+from gotong.models.outbox import OutboxMessage, OutboxStatus
 from gotong.models.proxy import Proxy, remove_proxy
 from gotong.models.tasks import hand_back
 from gotong.models.volunteer import Volunteer, VolunteerStatus
 
 # Volunteers a revoked code takes out: all but those already gone.
 STILL_IN = (VolunteerStatus.PENDING, VolunteerStatus.APPROVED)
+
+
+# Why news queued for a proxy was skipped when the operator took them out.
+PROXY_REMOVED = "proxy removed"
 
 
 @dataclass(frozen=True)
@@ -120,6 +126,32 @@ async def revoke_invite(session: AsyncSession, invite_id: int, now: datetime, *,
     return Revoked(invite, removed, returned, taken_out, unfollowed)
 
 
+async def _drop_household_news(session: AsyncSession, contact_id: int,
+                               request_ids: list[int]) -> None:
+    """News of these requests, and of their deliveries, not yet sent to the proxy who
+    stood in for their households (a delivery code held until they write, say): a proxy
+    taken out hears nothing more of them."""
+    if not request_ids:
+        return
+    delivery_ids = set((await session.scalars(
+        select(Delivery.id).where(Delivery.request_id.in_(request_ids)))).all())
+    ids_of = {SubjectKind.REQUEST: set(request_ids), SubjectKind.DELIVERY: delivery_ids}
+    waiting = (await session.execute(
+        select(OutboxMessage.id, OutboxMessage.still, OutboxMessage.subject_ids).where(
+            OutboxMessage.contact_id == contact_id,
+            OutboxMessage.status.in_((OutboxStatus.PENDING, OutboxStatus.HELD)),
+            OutboxMessage.still.is_not(None)))).all()
+    dropped = [row.id for row in waiting
+               if (rule := STILL.get(row.still or "")) is not None
+               and set(row.subject_ids or ()) & ids_of.get(rule.kind, set())]
+    if dropped:
+        await session.execute(
+            update(OutboxMessage).where(OutboxMessage.id.in_(dropped))
+            .values(status=OutboxStatus.SKIPPED, last_error=PROXY_REMOVED, body=None,
+                    params={}, lease_until=None, lease_owner=None)
+            .execution_options(synchronize_session=False))
+
+
 async def _take_out(session: AsyncSession, proxy: Proxy, now: datetime,
                     actor_contact_id: int | None) -> list[str]:
     """Take a proxy out, tell them, and tell their aggregator's staff which open requests
@@ -127,6 +159,7 @@ async def _take_out(session: AsyncSession, proxy: Proxy, now: datetime,
     await remove_proxy(session, proxy, now)
     requests = await news_to_proxy(session, proxy.id, proxy.contact_id)
     references = [r.reference for r in requests]
+    await _drop_household_news(session, proxy.contact_id, [r.id for r in requests])
     audit(session, now, "revoke_proxy", "done", contact_id=actor_contact_id,
           aggregator_id=proxy.aggregator_id,
           detail=f"proxy {proxy.id}, {len(references)} requests without news")

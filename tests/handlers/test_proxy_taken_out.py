@@ -79,6 +79,32 @@ async def test_a_proxy_taken_out_cannot_say_whether_the_households_aid_came(
         [("receipt", "not theirs")] * 2
 
 
+async def test_news_not_yet_sent_to_a_proxy_taken_out_is_dropped(
+        config: Config, services: Services) -> None:
+    world, aggregator_id, staff = await proxy_world(services)
+    code, invite_id = await operator_code(config, aggregator_id)
+    budi = await accept(services, code, "rt-05", "Budi Santoso", "+6281200000005")
+    reference = await register(budi, phone=None, nik=None)
+    request = await request_by(services, reference)
+    await staff.say("/queue")
+    await staff.tap(f"v:{request.id}", context="q")
+    await world.pledge(aggregator_id, 1, received=1)
+    [delivery_id] = await allocated(world, aggregator_id, [request.id])
+    volunteer = await enlist(world, aggregator_id, "volunteer-1", request.village_id)
+    await volunteer_of(services, volunteer)
+    await take(volunteer, delivery_id)
+    budi_id = await contact_of(services, budi)
+    [code_news] = await outbox(services, "notice.delivery_assigned", budi_id)
+    assert code_news.status in ("pending", "held")
+    await admin(config, "invites", "revoke", str(invite_id))
+    [code_news] = await outbox(services, "notice.delivery_assigned", budi_id)
+    assert (code_news.status, code_news.last_error, code_news.body, code_news.params) == \
+        ("skipped", "proxy removed", None, {})
+    # Being told they are a proxy no more still goes.
+    [told] = await outbox(services, "notice.proxy_removed", budi_id)
+    assert told.status == "pending"
+
+
 async def test_a_request_taken_back_is_no_longer_asked_about(services: Services) -> None:
     _, _, staff = await proxy_world(services)
     chat = await new_proxy(services, staff)
