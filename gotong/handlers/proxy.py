@@ -157,7 +157,7 @@ async def _checked(turn: Turn) -> tuple[list[Proxy], list[Reply] | None]:
               contact_id=turn.contact.id)
         return [], [Reply(text=turn.t("proxy.removed" if removed else "proxy.only"))]
     limit = turn.settings.max_proxy_households
-    if await open_households(turn.session, [p.id for p in proxies]) >= limit:
+    if await open_households(turn.session, [p.id for p in proxies], turn.now) >= limit:
         audit(turn.session, turn.now, "proxy_register", "limit", contact_id=turn.contact.id,
               aggregator_id=proxies[0].aggregator_id)
         return proxies, [Reply(text=turn.t("proxy.limit", max=limit))]

@@ -335,15 +335,23 @@ async def registered_by(session: AsyncSession, proxy_ids: Sequence[int]
     return list(result.all())
 
 
-async def open_households(session: AsyncSession, proxy_ids: Sequence[int]) -> int:
-    """How many households these proxies registered are still being helped: what
-    proxy.max_households limits."""
+# How long a request a proxy took back still counts towards proxy.max_households.
+TAKEN_BACK_COUNTS = timedelta(days=1)
+
+
+async def open_households(session: AsyncSession, proxy_ids: Sequence[int], now: datetime
+                          ) -> int:
+    """How many households these proxies registered are still being helped, or were
+    taken back in the last day: what proxy.max_households limits. (Taking requests back
+    and registering again would otherwise let a proxy ask a number without end.)"""
     if not proxy_ids:
         return 0
     return int(await session.scalar(
         select(func.count()).select_from(HelpRequest)
         .where(HelpRequest.proxy_id.in_(list(proxy_ids)),
-               HelpRequest.status.in_(OPEN_STATUSES))) or 0)
+               or_(HelpRequest.status.in_(OPEN_STATUSES),
+                   (HelpRequest.status == RequestStatus.CANCELLED)
+                   & (HelpRequest.updated_at > now - TAKEN_BACK_COUNTS)))) or 0)
 
 
 async def news_to_proxy(session: AsyncSession, proxy_id: int, contact_id: int

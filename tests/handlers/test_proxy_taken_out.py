@@ -3,10 +3,14 @@ in for, and what a request taken back leaves of the question to a phone."""
 
 from __future__ import annotations
 
+import dataclasses
+from datetime import timedelta
+
 from sqlalchemy import update
 
 from gotong.bot.config import Config
-from gotong.bot.services import Services
+from gotong.bot.services import Services, handler_settings
+from gotong.handlers.conversations import Conversations
 from gotong.models.help_request import HelpRequest
 from gotong.models.request_status import RequestStatus
 from tests.chat import Chat
@@ -136,3 +140,27 @@ async def test_a_request_closed_otherwise_cannot_be_taken_over(services: Service
     request = await request_by(services, reference)
     assert request.contact_id == await contact_of(services, chat)
     assert ("proxy_phone", "refused") in await audit_log(services)
+
+
+async def test_requests_taken_back_count_towards_the_limit_for_a_day(
+        services: Services) -> None:
+    services.conversations = Conversations(
+        services.engine, services.catalog, services.areas,
+        dataclasses.replace(handler_settings(services.config), max_proxy_households=1))
+    _, _, staff = await proxy_world(services)
+    chat = await new_proxy(services, staff)
+    reference = await register(chat, phone="0813 1111 2222", nik=None)
+    await take_back(chat, reference)
+    assert (await request_by(services, reference)).status == RequestStatus.CANCELLED
+    # Registering again at once is refused: the number is not asked a second time.
+    await chat.say("/daftarkan")
+    assert "taken back in the last day" in chat.last.text, chat.last.text
+    assert len(await outbox(services, "notice.household_phone_check")) == 1
+    assert ("proxy_register", "limit") in await audit_log(services)
+    # A day later it counts no more.
+    taken_back_at = (await request_by(services, reference)).updated_at
+    async with services.sessions() as session, session.begin():
+        await session.execute(update(HelpRequest).where(HelpRequest.reference == reference)
+                              .values(updated_at=taken_back_at - timedelta(days=1)))
+    await register(chat, phone=None, nik=None, name="Pak Karto",
+                   address="Jl. Melati No. 7 RT 03 RW 05")
