@@ -50,6 +50,21 @@ async def taken_out_proxy(config: Config, services: Services
     return world, aggregator, staff, budi, references
 
 
+async def under_way(world: AidWorld, aggregator_id: int, staff: Chat, reference: str
+                    ) -> int:
+    """Staff verify the request and allocate aid to it, and a volunteer takes the
+    delivery (its code is then news for the household); the delivery's id."""
+    request = await request_by(world.services, reference)
+    await staff.say("/queue")
+    await staff.tap(f"v:{request.id}", context="q")
+    await world.pledge(aggregator_id, 1, received=1)
+    [delivery_id] = await allocated(world, aggregator_id, [request.id])
+    volunteer = await enlist(world, aggregator_id, "volunteer-1", request.village_id)
+    await volunteer_of(world.services, volunteer)
+    await take(volunteer, delivery_id)
+    return delivery_id
+
+
 async def test_a_proxy_taken_out_cannot_take_the_households_requests_back(
         config: Config, services: Services) -> None:
     _, _, _, budi, references = await taken_out_proxy(config, services)
@@ -66,14 +81,7 @@ async def test_a_proxy_taken_out_cannot_say_whether_the_households_aid_came(
         config: Config, services: Services) -> None:
     world, aggregator_id, staff, budi, [reference, _] = await taken_out_proxy(config,
                                                                                services)
-    request = await request_by(services, reference)
-    await staff.say("/queue")
-    await staff.tap(f"v:{request.id}", context="q")
-    await world.pledge(aggregator_id, 1, received=1)
-    [delivery_id] = await allocated(world, aggregator_id, [request.id])
-    volunteer = await enlist(world, aggregator_id, "volunteer-1", request.village_id)
-    await volunteer_of(services, volunteer)
-    await take(volunteer, delivery_id)
+    delivery_id = await under_way(world, aggregator_id, staff, reference)
     for option in (f"not:{delivery_id}", f"got:{delivery_id}"):
         await budi.tap(option, context="dl")
         assert budi.last.text == "That delivery is not yours.", budi.last.text
@@ -89,14 +97,7 @@ async def test_news_not_yet_sent_to_a_proxy_taken_out_is_dropped(
     code, invite_id = await operator_code(config, aggregator_id)
     budi = await accept(services, code, "rt-05", "Budi Santoso", "+6281200000005")
     reference = await register(budi, phone=None, nik=None)
-    request = await request_by(services, reference)
-    await staff.say("/queue")
-    await staff.tap(f"v:{request.id}", context="q")
-    await world.pledge(aggregator_id, 1, received=1)
-    [delivery_id] = await allocated(world, aggregator_id, [request.id])
-    volunteer = await enlist(world, aggregator_id, "volunteer-1", request.village_id)
-    await volunteer_of(services, volunteer)
-    await take(volunteer, delivery_id)
+    await under_way(world, aggregator_id, staff, reference)
     budi_id = await contact_of(services, budi)
     [code_news] = await outbox(services, "notice.delivery_assigned", budi_id)
     assert code_news.status in ("pending", "held")
