@@ -34,13 +34,14 @@ from sqlalchemy import (
     String,
     UniqueConstraint,
     and_,
+    any_,
     bindparam,
     delete,
-    exists,
     func,
     or_,
     select,
     text,
+    tuple_,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -197,29 +198,45 @@ def _waiting(table: Any) -> Any:
 @cache
 def _first_waiting_statement(dialect: str) -> Any:
     """The oldest waiting update of each chat that can be claimed now; built once per
-    dialect (constructing it costs more than running it)."""
+    dialect (constructing it costs more than running it).
+
+    Both conditions on other rows are subqueries that do not refer to the update at hand,
+    so the database computes each once per claim, from the rows still to handle and the
+    answers still to send, whatever its statistics say. Written as correlated NOT EXISTS,
+    a database whose statistics still describe empty queues (a new one, minutes into its
+    first burst) joined them as nested loops over every contact and each one's past
+    answers, per waiting update: seconds per claim, with every chat stalled meanwhile."""
     u = InboundUpdate
     earlier = aliased(InboundUpdate)
     reply, contact = aliased(OutboxMessage), aliased(Contact)
     now = bindparam("now", type_=UTCDateTime())
+    channels: Any = bindparam("channels", expanding=True)
+    # Only the chat's oldest waiting update: the others wait their turn.
+    firsts = (select(func.min(earlier.id))
+              .where(_waiting(earlier), earlier.channel.in_(channels))
+              .group_by(earlier.channel, earlier.chat_id))
+    # Chats whose last answer is not settled, unless it is one this process sent itself a
+    # moment ago ("answered_here"; not one its dispatcher is sending for a process that
+    # died): their next answer could overtake it.
+    unsettled = (select(contact.channel, contact.chat_id)
+                 .join(reply, reply.contact_id == contact.id)
+                 .where(reply.priority == int(Purpose.REPLY),
+                        reply.status.in_(UNSETTLED),
+                        or_(reply.lease_owner.is_distinct_from(bindparam("owner")),
+                            contact.chat_id.not_in(
+                                bindparam("answered_here", expanding=True)))))
+    if dialect == "postgresql":
+        # Computed once, before the scan, as an array (an IN would be planned as a join,
+        # which such statistics make a nested loop over the waiting rows once per row).
+        first = u.id == any_(func.array(firsts.scalar_subquery()))
+    else:
+        first = u.id.in_(firsts)  # SQLite computes an uncorrelated IN once
     query = (
         select(u.id, u.channel, u.chat_id)
-        .where(_waiting(u), u.channel.in_(bindparam("channels", expanding=True)),
+        .where(first, _waiting(u),
                or_(u.next_attempt_at.is_(None), u.next_attempt_at <= now),
                or_(u.lease_until.is_(None), u.lease_until < now),
-               # Only the chat's oldest waiting update: the others wait their turn.
-               ~exists().where(earlier.channel == u.channel, earlier.chat_id == u.chat_id,
-                               _waiting(earlier), earlier.id < u.id),
-               # The chat's last answer is settled, or is one this process sent itself a
-               # moment ago ("answered_here"; not one its dispatcher is sending for a
-               # process that died): its next answer cannot overtake it.
-               ~exists().where(contact.channel == u.channel, contact.chat_id == u.chat_id,
-                               reply.contact_id == contact.id,
-                               reply.priority == int(Purpose.REPLY),
-                               reply.status.in_(UNSETTLED),
-                               or_(reply.lease_owner.is_distinct_from(bindparam("owner")),
-                                   u.chat_id.not_in(
-                                       bindparam("answered_here", expanding=True)))))
+               tuple_(u.channel, u.chat_id).not_in(unsettled))
         .order_by(u.id)
         .limit(bindparam("limit"))
     )

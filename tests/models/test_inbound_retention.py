@@ -9,10 +9,11 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import event, select, update
+from sqlalchemy import event, insert, select, update
 
 from gotong.bot.services import Services
 from gotong.models.base import utcnow
+from gotong.models.contact import Contact
 from gotong.models.db import refresh_statistics
 from gotong.models.inbound import (
     InboundUpdate,
@@ -21,6 +22,7 @@ from gotong.models.inbound import (
     prune_inbound,
     store_inbound,
 )
+from gotong.models.outbox import OutboxMessage, OutboxStatus, Purpose
 
 WEEK = timedelta(days=7)
 
@@ -100,3 +102,103 @@ async def test_claims_read_only_waiting_rows(services: Services) -> None:
             plan = (await connection.exec_driver_sql(
                 "EXPLAIN QUERY PLAN " + statement, parameters)).all()
             assert _plans_read_only_waiting_rows(plan), (statement, plan)
+
+
+async def _claim_statement(services: Services, now: Any) -> tuple[str, Any]:
+    """The statement a claim sends to the database, as sent."""
+    statements: list[tuple[str, Any]] = []
+
+    def remember(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any,
+                 executemany: bool) -> None:
+        if statement.lstrip().startswith("SELECT inbound_update.id"):
+            statements.append((statement, parameters))
+
+    sync_engine = services.engine.sync_engine
+    event.listen(sync_engine, "before_cursor_execute", remember)
+    try:
+        async with services.engine.begin() as connection:
+            claimed = await claim_waiting(connection, "here", ["whatsapp"], now,
+                                          timedelta(seconds=30), 16)
+            await connection.rollback()
+    finally:
+        event.remove(sync_engine, "before_cursor_execute", remember)
+    # The 16 oldest chats whose last answer is settled.
+    assert [batch[0].chat_id for batch in claimed] == [_chat(n) for n in range(5, 21)]
+    return statements[0]
+
+
+def _chat(number: int) -> str:
+    return f"62812{number:05d}"
+
+
+QUEUE_AND_PEOPLE = ("inbound_update", "outbox_message", "contact")
+
+
+async def test_claims_stay_cheap_while_the_statistics_say_the_queues_are_empty(
+        services: Services) -> None:
+    """A new database, minutes into its first burst: its statistics, gathered at start,
+    still say the queues are empty, and will until the next refresh. A claim must then
+    cost what is waiting, not every chat's past answers once per waiting update (which
+    made each claim take seconds, and every chat wait)."""
+    if services.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite's plans do not change with its statistics this way")
+    chats, history = 40, 50
+    now = utcnow()
+    async with services.engine.connect() as connection:
+        for table in QUEUE_AND_PEOPLE:
+            await connection.exec_driver_sql(f"ANALYZE {table}")
+            await connection.exec_driver_sql(
+                f"ALTER TABLE {table} SET (autovacuum_enabled = false)")
+        await connection.commit()
+    try:
+        async with services.engine.begin() as connection:
+            contact_ids = (await connection.scalars(
+                insert(Contact).returning(Contact.id),
+                [{"channel": "whatsapp", "chat_id": _chat(n), "language": "id"}
+                 for n in range(chats)])).all()
+        for round_ in range(history):  # each chat wrote, and was answered
+            async with services.engine.begin() as connection:
+                await connection.execute(insert(InboundUpdate), [
+                    {"channel": "whatsapp", "external_id": f"wamid.{round_}.{n}",
+                     "chat_id": _chat(n), "payload": {}, "received_at": now}
+                    for n in range(chats)])
+                await connection.execute(insert(OutboxMessage), [
+                    {"contact_id": contact_id, "priority": int(Purpose.REPLY),
+                     "essential": True, "status": OutboxStatus.PENDING}
+                    for contact_id in contact_ids])
+            async with services.engine.begin() as connection:
+                await connection.execute(
+                    update(InboundUpdate).where(InboundUpdate.processed_at.is_(None))
+                    .values(processed_at=now, payload=None))
+                await connection.execute(
+                    update(OutboxMessage).values(status=OutboxStatus.SENT))
+        async with services.engine.begin() as connection:  # every chat writes again
+            await connection.execute(insert(InboundUpdate), [
+                {"channel": "whatsapp", "external_id": f"wamid.now.{n}", "chat_id": _chat(n),
+                 "payload": {}, "received_at": now} for n in range(chats)])
+            # The first five still wait for their last answer to be sent.
+            await connection.execute(insert(OutboxMessage), [
+                {"contact_id": contact_id, "priority": int(Purpose.REPLY),
+                 "essential": True, "status": OutboxStatus.SENDING}
+                for contact_id in contact_ids[:5]])
+        statement, parameters = await _claim_statement(services, now)
+        async with services.engine.connect() as connection:
+            raw = (await connection.get_raw_connection()).driver_connection
+            assert raw is not None
+            # The plan a driver's prepared statement falls back to after five runs.
+            await raw.execute("SET plan_cache_mode = force_generic_plan")
+            explained = await raw.fetchval(
+                "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + statement, *parameters)
+            await raw.execute("RESET plan_cache_mode")
+        # The engine's driver decodes JSON itself.
+        plan = explained[0]["Plan"]
+        pages = plan["Shared Hit Blocks"] + plan["Shared Read Blocks"]
+        # The history is 2,000 updates and 2,000 answers, not yet vacuumed: read once or
+        # twice it is some 4,000 pages; read once per waiting update for each chat, as
+        # before, it was some 190,000.
+        assert pages < 10_000, pages
+    finally:
+        async with services.engine.connect() as connection:
+            for table in QUEUE_AND_PEOPLE:
+                await connection.exec_driver_sql(f"ALTER TABLE {table} RESET (autovacuum_enabled)")
+            await connection.commit()
