@@ -224,6 +224,12 @@ class ProxyConfig:
     # Households a proxy may have registered and still being helped at once: an RT head
     # knows a few dozen households; more points at a mistake or at abuse.
     max_households: int = 30
+    # A number that said "no, not us" to a household a proxy registered is not asked
+    # again, by any proxy, for this many days; then the refusal is forgotten.
+    declined_days: int = 30
+    # Questions one number may get in a day, from all proxies together: a number typed
+    # again and again must not become a way to message someone without end.
+    max_questions_per_day: int = 3
 
 
 @dataclass(frozen=True)
@@ -554,6 +560,10 @@ def validate(config: Config) -> None:
         raise ConfigError("volunteer.failed_hold_hours must be between 0 and 720")
     if not 1 <= config.proxy.max_households <= 1000:
         raise ConfigError("proxy.max_households must be between 1 and 1000")
+    if not 1 <= config.proxy.declined_days <= 3650:
+        raise ConfigError("proxy.declined_days must be between 1 and 3650")
+    if not 1 <= config.proxy.max_questions_per_day <= 100:
+        raise ConfigError("proxy.max_questions_per_day must be between 1 and 100")
     if not 1 <= config.public.min_count <= 100:
         raise ConfigError("public.min_count must be between 1 and 100 (1 hides nothing)")
     for key in ("retry_base_seconds", "retry_max_seconds", "poll_seconds", "lease_seconds",

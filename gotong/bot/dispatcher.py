@@ -50,6 +50,7 @@ from gotong.models.digest import send_digests
 from gotong.models.erasure import erase_expired
 from gotong.models.failures import note_unreached
 from gotong.models.inbound import prune_inbound
+from gotong.models.number_asks import forget_old
 from gotong.models.outbox import Claimed, Failure
 from gotong.models.person import LinkedDelivery, route_to_person
 from gotong.models.presence import announce_presence, withdraw_presence
@@ -98,6 +99,8 @@ class DispatchSettings:
     linked_delivery: LinkedDelivery = LinkedDelivery.LAST_USED
     # Personal data of requests and pledges closed this long ago is erased, daily.
     retention: timedelta = timedelta(days=365)
+    # A number's "no" to a proxy's question counts this long (proxy.declined_days).
+    declined_keep: timedelta = timedelta(days=30)
 
 
 def backoff(attempts: int, settings: DispatchSettings) -> timedelta:
@@ -405,6 +408,10 @@ class Dispatcher:
             erased += batch.total
             if not batch.more:
                 break
+        # The numbers asked for proxies: refusals past their period, days gone by.
+        async with AsyncSession(self._engine, expire_on_commit=False) as session, \
+                session.begin():
+            await forget_old(session, self._clock(), self._settings.declined_keep)
         if erased:
             log.info("erased the personal data of %d requests, pledges and drafts past "
                      "their retention", erased)

@@ -51,6 +51,7 @@ def dispatch_settings(config: Config) -> DispatchSettings:
         support_keep=timedelta(days=config.support.keep_days),
         linked_delivery=LinkedDelivery(n.linked_delivery),
         retention=timedelta(days=config.privacy.retention_days),
+        declined_keep=timedelta(days=config.proxy.declined_days),
     )
 
 

@@ -21,6 +21,7 @@ from gotong.models.db import (
     refresh_statistics,
 )
 from gotong.models.migrate import upgrade
+from gotong.models.number_asks import AskLimits
 
 
 class NotReady(RuntimeError):
@@ -45,6 +46,8 @@ def handler_settings(config: Config) -> HandlerSettings:
         max_open_tasks=config.volunteer.max_open_tasks,
         failed_hold=timedelta(hours=config.volunteer.failed_hold_hours),
         max_proxy_households=config.proxy.max_households,
+        number_asks=AskLimits(declined_for=timedelta(days=config.proxy.declined_days),
+                              per_day=config.proxy.max_questions_per_day),
         dashboard_url=f"{config.web.base_url}/dashboard",
         dashboard_link_valid=timedelta(minutes=config.web.link_minutes),
         retention=timedelta(days=config.privacy.retention_days),

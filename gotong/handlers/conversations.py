@@ -293,7 +293,8 @@ class Conversations:
         connection = work.connection
         contact, conversation, created = await self._load_state(work, incoming, now)
         contact_before = (contact.language, contact.verified_phone, contact.opted_out_at,
-                          contact.last_inbound_at, contact.platform_user_id)
+                          contact.last_inbound_at, contact.platform_user_id,
+                          contact.proxy_typed_at)
         if incoming.sender_phone and contact.verified_phone != incoming.sender_phone:
             contact.verified_phone = incoming.sender_phone
         if incoming.sender_user_id and contact.platform_user_id != incoming.sender_user_id:
@@ -314,9 +315,14 @@ class Conversations:
         if turn.restarted is not None:
             return await self._restarted(work, turn, replies)
         conversation.updated_at = now
+        # The person wrote: the contact is theirs now, no longer only the one a proxy's
+        # question made (the step saw it as it was: the answer to that question may
+        # forget it).
+        contact.proxy_typed_at = None
         await work.flush()
         if (contact.language, contact.verified_phone, contact.opted_out_at,
-                contact.last_inbound_at, contact.platform_user_id) != contact_before:
+                contact.last_inbound_at, contact.platform_user_id,
+                contact.proxy_typed_at) != contact_before:
             await save_contact(connection, contact)
         if contact.verified_phone and contact.verified_phone != contact_before[1]:
             # The same number on another app: the same person.

@@ -344,6 +344,26 @@ async def on_erase_answer(turn: Turn, incoming: Incoming) -> list[Reply] | None:
     return await _erase(turn)
 
 
+async def start_afresh(turn: Turn, *, proxy_typed: bool = False) -> None:
+    """The turn's person was just erased: the chat is free again and goes on as a new
+    contact, which holds only what any chat's first message gives (its address and
+    language); `proxy_typed` keeps it out of broadcasts as the erased one was."""
+    session, old = turn.session, turn.contact
+    fresh = Contact(channel=old.channel, chat_id=old.chat_id,
+                    platform_user_id=old.platform_user_id, language=old.language,
+                    created_at=turn.now, last_inbound_at=old.last_inbound_at,
+                    proxy_typed_at=turn.now if proxy_typed else None)
+    session.add(fresh)
+    await session.flush()
+    conversation = Conversation(contact_id=fresh.id, answers={}, scratch={},
+                                updated_at=turn.now)
+    session.add(conversation)
+    await session.flush()
+    session.expunge(fresh)
+    session.expunge(conversation)
+    turn.restart(fresh, conversation)
+
+
 def _forget(turn: Turn) -> None:
     turn.conversation.forget("overlay", TOKEN_KEY)
 
@@ -356,20 +376,7 @@ async def _erase(turn: Turn) -> list[Reply]:
     if refused is not None:
         return refused
     erased = await erase_person(session, turn.areas, old.id, turn.now)
-    # The chat is free again: it goes on as a new contact, which holds only what any
-    # chat's first message gives (its address and language).
-    fresh = Contact(channel=old.channel, chat_id=old.chat_id,
-                    platform_user_id=old.platform_user_id, language=old.language,
-                    created_at=turn.now, last_inbound_at=old.last_inbound_at)
-    session.add(fresh)
-    await session.flush()
-    conversation = Conversation(contact_id=fresh.id, answers={}, scratch={},
-                                updated_at=turn.now)
-    session.add(conversation)
-    await session.flush()
-    session.expunge(fresh)
-    session.expunge(conversation)
-    turn.restart(fresh, conversation)
+    await start_afresh(turn)
     lines = [turn.t("erase.done")]
     if erased.requests_closed:
         lines.append(turn.t("erase.done_cancelled",

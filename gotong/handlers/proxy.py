@@ -14,6 +14,7 @@ from gotong.handlers import forms, on_file
 from gotong.handlers.forms import Accept, Answers, Choice, Field, FieldKind, Form, Parsed, Stop
 from gotong.handlers.household import HOUSEHOLD_REQUEST, new_request
 from gotong.handlers.messages import Kind, Reply
+from gotong.handlers.my_data import start_afresh
 from gotong.handlers.plain import as_typed
 from gotong.handlers.staff import begin_invited, coverage, not_staff
 from gotong.handlers.turn import Turn
@@ -27,8 +28,10 @@ from gotong.models.aggregator import (
 )
 from gotong.models.audit import audit
 from gotong.models.delivery import UNDER_WAY, Delivery
+from gotong.models.erasure import erase_person, holds_nothing
 from gotong.models.help_request import ByProxy, open_households, registered_by, submit_request
-from gotong.models.person import same_person
+from gotong.models.number_asks import Verdict, may_ask, number_key
+from gotong.models.person import person_contact_ids, same_person
 from gotong.models.phone_confirmation import (
     CONFIRM_CONTEXT,
     NO,
@@ -43,6 +46,7 @@ from gotong.models.proxy import (
     NewProxy,
     Proxy,
     household_contact,
+    number_owner,
     proxies_of,
     register_proxy,
     was_removed,
@@ -149,7 +153,8 @@ _PROXY_FIELDS = {
 
 async def _checked(turn: Turn) -> tuple[list[Proxy], list[Reply] | None]:
     """The person's proxy memberships, or why they cannot register a household now."""
-    proxies = await proxies_of(turn.session, turn.contact.id)
+    # Locked: the operator revoking the invite at this moment takes turns with this.
+    proxies = await proxies_of(turn.session, turn.contact.id, lock=True)
     if not proxies:
         # Taken out by the operator with their invite code: told so, not "for proxies".
         removed = await was_removed(turn.session, turn.contact.id)
@@ -182,19 +187,23 @@ async def _register(turn: Turn, answers: Answers) -> list[Reply]:
               contact_id=turn.contact.id, aggregator_id=proxies[0].aggregator_id)
         return [Reply(text=turn.t("proxy.outside_area"))]
     phone = str(answers["phone"])
-    # The number's owner, known or new. A number of the proxy's own (on any of their
-    # apps) asks nobody: the news comes to them anyway.
-    household = await household_contact(turn.session, phone, turn.settings.default_language,
-                                        turn.now) if phone else None
-    if household is not None and await same_person(turn.session, household.id,
-                                                   turn.contact.id):
-        household = None
+    # The number's owner, if known. A number of the proxy's own (on any of their apps)
+    # asks nobody: the news comes to them anyway.
+    owner = await number_owner(turn.session, phone) if phone else None
+    own_number = bool(phone) and owner is not None and await same_person(
+        turn.session, owner.id, turn.contact.id)
+    # A number that said no lately, or was asked as often as a day allows, is not asked:
+    # checked (and counted) before anything is made for it.
+    verdict = await may_ask(turn.session, number_key(phone, turn.settings.nik_key),
+                            await person_contact_ids(turn.session, turn.contact.id),
+                            turn.now, turn.settings.number_asks) \
+        if phone and not own_number else None
     # Until the household confirms the number, the request is registered as for a
     # household without a phone: news and delivery code go to the proxy, and the proxy's
     # number is the one staff and volunteers see (models/phone_confirmation.py says why).
     request, _ = await submit_request(
         turn.session, turn.contact.id,
-        new_request(answers, phone if phone and household is None else proxy.phone),
+        new_request(answers, phone if own_number else proxy.phone),
         now=turn.now, duplicate_window=turn.settings.duplicate_window,
         by_proxy=ByProxy(proxy_id=proxy.id, contact_id=turn.contact.id,
                          consent_at=datetime.fromisoformat(str(answers["consent"]))))
@@ -202,14 +211,22 @@ async def _register(turn: Turn, answers: Answers) -> list[Reply]:
           aggregator_id=proxy.aggregator_id)
     log.info("household request %s registered by a proxy%s", request.reference,
              " (possible duplicate)" if request.duplicate_of_id else "")
-    if household is not None:
+    if verdict is Verdict.ASK:
+        household = await household_contact(turn.session, phone,
+                                            turn.settings.default_language, turn.now)
         aggregator = await get_aggregator(turn.session, proxy.aggregator_id)
         await ask_household(turn.session, request, household.id, phone, aggregator.name,
                             turn.now)
+    elif verdict is not None:
+        audit(turn.session, turn.now, "proxy_phone", "not asked", contact_id=turn.contact.id,
+              aggregator_id=proxy.aggregator_id, detail=verdict.value)
     # The proxy hears where the news goes: to them, and to the household once it has
-    # said the number is its own.
-    key = "proxy.registered_pending" if household is not None \
-        else "proxy.registered_no_phone"
+    # said the number is its own. Only the proxy whose request the number said no to
+    # hears that it did; any other hears the words of a number asked too often today.
+    key = "proxy.registered_no_phone" if verdict is None else {
+        Verdict.ASK: "proxy.registered_pending",
+        Verdict.DECLINED_YOURS: "proxy.registered_declined_before",
+        Verdict.NOT_NOW: "proxy.registered_not_asked"}[verdict]
     return [Reply(text=turn.t(key, reference=request.reference,
                               name=as_typed(request.head_name)))]
 
@@ -250,9 +267,12 @@ async def on_phone_button(turn: Turn, option: str) -> list[Reply]:
     key = parse_id(number)
     if action not in (YES, NO) or key is None or not token:
         return [Reply(text=turn.t("button.invalid"))]
+    # As the contact was when this message came: made only for a proxy's question, and
+    # not written from before.
+    typed_only = turn.contact.proxy_typed_at is not None
     try:
         answered = await answer_question(turn.session, turn.contact.id, key, token,
-                                         action == YES, turn.now)
+                                         action == YES, turn.now, turn.settings.nik_key)
     except AnswerRefused as refused:
         if refused.reason is Refused.CLOSED:
             return [Reply(text=turn.t("proxy.phone_closed"))]
@@ -261,7 +281,13 @@ async def on_phone_button(turn: Turn, option: str) -> list[Reply]:
     log.info("the household of request %s %s the phone its proxy gave", request.reference,
              "confirmed" if answered.confirmed else "declined")
     if not answered.confirmed:
-        # Nothing more of the request: the number's owner said it is not theirs.
+        # Nothing more of the request: the number's owner said it is not theirs. A
+        # contact that was made only to ask them, and holds nothing else, is erased: the
+        # chat goes on as a new contact, which no broadcast reaches until they write.
+        if typed_only and await holds_nothing(turn.session, turn.contact.id):
+            await erase_person(turn.session, turn.areas, turn.contact.id, turn.now,
+                               why="number declined")
+            await start_afresh(turn, proxy_typed=True)
         return [Reply(text=turn.t("proxy.phone_declined"))]
     return [Reply(text=turn.t("proxy.phone_confirmed", reference=request.reference,
                               status=turn.t(f"status.{request.status}")))]

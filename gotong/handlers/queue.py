@@ -16,6 +16,7 @@ from gotong.handlers.staff import actor, coverage, not_staff
 from gotong.handlers.staff_actions import Actor, Refusal, decide_request, request_to_review
 from gotong.handlers.turn import Turn
 from gotong.models.help_request import REJECT_REASONS, HelpRequest, queue_of
+from gotong.models.phone_confirmation import pending_for
 from gotong.models.priority import score_parts
 from gotong.models.proxy import proxy_names
 
@@ -57,6 +58,16 @@ async def _card(turn: Turn, request: HelpRequest, prefix: str | None) -> Reply:
         names = await proxy_names(turn.session, [request.proxy_id])
         lines.insert(1, turn.t("proxy.registered_by",
                                name=as_typed(names.get(request.proxy_id, "-"))))
+        # Where the phone stands: the card shows the proxy's number until the household
+        # confirms its own, and staff should know whose it is, never seeing the number
+        # asked.
+        if await pending_for(turn.session, [request.id]):
+            lines.insert(2, turn.t("proxy.staff_phone_pending"))
+        elif request.phone_confirmed_at is not None:
+            lines.insert(2, turn.t(
+                "proxy.staff_phone_confirmed_new" if request.phone_confirmed_new
+                else "proxy.staff_phone_confirmed",
+                at=turn.format_time(request.phone_confirmed_at)))
     options = [Option(f"{VERIFY}:{request.id}", turn.t("queue.verify"), number=1),
                Option(f"{REJECT}:{request.id}", turn.t("queue.reject"), number=2)]
     if request.duplicate_of_id is not None:

@@ -17,6 +17,7 @@ from gotong.models.area import AreaDirectory
 from gotong.models.contact import Contact
 from gotong.models.conversation import Conversation
 from gotong.models.coverage import CoverageSnapshot
+from gotong.models.number_asks import AskLimits
 from gotong.models.outbox import OUTBOX_WRITTEN
 from gotong.models.rules import NotAllowed
 
@@ -47,6 +48,9 @@ class HandlerSettings:
     failed_hold: timedelta = timedelta(hours=24)
     # Households a proxy may have registered and still being helped at once.
     max_proxy_households: int = 30
+    # How long a number's "no" keeps it from being asked again, and how many questions
+    # a number gets a day (proxy.declined_days, proxy.max_questions_per_day).
+    number_asks: AskLimits = field(default_factory=AskLimits)
     # Where staff sign in to the dashboard (the web app's /dashboard), and for how long
     # a sign-in link sent in chat works.
     dashboard_url: str = "http://127.0.0.1:8080/dashboard"

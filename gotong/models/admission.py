@@ -117,9 +117,13 @@ async def revoke_invite(session: AsyncSession, invite_id: int, now: datetime, *,
     taken_out: list[Proxy] = []
     unfollowed: list[str] = []
     if proxies:
+        # Locked in id order, as a proxy's registration locks them (models/proxy.py):
+        # a household registered at this moment is either in before they are taken out
+        # (and among the requests staff hear of), or refused.
         for proxy in (await session.scalars(
                 select(Proxy).where(Proxy.invite_id == invite.id, Proxy.removed_at.is_(None))
-                .order_by(Proxy.id))).all():
+                .order_by(Proxy.id).with_for_update()
+                .execution_options(populate_existing=True))).all():
             unfollowed += await _take_out(session, proxy, now, actor_contact_id)
             taken_out.append(proxy)
     await session.flush()

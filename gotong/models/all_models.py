@@ -11,6 +11,7 @@ from gotong.models.delivery import Delivery, DeliverySource
 from gotong.models.digest import Digest
 from gotong.models.help_request import HelpRequest, RequestEvent
 from gotong.models.inbound import InboundUpdate
+from gotong.models.number_asks import NumberAsked
 from gotong.models.outbox import OutboxMessage
 from gotong.models.phone_confirmation import PhoneConfirmation
 from gotong.models.pledge import Pledge
@@ -36,6 +37,7 @@ __all__ = [
     "HelpRequest",
     "InboundUpdate",
     "Invite",
+    "NumberAsked",
     "OutboxMessage",
     "PhoneConfirmation",
     "Pledge",

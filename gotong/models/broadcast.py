@@ -1,7 +1,8 @@
 """Broadcasts: one message from the operator to everyone matching a filter.
 
 A broadcast is one row per recipient in the outbox, at the lowest priority, so that it
-never holds up news of anyone's aid. People who sent /stop are not counted or written to.
+never holds up news of anyone's aid. People who sent /stop are not counted or written to,
+nor is a number a proxy typed for a household until its owner writes to us.
 """
 
 from __future__ import annotations
@@ -52,8 +53,11 @@ def _recipients_query(audience: Audience, people: tuple[int, int] | None = None)
     """One contact per person in the audience (the dispatcher sends to the app the person
     uses); with `people`, only the people whose key (their first contact's id) is in
     that range, from the first (included) to the second (excluded)."""
+    # A contact made only because a proxy typed its number (models/proxy.py) is someone
+    # who never wrote to us: not theirs to be written to by everyone's news. Tested on
+    # the row the range already reads, so the batches stay index range scans.
     query = select(Contact.id, func.coalesce(Contact.person_id, Contact.id).label("person")) \
-        .where(Contact.opted_out_at.is_(None))
+        .where(Contact.opted_out_at.is_(None), Contact.proxy_typed_at.is_(None))
     if people is not None:
         # A person's contacts share their key: the first one's id, which is the
         # person_id of every linked contact, or a lone contact's own id. Both are read

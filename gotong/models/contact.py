@@ -60,6 +60,10 @@ class Contact(Base):
     # The person said, on their other app, that this link was not theirs: it was taken
     # apart, and this contact is never linked by its phone again.
     unlinked_at: Mapped[datetime | None]
+    # Made only because a proxy typed this number for a household (models/proxy.py), and
+    # the person has not written to us since: no broadcast reaches it or counts it. Cleared
+    # by the person's first message (handlers/conversations.py).
+    proxy_typed_at: Mapped[datetime | None]
 
 
 class Role(enum.StrEnum):
@@ -98,7 +102,8 @@ async def save_contact(connection: AsyncConnection, contact: Contact) -> None:
         update(Contact).where(Contact.id == contact.id)
         .values(language=contact.language, verified_phone=contact.verified_phone,
                 opted_out_at=contact.opted_out_at, last_inbound_at=contact.last_inbound_at,
-                platform_user_id=contact.platform_user_id)
+                platform_user_id=contact.platform_user_id,
+                proxy_typed_at=contact.proxy_typed_at)
     )
 
 

@@ -42,7 +42,7 @@ from gotong.models.inbound import InboundUpdate
 from gotong.models.notifications import Event, Subject, announce
 from gotong.models.outbox import OutboxMessage, OutboxStatus
 from gotong.models.person import person_contact_ids
-from gotong.models.phone_confirmation import forget_questions
+from gotong.models.phone_confirmation import PhoneConfirmation, forget_questions
 from gotong.models.pledge import Pledge, PledgeStatus
 from gotong.models.proxy import Proxy
 from gotong.models.request_status import RequestStatus
@@ -168,13 +168,19 @@ async def scrub_messages(session: AsyncSession, values: Iterable[str],
 
 
 async def erase_person(session: AsyncSession, areas: AreaDirectory, contact_id: int,
-                       now: datetime) -> Erased:
+                       now: datetime, *, why: str = "done") -> Erased:
     """Erase everything Gotong holds about the person of this contact, on every linked
-    app. What is open of theirs is closed first, and those working on it are told."""
+    app. What is open of theirs is closed first, and those working on it are told.
+    `why` is the audit entry's outcome."""
     erased = Erased()
     contact_ids = await person_contact_ids(session, contact_id)
+    # Locked (PostgreSQL), in id order as everyone who locks a person's contacts does,
+    # before anything of theirs is read: an answer "yes, that is us" on their other app
+    # at this moment (models/phone_confirmation.py) either comes first, and its request
+    # is read below and erased with the rest, or waits and finds its question gone.
     contacts = list((await session.scalars(
-        select(Contact).where(Contact.id.in_(contact_ids)))).all())
+        select(Contact).where(Contact.id.in_(contact_ids)).order_by(Contact.id)
+        .with_for_update().execution_options(populate_existing=True))).all())
     values: set[str] = set()
     for contact in contacts:
         values |= _values(contact.verified_phone, _digits(contact.verified_phone))
@@ -277,9 +283,33 @@ async def erase_person(session: AsyncSession, areas: AreaDirectory, contact_id: 
         contact.erased_at = now
     await session.flush()
     await scrub_messages(session, values, except_contacts=contact_ids)
-    audit(session, now, "erase_data", "done", contact_id=contact_id)
+    audit(session, now, "erase_data", why, contact_id=contact_id)
     await session.flush()
     return erased
+
+
+async def holds_nothing(session: AsyncSession, contact_id: int) -> bool:
+    """Whether the contact holds nothing but its address: no role, no request or
+    pledge of its own, no request it registered, no other question waiting for it, no
+    other app linked, no support conversation."""
+    checks = (
+        select(ContactRole.id).where(ContactRole.contact_id == contact_id),
+        select(HelpRequest.id).where(or_(HelpRequest.contact_id == contact_id,
+                                         HelpRequest.consent_by == contact_id)),
+        select(Pledge.id).where(Pledge.contact_id == contact_id),
+        select(PhoneConfirmation.id).where(PhoneConfirmation.contact_id == contact_id),
+        select(Contact.id).where(or_(Contact.person_id == contact_id,
+                                     and_(Contact.id == contact_id,
+                                          Contact.person_id.is_not(None)))),
+        select(SupportConversation.id).where(SupportConversation.contact_id == contact_id),
+        select(Volunteer.id).where(Volunteer.contact_id == contact_id),
+        select(Proxy.id).where(Proxy.contact_id == contact_id),
+        select(StaffMember.id).where(StaffMember.contact_id == contact_id),
+    )
+    for check in checks:
+        if await session.scalar(check.limit(1)) is not None:
+            return False
+    return True
 
 
 async def _close_request(session: AsyncSession, areas: AreaDirectory, request: HelpRequest,

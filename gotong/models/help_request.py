@@ -94,6 +94,12 @@ class HelpRequest(Base):
     consent_by: Mapped[int | None] = mapped_column(ForeignKey("contact.id",
                                                               ondelete="SET NULL"))
     consent_at: Mapped[datetime | None]
+    # When the owner of the phone the proxy gave said "yes, that is us", and whether that
+    # number was new to Gotong when asked (no contact of its person was seen before the
+    # question): a proxy with a second number of their own could answer for the household,
+    # which staff cannot rule out but should see.
+    phone_confirmed_at: Mapped[datetime | None]
+    phone_confirmed_new: Mapped[bool | None]
 
     events: Mapped[list[RequestEvent]] = relationship(
         back_populates="request", order_by="RequestEvent.id", cascade="all, delete-orphan"

@@ -235,6 +235,14 @@ def person_contacts(contact_id: int) -> Select[int]:
     return select(Contact.id).where(or_(Contact.id == person, Contact.person_id == person))
 
 
+async def lock_person(session: AsyncSession, contact_id: int) -> list[int]:
+    """Lock every contact of the contact's person (PostgreSQL; SQLite has one writer at a
+    time), in id order as everyone who locks a person's contacts does, so that two such
+    transactions wait for each other instead of deadlocking; their ids."""
+    return list((await session.scalars(
+        person_contacts(contact_id).order_by(Contact.id).with_for_update())).all())
+
+
 async def same_person(session: AsyncSession, contact_id: int, other_id: int) -> bool:
     return contact_id == other_id or other_id in await person_contact_ids(session, contact_id)
 

@@ -33,8 +33,9 @@ from gotong.models.audit import audit
 from gotong.models.base import Base, utcnow
 from gotong.models.contact import Contact, Role, grant_role
 from gotong.models.help_request import OPEN_STATUSES, HelpRequest
+from gotong.models.number_asks import note_answer, number_key
 from gotong.models.outbox import Notice, enqueue
-from gotong.models.person import same_person
+from gotong.models.person import lock_person, person_contacts, same_person
 from gotong.models.proxy import stands_in_for_removed
 
 # The question's buttons: context, and the options "yes:<id>:<token>", "no:<id>:<token>".
@@ -116,11 +117,18 @@ class Answered:
 
 
 async def answer_question(session: AsyncSession, by_contact_id: int, confirmation_id: int,
-                 token: str, confirmed: bool, now: datetime) -> Answered:
+                          token: str, confirmed: bool, now: datetime, hash_key: bytes
+                          ) -> Answered:
     """The phone's owner answers. Yes: the request is theirs from now on (its news, its
     delivery code, /status), and the proxy hears it. No: the phone leaves the request,
-    which stays with the proxy, and the proxy hears it. Either way the question is
+    which stays with the proxy, the proxy hears it, and the number (by its keyed hash,
+    `hash_key`) is not asked again for proxy.declined_days. Either way the question is
     closed and audited; AnswerRefused when the answer does not count."""
+    # The person's contacts first, as erasing them does (models/erasure.py): the same
+    # person erasing their data on another app at this moment either finishes first,
+    # and this finds its question gone, or waits, and erases the request this makes
+    # theirs.
+    await lock_person(session, by_contact_id)
     asked = await session.get(PhoneConfirmation, confirmation_id, populate_existing=True)
     if asked is None or not secrets.compare_digest(token.encode(), asked.token.encode()):
         audit(session, now, "proxy_phone", "refused", contact_id=by_contact_id,
@@ -151,7 +159,11 @@ async def answer_question(session: AsyncSession, by_contact_id: int, confirmatio
         request.contact_id = by_contact_id
         request.phone = asked.phone
         request.updated_at = now
+        request.phone_confirmed_at = now
+        request.phone_confirmed_new = await _new_since(session, by_contact_id, asked.asked_at)
         await grant_role(session, by_contact_id, Role.HOUSEHOLD, now)
+    await note_answer(session, number_key(asked.phone, hash_key), proxy_contact,
+                      not confirmed, now)
     audit(session, now, "proxy_phone", "confirmed" if confirmed else "declined",
           contact_id=by_contact_id, detail=f"request {request.id}")
     await session.flush()
@@ -164,6 +176,17 @@ async def answer_question(session: AsyncSession, by_contact_id: int, confirmatio
             key="notice.proxy_phone_confirmed" if confirmed else "notice.proxy_phone_declined",
             params={"reference": request.reference}), now)
     return Answered(request, confirmed)
+
+
+async def _new_since(session: AsyncSession, contact_id: int, asked_at: datetime) -> bool:
+    """Whether the person had never been seen before the question was sent: each of
+    their contacts was made after it, or only for a proxy's question and has not written
+    (until this answer). A proxy's own second number, unknown to Gotong, answers so."""
+    seen_before = await session.scalar(
+        select(Contact.id).where(Contact.id.in_(person_contacts(contact_id)),
+                                 Contact.created_at < asked_at,
+                                 Contact.proxy_typed_at.is_(None)).limit(1))
+    return seen_before is None
 
 
 async def _reachable(session: AsyncSession, contact_id: int) -> bool:

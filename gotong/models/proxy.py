@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String, UniqueConstraint, delete, or_, select
+from sqlalchemy import ForeignKey, String, UniqueConstraint, case, delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -68,12 +68,17 @@ async def register_proxy(session: AsyncSession, contact_id: int, new: NewProxy,
     return proxy
 
 
-async def proxies_of(session: AsyncSession, contact_id: int) -> list[Proxy]:
-    """The person's proxy memberships, oldest first (not those taken out)."""
-    result = await session.scalars(
-        select(Proxy).where(Proxy.contact_id == contact_id, Proxy.removed_at.is_(None))
-        .order_by(Proxy.id))
-    return list(result.all())
+async def proxies_of(session: AsyncSession, contact_id: int, *, lock: bool = False
+                     ) -> list[Proxy]:
+    """The person's proxy memberships, oldest first (not those taken out); with `lock`,
+    locked until the transaction ends (PostgreSQL), in id order as revoking an invite
+    locks them (models/admission.py): a proxy registering a household and the operator
+    taking them out at that moment take turns."""
+    query = select(Proxy).where(Proxy.contact_id == contact_id, Proxy.removed_at.is_(None)) \
+        .order_by(Proxy.id)
+    if lock:
+        query = query.with_for_update().execution_options(populate_existing=True)
+    return list((await session.scalars(query)).all())
 
 
 async def was_removed(session: AsyncSession, contact_id: int) -> bool:
@@ -123,19 +128,36 @@ async def proxy_names(session: AsyncSession, proxy_ids: Sequence[int]) -> dict[i
     return {row.id: row.name for row in rows.all()}
 
 
-async def household_contact(session: AsyncSession, phone: str, language: str,
-                            now: datetime) -> Contact:
-    """The contact a household with this phone is told on: the person already known by
-    this number on either app, else a new WhatsApp chat at the number (written to within
-    WhatsApp's rules: outside its 24 hours, as a template)."""
+async def number_owner(session: AsyncSession, phone: str) -> Contact | None:
+    """The person who holds this number now on either app, if anyone known does.
+
+    A number can change hands: when its former owner said "this was not me" of the
+    contact that proved it later on another app (models/person.py), that contact is the
+    number's owner now, and the former owner, who disputed it, comes last. Else the
+    WhatsApp chat at the number (that chat is the number), else the contact that
+    verified it."""
     digits = phone.removeprefix("+")
-    known = await session.scalar(
+    at_number = (Contact.channel == PHONE_CHANNEL) & (Contact.chat_id == digits)
+    return await session.scalar(
         select(Contact).where(
             Contact.erased_at.is_(None),
-            or_(Contact.verified_phone == phone,
-                (Contact.channel == PHONE_CHANNEL) & (Contact.chat_id == digits)))
-        .order_by(Contact.id).limit(1))
+            or_(Contact.verified_phone == phone, at_number))
+        .order_by(Contact.unlinked_at.desc().nulls_last(),
+                  case((at_number, 0), else_=1), Contact.id).limit(1))
+
+
+async def household_contact(session: AsyncSession, phone: str, language: str,
+                            now: datetime) -> Contact:
+    """The contact a household with this phone is told on: the number's owner
+    (`number_owner`), else a new WhatsApp chat at the number (written to within
+    WhatsApp's rules: outside its 24 hours, as a template), marked as made only for the
+    question: no broadcast reaches or counts it until the person writes."""
+    known = await number_owner(session, phone)
     if known is not None:
         return known
-    contact, _ = await get_or_create_contact(session, PHONE_CHANNEL, digits, language, now)
+    contact, created = await get_or_create_contact(
+        session, PHONE_CHANNEL, phone.removeprefix("+"), language, now)
+    if created:
+        contact.proxy_typed_at = now
+        await session.flush()
     return contact

@@ -84,3 +84,46 @@ async def race(services: Services, winner: Chat, win: Move, loser: Chat, lose: M
 
 def texts(replies: list[Reply]) -> str:
     return "\n".join(r.text for r in replies)
+
+
+async def held(services: Services, chat: Chat, move: Move, at: str,
+               meanwhile: Callable[[], Awaitable[Any]], wait: float = 3.0
+               ) -> tuple[list[Reply], Any]:
+    """PostgreSQL only: play `move` in `chat`'s conversation on an engine of its own and
+    hold it, its transaction open, just before its first statement that starts with
+    `at`; meanwhile run `meanwhile` on another connection and give it `wait` seconds
+    (it may be waiting for a lock the held transaction took); then let `move` go on.
+    Returns `move`'s replies and what `meanwhile` returned."""
+    assert not is_sqlite(services.config.database.url)
+    engine = create_engine(services.config.database.url)
+    twin = Chat(Conversations(engine, services.catalog, services.areas,
+                              handler_settings(services.config)),
+                chat_id=chat.chat_id, language=chat.language)
+    twin.replies = list(chat.replies)
+    reached, release = asyncio.Event(), asyncio.Event()
+
+    def before(connection: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if not reached.is_set() and statement.lstrip().upper().startswith(at.upper()):
+            reached.set()
+            await_only(release.wait())
+
+    event.listen(engine.sync_engine, "before_cursor_execute", before)
+    try:
+        played = asyncio.create_task(move(twin))
+        try:
+            await asyncio.wait_for(reached.wait(), RACE_TIMEOUT)
+        except TimeoutError:
+            release.set()
+            await played
+            raise AssertionError(f"the move never reached {at}") from None
+        other = asyncio.create_task(meanwhile())
+        await asyncio.wait({other}, timeout=wait)
+        release.set()
+        replies, result = await asyncio.wait_for(asyncio.gather(played, other),
+                                                 RACE_TIMEOUT)
+    finally:
+        release.set()
+        await engine.dispose()
+    chat.replies.extend(replies)
+    services.conversations.forget("console", chat.chat_id)
+    return replies, result

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from gotong.bot.services import Services
+from gotong.bot.services import Services, is_sqlite
 from gotong.handlers.messages import Incoming, Kind, Reply
 from gotong.handlers.notices import render_notice
 from gotong.models.contact import Contact, ContactRole
 from gotong.models.outbox import OutboxMessage
 from gotong.models.phone_confirmation import PhoneConfirmation
 from tests.chat import Chat
-from tests.handlers.race import Move, race, texts
+from tests.handlers.race import Move, held, race, texts
 from tests.handlers.test_my_data import erase
 from tests.handlers.test_proxies import (
     contact,
@@ -254,7 +254,8 @@ async def test_a_person_asked_who_erases_their_data_is_asked_no_more(
 
 async def test_two_answers_at_once_from_one_person_count_once(services: Services) -> None:
     """The same person on two apps taps yes on one and no on the other at the same moment:
-    one answer counts, the other is refused."""
+    one answer counts, the other is refused (on PostgreSQL the second waits for the
+    first's lock on the person's contacts)."""
     _, _, staff = await proxy_world(services)
     neighbour, neighbour_id = await neighbour_known_by_phone(services)
     other_app = Chat(services.conversations, chat_id="neighbour-2", language="id")
@@ -276,6 +277,21 @@ async def test_two_answers_at_once_from_one_person_count_once(services: Services
             return await person.tap(option, context=context)
         return move
 
+    if not is_sqlite(services.config.database.url):
+        # On PostgreSQL an answer locks the person's contacts first: the "no" held with
+        # its lock taken, about to close the question, makes the "yes" wait, and counts.
+        said_no, said_yes = await held(services, other_app, await tap(no),
+                                       "DELETE FROM phone_confirmation",
+                                       lambda: neighbour.tap(yes, context=context))
+        assert "Nomor ini sudah dihapus dari permintaan itu" in texts(said_no)
+        assert "bukan untuk Anda, atau sudah dijawab" in texts(said_yes)
+        request = await request_by(services, reference)
+        assert request.contact_id == await contact_of(services, chat)
+        assert len(await outbox(services, "notice.proxy_phone_declined")) == 1
+        log = await audit_log(services)
+        assert log.count(("proxy_phone", "declined")) == 1
+        assert ("proxy_phone", "confirmed") not in log and ("proxy_phone", "refused") in log
+        return
     won, lost = await race(services, neighbour, await tap(yes), other_app, await tap(no),
                            "phone_confirmation", verb="DELETE FROM")
     assert "sekarang diikuti di sini" in texts(won)

@@ -30,7 +30,8 @@ TABLES = {"area", "contact", "contact_role", "conversation", "help_request", "re
           "staff_member", "invite", "audit_entry", "pledge", "digest", "stock_item", "delivery",
           "volunteer", "volunteer_area",
           "delivery_source", "dashboard_link", "dashboard_session",
-          "support_conversation", "support_message", "proxy", "phone_confirmation"}
+          "support_conversation", "support_message", "proxy", "phone_confirmation",
+          "number_asked"}
 
 
 @pytest.fixture(params=BACKENDS)

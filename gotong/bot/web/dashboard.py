@@ -44,6 +44,7 @@ from gotong.handlers.validators import Invalid, parse_id, parse_quantity, parse_
 from gotong.models.aggregator import Aggregator
 from gotong.models.allocation import propose
 from gotong.models.help_request import REJECT_REASONS, HelpRequest, RequestEvent
+from gotong.models.phone_confirmation import pending_for
 from gotong.models.pledge import CATEGORIES, Pledge, PledgeStatus, max_quantity
 from gotong.models.priority import score_parts
 from gotong.models.proxy import proxy_names
@@ -155,8 +156,11 @@ async def request_page(request: web.Request) -> web.Response:
         # Staff see who registered it when a proxy did, on the household's behalf.
         proxy = (await proxy_names(work.session, [found.proxy_id])).get(found.proxy_id) \
             if found.proxy_id is not None else None
+        # Whether the phone shown is still the proxy's, the household's number waiting
+        # for its answer (never shown), as in chat's /queue.
+        phone_pending = bool(await pending_for(work.session, [found.id]))
         return page(request, work, "request", "queue", {
-            "row": _row(found, now, other), "proxy": proxy,
+            "row": _row(found, now, other), "proxy": proxy, "phone_pending": phone_pending,
             "events": events, "reasons": REJECT_REASONS})
 
 

@@ -628,6 +628,32 @@ async def test_a_request_a_proxy_registered_names_the_proxy(site: Site) -> None:
     assert "registered by proxy" not in page
 
 
+async def test_a_request_s_page_says_where_its_phone_stands(site: Site) -> None:
+    """Awaiting the household's answer (never showing the number asked), then confirmed
+    from a number Gotong first saw after the question."""
+    world = site.world
+    aggregator = await world.aggregator(SELATAN)
+    staff = await join(world, aggregator, "staff-1")
+    proxy = await new_proxy(site.services, staff)
+    reference = await register(proxy, phone="0813 1111 2222")
+    async with site.services.sessions() as session:
+        registered = await session.scalar(select(HelpRequest.id)
+                                          .where(HelpRequest.reference == reference))
+    browser = await site.sign_in(staff)
+    _, page, _ = await browser.get(f"/dashboard/requests/{registered}")
+    assert "Phone: awaiting the household&#39;s answer" in page, page
+    assert "1111" not in page
+    [asked] = await outbox(site.services, "notice.household_phone_check")
+    [(context, option)] = [(c, o) for c, o, _ in asked.actions if o.startswith("yes:")]
+    await site.services.conversations.handle(Incoming(
+        channel="whatsapp", chat_id="6281311112222", kind=Kind.CHOICE, context=context,
+        option=option, language_hint="id", sender_phone="+6281311112222"))
+    _, page, _ = await browser.get(f"/dashboard/requests/{registered}")
+    assert "awaiting the household" not in page
+    assert "Phone confirmed by the household on" in page
+    assert "from a number Gotong first saw after the question was sent" in page
+
+
 # --- exports ------------------------------------------------------------------------------
 
 
