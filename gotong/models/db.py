@@ -39,15 +39,17 @@ def create_engine(url: str, *, echo: bool = False, pool_size: int = 20) -> Async
         # Every unit of work ends in COMMIT or ROLLBACK; the pool's own rollback on
         # return would only cost another trip to the database thread.
         kwargs["pool_reset_on_return"] = None
-        # SQLite has one writer at a time, and each connection has a thread of its own:
-        # units of work queue for one connection instead of sleeping in SQLite's busy
-        # handler, and no threads fight for the GIL.
+        # SQLite has one writer at a time: units of work queue for one connection instead
+        # of sleeping in SQLite's busy handler.
         kwargs["pool_size"] = SQLITE_CONNECTIONS
         kwargs["max_overflow"] = 0
         kwargs["pool_timeout"] = 60
         if parsed.get_driver_name() == "aiosqlite":
             # The same driver, one trip to its thread per statement (sqlite_driver.py).
             parsed = parsed.set(drivername=f"sqlite+{sqlite_driver.DRIVER}")
+        if parsed.get_driver_name() == sqlite_driver.DRIVER:
+            # The writer runs its statements on the loop's thread (sqlite_driver.py).
+            kwargs["connect_args"]["inline"] = True
     else:
         # No ping before each use: it would cost a round trip per transaction. A
         # connection the server cut fails its next statement instead; SQLAlchemy then

@@ -13,6 +13,16 @@ commits without a trip.
 Server-side cursors (streamed exports) keep SQLAlchemy's own adapter: they read in
 batches and need their cursor to stay open.
 
+On the writer's connection (`inline=True` among its connect arguments) a trip is not even
+a trip: the statement runs on the event loop's own thread, as the thread would run it. A
+statement of the chat's hot path takes tens of microseconds in SQLite, less than handing
+it to the thread and waking the loop again, which with the thread busy also fights it for
+the GIL; and the writer's statements are all short (what reads for long, pages and
+exports, has connections of its own, models/db.py). The one wait a statement can meet is
+the write lock another process holds: the BEGIN IMMEDIATE that asks for it is first tried
+without waiting, and only when the lock is taken does it wait, in the thread, for as long
+as the busy timeout allows, while the loop goes on.
+
 A few statements that end every step (models/step_end.py) go further: compiled once
 (`Prepared`), their parameters processed by SQLAlchemy's own types, and run together in
 one trip (`run_together`), without SQLAlchemy's execution machinery around each.
@@ -35,7 +45,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
-from sqlalchemy.util import await_only
+from sqlalchemy.util import await_only, greenlet_spawn
 
 # The name engines are created with: `sqlite+gotong:///path`.
 DRIVER = "gotong"
@@ -70,6 +80,17 @@ def _run_together(connection: sqlite3.Connection, begin: str | None,
     the transaction's BEGIN)."""
     return [_run(connection, begin if number == 0 else None, operation, parameters, False)
             for number, (operation, parameters) in enumerate(statements)]
+
+
+async def _now(value: Any) -> Any:
+    """An awaitable of a value already there: SQLAlchemy's async engine requires each
+    execution to await something, and an inline one has nothing to wait for."""
+    return value
+
+
+def _is_busy(error: Exception) -> bool:
+    return getattr(error, "sqlite_errorcode", None) in (sqlite3.SQLITE_BUSY,
+                                                         sqlite3.SQLITE_LOCKED)
 
 
 class Prepared:
@@ -110,13 +131,20 @@ class OneTripCursor:
         self._rows: collections.deque[Any] = collections.deque()
 
     def _trip(self, operation: str, parameters: Any, many: bool) -> None:
-        begin = self._adapt_connection.begin_pending
+        adapt = self._adapt_connection
+        begin = adapt.begin_pending
         # Cleared first: a BEGIN that failed is not tried again with the next statement
         # (the caller rolls back).
-        self._adapt_connection.begin_pending = None
+        adapt.begin_pending = None
         try:
-            outcome: _Outcome = await_only(self._connection._execute(
-                _run, self._connection._conn, begin, operation, parameters, many))
+            outcome: _Outcome
+            if adapt.inline:
+                adapt.begin_inline(begin)
+                outcome = await_only(_now(_run(self._connection._conn, None, operation,
+                                               parameters, many)))
+            else:
+                outcome = await_only(self._connection._execute(
+                    _run, self._connection._conn, begin, operation, parameters, many))
         except Exception as error:
             self._adapt_connection._handle_exception(error)
         self.description, rows, self.rowcount, self.lastrowid = outcome
@@ -159,14 +187,36 @@ class OneTripCursor:
 
 
 class OneTripConnection(AsyncAdapt_aiosqlite_connection):
-    __slots__ = ("begin_pending",)
+    __slots__ = ("begin_pending", "inline")
 
     _cursor_cls = OneTripCursor  # type: ignore[assignment]
 
-    def __init__(self, dbapi: Any, connection: Any) -> None:
+    def __init__(self, dbapi: Any, connection: Any, inline: bool = False) -> None:
         super().__init__(dbapi, connection)
         # The BEGIN of a transaction begun whose first statement is still to be sent.
         self.begin_pending: str | None = None
+        # Statements run on the calling thread (the writer's connection).
+        self.inline = inline
+
+    def begin_inline(self, begin: str | None) -> None:
+        """Send the transaction's BEGIN from the calling thread if the write lock is free
+        now; else wait for it in the thread, up to the busy timeout."""
+        if begin is None:
+            return
+        connection = self._connection._conn
+        # Never wait on the loop's thread: a lock that is taken is waited for in the
+        # thread, for as long as the connection's busy timeout says.
+        waits = connection.execute("PRAGMA busy_timeout").fetchone()[0]
+        connection.execute("PRAGMA busy_timeout=0")
+        try:
+            connection.execute(begin)
+            return
+        except sqlite3.OperationalError as error:
+            if not _is_busy(error):
+                raise
+        finally:
+            connection.execute(f"PRAGMA busy_timeout={int(waits)}")
+        await_only(self._connection._execute(connection.execute, begin))
 
     def begin_immediate(self) -> None:
         """Begin a transaction that takes the write lock: with its first statement."""
@@ -192,8 +242,14 @@ class OneTripConnection(AsyncAdapt_aiosqlite_connection):
         begin, self.begin_pending = self.begin_pending, None
         batch = [(prepared.sql, prepared.parameters(values)) for prepared, values in statements]
         try:
-            outcomes = await self._connection._execute(
-                _run_together, self._connection._conn, begin, batch)
+            if self.inline:
+                if begin is not None:
+                    # As a cursor's trip does: may wait in the thread for the write lock.
+                    await greenlet_spawn(self.begin_inline, begin)
+                outcomes = _run_together(self._connection._conn, None, batch)
+            else:
+                outcomes = await self._connection._execute(
+                    _run_together, self._connection._conn, begin, batch)
         except sqlite3.Error as error:
             operation, parameters = batch[0]
             raise DBAPIError.instance(operation, parameters, error, sqlite3.Error) from error
@@ -203,19 +259,35 @@ class OneTripConnection(AsyncAdapt_aiosqlite_connection):
         if self.begin_pending is not None:
             self.begin_pending = None  # nothing ran: nothing to commit
             return
+        if self.inline:
+            # A commit in WAL mode waits for no lock (a checkpoint it starts is passive).
+            try:
+                await_only(_now(self._connection._conn.commit()))
+            except Exception as error:
+                self._handle_exception(error)
+            return
         super().commit()
 
     def rollback(self) -> None:
         if self.begin_pending is not None:
             self.begin_pending = None
             return
+        if self.inline:
+            try:
+                await_only(_now(self._connection._conn.rollback()))
+            except Exception as error:
+                self._handle_exception(error)
+            return
         super().rollback()
 
 
 class OneTripDBAPI(AsyncAdapt_aiosqlite_dbapi):
-    def connect(self, *arg: Any, **kw: Any) -> OneTripConnection:
+    def connect(self, *arg: Any, inline: bool = False, **kw: Any) -> OneTripConnection:
+        if inline:
+            # Used from the loop's thread as well as aiosqlite's, never both at once.
+            kw["check_same_thread"] = False
         adapted = super().connect(*arg, **kw)
-        return OneTripConnection(self, adapted._connection)
+        return OneTripConnection(self, adapted._connection, inline)
 
 
 class OneTripDialect(SQLiteDialect_aiosqlite):

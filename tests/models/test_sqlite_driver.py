@@ -1,9 +1,12 @@
-"""SQLite statements take one trip to the database thread each, and behave as the
+"""SQLite statements run on the event loop's thread on the writer's connection (and wait
+for a write lock another process holds in the database thread, the loop going on), take
+one trip to the database thread each on a read-only connection, and behave as the
 driver's own: rows, row counts, inserted ids, many rows at once, errors of the right
 kind, streamed results and transactions."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
@@ -29,7 +32,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gotong.models.base import UTCDateTime
-from gotong.models.db import create_engine
+from gotong.models.db import create_engine, create_read_engine
 from gotong.models.sqlite_driver import OneTripConnection, Prepared
 
 metadata = MetaData()
@@ -63,16 +66,79 @@ def trips(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
     yield made
 
 
-async def test_a_select_and_an_insert_take_one_trip_each(
+async def test_the_writer_runs_its_statements_without_a_trip(
         engine: AsyncEngine, trips: list[str]) -> None:
     async with engine.connect() as connection:
         await connection.execute(select(item.c.id))  # the connection's set-up, first
+        await connection.commit()
         trips.clear()
         await connection.execute(insert(item).values(name="a"))
-        assert len(trips) == 1, trips
         rows = (await connection.execute(select(item.c.name))).all()
-        assert len(trips) == 2, trips
+        await connection.commit()
+        assert trips == []
         assert rows == [("a",)]
+
+
+async def test_a_read_only_connection_takes_one_trip_a_statement(
+        engine: AsyncEngine, trips: list[str], tmp_path: Path) -> None:
+    async with engine.begin() as connection:
+        await connection.execute(insert(item).values(name="a"))
+    reads = create_read_engine(f"sqlite+aiosqlite:///{tmp_path / 'driver.sqlite3'}")
+    assert reads is not None
+    try:
+        async with reads.connect() as connection:
+            await connection.execute(select(item.c.id))  # the connection's set-up, first
+            await connection.commit()
+            trips.clear()
+            rows = (await connection.execute(select(item.c.name))).all()
+            assert len(trips) == 1, trips
+            assert rows == [("a",)]
+            await connection.execute(select(item.c.id))
+            assert len(trips) == 2, trips
+    finally:
+        await reads.dispose()
+
+
+async def test_a_write_lock_held_elsewhere_is_waited_for_off_the_loop(
+        engine: AsyncEngine, trips: list[str], tmp_path: Path) -> None:
+    async with engine.connect() as connection:
+        await connection.execute(select(item.c.id))
+        await connection.commit()
+    trips.clear()
+    other = sqlite3.connect(tmp_path / "driver.sqlite3", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    ticks = 0
+    waiting = asyncio.Event()
+
+    async def tick() -> None:
+        nonlocal ticks
+        while not waiting.is_set():
+            ticks += 1
+            await asyncio.sleep(0.01)
+
+    async def write() -> None:
+        async with engine.begin() as connection:
+            await connection.execute(insert(item).values(name="a"))
+
+    ticking = asyncio.create_task(tick())
+    writing = asyncio.create_task(write())
+    try:
+        await asyncio.sleep(0.3)
+        assert not writing.done()
+        # The loop went on while the writer waited for the lock.
+        assert ticks >= 3, ticks
+        other.execute("ROLLBACK")
+        await asyncio.wait_for(writing, 10)
+    finally:
+        waiting.set()
+        await ticking
+        other.close()
+    # The BEGIN waited in the thread; the insert and the commit did not go there.
+    assert trips == ["execute"], trips
+    async with engine.connect() as connection:
+        assert (await connection.execute(select(item.c.name))).scalars().all() == ["a"]
+        # The connection's busy timeout is its own again.
+        assert (await connection.exec_driver_sql("PRAGMA busy_timeout")).scalar() == 30_000
 
 
 async def test_rows_counts_and_ids_are_the_drivers(engine: AsyncEngine) -> None:
@@ -122,14 +188,14 @@ async def test_a_transaction_begins_with_its_first_statement(
         await connection.execute(select(item.c.id))
         await connection.commit()
         trips.clear()
-        # Begun and ended with nothing run: no trip at all.
+        # Begun and ended with nothing run: nothing sent at all.
         async with connection.begin():
             pass
         assert trips == []
-        # The BEGIN IMMEDIATE goes with the first statement, the COMMIT on its own.
+        # The BEGIN IMMEDIATE goes with the first statement, on the loop's thread.
         async with connection.begin():
             await connection.execute(insert(item).values(name="a"))
-        assert len(trips) == 2, trips
+        assert trips == []
     # And it did take the write lock at once: another connection cannot write meanwhile.
     async with engine.connect() as connection, connection.begin():
         await connection.execute(select(item.c.id))
@@ -148,7 +214,7 @@ stamped = Table("stamped", metadata,
                 Column("data", JSON, nullable=False))
 
 
-async def test_prepared_statements_run_together_in_one_trip_as_sqlalchemy_would(
+async def test_prepared_statements_run_together_as_sqlalchemy_would(
         engine: AsyncEngine, trips: list[str]) -> None:
     at = datetime(2025, 3, 1, 12, 30, tzinfo=UTC)
     put = insert(stamped).values(at=bindparam("at"), data=bindparam("data")) \
@@ -165,7 +231,7 @@ async def test_prepared_statements_run_together_in_one_trip_as_sqlalchemy_would(
             (Prepared(put, connection.dialect), {"at": at, "data": {"k": [1, "é"]}}),
             (Prepared(rename, connection.dialect), {"old": "a", "new": "b"}),
             (Prepared(rename, connection.dialect), {"old": "none", "new": "c"})])
-        assert trips == ["_run_together"]
+        assert trips == []  # the writer's: on the loop's thread
         (rows, _, _), (_, renamed, _), (_, none, _) = outcomes
         assert len(rows) == 1 and (renamed, none) == (1, 0)
         await connection.commit()
