@@ -22,6 +22,8 @@ from gotong.models.support import SupportConversation, SupportMessage, SupportSt
 from tests.bot.cli.test_admin import admin
 from tests.chat import Chat
 from tests.handlers.test_my_data import erase, tables_holding
+from tests.handlers.test_proxies import new_proxy, proxy_world
+from tests.handlers.test_proxies import register as register_by_proxy
 from tests.handlers.test_staff_stock import join
 from tests.lookups import audit_log, count, outbox
 from tests.models.aid_world import AidWorld
@@ -353,3 +355,18 @@ async def test_what_an_erased_person_wrote_leaves_staffs_messages_even_once_sent
         "Kenanga 7", "rumah"}
     await erase(household)
     assert await tables_holding(services, ["Kenanga 7", "rumah", "sempit"]) == {}
+
+
+async def test_a_proxy_asking_for_a_person_is_not_shown_as_a_household_they_registered(
+        services: Services) -> None:
+    _, _, staff = await proxy_world(services)
+    budi = await new_proxy(services, staff)
+    # Without a phone of its own, the household's news comes to the proxy's chat: still
+    # not the proxy's household.
+    reference = await register_by_proxy(budi, phone=None)
+    await budi.say("/petugas")
+    assert "Posko Jakarta Selatan" in budi.last.text
+    conversation = await the_conversation(services)
+    assert (conversation.role, conversation.reference) == ("proxy", None)
+    await staff.say("/pesan")
+    assert "As: proxy" in staff.last.text and reference not in staff.last.text
