@@ -21,6 +21,7 @@ drafts left as long; the contact itself stays as long as the person writes.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -46,7 +47,12 @@ from gotong.models.phone_confirmation import PhoneConfirmation, forget_questions
 from gotong.models.pledge import Pledge, PledgeStatus
 from gotong.models.proxy import Proxy
 from gotong.models.request_status import RequestStatus
-from gotong.models.support import TEXT_NOTICES, SupportConversation, SupportStatus
+from gotong.models.support import (
+    TEXT_NOTICES,
+    SupportConversation,
+    SupportMessage,
+    SupportStatus,
+)
 from gotong.models.tasks import WITHDRAWABLE, leave, withdraw
 from gotong.models.volunteer import Volunteer, VolunteerStatus
 
@@ -132,13 +138,15 @@ def _json_forms(value: str) -> set[str]:
 
 
 async def scrub_messages(session: AsyncSession, values: Iterable[str],
-                         except_contacts: Collection[int] = ()) -> int:
+                         except_contacts: Collection[int] = (),
+                         only_contacts: Collection[int] | None = None) -> int:
     """Clear other people's messages (outbox rows, digests) that carry any of these
     values: a volunteer's task, staff's screen that showed the household. Rows still
-    waiting are not sent any more. Returns the rows cleared."""
+    waiting are not sent any more. With `only_contacts`, only the messages to them (and
+    no digest). Returns the rows cleared."""
     forms = sorted({form for value in values if len(value) >= MIN_SCRUBBED
                     for form in _json_forms(value)})
-    if not forms:
+    if not forms or (only_contacts is not None and not only_contacts):
         return 0
     params, body = cast(OutboxMessage.params, Text), cast(OutboxMessage.body, Text)
     matches = or_(*(column.contains(form, autoescape=True)
@@ -146,6 +154,8 @@ async def scrub_messages(session: AsyncSession, values: Iterable[str],
     query = select(OutboxMessage.id).where(matches)
     if except_contacts:
         query = query.where(OutboxMessage.contact_id.not_in(list(except_contacts)))
+    if only_contacts is not None:
+        query = query.where(OutboxMessage.contact_id.in_(list(only_contacts)))
     ids = list((await session.scalars(query)).all())
     if ids:
         await session.execute(
@@ -156,6 +166,8 @@ async def scrub_messages(session: AsyncSession, values: Iterable[str],
             .where(OutboxMessage.id.in_(ids),
                    OutboxMessage.status.in_((OutboxStatus.PENDING, OutboxStatus.HELD)))
             .values(status=OutboxStatus.SKIPPED).execution_options(synchronize_session=False))
+    if only_contacts is not None:
+        return len(ids)
     digest_params = cast(Digest.params, Text)
     digests = await session.execute(
         delete(Digest).where(or_(*(digest_params.contains(form, autoescape=True)
@@ -407,25 +419,59 @@ async def erase_expired(session: AsyncSession, now: datetime, keep: timedelta,
 
 
 async def _forget_support(session: AsyncSession, contact_ids: Collection[int]) -> None:
-    """What the person wrote to staff, still to be delivered to a staff member, is not
-    delivered; conversations they took as staff go back to their colleagues."""
-    own = set((await session.scalars(select(SupportConversation.id).where(
+    """What the person and staff wrote in the person's conversations leaves staff's
+    messages too: the notices that carried it (sent or not; one still to be delivered is
+    not delivered) and the screens that showed it (a /pesan card kept in the outbox).
+    Conversations they took as staff go back to their colleagues."""
+    own = list((await session.execute(select(
+        SupportConversation.id, SupportConversation.aggregator_id,
+        SupportConversation.taken_by).where(
         SupportConversation.contact_id.in_(contact_ids)))).all())
     if own:
+        numbers = {row.id for row in own}
         rows = (await session.execute(
-            select(OutboxMessage.id, OutboxMessage.params)
-            .where(OutboxMessage.message_key.in_(TEXT_NOTICES),
-                   OutboxMessage.status != OutboxStatus.SENT))).all()
-        written = [row.id for row in rows if (row.params or {}).get("number") in own]
+            select(OutboxMessage.id, OutboxMessage.status, OutboxMessage.params)
+            .where(OutboxMessage.message_key.in_(TEXT_NOTICES)))).all()
+        written = [row for row in rows if (row.params or {}).get("number") in numbers]
         if written:
             await session.execute(
-                update(OutboxMessage).where(OutboxMessage.id.in_(written))
-                .values(status=OutboxStatus.SKIPPED, message_key=None, params={},
-                        last_error="erased")
+                update(OutboxMessage).where(OutboxMessage.id.in_([r.id for r in written]))
+                .values(message_key=None, params={})
                 .execution_options(synchronize_session=False))
+            await session.execute(
+                update(OutboxMessage).where(
+                    OutboxMessage.id.in_([r.id for r in written
+                                          if r.status != OutboxStatus.SENT]))
+                .values(status=OutboxStatus.SKIPPED, last_error="erased")
+                .execution_options(synchronize_session=False))
+        messages = list((await session.execute(
+            select(SupportMessage.text, SupportMessage.staff_contact_id)
+            .where(SupportMessage.conversation_id.in_(numbers)))).all())
+        # Only those who could have seen the conversation: its aggregators' staff, who
+        # took it, who answered in it. A phrase anyone may write ("terima kasih") then
+        # clears nobody else's messages.
+        readers = {row.taken_by for row in own if row.taken_by is not None} | {
+            m.staff_contact_id for m in messages if m.staff_contact_id is not None}
+        aggregators = {row.aggregator_id for row in own if row.aggregator_id is not None}
+        if aggregators:
+            readers |= set((await session.scalars(select(StaffMember.contact_id).where(
+                StaffMember.aggregator_id.in_(aggregators)))).all())
+        await scrub_messages(session, {_shown_part(m.text) for m in messages},
+                             except_contacts=contact_ids, only_contacts=readers)
     await session.execute(
         update(SupportConversation)
         .where(SupportConversation.taken_by.in_(contact_ids),
                SupportConversation.status == SupportStatus.TAKEN)
         .values(status=SupportStatus.OPEN, taken_by=None)
         .execution_options(synchronize_session=False))
+
+
+# What a card shows of typed text differs from it in these characters (handlers/plain.py
+# replaces WhatsApp's formatting marks with look-alikes) and in its line breaks.
+_SHOWN_DIFFERENTLY = re.compile(r"[*_~`>\n\r]")
+
+
+def _shown_part(text: str) -> str:
+    """The longest part of a message that a screen showing it holds as typed."""
+    return max((part.strip() for part in _SHOWN_DIFFERENTLY.split(text)), key=len,
+               default="")

@@ -33,10 +33,11 @@ from gotong.models.area import Area
 from gotong.models.base import Base, utcnow
 from gotong.models.contact import Contact
 from gotong.models.delivery import Delivery
-from gotong.models.help_request import OPEN_STATUSES, HelpRequest
+from gotong.models.help_request import OPEN_STATUSES, HelpRequest, own_requests
 from gotong.models.outbox import Notice, OutboxMessage, OutboxStatus, enqueue
 from gotong.models.person import person_contact_ids
 from gotong.models.pledge import Pledge, PledgeStatus
+from gotong.models.proxy import Proxy
 from gotong.models.rules import write_guarded
 from gotong.models.volunteer import Volunteer, VolunteerArea, VolunteerStatus
 
@@ -50,7 +51,7 @@ class SupportStatus(enum.StrEnum):
 # How a conversation ended, as staff choose it (catalog: support.outcome.<id>).
 OUTCOMES = ("answered", "referred", "no_reply", "not_for_us")
 # Who the person is to Gotong, as staff see it (catalog: support.role.<id>).
-ROLES = ("household", "donor", "volunteer", "none")
+ROLES = ("household", "donor", "volunteer", "proxy", "none")
 MAX_TEXT = 1000
 # Notices whose parameters hold what someone wrote: emptied with the messages.
 TEXT_NOTICES = ("support.reply", "support.staff_message")
@@ -128,11 +129,13 @@ class Standing:
 
 async def standing_of(session: AsyncSession, contact_id: int) -> Standing:
     """The person's role, area, open request or pledge, and the aggregator they deal
-    with: their request's delivery's, their pledge's, their volunteering's. The request
-    or pledge of another of the person's apps counts too."""
+    with: their request's delivery's, their pledge's, their volunteering's, their
+    proxying's. The request or pledge of another of the person's apps counts too; a
+    household a proxy registered does not, though its news comes to the proxy: staff
+    must not take the proxy for that household."""
     contacts = await person_contact_ids(session, contact_id)
     request = await session.scalar(
-        select(HelpRequest).where(HelpRequest.contact_id.in_(contacts))
+        select(HelpRequest).where(own_requests(contacts))
         .order_by(HelpRequest.status.in_(OPEN_STATUSES).desc(), HelpRequest.id.desc())
         .limit(1))
     if request is not None:
@@ -156,6 +159,11 @@ async def standing_of(session: AsyncSession, contact_id: int) -> Standing:
         area_id = await session.scalar(select(VolunteerArea.area_id).where(
             VolunteerArea.volunteer_id == volunteer.id).order_by(VolunteerArea.id).limit(1))
         return Standing("volunteer", area_id, None, volunteer.aggregator_id)
+    proxy = await session.scalar(
+        select(Proxy).where(Proxy.contact_id.in_(contacts), Proxy.removed_at.is_(None))
+        .order_by(Proxy.id).limit(1))
+    if proxy is not None:
+        return Standing("proxy", None, None, proxy.aggregator_id)
     return Standing()
 
 

@@ -373,3 +373,34 @@ async def test_a_registration_as_the_operator_revokes_the_proxys_code(
         assert request.reference in unfollowed, out
     else:
         assert "You are no longer a proxy" in replies[-1].text, replies[-1].text
+
+
+async def test_the_cap_and_the_no_count_one_number_however_it_is_written(
+        services: Services) -> None:
+    _, _, staff = await proxy_world(services)
+    budi = await new_proxy(services, staff)
+    sari = await new_proxy(services, staff, "rw-02", "Sari Wulandari", "+6281200000002")
+    spellings = ("0813 4444 5555", "+62 813-4444-5555", "6281344445555", "(0813) 44445555",
+                 "+62 0813 4444 5555")
+    for n, spelling in enumerate(spellings[:3], start=1):
+        await register(budi, phone=spelling, nik=None, **other_household(n))
+        assert "We asked the number you gave" in budi.last.text
+    for n, spelling in enumerate(spellings[3:], start=4):
+        await register(sari, phone=spelling, nik=None, **other_household(n))
+        assert NOT_NOW in sari.last.text, sari.last.text
+    assert len(await questions(services)) == 3
+    # One "no" to Budi's request: no spelling of the number is asked again.
+    first = (await questions(services))[0]
+    await on_whatsapp(services, "6281344445555", "hp", f"no:{first.id}:{first.token}")
+    async with services.sessions() as session:
+        [kept] = (await session.scalars(select(NumberAsked))).all()
+    kept_key = kept.number_key
+    for n, spelling in enumerate(spellings, start=6):
+        async with services.sessions() as session, session.begin():
+            # A new day: only the "no" counts.
+            row = await session.scalar(select(NumberAsked))
+            assert row is not None and row.number_key == kept_key
+            row.asks = 0
+        await register(sari, phone=spelling, nik=None, **other_household(n))
+        assert NOT_NOW in sari.last.text, (spelling, sari.last.text)
+    assert len(await questions(services)) == 2

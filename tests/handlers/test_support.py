@@ -10,6 +10,7 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
+from gotong.bot.channels.console import to_incoming
 from gotong.bot.dispatcher import Dispatcher, DispatchSettings
 from gotong.bot.services import Services
 from gotong.handlers import forms
@@ -20,7 +21,9 @@ from gotong.models.outbox import OutboxMessage, OutboxStatus
 from gotong.models.support import SupportConversation, SupportMessage, SupportStatus
 from tests.bot.cli.test_admin import admin
 from tests.chat import Chat
-from tests.handlers.test_my_data import erase
+from tests.handlers.test_my_data import erase, tables_holding
+from tests.handlers.test_proxies import new_proxy, proxy_world
+from tests.handlers.test_proxies import register as register_by_proxy
 from tests.handlers.test_staff_stock import join
 from tests.lookups import audit_log, count, outbox
 from tests.models.aid_world import AidWorld
@@ -327,3 +330,43 @@ async def test_a_disabled_aggregator_gets_no_new_conversations(services: Service
     assert (await the_conversation(services)).aggregator_id is None
     await rina.say("/inbox")
     assert "No messages from people are waiting" in rina.last.text
+
+
+async def test_what_an_erased_person_wrote_leaves_staffs_messages_even_once_sent(
+        services: Services) -> None:
+    world = AidWorld(services)
+    timur = await world.aggregator(TIMUR)
+    rina = await join(world, timur, "staff-rina")
+    household, _ = await registered(world, "dewi", world.village(TIMUR))
+    await household.say("/human")
+    await household.say("Saya tinggal di *gang* sempit, rumah_biru nomor 12")
+    number = (await the_conversation(services)).id
+    await rina.tap(f"take:{number}", context="sp")
+    await household.say(SECRET)
+    # Delivered to Rina already; and her /inbox card, kept in the outbox as the replies
+    # of a chat app's update are, shows both messages.
+    async with services.sessions() as session, session.begin():
+        [carried] = (await session.scalars(select(OutboxMessage).where(
+            OutboxMessage.message_key == "support.staff_message"))).all()
+        carried.status = OutboxStatus.SENT
+    await services.conversations.handle_update(
+        to_incoming("/inbox", "staff-rina", "en"), keep_reply=True)
+    assert set(await tables_holding(services, ["Kenanga 7", "rumah"])) == {
+        "Kenanga 7", "rumah"}
+    await erase(household)
+    assert await tables_holding(services, ["Kenanga 7", "rumah", "sempit"]) == {}
+
+
+async def test_a_proxy_asking_for_a_person_is_not_shown_as_a_household_they_registered(
+        services: Services) -> None:
+    _, _, staff = await proxy_world(services)
+    budi = await new_proxy(services, staff)
+    # Without a phone of its own, the household's news comes to the proxy's chat: still
+    # not the proxy's household.
+    reference = await register_by_proxy(budi, phone=None)
+    await budi.say("/petugas")
+    assert "Posko Jakarta Selatan" in budi.last.text
+    conversation = await the_conversation(services)
+    assert (conversation.role, conversation.reference) == ("proxy", None)
+    await staff.say("/pesan")
+    assert "As: proxy" in staff.last.text and reference not in staff.last.text
