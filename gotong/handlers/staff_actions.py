@@ -88,6 +88,8 @@ class Refusal(enum.StrEnum):
     NOT_YOURS = "not yours"
     ALREADY_DONE = "already done"
     INVALID = "invalid"
+    # A text longer than what is kept: refused whole rather than cut without a word.
+    TOO_LONG = "too long"
 
 
 # --- verification ---------------------------------------------------------------------

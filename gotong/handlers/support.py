@@ -36,6 +36,7 @@ from gotong.handlers.turn import Turn
 from gotong.models.aggregator import Aggregator
 from gotong.models.audit import audit
 from gotong.models.support import (
+    MAX_TEXT,
     OUTCOMES,
     SupportConversation,
     SupportStatus,
@@ -135,7 +136,9 @@ async def on_message(turn: Turn, in_form: bool) -> list[Reply] | None:
         return None
     incoming = turn.incoming
     text = support_actions.clean_message(incoming.text) if incoming.kind == Kind.TEXT else ""
-    if not text:
+    if incoming.kind == Kind.TEXT and support_actions.too_long(incoming.text):
+        reply = turn.t("support.too_long", max=MAX_TEXT)
+    elif not text:
         reply = turn.t("support.text_only")
     else:
         await person_wrote(turn.session, found, text, turn.now)
@@ -266,6 +269,8 @@ async def on_reply(turn: Turn, incoming: Incoming) -> list[Reply] | None:
     refusal = await reply_to(acting, found, incoming.text)
     if refusal == Refusal.INVALID:
         return [Reply(text=turn.t("support.type_reply", number=found.id))]
+    if refusal == Refusal.TOO_LONG:  # still replying: the same text in parts
+        return [Reply(text=turn.t("support.too_long", max=MAX_TEXT))]
     if refusal is not None:
         turn.conversation.forget("overlay", REPLYING)
         return _refused(turn, refusal, REPLY, found)

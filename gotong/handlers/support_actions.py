@@ -72,9 +72,16 @@ def taken_by(actor: Actor, conversation: SupportConversation) -> bool:
 
 
 def clean_message(text: str) -> str:
-    """A message as it is kept and passed on: without control characters, at most
-    MAX_TEXT long; line breaks kept."""
-    return clean_text(text, newlines=True).strip()[:MAX_TEXT]
+    """A message as it is kept and passed on: without control characters, line breaks
+    kept; "" when it is longer than MAX_TEXT (see too_long)."""
+    message = clean_text(text, newlines=True).strip()
+    return "" if len(message) > MAX_TEXT else message
+
+
+def too_long(text: str) -> bool:
+    """Whether a message is longer than what is kept and passed on: the writer is asked
+    to send it in parts, rather than have its end cut off without their knowing."""
+    return len(clean_text(text, newlines=True).strip()) > MAX_TEXT
 
 
 async def reply_to(actor: Actor, conversation: SupportConversation, text: str
@@ -84,6 +91,8 @@ async def reply_to(actor: Actor, conversation: SupportConversation, text: str
     if not taken_by(actor, conversation):
         actor.audit(REPLY, "not taken by them", conversation.aggregator_id, detail)
         return Refusal.ALREADY_DONE
+    if too_long(text):
+        return Refusal.TOO_LONG
     message = clean_message(text)
     if not message:
         return Refusal.INVALID

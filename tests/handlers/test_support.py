@@ -6,19 +6,27 @@ answers, and the messages forgotten after `support.keep_days`."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 from sqlalchemy import select
 
 from gotong.bot.channels.console import to_incoming
+from gotong.bot.config import Config
 from gotong.bot.dispatcher import Dispatcher, DispatchSettings
-from gotong.bot.services import Services
+from gotong.bot.services import Services, open_services
 from gotong.handlers import forms
+from gotong.handlers.catalog import Catalog
 from gotong.models.contact import get_or_create_contact
 from gotong.models.handover import disable_aggregator
 from gotong.models.help_request import NewRequest, submit_request
 from gotong.models.outbox import OutboxMessage, OutboxStatus
-from gotong.models.support import SupportConversation, SupportMessage, SupportStatus
+from gotong.models.support import (
+    MAX_TEXT,
+    SupportConversation,
+    SupportMessage,
+    SupportStatus,
+)
 from tests.bot.cli.test_admin import admin
 from tests.chat import Chat
 from tests.handlers.test_my_data import erase, tables_holding
@@ -370,3 +378,40 @@ async def test_a_proxy_asking_for_a_person_is_not_shown_as_a_household_they_regi
     assert (conversation.role, conversation.reference) == ("proxy", None)
     await staff.say("/pesan")
     assert "As: proxy" in staff.last.text and reference not in staff.last.text
+
+
+async def test_a_message_too_long_is_refused_whole_with_a_word_not_cut(
+        config: Config, catalog: Catalog) -> None:
+    """An operator may let the dialogs read longer messages than a support conversation
+    keeps: those are refused with a word, not cut without one."""
+    config = replace(config, dialogs=replace(config.dialogs, max_text_length=4000))
+    services = await open_services(config, migrate=False, catalog=catalog)
+    try:
+        await _too_long_refused(services)
+    finally:
+        await services.close()
+
+
+async def _too_long_refused(services: Services) -> None:
+    world = AidWorld(services)
+    timur = await world.aggregator(TIMUR)
+    rina = await join(world, timur, "staff-rina")
+    household, _ = await registered(world, "dewi", world.village(TIMUR))
+    await household.say("/human")
+    await household.say("a" * (MAX_TEXT + 1))
+    assert f"longer than {MAX_TEXT} characters and was not sent" in household.last.text
+    assert await count(services, SupportMessage) == 0
+    await household.say("b" * MAX_TEXT)  # at the limit: kept whole
+    assert "Sent to staff" in household.last.text
+
+    number = (await the_conversation(services)).id
+    await rina.tap(f"take:{number}", context="sp")
+    await rina.say("c" * (MAX_TEXT + 1))
+    assert f"longer than {MAX_TEXT} characters and was not sent" in rina.last.text
+    assert await outbox(services, "support.reply") == []
+    await rina.say("short answer")  # still replying to the same conversation
+    [answer] = await outbox(services, "support.reply")
+    assert answer.params["text"] == "short answer"
+    async with services.sessions() as session:
+        kept = (await session.scalars(select(SupportMessage.text))).all()
+    assert sorted(kept) == sorted(["b" * MAX_TEXT, "short answer"])

@@ -39,6 +39,7 @@ FLASHES: dict[str, tuple[str, bool]] = {
     "support_closed": ("web.support.flash_closed", False),
     "support_not_yours": ("web.support.flash_not_taken", True),
     "support_empty": ("web.support.flash_empty", True),
+    "support_too_long": ("web.support.flash_too_long", True),
 }
 
 
@@ -86,6 +87,8 @@ async def act(request: web.Request) -> web.Response:
             refusal = await close_conversation(work.actor, found, work.field("outcome"))
         if refusal == Refusal.INVALID:
             return redirect(work, path, "support_empty")
+        if refusal == Refusal.TOO_LONG:
+            return redirect(work, path, "support_too_long")
         if refusal is not None:
             return redirect(work, path, "support_not_yours")
         done = {"take": "support_taken", "reply": "support_replied",

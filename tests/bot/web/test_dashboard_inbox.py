@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from gotong.models.support import SupportConversation, SupportStatus
+from gotong.models.support import MAX_TEXT, SupportConversation, SupportStatus
 from tests.bot.web.test_dashboard import Site, audit_entries
 from tests.handlers.test_staff_stock import join
 from tests.handlers.test_support import registered
@@ -73,6 +73,11 @@ async def test_staff_take_reply_and_close_from_the_inbox_page(site: Site) -> Non
     # Her replies go to the household through the outbox; an empty one is refused.
     status, text = await rina.form(f"{page}/reply", {"text": "  "}, from_page=page)
     assert "Type a reply first" in text
+    # Longer than a conversation keeps: refused whole, with a word, not cut.
+    status, text = await rina.form(f"{page}/reply", {"text": "x" * (MAX_TEXT + 1)},
+                                   from_page=page)
+    assert "That reply is too long and was not sent" in text
+    assert await outbox(site.services, "support.reply") == []
     status, text = await rina.form(f"{page}/reply", {"text": "We bring one tomorrow."},
                                    from_page=page)
     assert "Your reply is on its way" in text and "We bring one tomorrow." in text
