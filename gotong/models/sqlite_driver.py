@@ -1,4 +1,5 @@
-"""SQLite through aiosqlite, with one trip to the database thread per statement.
+"""SQLite through aiosqlite: one trip to the database thread per statement, and none at all
+on the writer's connection.
 
 SQLAlchemy's aiosqlite adapter makes four trips to aiosqlite's thread for every SELECT
 (open a cursor, execute, fetch the rows, close the cursor) and three for every other
