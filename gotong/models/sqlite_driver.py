@@ -22,7 +22,12 @@ the GIL; and the writer's statements are all short (what reads for long, pages a
 exports, has connections of its own, models/db.py). The one wait a statement can meet is
 the write lock another process holds: the BEGIN IMMEDIATE that asks for it is first tried
 without waiting, and only when the lock is taken does it wait, in the thread, for as long
-as the busy timeout allows, while the loop goes on.
+as the busy timeout allows, while the loop goes on. Nor does the writer copy the WAL back
+into the database file (a checkpoint, with an fsync: milliseconds): every
+CHECKPOINT_EVERY commits a connection of its own does, in a worker thread, and then
+starts the WAL afresh (RESTART): meanwhile the writer's next BEGIN finds the lock taken and
+waits for it in the thread. (A PASSIVE checkpoint beside a busy writer never ends with
+the WAL wholly copied back, so the WAL would never start afresh, and grow.)
 
 A few statements that end every step (models/step_end.py) go further: compiled once
 (`Prepared`), their parameters processed by SQLAlchemy's own types, and run together in
@@ -31,7 +36,10 @@ one trip (`run_together`), without SQLAlchemy's execution machinery around each.
 
 from __future__ import annotations
 
+import asyncio
 import collections
+import contextlib
+import logging
 import sqlite3
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -50,6 +58,17 @@ from sqlalchemy.util import await_only, greenlet_spawn
 
 # The name engines are created with: `sqlite+gotong:///path`.
 DRIVER = "gotong"
+
+# Commits of the writer between two checkpoints beside it.
+CHECKPOINT_EVERY = 100
+# How long a checkpoint waits for the transactions at hand before it gives up (to try
+# again CHECKPOINT_EVERY commits later).
+CHECKPOINT_WAIT_SECONDS = 5.0
+# Pages of WAL past which the writer checkpoints itself after all: only if the ones beside
+# it fall behind.
+WRITER_AUTOCHECKPOINT = 10_000
+
+log = logging.getLogger(__name__)
 
 _Description = tuple[tuple[Any, ...], ...] | None
 _Outcome = tuple[_Description, list[Any], int, int | None]
@@ -115,6 +134,50 @@ class Prepared:
         assert params is not None
         return tuple(params[name] if process is None else process(params[name])
                      for name, process in zip(self._names, self._processors, strict=True))
+
+
+class Checkpointer:
+    """Checkpoints of the writer's database, run in a worker thread on a connection of
+    their own, one at a time, every CHECKPOINT_EVERY commits."""
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._connection: sqlite3.Connection | None = None
+        self._running: asyncio.Future[None] | None = None
+        self._commits = 0
+
+    def committed(self) -> None:
+        self._commits += 1
+        if self._commits < CHECKPOINT_EVERY or self._running is not None:
+            return
+        self._commits = 0
+        self._running = asyncio.get_running_loop().run_in_executor(None, self._checkpoint)
+        self._running.add_done_callback(self._finished)
+
+    def _checkpoint(self) -> None:
+        if self._connection is None:
+            # It waits for the writer's transaction at hand to end (the writer waits for
+            # it in turn, off the loop: begin_inline), then for the readers of older
+            # snapshots, up to this many seconds.
+            self._connection = sqlite3.connect(self._path, timeout=CHECKPOINT_WAIT_SECONDS,
+                                               isolation_level=None, check_same_thread=False)
+        self._connection.execute("PRAGMA wal_checkpoint(RESTART)").fetchall()
+
+    def _finished(self, done: asyncio.Future[None]) -> None:
+        self._running = None
+        error = None if done.cancelled() else done.exception()
+        if error is not None:
+            # The next one may do better; the writer's own is the last resort.
+            log.warning("WAL checkpoint failed: %s", type(error).__name__)
+
+    def close(self) -> None:
+        if self._running is not None:
+            # Its connection is closed once it is done.
+            with contextlib.suppress(Exception):
+                await_only(self._running)
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
 
 
 class OneTripCursor:
@@ -188,7 +251,7 @@ class OneTripCursor:
 
 
 class OneTripConnection(AsyncAdapt_aiosqlite_connection):
-    __slots__ = ("begin_pending", "inline")
+    __slots__ = ("begin_pending", "checkpointer", "inline")
 
     _cursor_cls = OneTripCursor  # type: ignore[assignment]
 
@@ -198,6 +261,12 @@ class OneTripConnection(AsyncAdapt_aiosqlite_connection):
         self.begin_pending: str | None = None
         # Statements run on the calling thread (the writer's connection).
         self.inline = inline
+        self.checkpointer: Checkpointer | None = None
+        if inline:
+            _, _, path = connection._conn.execute("PRAGMA database_list").fetchone()
+            if path:  # a file, not a database in memory
+                connection._conn.execute(f"PRAGMA wal_autocheckpoint={WRITER_AUTOCHECKPOINT}")
+                self.checkpointer = Checkpointer(path)
 
     def begin_inline(self, begin: str | None) -> None:
         """Send the transaction's BEGIN from the calling thread if the write lock is free
@@ -261,13 +330,20 @@ class OneTripConnection(AsyncAdapt_aiosqlite_connection):
             self.begin_pending = None  # nothing ran: nothing to commit
             return
         if self.inline:
-            # A commit in WAL mode waits for no lock (a checkpoint it starts is passive).
+            # A commit in WAL mode waits for no lock.
             try:
                 await_only(_now(self._connection._conn.commit()))
             except Exception as error:
                 self._handle_exception(error)
+            if self.checkpointer is not None:
+                self.checkpointer.committed()
             return
         super().commit()
+
+    def close(self) -> None:
+        if self.checkpointer is not None:
+            self.checkpointer.close()
+        super().close()
 
     def rollback(self) -> None:
         if self.begin_pending is not None:

@@ -33,7 +33,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gotong.models.base import UTCDateTime
 from gotong.models.db import create_engine, create_read_engine
-from gotong.models.sqlite_driver import OneTripConnection, Prepared
+from gotong.models.sqlite_driver import (
+    CHECKPOINT_EVERY,
+    WRITER_AUTOCHECKPOINT,
+    OneTripConnection,
+    Prepared,
+)
 
 metadata = MetaData()
 item = Table("item", metadata,
@@ -254,3 +259,22 @@ async def test_statements_run_together_fail_as_sqlalchemy_fails(engine: AsyncEng
         await connection.rollback()
         # The transaction's first statement went too: nothing is left of it.
         assert (await connection.execute(select(item.c.name))).scalars().all() == ["a"]
+
+
+async def test_the_wal_is_checkpointed_beside_the_writer(
+        engine: AsyncEngine, tmp_path: Path) -> None:
+    """The writer leaves checkpoints to a connection in a worker thread: the WAL stays
+    small although the writer itself would checkpoint only past 10,000 pages (40 MB)."""
+    async with engine.connect() as connection:
+        adapter = (await connection.get_raw_connection()).dbapi_connection
+        assert isinstance(adapter, OneTripConnection) and adapter.checkpointer is not None
+        assert (await connection.exec_driver_sql("PRAGMA wal_autocheckpoint")
+                ).scalar() == WRITER_AUTOCHECKPOINT
+    for number in range(6 * CHECKPOINT_EVERY):
+        async with engine.begin() as connection:
+            # A few pages a commit: the row, its index entry, their neighbours.
+            await connection.execute(insert(item).values(name=f"{number:06d}" + "x" * 3000))
+        await asyncio.sleep(0)
+    # Six hundred commits of a few pages each would make a WAL of some 10 MB.
+    wal = tmp_path / "driver.sqlite3-wal"
+    assert wal.stat().st_size < 4_000_000, wal.stat().st_size
