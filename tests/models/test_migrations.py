@@ -30,7 +30,8 @@ TABLES = {"area", "contact", "contact_role", "conversation", "help_request", "re
           "staff_member", "invite", "audit_entry", "pledge", "digest", "stock_item", "delivery",
           "volunteer", "volunteer_area",
           "delivery_source", "dashboard_link", "dashboard_session",
-          "support_conversation", "support_message", "proxy", "phone_confirmation"}
+          "support_conversation", "support_message", "proxy", "phone_confirmation",
+          "figure_clock", "village_figures", "village_day_figures"}
 
 
 @pytest.fixture(params=BACKENDS)
