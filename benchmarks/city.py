@@ -56,6 +56,7 @@ from sidebyside import BenchmarkFailure, run_benchmark
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from gotong.bot.process import settle_heap
 from gotong.bot.services import Services, open_services
 from gotong.bot.web.app import create_web_app
 from gotong.bot.web.public import PUBLIC_FIGURES, compute_snapshot
@@ -429,6 +430,8 @@ async def benchmark(rows: int, claims: int, webhooks: int, url: str | None) -> l
     async with scratch_database(url) as database:
         print(database.header, flush=True)
         services = await open_services(bench_config(database.url), migrate=True)
+        # As `gotong run` does after start-up.
+        settle_heap()
         try:
             [regency] = services.areas.named(AreaLevel.REGENCY, KOTA)
             [other] = services.areas.named(AreaLevel.REGENCY, OTHER_KOTA)

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import BigInteger, Connection, Date, Index, String, select, text
+from sqlalchemy import BigInteger, Connection, Date, Index, String, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -163,7 +163,7 @@ def refill(connection: Connection, timezone: str, *,
             "LOCK TABLE figure_clock, village_figures, village_day_figures "
             "IN EXCLUSIVE MODE")
     connection.execute(text("DELETE FROM figure_clock"))
-    connection.execute(FigureClock.__table__.insert(), [
+    connection.execute(insert(FigureClock), [
         {"starts_at": offset.starts_at, "offset_minutes": offset.minutes, "zone": timezone}
         for offset in offsets(timezone)])
     connection.execute(text("DELETE FROM village_figures"))
