@@ -26,7 +26,8 @@ zone is not the clock's, the clock is rewritten and the counters counted afresh
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -374,3 +375,20 @@ def drop_trigger_statements(dialect: str) -> list[str]:
                 "DROP FUNCTION IF EXISTS figures_request()",
                 "DROP FUNCTION IF EXISTS figures_delivery()"]
     return [f"DROP TRIGGER IF EXISTS {name}" for name in TRIGGER_NAMES]
+
+
+@contextlib.asynccontextmanager
+async def counted_after_load(connection: AsyncConnection, timezone: str
+                             ) -> AsyncIterator[None]:
+    """For a bulk load in the caller's transaction (benchmark data, an import): the
+    triggers are off while its rows are written, and the counters are counted afresh
+    after. A trigger per row would update each counter row once per row loaded, and on
+    PostgreSQL one transaction's versions of a row pile up, each update walking them:
+    a million requests took many minutes."""
+    dialect = connection.dialect.name
+    for statement in drop_trigger_statements(dialect):
+        await connection.exec_driver_sql(statement)
+    yield
+    for statement in create_trigger_statements(dialect):
+        await connection.exec_driver_sql(statement)
+    await refill_async(connection, timezone)
