@@ -499,7 +499,7 @@ async def generate(engine: AsyncEngine, households: int, loader: Loader,
             await conn.exec_driver_sql("PRAGMA cache_size=-2000000")
         await loader.rows(conn, "aggregator", aggregators.rows)
         await loader.rows(conn, "aggregator_area", aggregators.areas)
-        # The figures' counters are counted once the rows are in, as migration 0025 does.
+        # The figures' counters are counted once the rows are in, as migration 0026 does.
         async with counted_after_load(conn, TIMEZONE):
             await load_households(conn, loader, generator, counts, started, households)
         if not sqlite:

@@ -133,7 +133,7 @@ async def fill(engine: AsyncEngine, start: int, stop: int, villages: Sequence[in
     false, true = ("0", "1") if dialect == "sqlite" else ("false", "true")
     asked = _recent(dialect, "n")
     async with engine.begin() as conn, counted_after_load(conn, TIMEZONE):
-        # (The figures' counters are counted once the rows are in, as migration 0025
+        # (The figures' counters are counted once the rows are in, as migration 0026
         # does: a trigger per row is dear in bulk.)
         await conn.execute(text(
             f"INSERT INTO contact (id, channel, chat_id, language, created_at) "

@@ -12,7 +12,7 @@ pages read a few hundred rows whatever the size:
     village_day_figures  per kelurahan, local day and aggregator: requests created
                          (aggregator 0: a request belongs to none) and deliveries delivered
 
-Database triggers keep them (migration 0025), not the Python code that changes a status:
+Database triggers keep them (migration 0026), not the Python code that changes a status:
 requests and deliveries change in a dozen places, by the ORM and by guarded UPDATEs,
 and in bulk by generators and imports; a trigger sees every one of them, in the same
 transaction, on both databases, and a change rolled back takes its counts with it.
@@ -231,7 +231,7 @@ def refill_statements(dialect: str) -> Sequence[str]:
     )
 
 
-# --- the triggers that keep the counters (created by migration 0025) -------------------
+# --- the triggers that keep the counters (created by migration 0026) -------------------
 
 TRIGGER_NAMES = ("figures_request_insert", "figures_request_update",
                  "figures_request_delete", "figures_delivery_insert",

@@ -28,7 +28,7 @@ def alembic_config(url: str | None = None) -> AlembicConfig:
 async def upgrade(engine: AsyncEngine, revision: str = "head",
                   timezone: str | None = None) -> None:
     """Upgrade the schema; `timezone` (i18n.timezone) is the zone of the days that the
-    figures' counters are first counted in (0025)."""
+    figures' counters are first counted in (0026)."""
     await _run(engine, command.upgrade, revision, timezone)
 
 

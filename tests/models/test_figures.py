@@ -139,7 +139,7 @@ async def test_counters_equal_a_recount_through_a_varied_history(services: Servi
     await execute(services, "DELETE FROM delivery WHERE id = :id", id=delivery.id)
     await assert_counters_match(services, *scope)
 
-    # Counting afresh, as migration 0025 does, gives the counters the triggers kept.
+    # Counting afresh, as migration 0026 does, gives the counters the triggers kept.
     kept = await counters(services)
     async with services.engine.begin() as connection:
         await refill_async(connection, ZONE)

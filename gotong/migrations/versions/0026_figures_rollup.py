@@ -2,8 +2,8 @@
 counters, the triggers that keep them, and the time zone's offsets; counted once from the
 requests and deliveries there are
 
-Revision ID: 0025
-Revises: 0024
+Revision ID: 0026
+Revises: 0025
 Create Date: 2027-01-05 10:00:00.000000
 """
 
@@ -17,8 +17,8 @@ from alembic import context, op
 
 from gotong.models.figures import create_trigger_statements, drop_trigger_statements, refill
 
-revision: str = "0025"
-down_revision: str | None = "0024"
+revision: str = "0026"
+down_revision: str | None = "0025"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
