@@ -87,7 +87,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
 
-from gotong.bot.config import Config, DatabaseConfig, PrivacyConfig, TelegramConfig
+from gotong.bot.config import Config, DatabaseConfig, I18nConfig, PrivacyConfig, TelegramConfig
 from gotong.bot.services import Services, open_services, prepare_database
 from gotong.models.aggregator import Aggregator, covered_areas
 from gotong.models.allocation import SCAN_FACTOR, propose
@@ -96,6 +96,7 @@ from gotong.models.base import Base
 from gotong.models.contact import Contact
 from gotong.models.db import create_engine, create_session_factory
 from gotong.models.delivery import SERVING_STATUSES, Delivery, DeliveryStatus
+from gotong.models.figures import counted_after_load
 from gotong.models.help_request import (
     NEEDS,
     REFERENCE_ALPHABET,
@@ -485,7 +486,7 @@ async def generate(engine: AsyncEngine, households: int, loader: Loader,
                    sqlite: bool) -> float:
     """Migrate, load the areas, and fill the database; the seconds it took."""
     started = time.perf_counter()
-    await prepare_database(engine, PROVINCES)
+    await prepare_database(engine, PROVINCES, TIMEZONE)
     async with create_session_factory(engine)() as session:
         areas = await AreaDirectory.load(session, PROVINCES)
     generator = Generator(households, kelurahan_weights(areas, random.Random(SEED)))
@@ -498,15 +499,9 @@ async def generate(engine: AsyncEngine, households: int, loader: Loader,
             await conn.exec_driver_sql("PRAGMA cache_size=-2000000")
         await loader.rows(conn, "aggregator", aggregators.rows)
         await loader.rows(conn, "aggregator_area", aggregators.areas)
-        for chunk in generator.chunks():
-            await loader.rows(conn, "contact", chunk.contacts)
-            await loader.rows(conn, "help_request", chunk.requests)
-            await loader.rows(conn, "delivery", chunk.deliveries)
-            counts.update(contacts=len(chunk.contacts), requests=len(chunk.requests),
-                          deliveries=len(chunk.deliveries))
-            if counts["requests"] % 100_000 == 0 or counts["requests"] == households:
-                log(f"  {counts['requests']:,} households, {counts['deliveries']:,} deliveries "
-                    f"({time.perf_counter() - started:.0f} s)")
+        # The figures' counters are counted once the rows are in, as migration 0026 does.
+        async with counted_after_load(conn, TIMEZONE):
+            await load_households(conn, loader, generator, counts, started, households)
         if not sqlite:
             # Ids were given: move the sequences past them, as if the rows came one by one.
             for table in ("aggregator", "aggregator_area", "contact", "help_request",
@@ -520,6 +515,19 @@ async def generate(engine: AsyncEngine, households: int, loader: Loader,
             await conn.execution_options(isolation_level="AUTOCOMMIT")
             await conn.exec_driver_sql("VACUUM ANALYZE")
     return time.perf_counter() - started
+
+
+async def load_households(conn: AsyncConnection, loader: Loader, generator: Generator,
+                          counts: Counter[str], started: float, households: int) -> None:
+    for chunk in generator.chunks():
+        await loader.rows(conn, "contact", chunk.contacts)
+        await loader.rows(conn, "help_request", chunk.requests)
+        await loader.rows(conn, "delivery", chunk.deliveries)
+        counts.update(contacts=len(chunk.contacts), requests=len(chunk.requests),
+                      deliveries=len(chunk.deliveries))
+        if counts["requests"] % 100_000 == 0 or counts["requests"] == households:
+            log(f"  {counts['requests']:,} households, {counts['deliveries']:,} deliveries "
+                f"({time.perf_counter() - started:.0f} s)")
 
 
 @dataclass(frozen=True)
@@ -767,6 +775,10 @@ def _summary(statement: str) -> str:
 
 
 # --- the run ------------------------------------------------------------------------------
+
+
+# The zone of the days the figures are counted in: the configuration's default.
+TIMEZONE = I18nConfig().timezone
 
 
 def bench_config(url: str) -> Config:

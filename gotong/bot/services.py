@@ -20,7 +20,8 @@ from gotong.models.db import (
     create_session_factory,
     refresh_statistics,
 )
-from gotong.models.migrate import upgrade
+from gotong.models.figures import use_timezone
+from gotong.models.migrate import schema_state, upgrade
 from gotong.models.number_asks import AskLimits
 
 
@@ -81,9 +82,10 @@ def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
-async def prepare_database(engine: AsyncEngine, provinces: tuple[str, ...]) -> None:
+async def prepare_database(engine: AsyncEngine, provinces: tuple[str, ...],
+                           timezone: str | None = None) -> None:
     """Bring the schema up to date and load the areas in scope (both idempotent)."""
-    await upgrade(engine)
+    await upgrade(engine, timezone=timezone)
     sessions = create_session_factory(engine)
     async with sessions() as session, session.begin():
         await load_areas(session, provinces)
@@ -101,7 +103,13 @@ async def open_services(config: Config, *, migrate: bool | None = None,
                            pool_size=config.database.pool_size)
     try:
         if migrate if migrate is not None else is_sqlite(config.database.url):
-            await prepare_database(engine, config.areas.provinces)
+            await prepare_database(engine, config.areas.provinces, config.i18n.timezone)
+        # The figures' days are counted in the configured zone; a zone changed since
+        # they were counted has them counted again (once, here).
+        # (A schema not yet upgraded has no counters: `gotong db upgrade` counts them.)
+        if (await schema_state(engine)).up_to_date:
+            async with engine.begin() as connection:
+                await use_timezone(connection, config.i18n.timezone)
         sessions = create_session_factory(engine)
         async with sessions() as session:
             areas = await AreaDirectory.load(session, config.areas.provinces)

@@ -9,6 +9,7 @@ from gotong.models.conversation import Conversation
 from gotong.models.dashboard import DashboardSession, SignInLink
 from gotong.models.delivery import Delivery, DeliverySource
 from gotong.models.digest import Digest
+from gotong.models.figures import FigureClock, VillageDayFigures, VillageFigures
 from gotong.models.help_request import HelpRequest, RequestEvent
 from gotong.models.inbound import InboundUpdate
 from gotong.models.number_asks import NumberAsked
@@ -34,6 +35,7 @@ __all__ = [
     "Delivery",
     "DeliverySource",
     "Digest",
+    "FigureClock",
     "HelpRequest",
     "InboundUpdate",
     "Invite",
@@ -49,6 +51,8 @@ __all__ = [
     "StockItem",
     "SupportConversation",
     "SupportMessage",
+    "VillageDayFigures",
+    "VillageFigures",
     "Volunteer",
     "VolunteerArea",
 ]

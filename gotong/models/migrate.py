@@ -25,8 +25,11 @@ def alembic_config(url: str | None = None) -> AlembicConfig:
     return config
 
 
-async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
-    await _run(engine, command.upgrade, revision)
+async def upgrade(engine: AsyncEngine, revision: str = "head",
+                  timezone: str | None = None) -> None:
+    """Upgrade the schema; `timezone` (i18n.timezone) is the zone of the days that the
+    figures' counters are first counted in (0026)."""
+    await _run(engine, command.upgrade, revision, timezone)
 
 
 async def downgrade(engine: AsyncEngine, revision: str) -> None:
@@ -34,12 +37,14 @@ async def downgrade(engine: AsyncEngine, revision: str) -> None:
 
 
 async def _run(engine: AsyncEngine, step: Callable[[AlembicConfig, str], None],
-               revision: str) -> None:
+               revision: str, timezone: str | None = None) -> None:
     """Run an Alembic command in one transaction on the engine's connection."""
 
     def run(connection: Connection) -> None:
         config = alembic_config()
         config.attributes["connection"] = connection
+        if timezone is not None:
+            config.attributes["timezone"] = timezone
         step(config, revision)
 
     async with engine.begin() as connection:

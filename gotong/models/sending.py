@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, exists, func, null, or_, select, update
+from sqlalchemy import and_, bindparam, delete, exists, func, null, or_, select, text, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from sqlalchemy.orm import aliased
@@ -27,6 +27,7 @@ from gotong.models.broadcast import Broadcast
 from gotong.models.contact import Contact
 from gotong.models.conversation import Conversation
 from gotong.models.outbox import (
+    SETTLED_SQL,
     UNSETTLED,
     Claimed,
     Failure,
@@ -351,7 +352,8 @@ async def prune(engine: AsyncEngine, before: datetime, batch: int = PRUNE_BATCH)
             result = await connection.execute(
                 delete(OutboxMessage).where(OutboxMessage.id.in_(
                     select(old.id)
-                    .where(old.created_at < before, old.status.not_in(UNSETTLED))
+                    # The partial index's own predicate, word for word.
+                    .where(old.created_at < before, text(SETTLED_SQL))
                     .limit(batch))))
         count = max(result.rowcount or 0, 0)
         forgotten += count

@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from gotong.models.aggregator import Aggregator
 from gotong.models.area import AreaDirectory, AreaEntry, AreaLevel
 from gotong.models.delivery import Delivery, DeliveryStatus
+from gotong.models.figures import VillageDayFigures, VillageFigures, clock_zone
 from gotong.models.help_request import HelpRequest
 from gotong.models.pledge import Pledge, PledgeStatus
 from gotong.models.request_status import RequestStatus
@@ -112,6 +113,37 @@ async def daily_counts(session: AsyncSession, *, since: date, until: date,
     `aggregator_ids` keeps deliveries of those aggregators (requests belong to no
     aggregator until one allocates to them, so it does not narrow them).
 
+    Read from the counters per kelurahan and day (models/figures.py) when they are kept
+    in `timezone`; otherwise counted from the requests and deliveries themselves."""
+    if until < since:
+        return []
+    if await clock_zone(session) != timezone:
+        return await recount_daily_counts(session, since=since, until=until,
+                                          timezone=timezone, village_ids=village_ids,
+                                          aggregator_ids=aggregator_ids)
+    kept = VillageDayFigures
+    delivered: Any = kept.delivered
+    if aggregator_ids is not None:
+        delivered = case((kept.aggregator_id.in_(list(aggregator_ids)), kept.delivered),
+                         else_=0)
+    query = (select(kept.day, func.sum(kept.requested), func.sum(delivered))
+             .where(kept.day >= since, kept.day <= until).group_by(kept.day))
+    if village_ids is not None:
+        query = query.where(kept.village_id.in_(list(village_ids)))
+    counted = {day: (int(requests), int(deliveries))
+               for day, requests, deliveries in (await session.execute(query)).all()}
+    return [DayCount(day, *counted.get(day, (0, 0)))
+            for day in (since + timedelta(days=n) for n in range((until - since).days + 1))]
+
+
+async def recount_daily_counts(session: AsyncSession, *, since: date, until: date,
+                               timezone: str = DEFAULT_TIMEZONE,
+                               village_ids: Collection[int] | None = None,
+                               aggregator_ids: Collection[int] | None = None
+                               ) -> list[DayCount]:
+    """`daily_counts` counted from every request and delivery in the period (any zone;
+    the cost of the city's month).
+
     Each row is put in its local day in SQL, by comparing its timestamp with the UTC
     instants where the local days start (computed here with the zone's rules): the same
     on SQLite (naive UTC) and PostgreSQL, right in zones with daylight saving, which an
@@ -147,7 +179,28 @@ async def daily_counts_by_village(session: AsyncSession, *, since: date, until: 
                                   ) -> dict[int, dict[int, tuple[int, int]]]:
     """Requests submitted and deliveries delivered per kelurahan and local day, as
     `daily_counts` counts them: {village id: {day number (0 for `since`): (requests,
-    deliveries)}}, only the days with something."""
+    deliveries)}}, only the days with something; from the counters when they are kept
+    in `timezone`."""
+    if until < since:
+        return {}
+    if await clock_zone(session) != timezone:
+        return await recount_daily_counts_by_village(session, since=since, until=until,
+                                                     timezone=timezone)
+    kept = VillageDayFigures
+    rows = await session.execute(
+        select(kept.village_id, kept.day, func.sum(kept.requested), func.sum(kept.delivered))
+        .where(kept.day >= since, kept.day <= until).group_by(kept.village_id, kept.day))
+    counts: dict[int, dict[int, tuple[int, int]]] = defaultdict(dict)
+    for village, day, requests, deliveries in rows.all():
+        if requests or deliveries:
+            counts[int(village)][(day - since).days] = (int(requests), int(deliveries))
+    return dict(counts)
+
+
+async def recount_daily_counts_by_village(session: AsyncSession, *, since: date,
+                                          until: date, timezone: str = DEFAULT_TIMEZONE
+                                          ) -> dict[int, dict[int, tuple[int, int]]]:
+    """`daily_counts_by_village` counted from every request and delivery."""
     if until < since:
         return {}
     days = [since + timedelta(days=n) for n in range((until - since).days + 1)]
@@ -178,8 +231,20 @@ async def daily_counts_by_village(session: AsyncSession, *, since: date, until: 
 async def village_sums(session: AsyncSession) -> dict[int, tuple[int, int, int, int, int]]:
     """Per kelurahan: households helped, waiting and in delivery, packages and rupiah
     delivered."""
-    return {village: (sums.helped, sums.waiting, sums.in_delivery, sums.packages, sums.money)
-            for village, sums in (await _village_sums(session, None)).items()}
+    return _as_tuples(await _village_sums(session, None))
+
+
+async def recount_village_sums(session: AsyncSession
+                               ) -> dict[int, tuple[int, int, int, int, int]]:
+    """`village_sums` counted from every request and delivery of the city."""
+    return _as_tuples(await _recount_village_sums(session, None))
+
+
+def _as_tuples(sums: dict[int, _Sums]) -> dict[int, tuple[int, int, int, int, int]]:
+    # Kelurahan whose counters went back to 0 are as absent as those never counted.
+    return {village: (s.helped, s.waiting, s.in_delivery, s.packages, s.money)
+            for village, s in sums.items()
+            if (s.helped, s.waiting, s.in_delivery, s.packages, s.money) != (0,) * 5}
 
 
 async def pledges_by_target(session: AsyncSession) -> dict[int, tuple[int, int]]:
@@ -243,6 +308,20 @@ def _scoped(query: SelectT, village_ids: list[int] | None) -> SelectT:
 
 async def _village_sums(session: AsyncSession, village_ids: list[int] | None
                         ) -> dict[int, _Sums]:
+    """Request and delivery figures per kelurahan, from their counters (a row each)."""
+    kept = VillageFigures
+    query = select(kept.village_id, kept.helped, kept.waiting, kept.in_delivery,
+                   kept.packages, kept.money)
+    if village_ids is not None:
+        query = query.where(kept.village_id.in_(village_ids))
+    return {int(village): _Sums(int(helped), int(waiting), int(in_delivery),
+                                int(packages), int(money))
+            for village, helped, waiting, in_delivery, packages, money
+            in (await session.execute(query)).all()}
+
+
+async def _recount_village_sums(session: AsyncSession, village_ids: list[int] | None
+                                ) -> dict[int, _Sums]:
     """Request and delivery figures per kelurahan, two GROUP BY queries."""
     sums: dict[int, _Sums] = defaultdict(_Sums)
     open_requests = _scoped(

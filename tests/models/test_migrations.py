@@ -31,7 +31,7 @@ TABLES = {"area", "contact", "contact_role", "conversation", "help_request", "re
           "volunteer", "volunteer_area",
           "delivery_source", "dashboard_link", "dashboard_session",
           "support_conversation", "support_message", "proxy", "phone_confirmation",
-          "number_asked"}
+          "number_asked", "figure_clock", "village_figures", "village_day_figures"}
 
 
 @pytest.fixture(params=BACKENDS)

@@ -155,7 +155,7 @@ def init_config(path: Path) -> int:
 async def upgrade_database(config: Config) -> None:
     engine = create_engine(config.database.url)
     try:
-        await prepare_database(engine, config.areas.provinces)
+        await prepare_database(engine, config.areas.provinces, config.i18n.timezone)
     finally:
         await engine.dispose()
 
