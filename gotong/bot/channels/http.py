@@ -7,12 +7,14 @@ C-accelerated client, and a bot sends a message or two for every update it handl
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 import aiohttp
 from telegram.error import NetworkError, TimedOut
 from telegram.request import BaseRequest, RequestData
 
 _DEFAULT = BaseRequest.DEFAULT_NONE
+FORM_HEADERS = {"Content-Type": "application/x-www-form-urlencoded"}
 
 
 class AiohttpRequest(BaseRequest):
@@ -62,11 +64,16 @@ class AiohttpRequest(BaseRequest):
             sock_read=_given(read_timeout, self._read_timeout),
         )
         data: Any = None
-        if request_data is not None:
-            data = _form(request_data) if request_data.contains_files \
-                else request_data.json_parameters
+        headers: dict[str, str] | None = None
+        if request_data is not None and request_data.contains_files:
+            data = _form(request_data)
+        elif request_data is not None:
+            # Encoded here: handed a dict, aiohttp builds a multipart writer (and its
+            # random boundary) for each call only to send it URL-encoded after all.
+            data = urlencode(request_data.json_parameters).encode()
+            headers = FORM_HEADERS
         try:
-            async with self._session.request(method, url, data=data,
+            async with self._session.request(method, url, data=data, headers=headers,
                                              timeout=timeout) as response:
                 return response.status, await response.read()
         except aiohttp.ConnectionTimeoutError as exc:
