@@ -27,7 +27,10 @@ into the database file (a checkpoint, with an fsync: milliseconds): every
 CHECKPOINT_EVERY commits a connection of its own does, in a worker thread, and then
 starts the WAL afresh (RESTART): meanwhile the writer's next BEGIN finds the lock taken and
 waits for it in the thread. (A PASSIVE checkpoint beside a busy writer never ends with
-the WAL wholly copied back, so the WAL would never start afresh, and grow.)
+the WAL wholly copied back, so the WAL would never start afresh, and grow.) It waits for
+the writer's transaction at hand, or for a reader of an older snapshot (an export), only
+a few milliseconds, then copies back what it can without them: the chat must not wait
+behind an export.
 
 A few statements that end every step (models/step_end.py) go further: compiled once
 (`Prepared`), their parameters processed by SQLAlchemy's own types, and run together in
@@ -61,9 +64,11 @@ DRIVER = "gotong"
 
 # Commits of the writer between two checkpoints beside it.
 CHECKPOINT_EVERY = 100
-# How long a checkpoint waits for the transactions at hand before it gives up (to try
-# again CHECKPOINT_EVERY commits later).
-CHECKPOINT_WAIT_SECONDS = 5.0
+# How long a checkpoint waits for the writer's transaction at hand, and then for the
+# readers of older snapshots, before it copies back what it can without them (to start
+# the WAL afresh CHECKPOINT_EVERY commits later). The writer waits for it meanwhile
+# (off the loop): a reader's long export must not hold the chat up.
+CHECKPOINT_WAIT_SECONDS = 0.005
 # Pages of WAL past which the writer checkpoints itself after all: only if the ones beside
 # it fall behind.
 WRITER_AUTOCHECKPOINT = 10_000
@@ -156,9 +161,6 @@ class Checkpointer:
 
     def _checkpoint(self) -> None:
         if self._connection is None:
-            # It waits for the writer's transaction at hand to end (the writer waits for
-            # it in turn, off the loop: begin_inline), then for the readers of older
-            # snapshots, up to this many seconds.
             self._connection = sqlite3.connect(self._path, timeout=CHECKPOINT_WAIT_SECONDS,
                                                isolation_level=None, check_same_thread=False)
         self._connection.execute("PRAGMA wal_checkpoint(RESTART)").fetchall()

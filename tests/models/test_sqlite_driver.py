@@ -270,11 +270,14 @@ async def test_the_wal_is_checkpointed_beside_the_writer(
         assert isinstance(adapter, OneTripConnection) and adapter.checkpointer is not None
         assert (await connection.exec_driver_sql("PRAGMA wal_autocheckpoint")
                 ).scalar() == WRITER_AUTOCHECKPOINT
-    for number in range(6 * CHECKPOINT_EVERY):
+    for number in range(8 * CHECKPOINT_EVERY):
         async with engine.begin() as connection:
             # A few pages a commit: the row, its index entry, their neighbours.
             await connection.execute(insert(item).values(name=f"{number:06d}" + "x" * 3000))
         await asyncio.sleep(0)
-    # Six hundred commits of a few pages each would make a WAL of some 10 MB.
+    # Eight hundred commits of some 26 kB each make a WAL of 21 MB unless it starts
+    # afresh; each checkpoint that catches the writer between two transactions lets it
+    # (about 2.6 MB of WAL a checkpoint's interval; a checkpoint that finds the writer
+    # busy leaves it to the next one).
     wal = tmp_path / "driver.sqlite3-wal"
-    assert wal.stat().st_size < 4_000_000, wal.stat().st_size
+    assert wal.stat().st_size < 8_000_000, wal.stat().st_size
