@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -281,3 +282,30 @@ async def test_the_wal_is_checkpointed_beside_the_writer(
     # busy leaves it to the next one).
     wal = tmp_path / "driver.sqlite3-wal"
     assert wal.stat().st_size < 8_000_000, wal.stat().st_size
+
+
+@pytest.mark.timing
+async def test_a_long_read_does_not_hold_the_writer_through_a_checkpoint(
+        engine: AsyncEngine, tmp_path: Path) -> None:
+    """An export reads one snapshot for seconds. A checkpoint beside the writer that
+    waited for that reader would hold the writer's lock as long (its busy timeout, 5 s
+    before): the chat's writes must not wait behind an export."""
+    async with engine.begin() as connection:
+        await connection.execute(insert(item).values(name="first"))
+    reads = create_read_engine(f"sqlite+aiosqlite:///{tmp_path / 'driver.sqlite3'}")
+    assert reads is not None
+    try:
+        async with reads.connect() as reader:
+            # The export's snapshot, kept for as long as the writes below go on.
+            assert (await reader.execute(select(item.c.name))).scalars().all() == ["first"]
+            started = time.monotonic()
+            for number in range(3 * CHECKPOINT_EVERY):
+                async with engine.begin() as connection:
+                    await connection.execute(insert(item).values(name=f"n{number}"))
+                await asyncio.sleep(0)
+            elapsed = time.monotonic() - started
+            # Some 0.5 s on a quiet machine; three checkpoints waiting 5 s each: 15 s.
+            assert elapsed < 6, elapsed
+            await reader.rollback()
+    finally:
+        await reads.dispose()
