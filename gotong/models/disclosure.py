@@ -99,9 +99,13 @@ def suppress(values: Mapping[K, int], sums: Iterable[tuple[K, Sequence[K]]],
 
 def _suppress(values: Mapping[K, int], system: SumSystem[K], min_count: int) -> set[K]:
     equations, sums_of = system.equations, system.sums_of
-    hidden = _suppress_per_sum(values, equations, min_count,
+    hidden = _suppress_per_sum(values, system, min_count,
                                {key for key, value in values.items() if 0 < value < min_count})
-    while found := determined(equations, hidden):
+    # Only the sums holding a hidden cell say anything about one: the others are left
+    # out of the system to solve (in their order, which decides the pivots).
+    while found := determined(
+            [equations[index] for index in sorted(
+                {index for cell in hidden for index in sums_of.get(cell, ())})], hidden):
         # For each cell the others give away, hide one more cell of one of its sums: the
         # smallest above 0, as in each sum; then each sum is seen to, and all checked
         # again.
@@ -114,7 +118,7 @@ def _suppress(values: Mapping[K, int], system: SumSystem[K], min_count: int) -> 
                 more.add(min(shown, key=_order(values)))
         if not more:
             break
-        hidden = _suppress_per_sum(values, equations, min_count, hidden | more)
+        hidden = _suppress_per_sum(values, system, min_count, hidden | more)
     return hidden
 
 
@@ -123,15 +127,25 @@ def _order(values: Mapping[K, int]) -> Callable[[K], tuple[bool, int, str]]:
     return lambda key: (values.get(key, 0) == 0, values.get(key, 0), str(key))
 
 
-def _suppress_per_sum(values: Mapping[K, int], equations: Sequence[tuple[K, list[K]]],
-                      min_count: int, hidden: set[K]) -> set[K]:
+def _suppress_per_sum(values: Mapping[K, int], system: SumSystem[K], min_count: int,
+                      hidden: set[K]) -> set[K]:
     """More hidden until no sum holds a lone hidden cell, nor hidden cells of a shown
-    total that hold fewer than `min_count` together."""
+    total that hold fewer than `min_count` together.
+
+    The sums are seen to in their order, again and again until none changes. What a sum
+    needs depends only on which of its cells are hidden, so a sum is looked at again only
+    when one of its cells was hidden since it was last seen to (`dirty`): the same cells
+    are hidden as by looking at every sum each time, without reading them all."""
+    equations, sums_of = system.equations, system.sums_of
     hidden = set(hidden)
-    changed = bool(hidden)
-    while changed:
-        changed = False
-        for total, parts in equations:
+    dirty = bytearray(len(equations))
+    for cell in hidden:
+        for index in sums_of.get(cell, ()):
+            dirty[index] = 1
+    while any(dirty):
+        for index, (total, parts) in enumerate(equations):
+            if not dirty[index]:
+                continue
             while True:
                 hidden_parts = [p for p in parts if p in hidden]
                 unknown = len(hidden_parts) + (total in hidden)
@@ -147,8 +161,12 @@ def _suppress_per_sum(values: Mapping[K, int], equations: Sequence[tuple[K, list
                 shown = [p for p in parts if p not in hidden]
                 if not shown:
                     break
-                hidden.add(min(shown, key=_order(values)))
-                changed = True
+                cell = min(shown, key=_order(values))
+                hidden.add(cell)
+                for other in sums_of[cell]:
+                    dirty[other] = 1
+            # Seen to with every cell hidden so far, its own included.
+            dirty[index] = 0
     return hidden
 
 
