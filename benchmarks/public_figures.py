@@ -30,8 +30,8 @@ alternately, and both must give the same figures or the benchmark stops with an 
   (`coalesce(created_at, created_at)`), so that neither ix_help_request_created nor
   ix_delivery_delivered can serve the range.
 
-totals, the pages and the snapshot have no baseline.  For each the median and 95th percentile in ms are
-printed, with ratio = ours / baseline::
+totals, the pages and the snapshot have no baseline.  For each the median and 95th
+percentile in ms are printed, with ratio = ours / baseline::
 
     .venv/bin/python benchmarks/public_figures.py [--households N] [--runs R] [--only BACKEND]
                                                   [--postgres URL] [--regenerate]
