@@ -14,6 +14,11 @@ each of these is timed here, each run in a fresh session, after warm-ups:
     totals        the headline cards of the whole province
     page          the queries of one uncached page, as compute_figures makes them, for the
                   province, the kota, the kecamatan and one of its kelurahan
+    snapshot      what the public page computes now (gotong/bot/web/public.py
+                  compute_snapshot): every area's figures and 30 days at once, small
+                  counts hidden; with the counts changed since the last computation (the
+                  threshold alternating 5/6, so no hidden cells are kept from the run
+                  before) and unchanged
 
 area_figures and daily_counts are measured against a baseline in the same run,
 alternately, and both must give the same figures or the benchmark stops with an error:
@@ -25,8 +30,8 @@ alternately, and both must give the same figures or the benchmark stops with an 
   (`coalesce(created_at, created_at)`), so that neither ix_help_request_created nor
   ix_delivery_delivered can serve the range.
 
-totals and the pages have no baseline.  For each the median and 95th percentile in ms are
-printed, with ratio = ours / baseline::
+totals, the pages and the snapshot have no baseline.  For each the median and 95th
+percentile in ms are printed, with ratio = ours / baseline::
 
     .venv/bin/python benchmarks/public_figures.py [--households N] [--runs R] [--only BACKEND]
                                                   [--postgres URL] [--regenerate]
@@ -38,6 +43,7 @@ message.
 from __future__ import annotations
 
 import argparse
+import itertools
 import sys
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Collection, Sequence
@@ -65,10 +71,12 @@ from sidebyside import run_benchmark
 from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gotong.bot.process import settle_heap
 from gotong.bot.services import Services, open_services
 from gotong.bot.web.public import CHART_DAYS
 from gotong.models.area import AreaDirectory, AreaEntry, AreaLevel
 from gotong.models.delivery import Delivery, DeliveryStatus
+from gotong.models.disclosure import public_snapshot
 from gotong.models.help_request import HelpRequest
 from gotong.models.pledge import Pledge, PledgeStatus
 from gotong.models.stats import (
@@ -307,6 +315,8 @@ def _same(found: Any) -> Any:
 async def bench_backend(backend: str, prepared: Prepared, households: int, runs: int,
                         warmups: int) -> None:
     services = await open_services(bench_config(prepared.url), migrate=True)
+    # As `gotong run` does after start-up.
+    settle_heap()
     try:
         areas = services.areas
         print(f"== {backend}: {prepared.label}")
@@ -360,6 +370,18 @@ async def bench_backend(backend: str, prepared: Prepared, households: int, runs:
             times = await alone(services, one_page(areas, area), runs, warmups)
             print(f"{backend} uncached page ({what}): ours median {median_ms(times):.1f} ms "
                   f"(p95 {p95_ms(times):.1f})", flush=True)
+
+        # What the page computes now: every area's figures and days at once, small counts
+        # hidden (models/disclosure.py). Hidden cells are kept while the counts do not
+        # change, so the threshold alternates between 5 and 6 for a run that finds none
+        # kept (as after any change of the counts), then stays for one that finds them.
+        for what, thresholds in (("counts changed", (5, 6)), ("counts unchanged", (5,))):
+            threshold = itertools.cycle(thresholds)
+            times = await alone(services, lambda session, threshold=threshold: (
+                public_snapshot(session, areas, since=SINCE, until=UNTIL, timezone=TIMEZONE,
+                                min_count=next(threshold))), runs, warmups)
+            print(f"{backend} public snapshot, every area ({what}): ours median "
+                  f"{median_ms(times):.1f} ms (p95 {p95_ms(times):.1f})", flush=True)
     finally:
         await services.close()
 

@@ -17,7 +17,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, case, distinct, func, literal, select
+from sqlalchemy import BigInteger, Select, case, cast, distinct, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gotong.models.aggregator import Aggregator
@@ -187,8 +187,14 @@ async def daily_counts_by_village(session: AsyncSession, *, since: date, until: 
         return await recount_daily_counts_by_village(session, since=since, until=until,
                                                      timezone=timezone)
     kept = VillageDayFigures
-    rows = await session.execute(
-        select(kept.village_id, kept.day, func.sum(kept.requested), func.sum(kept.delivered))
+    # A row per kelurahan and day of the city (some 8,000 a month), read on the event
+    # loop: the sums cast back to integers (PostgreSQL's sum of bigints is a numeric,
+    # each a Decimal to make), on the session's connection (plain rows, without the ORM's
+    # handling of each).
+    connection = await session.connection()
+    rows = await connection.execute(
+        select(kept.village_id, kept.day, cast(func.sum(kept.requested), BigInteger),
+               cast(func.sum(kept.delivered), BigInteger))
         .where(kept.day >= since, kept.day <= until).group_by(kept.village_id, kept.day))
     counts: dict[int, dict[int, tuple[int, int]]] = defaultdict(dict)
     for village, day, requests, deliveries in rows.all():

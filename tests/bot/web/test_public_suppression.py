@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from gotong.bot.services import Services
 from gotong.bot.web.app import create_web_app
-from gotong.models.disclosure import determined, suppress
+from gotong.models.disclosure import SumSystem, determined, suppress
 from tests.bot.web.test_public import TIMUR, figure
 from tests.models.aid_world import AidWorld
 from tests.models.test_stats import delivered, regency
@@ -233,3 +233,24 @@ def test_a_whole_citys_days_are_checked_in_time_for_the_page() -> None:
         print(f"{len(values)} cells, {len(hidden)} hidden: {took * 1000:.0f} ms")
         assert took < limit
         assert not determined(sums, hidden)
+
+
+def test_sums_kept_between_computations_hide_as_afresh() -> None:
+    """The sums prepared once for every computation hide what `suppress` hides for
+    the same values: when they change, when they go back to earlier ones, when the
+    threshold changes and when nothing changed since the last computation."""
+    rng = random.Random(11)
+    kept: SumSystem[Any] | None = None
+    earlier = None
+    for step in range(12):
+        days = [[[rng.choice([0, 0, 1, 2, 3, 6, 9]) for _ in range(4)] for _ in range(3)]
+                for _ in range(5)]
+        values, sums = area_days(days)
+        if step % 4 == 3 and earlier is not None:
+            values = earlier
+        threshold = 5 if step % 3 else 3
+        if kept is None:
+            kept = SumSystem(sums)
+        for _ in range(2):
+            assert kept.hidden(values, threshold) == suppress(values, sums, threshold)
+        earlier = values
