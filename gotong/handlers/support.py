@@ -136,7 +136,7 @@ async def on_message(turn: Turn, in_form: bool) -> list[Reply] | None:
         return None
     incoming = turn.incoming
     text = support_actions.clean_message(incoming.text) if incoming.kind == Kind.TEXT else ""
-    if incoming.kind == Kind.TEXT and support_actions.too_long(incoming.text):
+    if support_actions.too_long(text):
         reply = turn.t("support.too_long", max=MAX_TEXT)
     elif not text:
         reply = turn.t("support.text_only")

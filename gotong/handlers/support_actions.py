@@ -73,15 +73,14 @@ def taken_by(actor: Actor, conversation: SupportConversation) -> bool:
 
 def clean_message(text: str) -> str:
     """A message as it is kept and passed on: without control characters, line breaks
-    kept; "" when it is longer than MAX_TEXT (see too_long)."""
-    message = clean_text(text, newlines=True).strip()
-    return "" if len(message) > MAX_TEXT else message
+    kept (whole: see too_long)."""
+    return clean_text(text, newlines=True).strip()
 
 
-def too_long(text: str) -> bool:
-    """Whether a message is longer than what is kept and passed on: the writer is asked
-    to send it in parts, rather than have its end cut off without their knowing."""
-    return len(clean_text(text, newlines=True).strip()) > MAX_TEXT
+def too_long(message: str) -> bool:
+    """Whether a cleaned message is longer than what is kept and passed on: the writer is
+    asked to send it in parts, rather than have its end cut off without their knowing."""
+    return len(message) > MAX_TEXT
 
 
 async def reply_to(actor: Actor, conversation: SupportConversation, text: str
@@ -91,9 +90,9 @@ async def reply_to(actor: Actor, conversation: SupportConversation, text: str
     if not taken_by(actor, conversation):
         actor.audit(REPLY, "not taken by them", conversation.aggregator_id, detail)
         return Refusal.ALREADY_DONE
-    if too_long(text):
-        return Refusal.TOO_LONG
     message = clean_message(text)
+    if too_long(message):
+        return Refusal.TOO_LONG
     if not message:
         return Refusal.INVALID
     await reply(actor.session, conversation, actor.contact_id, message,
