@@ -44,7 +44,7 @@ import collections
 import contextlib
 import logging
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from sqlalchemy.dialects import registry
@@ -333,10 +333,7 @@ class OneTripConnection(AsyncAdapt_aiosqlite_connection):
             return
         if self.inline:
             # A commit in WAL mode waits for no lock.
-            try:
-                await_only(_now(self._connection._conn.commit()))
-            except Exception as error:
-                self._handle_exception(error)
+            self._end_inline(self._connection._conn.commit)
             if self.checkpointer is not None:
                 self.checkpointer.committed()
             return
@@ -352,12 +349,17 @@ class OneTripConnection(AsyncAdapt_aiosqlite_connection):
             self.begin_pending = None
             return
         if self.inline:
-            try:
-                await_only(_now(self._connection._conn.rollback()))
-            except Exception as error:
-                self._handle_exception(error)
+            self._end_inline(self._connection._conn.rollback)
             return
         super().rollback()
+
+    def _end_inline(self, end: Callable[[], None]) -> None:
+        """COMMIT or ROLLBACK on the calling thread, failing as the thread's would."""
+        try:
+            end()
+            await_only(_now(None))
+        except Exception as error:
+            self._handle_exception(error)
 
 
 class OneTripDBAPI(AsyncAdapt_aiosqlite_dbapi):
