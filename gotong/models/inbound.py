@@ -148,11 +148,14 @@ async def store_batch(connection: AsyncConnection, updates: Sequence[ToStore], n
     rows = [{"channel": u.channel, "external_id": u.external_id, "chat_id": u.chat_id,
              "payload": None if u.seen_only else u.payload, "received_at": now,
              "processed_at": now if u.seen_only else None} for u in updates]
+    # The rows as parameters of one cached statement, which SQLAlchemy sends as one
+    # multi-row INSERT: rows inside the statement (`.values(rows)`) would make it a new
+    # statement, compiled again, for every batch.
     stored = await connection.execute(
-        insert(InboundUpdate).values(rows)
+        insert(InboundUpdate)
         .on_conflict_do_nothing(index_elements=[InboundUpdate.channel,
                                                 InboundUpdate.external_id])
-        .returning(InboundUpdate.channel, InboundUpdate.external_id))
+        .returning(InboundUpdate.channel, InboundUpdate.external_id), rows)
     new = {(row.channel, row.external_id) for row in stored.all()}
     seen_before = [u for u in updates if (u.channel, u.external_id) not in new]
     waiting: set[tuple[str, str]] = set()
