@@ -25,6 +25,13 @@ staff member signs in; every fifth request has a delivery, in every status. At e
             figures computed for each view, over HTTP; p50 and p95 over 10 views
     broadcast  a broadcast to every contact: the count, then the rows queued in batches,
             with webhooks stored beside it all along (p50 and p95 of those)
+    sending the real dispatcher sending that queue through the real Telegram channel for
+            --sending seconds to a fake Bot API that refuses whatever goes beyond
+            Telegram's limit (30 messages a second, one a second to a chat), Gotong
+            configured with the same limit: messages a second the fake accepted (from the
+            first to the last, leaving out the first second's burst, as fanout.py does),
+            its share of the limit, refusals, and webhooks stored beside it all along;
+            the rows sent are put back in the queue after
 
 Each prints ``name p95_1m_ms=... ratio=<big/10k>`` (figures at the big size, ratio against
 the small one); a ratio near 1 means the cost does not grow with the city, and
@@ -33,7 +40,7 @@ budgets of each figure at the big size that were not kept, and last ``city: N/M 
 budget``::
 
     .venv/bin/python benchmarks/city.py [--rows N] [--claims C] [--webhooks W]
-                                        [--database URL]
+                                        [--sending S] [--database URL]
 """
 
 from __future__ import annotations
@@ -42,14 +49,20 @@ import argparse
 import asyncio
 import contextlib
 import itertools
+import math
 import statistics
 import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import aiohttp
 from aiohttp.test_utils import TestServer
+
+# The project root, for the fakes and the dispatcher's harness in the tests package.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 from allocation import TIMEZONE, bench_config
 from scratch_database import add_database_argument, scratch_database
 from sidebyside import BenchmarkFailure, run_benchmark
@@ -61,7 +74,7 @@ from gotong.bot.services import Services, open_services
 from gotong.bot.web.app import create_web_app
 from gotong.bot.web.public import PUBLIC_FIGURES, compute_snapshot
 from gotong.models.area import AreaLevel
-from gotong.models.broadcast import Audience, count_recipients, queue_broadcast
+from gotong.models.broadcast import BROADCAST_KEY, Audience, count_recipients, queue_broadcast
 from gotong.models.dashboard import start_session
 from gotong.models.db import refresh_statistics
 from gotong.models.delivery import DeliveryStatus
@@ -69,12 +82,16 @@ from gotong.models.export import export_chunks
 from gotong.models.figures import counted_after_load
 from gotong.models.inbound import ToStore, store_batch
 from gotong.models.sending import claim, prune
+from tests.bot.dispatch_harness import DispatchUnderTest, dispatch_config
+from tests.fakes.telegram_api import FakeTelegramAPI
 
 SMALL = 10_000
 CLAIM_BATCH = 30
 # The aggregator whose requests are exported, and the kota whose requests lie beside them.
 KOTA, OTHER_KOTA = "Jakarta Timur", "Jakarta Selatan"
 SETTLED = 1_000
+# The contacts of the settled rows are numbered from above this one (above any bulk one).
+OLD = 100_000_000
 # The aggregator's staff member who signs in to the dashboard (above any bulk contact).
 STAFF = 200_000_000
 # The pages timed, signed in as that staff member; the public page with its figures
@@ -87,6 +104,8 @@ NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 KEEP = timedelta(days=30)
 # Seconds between two timed webhooks.
 WEBHOOK_GAP = 0.01
+# Telegram's limits: messages a second overall, and to one chat.
+TELEGRAM_LIMIT, CHAT_LIMIT = 30.0, 1.0
 
 
 def _numbers(dialect: str, start: int, stop: int) -> str:
@@ -139,10 +158,10 @@ async def fill(engine: AsyncEngine, start: int, stop: int, villages: Sequence[in
             f"INSERT INTO contact (id, channel, chat_id, language, created_at) "
             f"SELECT n, 'telegram', CAST(n AS TEXT), 'id', {created} FROM ({numbers}) AS s"))
         await conn.execute(text(
-            f"INSERT INTO outbox_message (contact_id, priority, essential, params, actions, "
-            f"broadcast_id, status, attempts, parts_sent, next_attempt_at, timeouts, "
-            f"created_at) SELECT n, 3, {false}, '{{}}', '[]', 1, 'pending', 0, 0, {created}, "
-            f"0, {created} FROM ({numbers}) AS s"))
+            f"INSERT INTO outbox_message (contact_id, priority, essential, message_key, "
+            f"params, actions, broadcast_id, status, attempts, parts_sent, next_attempt_at, "
+            f"timeouts, created_at) SELECT n, 3, {false}, '{BROADCAST_KEY}', '{{}}', '[]', 1, "
+            f"'pending', 0, 0, {created}, 0, {created} FROM ({numbers}) AS s"))
         places = ", ".join(f"({k}, {village})" for k, village in enumerate(villages))
         await conn.execute(text(
             f"WITH place(k, village) AS (VALUES {places}) "
@@ -208,13 +227,13 @@ async def add_settled(engine: AsyncEngine) -> None:
     async with engine.begin() as conn:
         await conn.execute(text(
             f"INSERT INTO contact (id, channel, chat_id, language, created_at) "
-            f"SELECT 100000000 + n, 'telegram', 'old' || CAST(n AS TEXT), 'id', {old} "
+            f"SELECT {OLD} + n, 'telegram', 'old' || CAST(n AS TEXT), 'id', {old} "
             f"FROM ({numbers}) AS s WHERE NOT EXISTS (SELECT 1 FROM contact "
-            f"WHERE id = 100000000 + n)"))
+            f"WHERE id = {OLD} + n)"))
         await conn.execute(text(
             f"INSERT INTO outbox_message (contact_id, priority, essential, params, actions, "
             f"status, attempts, parts_sent, next_attempt_at, timeouts, created_at, sent_at) "
-            f"SELECT 100000000 + n, 1, {false}, '{{}}', '[]', 'sent', 1, 1, {old}, 0, {old}, "
+            f"SELECT {OLD} + n, 1, {false}, '{{}}', '[]', 'sent', 1, 1, {old}, 0, {old}, "
             f"{old} FROM ({numbers}) AS s"))
 
 
@@ -227,6 +246,9 @@ BIG_EXPORT_ROWS, EXPORT_BUDGET_S = 285_378, 5.0
 # to read, and far from the seconds it took when they shared SQLite's one connection.
 WEBHOOK_BUDGET_MS = 50.0
 BROADCAST_BUDGET_S = 10.0
+# Sending with the whole city queued: this share of the platform's limit at least, and not
+# one message refused.
+SENDING_BUDGET = 0.97
 # Claim and prune: the cost must not grow with the queue.
 RATIO_BUDGET = 2.0
 
@@ -241,9 +263,11 @@ def verdicts(big: dict[str, tuple[float, float]], small: dict[str, tuple[float, 
     checks["export_first_byte"] = big["export_first_byte"][0] < FIRST_BYTE_BUDGET_MS
     checks["export_285k"] = BIG_EXPORT_ROWS / big["export_rows_per_s"][0] < EXPORT_BUDGET_S
     for name in ("webhook_during_export", "webhook_during_public",
-                 "webhook_during_broadcast"):
+                 "webhook_during_broadcast", "webhook_during_sending"):
         checks[name] = big[name][1] < WEBHOOK_BUDGET_MS
     checks["broadcast_queue"] = big["broadcast_queue"][0] / 1000 < BROADCAST_BUDGET_S
+    checks["sending_rate"] = big["sending_rate"][0] / TELEGRAM_LIMIT >= SENDING_BUDGET
+    checks["sending_refused"] = big["sending_refused"][0] == 0
     lines = [f"over budget: {name}" for name, kept in checks.items() if not kept]
     lines.append(f"city: {sum(checks.values())}/{len(checks)} within budget")
     return lines
@@ -281,8 +305,8 @@ async def timed_runs(runs: int, one: Callable[[], Awaitable[None]],
     return percentiles(samples)
 
 
-async def measure(services: Services, claims: int, webhooks: int, kota: int
-                  ) -> dict[str, tuple[float, float]]:
+async def measure(services: Services, claims: int, webhooks: int, kota: int,
+                  sending: float) -> dict[str, tuple[float, float]]:
     engine = services.engine
 
     async def one_claim() -> None:
@@ -304,7 +328,57 @@ async def measure(services: Services, claims: int, webhooks: int, kota: int
             **await measure_export(services),
             **await measure_webhooks(services, webhooks),
             **await measure_pages(services, kota),
-            **await measure_broadcast(services)}
+            **await measure_broadcast(services),
+            **await measure_sending(services, sending)}
+
+
+async def measure_sending(services: Services, seconds: float
+                          ) -> dict[str, tuple[float, float]]:
+    """The dispatcher sending the queued broadcast for `seconds` at Telegram's limits, to
+    a fake that refuses what goes beyond them, with webhooks stored beside it; the rows it
+    sent (or holds) are put back in the queue after, for the next size."""
+    numbers = itertools.count()
+    samples: list[float] = []
+    async with FakeTelegramAPI() as fake:
+        fake.enforce_rate_limits(per_chat_per_second=CHAT_LIMIT,
+                                 overall_per_second=TELEGRAM_LIMIT)
+        config = dispatch_config(services.config, fake, messages_per_second=TELEGRAM_LIMIT,
+                                 chat_messages_per_second=CHAT_LIMIT)
+        dispatch = DispatchUnderTest(services, config)
+        await dispatch.start()
+        try:
+            deadline = time.perf_counter() + seconds
+            while time.perf_counter() < deadline:
+                update = ToStore("telegram", f"sending-{next(numbers)}", "1",
+                                 {"update_id": 1})
+                begun = time.perf_counter()
+                async with services.engine.begin() as connection:
+                    await store_batch(connection, [update], NOW)
+                samples.append((time.perf_counter() - begun) * 1000)
+                await asyncio.sleep(WEBHOOK_GAP)
+        finally:
+            await dispatch.stop()
+        sent = [at for (method, _), at in zip(fake.calls, fake.call_times, strict=True)
+                if method.lower() == "sendmessage"]
+        refused = fake.rate_limit_violations
+    # The first second's burst is sent at once, without a wait: counting it would flatter
+    # the rate.
+    after_burst = len(sent) - math.floor(TELEGRAM_LIMIT)
+    if after_burst <= 0:
+        raise BenchmarkFailure(f"the dispatcher sent {len(sent)} messages in {seconds} s")
+    rate = after_burst / (sent[-1] - sent[0])
+    async with services.engine.begin() as conn:
+        await conn.execute(text(
+            "UPDATE outbox_message SET status = 'pending', attempts = 0, parts_sent = 0, "
+            "lease_owner = NULL, lease_until = NULL, sent_at = NULL, "
+            "platform_message_id = NULL, next_attempt_at = created_at "
+            "WHERE broadcast_id = 1 AND status != 'pending'"))
+        # The dispatcher prunes as it starts: the settled rows are laid out again.
+        await conn.execute(text(f"DELETE FROM outbox_message WHERE contact_id > {OLD} "
+                                f"AND contact_id <= {OLD + SETTLED}"))
+    await add_settled(services.engine)
+    return {"sending_rate": (rate, rate), "sending_refused": (refused, refused),
+            "webhook_during_sending": percentiles(samples)}
 
 
 async def measure_broadcast(services: Services) -> dict[str, tuple[float, float]]:
@@ -428,7 +502,8 @@ async def measure_export(services: Services) -> dict[str, tuple[float, float]]:
             "export_rows": (rows - 1, rows - 1)}
 
 
-async def benchmark(rows: int, claims: int, webhooks: int, url: str | None) -> list[str]:
+async def benchmark(rows: int, claims: int, webhooks: int, sending: float, url: str | None
+                    ) -> list[str]:
     lines = []
     async with scratch_database(url) as database:
         print(database.header, flush=True)
@@ -453,7 +528,8 @@ async def benchmark(rows: int, claims: int, webhooks: int, url: str | None) -> l
                 await settle(services.engine)
                 print(f"filled {size} rows in {time.perf_counter() - started:.1f} s",
                       flush=True)
-                results[size] = await measure(services, claims, webhooks, regency.id)
+                results[size] = await measure(services, claims, webhooks, regency.id,
+                                              sending)
                 for name, (p50, p95) in results[size].items():
                     print(f"  n={size} {name} p50={p50:.1f} p95={p95:.1f}", flush=True)
         finally:
@@ -462,7 +538,8 @@ async def benchmark(rows: int, claims: int, webhooks: int, url: str | None) -> l
     label = "1m" if rows == 1_000_000 else f"{rows}"
     for name in ("claim", "prune", "webhook", "webhook_during_export",
                  "webhook_during_public", "webhook_during_broadcast",
-                 *(f"page_{page}" for page in PAGES), "broadcast_count", "broadcast_queue"):
+                 "webhook_during_sending", *(f"page_{page}" for page in PAGES),
+                 "broadcast_count", "broadcast_queue"):
         lines.append(f"{name} p50_{label}_ms={big[name][0]:.1f} p95_{label}_ms="
                      f"{big[name][1]:.1f} ratio={big[name][1] / small[name][1]:.2f}")
     # A webhook during an export against one alone, at the big size: near 1 when the
@@ -475,6 +552,10 @@ async def benchmark(rows: int, claims: int, webhooks: int, url: str | None) -> l
                  f"first_rows_ms={export['first_rows']:.1f} "
                  f"rows_per_s={export['rows_per_s']:.0f} "
                  f"ratio={export['first_rows'] / small['export_first_rows'][0]:.2f}")
+    rate = big["sending_rate"][0]
+    lines.append(f"sending messages_per_s_{label}={rate:.1f} of {TELEGRAM_LIMIT:g} "
+                 f"share={rate / TELEGRAM_LIMIT:.2f} refused={big['sending_refused'][0]:.0f} "
+                 f"ratio={rate / small['sending_rate'][0]:.2f}")
     lines.extend(verdicts(big, small))
     return lines
 
@@ -486,6 +567,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--claims", type=int, default=50, help="claims timed at each size")
     parser.add_argument("--webhooks", type=int, default=100,
                         help="webhooks timed at each size, alone and during an export")
+    parser.add_argument("--sending", type=float, default=10.0,
+                        help="seconds of sending timed at each size (default 10)")
     add_database_argument(parser)
     args = parser.parse_args(argv)
     if args.rows <= SMALL:
@@ -496,8 +579,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(line)
         return 0
 
-    return run_benchmark(benchmark(args.rows, args.claims, args.webhooks, args.database),
-                         show)
+    return run_benchmark(benchmark(args.rows, args.claims, args.webhooks, args.sending,
+                                   args.database), show)
 
 
 if __name__ == "__main__":

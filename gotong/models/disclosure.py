@@ -24,7 +24,6 @@ same (hidden or not) on its own page, in its parent's table and in the JSON.
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import weakref
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
@@ -36,6 +35,7 @@ from typing import Any, Generic, TypeVar, cast
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gotong.models.area import AreaDirectory, AreaLevel
+from gotong.models.beside_loop import beside_loop
 from gotong.models.stats import (
     Totals,
     daily_counts_by_village,
@@ -413,8 +413,8 @@ async def public_snapshot(session: AsyncSession, areas: AreaDirectory, *, since:
     # The rest is Python over every area and day (tens of ms for a city): one piece of
     # work beside the event loop, which goes on serving meanwhile.
     layout = _layout(areas)
-    snapshot.areas = await asyncio.to_thread(_publish, layout, snapshot, per_village,
-                                             per_day, pledges)
+    snapshot.areas = await beside_loop(_publish, layout, snapshot, per_village, per_day,
+                                       pledges)
     return snapshot
 
 
