@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from gotong.bot.services import Services
 from gotong.bot.web.app import create_web_app
+from gotong.bot.web.public import PUBLIC_FIGURES, FigureCache
 from gotong.models.disclosure import SumSystem, determined, suppress
 from tests.bot.web.test_public import TIMUR, figure
 from tests.models.aid_world import AidWorld
@@ -25,7 +26,10 @@ from tests.models.test_stats import delivered, regency
 
 @pytest.fixture
 async def client(services: Services) -> AsyncIterator[TestClient[Any, Any]]:
-    async with TestClient(TestServer(create_web_app(services=services))) as client:
+    app = create_web_app(services=services)
+    # The households come after start-up, whose figures would otherwise serve 5 s.
+    app[PUBLIC_FIGURES] = FigureCache(seconds=0)
+    async with TestClient(TestServer(app)) as client:
         yield client
 
 
