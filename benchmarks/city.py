@@ -15,7 +15,8 @@ staff member signs in; every fifth request has a delivery, in every status. At e
             batches of their own; the rows are put back after each so that each finds
             the same rows; p50 and p95 over 20
     export  the aggregator's requests.csv, as the dashboard and `gotong export` make it
-            (models/export.py): ms to the header and to the first rows, rows a second
+            (models/export.py): ms to the header and to the first rows, rows a second;
+            then once more with Python's allocations traced, how far they rose (MB)
     webhook what a chat app's webhook does before it answers (its update stored in the
             inbound queue, in a unit of work on the writer), p50 and p95 over
             --webhooks, alone, while that export runs again and again beside it, and
@@ -50,11 +51,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import itertools
 import math
 import statistics
 import sys
 import time
+import tracemalloc
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -246,6 +249,8 @@ PAGE_BUDGET_MS = 150.0
 FIRST_BYTE_BUDGET_MS = 200.0
 # The biggest aggregator's requests.csv at 1,000,000 households, in under 5 s.
 BIG_EXPORT_ROWS, EXPORT_BUDGET_S = 285_378, 5.0
+# The export's memory stays flat, whatever the size of the file.
+EXPORT_MEMORY_BUDGET_MB = 10.0
 # A webhook beside an export or a broadcast being queued: no longer than a page may take
 # to read, and far from the seconds it took when they shared SQLite's one connection.
 WEBHOOK_BUDGET_MS = 50.0
@@ -266,6 +271,7 @@ def verdicts(big: dict[str, tuple[float, float]], small: dict[str, tuple[float, 
                    for page in PAGES for cold in ("", "_cold")})
     checks["export_first_byte"] = big["export_first_byte"][0] < FIRST_BYTE_BUDGET_MS
     checks["export_285k"] = BIG_EXPORT_ROWS / big["export_rows_per_s"][0] < EXPORT_BUDGET_S
+    checks["export_memory"] = big["export_memory_mb"][0] <= EXPORT_MEMORY_BUDGET_MB
     for name in ("webhook_during_export", "webhook_during_public",
                  "webhook_during_broadcast", "webhook_during_sending"):
         checks[name] = big[name][1] < WEBHOOK_BUDGET_MS
@@ -512,7 +518,8 @@ async def _again(work: Callable[[], Awaitable[None]]) -> None:
 
 async def measure_export(services: Services) -> dict[str, tuple[float, float]]:
     """One export of the aggregator's requests: ms to the header and to the first rows,
-    and rows a second over the whole file."""
+    and rows a second over the whole file; then another, untimed, with Python's
+    allocations traced: how far they rose above what they were before (MB)."""
     started = time.perf_counter()
     marks: list[float] = []
     rows = 0
@@ -522,9 +529,18 @@ async def measure_export(services: Services) -> dict[str, tuple[float, float]]:
         rows += chunk.count("\n")
     elapsed = time.perf_counter() - started
     rate = (rows - 1) / elapsed
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        async for _ in export_chunks(services.reads, services.areas, "requests", 1):
+            pass
+        grew = (tracemalloc.get_traced_memory()[1] - before) / 1_000_000
+    finally:
+        tracemalloc.stop()
     return {"export_first_byte": (marks[0], marks[0]),
             "export_first_rows": (marks[-1], marks[-1]), "export_rows_per_s": (rate, rate),
-            "export_rows": (rows - 1, rows - 1)}
+            "export_rows": (rows - 1, rows - 1), "export_memory_mb": (grew, grew)}
 
 
 async def benchmark(rows: int, claims: int, webhooks: int, sending: float, url: str | None
@@ -577,6 +593,7 @@ async def benchmark(rows: int, claims: int, webhooks: int, sending: float, url: 
     lines.append(f"export first_byte_ms={export['first_byte']:.1f} "
                  f"first_rows_ms={export['first_rows']:.1f} "
                  f"rows_per_s={export['rows_per_s']:.0f} "
+                 f"memory_mb=+{big['export_memory_mb'][0]:.1f} "
                  f"ratio={export['first_rows'] / small['export_first_rows'][0]:.2f}")
     rate = big["sending_rate"][0]
     lines.append(f"sending messages_per_s_{label}={rate:.1f} of {TELEGRAM_LIMIT:g} "
