@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import threading
 from collections.abc import Callable
 from typing import ParamSpec, TypeVar
 
@@ -24,22 +25,26 @@ T = TypeVar("T")
 
 
 class _Interval:
-    """The switch interval to put back, and how many pieces of work are under way."""
+    """The switch interval to put back, and how many pieces of work are under way (in
+    every event loop of the process: the interval is the interpreter's)."""
 
     def __init__(self) -> None:
         self.running = 0
         self.saved = sys.getswitchinterval()
+        self._lock = threading.Lock()
 
     def enter(self) -> None:
-        if self.running == 0:
-            self.saved = sys.getswitchinterval()
-            sys.setswitchinterval(min(self.saved, SWITCH_INTERVAL))
-        self.running += 1
+        with self._lock:
+            if self.running == 0:
+                self.saved = sys.getswitchinterval()
+                sys.setswitchinterval(min(self.saved, SWITCH_INTERVAL))
+            self.running += 1
 
     def leave(self) -> None:
-        self.running -= 1
-        if self.running == 0:
-            sys.setswitchinterval(self.saved)
+        with self._lock:
+            self.running -= 1
+            if self.running == 0:
+                sys.setswitchinterval(self.saved)
 
 
 _interval = _Interval()
