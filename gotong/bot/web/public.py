@@ -12,9 +12,10 @@ page's script then polls the same figures as JSON to refresh them in place.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar, cast
@@ -126,6 +127,10 @@ class FigureCache:
 
 
 PUBLIC_FIGURES = web.AppKey("public_figures", FigureCache)
+# The computation of the figures started with the server (done once it has run), and
+# how long the server waits for it before it serves.
+FIRST_FIGURES = web.AppKey("first_figures", asyncio.Task[None])
+FIRST_FIGURES_WAIT = 2.0
 
 
 def _trail(areas: AreaDirectory, area: AreaEntry) -> tuple[AreaEntry, ...]:
@@ -294,7 +299,7 @@ async def public_figures(request: web.Request) -> web.Response:
     return response
 
 
-async def _compute_at_start(app: web.Application) -> None:
+async def _compute_first(app: web.Application) -> None:
     """The figures computed before the first visitor: a process's first computation
     works out which small counts to hide from nothing (a few hundred ms for a city of a
     million households), every later one starts from the cells hidden before."""
@@ -306,9 +311,24 @@ async def _compute_at_start(app: web.Application) -> None:
                     type(error).__name__)
 
 
+async def _first_figures(app: web.Application) -> AsyncIterator[None]:
+    """Compute the figures as the server starts. The server waits for them up to
+    `FIRST_FIGURES_WAIT` seconds, so that its first pages do not share the CPU with
+    them; a database slow or away at start delays it no longer than that, and the
+    computation goes on beside it (a visitor meanwhile waits for it, as for any other
+    under way)."""
+    computing = asyncio.create_task(_compute_first(app))
+    app[FIRST_FIGURES] = computing
+    await asyncio.wait([computing], timeout=FIRST_FIGURES_WAIT)
+    yield
+    computing.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await computing
+
+
 def add_routes(app: web.Application) -> None:
     """Register the public page's routes (the cache can be replaced before start-up)."""
     app[PUBLIC_FIGURES] = FigureCache()
-    app.on_startup.append(_compute_at_start)
+    app.cleanup_ctx.append(_first_figures)
     app.router.add_get(PATH, public_page)
     app.router.add_get(FIGURES_PATH, public_figures)
