@@ -5,9 +5,10 @@ headers, and no personal data at all."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -285,9 +286,10 @@ async def test_the_figures_change_after_a_delivery_once_the_cache_expires(site: 
     assert (headline["households_waiting"], headline["households_in_delivery"]) == (2, 1)
 
 
-async def test_a_burst_of_visitors_costs_one_set_of_queries(site: Site) -> None:
-    # The page reads on the read connections (SQLite's own, or the one pool).
-    services = site.world.services
+@contextlib.contextmanager
+def reads(services: Services) -> Iterator[list[str]]:
+    """The statements run on the read connections meanwhile (SQLite's own, or the one
+    pool), where the public page reads."""
     engine = (services.read_engine or services.engine).sync_engine
     statements: list[str] = []
 
@@ -297,6 +299,13 @@ async def test_a_burst_of_visitors_costs_one_set_of_queries(site: Site) -> None:
     listener: Callable[..., None] = count
     event.listen(engine, "before_cursor_execute", listener)
     try:
+        yield statements
+    finally:
+        event.remove(engine, "before_cursor_execute", listener)
+
+
+async def test_a_burst_of_visitors_costs_one_set_of_queries(site: Site) -> None:
+    with reads(site.world.services) as statements:
         # Past the figures computed at start-up.
         site.clock.now += 10
         await site.figures()
@@ -310,8 +319,6 @@ async def test_a_burst_of_visitors_costs_one_set_of_queries(site: Site) -> None:
         statements.clear()
         await asyncio.gather(*(site.figures() for _ in range(5)))
         assert statements == []
-    finally:
-        event.remove(engine, "before_cursor_execute", listener)
 
 
 async def test_security_headers(site: Site) -> None:
@@ -325,7 +332,6 @@ async def test_security_headers(site: Site) -> None:
     assert figures.headers["Cache-Control"] == "public, max-age=5"
 
 
-
 async def test_the_figures_are_computed_at_start_up_before_the_first_visitor(
         services: Services) -> None:
     """A process's first computation works out the hidden cells from nothing (the dear
@@ -333,15 +339,7 @@ async def test_the_figures_are_computed_at_start_up_before_the_first_visitor(
     app = create_web_app(services=services)
     clock = Clock()
     app[PUBLIC_FIGURES] = FigureCache(seconds=5, clock=clock)
-    engine = (services.read_engine or services.engine).sync_engine
-    statements: list[str] = []
-
-    def count(*args: Any) -> None:
-        statements.append(args[2])
-
-    listener: Callable[..., None] = count
-    event.listen(engine, "before_cursor_execute", listener)
-    try:
+    with reads(services) as statements:
         async with TestClient(TestServer(app)) as client:
             await app[FIRST_FIGURES]
             at_start = len(statements)
@@ -349,8 +347,6 @@ async def test_the_figures_are_computed_at_start_up_before_the_first_visitor(
             response = await client.get("/public/figures.json")
             assert response.status == 200
             assert len(statements) == at_start
-    finally:
-        event.remove(engine, "before_cursor_execute", listener)
 
 
 async def test_the_server_starts_when_the_figures_cannot_be_computed(
