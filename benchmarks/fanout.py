@@ -149,9 +149,14 @@ def check_chats(fake: FakeTelegramAPI, expected: dict[int, int]) -> list[str]:
     return problems
 
 
+def send_times(fake: FakeTelegramAPI) -> list[float]:
+    """When the fake got each message sent, in order."""
+    return [t for (method, _), t in zip(fake.calls, fake.call_times, strict=True)
+            if method.lower() == "sendmessage"]
+
+
 def send_span(fake: FakeTelegramAPI) -> float:
-    times = [t for (method, _), t in zip(fake.calls, fake.call_times, strict=True)
-             if method.lower() == "sendmessage"]
+    times = send_times(fake)
     return times[-1] - times[0] if len(times) > 1 else 0.0
 
 
