@@ -199,10 +199,13 @@ def _requested_area(request: web.Request) -> AreaEntry | None:
 async def _figures(request: web.Request, area: AreaEntry | None) -> PublicFigures:
     """The area's figures, read from those of every area, computed at most once per
     `FigureCache.seconds` whatever the number of visitors and areas asked for."""
-    services = request.app[SERVICES]
-    snapshot = await request.app[PUBLIC_FIGURES].get(
-        SNAPSHOT, lambda: compute_snapshot(services))
-    return figures_of(services.areas, area, snapshot)
+    return figures_of(request.app[SERVICES].areas, area, await _snapshot(request.app))
+
+
+async def _snapshot(app: web.Application) -> PublicSnapshot:
+    """Every area's figures, from the cache or computed (once for every visitor)."""
+    services = app[SERVICES]
+    return await app[PUBLIC_FIGURES].get(SNAPSHOT, lambda: compute_snapshot(services))
 
 
 def format_figure(key: str, value: int | None, language: str, fewer: str = "") -> str:
@@ -303,9 +306,8 @@ async def _compute_first(app: web.Application) -> None:
     """The figures computed before the first visitor: a process's first computation
     works out which small counts to hide from nothing (a few hundred ms for a city of a
     million households), every later one starts from the cells hidden before."""
-    services = app[SERVICES]
     try:
-        await app[PUBLIC_FIGURES].get(SNAPSHOT, lambda: compute_snapshot(services))
+        await _snapshot(app)
     except Exception as error:  # the database may be away at start
         log.warning("public figures not computed at start (%s): the first visitor will",
                     type(error).__name__)
